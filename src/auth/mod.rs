@@ -1,0 +1,293 @@
+//! Merchant authentication: API keys (long-lived, hashed, revocable, with a role) are exchanged for
+//! short-lived HS256 access tokens; every `/v1` handler takes a [`Caller`] and asks it for a
+//! [`Permission`]. Everything a caller reads or writes is scoped to `caller.merchant_id`.
+
+pub mod keys;
+pub mod rate_limit;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+const ISSUER: &str = "threadcart";
+const AUDIENCE: &str = "threadcart-api";
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Owner,
+    /// Catalog, offers, bookables.
+    Catalog,
+    /// Reports and read-only threads.
+    Marketing,
+    /// Threads and messages.
+    Agent,
+}
+
+impl Role {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Catalog => "catalog",
+            Role::Marketing => "marketing",
+            Role::Agent => "agent",
+        }
+    }
+
+    /// Parses a stored or wire name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "catalog" => Some(Role::Catalog),
+            "marketing" => Some(Role::Marketing),
+            "agent" => Some(Role::Agent),
+            _ => None,
+        }
+    }
+
+    /// Whether this role grants `permission`.
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Owner => true,
+            Role::Catalog => matches!(permission, ReadMerchant | ReadCatalog | WriteCatalog),
+            Role::Marketing => matches!(permission, ReadMerchant | ReadCatalog),
+            Role::Agent => matches!(permission, ReadMerchant | ReadCatalog),
+        }
+    }
+}
+
+/// An action a route performs, checked against the caller's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Read the merchant's own profile.
+    ReadMerchant,
+    /// Create and revoke API keys.
+    ManageKeys,
+    /// Connect and disconnect Messenger Pages.
+    ManagePages,
+    /// Read products and variants.
+    ReadCatalog,
+    /// Change products, variants and stock; import feeds.
+    WriteCatalog,
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The merchant.
+    pub sub: Uuid,
+    /// The API key the token was minted from (checked for revocation on every call).
+    pub kid: Uuid,
+    /// The key's role.
+    pub role: Role,
+    /// Issued at (Unix seconds).
+    pub iat: u64,
+    /// Expires at (Unix seconds).
+    pub exp: u64,
+}
+
+/// Mints and checks access tokens.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+/// Why a token was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// Past its `exp`.
+    Expired,
+    /// Bad signature, algorithm, audience, issuer or shape.
+    Invalid,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl TokenIssuer {
+    /// An issuer signing with `secret`, tokens living `ttl`.
+    pub fn new(secret: &SecretString, ttl: Duration) -> Self {
+        let key = secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        TokenIssuer {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            ttl,
+        }
+    }
+
+    /// The lifetime of the tokens this issues.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A token for a key of `merchant_id` with `role`.
+    pub fn issue(&self, merchant_id: Uuid, key_id: Uuid, role: Role) -> Result<String, ApiError> {
+        let iat = now_secs();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: merchant_id,
+            kid: key_id,
+            role,
+            iat,
+            exp: iat + self.ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    /// Checks a token's signature (HS256 only: `alg: none` and others are refused), expiry, issuer and audience.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+/// The authenticated caller of a `/v1` route.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// The merchant every query is scoped to.
+    pub merchant_id: Uuid,
+    /// The API key behind the token.
+    pub key_id: Uuid,
+    /// The key's role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the role grants `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role.allows(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the `{}` role may not do this",
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access_token>`")
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not text"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "missing_token",
+            "send `Authorization: Bearer <access_token>`",
+        ));
+    }
+    Ok(token.trim().to_owned())
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let claims = state.tokens.verify(&token?).map_err(|e| match e {
+                TokenError::Expired => {
+                    ApiError::unauthorized("token_expired", "the access token has expired")
+                }
+                TokenError::Invalid => {
+                    ApiError::unauthorized("invalid_token", "the access token is not valid")
+                }
+            })?;
+            let (merchant_id, key_id) = (claims.sub, claims.kid);
+            let live = state
+                .db
+                .run(move |conn| keys::is_live(conn, merchant_id, key_id).map_err(ApiError::from))
+                .await?;
+            if !live {
+                return Err(ApiError::unauthorized(
+                    "invalid_token",
+                    "the API key behind this token was revoked",
+                ));
+            }
+            Ok(Caller {
+                merchant_id,
+                key_id,
+                role: claims.role,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(
+            &SecretString::from("test-secret-test-secret-test-secret!!"),
+            Duration::from_secs(900),
+        )
+    }
+
+    #[test]
+    fn a_token_round_trips_with_its_merchant_and_role() {
+        let (m, k) = (Uuid::now_v7(), Uuid::now_v7());
+        let claims = issuer()
+            .verify(&issuer().issue(m, k, Role::Catalog).unwrap())
+            .unwrap();
+        assert_eq!((claims.sub, claims.kid, claims.role), (m, k, Role::Catalog));
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn only_the_owner_manages_keys_and_pages() {
+        for role in [Role::Catalog, Role::Marketing, Role::Agent] {
+            assert!(!role.allows(Permission::ManageKeys));
+            assert!(!role.allows(Permission::ManagePages));
+        }
+        assert!(Role::Owner.allows(Permission::ManagePages));
+        assert!(Role::Catalog.allows(Permission::WriteCatalog));
+        assert!(!Role::Marketing.allows(Permission::WriteCatalog));
+    }
+}

@@ -1,0 +1,195 @@
+//! The `threadcart` command line (CONTRACT.md): every command reads the same environment as the server,
+//! applies pending migrations first, prints JSON on stdout, and exits non-zero with a one-line error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::{Role, keys};
+use crate::config::Config;
+use crate::db::Db;
+use crate::merchants::pages::{self, NewPage};
+use crate::merchants::{self, NewMerchant};
+use crate::startup::Application;
+
+/// threadcart: conversational commerce on Messenger.
+#[derive(Debug, Parser)]
+#[command(name = "threadcart", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run pending migrations, then serve HTTP and the workers (the default).
+    Serve {
+        /// Load the demo merchants at start (default: on for SQLite, off for PostgreSQL; env THREADCART_DEMO).
+        #[arg(long, env = "THREADCART_DEMO")]
+        demo: Option<bool>,
+    },
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Manage merchants.
+    Merchant {
+        #[command(subcommand)]
+        command: MerchantCommand,
+    },
+    /// Manage Messenger Pages.
+    Page {
+        #[command(subcommand)]
+        command: PageCommand,
+    },
+    /// Load the demo merchants from fixtures/ and print their ids, Page ids and API keys.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum MerchantCommand {
+    /// Create a merchant and print its id and an owner API key (shown once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// ISO 4217 currency of its prices.
+        #[arg(long, default_value = "EUR")]
+        currency: String,
+        /// IANA timezone.
+        #[arg(long, default_value = "Europe/Paris")]
+        timezone: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PageCommand {
+    /// Connect a Messenger Page to a merchant.
+    Connect {
+        /// The merchant's id.
+        #[arg(long)]
+        merchant: Uuid,
+        /// Meta's Page id.
+        #[arg(long)]
+        page_id: String,
+        /// The Page access token.
+        #[arg(long)]
+        access_token: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("configuration: {e}")),
+    };
+    crate::telemetry::init(config.log_format, "info");
+    match run(cli, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("error: {}", message.replace('\n', " "));
+    ExitCode::FAILURE
+}
+
+fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let db = Db::connect(config.database_url(), config.db_max_connections)?;
+    match cli.command.unwrap_or(Command::Serve { demo: None }) {
+        Command::Serve { demo } => {
+            let demo = demo.unwrap_or(db.backend() == crate::db::Backend::Sqlite);
+            if demo {
+                for m in crate::demo::load(&db)? {
+                    tracing::info!(merchant = %m.name, merchant.id = %m.merchant_id, page.id = %m.page_id,
+                        "demo merchant ready (its public API key is printed by `threadcart demo`)");
+                }
+            }
+            actix_web::rt::System::new().block_on(async move {
+                Application::build(config, db)?.run_until_stopped().await?;
+                Ok(())
+            })
+        }
+        Command::Migrate => {
+            // Db::connect has applied them.
+            print(&json!({"migrated": true, "backend": db.backend().name()}))
+        }
+        Command::Merchant {
+            command:
+                MerchantCommand::Create {
+                    name,
+                    currency,
+                    timezone,
+                },
+        } => {
+            let new = NewMerchant::parse(&name, &currency, &timezone).map_err(describe)?;
+            let (merchant, key) = db.run_blocking(|conn| -> anyhow::Result<_> {
+                crate::db::write_transaction(conn, |conn| {
+                    let merchant = merchants::create(conn, &new, None)?;
+                    let key = keys::create(
+                        conn,
+                        merchant.id,
+                        Role::Owner,
+                        Some("created by CLI".into()),
+                        None,
+                    )?;
+                    Ok::<_, diesel::result::Error>((merchant, key))
+                })
+                .map_err(anyhow::Error::from)
+            })?;
+            print(&json!({"merchant_id": merchant.id, "api_key": key.plaintext}))
+        }
+        Command::Page {
+            command:
+                PageCommand::Connect {
+                    merchant,
+                    page_id,
+                    access_token,
+                    name,
+                },
+        } => {
+            let new = NewPage::parse(&page_id, name.as_deref(), &access_token).map_err(describe)?;
+            let page = db.run_blocking(|conn| -> anyhow::Result<_> {
+                merchants::get(conn, merchant).map_err(|e| match e {
+                    diesel::result::Error::NotFound => anyhow::anyhow!("no merchant with id {merchant}"),
+                    other => other.into(),
+                })?;
+                pages::connect(conn, merchant, &new).map_err(|e| match e {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => {
+                        anyhow::anyhow!("Page {} is already connected to a merchant", new.page_id)
+                    }
+                    other => other.into(),
+                })
+            })?;
+            print(&json!({
+                "merchant_id": page.merchant_id,
+                "page_id": page.page_id,
+                "name": page.name,
+                "token_last4": page.token_last4,
+            }))
+        }
+        Command::Demo => print(&json!({"merchants": crate::demo::load(&db)?})),
+    }
+}
+
+fn describe(errors: Vec<crate::catalog::domain::FieldError>) -> anyhow::Error {
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| format!("--{}: {}", e.field.replace('_', "-"), e.detail))
+        .collect();
+    anyhow::anyhow!(parts.join("; "))
+}

@@ -1,0 +1,345 @@
+//! Storage: one diesel codebase over SQLite (embedded, the default) and PostgreSQL (production).
+//!
+//! The backend is chosen from the `DATABASE_URL` scheme, never by trial: a wrong PostgreSQL password must
+//! surface as that error, not silently become an SQLite file. Everything backend-specific lives here.
+
+pub mod schema;
+pub mod types;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::migration::MigrationSource;
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
+use diesel::{Connection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use types::{DbUuid, PortableUuid};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL, for production and several server processes.
+    #[cfg(feature = "postgres")]
+    Postgres(diesel::PgConnection),
+    /// Embedded SQLite, the default (kept last, as diesel's docs ask).
+    Sqlite(SqliteConnection),
+}
+
+/// The current UTC time at microsecond precision: what both backends store, so values read back compare equal.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// Which database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://PATH` or `sqlite::memory:`.
+    Sqlite,
+    /// `postgres://...` or `postgresql://...`.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend named by a database URL's scheme.
+    pub fn from_url(url: &str) -> Result<Backend, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if cfg!(feature = "postgres") {
+                Ok(Backend::Postgres)
+            } else {
+                Err(DbError::Config(
+                    "DATABASE_URL is a PostgreSQL URL but this binary was built without the `postgres` \
+                     feature: rebuild with `cargo build --features postgres`"
+                        .into(),
+                ))
+            }
+        } else {
+            Err(DbError::Config(
+                "DATABASE_URL must start with sqlite:// or postgres:// (for example sqlite://threadcart.db)"
+                    .into(),
+            ))
+        }
+    }
+
+    /// The name operators see in logs and `/readyz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// What can go wrong reaching or using the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL or settings are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A connection could not be made (wrong password, server down, unwritable file ...).
+    #[error("cannot connect to the database: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    /// No pooled connection became free in time.
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    /// Migrations could not be applied.
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+    /// The blocking task running the query was cancelled.
+    #[error("database task was cancelled")]
+    Cancelled,
+}
+
+/// Turns a `sqlite://` URL into the path SQLite expects.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// Opens one connection of the backend the URL names.
+pub fn establish(url: &str) -> Result<DbConnection, DbError> {
+    let mut conn = match Backend::from_url(url)? {
+        Backend::Sqlite => DbConnection::Sqlite(SqliteConnection::establish(sqlite_path(url))?),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => DbConnection::Postgres(diesel::PgConnection::establish(url)?),
+        #[cfg(not(feature = "postgres"))]
+        Backend::Postgres => return Err(DbError::Config("PostgreSQL support is not built in".into())),
+    };
+    prepare(&mut conn)?;
+    Ok(conn)
+}
+
+/// Per-connection settings: SQLite needs them on every connection, PostgreSQL needs none.
+fn prepare(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
+    match conn {
+        DbConnection::Sqlite(c) => c.batch_execute(
+            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        ),
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(_) => Ok(()),
+    }
+}
+
+impl DbConnection {
+    /// The backend behind this connection.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn migrations(&self) -> EmbeddedMigrations {
+        match self {
+            DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// Applies pending migrations; returns how many ran.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
+    let migrations = conn.migrations();
+    let applied = conn
+        .run_pending_migrations(migrations)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(applied.len())
+}
+
+/// True when every embedded migration has been applied.
+pub fn migrations_applied(conn: &mut DbConnection) -> Result<bool, DbError> {
+    let migrations = conn.migrations();
+    // Reading the list cannot fail for embedded migrations; a failure still answers "not applied".
+    let expected = MigrationSource::<MultiBackend>::migrations(&migrations)
+        .map_err(|e| DbError::Migration(e.to_string()))?
+        .len();
+    let done = conn
+        .applied_migrations()
+        .map_err(|e| DbError::Migration(e.to_string()))?
+        .len();
+    Ok(done >= expected)
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so two writers never deadlock on the
+/// read-to-write lock upgrade), an ordinary transaction on PostgreSQL.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+        }
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(_) => return conn.transaction(f),
+    }
+    // The multi-backend transaction manager delegates to the inner one begun above.
+    type Tm = <DbConnection as Connection>::TransactionManager;
+    match f(conn) {
+        Ok(value) => {
+            Tm::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => match Tm::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
+/// Builds connections for the pool, of the backend chosen once from the URL.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConnection, DbError> {
+        establish(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        conn.ping().map_err(DbError::Query)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+#[derive(Debug)]
+struct Pragmas;
+
+impl CustomizeConnection<DbConnection, DbError> for Pragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        prepare(conn).map_err(DbError::Query)
+    }
+}
+
+/// Pool usage, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub connections: u32,
+    /// Connections idle.
+    pub idle: u32,
+    /// The pool's maximum.
+    pub max: u32,
+}
+
+/// The application's handle on the database: a pool plus the async bridge.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<ConnectionManager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("backend", &self.backend).finish()
+    }
+}
+
+impl Db {
+    /// Connects, applies pending migrations, and builds the pool.
+    ///
+    /// The first connection is made eagerly so a bad URL or password fails start-up with its real cause.
+    pub fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        let backend = Backend::from_url(url)?;
+        let mut first = establish(url)?;
+        let applied = run_migrations(&mut first)?;
+        if applied > 0 {
+            tracing::info!(
+                db.backend = backend.name(),
+                migrations.applied = applied,
+                "database migrated"
+            );
+        }
+        drop(first);
+        // SQLite allows one writer at a time; a few connections serve the readers beside it.
+        let max = match backend {
+            Backend::Sqlite => max_connections.clamp(1, 8),
+            Backend::Postgres => max_connections.max(1),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(max)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(Pragmas))
+            .build(ConnectionManager { url: url.to_owned() })?;
+        Ok(Db { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs blocking diesel work on the blocking thread pool, inside the caller's tracing span.
+    pub async fn run<T, E>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let mut conn = pool.get().map_err(DbError::from)?;
+                f(&mut conn)
+            })
+        })
+        .await;
+        joined.unwrap_or_else(|_| Err(DbError::Cancelled.into()))
+    }
+
+    /// Runs one plain query function (see [`Db::run`]).
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    ) -> Result<T, DbError> {
+        self.run(move |conn| f(conn).map_err(DbError::from)).await
+    }
+
+    /// Blocking access, for the CLI and start-up code that is not async.
+    pub fn run_blocking<T, E>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut conn = self.pool.get().map_err(DbError::from)?;
+        f(&mut conn)
+    }
+
+    /// Current pool usage.
+    pub fn usage(&self) -> PoolUsage {
+        let state = self.pool.state();
+        PoolUsage {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+}

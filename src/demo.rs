@@ -1,0 +1,148 @@
+//! The demo merchants of `fixtures/demo.json` (a shoe shop and a hotel), loaded idempotently: running it
+//! again finds them by slug, keeps their stock, and leaves one copy of everything.
+//!
+//! Their API keys are public (they are in the repository): demo merchants are for trying threadcart out.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{Role, keys};
+use crate::catalog::import::{ImportProduct, ImportVariant};
+use crate::catalog::wire::ProductCreate;
+use crate::catalog::{self, CatalogError};
+use crate::db::{Db, DbConnection, write_transaction};
+use crate::merchants::pages::{self, NewPage};
+use crate::merchants::{self, NewMerchant};
+
+/// The fixture, embedded so the binary carries it wherever it runs.
+const DEMO_JSON: &str = include_str!("../fixtures/demo.json");
+
+#[derive(Deserialize)]
+struct Fixture {
+    merchants: Vec<DemoMerchant>,
+}
+
+#[derive(Deserialize)]
+struct DemoMerchant {
+    slug: String,
+    name: String,
+    currency: String,
+    timezone: String,
+    api_key: String,
+    page: DemoPage,
+    products: Vec<ProductCreate>,
+}
+
+#[derive(Deserialize)]
+struct DemoPage {
+    page_id: String,
+    name: Option<String>,
+    access_token: String,
+}
+
+/// What `threadcart demo` prints for each merchant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Loaded {
+    /// Stable slug.
+    pub slug: String,
+    /// Name.
+    pub name: String,
+    /// Id in this database.
+    pub merchant_id: Uuid,
+    /// Its Messenger Page id.
+    pub page_id: String,
+    /// Its public owner API key.
+    pub api_key: String,
+    /// Products in the fixture.
+    pub products: usize,
+}
+
+/// Why the demo could not load.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The embedded fixture is broken (a build problem).
+    #[error("fixtures/demo.json is invalid: {0}")]
+    Fixture(String),
+    /// The demo Page id is connected to a merchant that is not the demo one.
+    #[error("Page {0} is already connected to another merchant")]
+    PageTaken(String),
+    /// A catalog write failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+impl From<diesel::result::Error> for DemoError {
+    fn from(e: diesel::result::Error) -> Self {
+        DemoError::Db(e.into())
+    }
+}
+
+/// Loads (or refreshes) every demo merchant.
+pub fn load(db: &Db) -> Result<Vec<Loaded>, DemoError> {
+    let fixture: Fixture = serde_json::from_str(DEMO_JSON).map_err(|e| DemoError::Fixture(e.to_string()))?;
+    fixture
+        .merchants
+        .iter()
+        .map(|m| db.run_blocking(|conn| load_one(conn, m)))
+        .collect()
+}
+
+fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoError> {
+    let bad = |e: Vec<crate::catalog::domain::FieldError>| DemoError::Fixture(format!("{}: {e:?}", m.slug));
+    let new = NewMerchant::parse(&m.name, &m.currency, &m.timezone).map_err(bad)?;
+    let merchant = write_transaction(conn, |conn| -> Result<_, DemoError> {
+        let merchant = match merchants::find_demo(conn, &m.slug)? {
+            Some(existing) => existing,
+            None => merchants::create(conn, &new, Some(&m.slug))?,
+        };
+        keys::ensure_fixed(conn, merchant.id, Role::Owner, &m.api_key)?;
+        let page =
+            NewPage::parse(&m.page.page_id, m.page.name.as_deref(), &m.page.access_token).map_err(bad)?;
+        match pages::get(conn, merchant.id, &page.page_id) {
+            Ok(_) => {}
+            Err(diesel::result::Error::NotFound) => {
+                pages::connect(conn, merchant.id, &page).map_err(|e| match e {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => DemoError::PageTaken(page.page_id.clone()),
+                    other => other.into(),
+                })?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(merchant)
+    })?;
+    for product in &m.products {
+        let parsed = product.parse(merchant.currency).map_err(bad)?;
+        let item = ImportProduct {
+            fields: parsed.fields,
+            variants: parsed
+                .variants
+                .into_iter()
+                .map(|fields| ImportVariant {
+                    row: 0,
+                    fields,
+                    // New variants get the fixture's stock; existing ones keep what sales left them.
+                    stock_given: false,
+                })
+                .collect(),
+        };
+        let mut rejected = Vec::new();
+        catalog::upsert_product(conn, merchant.id, &item, &mut rejected)?;
+        if let Some(r) = rejected.first() {
+            return Err(DemoError::Fixture(format!("{}: {}", m.slug, r.detail)));
+        }
+    }
+    Ok(Loaded {
+        slug: m.slug.clone(),
+        name: merchant.name,
+        merchant_id: merchant.id,
+        page_id: m.page.page_id.clone(),
+        api_key: m.api_key.clone(),
+        products: m.products.len(),
+    })
+}

@@ -1,0 +1,205 @@
+//! The caller's merchant, its API keys, and the token exchange.
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Api, ListBody, PageParams, created, timestamp};
+use crate::auth::keys::{self, ApiKey};
+use crate::auth::{Caller, Permission, Role};
+use crate::catalog::domain::FieldError;
+use crate::error::ApiError;
+use crate::merchants;
+use crate::startup::AppState;
+
+pub(super) fn routes(api: &mut Api<'_>) {
+    api.route(Method::POST, "/v1/auth/token", token)
+        .route(Method::GET, "/v1/merchant", merchant)
+        .route(Method::GET, "/v1/api-keys", list_keys)
+        .route(Method::POST, "/v1/api-keys", create_key)
+        .route(Method::DELETE, "/v1/api-keys/{key_id}", revoke_key);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    api_key: String,
+}
+
+#[derive(Serialize)]
+struct TokenBody {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+#[tracing::instrument(skip_all)]
+async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    state
+        .auth_limiter
+        .check(ip)
+        .map_err(ApiError::too_many_requests)?;
+    let plaintext = body.into_inner().api_key;
+    let found = if plaintext.is_empty() || plaintext.len() > 200 {
+        None
+    } else {
+        state
+            .db
+            .query(move |conn| keys::find_live_by_plaintext(conn, &plaintext))
+            .await?
+    };
+    let Some(key) = found else {
+        state.auth_limiter.fail(ip);
+        tracing::info!(client.ip = %ip, "token refused: unknown or revoked API key");
+        return Err(ApiError::unauthorized(
+            "invalid_api_key",
+            "the API key is unknown or revoked",
+        ));
+    };
+    let access_token = state.tokens.issue(key.merchant_id, key.id, key.role)?;
+    tracing::info!(merchant.id = %key.merchant_id, key.id = %key.id, "access token issued");
+    Ok(HttpResponse::Ok().json(TokenBody {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl().as_secs(),
+    }))
+}
+
+#[derive(Serialize)]
+struct MerchantBody {
+    id: Uuid,
+    name: String,
+    currency: &'static str,
+    timezone: &'static str,
+    created_at: String,
+}
+
+async fn merchant(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadMerchant)?;
+    let m = state
+        .db
+        .query(move |conn| merchants::get(conn, caller.merchant_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(MerchantBody {
+        id: m.id,
+        name: m.name,
+        currency: m.currency.code(),
+        timezone: m.timezone.name(),
+        created_at: timestamp(m.created_at),
+    }))
+}
+
+#[derive(Serialize)]
+struct KeyBody {
+    id: Uuid,
+    role: Role,
+    label: Option<String>,
+    prefix: String,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
+}
+
+impl From<ApiKey> for KeyBody {
+    fn from(k: ApiKey) -> Self {
+        KeyBody {
+            id: k.id,
+            role: k.role,
+            label: k.label,
+            prefix: k.prefix,
+            created_at: timestamp(k.created_at),
+            api_key: None,
+        }
+    }
+}
+
+async fn list_keys(
+    caller: Caller,
+    state: web::Data<AppState>,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManageKeys)?;
+    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    let items = state
+        .db
+        .query(move |conn| keys::list(conn, caller.merchant_id, after, limit + 1))
+        .await?;
+    Ok(HttpResponse::Ok().json(ListBody::from_items(
+        items,
+        limit,
+        |k| k.id.to_string(),
+        KeyBody::from,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRequest {
+    role: String,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+async fn create_key(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<KeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManageKeys)?;
+    let KeyRequest { role, label } = body.into_inner();
+    let mut errors = Vec::new();
+    let role = Role::parse(&role);
+    if role.is_none() {
+        errors.push(FieldError::new(
+            "role",
+            "invalid_role",
+            "role is one of owner, catalog, marketing, agent",
+        ));
+    }
+    let label = label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
+    if label.as_ref().is_some_and(|l| l.chars().count() > 100) {
+        errors.push(FieldError::new(
+            "label",
+            "too_long",
+            "must be at most 100 characters",
+        ));
+    }
+    let Some(role) = role.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let new = state
+        .db
+        .query(move |conn| keys::create(conn, caller.merchant_id, role, label, None))
+        .await?;
+    tracing::info!(merchant.id = %caller.merchant_id, key.id = %new.record.id, key.role = role.as_str(), "API key created");
+    let mut body = KeyBody::from(new.record);
+    body.api_key = Some(new.plaintext);
+    Ok(created(body))
+}
+
+async fn revoke_key(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManageKeys)?;
+    let key_id = path.into_inner();
+    let revoked = state
+        .db
+        .query(move |conn| keys::revoke(conn, caller.merchant_id, key_id))
+        .await?;
+    if !revoked {
+        return Err(ApiError::not_found("API key"));
+    }
+    tracing::info!(merchant.id = %caller.merchant_id, key.id = %key_id, "API key revoked");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,199 @@
+//! The HTTP edge: thin handlers per context, one route table, shared extraction rules.
+//!
+//! Every route is registered through [`Api`], which also records it: the test that compares the app
+//! with `openapi.yaml` reads the same table the server is built from.
+
+mod catalog;
+mod health;
+mod merchant;
+mod pages;
+
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, web};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The JSON body limit of ordinary routes.
+pub const JSON_LIMIT: usize = 256 * 1024;
+
+/// Registers routes on an actix config and records them.
+pub struct Api<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    routes: Vec<(Method, &'static str)>,
+}
+
+impl<'a> Api<'a> {
+    /// Adds one route.
+    pub fn route<F, Args>(&mut self, method: Method, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.routes.push((method.clone(), path));
+        if let Some(cfg) = self.cfg.as_deref_mut() {
+            cfg.route(path, web::method(method).to(handler));
+        }
+        self
+    }
+}
+
+fn register(api: &mut Api<'_>) {
+    health::routes(api);
+    merchant::routes(api);
+    pages::routes(api);
+    catalog::routes(api);
+}
+
+/// Every route of the application, as (method, path pattern).
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    let mut api = Api {
+        cfg: None,
+        routes: Vec::new(),
+    };
+    register(&mut api);
+    api.routes
+}
+
+/// Installs every route, then a 405 fallback for known paths with another method.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut api = Api {
+        cfg: Some(cfg),
+        routes: Vec::new(),
+    };
+    register(&mut api);
+    let mut paths: Vec<&'static str> = api.routes.iter().map(|(_, p)| *p).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    for path in paths {
+        cfg.route(path, web::route().to(method_not_allowed));
+    }
+    cfg.app_data(json_config(JSON_LIMIT))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::bad_request("bad_request", format!("invalid query string: {e}")).into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found("resource").into()));
+}
+
+/// A JSON extractor config with `limit` and problem+json errors.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |e, _| {
+            use actix_web::error::JsonPayloadError;
+            match e {
+                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+                    ApiError::payload_too_large(limit).into()
+                }
+                JsonPayloadError::ContentType => ApiError::new(
+                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as application/json",
+                )
+                .into(),
+                other => ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body is not valid JSON for this route: {other}"),
+                )
+                .into(),
+            }
+        })
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+/// The answer for paths no route matches.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+/// RFC 3339 UTC with microseconds, as every timestamp on the wire.
+pub fn timestamp(t: chrono::NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// `limit` and `cursor` of list routes.
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+/// The largest page a list answers.
+pub const MAX_LIMIT: i64 = 200;
+
+impl PageParams {
+    /// The page size, checked.
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::validation(vec![
+                crate::catalog::domain::FieldError::new(
+                    "limit",
+                    "out_of_range",
+                    format!("limit must be between 1 and {MAX_LIMIT}"),
+                ),
+            ])),
+        }
+    }
+
+    /// The cursor as a UUID (the lists keyed by UUIDv7).
+    pub fn uuid_cursor(&self) -> Result<Option<uuid::Uuid>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                uuid::Uuid::parse_str(c).map_err(|_| {
+                    ApiError::bad_request("bad_request", "the cursor is not one this API gave out")
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A page of a list: `{"data": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize)]
+pub struct ListBody<T> {
+    data: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+impl<T> ListBody<T> {
+    /// Builds a page from up to `limit + 1` items: the extra one only says another page exists.
+    pub fn from_items<I>(
+        mut items: Vec<I>,
+        limit: i64,
+        cursor_of: impl Fn(&I) -> String,
+        body: impl Fn(I) -> T,
+    ) -> Self {
+        let more = items.len() as i64 > limit;
+        items.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_cursor = if more { items.last().map(&cursor_of) } else { None };
+        ListBody {
+            data: items.into_iter().map(body).collect(),
+            next_cursor,
+        }
+    }
+}
+
+/// `201 Created` with a JSON body.
+pub fn created<T: Serialize>(body: T) -> HttpResponse {
+    HttpResponse::Created().json(body)
+}

@@ -1,0 +1,132 @@
+//! Connecting Messenger Pages to the caller's merchant.
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::{Api, ListBody, PageParams, created, timestamp};
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, is_unique_violation_on};
+use crate::merchants::pages::{self, NewPage, Page};
+use crate::startup::AppState;
+
+pub(super) fn routes(api: &mut Api<'_>) {
+    api.route(Method::POST, "/v1/pages", connect)
+        .route(Method::GET, "/v1/pages", list)
+        .route(Method::GET, "/v1/pages/{page_id}", get)
+        .route(Method::DELETE, "/v1/pages/{page_id}", disconnect);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectRequest {
+    page_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    access_token: String,
+}
+
+#[derive(Serialize)]
+struct PageBody {
+    page_id: String,
+    name: Option<String>,
+    token_last4: String,
+    connected_at: String,
+}
+
+impl From<Page> for PageBody {
+    fn from(p: Page) -> Self {
+        PageBody {
+            page_id: p.page_id,
+            name: p.name,
+            token_last4: p.token_last4,
+            connected_at: timestamp(p.connected_at),
+        }
+    }
+}
+
+async fn connect(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<ConnectRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let new = NewPage::parse(&body.page_id, body.name.as_deref(), &body.access_token)
+        .map_err(ApiError::validation)?;
+    let page_id = new.page_id.clone();
+    let page = state
+        .db
+        .query(move |conn| pages::connect(conn, caller.merchant_id, &new))
+        .await
+        .map_err(|e| match e {
+            crate::db::DbError::Query(q) if is_unique_violation_on(&q, "pages") => ApiError::conflict(
+                "page_already_connected",
+                format!("Page {page_id} is already connected to a merchant"),
+            ),
+            other => other.into(),
+        })?;
+    tracing::info!(merchant.id = %caller.merchant_id, page.id = %page.page_id, "Page connected");
+    Ok(created(PageBody::from(page)))
+}
+
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let limit = page.limit()?;
+    let after = page.into_inner().cursor;
+    let items = state
+        .db
+        .query(move |conn| pages::list(conn, caller.merchant_id, after.as_deref(), limit + 1))
+        .await?;
+    Ok(HttpResponse::Ok().json(ListBody::from_items(
+        items,
+        limit,
+        |p| p.page_id.clone(),
+        PageBody::from,
+    )))
+}
+
+async fn get(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let page_id = path.into_inner();
+    let page = state
+        .db
+        .query(move |conn| pages::get(conn, caller.merchant_id, &page_id))
+        .await
+        .map_err(|e| not_found_as("Page", e))?;
+    Ok(HttpResponse::Ok().json(PageBody::from(page)))
+}
+
+async fn disconnect(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let page_id = path.into_inner();
+    let id = page_id.clone();
+    let gone = state
+        .db
+        .query(move |conn| pages::disconnect(conn, caller.merchant_id, &id))
+        .await?;
+    if !gone {
+        return Err(ApiError::not_found("Page"));
+    }
+    tracing::info!(merchant.id = %caller.merchant_id, page.id = %page_id, "Page disconnected");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Maps a missing row to a 404 naming `what`.
+pub(super) fn not_found_as(what: &str, e: crate::db::DbError) -> ApiError {
+    match e {
+        crate::db::DbError::Query(diesel::result::Error::NotFound) => ApiError::not_found(what),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,17 @@
+//! threadcart: the service behind a Messenger thread between a shopper and a business.
+//!
+//! See `README.md` for the journey and the layout; each module says why it exists.
+
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod merchants;
+pub mod metrics;
+pub mod money;
+pub mod startup;
+pub mod telemetry;

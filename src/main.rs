@@ -1,0 +1,5 @@
+//! The `threadcart` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    threadcart::cli::main()
+}

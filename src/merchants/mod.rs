@@ -1,0 +1,146 @@
+//! Merchants: the tenants. Every other table hangs off a merchant, and every query is scoped to one.
+
+pub mod pages;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::catalog::domain::FieldError;
+use crate::db::schema::merchants;
+use crate::db::{DbConnection, DbUuid, now};
+use crate::money::Currency;
+
+/// A merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merchant {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// The currency its prices are in.
+    pub currency: Currency,
+    /// IANA timezone (reports, business hours).
+    pub timezone: chrono_tz::Tz,
+    /// Created (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = merchants)]
+struct MerchantRow {
+    id: DbUuid,
+    name: String,
+    currency: String,
+    timezone: String,
+    created_at: NaiveDateTime,
+}
+
+impl TryFrom<MerchantRow> for Merchant {
+    type Error = diesel::result::Error;
+
+    fn try_from(row: MerchantRow) -> Result<Self, Self::Error> {
+        let corrupt = |what: String| diesel::result::Error::DeserializationError(what.into());
+        Ok(Merchant {
+            id: row.id.0,
+            name: row.name,
+            currency: Currency::parse(&row.currency).map_err(|e| corrupt(e.to_string()))?,
+            timezone: row
+                .timezone
+                .parse()
+                .map_err(|_| corrupt(format!("unknown timezone {}", row.timezone)))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// A validated new merchant.
+#[derive(Debug, Clone)]
+pub struct NewMerchant {
+    /// Display name.
+    pub name: String,
+    /// Currency.
+    pub currency: Currency,
+    /// Timezone.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl NewMerchant {
+    /// Validates raw input, naming each bad field.
+    pub fn parse(name: &str, currency: &str, timezone: &str) -> Result<NewMerchant, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            errors.push(FieldError::new(
+                "name",
+                "invalid_name",
+                "a name takes 1 to 200 characters",
+            ));
+        }
+        let currency = Currency::parse(currency)
+            .map_err(|e| errors.push(FieldError::new("currency", e.code(), e.to_string())))
+            .ok();
+        let timezone = timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "timezone",
+                    "unknown_timezone",
+                    format!("`{timezone}` is not an IANA timezone such as Europe/Paris"),
+                ))
+            })
+            .ok();
+        match (currency, timezone) {
+            (Some(currency), Some(timezone)) if errors.is_empty() => Ok(NewMerchant {
+                name: name.to_owned(),
+                currency,
+                timezone,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Stores a merchant; `demo_slug` marks the demo ones so loading them again finds them.
+pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str>) -> QueryResult<Merchant> {
+    let id = Uuid::now_v7();
+    let created_at = now();
+    diesel::insert_into(merchants::table)
+        .values((
+            merchants::id.eq(DbUuid(id)),
+            merchants::name.eq(&new.name),
+            merchants::currency.eq(new.currency.code()),
+            merchants::timezone.eq(new.timezone.name()),
+            merchants::demo_slug.eq(demo_slug),
+            merchants::created_at.eq(created_at),
+            merchants::updated_at.eq(created_at),
+        ))
+        .execute(conn)?;
+    Ok(Merchant {
+        id,
+        name: new.name.clone(),
+        currency: new.currency,
+        timezone: new.timezone,
+        created_at,
+    })
+}
+
+/// The merchant with `id`.
+pub fn get(conn: &mut DbConnection, id: Uuid) -> QueryResult<Merchant> {
+    merchants::table
+        .find(DbUuid(id))
+        .select(MerchantRow::as_select())
+        .first(conn)?
+        .try_into()
+}
+
+/// The demo merchant loaded under `slug`, if any.
+pub fn find_demo(conn: &mut DbConnection, slug: &str) -> QueryResult<Option<Merchant>> {
+    merchants::table
+        .filter(merchants::demo_slug.eq(slug))
+        .select(MerchantRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Merchant::try_from)
+        .transpose()
+}

@@ -1,0 +1,160 @@
+//! Messenger Pages connected to a merchant. A Page id is unique across all merchants: inbound webhooks
+//! are routed by it. The Page access token is stored for the Send API and never returned (only its last
+//! four characters).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::catalog::domain::FieldError;
+use crate::db::schema::pages;
+use crate::db::{DbConnection, DbUuid, now};
+
+/// A connected Page, without its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Meta's Page id.
+    pub page_id: String,
+    /// Owning merchant.
+    pub merchant_id: Uuid,
+    /// Display name.
+    pub name: Option<String>,
+    /// The token's last four characters, to recognise it.
+    pub token_last4: String,
+    /// Connected (UTC).
+    pub connected_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = pages)]
+struct PageRow {
+    page_id: String,
+    merchant_id: DbUuid,
+    name: Option<String>,
+    access_token: String,
+    connected_at: NaiveDateTime,
+}
+
+impl From<PageRow> for Page {
+    fn from(row: PageRow) -> Self {
+        let chars: Vec<char> = row.access_token.chars().collect();
+        let last4: String = chars.iter().skip(chars.len().saturating_sub(4)).collect();
+        Page {
+            page_id: row.page_id,
+            merchant_id: row.merchant_id.0,
+            name: row.name,
+            token_last4: last4,
+            connected_at: row.connected_at,
+        }
+    }
+}
+
+/// A validated Page connection request.
+#[derive(Debug, Clone)]
+pub struct NewPage {
+    /// Meta's Page id: digits.
+    pub page_id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Page access token.
+    pub access_token: SecretString,
+}
+
+impl NewPage {
+    /// Validates raw input.
+    pub fn parse(page_id: &str, name: Option<&str>, access_token: &str) -> Result<NewPage, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if page_id.is_empty() || page_id.len() > 32 || !page_id.bytes().all(|b| b.is_ascii_digit()) {
+            errors.push(FieldError::new(
+                "page_id",
+                "invalid_page_id",
+                "a Page id is 1 to 32 digits",
+            ));
+        }
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        if name.is_some_and(|n| n.chars().count() > 200) {
+            errors.push(FieldError::new(
+                "name",
+                "too_long",
+                "must be at most 200 characters",
+            ));
+        }
+        if access_token.trim().len() < 8
+            || access_token.len() > 1000
+            || access_token.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            errors.push(FieldError::new(
+                "access_token",
+                "invalid_access_token",
+                "a Page access token is 8 to 1000 characters without blanks",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(NewPage {
+                page_id: page_id.to_owned(),
+                name: name.map(str::to_owned),
+                access_token: SecretString::from(access_token.to_owned()),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Connects a Page; a unique violation means it is connected already (to this or another merchant).
+pub fn connect(conn: &mut DbConnection, merchant_id: Uuid, new: &NewPage) -> QueryResult<Page> {
+    use secrecy::ExposeSecret;
+    let connected_at = now();
+    diesel::insert_into(pages::table)
+        .values((
+            pages::id.eq(DbUuid(Uuid::now_v7())),
+            pages::merchant_id.eq(DbUuid(merchant_id)),
+            pages::page_id.eq(&new.page_id),
+            pages::name.eq(&new.name),
+            pages::access_token.eq(new.access_token.expose_secret()),
+            pages::connected_at.eq(connected_at),
+        ))
+        .execute(conn)?;
+    get(conn, merchant_id, &new.page_id)
+}
+
+/// The merchant's Page with Meta id `page_id` (another merchant's answers `NotFound`).
+pub fn get(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryResult<Page> {
+    pages::table
+        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(pages::page_id.eq(page_id))
+        .select(PageRow::as_select())
+        .first(conn)
+        .map(Page::from)
+}
+
+/// A page of the merchant's Pages, ordered by Page id, after `after`.
+pub fn list(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Page>> {
+    let mut query = pages::table
+        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .order(pages::page_id.asc())
+        .limit(limit)
+        .select(PageRow::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(pages::page_id.gt(after.to_owned()));
+    }
+    Ok(query.load(conn)?.into_iter().map(Page::from).collect())
+}
+
+/// Disconnects the merchant's Page; false when it has none with that id.
+pub fn disconnect(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryResult<bool> {
+    let n = diesel::delete(
+        pages::table
+            .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(pages::page_id.eq(page_id)),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}

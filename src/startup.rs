@@ -1,0 +1,122 @@
+//! Builds the actix application from a [`Config`] and runs it until SIGTERM or Ctrl-C.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{App, HttpMessage, HttpServer, middleware, web};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::auth::TokenIssuer;
+use crate::auth::rate_limit::FailureLimiter;
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Access tokens.
+    pub tokens: TokenIssuer,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Brute-force protection of the token endpoint.
+    pub auth_limiter: FailureLimiter,
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects the database (migrating it), binds the listener, and builds the server.
+    pub fn build(config: Config, db: Db) -> anyhow::Result<Application> {
+        if config.jwt_secret_is_ephemeral {
+            tracing::warn!(
+                "THREADCART_JWT_SECRET is not set: using a random key, so access tokens end with this process \
+                 and are not shared with other instances"
+            );
+        }
+        let listener = TcpListener::bind(config.addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            tokens: TokenIssuer::new(&config.jwt_secret, config.token_ttl),
+            auth_limiter: FailureLimiter::new(config.auth_max_failures, config.auth_failure_window),
+            metrics: Metrics::default(),
+            db,
+            config: Arc::new(config),
+        });
+        let shutdown = state.config.shutdown_timeout.as_secs();
+        let server = HttpServer::new({
+            let state = state.clone();
+            move || {
+                App::new()
+                    .app_data(state.clone())
+                    .configure(crate::http::configure)
+                    .default_service(web::to(crate::http::not_found))
+                    .wrap(middleware::from_fn(observe))
+                    .wrap(TracingLogger::default())
+            }
+        })
+        .shutdown_timeout(shutdown)
+        .listen(listener)?
+        .run();
+        tracing::info!(
+            port,
+            db.backend = state.db.backend().name(),
+            "threadcart listening"
+        );
+        Ok(Application { port, server })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Adds the request id to every response and records the request in the metrics.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().to_string();
+    let mut res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let elapsed = started.elapsed();
+    let status = res.status().as_u16();
+    if let Some(state) = state {
+        state.metrics.observe(&method, &route, status, elapsed);
+    }
+    tracing::info!(
+        http.status = status,
+        duration_ms = elapsed.as_millis() as u64,
+        "request finished"
+    );
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), id);
+    }
+    Ok(res)
+}
