@@ -5,6 +5,8 @@
 
 mod catalog;
 mod health;
+
+pub use health::OPENAPI_YAML;
 mod merchant;
 mod pages;
 

@@ -1,0 +1,198 @@
+//! The `threadcart` binary's commands (CONTRACT.md), run as a user would, on a fresh database.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::{TestDatabase, spawn_app_on};
+
+fn threadcart(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_threadcart"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("THREADCART_LOG_FORMAT", "pretty")
+        .env_remove("THREADCART_DEMO")
+        .output()
+        .unwrap()
+}
+
+fn json_stdout(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "command should have failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "exactly one error line: {stderr}");
+    errors[0].to_owned()
+}
+
+#[tokio::test]
+async fn migrate_applies_every_migration_on_an_empty_database() {
+    let db = TestDatabase::new();
+    let mut conn = threadcart::db::establish(&db.url).unwrap();
+    assert!(!threadcart::db::migrations_applied(&mut conn).unwrap());
+
+    let out = threadcart(&db.url, &["migrate"]);
+
+    assert_eq!(json_stdout(&out)["migrated"], true);
+    assert!(threadcart::db::migrations_applied(&mut conn).unwrap());
+    drop(conn);
+}
+
+#[tokio::test]
+async fn merchant_create_prints_a_merchant_and_an_owner_key_that_works() {
+    let db = TestDatabase::new();
+
+    let out = threadcart(
+        &db.url,
+        &["merchant", "create", "--name", "Chez Nous", "--currency", "jpy"],
+    );
+
+    let printed = json_stdout(&out);
+    let key = printed["api_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("tc_") && key.len() == 67);
+    let app = spawn_app_on(db, &[]).await;
+    let token = app.token(&key).await;
+    let merchant: Value = app.get("/v1/merchant", &token).await.json().await.unwrap();
+    assert_eq!(merchant["id"], printed["merchant_id"]);
+    assert_eq!(merchant["currency"], "JPY");
+    assert_eq!(merchant["timezone"], "Europe/Paris");
+}
+
+#[tokio::test]
+async fn merchant_create_with_an_unknown_currency_fails_with_one_line() {
+    let db = TestDatabase::new();
+
+    let out = threadcart(
+        &db.url,
+        &["merchant", "create", "--name", "X", "--currency", "EURO"],
+    );
+
+    assert!(one_line_error(&out).contains("--currency"));
+}
+
+#[tokio::test]
+async fn page_connect_links_a_page_and_refuses_one_already_connected() {
+    let db = TestDatabase::new();
+    let merchant = json_stdout(&threadcart(&db.url, &["merchant", "create", "--name", "Shop"]));
+    let id = merchant["merchant_id"].as_str().unwrap();
+    let connect = |page: &str| {
+        threadcart(
+            &db.url,
+            &[
+                "page",
+                "connect",
+                "--merchant",
+                id,
+                "--page-id",
+                page,
+                "--access-token",
+                "EAAGsecret1234",
+            ],
+        )
+    };
+
+    let first = json_stdout(&connect("123456789"));
+    let again = connect("123456789");
+
+    assert_eq!(first["page_id"], "123456789");
+    assert_eq!(first["token_last4"], "1234");
+    assert!(!String::from_utf8_lossy(&connect("987654321").stdout).contains("EAAGsecret"));
+    assert!(one_line_error(&again).contains("already connected"));
+}
+
+#[tokio::test]
+async fn page_connect_to_an_unknown_merchant_fails_with_one_line() {
+    let db = TestDatabase::new();
+    let unknown = uuid::Uuid::now_v7().to_string();
+
+    let out = threadcart(
+        &db.url,
+        &[
+            "page",
+            "connect",
+            "--merchant",
+            &unknown,
+            "--page-id",
+            "1",
+            "--access-token",
+            "EAAGsecret1234",
+        ],
+    );
+
+    assert!(one_line_error(&out).contains("no merchant"));
+}
+
+#[tokio::test]
+async fn demo_loads_two_merchants_idempotently_and_prints_working_keys() {
+    let db = TestDatabase::new();
+
+    let first = json_stdout(&threadcart(&db.url, &["demo"]));
+    let second = json_stdout(&threadcart(&db.url, &["demo"]));
+
+    assert_eq!(first, second, "a second run finds the same merchants");
+    let merchants = first["merchants"].as_array().unwrap();
+    let names: Vec<&str> = merchants.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Comfy Shoes", "Dream Hotels"]);
+    let app = spawn_app_on(db, &[]).await;
+    let shoes = &merchants[0];
+    let token = app.token(shoes["api_key"].as_str().unwrap()).await;
+    let list: Value = app
+        .get("/v1/products?limit=200", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["data"].as_array().unwrap().len() as u64,
+        shoes["products"].as_u64().unwrap()
+    );
+    let slippers = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["retailer_id"] == "SLIP-01")
+        .expect("the demo shop sells SLIP-01");
+    let sizes: Vec<&str> = slippers["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sizes, ["38", "39", "40", "41", "42", "43", "44", "45"]);
+}
+
+#[tokio::test]
+async fn an_unknown_database_scheme_is_refused_with_one_line() {
+    let out = threadcart("mysql://localhost/threadcart", &["migrate"]);
+
+    assert!(one_line_error(&out).contains("sqlite://"));
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_postgres_login_failure_reports_its_real_cause() {
+    let out = threadcart(
+        "postgres://no_such_role_here@127.0.0.1:5432/postgres",
+        &["migrate"],
+    );
+
+    let line = one_line_error(&out);
+    assert!(line.contains("no_such_role_here"), "{line}");
+    assert!(!line.contains("multiconnection"), "{line}");
+}
+
+#[cfg(not(feature = "postgres"))]
+#[tokio::test]
+async fn a_postgres_url_without_the_feature_says_how_to_build_it() {
+    let out = threadcart("postgres://postgres@127.0.0.1:5432/postgres", &["migrate"]);
+
+    assert!(one_line_error(&out).contains("--features postgres"));
+}

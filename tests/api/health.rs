@@ -1,0 +1,86 @@
+//! Operations routes: liveness, readiness, metrics, request ids, errors for unknown routes.
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn healthz_answers_ok_without_a_token() {
+    let app = spawn_app().await;
+    let res = reqwest::get(format!("{}/healthz", app.address)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_reports_the_database_reachable_and_migrated() {
+    let app = spawn_app().await;
+    let res = reqwest::get(format!("{}/readyz", app.address)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["migrations"], "applied");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let ok = reqwest::get(format!("{}/healthz", app.address)).await.unwrap();
+    let missing = reqwest::get(format!("{}/nowhere", app.address)).await.unwrap();
+    for res in [ok, missing] {
+        let id = res.headers().get("x-request-id").expect("x-request-id header");
+        assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern_and_status() {
+    let app = spawn_app().await;
+    let m = app.merchant("Metrics").await;
+    app.get(&format!("/v1/products/{}", uuid::Uuid::now_v7()), &m.token)
+        .await;
+    reqwest::get(format!("{}/healthz", app.address)).await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#"threadcart_http_requests_total{method="GET",route="/healthz",status="200"} 1"#));
+    assert!(
+        text.contains(r#"route="/v1/products/{product_id}",status="404""#),
+        "{text}"
+    );
+    assert!(text.contains("threadcart_http_request_duration_seconds_bucket"));
+    assert!(text.contains("threadcart_db_pool_connections"));
+}
+
+#[tokio::test]
+async fn an_unknown_route_answers_404_as_problem_json() {
+    let app = spawn_app().await;
+    let res = reqwest::get(format!("{}/v1/nothing-here", app.address))
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_known_route_with_another_method_answers_405() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .put(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn the_openapi_description_is_served() {
+    let app = spawn_app().await;
+    let res = reqwest::get(format!("{}/openapi.yaml", app.address))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().starts_with("openapi: 3.1"));
+}

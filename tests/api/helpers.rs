@@ -1,0 +1,282 @@
+//! `spawn_app()` and typed helpers shared by every test.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::LazyLock;
+
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+use threadcart::auth::{Role, keys};
+use threadcart::config::Config;
+use threadcart::db::{Backend, Db};
+use threadcart::merchants::{self, NewMerchant};
+use threadcart::startup::Application;
+use uuid::Uuid;
+
+/// The JWT secret every test server signs with (tests forge tokens with it).
+pub const JWT_SECRET: &str = "test-jwt-secret-test-jwt-secret-0123456789";
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        threadcart::telemetry::init(threadcart::config::LogFormat::Pretty, "info");
+    }
+});
+
+/// A fresh database: a temporary SQLite file, or a new PostgreSQL database dropped afterwards.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub fn new() -> TestDatabase {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin) if admin.starts_with("postgres") => {
+                let name = format!("threadcart_test_{}", Uuid::new_v4().simple());
+                admin_execute(&admin, &format!("CREATE DATABASE {name}"));
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                TestDatabase {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    postgres: Some((admin, name)),
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("threadcart.db").display());
+                TestDatabase {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                }
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        Backend::from_url(&self.url).unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.postgres {
+            admin_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn admin_execute(admin_url: &str, sql: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn =
+        diesel::PgConnection::establish(admin_url).expect("TEST_DATABASE_URL must reach PostgreSQL");
+    diesel::sql_query(sql).execute(&mut conn).unwrap();
+}
+
+#[cfg(not(feature = "postgres"))]
+fn admin_execute(_: &str, _: &str) {
+    panic!("TEST_DATABASE_URL is a PostgreSQL URL: run the tests with --features postgres");
+}
+
+/// A running server and what tests need to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db: Db,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+}
+
+/// Environment every test server starts with; `extra` overrides or adds variables.
+pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), database_url.into()),
+        ("THREADCART_ADDR".into(), "127.0.0.1:0".into()),
+        ("THREADCART_JWT_SECRET".into(), JWT_SECRET.into()),
+        ("THREADCART_DB_MAX_CONNECTIONS".into(), "4".into()),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    Config::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+}
+
+/// Starts the application on a random port with a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Like [`spawn_app`], with extra environment variables.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(TestDatabase::new(), extra).await
+}
+
+/// Starts the application on an existing test database (to share it with the CLI).
+pub async fn spawn_app_on(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp {
+    LazyLock::force(&TRACING);
+    let config = test_config(&database.url, extra);
+    let db = Db::connect(config.database_url(), config.db_max_connections).unwrap();
+    let app = Application::build(config, db.clone()).unwrap();
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        db,
+        client: reqwest::Client::new(),
+        database,
+    }
+}
+
+/// A merchant made directly in the database, with an API key of some role.
+#[derive(Debug, Clone)]
+pub struct TestMerchant {
+    pub id: Uuid,
+    pub api_key: String,
+    pub key_id: Uuid,
+    pub token: String,
+}
+
+impl TestApp {
+    /// Creates a merchant (EUR, Europe/Paris) with an owner key and a token for it.
+    pub async fn merchant(&self, name: &str) -> TestMerchant {
+        self.merchant_in(name, "EUR").await
+    }
+
+    /// Creates a merchant in `currency` with an owner key and a token.
+    pub async fn merchant_in(&self, name: &str, currency: &str) -> TestMerchant {
+        let new = NewMerchant::parse(name, currency, "Europe/Paris").unwrap();
+        let (id, key) = self
+            .db
+            .run_blocking(|conn| -> Result<_, threadcart::db::DbError> {
+                let m = merchants::create(conn, &new, None)?;
+                let k = keys::create(conn, m.id, Role::Owner, None, None)?;
+                Ok((m.id, k))
+            })
+            .unwrap();
+        let token = self.token(&key.plaintext).await;
+        TestMerchant {
+            id,
+            api_key: key.plaintext,
+            key_id: key.record.id,
+            token,
+        }
+    }
+
+    /// A key of `role` for an existing merchant, with a token.
+    pub async fn key_with_role(&self, merchant: &TestMerchant, role: &str) -> TestMerchant {
+        let res = self
+            .request(
+                Method::POST,
+                "/v1/api-keys",
+                &merchant.token,
+                Some(json!({"role": role})),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "creating a {role} key");
+        let body: Value = res.json().await.unwrap();
+        let api_key = body["api_key"].as_str().unwrap().to_owned();
+        TestMerchant {
+            id: merchant.id,
+            key_id: body["id"].as_str().unwrap().parse().unwrap(),
+            token: self.token(&api_key).await,
+            api_key,
+        }
+    }
+
+    /// Exchanges an API key for an access token, asserting success.
+    pub async fn token(&self, api_key: &str) -> String {
+        let res = self.post_token(api_key).await;
+        assert_eq!(res.status(), 200, "token exchange");
+        let body: Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v1/auth/token`.
+    pub async fn post_token(&self, api_key: &str) -> Response {
+        self.client
+            .post(format!("{}/v1/auth/token", self.address))
+            .json(&json!({"api_key": api_key}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Any request with a bearer token and an optional JSON body.
+    pub async fn request(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    /// POST JSON with a token.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// PATCH JSON with a token.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// DELETE with a token.
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// POST a raw body with a content type.
+    pub async fn post_raw(&self, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a product through the API and returns its JSON.
+    pub async fn create_product(&self, token: &str, body: Value) -> Value {
+        let res = self.post("/v1/products", token, body).await;
+        assert_eq!(res.status(), 201, "creating a product");
+        res.json().await.unwrap()
+    }
+}
+
+/// A product body with one variant per `(sku, name, price, stock)`.
+pub fn product_body(retailer_id: &str, title: &str, variants: &[(&str, &str, &str, i64)]) -> Value {
+    json!({
+        "retailer_id": retailer_id,
+        "title": title,
+        "brand": "Comfy",
+        "variants": variants.iter().map(|(sku, name, price, stock)| json!({
+            "sku": sku, "name": name, "price": {"amount": price, "currency": "EUR"}, "stock": stock
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Asserts a problem+json answer with `status` and `code`, and returns its body.
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "problem body: {body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}
