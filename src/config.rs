@@ -55,6 +55,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// How long the bot stays quiet after a human answered from the Page Inbox.
+    pub human_idle: Duration,
+    /// The first retry delay of failed events and sends (doubled each attempt).
+    pub retry_base: Duration,
 }
 
 /// A variable that is present but unusable.
@@ -174,6 +178,8 @@ impl Config {
             )?,
             log_format,
             shutdown_timeout: Duration::from_secs(env.number("THREADCART_SHUTDOWN_TIMEOUT_SECS", 30)?),
+            human_idle: Duration::from_secs(60 * env.number("THREADCART_HUMAN_IDLE_MINUTES", 30)?),
+            retry_base: Duration::from_millis(env.number("THREADCART_RETRY_BASE_MS", 1000)?),
         })
     }
 

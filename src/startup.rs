@@ -15,6 +15,8 @@ use crate::auth::TokenIssuer;
 use crate::auth::rate_limit::FailureLimiter;
 use crate::config::Config;
 use crate::db::Db;
+use crate::jobs::{Wakers, WorkerContext, Workers};
+use crate::messenger::graph::GraphClient;
 use crate::metrics::Metrics;
 
 /// What every handler can reach.
@@ -29,12 +31,15 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Brute-force protection of the token endpoint.
     pub auth_limiter: FailureLimiter,
+    /// Wakes the workers when work is queued.
+    pub wakers: Arc<Wakers>,
 }
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
     server: Server,
+    workers: Workers,
 }
 
 impl Application {
@@ -49,7 +54,14 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
         let port = listener.local_addr()?.port();
+        let graph = GraphClient::new(
+            &config.graph_api_base,
+            &config.graph_api_version,
+            config.messenger_app_secret.clone(),
+        )?;
+        let wakers = Arc::new(Wakers::default());
         let state = web::Data::new(AppState {
+            wakers: wakers.clone(),
             tokens: TokenIssuer::new(&config.jwt_secret, config.token_ttl),
             auth_limiter: FailureLimiter::new(config.auth_max_failures, config.auth_failure_window),
             metrics: Metrics::default(),
@@ -71,12 +83,23 @@ impl Application {
         .shutdown_timeout(shutdown)
         .listen(listener)?
         .run();
+        let workers = Workers::spawn(Arc::new(WorkerContext {
+            db: state.db.clone(),
+            graph,
+            config: state.config.clone(),
+            wakers,
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+        }));
         tracing::info!(
             port,
             db.backend = state.db.backend().name(),
             "threadcart listening"
         );
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            workers,
+        })
     }
 
     /// The port actually bound (useful with port 0).
@@ -84,9 +107,12 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+    /// Serves until SIGTERM or Ctrl-C, lets in-flight requests finish, then stops the workers after
+    /// their current item (what they had not started stays queued in the database).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.workers.shutdown().await;
+        served
     }
 }
 

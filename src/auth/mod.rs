@@ -63,8 +63,11 @@ impl Role {
         match self {
             Role::Owner => true,
             Role::Catalog => matches!(permission, ReadMerchant | ReadCatalog | WriteCatalog),
-            Role::Marketing => matches!(permission, ReadMerchant | ReadCatalog),
-            Role::Agent => matches!(permission, ReadMerchant | ReadCatalog),
+            Role::Marketing => matches!(permission, ReadMerchant | ReadCatalog | ReadThreads),
+            Role::Agent => matches!(
+                permission,
+                ReadMerchant | ReadCatalog | ReadThreads | WriteThreads
+            ),
         }
     }
 }
@@ -82,6 +85,12 @@ pub enum Permission {
     ReadCatalog,
     /// Change products, variants and stock; import feeds.
     WriteCatalog,
+    /// Read threads, their touches and messages.
+    ReadThreads,
+    /// Write to shoppers and hand threads over.
+    WriteThreads,
+    /// See and replay dead-lettered webhook events.
+    ManageWebhooks,
 }
 
 /// The claims of an access token.

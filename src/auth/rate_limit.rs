@@ -30,26 +30,14 @@ impl FailureLimiter {
         }
     }
 
-    /// `Err(seconds to wait)` when the address used up its failures in the current window.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        let now = Instant::now();
-        let Ok(seen) = self.seen.lock() else {
-            return Ok(());
-        };
-        match seen.get(&ip) {
-            Some((start, failures)) if *failures >= self.max_failures && now < *start + self.window => {
-                let wait = (*start + self.window).saturating_duration_since(now);
-                Err(wait.as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Records a failed attempt.
-    pub fn fail(&self, ip: IpAddr) {
+    /// Starts an attempt from `ip`: `Err(seconds to wait)` when the address used up its failures in the
+    /// current window. Otherwise the attempt counts as a failure from now on, until [`Self::forgive`]
+    /// gives it back: checking and counting in one step, so a burst of concurrent attempts cannot all
+    /// pass the check before the first of them is counted.
+    pub fn begin(&self, ip: IpAddr) -> Result<(), u64> {
         let now = Instant::now();
         let Ok(mut seen) = self.seen.lock() else {
-            return;
+            return Ok(());
         };
         if seen.len() >= SWEEP_AT {
             let window = self.window;
@@ -59,7 +47,22 @@ impl FailureLimiter {
         if now >= entry.0 + self.window {
             *entry = (now, 0);
         }
+        if entry.1 >= self.max_failures {
+            let wait = (entry.0 + self.window).saturating_duration_since(now);
+            return Err(wait.as_secs().max(1));
+        }
         entry.1 += 1;
+        Ok(())
+    }
+
+    /// Gives back an attempt [`Self::begin`] counted, when it did not fail (a valid key).
+    pub fn forgive(&self, ip: IpAddr) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        if let Some(entry) = seen.get_mut(&ip) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
     }
 }
 
@@ -73,19 +76,39 @@ mod tests {
         let limiter = FailureLimiter::new(3, Duration::from_secs(60));
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         for _ in 0..3 {
-            assert!(limiter.check(a).is_ok());
-            limiter.fail(a);
+            assert!(limiter.begin(a).is_ok());
         }
-        assert!(limiter.check(a).is_err());
-        assert!(limiter.check(b).is_ok());
+        assert!(limiter.begin(a).is_err());
+        assert!(limiter.begin(b).is_ok());
+    }
+
+    #[test]
+    fn forgiven_attempts_do_not_count() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..5 {
+            assert!(limiter.begin(a).is_ok());
+            limiter.forgive(a);
+        }
+        assert!(limiter.begin(a).is_ok());
+        assert!(limiter.begin(a).is_ok());
+        assert!(limiter.begin(a).is_err());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_before_they_end() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let started = (0..10).filter(|_| limiter.begin(a).is_ok()).count();
+        assert_eq!(started, 2);
     }
 
     #[test]
     fn the_window_resets_the_count() {
         let limiter = FailureLimiter::new(1, Duration::from_millis(1));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
-        limiter.fail(a);
+        assert!(limiter.begin(a).is_ok());
         std::thread::sleep(Duration::from_millis(5));
-        assert!(limiter.check(a).is_ok());
+        assert!(limiter.begin(a).is_ok());
     }
 }

@@ -80,14 +80,27 @@ fn optional_text(
     Some(value.to_owned())
 }
 
+/// Whether `url` is `http://` or `https://` followed by a non-empty host (optionally with user info and
+/// port): "https://?q" and "https://user@:443/" have none.
+fn has_host(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    match host_port.strip_prefix('[') {
+        Some(ipv6) => ipv6.split_once(']').is_some_and(|(host, _)| !host.is_empty()),
+        None => host_port.split(':').next().is_some_and(|host| !host.is_empty()),
+    }
+}
+
 /// Checks an optional absolute http(s) URL.
 fn optional_url(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
     let value = value.map(str::trim).filter(|v| !v.is_empty())?;
-    let has_host = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if !has_host || value.chars().any(char::is_whitespace) {
+    if !has_host(value) || value.chars().any(char::is_whitespace) {
         errors.push(FieldError::new(
             field,
             "invalid_url",
@@ -368,5 +381,279 @@ impl NewProduct {
         } else {
             Err(errors)
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").unwrap()
+    }
+
+    /// The `(field, code)` pairs of `errors`.
+    fn codes(errors: &[FieldError]) -> Vec<(&str, &'static str)> {
+        errors.iter().map(|e| (e.field.as_str(), e.code)).collect()
+    }
+
+    fn check_identifier(value: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        identifier("sku", value, &mut errors);
+        errors
+    }
+
+    fn check_url(value: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        optional_url("url", Some(value), &mut errors);
+        errors
+    }
+
+    fn check_options(pairs: &[(&str, &str)]) -> (BTreeMap<String, String>, Vec<FieldError>) {
+        let options: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut errors = Vec::new();
+        let clean = VariantFields::parse_options("options", &options, &mut errors);
+        (clean, errors)
+    }
+
+    fn product(retailer_id: &str) -> ProductInput<'_> {
+        ProductInput {
+            retailer_id,
+            title: "Comfy slippers",
+            ..ProductInput::default()
+        }
+    }
+
+    fn variant<'a>(sku: &'a str, options: &'a BTreeMap<String, String>, amount: &str) -> VariantInput<'a> {
+        VariantInput {
+            sku,
+            name: "42",
+            options,
+            price: Money::parse_price(amount, eur()),
+            stock: 1,
+        }
+    }
+
+    #[test]
+    fn an_ordinary_identifier_is_accepted_as_given() {
+        let mut errors = Vec::new();
+
+        let value = identifier("sku", "SLIP-01/42 grey", &mut errors);
+
+        assert!(errors.is_empty());
+        assert_eq!(value, "SLIP-01/42 grey");
+    }
+
+    #[test]
+    fn an_identifier_with_a_control_character_is_refused() {
+        for value in ["SLIP\n01", "SLIP\t01", "SLIP\u{0}01", "SLIP\u{7f}"] {
+            assert_eq!(
+                codes(&check_identifier(value)),
+                [("sku", "invalid_characters")],
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_identifier_with_surrounding_blanks_is_refused() {
+        assert_eq!(codes(&check_identifier(" SLIP")), [("sku", "invalid_characters")]);
+        assert_eq!(codes(&check_identifier("SLIP ")), [("sku", "invalid_characters")]);
+    }
+
+    #[test]
+    fn an_empty_identifier_is_required() {
+        assert_eq!(codes(&check_identifier("")), [("sku", "required")]);
+    }
+
+    #[test]
+    fn an_identifier_counts_characters_not_bytes() {
+        assert!(check_identifier(&"é".repeat(100)).is_empty());
+        assert_eq!(codes(&check_identifier(&"a".repeat(101))), [("sku", "too_long")]);
+    }
+
+    #[test]
+    fn an_absolute_http_or_https_url_with_a_host_is_accepted() {
+        for url in [
+            "https://example.com",
+            "http://example.com/a/b?c=d#e",
+            "https://user@example.com:8443/x",
+            "https://[::1]:8080/x",
+            "https://example.com?q=1",
+        ] {
+            assert!(check_url(url).is_empty(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_url_without_a_host_is_refused() {
+        for url in [
+            "https://",
+            "http://",
+            "https:///path",
+            "https://?q=1",
+            "https://#top",
+            "https://:443/x",
+            "https://user@/x",
+            "https://[]/x",
+        ] {
+            assert_eq!(codes(&check_url(url)), [("url", "invalid_url")], "{url}");
+        }
+    }
+
+    #[test]
+    fn a_url_of_another_scheme_or_relative_or_with_blanks_is_refused() {
+        for url in [
+            "ftp://example.com",
+            "example.com",
+            "/slip.jpg",
+            "https://exa mple.com",
+        ] {
+            assert_eq!(codes(&check_url(url)), [("url", "invalid_url")], "{url}");
+        }
+    }
+
+    #[test]
+    fn a_blank_optional_url_or_text_becomes_absent() {
+        let mut errors = Vec::new();
+
+        let url = optional_url("url", Some("   "), &mut errors);
+        let text = optional_text("brand", Some(" "), 100, &mut errors);
+
+        assert_eq!((url, text), (None, None));
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn a_url_over_2000_characters_is_too_long() {
+        let url = format!("https://example.com/{}", "a".repeat(2000));
+
+        assert_eq!(codes(&check_url(&url)), [("url", "too_long")]);
+    }
+
+    #[test]
+    fn ten_options_are_accepted_and_eleven_refused() {
+        let ten: Vec<(String, String)> = (0..10).map(|i| (format!("o{i}"), "v".to_owned())).collect();
+        let ten: Vec<(&str, &str)> = ten.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut eleven = ten.clone();
+        eleven.push(("o10", "v"));
+
+        assert!(check_options(&ten).1.is_empty());
+        assert_eq!(codes(&check_options(&eleven).1), [("options", "too_many")]);
+    }
+
+    #[test]
+    fn an_option_name_over_40_or_a_value_over_80_characters_is_refused() {
+        let long_name = "n".repeat(41);
+        let long_value = "v".repeat(81);
+
+        let (_, name_errors) = check_options(&[(long_name.as_str(), "42")]);
+        let (_, value_errors) = check_options(&[("size", long_value.as_str())]);
+        let (_, fitting) = check_options(&[(&"n".repeat(40), &"v".repeat(80))]);
+
+        assert_eq!(name_errors.len(), 1);
+        assert_eq!(name_errors[0].code, "invalid_option");
+        assert_eq!(codes(&value_errors), [("options.size", "invalid_option")]);
+        assert!(fitting.is_empty());
+    }
+
+    #[test]
+    fn an_empty_option_name_or_value_is_refused() {
+        assert_eq!(
+            codes(&check_options(&[("size", "  ")]).1),
+            [("options.size", "invalid_option")]
+        );
+        assert_eq!(
+            codes(&check_options(&[(" ", "42")]).1),
+            [("options.", "invalid_option")]
+        );
+    }
+
+    #[test]
+    fn option_names_are_trimmed_and_lower_cased_and_values_trimmed() {
+        let (clean, errors) = check_options(&[(" Size ", " 42 ")]);
+
+        assert!(errors.is_empty());
+        assert_eq!(clean, BTreeMap::from([("size".to_owned(), "42".to_owned())]));
+    }
+
+    #[test]
+    fn a_price_in_another_currency_is_a_currency_mismatch() {
+        let mut errors = Vec::new();
+        let usd = Money::parse_price("49.90", Currency::parse("USD").unwrap());
+
+        let price = VariantFields::parse_price("price", usd, eur(), &mut errors);
+
+        assert_eq!(price, None);
+        assert_eq!(codes(&errors), [("price", "currency_mismatch")]);
+    }
+
+    #[test]
+    fn a_stock_outside_zero_to_a_billion_is_out_of_range() {
+        for (stock, ok) in [(-1, false), (0, true), (MAX_STOCK, true), (MAX_STOCK + 1, false)] {
+            let mut errors = Vec::new();
+            VariantFields::parse_stock("stock", stock, &mut errors);
+            assert_eq!(errors.is_empty(), ok, "{stock}");
+        }
+    }
+
+    #[test]
+    fn a_new_product_names_each_broken_variant_field_by_index() {
+        let none = BTreeMap::new();
+        let variants = [
+            variant("A", &none, "1.00"),
+            variant("A", &none, "1.001"),
+            variant("B\u{1}", &none, "-1.00"),
+        ];
+
+        let errors = NewProduct::parse(&product("P"), &variants, eur()).unwrap_err();
+
+        assert_eq!(
+            codes(&errors),
+            [
+                ("variants[1].sku", "duplicate"),
+                ("variants[1].price", "too_many_decimals"),
+                ("variants[2].sku", "invalid_characters"),
+                ("variants[2].price", "negative_amount"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_product_needs_between_one_and_a_hundred_variants() {
+        let none = BTreeMap::new();
+        let skus: Vec<String> = (0..=MAX_VARIANTS).map(|i| format!("S{i}")).collect();
+        let many: Vec<VariantInput<'_>> = skus.iter().map(|s| variant(s, &none, "1.00")).collect();
+
+        let empty = NewProduct::parse(&product("P"), &[], eur()).unwrap_err();
+        let too_many = NewProduct::parse(&product("P"), &many, eur()).unwrap_err();
+        let fitting = NewProduct::parse(&product("P"), &many[..MAX_VARIANTS], eur()).unwrap();
+
+        assert_eq!(codes(&empty), [("variants", "required")]);
+        assert_eq!(codes(&too_many), [("variants", "too_many")]);
+        assert_eq!(fitting.variants.len(), MAX_VARIANTS);
+    }
+
+    #[test]
+    fn a_valid_product_keeps_its_fields_trimmed() {
+        let none = BTreeMap::new();
+        let input = ProductInput {
+            retailer_id: "SLIP-01",
+            title: "  Comfy slippers ",
+            brand: Some(" Comfy "),
+            description: Some(""),
+            ..ProductInput::default()
+        };
+
+        let parsed = NewProduct::parse(&input, &[variant("SLIP-01-42", &none, "49.90")], eur()).unwrap();
+
+        assert_eq!(parsed.fields.title, "Comfy slippers");
+        assert_eq!(parsed.fields.brand.as_deref(), Some("Comfy"));
+        assert_eq!(parsed.fields.description, None);
+        assert_eq!(parsed.variants[0].price, Money::from_minor(4990, eur()));
     }
 }

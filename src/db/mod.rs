@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::migration::MigrationSource;
-use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -120,7 +120,8 @@ pub fn establish(url: &str) -> Result<DbConnection, DbError> {
     Ok(conn)
 }
 
-/// Per-connection settings: SQLite needs them on every connection, PostgreSQL needs none.
+/// Per-connection settings, applied to every connection the pool opens: SQLite needs them on each
+/// connection (they are not stored in the file), PostgreSQL needs none.
 fn prepare(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
     match conn {
         DbConnection::Sqlite(c) => c.batch_execute(
@@ -227,15 +228,6 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
-#[derive(Debug)]
-struct Pragmas;
-
-impl CustomizeConnection<DbConnection, DbError> for Pragmas {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), DbError> {
-        prepare(conn).map_err(DbError::Query)
-    }
-}
-
 /// Pool usage, for `/metrics`.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolUsage {
@@ -285,7 +277,6 @@ impl Db {
             .max_size(max)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(Pragmas))
             .build(ConnectionManager { url: url.to_owned() })?;
         Ok(Db { pool, backend })
     }
@@ -331,6 +322,14 @@ impl Db {
     {
         let mut conn = self.pool.get().map_err(DbError::from)?;
         f(&mut conn)
+    }
+
+    /// Blocking access for one plain query function.
+    pub fn query_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T, DbError> {
+        self.run_blocking(|conn| f(conn).map_err(DbError::from))
     }
 
     /// Current pool usage.

@@ -42,6 +42,8 @@ diesel::table! {
         name -> Nullable<Text>,
         access_token -> Text,
         connected_at -> Timestamp,
+        token_status -> Text,
+        human_agent_enabled -> Bool,
     }
 }
 
@@ -85,9 +87,177 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    webhook_inbox (id) {
+        id -> PortableUuid,
+        source -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        received_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    customers (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        page_id -> Text,
+        psid -> Text,
+        first_name -> Nullable<Text>,
+        locale -> Nullable<Text>,
+        timezone_offset -> Nullable<Integer>,
+        profile_status -> Text,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    messenger_events (id) {
+        id -> PortableUuid,
+        inbox_id -> PortableUuid,
+        merchant_id -> Nullable<PortableUuid>,
+        customer_id -> Nullable<PortableUuid>,
+        page_id -> Text,
+        psid -> Text,
+        dedup_key -> Text,
+        kind -> Text,
+        occurred_at -> Timestamp,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    threads (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        customer_id -> PortableUuid,
+        page_id -> Text,
+        mode -> Text,
+        human_active_until -> Nullable<Timestamp>,
+        last_inbound_at -> Nullable<Timestamp>,
+        window_ends_at -> Nullable<Timestamp>,
+        ctm_pending -> Bool,
+        first_touch_id -> Nullable<PortableUuid>,
+        latest_touch_id -> Nullable<PortableUuid>,
+        latest_ad_id -> Nullable<Text>,
+        send_lease_owner -> Nullable<Text>,
+        send_lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    touches (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        thread_id -> PortableUuid,
+        source -> Text,
+        kind -> Text,
+        #[sql_name = "ref"]
+        ref_ -> Nullable<Text>,
+        ad_id -> Nullable<Text>,
+        ad_title -> Nullable<Text>,
+        post_id -> Nullable<Text>,
+        product_id -> Nullable<Text>,
+        ads_context_data -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    messages (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        thread_id -> PortableUuid,
+        direction -> Text,
+        author -> Text,
+        kind -> Text,
+        mid -> Nullable<Text>,
+        text -> Nullable<Text>,
+        payload -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    outbox (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        thread_id -> PortableUuid,
+        message_id -> Nullable<PortableUuid>,
+        page_id -> Text,
+        psid -> Text,
+        kind -> Text,
+        body -> Text,
+        messaging_type -> Nullable<Text>,
+        tag -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        provider_message_id -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_keys -> merchants (merchant_id));
 diesel::joinable!(pages -> merchants (merchant_id));
 diesel::joinable!(products -> merchants (merchant_id));
 diesel::joinable!(variants -> products (product_id));
 
-diesel::allow_tables_to_appear_in_same_query!(merchants, api_keys, pages, products, variants);
+diesel::joinable!(customers -> merchants (merchant_id));
+diesel::joinable!(threads -> customers (customer_id));
+diesel::joinable!(touches -> threads (thread_id));
+diesel::joinable!(messages -> threads (thread_id));
+diesel::joinable!(outbox -> threads (thread_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    merchants,
+    api_keys,
+    pages,
+    products,
+    variants,
+    webhook_inbox,
+    customers,
+    messenger_events,
+    threads,
+    touches,
+    messages,
+    outbox,
+);

@@ -2,7 +2,6 @@
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -299,32 +298,6 @@ struct ImportBody {
     errors: Vec<ImportRowError>,
 }
 
-/// Reads a body of at most `limit` bytes, refusing larger ones before reading them all.
-async fn read_limited(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::bad_request("bad_request", format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::payload_too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 async fn import_catalog(
     caller: Caller,
     req: HttpRequest,
@@ -353,7 +326,7 @@ async fn import_catalog(
             ));
         }
     };
-    let body = read_limited(&req, payload, MAX_IMPORT_BYTES).await?;
+    let body = super::read_limited(&req, payload, MAX_IMPORT_BYTES).await?;
     let currency = currency(&state, caller.merchant_id).await?;
     let merchant_id = caller.merchant_id;
     let parsed = web::block(move || {

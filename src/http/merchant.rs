@@ -44,21 +44,25 @@ async fn token(
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    // Counted as a failure from here on (so concurrent guesses cannot all slip under the limit),
+    // given back below unless the key is refused.
     state
         .auth_limiter
-        .check(ip)
+        .begin(ip)
         .map_err(ApiError::too_many_requests)?;
     let plaintext = body.into_inner().api_key;
     let found = if plaintext.is_empty() || plaintext.len() > 200 {
-        None
+        Ok(None)
     } else {
         state
             .db
             .query(move |conn| keys::find_live_by_plaintext(conn, &plaintext))
-            .await?
+            .await
     };
-    let Some(key) = found else {
-        state.auth_limiter.fail(ip);
+    if !matches!(found, Ok(None)) {
+        state.auth_limiter.forgive(ip);
+    }
+    let Some(key) = found? else {
         tracing::info!(client.ip = %ip, "token refused: unknown or revoked API key");
         return Err(ApiError::unauthorized(
             "invalid_api_key",

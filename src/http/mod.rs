@@ -9,9 +9,13 @@ mod health;
 pub use health::OPENAPI_YAML;
 mod merchant;
 mod pages;
+mod threads;
+mod webhooks;
 
 use actix_web::http::Method;
+use actix_web::http::header;
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, web};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -46,6 +50,8 @@ fn register(api: &mut Api<'_>) {
     merchant::routes(api);
     pages::routes(api);
     catalog::routes(api);
+    threads::routes(api);
+    webhooks::routes(api);
 }
 
 /// Every route of the application, as (method, path pattern).
@@ -193,6 +199,32 @@ impl<T> ListBody<T> {
             next_cursor,
         }
     }
+}
+
+/// Reads a body of at most `limit` bytes, refusing larger ones before reading them all.
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request("bad_request", format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `201 Created` with a JSON body.

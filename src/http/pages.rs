@@ -14,6 +14,7 @@ pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/pages", connect)
         .route(Method::GET, "/v1/pages", list)
         .route(Method::GET, "/v1/pages/{page_id}", get)
+        .route(Method::PATCH, "/v1/pages/{page_id}", update)
         .route(Method::DELETE, "/v1/pages/{page_id}", disconnect);
 }
 
@@ -32,6 +33,8 @@ struct PageBody {
     name: Option<String>,
     token_last4: String,
     connected_at: String,
+    token_status: String,
+    human_agent_enabled: bool,
 }
 
 impl From<Page> for PageBody {
@@ -41,6 +44,8 @@ impl From<Page> for PageBody {
             name: p.name,
             token_last4: p.token_last4,
             connected_at: timestamp(p.connected_at),
+            token_status: p.token_status,
+            human_agent_enabled: p.human_agent_enabled,
         }
     }
 }
@@ -77,6 +82,16 @@ async fn list(
     caller.require(Permission::ManagePages)?;
     let limit = page.limit()?;
     let after = page.into_inner().cursor;
+    // The cursor is the last Page id of the previous page: anything else was not given out by us.
+    if after
+        .as_deref()
+        .is_some_and(|c| c.is_empty() || c.len() > 32 || !c.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "the cursor is not one this API gave out",
+        ));
+    }
     let items = state
         .db
         .query(move |conn| pages::list(conn, caller.merchant_id, after.as_deref(), limit + 1))
@@ -129,4 +144,39 @@ pub(super) fn not_found_as(what: &str, e: crate::db::DbError) -> ApiError {
         crate::db::DbError::Query(diesel::result::Error::NotFound) => ApiError::not_found(what),
         other => other.into(),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    human_agent_enabled: Option<bool>,
+}
+
+async fn update(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<UpdateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let page_id = path.into_inner();
+    let body = body.into_inner();
+    let access_token = body
+        .access_token
+        .map(|t| NewPage::parse_token(&t))
+        .transpose()
+        .map_err(|e| ApiError::validation(vec![e]))?;
+    let change = pages::PageChange {
+        access_token,
+        human_agent_enabled: body.human_agent_enabled,
+    };
+    let page = state
+        .db
+        .query(move |conn| pages::update(conn, caller.merchant_id, &page_id, &change))
+        .await
+        .map_err(|e| not_found_as("Page", e))?;
+    Ok(HttpResponse::Ok().json(PageBody::from(page)))
 }

@@ -24,6 +24,10 @@ pub struct Page {
     pub token_last4: String,
     /// Connected (UTC).
     pub connected_at: NaiveDateTime,
+    /// `ok`, or `broken` after Meta refused the token (error 190): reconnect with a new token.
+    pub token_status: String,
+    /// The Page may send `HUMAN_AGENT` tagged messages (an App Review permission).
+    pub human_agent_enabled: bool,
 }
 
 #[derive(Queryable, Selectable)]
@@ -34,6 +38,8 @@ struct PageRow {
     name: Option<String>,
     access_token: String,
     connected_at: NaiveDateTime,
+    token_status: String,
+    human_agent_enabled: bool,
 }
 
 impl From<PageRow> for Page {
@@ -46,6 +52,8 @@ impl From<PageRow> for Page {
             name: row.name,
             token_last4: last4,
             connected_at: row.connected_at,
+            token_status: row.token_status,
+            human_agent_enabled: row.human_agent_enabled,
         }
     }
 }
@@ -80,15 +88,8 @@ impl NewPage {
                 "must be at most 200 characters",
             ));
         }
-        if access_token.trim().len() < 8
-            || access_token.len() > 1000
-            || access_token.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            errors.push(FieldError::new(
-                "access_token",
-                "invalid_access_token",
-                "a Page access token is 8 to 1000 characters without blanks",
-            ));
+        if let Err(e) = Self::parse_token(access_token) {
+            errors.push(e);
         }
         if errors.is_empty() {
             Ok(NewPage {
@@ -99,6 +100,23 @@ impl NewPage {
         } else {
             Err(errors)
         }
+    }
+}
+
+impl NewPage {
+    /// Validates a Page access token on its own.
+    pub fn parse_token(access_token: &str) -> Result<SecretString, FieldError> {
+        if access_token.trim().len() < 8
+            || access_token.len() > 1000
+            || access_token.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(FieldError::new(
+                "access_token",
+                "invalid_access_token",
+                "a Page access token is 8 to 1000 characters without blanks",
+            ));
+        }
+        Ok(SecretString::from(access_token.to_owned()))
     }
 }
 
@@ -157,4 +175,59 @@ pub fn disconnect(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> 
     )
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// The Page's access token, unless its token is broken or the Page is not connected.
+pub fn access_token(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<String>> {
+    pages::table
+        .filter(pages::page_id.eq(page_id))
+        .filter(pages::token_status.eq("ok"))
+        .select(pages::access_token)
+        .first(conn)
+        .optional()
+}
+
+/// Meta refused the Page's token: stop using it until the merchant gives a new one.
+pub fn mark_token_broken(conn: &mut DbConnection, page_id: &str) -> QueryResult<()> {
+    diesel::update(pages::table.filter(pages::page_id.eq(page_id)))
+        .set(pages::token_status.eq("broken"))
+        .execute(conn)?;
+    tracing::warn!(page.id = %page_id, "Page access token refused by Meta: marked broken");
+    Ok(())
+}
+
+/// A change to a connected Page.
+#[derive(Debug, Clone, Default)]
+pub struct PageChange {
+    /// A new access token (makes a broken token usable again).
+    pub access_token: Option<SecretString>,
+    /// Whether the Page has the human-agent permission.
+    pub human_agent_enabled: Option<bool>,
+}
+
+/// Applies a change to the merchant's Page.
+pub fn update(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    page_id: &str,
+    change: &PageChange,
+) -> QueryResult<Page> {
+    use secrecy::ExposeSecret;
+    let target = pages::table
+        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(pages::page_id.eq(page_id));
+    if let Some(token) = &change.access_token {
+        diesel::update(target)
+            .set((
+                pages::access_token.eq(token.expose_secret()),
+                pages::token_status.eq("ok"),
+            ))
+            .execute(conn)?;
+    }
+    if let Some(enabled) = change.human_agent_enabled {
+        diesel::update(target)
+            .set(pages::human_agent_enabled.eq(enabled))
+            .execute(conn)?;
+    }
+    get(conn, merchant_id, page_id)
 }

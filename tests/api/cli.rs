@@ -196,3 +196,52 @@ async fn a_postgres_url_without_the_feature_says_how_to_build_it() {
 
     assert!(one_line_error(&out).contains("--features postgres"));
 }
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_threadcart"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("THREADCART_ADDR", format!("127.0.0.1:{port}"))
+        .env("THREADCART_DEMO", "false")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(&healthz).await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server never answered /healthz");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..100 {
+        status = server.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = server.kill();
+        panic!("the server did not stop within 10 s of SIGTERM")
+    });
+    assert!(status.success(), "exit status {status}");
+}

@@ -84,3 +84,33 @@ async fn the_openapi_description_is_served() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().starts_with("openapi: 3.1"));
 }
+
+#[tokio::test]
+async fn the_database_enforces_foreign_keys_on_every_backend() {
+    use diesel::{ExpressionMethods, RunQueryDsl};
+    use threadcart::db::{DbUuid, schema::variants};
+    let app = spawn_app().await;
+    let m = app.merchant("FK").await;
+
+    let orphan = app.db.run_blocking(move |conn| {
+        diesel::insert_into(variants::table)
+            .values((
+                variants::id.eq(DbUuid(uuid::Uuid::now_v7())),
+                variants::product_id.eq(DbUuid(uuid::Uuid::now_v7())),
+                variants::merchant_id.eq(DbUuid(m.id)),
+                variants::sku.eq("ORPHAN"),
+                variants::name.eq("orphan"),
+                variants::options.eq("{}"),
+                variants::price_minor.eq(100_i64),
+                variants::currency.eq("EUR"),
+                variants::stock.eq(1_i64),
+                variants::position.eq(0),
+                variants::created_at.eq(threadcart::db::now()),
+                variants::updated_at.eq(threadcart::db::now()),
+            ))
+            .execute(conn)
+            .map_err(threadcart::db::DbError::from)
+    });
+
+    assert!(orphan.is_err(), "a variant of a missing product must be refused");
+}

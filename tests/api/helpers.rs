@@ -280,3 +280,133 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
     body
 }
+
+/// The Messenger app secret of test servers.
+pub const APP_SECRET: &str = "test-app-secret";
+/// The webhook verify token of test servers.
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+/// The Page every Messenger test merchant connects.
+pub const PAGE_ID: &str = "1000000001";
+
+/// A server wired to a fake Graph API, and a merchant with a connected Page.
+pub struct MessengerApp {
+    pub app: TestApp,
+    pub graph: crate::graph::FakeGraph,
+    pub merchant: TestMerchant,
+}
+
+/// Environment for a server talking to `graph`.
+pub fn messenger_env(graph: &crate::graph::FakeGraph) -> Vec<(&'static str, String)> {
+    vec![
+        ("GRAPH_API_BASE", graph.base.clone()),
+        ("MESSENGER_APP_SECRET", APP_SECRET.into()),
+        ("MESSENGER_VERIFY_TOKEN", VERIFY_TOKEN.into()),
+        ("THREADCART_RETRY_BASE_MS", "10".into()),
+    ]
+}
+
+/// Starts a fake Graph API, the app wired to it, and a merchant "Comfy Shoes" with Page [`PAGE_ID`].
+pub async fn spawn_messenger_app() -> MessengerApp {
+    spawn_messenger_app_on(TestDatabase::new()).await
+}
+
+/// Like [`spawn_messenger_app`], on an existing database.
+pub async fn spawn_messenger_app_on(database: TestDatabase) -> MessengerApp {
+    let graph = crate::graph::FakeGraph::start().await;
+    let env = messenger_env(&graph);
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_app_on(database, &extra).await;
+    let merchant = app.merchant("Comfy Shoes").await;
+    let res = app
+        .post(
+            "/v1/pages",
+            &merchant.token,
+            json!({"page_id": PAGE_ID, "name": "Comfy Shoes", "access_token": "EAAG-page-token-1234"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "connecting the Page");
+    MessengerApp { app, graph, merchant }
+}
+
+/// `sha256=<hex>` of the body under the test app secret.
+pub fn sign(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+impl TestApp {
+    /// Posts a Messenger delivery, signed.
+    pub async fn post_webhook(&self, body: &str) -> Response {
+        self.client
+            .post(format!("{}/webhooks/messenger", self.address))
+            .header("x-hub-signature-256", sign(body.as_bytes()))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Waits up to 10 seconds for `check` to hold.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// A delivery with these messaging objects for the Page.
+pub fn delivery(page_id: &str, messaging: Vec<Value>) -> String {
+    json!({"object": "page", "entry": [{"id": page_id, "time": 1_764_000_000_000_i64, "messaging": messaging}]})
+        .to_string()
+}
+
+/// Milliseconds since the epoch, now (events must be recent for the window to be open).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A Get Started tap that opened the thread from a Click-to-Messenger ad.
+pub fn ad_postback(psid: &str, ts: i64, mid: &str, ad_id: &str, ad_title: &str, product_id: &str) -> Value {
+    json!({
+        "sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": ts,
+        "postback": {"title": "Get Started", "payload": "GET_STARTED", "mid": mid,
+            "referral": {"ref": "c=xmas24", "ad_id": ad_id, "source": "ADS", "type": "OPEN_THREAD",
+                "ads_context_data": {"ad_title": ad_title, "photo_url": "https://example.com/ad.jpg",
+                                      "post_id": "POST-1", "product_id": product_id}}}
+    })
+}
+
+/// A text message from the shopper.
+pub fn text_message(psid: &str, ts: i64, mid: &str, text: &str) -> Value {
+    json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": ts,
+           "message": {"mid": mid, "text": text}})
+}
+
+/// The merchant's threads.
+pub async fn threads(app: &TestApp, token: &str) -> Vec<Value> {
+    let body: Value = app
+        .get("/v1/threads?limit=200", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["data"].as_array().unwrap().clone()
+}

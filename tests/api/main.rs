@@ -1,12 +1,17 @@
 //! The API suite: one binary, each test against its own server on a random port and its own fresh
 //! database (SQLite file by default; a new PostgreSQL database when `TEST_DATABASE_URL` is postgres://).
 
+// A failed unwrap is a failed test here: that is what tests are for.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod auth;
 mod catalog;
 mod cli;
+mod graph;
 mod health;
 mod helpers;
 mod import;
+mod messenger;
 mod openapi;
 mod pages;
 mod stock;

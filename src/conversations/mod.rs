@@ -1,0 +1,498 @@
+//! Customers (one per Page and PSID), their thread, the touches that brought them (ad clicks, m.me
+//! links), the messages both ways, and the messaging window that decides what may be sent.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::schema::{customers, messages, threads, touches};
+use crate::db::{DbConnection, DbUuid, now};
+use crate::messenger::webhook::Referral;
+
+/// The standard messaging window after a shopper's action.
+pub const STANDARD_WINDOW: Duration = Duration::hours(24);
+/// The window after the first message that followed a Click-to-Messenger ad.
+pub const CTM_WINDOW: Duration = Duration::days(7);
+/// How long after the shopper's last message a human agent may still answer (`HUMAN_AGENT` tag).
+pub const HUMAN_AGENT_WINDOW: Duration = Duration::days(7);
+
+/// Who answers in a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The bot answers.
+    Bot,
+    /// Agents answer; the bot stays quiet.
+    Agent,
+}
+
+impl Mode {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Bot => "bot",
+            Mode::Agent => "agent",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "bot" => Some(Mode::Bot),
+            "agent" => Some(Mode::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// A conversation thread with one shopper on one Page.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = threads)]
+pub struct Thread {
+    /// Id.
+    pub id: DbUuid,
+    /// Merchant.
+    pub merchant_id: DbUuid,
+    /// Customer.
+    pub customer_id: DbUuid,
+    /// Meta's Page id.
+    pub page_id: String,
+    /// `bot` or `agent`.
+    pub mode: String,
+    /// A human replied from the Page Inbox: the bot stays quiet until then.
+    pub human_active_until: Option<NaiveDateTime>,
+    /// The shopper's last action.
+    pub last_inbound_at: Option<NaiveDateTime>,
+    /// When the messaging window closes.
+    pub window_ends_at: Option<NaiveDateTime>,
+    /// An ad referral is waiting for the shopper's first message (which opens the 7-day window).
+    pub ctm_pending: bool,
+    /// The first touch.
+    pub first_touch_id: Option<DbUuid>,
+    /// The latest touch.
+    pub latest_touch_id: Option<DbUuid>,
+    /// The latest touch's ad.
+    pub latest_ad_id: Option<String>,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Changed.
+    pub updated_at: NaiveDateTime,
+}
+
+impl Thread {
+    /// True while a standard message may be sent.
+    pub fn window_open(&self, at: NaiveDateTime) -> bool {
+        self.window_ends_at.is_some_and(|end| at < end)
+    }
+
+    /// True while the bot may answer: bot mode, and no human active.
+    pub fn bot_may_answer(&self, at: NaiveDateTime) -> bool {
+        self.mode == Mode::Bot.as_str() && self.human_active_until.is_none_or(|until| at >= until)
+    }
+}
+
+/// The customer row behind a thread.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = customers)]
+pub struct Customer {
+    /// Id.
+    pub id: DbUuid,
+    /// Merchant.
+    pub merchant_id: DbUuid,
+    /// Page.
+    pub page_id: String,
+    /// Page-scoped user id.
+    pub psid: String,
+    /// From the User Profile API, when allowed.
+    pub first_name: Option<String>,
+    /// From the User Profile API (`fr_FR`).
+    pub locale: Option<String>,
+    /// Hours from UTC.
+    pub timezone_offset: Option<i32>,
+    /// `pending`, `ok` or `unavailable`.
+    pub profile_status: String,
+    /// Created.
+    pub created_at: NaiveDateTime,
+}
+
+/// Finds or creates the customer for (Page, PSID).
+pub fn ensure_customer(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    page_id: &str,
+    psid: &str,
+) -> QueryResult<Uuid> {
+    let existing: Option<DbUuid> = customers::table
+        .filter(customers::page_id.eq(page_id))
+        .filter(customers::psid.eq(psid))
+        .select(customers::id)
+        .first(conn)
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id.0);
+    }
+    let id = Uuid::now_v7();
+    diesel::insert_into(customers::table)
+        .values((
+            customers::id.eq(DbUuid(id)),
+            customers::merchant_id.eq(DbUuid(merchant_id)),
+            customers::page_id.eq(page_id),
+            customers::psid.eq(psid),
+            customers::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// The customer with `id`.
+pub fn customer(conn: &mut DbConnection, id: Uuid) -> QueryResult<Customer> {
+    customers::table
+        .find(DbUuid(id))
+        .select(Customer::as_select())
+        .first(conn)
+}
+
+/// Stores what the User Profile API said (or that it said nothing).
+pub fn set_profile(
+    conn: &mut DbConnection,
+    customer_id: Uuid,
+    profile: Option<(Option<String>, Option<String>, Option<i32>)>,
+) -> QueryResult<()> {
+    let target = customers::table.find(DbUuid(customer_id));
+    match profile {
+        Some((first_name, locale, tz)) => diesel::update(target)
+            .set((
+                customers::first_name.eq(first_name),
+                customers::locale.eq(locale),
+                customers::timezone_offset.eq(tz),
+                customers::profile_status.eq("ok"),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set(customers::profile_status.eq("unavailable"))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// The customer's thread, created on first contact.
+pub fn ensure_thread(conn: &mut DbConnection, customer: &Customer) -> QueryResult<Thread> {
+    if let Some(t) = threads::table
+        .filter(threads::customer_id.eq(customer.id))
+        .select(Thread::as_select())
+        .first(conn)
+        .optional()?
+    {
+        return Ok(t);
+    }
+    let at = now();
+    diesel::insert_into(threads::table)
+        .values((
+            threads::id.eq(DbUuid(Uuid::now_v7())),
+            threads::merchant_id.eq(customer.merchant_id),
+            threads::customer_id.eq(customer.id),
+            threads::page_id.eq(&customer.page_id),
+            threads::mode.eq(Mode::Bot.as_str()),
+            threads::ctm_pending.eq(false),
+            threads::created_at.eq(at),
+            threads::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    threads::table
+        .filter(threads::customer_id.eq(customer.id))
+        .select(Thread::as_select())
+        .first(conn)
+}
+
+/// The thread `id`, whoever's it is (for workers).
+pub fn get_thread(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Thread> {
+    threads::table.find(id).select(Thread::as_select()).first(conn)
+}
+
+/// The merchant's thread `id` (another merchant's answers `NotFound`).
+pub fn thread(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Thread> {
+    threads::table
+        .filter(threads::id.eq(DbUuid(id)))
+        .filter(threads::merchant_id.eq(DbUuid(merchant_id)))
+        .select(Thread::as_select())
+        .first(conn)
+}
+
+/// A shopper acted at `at`: the window reopens for 24 hours, or 7 days when this is the first message
+/// after a Click-to-Messenger ad.
+pub fn note_shopper_action(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    at: NaiveDateTime,
+    is_message: bool,
+) -> QueryResult<Thread> {
+    let mut end = at + STANDARD_WINDOW;
+    let mut ctm_pending = thread.ctm_pending;
+    if ctm_pending && is_message {
+        end = at + CTM_WINDOW;
+        ctm_pending = false;
+    }
+    let window_ends_at = thread.window_ends_at.map_or(end, |e| e.max(end));
+    let last_inbound_at = thread.last_inbound_at.map_or(at, |l| l.max(at));
+    diesel::update(threads::table.find(thread.id))
+        .set((
+            threads::window_ends_at.eq(window_ends_at),
+            threads::last_inbound_at.eq(last_inbound_at),
+            threads::ctm_pending.eq(ctm_pending),
+            threads::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(Thread {
+        window_ends_at: Some(window_ends_at),
+        last_inbound_at: Some(last_inbound_at),
+        ctm_pending,
+        ..thread.clone()
+    })
+}
+
+/// Stores a referral as a touch on the thread and keeps the first and latest touch at hand.
+pub fn record_touch(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    referral: &Referral,
+    at: NaiveDateTime,
+) -> QueryResult<Thread> {
+    let id = DbUuid(Uuid::now_v7());
+    diesel::insert_into(touches::table)
+        .values((
+            touches::id.eq(id),
+            touches::merchant_id.eq(thread.merchant_id),
+            touches::thread_id.eq(thread.id),
+            touches::source.eq(&referral.source),
+            touches::kind.eq(&referral.kind),
+            touches::ref_.eq(&referral.ref_),
+            touches::ad_id.eq(&referral.ad_id),
+            touches::ad_title.eq(&referral.ad_title),
+            touches::post_id.eq(&referral.post_id),
+            touches::product_id.eq(&referral.product_id),
+            touches::ads_context_data.eq(&referral.ads_context_data),
+            touches::occurred_at.eq(at),
+            touches::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    let first = thread.first_touch_id.unwrap_or(id);
+    let ctm_pending = thread.ctm_pending || referral.source == "ADS";
+    diesel::update(threads::table.find(thread.id))
+        .set((
+            threads::first_touch_id.eq(first),
+            threads::latest_touch_id.eq(id),
+            threads::latest_ad_id.eq(&referral.ad_id),
+            threads::ctm_pending.eq(ctm_pending),
+            threads::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(Thread {
+        first_touch_id: Some(first),
+        latest_touch_id: Some(id),
+        latest_ad_id: referral.ad_id.clone(),
+        ctm_pending,
+        ..thread.clone()
+    })
+}
+
+/// A touch as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = touches)]
+pub struct Touch {
+    /// Id.
+    pub id: DbUuid,
+    /// `ADS`, `SHORTLINK` ...
+    pub source: String,
+    /// `OPEN_THREAD` ...
+    pub kind: String,
+    /// The `ref` parameter.
+    pub ref_: Option<String>,
+    /// The ad.
+    pub ad_id: Option<String>,
+    /// The ad's title.
+    pub ad_title: Option<String>,
+    /// The ad's post.
+    pub post_id: Option<String>,
+    /// The advertised product's retailer id.
+    pub product_id: Option<String>,
+    /// All of `ads_context_data`, as JSON text.
+    pub ads_context_data: Option<String>,
+    /// When the shopper arrived.
+    pub occurred_at: NaiveDateTime,
+}
+
+/// The thread's touches, oldest first.
+pub fn touches_of(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Vec<Touch>> {
+    touches::table
+        .filter(touches::thread_id.eq(DbUuid(thread_id)))
+        .order((touches::occurred_at.asc(), touches::id.asc()))
+        .select(Touch::as_select())
+        .load(conn)
+}
+
+/// The touch with `id`.
+pub fn touch(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Touch> {
+    touches::table.find(id).select(Touch::as_select()).first(conn)
+}
+
+/// A human answered from another app (the Page Inbox): the bot stays quiet until `until`.
+pub fn human_replied(conn: &mut DbConnection, thread: &Thread, until: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(threads::table.find(thread.id))
+        .set((
+            threads::human_active_until.eq(until),
+            threads::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Hands the thread to agents or back to the bot (which also ends a human pause).
+pub fn set_mode(conn: &mut DbConnection, thread_id: Uuid, mode: Mode) -> QueryResult<()> {
+    let human_active_until: Option<NaiveDateTime> = None;
+    diesel::update(threads::table.find(DbUuid(thread_id)))
+        .set((
+            threads::mode.eq(mode.as_str()),
+            threads::human_active_until.eq(human_active_until),
+            threads::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the shopper.
+    In,
+    /// To the shopper.
+    Out,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    /// In or out.
+    pub direction: Direction,
+    /// `shopper`, `bot`, `agent` (through our API) or `human` (Page Inbox).
+    pub author: &'a str,
+    /// `text`, `quick_reply`, `postback`, `attachment`, `template` ...
+    pub kind: &'a str,
+    /// Meta's message id, when known.
+    pub mid: Option<&'a str>,
+    /// Text, when there is one.
+    pub text: Option<&'a str>,
+    /// Structured content (quick reply payload, template), as JSON text.
+    pub payload: Option<&'a str>,
+    /// When it was sent.
+    pub occurred_at: NaiveDateTime,
+}
+
+/// Stores a message on the thread.
+pub fn record_message(conn: &mut DbConnection, thread: &Thread, m: &NewMessage<'_>) -> QueryResult<Uuid> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(messages::table)
+        .values((
+            messages::id.eq(DbUuid(id)),
+            messages::merchant_id.eq(thread.merchant_id),
+            messages::thread_id.eq(thread.id),
+            messages::direction.eq(match m.direction {
+                Direction::In => "in",
+                Direction::Out => "out",
+            }),
+            messages::author.eq(m.author),
+            messages::kind.eq(m.kind),
+            messages::mid.eq(m.mid),
+            messages::text.eq(m.text),
+            messages::payload.eq(m.payload),
+            messages::occurred_at.eq(m.occurred_at),
+            messages::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Records Meta's id on a message we sent.
+pub fn set_message_mid(conn: &mut DbConnection, message_id: Uuid, mid: &str) -> QueryResult<()> {
+    diesel::update(messages::table.find(DbUuid(message_id)))
+        .set(messages::mid.eq(mid))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Filters of the thread list.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadQuery {
+    /// Only threads in this mode.
+    pub mode: Option<Mode>,
+    /// Only threads whose latest touch came from this ad.
+    pub ad_id: Option<String>,
+    /// Only threads older than this id (the cursor: the list is newest first).
+    pub before: Option<Uuid>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A page of the merchant's threads, newest first, with their customers.
+pub fn list_threads(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    q: &ThreadQuery,
+) -> QueryResult<Vec<(Thread, Customer)>> {
+    let mut query = threads::table
+        .inner_join(customers::table)
+        .filter(threads::merchant_id.eq(DbUuid(merchant_id)))
+        .order(threads::id.desc())
+        .limit(q.limit)
+        .select((Thread::as_select(), Customer::as_select()))
+        .into_boxed();
+    if let Some(mode) = q.mode {
+        query = query.filter(threads::mode.eq(mode.as_str()));
+    }
+    if let Some(ad_id) = &q.ad_id {
+        query = query.filter(threads::latest_ad_id.eq(ad_id.clone()));
+    }
+    if let Some(before) = q.before {
+        query = query.filter(threads::id.lt(DbUuid(before)));
+    }
+    query.load(conn)
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct StoredMessage {
+    /// Id.
+    pub id: DbUuid,
+    /// `in` or `out`.
+    pub direction: String,
+    /// `shopper`, `bot`, `agent`, `human`.
+    pub author: String,
+    /// `text`, `quick_reply`, `postback`, `attachment`, `template`.
+    pub kind: String,
+    /// Meta's id.
+    pub mid: Option<String>,
+    /// Text.
+    pub text: Option<String>,
+    /// Structured content.
+    pub payload: Option<String>,
+    /// When.
+    pub occurred_at: NaiveDateTime,
+}
+
+/// A page of the thread's messages, oldest first.
+pub fn list_messages(
+    conn: &mut DbConnection,
+    thread_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<StoredMessage>> {
+    let mut query = messages::table
+        .filter(messages::thread_id.eq(DbUuid(thread_id)))
+        .order(messages::id.asc())
+        .limit(limit)
+        .select(StoredMessage::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(messages::id.gt(DbUuid(after)));
+    }
+    query.load(conn)
+}

@@ -1,0 +1,414 @@
+//! The agent API: threads with their customer, touches and window; messages; agent replies; handover;
+//! and the dead-lettered webhook events.
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Api, ListBody, PageParams, timestamp};
+use crate::auth::{Caller, Permission};
+use crate::conversations::{self, Customer, Mode, StoredMessage, Thread, ThreadQuery, Touch};
+use crate::db::now;
+use crate::error::ApiError;
+use crate::messenger::agent::{self, AgentSendError};
+use crate::messenger::inbound::{self, StoredEvent};
+use crate::messenger::outbox::MessagingType;
+use crate::startup::AppState;
+
+pub(super) fn routes(api: &mut Api<'_>) {
+    api.route(Method::GET, "/v1/threads", list)
+        .route(Method::GET, "/v1/threads/{thread_id}", get)
+        .route(Method::GET, "/v1/threads/{thread_id}/messages", messages)
+        .route(Method::POST, "/v1/threads/{thread_id}/messages", send)
+        .route(Method::POST, "/v1/threads/{thread_id}/handover", handover)
+        .route(Method::GET, "/v1/webhook-events", events)
+        .route(Method::POST, "/v1/webhook-events/{event_id}/replay", replay);
+}
+
+#[derive(Serialize)]
+struct TouchBody {
+    id: Uuid,
+    source: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "ref")]
+    ref_: Option<String>,
+    ad_id: Option<String>,
+    ad_title: Option<String>,
+    post_id: Option<String>,
+    product_id: Option<String>,
+    ads_context_data: Option<serde_json::Value>,
+    occurred_at: String,
+}
+
+impl From<Touch> for TouchBody {
+    fn from(t: Touch) -> Self {
+        TouchBody {
+            id: t.id.0,
+            source: t.source,
+            kind: t.kind,
+            ref_: t.ref_,
+            ad_id: t.ad_id,
+            ad_title: t.ad_title,
+            post_id: t.post_id,
+            product_id: t.product_id,
+            ads_context_data: t.ads_context_data.and_then(|d| serde_json::from_str(&d).ok()),
+            occurred_at: timestamp(t.occurred_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CustomerBody {
+    id: Uuid,
+    psid: String,
+    first_name: Option<String>,
+    locale: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WindowBody {
+    open: bool,
+    ends_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ThreadBody {
+    id: Uuid,
+    page_id: String,
+    mode: String,
+    bot_paused_until: Option<String>,
+    customer: CustomerBody,
+    window: WindowBody,
+    last_inbound_at: Option<String>,
+    latest_ad_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    touches: Option<Vec<TouchBody>>,
+    created_at: String,
+}
+
+fn thread_body(t: Thread, c: Customer, touches: Option<Vec<Touch>>) -> ThreadBody {
+    let at = now();
+    ThreadBody {
+        id: t.id.0,
+        page_id: t.page_id.clone(),
+        mode: t.mode.clone(),
+        bot_paused_until: t.human_active_until.filter(|u| *u > at).map(timestamp),
+        customer: CustomerBody {
+            id: c.id.0,
+            psid: c.psid,
+            first_name: c.first_name,
+            locale: c.locale,
+        },
+        window: WindowBody {
+            open: t.window_open(at),
+            ends_at: t.window_ends_at.map(timestamp),
+        },
+        last_inbound_at: t.last_inbound_at.map(timestamp),
+        latest_ad_id: t.latest_ad_id,
+        touches: touches.map(|ts| ts.into_iter().map(TouchBody::from).collect()),
+        created_at: timestamp(t.created_at),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    mode: Option<String>,
+    ad_id: Option<String>,
+}
+
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadThreads)?;
+    let params = params.into_inner();
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = page.limit()?;
+    let mode = match params.mode.as_deref() {
+        None => None,
+        Some(m) => Some(Mode::parse(m).ok_or_else(|| {
+            ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+                "mode",
+                "invalid_mode",
+                "mode is bot or agent",
+            )])
+        })?),
+    };
+    let query = ThreadQuery {
+        mode,
+        ad_id: params.ad_id,
+        before: page.uuid_cursor()?,
+        limit: limit + 1,
+    };
+    let items = state
+        .db
+        .query(move |conn| conversations::list_threads(conn, caller.merchant_id, &query))
+        .await?;
+    Ok(HttpResponse::Ok().json(ListBody::from_items(
+        items,
+        limit,
+        |(t, _)| t.id.0.to_string(),
+        |(t, c)| thread_body(t, c, None),
+    )))
+}
+
+async fn get(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadThreads)?;
+    let id = path.into_inner();
+    let (thread, customer, touches) = state
+        .db
+        .query(move |conn| {
+            let t = conversations::thread(conn, caller.merchant_id, id)?;
+            let c = conversations::customer(conn, t.customer_id.0)?;
+            let touches = conversations::touches_of(conn, id)?;
+            Ok((t, c, touches))
+        })
+        .await
+        .map_err(|e| super::pages::not_found_as("thread", e))?;
+    Ok(HttpResponse::Ok().json(thread_body(thread, customer, Some(touches))))
+}
+
+#[derive(Serialize)]
+struct MessageBody {
+    id: Uuid,
+    direction: String,
+    author: String,
+    kind: String,
+    mid: Option<String>,
+    text: Option<String>,
+    payload: Option<String>,
+    occurred_at: String,
+}
+
+impl From<StoredMessage> for MessageBody {
+    fn from(m: StoredMessage) -> Self {
+        MessageBody {
+            id: m.id.0,
+            direction: m.direction,
+            author: m.author,
+            kind: m.kind,
+            mid: m.mid,
+            text: m.text,
+            payload: m.payload,
+            occurred_at: timestamp(m.occurred_at),
+        }
+    }
+}
+
+async fn messages(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadThreads)?;
+    let id = path.into_inner();
+    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    let items = state
+        .db
+        .query(move |conn| {
+            conversations::thread(conn, caller.merchant_id, id)?;
+            conversations::list_messages(conn, id, after, limit + 1)
+        })
+        .await
+        .map_err(|e| super::pages::not_found_as("thread", e))?;
+    Ok(HttpResponse::Ok().json(ListBody::from_items(
+        items,
+        limit,
+        |m| m.id.0.to_string(),
+        MessageBody::from,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    text: String,
+}
+
+async fn send(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    body: web::Json<SendRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::WriteThreads)?;
+    let id = path.into_inner();
+    let text = body.into_inner().text;
+    let queued = state
+        .db
+        .run(move |conn| agent::send_text(conn, caller.merchant_id, id, &text))
+        .await
+        .map_err(|e| match e {
+            AgentSendError::NotFound => ApiError::not_found("thread"),
+            AgentSendError::WindowClosed { window_ends_at } => ApiError::conflict(
+                "messaging_window_closed",
+                match window_ends_at {
+                    Some(end) => format!(
+                        "the messaging window closed at {}; the shopper must write first",
+                        timestamp(end)
+                    ),
+                    None => "the shopper has not written yet: the messaging window is closed".into(),
+                },
+            ),
+            AgentSendError::Invalid(detail) => {
+                ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+                    "text",
+                    "invalid_text",
+                    detail,
+                )])
+            }
+            AgentSendError::Db(e) => e.into(),
+            AgentSendError::Unavailable(e) => e.into(),
+        })?;
+    state.wakers.outbox.notify_one();
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({
+        "queued": queued.outbox_ids,
+        "messaging_type": match queued.messaging_type {
+            MessagingType::Response => "RESPONSE",
+            MessagingType::HumanAgent => "MESSAGE_TAG",
+        },
+        "tag": match queued.messaging_type {
+            MessagingType::Response => None,
+            MessagingType::HumanAgent => Some("HUMAN_AGENT"),
+        },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandoverRequest {
+    to: String,
+}
+
+async fn handover(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    body: web::Json<HandoverRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::WriteThreads)?;
+    let id = path.into_inner();
+    let mode = Mode::parse(&body.to).ok_or_else(|| {
+        ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+            "to",
+            "invalid_mode",
+            "to is bot or agent",
+        )])
+    })?;
+    let (thread, customer) = state
+        .db
+        .query(move |conn| {
+            conversations::thread(conn, caller.merchant_id, id)?;
+            conversations::set_mode(conn, id, mode)?;
+            let t = conversations::thread(conn, caller.merchant_id, id)?;
+            let c = conversations::customer(conn, t.customer_id.0)?;
+            Ok((t, c))
+        })
+        .await
+        .map_err(|e| super::pages::not_found_as("thread", e))?;
+    tracing::info!(merchant.id = %caller.merchant_id, thread.id = %id, mode = mode.as_str(), "thread handed over");
+    Ok(HttpResponse::Ok().json(thread_body(thread, customer, None)))
+}
+
+#[derive(Deserialize)]
+struct EventParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventBody {
+    id: Uuid,
+    page_id: String,
+    psid: String,
+    kind: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    occurred_at: String,
+    payload: serde_json::Value,
+}
+
+impl From<StoredEvent> for EventBody {
+    fn from(e: StoredEvent) -> Self {
+        EventBody {
+            id: e.id.0,
+            page_id: e.page_id,
+            psid: e.psid,
+            kind: e.kind,
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            occurred_at: timestamp(e.occurred_at),
+            payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+async fn events(
+    caller: Caller,
+    state: web::Data<AppState>,
+    params: web::Query<EventParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManageWebhooks)?;
+    let params = params.into_inner();
+    let status = params.status.unwrap_or_else(|| "dead".into());
+    if !["dead", "pending", "done"].contains(&status.as_str()) {
+        return Err(ApiError::validation(vec![
+            crate::catalog::domain::FieldError::new(
+                "status",
+                "invalid_status",
+                "status is dead, pending or done",
+            ),
+        ]));
+    }
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    let items = state
+        .db
+        .query(move |conn| inbound::list_events(conn, caller.merchant_id, &status, after, limit + 1))
+        .await?;
+    Ok(HttpResponse::Ok().json(ListBody::from_items(
+        items,
+        limit,
+        |e| e.id.0.to_string(),
+        EventBody::from,
+    )))
+}
+
+async fn replay(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManageWebhooks)?;
+    let id = path.into_inner();
+    let replayed = state
+        .db
+        .query(move |conn| inbound::replay(conn, caller.merchant_id, id))
+        .await?;
+    if !replayed {
+        return Err(ApiError::not_found("dead event"));
+    }
+    state.wakers.events.notify_one();
+    tracing::info!(merchant.id = %caller.merchant_id, event.id = %id, "dead event replayed");
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({"id": id, "status": "pending"})))
+}

@@ -1,0 +1,179 @@
+//! The inbox workers: deliveries into events, then each shopper's events into effects.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{WorkerContext, backoff, idle};
+use crate::conversations;
+use crate::db::{DbError, DbUuid, now};
+use crate::messenger::inbound::{self, PendingEvent, Policy};
+
+/// Splits stored deliveries into events.
+pub(super) async fn split_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match split_some(&ctx).await {
+            Ok(0) => {
+                if !idle(&ctx.wakers.inbox, &mut stopped).await {
+                    return;
+                }
+            }
+            Ok(_) => ctx.wakers.events.notify_one(),
+            Err(e) => {
+                tracing::error!(error = %e, "inbox split failed");
+                if !idle(&ctx.wakers.inbox, &mut stopped).await {
+                    return;
+                }
+            }
+        }
+        if *stopped.borrow() {
+            return;
+        }
+    }
+}
+
+async fn split_some(ctx: &WorkerContext) -> Result<usize, DbError> {
+    let deliveries = ctx.db.query(|conn| inbound::pending_deliveries(conn, 20)).await?;
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    let mut handled = 0;
+    for (id, body) in deliveries {
+        let result = ctx
+            .db
+            .query(move |conn| match inbound::split_delivery(conn, id, &body) {
+                Ok(n) => Ok(Ok(n)),
+                Err(e) => inbound::delivery_failed(conn, id, &e.to_string()).map(|()| Err(e)),
+            })
+            .await?;
+        match result {
+            Ok(n) => tracing::debug!(inbox.id = %id.0, events.stored = n, "delivery split"),
+            Err(e) => tracing::warn!(inbox.id = %id.0, error = %e, "delivery split failed; will retry"),
+        }
+        handled += 1;
+    }
+    Ok(handled)
+}
+
+/// Applies each shopper's events, one shopper at a time across every process.
+pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match apply_some(&ctx).await {
+            Ok(0) => {
+                if !idle(&ctx.wakers.events, &mut stopped).await {
+                    return;
+                }
+            }
+            Ok(_) => ctx.wakers.outbox.notify_one(),
+            Err(e) => {
+                tracing::error!(error = %e, "event processing failed");
+                if !idle(&ctx.wakers.events, &mut stopped).await {
+                    return;
+                }
+            }
+        }
+        if *stopped.borrow() {
+            return;
+        }
+    }
+}
+
+/// The lease a worker takes on a shopper while applying their events.
+const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+
+async fn apply_some(ctx: &WorkerContext) -> Result<usize, DbError> {
+    let due = ctx
+        .db
+        .query(|conn| inbound::customers_due(conn, now(), 20))
+        .await?;
+    let mut applied = 0;
+    for customer_id in due {
+        let owner = ctx.owner.clone();
+        let leased = ctx
+            .db
+            .query(move |conn| inbound::lease(conn, customer_id, &owner, now() + LEASE))
+            .await?;
+        if !leased {
+            continue;
+        }
+        let result = apply_customer(ctx, customer_id).await;
+        let owner = ctx.owner.clone();
+        ctx.db
+            .query(move |conn| inbound::release(conn, customer_id, &owner))
+            .await?;
+        applied += result?;
+    }
+    Ok(applied)
+}
+
+async fn apply_customer(ctx: &WorkerContext, customer_id: DbUuid) -> Result<usize, DbError> {
+    let mut customer = ctx
+        .db
+        .query(move |conn| conversations::customer(conn, customer_id.0))
+        .await?;
+    if customer.profile_status == "pending" {
+        fetch_profile(ctx, &customer).await?;
+        customer = ctx
+            .db
+            .query(move |conn| conversations::customer(conn, customer_id.0))
+            .await?;
+    }
+    let events = ctx
+        .db
+        .query(move |conn| inbound::pending_events(conn, customer_id))
+        .await?;
+    let policy = Policy {
+        human_idle: chrono::Duration::from_std(ctx.config.human_idle)
+            .unwrap_or(chrono::Duration::minutes(30)),
+    };
+    let mut applied = 0;
+    for event in events {
+        // Strict order: a later event waits for an earlier one being retried.
+        if event.next_attempt_at > now() {
+            break;
+        }
+        let c = customer.clone();
+        let e: PendingEvent = event.clone();
+        let result = ctx
+            .db
+            .query(move |conn| inbound::apply(conn, &c, &e, policy))
+            .await;
+        match result {
+            Ok(()) => applied += 1,
+            Err(error) => {
+                let next = now() + backoff(ctx.config.retry_base, event.attempts);
+                let message = error.to_string();
+                tracing::warn!(event.id = %event.id.0, attempt = event.attempts + 1, error = %message, "event failed; will retry");
+                ctx.db
+                    .query(move |conn| inbound::event_failed(conn, &event, &message, next))
+                    .await?;
+                break;
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Asks the User Profile API for the shopper's name, locale and timezone; a refusal is remembered and
+/// never blocks the conversation.
+async fn fetch_profile(ctx: &WorkerContext, customer: &conversations::Customer) -> Result<(), DbError> {
+    let page_id = customer.page_id.clone();
+    let token = ctx
+        .db
+        .query(move |conn| crate::merchants::pages::access_token(conn, &page_id))
+        .await?;
+    let profile = match token {
+        Some(token) => match ctx.graph.profile(&customer.psid, &token).await {
+            Ok(p) => Some((p.first_name, p.locale, p.timezone)),
+            Err(e) => {
+                tracing::info!(customer.id = %customer.id.0, error = %e, "profile unavailable");
+                None
+            }
+        },
+        None => None,
+    };
+    let id = customer.id.0;
+    ctx.db
+        .query(move |conn| conversations::set_profile(conn, id, profile))
+        .await
+}

@@ -1,0 +1,195 @@
+//! The sender: drains the outbox in order per thread, within the messaging window and Meta's rate limit,
+//! and records Meta's message id or the final error of every send.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, watch};
+
+use super::{WorkerContext, backoff, idle};
+use crate::conversations::{self, HUMAN_AGENT_WINDOW};
+use crate::db::{DbError, DbUuid, now};
+use crate::messenger::graph::ErrorClass;
+use crate::messenger::outbox::{self, Queued};
+
+/// Sends after this many failed tries are dead-lettered.
+const MAX_ATTEMPTS: i32 = 8;
+/// Meta allows 300 Send API calls per second per Page.
+const PAGE_CALLS_PER_SECOND: u32 = 300;
+/// The lease a sender takes on a thread.
+const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+
+/// A one-second window of calls per Page, shared by this process's sends.
+#[derive(Default)]
+struct PageLimiter {
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl PageLimiter {
+    /// Waits until the Page may take another call.
+    async fn acquire(&self, page_id: &str) {
+        loop {
+            let wait = {
+                let mut windows = self.windows.lock().await;
+                let entry = windows.entry(page_id.to_owned()).or_insert((Instant::now(), 0));
+                let elapsed = entry.0.elapsed();
+                if elapsed >= Duration::from_secs(1) {
+                    *entry = (Instant::now(), 0);
+                }
+                if entry.1 < PAGE_CALLS_PER_SECOND {
+                    entry.1 += 1;
+                    None
+                } else {
+                    Some(Duration::from_secs(1).saturating_sub(elapsed))
+                }
+            };
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+}
+
+pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
+    let limiter = PageLimiter::default();
+    loop {
+        match send_some(&ctx, &limiter).await {
+            Ok(0) => {
+                if !idle(&ctx.wakers.outbox, &mut stopped).await {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "outbox sending failed");
+                if !idle(&ctx.wakers.outbox, &mut stopped).await {
+                    return;
+                }
+            }
+        }
+        if *stopped.borrow() {
+            return;
+        }
+    }
+}
+
+async fn send_some(ctx: &WorkerContext, limiter: &PageLimiter) -> Result<usize, DbError> {
+    let due = ctx.db.query(|conn| outbox::threads_due(conn, now(), 20)).await?;
+    let mut sent = 0;
+    for thread_id in due {
+        let owner = ctx.owner.clone();
+        let leased = ctx
+            .db
+            .query(move |conn| outbox::lease(conn, thread_id, &owner, now() + LEASE))
+            .await?;
+        if !leased {
+            continue;
+        }
+        let result = send_thread(ctx, limiter, thread_id).await;
+        let owner = ctx.owner.clone();
+        ctx.db
+            .query(move |conn| outbox::release(conn, thread_id, &owner))
+            .await?;
+        sent += result?;
+    }
+    Ok(sent)
+}
+
+async fn send_thread(
+    ctx: &WorkerContext,
+    limiter: &PageLimiter,
+    thread_id: DbUuid,
+) -> Result<usize, DbError> {
+    let (thread, queued) = ctx
+        .db
+        .query(move |conn| {
+            Ok((
+                conversations::get_thread(conn, thread_id)?,
+                outbox::queued_for(conn, thread_id)?,
+            ))
+        })
+        .await?;
+    let mut handled = 0;
+    for q in queued {
+        if q.next_attempt_at > now() {
+            break;
+        }
+        // The window is checked again at sending time: it may have closed while the message waited.
+        let at = now();
+        let allowed = match q.messaging_type.as_deref() {
+            Some("MESSAGE_TAG") => thread
+                .last_inbound_at
+                .is_some_and(|l| at < l + HUMAN_AGENT_WINDOW),
+            _ => thread.window_open(at),
+        };
+        if !allowed {
+            finish(ctx, &q, "expired", "the messaging window closed before sending").await?;
+            handled += 1;
+            continue;
+        }
+        let page_id = q.page_id.clone();
+        let token = ctx
+            .db
+            .query(move |conn| crate::merchants::pages::access_token(conn, &page_id))
+            .await?;
+        let Some(token) = token else {
+            finish(
+                ctx,
+                &q,
+                "failed",
+                "the Page is disconnected or its token is broken",
+            )
+            .await?;
+            handled += 1;
+            continue;
+        };
+        limiter.acquire(&q.page_id).await;
+        match ctx.graph.send(&q.page_id, &token, &q.body).await {
+            Ok(message_id) => {
+                let q2 = q.clone();
+                ctx.db
+                    .query(move |conn| outbox::mark_sent(conn, &q2, message_id.as_deref()))
+                    .await?;
+                handled += 1;
+            }
+            Err(e) => {
+                let class = e.class();
+                let error = e.to_string();
+                tracing::warn!(outbox.id = %q.id.0, page.id = %q.page_id, ?class, error = %error, "send failed");
+                match class {
+                    ErrorClass::Retry if q.attempts + 1 < MAX_ATTEMPTS => {
+                        let next = now() + backoff(ctx.config.retry_base, q.attempts);
+                        let q2 = q.clone();
+                        ctx.db
+                            .query(move |conn| outbox::mark_retry(conn, &q2, &error, next))
+                            .await?;
+                        // Later messages of this thread wait, to keep their order.
+                        break;
+                    }
+                    ErrorClass::Retry => finish(ctx, &q, "dead", &error).await?,
+                    ErrorClass::TokenBroken => {
+                        let page_id = q.page_id.clone();
+                        ctx.db
+                            .query(move |conn| crate::merchants::pages::mark_token_broken(conn, &page_id))
+                            .await?;
+                        finish(ctx, &q, "failed", &error).await?;
+                    }
+                    ErrorClass::OutsideWindow | ErrorClass::Unreachable | ErrorClass::Permanent => {
+                        finish(ctx, &q, "failed", &error).await?
+                    }
+                }
+                handled += 1;
+            }
+        }
+    }
+    Ok(handled)
+}
+
+async fn finish(ctx: &WorkerContext, q: &Queued, status: &'static str, error: &str) -> Result<(), DbError> {
+    let (q, error) = (q.clone(), error.to_owned());
+    ctx.db
+        .query(move |conn| outbox::mark_final(conn, &q, status, &error))
+        .await
+}

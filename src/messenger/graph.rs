@@ -1,0 +1,234 @@
+//! The Meta Graph API client: the Send API and the User Profile API, over HTTP to `GRAPH_API_BASE`, with
+//! `appsecret_proof` on every call and Meta's error codes sorted into what to do about them.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// What to do after a Send API error (messenger.md §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Temporary (1200, 2, 4, 613, 5xx, network): retry with backoff.
+    Retry,
+    /// Outside the messaging window (10/2018278, 10/2534022): never retry.
+    OutsideWindow,
+    /// The person cannot be reached (551, 200/1545041, 100/2018001, 10/2018108): never retry.
+    Unreachable,
+    /// The Page token is invalid (190): stop sending for this Page until it is reconnected.
+    TokenBroken,
+    /// A request we got wrong, or a policy refusal: never retry.
+    Permanent,
+}
+
+/// A failed Graph call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GraphError {
+    /// Meta answered with an error body.
+    #[error("Graph API error {code}/{subcode}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// `error.code`.
+        code: i64,
+        /// `error.error_subcode` (0 when absent).
+        subcode: i64,
+        /// `error.message`.
+        message: String,
+    },
+    /// No usable answer (connection, timeout, unreadable body).
+    #[error("Graph API unreachable: {0}")]
+    Transport(String),
+}
+
+impl GraphError {
+    /// Sorts the error by what to do about it.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            GraphError::Transport(_) => ErrorClass::Retry,
+            GraphError::Api {
+                status,
+                code,
+                subcode,
+                ..
+            } => match (code, subcode) {
+                (10, 2018278) | (10, 2534022) => ErrorClass::OutsideWindow,
+                (551, _) | (200, 1545041) | (100, 2018001) | (10, 2018108) => ErrorClass::Unreachable,
+                (190, _) => ErrorClass::TokenBroken,
+                (1200, _) | (2, _) | (4, _) | (613, _) => ErrorClass::Retry,
+                _ if *status >= 500 => ErrorClass::Retry,
+                _ => ErrorClass::Permanent,
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    error_subcode: i64,
+}
+
+#[derive(Deserialize)]
+struct SendOk {
+    message_id: Option<String>,
+}
+
+/// What the User Profile API told us.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Profile {
+    /// First name.
+    pub first_name: Option<String>,
+    /// Locale such as `fr_FR`.
+    pub locale: Option<String>,
+    /// Hours from UTC.
+    pub timezone: Option<i32>,
+}
+
+/// The Graph API client.
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: String,
+    version: String,
+    app_secret: Option<SecretString>,
+}
+
+impl GraphClient {
+    /// A client for `base`/`version`, signing calls with the app secret when there is one.
+    pub fn new(
+        base: &str,
+        version: &str,
+        app_secret: Option<SecretString>,
+    ) -> Result<GraphClient, GraphError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| GraphError::Transport(e.to_string()))?;
+        Ok(GraphClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            version: version.to_owned(),
+            app_secret,
+        })
+    }
+
+    /// `appsecret_proof`: HMAC-SHA256 of the token keyed with the app secret.
+    fn proof(&self, token: &str) -> Option<String> {
+        let secret = self.app_secret.as_ref()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).ok()?;
+        mac.update(token.as_bytes());
+        Some(crate::config::hex(&mac.finalize().into_bytes()))
+    }
+
+    fn auth_query(&self, token: &str) -> Vec<(&'static str, String)> {
+        let mut q = vec![("access_token", token.to_owned())];
+        if let Some(p) = self.proof(token) {
+            q.push(("appsecret_proof", p));
+        }
+        q
+    }
+
+    async fn read_error(res: reqwest::Response) -> GraphError {
+        let status = res.status().as_u16();
+        match res.json::<ErrorEnvelope>().await {
+            Ok(e) => GraphError::Api {
+                status,
+                code: e.error.code,
+                subcode: e.error.error_subcode,
+                message: e.error.message,
+            },
+            Err(_) => GraphError::Api {
+                status,
+                code: 0,
+                subcode: 0,
+                message: format!("HTTP {status} without a Graph error body"),
+            },
+        }
+    }
+
+    /// Posts a Send API body (`recipient`, `messaging_type`, `message` or `sender_action`) for the Page;
+    /// answers Meta's `message_id` (absent for sender actions).
+    #[tracing::instrument(skip_all, fields(page.id = %page_id))]
+    pub async fn send(&self, page_id: &str, token: &str, body: &str) -> Result<Option<String>, GraphError> {
+        let url = format!("{}/{}/{}/messages", self.base, self.version, page_id);
+        let res = self
+            .http
+            .post(url)
+            .query(&self.auth_query(token))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(Self::read_error(res).await);
+        }
+        let ok: SendOk = res
+            .json()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        Ok(ok.message_id)
+    }
+
+    /// The shopper's first name, locale and timezone.
+    #[tracing::instrument(skip_all)]
+    pub async fn profile(&self, psid: &str, token: &str) -> Result<Profile, GraphError> {
+        let url = format!("{}/{}/{}", self.base, self.version, psid);
+        let mut query = self.auth_query(token);
+        query.push(("fields", "first_name,locale,timezone".into()));
+        let res = self
+            .http
+            .get(url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(Self::read_error(res).await);
+        }
+        res.json()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: i64, subcode: i64) -> GraphError {
+        GraphError::Api {
+            status,
+            code,
+            subcode,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn meta_error_codes_are_sorted_as_the_reference_says() {
+        assert_eq!(api(400, 10, 2018278).class(), ErrorClass::OutsideWindow);
+        assert_eq!(api(400, 551, 1545041).class(), ErrorClass::Unreachable);
+        assert_eq!(api(400, 100, 2018001).class(), ErrorClass::Unreachable);
+        assert_eq!(api(400, 190, 460).class(), ErrorClass::TokenBroken);
+        for code in [1200, 2, 4, 613] {
+            assert_eq!(api(400, code, 0).class(), ErrorClass::Retry);
+        }
+        assert_eq!(api(503, 0, 0).class(), ErrorClass::Retry);
+        assert_eq!(api(400, 100, 0).class(), ErrorClass::Permanent);
+        assert_eq!(GraphError::Transport("reset".into()).class(), ErrorClass::Retry);
+    }
+}

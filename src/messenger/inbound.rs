@@ -1,0 +1,477 @@
+//! From a stored webhook delivery to effects on threads: deliveries are split into events (deduplicated
+//! on the Page and the event's key), and each shopper's events are applied in timestamp order, one
+//! shopper at a time across every server process (a lease on the customer row).
+
+use chrono::{DateTime, Duration, NaiveDateTime};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::outbox::{self, METADATA_PREFIX, MessagingType};
+use super::webhook::{self, EventKind, InboundEvent};
+use crate::conversations::{self, Customer, Direction, NewMessage};
+use crate::db::schema::{customers, messenger_events, pages, webhook_inbox};
+use crate::db::{DbConnection, DbUuid, now, write_transaction};
+
+/// Retries of an event before it is dead-lettered.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// Stores a verified delivery; the 200 goes out only after this commits.
+pub fn store_delivery(conn: &mut DbConnection, source: &str, body: &str) -> QueryResult<Uuid> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(webhook_inbox::table)
+        .values((
+            webhook_inbox::id.eq(DbUuid(id)),
+            webhook_inbox::source.eq(source),
+            webhook_inbox::body.eq(body),
+            webhook_inbox::status.eq("pending"),
+            webhook_inbox::attempts.eq(0),
+            webhook_inbox::received_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Deliveries waiting to be split, oldest first.
+pub fn pending_deliveries(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(DbUuid, String)>> {
+    webhook_inbox::table
+        .filter(webhook_inbox::source.eq("messenger"))
+        .filter(webhook_inbox::status.eq("pending"))
+        .order(webhook_inbox::id.asc())
+        .select((webhook_inbox::id, webhook_inbox::body))
+        .limit(limit)
+        .load(conn)
+}
+
+fn millis_to_utc(ms: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .map(|d| d.naive_utc())
+        .unwrap_or_else(now)
+}
+
+/// Splits one delivery into events, in one transaction with marking it done, so a crash or a second
+/// process can never split it twice. Returns how many new events were stored.
+pub fn split_delivery(conn: &mut DbConnection, id: DbUuid, body: &str) -> QueryResult<usize> {
+    let parsed = webhook::parse(body.as_bytes());
+    write_transaction(conn, |conn| {
+        let claimed = diesel::update(
+            webhook_inbox::table
+                .find(id)
+                .filter(webhook_inbox::status.eq("pending")),
+        )
+        .set((
+            webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
+            webhook_inbox::processed_at.eq(now()),
+            webhook_inbox::last_error.eq(parsed.as_ref().err().map(ToString::to_string)),
+        ))
+        .execute(conn)?;
+        let (1, Ok(events)) = (claimed, &parsed) else {
+            return Ok(0);
+        };
+        let mut stored = 0;
+        for event in events {
+            if store_event(conn, id, event)? {
+                stored += 1;
+            }
+        }
+        Ok(stored)
+    })
+}
+
+/// Records a failed split so it is retried later (and given up after a while).
+pub fn delivery_failed(conn: &mut DbConnection, id: DbUuid, error: &str) -> QueryResult<()> {
+    diesel::update(webhook_inbox::table.find(id))
+        .set((
+            webhook_inbox::attempts.eq(webhook_inbox::attempts + 1),
+            webhook_inbox::last_error.eq(error),
+        ))
+        .execute(conn)?;
+    diesel::update(
+        webhook_inbox::table
+            .find(id)
+            .filter(webhook_inbox::attempts.ge(MAX_ATTEMPTS)),
+    )
+    .set(webhook_inbox::status.eq("dead"))
+    .execute(conn)?;
+    Ok(())
+}
+
+fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &InboundEvent) -> QueryResult<bool> {
+    let seen: bool = diesel::select(diesel::dsl::exists(
+        messenger_events::table
+            .filter(messenger_events::page_id.eq(&e.page_id))
+            .filter(messenger_events::dedup_key.eq(&e.dedup_key)),
+    ))
+    .get_result(conn)?;
+    if seen {
+        return Ok(false);
+    }
+    let merchant: Option<DbUuid> = pages::table
+        .filter(pages::page_id.eq(&e.page_id))
+        .select(pages::merchant_id)
+        .first(conn)
+        .optional()?;
+    let customer = match merchant {
+        Some(m) => Some(DbUuid(conversations::ensure_customer(
+            conn, m.0, &e.page_id, &e.psid,
+        )?)),
+        None => None,
+    };
+    let at = now();
+    diesel::insert_into(messenger_events::table)
+        .values((
+            messenger_events::id.eq(DbUuid(Uuid::now_v7())),
+            messenger_events::inbox_id.eq(inbox_id),
+            messenger_events::merchant_id.eq(merchant),
+            messenger_events::customer_id.eq(customer),
+            messenger_events::page_id.eq(&e.page_id),
+            messenger_events::psid.eq(&e.psid),
+            messenger_events::dedup_key.eq(&e.dedup_key),
+            messenger_events::kind.eq(e.kind.name()),
+            messenger_events::occurred_at.eq(millis_to_utc(e.timestamp_ms)),
+            messenger_events::payload.eq(e.raw.to_string()),
+            // Unknown Pages are recorded and skipped, never retried.
+            messenger_events::status.eq(if customer.is_some() {
+                "pending"
+            } else {
+                "unknown_page"
+            }),
+            messenger_events::attempts.eq(0),
+            messenger_events::next_attempt_at.eq(at),
+            messenger_events::created_at.eq(at),
+        ))
+        .execute(conn)?;
+    if customer.is_none() {
+        tracing::warn!(page.id = %e.page_id, "event for a Page no merchant connected: recorded and skipped");
+    }
+    Ok(true)
+}
+
+/// Customers with an event due now.
+pub fn customers_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<DbUuid>> {
+    let ids: Vec<Option<DbUuid>> = messenger_events::table
+        .filter(messenger_events::status.eq("pending"))
+        .filter(messenger_events::next_attempt_at.le(at))
+        .select(messenger_events::customer_id)
+        .distinct()
+        .limit(limit)
+        .load(conn)?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
+/// Takes the customer's processing lease; false when another worker holds it.
+pub fn lease(
+    conn: &mut DbConnection,
+    customer_id: DbUuid,
+    owner: &str,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    let at = now();
+    let n = diesel::update(
+        customers::table.find(customer_id).filter(
+            customers::lease_until
+                .is_null()
+                .or(customers::lease_until.lt(at))
+                .or(customers::lease_owner.eq(owner)),
+        ),
+    )
+    .set((customers::lease_owner.eq(owner), customers::lease_until.eq(until)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Gives the lease back.
+pub fn release(conn: &mut DbConnection, customer_id: DbUuid, owner: &str) -> QueryResult<()> {
+    let none: Option<NaiveDateTime> = None;
+    diesel::update(
+        customers::table
+            .find(customer_id)
+            .filter(customers::lease_owner.eq(owner)),
+    )
+    .set(customers::lease_until.eq(none))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A stored event waiting to be applied.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messenger_events)]
+pub struct PendingEvent {
+    /// Id.
+    pub id: DbUuid,
+    /// Page.
+    pub page_id: String,
+    /// When it happened.
+    pub occurred_at: NaiveDateTime,
+    /// The messaging object.
+    pub payload: String,
+    /// Tries so far.
+    pub attempts: i32,
+    /// Not before.
+    pub next_attempt_at: NaiveDateTime,
+}
+
+/// The customer's pending events in timestamp order.
+pub fn pending_events(conn: &mut DbConnection, customer_id: DbUuid) -> QueryResult<Vec<PendingEvent>> {
+    messenger_events::table
+        .filter(messenger_events::customer_id.eq(customer_id))
+        .filter(messenger_events::status.eq("pending"))
+        .order((messenger_events::occurred_at.asc(), messenger_events::id.asc()))
+        .select(PendingEvent::as_select())
+        .load(conn)
+}
+
+/// Settings the event handling needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// How long the bot stays quiet after a human answered from the Page Inbox.
+    pub human_idle: Duration,
+}
+
+/// Applies one event and marks it done, in one transaction: its effects (messages, touches, window,
+/// queued replies) happen exactly once.
+pub fn apply(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    row: &PendingEvent,
+    policy: Policy,
+) -> QueryResult<()> {
+    write_transaction(conn, |conn| {
+        let done = diesel::update(
+            messenger_events::table
+                .find(row.id)
+                .filter(messenger_events::status.eq("pending")),
+        )
+        .set((
+            messenger_events::status.eq("done"),
+            messenger_events::processed_at.eq(now()),
+            messenger_events::attempts.eq(row.attempts + 1),
+        ))
+        .execute(conn)?;
+        if done == 0 {
+            return Ok(());
+        }
+        let raw: serde_json::Value = serde_json::from_str(&row.payload)
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+        let Some(event) = webhook::event(&row.page_id, &raw, false, None) else {
+            return Ok(());
+        };
+        handle(conn, customer, &event, row.occurred_at, policy)
+    })
+}
+
+fn handle(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    event: &InboundEvent,
+    at: NaiveDateTime,
+    policy: Policy,
+) -> QueryResult<()> {
+    let mut thread = conversations::ensure_thread(conn, customer)?;
+    if event.kind.is_shopper_action() {
+        let is_message = matches!(event.kind, EventKind::Message { .. });
+        thread = conversations::note_shopper_action(conn, &thread, at, is_message)?;
+    }
+    let mut greet = None;
+    match &event.kind {
+        EventKind::Message {
+            mid,
+            text,
+            quick_reply,
+            attachments,
+        } => {
+            let kind = if quick_reply.is_some() {
+                "quick_reply"
+            } else if text.is_none() && !attachments.is_empty() {
+                "attachment"
+            } else {
+                "text"
+            };
+            let payload = quick_reply
+                .clone()
+                .or_else(|| (!attachments.is_empty()).then(|| attachments.join(",")));
+            conversations::record_message(
+                conn,
+                &thread,
+                &NewMessage {
+                    direction: Direction::In,
+                    author: "shopper",
+                    kind,
+                    mid: Some(mid),
+                    text: text.as_deref(),
+                    payload: payload.as_deref(),
+                    occurred_at: at,
+                },
+            )?;
+            if !event.standby {
+                outbox::enqueue_action(conn, &thread, &customer.psid, "mark_seen")?;
+            }
+        }
+        EventKind::Echo {
+            mid, metadata, text, ..
+        } => {
+            let ours = metadata
+                .as_deref()
+                .is_some_and(|m| m.starts_with(METADATA_PREFIX));
+            if !ours {
+                // A person answered from the Page Inbox (or another app): the bot steps back.
+                conversations::record_message(
+                    conn,
+                    &thread,
+                    &NewMessage {
+                        direction: Direction::Out,
+                        author: "human",
+                        kind: "text",
+                        mid: Some(mid),
+                        text: text.as_deref(),
+                        payload: None,
+                        occurred_at: at,
+                    },
+                )?;
+                conversations::human_replied(conn, &thread, at + policy.human_idle)?;
+                thread.human_active_until = Some(at + policy.human_idle);
+            }
+        }
+        EventKind::Postback {
+            title,
+            payload,
+            referral,
+        } => {
+            conversations::record_message(
+                conn,
+                &thread,
+                &NewMessage {
+                    direction: Direction::In,
+                    author: "shopper",
+                    kind: "postback",
+                    mid: None,
+                    text: title.as_deref(),
+                    payload: payload.as_deref(),
+                    occurred_at: at,
+                },
+            )?;
+            if let Some(r) = referral {
+                thread = conversations::record_touch(conn, &thread, r, at)?;
+                greet = Some(r.ad_title.clone());
+            } else if payload.as_deref() == Some(crate::engine::GET_STARTED) {
+                greet = Some(None);
+            }
+        }
+        EventKind::Referral(r) => {
+            thread = conversations::record_touch(conn, &thread, r, at)?;
+            greet = Some(r.ad_title.clone());
+        }
+        EventKind::Delivery { .. }
+        | EventKind::Read { .. }
+        | EventKind::Reaction { .. }
+        | EventKind::Optin { .. }
+        | EventKind::Other(_) => {}
+    }
+    let reply_at = now();
+    if let Some(ad_title) = greet
+        && !event.standby
+        && thread.bot_may_answer(reply_at)
+        && thread.window_open(reply_at)
+    {
+        let merchant = crate::merchants::get(conn, customer.merchant_id.0)?;
+        for message in crate::engine::greeting(
+            customer.first_name.as_deref(),
+            &merchant.name,
+            ad_title.as_deref(),
+        ) {
+            outbox::enqueue_message(
+                conn,
+                &thread,
+                &customer.psid,
+                message,
+                "bot",
+                MessagingType::Response,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a failed attempt: retried later with backoff, dead-lettered after [`MAX_ATTEMPTS`].
+pub fn event_failed(
+    conn: &mut DbConnection,
+    row: &PendingEvent,
+    error: &str,
+    next: NaiveDateTime,
+) -> QueryResult<()> {
+    let attempts = row.attempts + 1;
+    diesel::update(messenger_events::table.find(row.id))
+        .set((
+            messenger_events::attempts.eq(attempts),
+            messenger_events::last_error.eq(error),
+            messenger_events::next_attempt_at.eq(next),
+            messenger_events::status.eq(if attempts >= MAX_ATTEMPTS {
+                "dead"
+            } else {
+                "pending"
+            }),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// An event as the dead-letter API shows it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messenger_events)]
+pub struct StoredEvent {
+    /// Id.
+    pub id: DbUuid,
+    /// Page.
+    pub page_id: String,
+    /// Shopper.
+    pub psid: String,
+    /// `message`, `postback` ...
+    pub kind: String,
+    /// `pending`, `done`, `dead`, `unknown_page`.
+    pub status: String,
+    /// Tries.
+    pub attempts: i32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub occurred_at: NaiveDateTime,
+    /// The messaging object.
+    pub payload: String,
+}
+
+/// A page of the merchant's events in `status`, oldest first.
+pub fn list_events(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    status: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<StoredEvent>> {
+    let mut query = messenger_events::table
+        .filter(messenger_events::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(messenger_events::status.eq(status.to_owned()))
+        .order(messenger_events::id.asc())
+        .limit(limit)
+        .select(StoredEvent::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(messenger_events::id.gt(DbUuid(after)));
+    }
+    query.load(conn)
+}
+
+/// Puts a dead event of the merchant back in the queue; false when there is no such dead event.
+pub fn replay(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<bool> {
+    let n = diesel::update(
+        messenger_events::table
+            .find(DbUuid(id))
+            .filter(messenger_events::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(messenger_events::status.eq("dead")),
+    )
+    .set((
+        messenger_events::status.eq("pending"),
+        messenger_events::attempts.eq(0),
+        messenger_events::next_attempt_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}

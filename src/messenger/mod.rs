@@ -1,0 +1,9 @@
+//! The Messenger channel: webhook deliveries in (verified, stored, deduplicated), threads updated, replies
+//! rendered within Meta's limits and sent through a durable outbox.
+
+pub mod agent;
+pub mod graph;
+pub mod inbound;
+pub mod outbox;
+pub mod render;
+pub mod webhook;

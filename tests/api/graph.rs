@@ -1,0 +1,139 @@
+//! A local HTTP server that answers as Meta's Graph API does (messenger.md §4-§6): the Send API and the
+//! User Profile API, with scripted errors, recording every request it gets.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+/// One request the fake Graph API received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: Value,
+}
+
+impl Received {
+    /// A query parameter.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+    }
+}
+
+#[derive(Default)]
+struct State {
+    received: Vec<Received>,
+    send_replies: VecDeque<(u16, Value)>,
+    profile_fails: bool,
+    sent: u64,
+}
+
+/// The fake Graph API.
+#[derive(Clone)]
+pub struct FakeGraph {
+    pub base: String,
+    state: Arc<Mutex<State>>,
+}
+
+/// Meta's error envelope.
+pub fn graph_error(code: i64, subcode: i64, message: &str) -> Value {
+    json!({"error": {"message": message, "type": "OAuthException", "code": code,
+                     "error_subcode": subcode, "fbtrace_id": "AxIIVeNpuf3y2jeXdufRcEX"}})
+}
+
+impl FakeGraph {
+    /// Starts the server on a random port.
+    pub async fn start() -> FakeGraph {
+        let state = Arc::new(Mutex::new(State::default()));
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+                .default_service(web::to(answer))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let port = server.addrs()[0].port();
+        tokio::spawn(server.run());
+        FakeGraph {
+            base: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    /// The next Send API calls answer these, in order, before answering success again.
+    pub fn fail_next_sends(&self, replies: Vec<(u16, Value)>) {
+        self.state.lock().unwrap().send_replies.extend(replies);
+    }
+
+    /// The User Profile API refuses (as for a phone-number account).
+    pub fn refuse_profiles(&self) {
+        self.state.lock().unwrap().profile_fails = true;
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// The Send API message bodies received (not sender actions), in order.
+    pub fn messages(&self) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/messages") && r.body.get("message").is_some())
+            .map(|r| r.body)
+            .collect()
+    }
+
+    /// The texts of the messages received for `psid`.
+    pub fn texts_to(&self, psid: &str) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .filter(|b| b["recipient"]["id"] == psid)
+            .filter_map(|b| b["message"]["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().unwrap();
+    s.received.push(Received {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+        query: req.query_string().to_owned(),
+        body: parsed.clone(),
+    });
+    if req.path().ends_with("/messages") {
+        if let Some((status, body)) = s.send_replies.pop_front() {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body);
+        }
+        if parsed.get("sender_action").is_some() {
+            return HttpResponse::Ok().json(json!({"recipient_id": parsed["recipient"]["id"]}));
+        }
+        s.sent += 1;
+        return HttpResponse::Ok().json(json!({
+            "recipient_id": parsed["recipient"]["id"],
+            "message_id": format!("m_{}", s.sent),
+        }));
+    }
+    if req.method() == "GET" {
+        if s.profile_fails {
+            return HttpResponse::BadRequest().json(graph_error(
+                100,
+                2018218,
+                "No profile available for this user",
+            ));
+        }
+        return HttpResponse::Ok().json(json!({"first_name": "Anna", "locale": "fr_FR", "timezone": 1}));
+    }
+    HttpResponse::NotFound().json(graph_error(100, 0, "Unknown path components"))
+}

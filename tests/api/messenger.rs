@@ -1,0 +1,797 @@
+//! The Messenger channel end to end: signed deliveries in, threads and touches, replies out through the
+//! outbox to a local Graph API server.
+
+use serde_json::{Value, json};
+
+use crate::graph::graph_error;
+use crate::helpers::{
+    APP_SECRET, MessengerApp, PAGE_ID, VERIFY_TOKEN, ad_postback, delivery, eventually, now_ms, sign,
+    spawn_messenger_app, text_message, threads,
+};
+
+async fn inbox_count(m: &MessengerApp) -> i64 {
+    use diesel::{QueryDsl, RunQueryDsl};
+    use threadcart::db::schema::webhook_inbox;
+    m.app
+        .db
+        .query_blocking(|conn| webhook_inbox::table.count().get_result::<i64>(conn))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_handshake_echoes_the_challenge_for_the_right_token_only() {
+    let m = spawn_messenger_app().await;
+    let url = |token: &str| {
+        format!(
+            "{}/webhooks/messenger?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444",
+            m.app.address
+        )
+    };
+
+    let ok = reqwest::get(url(VERIFY_TOKEN)).await.unwrap();
+    let wrong = reqwest::get(url("nope")).await.unwrap();
+
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["content-type"], "text/plain");
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    assert_eq!(wrong.status(), 403);
+}
+
+#[tokio::test]
+async fn a_delivery_with_a_wrong_or_missing_signature_is_refused_and_not_stored() {
+    let m = spawn_messenger_app().await;
+    let body = delivery(PAGE_ID, vec![text_message("U1", now_ms(), "m-1", "hi")]);
+    let post = |signature: Option<String>| {
+        let mut req = m
+            .app
+            .client
+            .post(format!("{}/webhooks/messenger", m.app.address))
+            .body(body.clone());
+        if let Some(s) = signature {
+            req = req.header("x-hub-signature-256", s);
+        }
+        req.send()
+    };
+
+    let missing = post(None).await.unwrap();
+    let wrong = post(Some(format!("sha256={}", "0".repeat(64)))).await.unwrap();
+
+    assert_eq!(missing.status(), 401);
+    assert_eq!(wrong.status(), 401);
+    let problem: Value = wrong.json().await.unwrap();
+    assert_eq!(problem["code"], "invalid_signature");
+    assert_eq!(inbox_count(&m).await, 0);
+}
+
+#[tokio::test]
+async fn a_signature_is_checked_over_the_raw_bytes_with_unicode_escapes() {
+    let m = spawn_messenger_app().await;
+    let body = format!(
+        r#"{{"object":"page","entry":[{{"id":"{PAGE_ID}","time":1,"messaging":[{{"sender":{{"id":"U1"}},"recipient":{{"id":"{PAGE_ID}"}},"timestamp":{},"message":{{"mid":"m-u","text":"\u00e4\u00f6\u00e5"}}}}]}}]}}"#,
+        now_ms()
+    );
+
+    let res = m.app.post_webhook(&body).await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "EVENT_RECEIVED");
+}
+
+#[tokio::test]
+async fn a_delivery_over_one_mebibyte_answers_413() {
+    let m = spawn_messenger_app().await;
+    let body = format!(
+        r#"{{"object":"page","entry":[],"pad":"{}"}}"#,
+        "x".repeat(1024 * 1024)
+    );
+
+    let res = m.app.post_webhook(&body).await;
+
+    assert_eq!(res.status(), 413);
+    assert_eq!(inbox_count(&m).await, 0);
+}
+
+#[tokio::test]
+async fn webhooks_are_refused_until_the_app_secret_is_set() {
+    let app = crate::helpers::spawn_app().await;
+
+    let res = app.post_webhook(&delivery(PAGE_ID, vec![])).await;
+
+    assert_eq!(res.status(), 503);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "webhooks_disabled");
+}
+
+#[tokio::test]
+async fn an_ad_referral_opens_a_thread_with_its_touch_and_a_greeting_naming_the_ad() {
+    let m = spawn_messenger_app().await;
+    let body = delivery(
+        PAGE_ID,
+        vec![ad_postback(
+            "U1",
+            now_ms(),
+            "pb-1",
+            "AD-42",
+            "Comfy slippers",
+            "SLIP-01",
+        )],
+    );
+
+    let res = m.app.post_webhook(&body).await;
+
+    assert_eq!(res.status(), 200);
+    eventually("the greeting reaches the Graph API", || async {
+        !m.graph.texts_to("U1").is_empty()
+    })
+    .await;
+    let texts = m.graph.texts_to("U1");
+    assert_eq!(
+        texts,
+        ["Hi Anna! Thanks for your interest in “Comfy slippers”. How can we help?"]
+    );
+    let sent = &m.graph.messages()[0];
+    assert_eq!(sent["messaging_type"], "RESPONSE");
+    assert!(sent.get("tag").is_none());
+    assert!(
+        sent["message"]["metadata"]
+            .as_str()
+            .unwrap()
+            .starts_with("threadcart:")
+    );
+    let call = m
+        .graph
+        .received()
+        .into_iter()
+        .find(|r| r.path == format!("/v25.0/{PAGE_ID}/messages") && r.body.get("message").is_some())
+        .unwrap();
+    assert_eq!(
+        call.param("access_token").as_deref(),
+        Some("EAAG-page-token-1234")
+    );
+    assert_eq!(call.param("appsecret_proof").map(|p| p.len()), Some(64));
+    let list = threads(&m.app, &m.merchant.token).await;
+    assert_eq!(list.len(), 1);
+    let thread: Value = m
+        .app
+        .get(
+            &format!("/v1/threads/{}", list[0]["id"].as_str().unwrap()),
+            &m.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(thread["customer"]["psid"], "U1");
+    assert_eq!(thread["customer"]["first_name"], "Anna");
+    assert_eq!(thread["latest_ad_id"], "AD-42");
+    assert_eq!(thread["window"]["open"], true);
+    let touch = &thread["touches"][0];
+    assert_eq!(touch["source"], "ADS");
+    assert_eq!(touch["ad_id"], "AD-42");
+    assert_eq!(touch["ref"], "c=xmas24");
+    assert_eq!(touch["product_id"], "SLIP-01");
+    assert_eq!(touch["ads_context_data"]["post_id"], "POST-1");
+    assert_eq!(
+        touch["ads_context_data"]["photo_url"],
+        "https://example.com/ad.jpg"
+    );
+}
+
+#[tokio::test]
+async fn the_same_delivery_twice_has_one_effect() {
+    let m = spawn_messenger_app().await;
+    let body = delivery(
+        PAGE_ID,
+        vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "SLIP-01")],
+    );
+
+    assert_eq!(m.app.post_webhook(&body).await.status(), 200);
+    assert_eq!(m.app.post_webhook(&body).await.status(), 200);
+
+    eventually("the greeting is sent", || async {
+        !m.graph.texts_to("U1").is_empty()
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(m.graph.texts_to("U1").len(), 1, "one greeting only");
+    let thread = &threads(&m.app, &m.merchant.token).await[0];
+    let full: Value = m
+        .app
+        .get(
+            &format!("/v1/threads/{}", thread["id"].as_str().unwrap()),
+            &m.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(full["touches"].as_array().unwrap().len(), 1, "one touch only");
+}
+
+#[tokio::test]
+async fn a_batch_of_fifty_events_from_fifty_shoppers_is_all_processed() {
+    let m = spawn_messenger_app().await;
+    let ts = now_ms();
+    let events: Vec<Value> = (0..50)
+        .map(|i| {
+            ad_postback(
+                &format!("U{i}"),
+                ts + i,
+                &format!("pb-{i}"),
+                "AD-7",
+                "Boots",
+                "BOOT-01",
+            )
+        })
+        .collect();
+
+    assert_eq!(m.app.post_webhook(&delivery(PAGE_ID, events)).await.status(), 200);
+
+    eventually("fifty greetings are sent", || async {
+        m.graph.messages().len() == 50
+    })
+    .await;
+    assert_eq!(threads(&m.app, &m.merchant.token).await.len(), 50);
+}
+
+#[tokio::test]
+async fn a_shoppers_events_are_applied_in_timestamp_order_whatever_the_delivery_order() {
+    let m = spawn_messenger_app().await;
+    let ts = now_ms();
+    let shuffled = vec![
+        text_message("U1", ts + 30, "m-3", "third"),
+        text_message("U1", ts + 10, "m-1", "first"),
+        text_message("U1", ts + 20, "m-2", "second"),
+    ];
+
+    m.app.post_webhook(&delivery(PAGE_ID, shuffled)).await;
+
+    let token = m.merchant.token.clone();
+    eventually("three messages are stored", || async {
+        let list = threads(&m.app, &token).await;
+        if list.is_empty() {
+            return false;
+        }
+        let body: Value = m
+            .app
+            .get(
+                &format!("/v1/threads/{}/messages", list[0]["id"].as_str().unwrap()),
+                &token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["data"].as_array().unwrap().len() == 3
+    })
+    .await;
+    let list = threads(&m.app, &token).await;
+    let body: Value = m
+        .app
+        .get(
+            &format!("/v1/threads/{}/messages", list[0]["id"].as_str().unwrap()),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["first", "second", "third"]);
+}
+
+#[tokio::test]
+async fn events_for_an_unknown_page_are_recorded_and_skipped() {
+    let m = spawn_messenger_app().await;
+    let body = json!({"object": "page", "entry": [{"id": "999", "time": 1, "messaging": [
+        {"sender": {"id": "U1"}, "recipient": {"id": "999"}, "timestamp": now_ms(),
+         "message": {"mid": "m-x", "text": "hello"}}]}]})
+    .to_string();
+
+    assert_eq!(m.app.post_webhook(&body).await.status(), 200);
+
+    eventually("the delivery is split", || async {
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        use threadcart::db::schema::messenger_events;
+        m.app
+            .db
+            .query_blocking(|conn| {
+                messenger_events::table
+                    .filter(messenger_events::status.eq("unknown_page"))
+                    .count()
+                    .get_result::<i64>(conn)
+            })
+            .unwrap()
+            == 1
+    })
+    .await;
+    assert!(
+        m.graph.received().is_empty(),
+        "nothing is sent for an unknown Page"
+    );
+    assert!(threads(&m.app, &m.merchant.token).await.is_empty());
+}
+
+async fn thread_with_greeting(m: &MessengerApp, psid: &str) -> String {
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback(
+                psid,
+                now_ms(),
+                &format!("pb-{psid}"),
+                "AD-1",
+                "Slippers",
+                "SLIP-01",
+            )],
+        ))
+        .await;
+    eventually("the greeting is sent", || async {
+        !m.graph.texts_to(psid).is_empty()
+    })
+    .await;
+    threads(&m.app, &m.merchant.token).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_agent_message_inside_the_window_is_sent_as_a_response() {
+    let m = spawn_messenger_app().await;
+    let thread = thread_with_greeting(&m, "U1").await;
+
+    let res = m
+        .app
+        .post(
+            &format!("/v1/threads/{thread}/messages"),
+            &m.merchant.token,
+            json!({"text": "Hello, this is Léa from Comfy Shoes."}),
+        )
+        .await;
+
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["messaging_type"], "RESPONSE");
+    eventually("the agent's message is sent", || async {
+        m.graph.texts_to("U1").len() == 2
+    })
+    .await;
+    let detail: Value = m
+        .app
+        .get(&format!("/v1/threads/{thread}"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["mode"], "agent", "an agent writing takes the thread over");
+}
+
+fn close_window(m: &MessengerApp, thread: &str, hours_ago: i64) {
+    use diesel::{QueryDsl, RunQueryDsl};
+    use threadcart::db::schema::threads;
+    use threadcart::db::{DbUuid, now};
+    let id = DbUuid(thread.parse().unwrap());
+    let last = now() - chrono::Duration::hours(hours_ago);
+    m.app
+        .db
+        .query_blocking(|conn| {
+            diesel::update(threads::table.find(id))
+                .set((
+                    diesel::ExpressionMethods::eq(threads::last_inbound_at, last),
+                    diesel::ExpressionMethods::eq(
+                        threads::window_ends_at,
+                        last + chrono::Duration::hours(24),
+                    ),
+                ))
+                .execute(conn)
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_agent_message_outside_the_window_is_refused_with_the_windows_end() {
+    let m = spawn_messenger_app().await;
+    let thread = thread_with_greeting(&m, "U1").await;
+    close_window(&m, &thread, 30);
+
+    let res = m
+        .app
+        .post(
+            &format!("/v1/threads/{thread}/messages"),
+            &m.merchant.token,
+            json!({"text": "Hello?"}),
+        )
+        .await;
+
+    let problem = crate::helpers::assert_problem(res, 409, "messaging_window_closed").await;
+    assert!(problem["detail"].as_str().unwrap().contains("closed at"));
+}
+
+#[tokio::test]
+async fn a_page_with_the_human_agent_permission_answers_within_seven_days_with_the_tag() {
+    let m = spawn_messenger_app().await;
+    let thread = thread_with_greeting(&m, "U1").await;
+    close_window(&m, &thread, 48);
+    let res = m
+        .app
+        .patch(
+            &format!("/v1/pages/{PAGE_ID}"),
+            &m.merchant.token,
+            json!({"human_agent_enabled": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    let res = m
+        .app
+        .post(
+            &format!("/v1/threads/{thread}/messages"),
+            &m.merchant.token,
+            json!({"text": "Sorry for the wait"}),
+        )
+        .await;
+
+    assert_eq!(res.status(), 202);
+    eventually("the tagged message is sent", || async {
+        m.graph.messages().len() == 2
+    })
+    .await;
+    let sent = &m.graph.messages()[1];
+    assert_eq!(sent["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(sent["tag"], "HUMAN_AGENT");
+}
+
+#[tokio::test]
+async fn a_temporary_send_failure_is_retried_until_it_goes_through() {
+    let m = spawn_messenger_app().await;
+    m.graph.fail_next_sends(vec![
+        (
+            500,
+            graph_error(1200, 0, "Temporary send message failure. Please try again later"),
+        ),
+        (
+            400,
+            graph_error(613, 0, "Calls to this API have exceeded the rate limit"),
+        ),
+    ]);
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
+        ))
+        .await;
+
+    eventually("the greeting goes through on the third try", || async {
+        m.graph.texts_to("U1").len() == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_send_outside_the_window_is_not_retried() {
+    let m = spawn_messenger_app().await;
+    m.graph.fail_next_sends(vec![(
+        400,
+        graph_error(
+            10,
+            2018278,
+            "(#10) This message is sent outside of allowed window.",
+        ),
+    )]);
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
+        ))
+        .await;
+
+    eventually("the greeting is tried", || async {
+        m.graph.texts_to("U1").len() == 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(m.graph.texts_to("U1").len(), 1, "never retried");
+}
+
+#[tokio::test]
+async fn an_invalid_page_token_marks_the_page_broken_until_a_new_token_is_given() {
+    let m = spawn_messenger_app().await;
+    m.graph.fail_next_sends(vec![(
+        400,
+        graph_error(190, 460, "Error validating access token"),
+    )]);
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
+        ))
+        .await;
+
+    let token = m.merchant.token.clone();
+    eventually("the Page shows a broken token", || async {
+        let page: Value = m
+            .app
+            .get(&format!("/v1/pages/{PAGE_ID}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["token_status"] == "broken"
+    })
+    .await;
+    let page: Value = m
+        .app
+        .patch(
+            &format!("/v1/pages/{PAGE_ID}"),
+            &token,
+            json!({"access_token": "EAAG-new-token-5678"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["token_status"], "ok");
+    assert_eq!(page["token_last4"], "5678");
+}
+
+#[tokio::test]
+async fn a_human_answering_from_the_page_inbox_pauses_the_bot() {
+    let m = spawn_messenger_app().await;
+    thread_with_greeting(&m, "U1").await;
+    let echo = json!({"sender": {"id": PAGE_ID}, "recipient": {"id": "U1"}, "timestamp": now_ms(),
+        "message": {"is_echo": true, "app_id": 263902037430900_i64, "mid": "m-human", "text": "Hi, I'm Léa"}});
+    m.app.post_webhook(&delivery(PAGE_ID, vec![echo])).await;
+    let token = m.merchant.token.clone();
+    eventually("the bot is paused", || async {
+        threads(&m.app, &token).await[0]["bot_paused_until"].is_string()
+    })
+    .await;
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback(
+                "U1",
+                now_ms() + 5,
+                "pb-again",
+                "AD-2",
+                "Boots",
+                "BOOT-01",
+            )],
+        ))
+        .await;
+
+    eventually("the new touch is recorded", || async {
+        threads(&m.app, &token).await[0]["latest_ad_id"] == "AD-2"
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        m.graph.texts_to("U1").len(),
+        1,
+        "the bot stays quiet while a human is active"
+    );
+}
+
+#[tokio::test]
+async fn the_first_message_after_an_ad_opens_a_seven_day_window() {
+    let m = spawn_messenger_app().await;
+    let thread = thread_with_greeting(&m, "U1").await;
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![text_message("U1", now_ms(), "m-1", "Do you have size 42?")],
+        ))
+        .await;
+
+    let token = m.merchant.token.clone();
+    eventually("the window is extended to seven days", || async {
+        let t: Value = m
+            .app
+            .get(&format!("/v1/threads/{thread}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let ends = t["window"]["ends_at"].as_str().unwrap_or_default().to_owned();
+        chrono::DateTime::parse_from_rfc3339(&ends)
+            .is_ok_and(|e| e.with_timezone(&chrono::Utc) > chrono::Utc::now() + chrono::Duration::days(6))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restart() {
+    let database = crate::helpers::TestDatabase::new();
+    let db = threadcart::db::Db::connect(&database.url, 2).unwrap();
+    // The first process stored and acknowledged the delivery, then died before processing it.
+    let merchant = {
+        let new = threadcart::merchants::NewMerchant::parse("Comfy Shoes", "EUR", "Europe/Paris").unwrap();
+        db.query_blocking(|conn| threadcart::merchants::create(conn, &new, None))
+            .unwrap()
+    };
+    let page = threadcart::merchants::pages::NewPage::parse(PAGE_ID, None, "EAAG-page-token-1234").unwrap();
+    db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, merchant.id, &page))
+        .unwrap();
+    let body = delivery(
+        PAGE_ID,
+        vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
+    );
+    db.query_blocking(|conn| threadcart::messenger::inbound::store_delivery(conn, "messenger", &body))
+        .unwrap();
+    drop(db);
+
+    let graph = crate::graph::FakeGraph::start().await;
+    let env = crate::helpers::messenger_env(&graph);
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _app = crate::helpers::spawn_app_on(database, &extra).await;
+
+    eventually("the stored delivery is processed", || async {
+        graph.texts_to("U1").len() == 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(graph.texts_to("U1").len(), 1);
+}
+
+#[tokio::test]
+async fn two_server_processes_on_one_database_do_nothing_twice() {
+    let first = spawn_messenger_app().await;
+    let env = crate::helpers::messenger_env(&first.graph);
+    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("THREADCART_JWT_SECRET", crate::helpers::JWT_SECRET));
+    let config = crate::helpers::test_config(&first.app.database.url, &extra);
+    let db = threadcart::db::Db::connect(config.database_url(), 4).unwrap();
+    let second = threadcart::startup::Application::build(config, db).unwrap();
+    let second_address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    let ts = now_ms();
+
+    for i in 0..30 {
+        let body = delivery(
+            PAGE_ID,
+            vec![ad_postback(
+                &format!("U{}", i % 10),
+                ts + i,
+                &format!("pb-{i}"),
+                "AD-1",
+                "Slippers",
+                "S",
+            )],
+        );
+        // Every delivery reaches both processes, as Meta's retries could make happen.
+        for address in [&first.app.address, &second_address] {
+            let res = first
+                .app
+                .client
+                .post(format!("{address}/webhooks/messenger"))
+                .header("x-hub-signature-256", sign(body.as_bytes()))
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    }
+
+    eventually("thirty greetings are sent", || async {
+        first.graph.messages().len() >= 30
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        first.graph.messages().len(),
+        30,
+        "each event answered exactly once"
+    );
+    assert_eq!(threads(&first.app, &first.merchant.token).await.len(), 10);
+    let _ = APP_SECRET;
+}
+
+#[tokio::test]
+async fn a_refused_profile_is_tolerated_and_the_greeting_goes_without_a_name() {
+    let m = spawn_messenger_app().await;
+    m.graph.refuse_profiles();
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
+        ))
+        .await;
+
+    eventually("the greeting is sent", || async {
+        !m.graph.texts_to("U1").is_empty()
+    })
+    .await;
+    assert_eq!(
+        m.graph.texts_to("U1"),
+        ["Hi! Thanks for your interest in “Slippers”. How can we help?"]
+    );
+    let profile_call = m
+        .graph
+        .received()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .unwrap();
+    assert_eq!(profile_call.path, "/v25.0/U1");
+    assert!(profile_call.param("fields").unwrap().contains("first_name"));
+}
+
+#[tokio::test]
+async fn a_failing_event_is_dead_lettered_listed_and_replayed() {
+    use diesel::RunQueryDsl;
+    let m = spawn_messenger_app().await;
+    // Break what the event needs, so every attempt fails.
+    m.app
+        .db
+        .query_blocking(|conn| diesel::sql_query("ALTER TABLE touches RENAME TO touches_away").execute(conn))
+        .unwrap();
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
+        ))
+        .await;
+    let token = m.merchant.token.clone();
+    eventually("the event is dead-lettered", || async {
+        let body: Value = m
+            .app
+            .get("/v1/webhook-events?status=dead", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["data"].as_array().is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    let dead: Value = m
+        .app
+        .get("/v1/webhook-events", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let event = &dead["data"][0];
+    assert_eq!(event["kind"], "postback");
+    assert_eq!(event["attempts"], 8);
+    assert!(event["last_error"].as_str().unwrap().contains("touches"));
+    assert!(m.graph.texts_to("U1").is_empty());
+    m.app
+        .db
+        .query_blocking(|conn| diesel::sql_query("ALTER TABLE touches_away RENAME TO touches").execute(conn))
+        .unwrap();
+
+    let res = m
+        .app
+        .post(
+            &format!("/v1/webhook-events/{}/replay", event["id"].as_str().unwrap()),
+            &token,
+            json!({}),
+        )
+        .await;
+
+    assert_eq!(res.status(), 202);
+    eventually("the replayed event is answered", || async {
+        m.graph.texts_to("U1").len() == 1
+    })
+    .await;
+    let dead: Value = m
+        .app
+        .get("/v1/webhook-events", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(dead["data"].as_array().unwrap().is_empty());
+}
