@@ -631,7 +631,11 @@ pub fn upsert_product(
             .optional()?;
         let (product_id, outcome) = match existing {
             Some(id) => {
-                update_product_row(conn, id.0, &item.fields)?;
+                // Unchanged rows are left alone, so `updated_at` means a real change (the demo data is
+                // loaded at every start).
+                if get_product(conn, merchant_id, id.0)?.fields != item.fields {
+                    update_product_row(conn, id.0, &item.fields)?;
+                }
                 (id.0, Upserted::Updated)
             }
             None => (
@@ -642,20 +646,29 @@ pub fn upsert_product(
         let mut position = next_position(conn, product_id)?;
         let mut kept = 0usize;
         for v in &item.variants {
-            let found: Option<(DbUuid, DbUuid)> = variants::table
+            let found: Option<VariantRow> = variants::table
                 .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
                 .filter(variants::sku.eq(&v.fields.sku))
-                .select((variants::id, variants::product_id))
+                .select(VariantRow::as_select())
                 .first(conn)
                 .optional()?;
+            let found = found.map(Variant::try_from).transpose()?;
             match found {
-                Some((_, other)) if other.0 != product_id => rejected.push(import::RowError {
+                Some(other) if other.product_id != product_id => rejected.push(import::RowError {
                     row: v.row,
                     code: "sku_taken",
                     detail: format!("SKU `{}` belongs to another product", v.fields.sku),
                 }),
-                Some((id, _)) => {
-                    diesel::update(variants::table.filter(variants::id.eq(id)))
+                Some(same)
+                    if same.name == v.fields.name
+                        && same.options == v.fields.options
+                        && same.price == v.fields.price
+                        && (!v.stock_given || same.stock == v.fields.stock) =>
+                {
+                    kept += 1;
+                }
+                Some(changed) => {
+                    diesel::update(variants::table.filter(variants::id.eq(DbUuid(changed.id))))
                         .set(VariantChanges {
                             sku: None,
                             name: Some(v.fields.name.clone()),

@@ -478,8 +478,38 @@ pub struct StoredMessage {
     pub occurred_at: NaiveDateTime,
 }
 
-/// A page of the thread's messages, oldest first.
+/// A page of the thread's messages, oldest first, each outgoing one with its delivery: the outbox
+/// status (`queued`, `sent`, `failed`, `expired`, `dead`) and the last error.
 pub fn list_messages(
+    conn: &mut DbConnection,
+    thread_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<(StoredMessage, Option<(String, Option<String>)>)>> {
+    let page = message_page(conn, thread_id, after, limit)?;
+    let ids: Vec<DbUuid> = page.iter().map(|m| m.id).collect();
+    let deliveries: Vec<(Option<DbUuid>, String, Option<String>)> = crate::db::schema::outbox::table
+        .filter(crate::db::schema::outbox::message_id.eq_any(ids))
+        .select((
+            crate::db::schema::outbox::message_id,
+            crate::db::schema::outbox::status,
+            crate::db::schema::outbox::last_error,
+        ))
+        .load(conn)?;
+    let by_message: std::collections::HashMap<DbUuid, (String, Option<String>)> = deliveries
+        .into_iter()
+        .filter_map(|(id, status, error)| id.map(|id| (id, (status, error))))
+        .collect();
+    Ok(page
+        .into_iter()
+        .map(|m| {
+            let delivery = by_message.get(&m.id).cloned();
+            (m, delivery)
+        })
+        .collect())
+}
+
+fn message_page(
     conn: &mut DbConnection,
     thread_id: Uuid,
     after: Option<Uuid>,

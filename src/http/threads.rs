@@ -191,11 +191,20 @@ struct MessageBody {
     text: Option<String>,
     payload: Option<String>,
     occurred_at: String,
+    /// Outgoing messages: `queued`, `sent`, `failed`, `expired` or `dead`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<String>,
+    /// Why an outgoing message was not delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_error: Option<String>,
 }
 
-impl From<StoredMessage> for MessageBody {
-    fn from(m: StoredMessage) -> Self {
+impl From<(StoredMessage, Option<(String, Option<String>)>)> for MessageBody {
+    fn from((m, delivery): (StoredMessage, Option<(String, Option<String>)>)) -> Self {
+        let (delivery, delivery_error) = delivery.map_or((None, None), |(s, e)| (Some(s), e));
         MessageBody {
+            delivery,
+            delivery_error,
             id: m.id.0,
             direction: m.direction,
             author: m.author,
@@ -228,7 +237,7 @@ async fn messages(
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,
         limit,
-        |m| m.id.0.to_string(),
+        |(m, _)| m.id.0.to_string(),
         MessageBody::from,
     )))
 }

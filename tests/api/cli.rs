@@ -133,28 +133,40 @@ async fn page_connect_to_an_unknown_merchant_fails_with_one_line() {
 #[tokio::test]
 async fn demo_loads_two_merchants_idempotently_and_prints_working_keys() {
     let db = TestDatabase::new();
+    let url = db.url.clone();
 
-    let first = json_stdout(&threadcart(&db.url, &["demo"]));
-    let second = json_stdout(&threadcart(&db.url, &["demo"]));
-
-    assert_eq!(first, second, "a second run finds the same merchants");
-    let merchants = first["merchants"].as_array().unwrap();
-    let names: Vec<&str> = merchants.iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Comfy Shoes", "Dream Hotels"]);
+    let first = json_stdout(&threadcart(&url, &["demo"]));
     let app = spawn_app_on(db, &[]).await;
-    let shoes = &merchants[0];
+    let shoes = first["merchants"][0].clone();
     let token = app.token(shoes["api_key"].as_str().unwrap()).await;
-    let list: Value = app
+    let before: Value = app
         .get("/v1/products?limit=200", &token)
         .await
         .json()
         .await
         .unwrap();
+    let second = json_stdout(&threadcart(&url, &["demo"]));
+    let after: Value = app
+        .get("/v1/products?limit=200", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(first, second, "a second run finds the same merchants");
+    assert_eq!(before, after, "a second run changes nothing, not even updated_at");
+    let names: Vec<&str> = first["merchants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Comfy Shoes", "Dream Hotels"]);
     assert_eq!(
-        list["data"].as_array().unwrap().len() as u64,
+        before["data"].as_array().unwrap().len() as u64,
         shoes["products"].as_u64().unwrap()
     );
-    let slippers = list["data"]
+    let slippers = before["data"]
         .as_array()
         .unwrap()
         .iter()

@@ -795,3 +795,143 @@ async fn a_failing_event_is_dead_lettered_listed_and_replayed() {
         .unwrap();
     assert!(dead["data"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_referral_into_an_existing_thread_adds_a_touch_and_reopens_the_window() {
+    let m = spawn_messenger_app().await;
+    let thread = thread_with_greeting(&m, "U1").await;
+    close_window(&m, &thread, 30);
+    let referral = json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
+        "referral": {"ref": "spring_sale", "source": "SHORTLINK", "type": "OPEN_THREAD"}});
+
+    m.app.post_webhook(&delivery(PAGE_ID, vec![referral])).await;
+
+    eventually("a second greeting is sent", || async {
+        m.graph.texts_to("U1").len() == 2
+    })
+    .await;
+    assert_eq!(
+        m.graph.texts_to("U1")[1],
+        "Hi Anna! Welcome to Comfy Shoes. How can we help?"
+    );
+    let t: Value = m
+        .app
+        .get(&format!("/v1/threads/{thread}"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let touches = t["touches"].as_array().unwrap();
+    assert_eq!(touches.len(), 2);
+    assert_eq!(touches[0]["source"], "ADS");
+    assert_eq!(touches[1]["source"], "SHORTLINK");
+    assert_eq!(touches[1]["ref"], "spring_sale");
+    assert_eq!(t["window"]["open"], true);
+}
+
+#[tokio::test]
+async fn every_event_type_is_applied_once_and_marked_done() {
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    use threadcart::db::schema::messenger_events;
+    let m = spawn_messenger_app().await;
+    let ts = now_ms();
+    let events = vec![
+        json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": ts,
+            "message": {"mid": "m-1", "text": "Blue", "quick_reply": {"payload": "COLOR_BLUE"}}}),
+        json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 1,
+            "message": {"mid": "m-2", "attachments": [{"type": "image", "payload": {"url": "https://example.com/x.jpg"}}]}}),
+        json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 2,
+            "postback": {"title": "Shop", "payload": "SHOP", "mid": "pb-2"}}),
+        json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 3,
+            "delivery": {"mids": ["m_1"], "watermark": ts}}),
+        json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 4,
+            "read": {"watermark": ts + 3}}),
+        json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 5,
+            "reaction": {"reaction": "love", "emoji": "\u{2764}", "action": "react", "mid": "m_1"}}),
+        json!({"sender": {"id": "U1"}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 6,
+            "optin": {"type": "notification_messages", "payload": "", "notification_messages_token": "tok"}}),
+        json!({"sender": {"id": PAGE_ID}, "recipient": {"id": "U1"}, "timestamp": ts + 7,
+            "message": {"is_echo": true, "app_id": 1517776481860111_i64, "mid": "m-echo",
+                        "metadata": "threadcart:00000000-0000-0000-0000-000000000000", "text": "ours"}}),
+    ];
+
+    m.app.post_webhook(&delivery(PAGE_ID, events)).await;
+
+    let count = |status: &'static str| {
+        let db = m.app.db.clone();
+        async move {
+            db.query_blocking(move |conn| {
+                messenger_events::table
+                    .filter(messenger_events::status.eq(status))
+                    .count()
+                    .get_result::<i64>(conn)
+            })
+            .unwrap()
+        }
+    };
+    eventually("all eight events are done", || async { count("done").await == 8 }).await;
+    assert_eq!(count("pending").await, 0);
+    let thread = &threads(&m.app, &m.merchant.token).await[0];
+    assert!(
+        thread["bot_paused_until"].is_null(),
+        "our own echo does not pause the bot"
+    );
+    let messages: Value = m
+        .app
+        .get(
+            &format!("/v1/threads/{}/messages", thread["id"].as_str().unwrap()),
+            &m.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["quick_reply", "attachment", "postback"]);
+    assert_eq!(messages["data"][0]["payload"], "COLOR_BLUE");
+}
+
+#[tokio::test]
+async fn a_shopper_who_cannot_be_reached_is_not_retried_and_the_message_says_why() {
+    let m = spawn_messenger_app().await;
+    m.graph.fail_next_sends(vec![(
+        400,
+        graph_error(551, 1545041, "This person isn't available right now."),
+    )]);
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
+        ))
+        .await;
+
+    let token = m.merchant.token.clone();
+    eventually("the greeting is marked failed", || async {
+        let list = threads(&m.app, &token).await;
+        let Some(t) = list.first() else { return false };
+        let body: Value = m
+            .app
+            .get(
+                &format!("/v1/threads/{}/messages", t["id"].as_str().unwrap()),
+                &token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|msg| msg["delivery"] == "failed" && msg["delivery_error"].as_str().unwrap().contains("551"))
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(m.graph.texts_to("U1").len(), 1, "never retried");
+}
