@@ -180,11 +180,23 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     other => other.into(),
                 })
             })?;
+            let graph = crate::messenger::graph::GraphClient::new(
+                &config.graph_api_base,
+                &config.graph_api_version,
+                config.messenger_app_secret.clone(),
+            )?;
+            let status = actix_web::rt::System::new().block_on(crate::messenger::profile::set_profile(
+                &db,
+                &graph,
+                &page.page_id,
+                &access_token,
+            ));
             print(&json!({
                 "merchant_id": page.merchant_id,
                 "page_id": page.page_id,
                 "name": page.name,
                 "token_last4": page.token_last4,
+                "messenger_profile": status,
             }))
         }
         Command::Demo => print(&json!({"merchants": crate::demo::load(&db)?})),

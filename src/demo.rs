@@ -31,6 +31,25 @@ struct DemoMerchant {
     api_key: String,
     page: DemoPage,
     products: Vec<ProductCreate>,
+    #[serde(default)]
+    offers: Vec<DemoOffer>,
+    #[serde(default)]
+    discounts: Vec<DemoDiscount>,
+}
+
+#[derive(Deserialize)]
+struct DemoOffer {
+    kind: String,
+    trigger_retailer_id: String,
+    offer_sku: String,
+    discount_percent: Option<String>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct DemoDiscount {
+    code: String,
+    percent_off: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +156,26 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
             return Err(DemoError::Fixture(format!("{}: {}", m.slug, r.detail)));
         }
     }
+    for offer in &m.offers {
+        load_offer(conn, merchant.id, &m.slug, offer)?;
+    }
+    for discount in &m.discounts {
+        if crate::discounts::find_by_code(conn, merchant.id, &discount.code)?.is_none() {
+            let input = crate::discounts::DiscountInput {
+                code: &discount.code,
+                percent_off: discount.percent_off.as_deref(),
+                amount_off: None,
+                starts_at: None,
+                ends_at: None,
+                min_subtotal: None,
+                max_redemptions: None,
+                active: true,
+            };
+            let new = crate::discounts::NewDiscount::parse(&input, merchant.currency).map_err(bad)?;
+            crate::discounts::create(conn, merchant.id, merchant.currency, &new)
+                .map_err(|e| DemoError::Fixture(format!("{}: {e}", m.slug)))?;
+        }
+    }
     Ok(Loaded {
         slug: m.slug.clone(),
         name: merchant.name,
@@ -145,4 +184,49 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
         api_key: m.api_key.clone(),
         products: m.products.len(),
     })
+}
+
+/// Creates the demo offer unless one with the same trigger and offered variant exists.
+fn load_offer(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    slug: &str,
+    o: &DemoOffer,
+) -> Result<(), DemoError> {
+    let missing = |what: &str| DemoError::Fixture(format!("{slug}: the offer names an unknown {what}"));
+    let trigger = catalog::find_by_retailer_id(conn, merchant_id, &o.trigger_retailer_id)?
+        .ok_or_else(|| missing("trigger product"))?;
+    let variant =
+        catalog::variant_id_by_sku(conn, merchant_id, &o.offer_sku)?.ok_or_else(|| missing("SKU"))?;
+    let existing = crate::offers::list(
+        conn,
+        merchant_id,
+        &crate::offers::OfferQuery {
+            after: None,
+            limit: 100,
+            product_id: Some(trigger.id),
+        },
+    )?;
+    if existing.iter().any(|e| e.offer_variant_id == variant) {
+        return Ok(());
+    }
+    let mut errors = Vec::new();
+    let kind = crate::offers::OfferKind::parse("kind", &o.kind, &mut errors);
+    let discount = o
+        .discount_percent
+        .as_deref()
+        .and_then(|p| crate::offers::OfferDiscount::parse_percent("discount_percent", p, &mut errors));
+    let (Some(kind), true) = (kind, errors.is_empty()) else {
+        return Err(DemoError::Fixture(format!("{slug}: {errors:?}")));
+    };
+    let new = crate::offers::NewOffer {
+        kind,
+        trigger_product_id: trigger.id,
+        offer_variant_id: variant,
+        discount,
+        text: o.text.clone(),
+        active: true,
+    };
+    crate::offers::create(conn, merchant_id, &new).map_err(|e| DemoError::Fixture(format!("{slug}: {e}")))?;
+    Ok(())
 }

@@ -2,13 +2,16 @@
 //!
 //! See `README.md` for the journey and the layout; each module says why it exists.
 
+pub mod attribution;
 pub mod auth;
+pub mod carts;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod conversations;
 pub mod db;
 pub mod demo;
+pub mod discounts;
 pub mod engine;
 pub mod error;
 pub mod http;
@@ -17,5 +20,6 @@ pub mod merchants;
 pub mod messenger;
 pub mod metrics;
 pub mod money;
+pub mod offers;
 pub mod startup;
 pub mod telemetry;

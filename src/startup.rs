@@ -33,6 +33,8 @@ pub struct AppState {
     pub auth_limiter: FailureLimiter,
     /// Wakes the workers when work is queued.
     pub wakers: Arc<Wakers>,
+    /// The Graph API (Messenger profile on Page connection).
+    pub graph: GraphClient,
 }
 
 /// A bound, ready-to-run server.
@@ -61,6 +63,7 @@ impl Application {
         )?;
         let wakers = Arc::new(Wakers::default());
         let state = web::Data::new(AppState {
+            graph: graph.clone(),
             wakers: wakers.clone(),
             tokens: TokenIssuer::new(&config.jwt_secret, config.token_ttl),
             auth_limiter: FailureLimiter::new(config.auth_max_failures, config.auth_failure_window),

@@ -77,6 +77,8 @@ impl Role {
 pub enum Permission {
     /// Read the merchant's own profile.
     ReadMerchant,
+    /// Change the merchant's settings (name, timezone, business hours, away text).
+    ManageMerchant,
     /// Create and revoke API keys.
     ManageKeys,
     /// Connect and disconnect Messenger Pages.

@@ -695,3 +695,45 @@ pub fn upsert_product(
         Ok(outcome)
     })
 }
+
+/// Products to browse in the thread: featured first, then in creation order.
+pub fn browse(conn: &mut DbConnection, merchant_id: Uuid, limit: i64) -> QueryResult<Vec<Product>> {
+    let rows = products::table
+        .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+        .order((products::featured.desc(), products::id.asc()))
+        .limit(limit)
+        .select(ProductRow::as_select())
+        .load(conn)?;
+    attach_variants(conn, rows)
+}
+
+/// The merchant's variant `id` with its product (another merchant's answers `None`).
+pub fn variant_with_product(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(Product, Variant)>, CatalogError> {
+    let product_id: Option<DbUuid> = variants::table
+        .filter(variants::id.eq(DbUuid(id)))
+        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+        .select(variants::product_id)
+        .first(conn)
+        .optional()?;
+    let Some(product_id) = product_id else {
+        return Ok(None);
+    };
+    let product = get_product(conn, merchant_id, product_id.0)?;
+    let variant = product.variants.iter().find(|v| v.id == id).cloned();
+    Ok(variant.map(|v| (product, v)))
+}
+
+/// The id of the merchant's variant with `sku`.
+pub fn variant_id_by_sku(conn: &mut DbConnection, merchant_id: Uuid, sku: &str) -> QueryResult<Option<Uuid>> {
+    let id: Option<DbUuid> = variants::table
+        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(variants::sku.eq(sku))
+        .select(variants::id)
+        .first(conn)
+        .optional()?;
+    Ok(id.map(|i| i.0))
+}

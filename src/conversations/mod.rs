@@ -72,6 +72,8 @@ pub struct Thread {
     pub latest_touch_id: Option<DbUuid>,
     /// The latest touch's ad.
     pub latest_ad_id: Option<String>,
+    /// The merchant-local day the away text was last sent (`2026-11-25`).
+    pub away_sent_on: Option<String>,
     /// Created.
     pub created_at: NaiveDateTime,
     /// Changed.
@@ -345,6 +347,14 @@ pub fn human_replied(conn: &mut DbConnection, thread: &Thread, until: NaiveDateT
     Ok(())
 }
 
+/// Remembers the away text went out on the merchant-local day `day`.
+pub fn set_away_sent_on(conn: &mut DbConnection, thread_id: Uuid, day: &str) -> QueryResult<()> {
+    diesel::update(threads::table.find(DbUuid(thread_id)))
+        .set(threads::away_sent_on.eq(day))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Hands the thread to agents or back to the bot (which also ends a human pause).
 pub fn set_mode(conn: &mut DbConnection, thread_id: Uuid, mode: Mode) -> QueryResult<()> {
     let human_active_until: Option<NaiveDateTime> = None;
@@ -478,6 +488,15 @@ pub struct StoredMessage {
     pub occurred_at: NaiveDateTime,
 }
 
+/// What became of an outgoing message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `queued`, `sent`, `failed`, `expired` or `dead`.
+    pub status: String,
+    /// Why it was not delivered.
+    pub error: Option<String>,
+}
+
 /// A page of the thread's messages, oldest first, each outgoing one with its delivery: the outbox
 /// status (`queued`, `sent`, `failed`, `expired`, `dead`) and the last error.
 pub fn list_messages(
@@ -485,7 +504,7 @@ pub fn list_messages(
     thread_id: Uuid,
     after: Option<Uuid>,
     limit: i64,
-) -> QueryResult<Vec<(StoredMessage, Option<(String, Option<String>)>)>> {
+) -> QueryResult<Vec<(StoredMessage, Option<Delivery>)>> {
     let page = message_page(conn, thread_id, after, limit)?;
     let ids: Vec<DbUuid> = page.iter().map(|m| m.id).collect();
     let deliveries: Vec<(Option<DbUuid>, String, Option<String>)> = crate::db::schema::outbox::table
@@ -496,9 +515,9 @@ pub fn list_messages(
             crate::db::schema::outbox::last_error,
         ))
         .load(conn)?;
-    let by_message: std::collections::HashMap<DbUuid, (String, Option<String>)> = deliveries
+    let by_message: std::collections::HashMap<DbUuid, Delivery> = deliveries
         .into_iter()
-        .filter_map(|(id, status, error)| id.map(|id| (id, (status, error))))
+        .filter_map(|(id, status, error)| id.map(|id| (id, Delivery { status, error })))
         .collect();
     Ok(page
         .into_iter()

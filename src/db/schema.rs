@@ -12,6 +12,8 @@ diesel::table! {
         demo_slug -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        business_hours -> Nullable<Text>,
+        away_text -> Nullable<Text>,
     }
 }
 
@@ -44,6 +46,7 @@ diesel::table! {
         connected_at -> Timestamp,
         token_status -> Text,
         human_agent_enabled -> Bool,
+        profile_status -> Text,
     }
 }
 
@@ -167,6 +170,7 @@ diesel::table! {
         send_lease_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        away_sent_on -> Nullable<Text>,
     }
 }
 
@@ -236,6 +240,120 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    carts (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        thread_id -> PortableUuid,
+        status -> Text,
+        currency -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        discount_id -> Nullable<PortableUuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    cart_lines (id) {
+        id -> PortableUuid,
+        cart_id -> PortableUuid,
+        variant_id -> Nullable<PortableUuid>,
+        product_id -> Nullable<PortableUuid>,
+        title -> Text,
+        variant_name -> Text,
+        sku -> Text,
+        image_url -> Nullable<Text>,
+        unit_price_minor -> BigInt,
+        currency -> Text,
+        quantity -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        offer_id -> Nullable<PortableUuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    funnel_events (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        thread_id -> PortableUuid,
+        kind -> Text,
+        touch_id -> Nullable<PortableUuid>,
+        ad_id -> Nullable<Text>,
+        #[sql_name = "ref"]
+        ref_ -> Nullable<Text>,
+        product_id -> Nullable<PortableUuid>,
+        value_minor -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    offers (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        kind -> Text,
+        trigger_product_id -> PortableUuid,
+        offer_variant_id -> PortableUuid,
+        discount_percent_bp -> Nullable<Integer>,
+        discount_minor -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        text -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    discounts (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        code -> Text,
+        kind -> Text,
+        percent_bp -> Nullable<Integer>,
+        amount_minor -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        starts_at -> Nullable<Timestamp>,
+        ends_at -> Nullable<Timestamp>,
+        min_subtotal_minor -> Nullable<BigInt>,
+        max_redemptions -> Nullable<Integer>,
+        redemptions -> Integer,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    cart_offers (id) {
+        id -> PortableUuid,
+        cart_id -> PortableUuid,
+        offer_id -> PortableUuid,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> merchants (merchant_id));
 diesel::joinable!(pages -> merchants (merchant_id));
 diesel::joinable!(products -> merchants (merchant_id));
@@ -246,6 +364,8 @@ diesel::joinable!(threads -> customers (customer_id));
 diesel::joinable!(touches -> threads (thread_id));
 diesel::joinable!(messages -> threads (thread_id));
 diesel::joinable!(outbox -> threads (thread_id));
+diesel::joinable!(carts -> threads (thread_id));
+diesel::joinable!(cart_lines -> carts (cart_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     merchants,
@@ -260,4 +380,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     touches,
     messages,
     outbox,
+    carts,
+    cart_lines,
+    funnel_events,
+    offers,
+    discounts,
+    cart_offers,
 );

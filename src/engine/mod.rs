@@ -1,20 +1,1216 @@
-//! The conversation engine: what the bot answers. For now it greets a shopper who taps Get Started or
-//! arrives from an ad or a link, naming the ad when there is one; the shopping engine replaces this.
+//! The conversation engine: from what the shopper did (a tap, a typed text, an ad click) and what the
+//! thread holds (its cart), to commands for the caller to apply and the replies to send.
+//!
+//! The engine writes nothing: it reads the catalog through [`Shop`] and returns [`Outcome`]. The caller
+//! applies the commands in the same transaction as the event, and asks the engine again to render the
+//! cart once changed ([`cart_replies`]) or to explain a refusal ([`out_of_stock`]).
 
-use crate::messenger::render::Message;
+mod memory;
+pub mod payload;
+pub mod text;
 
-/// The Get Started button's payload.
-pub const GET_STARTED: &str = "GET_STARTED";
+pub use memory::MemoryShop;
 
-/// The greeting for a new or returning shopper.
-pub fn greeting(first_name: Option<&str>, merchant_name: &str, ad_title: Option<&str>) -> Vec<Message> {
-    let hello = match first_name {
+use diesel::QueryResult;
+use uuid::Uuid;
+
+use crate::carts::Cart;
+use crate::catalog::{Product, Variant};
+use crate::messenger::render::{Button, Card, Message, QuickReply, RenderError};
+use crate::messenger::webhook::Referral;
+use payload::Payload;
+use text::TextIntent;
+
+pub use payload::GET_STARTED;
+
+/// Products a carousel considers (its pages show 9 or 10 of them at a time).
+const BROWSE_LIMIT: usize = 100;
+
+/// What the engine may read of the merchant's catalog.
+pub trait Shop {
+    /// A product by id.
+    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>>;
+    /// A product by retailer id (what ads send back as `ads_context_data.product_id`).
+    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>>;
+    /// A variant with its product.
+    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>>;
+    /// Products to browse: featured first.
+    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>>;
+    /// Products matching every word.
+    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>>;
+    /// The active offers triggered by adding `product`.
+    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>>;
+    /// An offer by id, when still active and its variant still sold.
+    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>>;
+    /// The discount code `code` (any case), whatever its state.
+    fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>>;
+}
+
+/// What happened in the thread.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A postback button or quick reply tap, with the referral when the tap opened the thread from an ad
+    /// or a link.
+    Tap {
+        /// The payload.
+        payload: &'a str,
+        /// The referral, on a new thread.
+        referral: Option<&'a Referral>,
+    },
+    /// The shopper came back through an ad or a link (an existing thread).
+    Referral(&'a Referral),
+    /// The shopper typed text.
+    Text(&'a str),
+    /// The shopper sent a picture, a sticker, a file.
+    Attachment,
+}
+
+/// An offer ready to show: its text, what it offers, at what price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferView {
+    /// The offer.
+    pub id: Uuid,
+    /// The merchant's sentence ("Add wool socks?").
+    pub text: String,
+    /// The offered variant's product.
+    pub product: Product,
+    /// The offered variant.
+    pub variant: Variant,
+    /// Its price through the offer.
+    pub price: crate::money::Money,
+}
+
+/// The thread as the engine sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn<'a> {
+    /// Now (UTC): discount codes have validity windows.
+    pub at: chrono::NaiveDateTime,
+    /// The shop's name.
+    pub merchant_name: &'a str,
+    /// The shopper's first name, when Meta gave it.
+    pub first_name: Option<&'a str>,
+    /// The open cart.
+    pub cart: Option<&'a Cart>,
+    /// What happened.
+    pub input: Input<'a>,
+}
+
+/// A change for the caller to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The shopper saw a product's card (a funnel event).
+    Viewed {
+        /// The product.
+        product: Uuid,
+    },
+    /// Put units of a variant in the cart.
+    Add {
+        /// The variant.
+        variant: Uuid,
+        /// Units.
+        quantity: u32,
+    },
+    /// Change a line (0 removes it).
+    SetQuantity {
+        /// The line.
+        line: Uuid,
+        /// New units.
+        quantity: u32,
+    },
+    /// Flag the thread for agents; the bot stays quiet until it is handed back.
+    HandToAgent,
+    /// Put the offered variant in the cart at the offer's price and remember the offer was taken.
+    AcceptOffer {
+        /// The offer.
+        offer: Uuid,
+    },
+    /// Remember the offer was declined.
+    DeclineOffer {
+        /// The offer.
+        offer: Uuid,
+    },
+    /// Apply a discount code to the cart (replacing another).
+    ApplyCode {
+        /// The discount.
+        discount: Uuid,
+    },
+}
+
+/// The engine's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Changes to make, in order.
+    pub commands: Vec<Command>,
+    /// Messages to send, in order.
+    pub replies: Vec<Message>,
+    /// After the commands, send the cart as it then is ([`cart_replies`]).
+    pub then_show_cart: bool,
+    /// A product was added: after the cart, show the first offer it triggers ([`pick_offer`]).
+    pub then_offer_for: Option<Uuid>,
+}
+
+impl Outcome {
+    fn reply(replies: Vec<Message>) -> Outcome {
+        Outcome {
+            replies,
+            ..Outcome::default()
+        }
+    }
+}
+
+/// Decides what to do about one event.
+pub fn respond(turn: &Turn<'_>, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+    let outcome = match turn.input {
+        Input::Tap { payload, referral } => match (payload::decode(payload), referral) {
+            (_, Some(r)) => entry(turn, r, shop)?,
+            (Ok(p), None) => tap(turn, p, shop)?,
+            (Err(_), None) => stale(turn)?,
+        },
+        Input::Referral(r) => entry(turn, r, shop)?,
+        Input::Text(t) => typed(turn, t, shop)?,
+        Input::Attachment => Outcome::reply(with_menu(
+            turn,
+            "Thanks! I can't look at pictures, but I can help you shop:",
+        )?),
+    };
+    Ok(outcome)
+}
+
+fn render(e: RenderError) -> diesel::result::Error {
+    diesel::result::Error::SerializationError(Box::new(e))
+}
+
+/// The three quick replies every dead end offers.
+fn menu() -> Result<Vec<QuickReply>, RenderError> {
+    Ok(vec![
+        QuickReply::text("Shop", &payload::encode(&Payload::Shop { page: 0 }))?,
+        QuickReply::text("My cart", &payload::encode(&Payload::Cart))?,
+        QuickReply::text("Talk to a person", &payload::encode(&Payload::Human))?,
+    ])
+}
+
+fn with_menu(_turn: &Turn<'_>, text: &str) -> QueryResult<Vec<Message>> {
+    Message::text_with_quick_replies(text, menu().map_err(render)?).map_err(render)
+}
+
+fn hello(turn: &Turn<'_>) -> String {
+    match turn.first_name {
         Some(name) => format!("Hi {name}!"),
         None => "Hi!".to_owned(),
+    }
+}
+
+/// The `p=` part of a `ref` (see the README's `ref` convention), naming a product's retailer id.
+fn ref_product(reference: &str) -> Option<&str> {
+    reference
+        .split('_')
+        .find_map(|part| part.strip_prefix("p="))
+        .filter(|id| !id.is_empty())
+}
+
+/// An ad click or a link: open on the advertised product, or the featured products.
+fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+    let wanted = referral
+        .product_id
+        .as_deref()
+        .or_else(|| referral.ref_.as_deref().and_then(ref_product));
+    if let Some(retailer_id) = wanted
+        && let Some(product) = shop.product_by_retailer_id(retailer_id)?
+    {
+        let intro = match &referral.ad_title {
+            Some(title) => format!(
+                "{} Thanks for your interest in “{title}”. Here it is:",
+                hello(turn)
+            ),
+            None => format!("{} Here is the product you asked about:", hello(turn)),
+        };
+        let mut outcome = product_card(&product)?;
+        outcome.replies.splice(0..0, Message::text(&intro));
+        return Ok(outcome);
+    }
+    let intro = format!(
+        "{} Welcome to {}. Here is what we have:",
+        hello(turn),
+        turn.merchant_name
+    );
+    let mut outcome = browse(shop, 0)?;
+    outcome.replies.splice(0..0, Message::text(&intro));
+    Ok(outcome)
+}
+
+/// Whether a variant may be offered.
+fn in_stock(v: &Variant) -> bool {
+    v.stock > 0
+}
+
+/// "49.90 EUR", or "from 39.90 EUR" when the variants in stock differ.
+fn price_label(product: &Product) -> Option<String> {
+    let prices: Vec<_> = product
+        .variants
+        .iter()
+        .filter(|v| in_stock(v))
+        .map(|v| v.price)
+        .collect();
+    let min = prices.iter().min_by_key(|p| p.minor())?;
+    if prices.iter().all(|p| p == min) {
+        Some(min.to_string())
+    } else {
+        Some(format!("from {min}"))
+    }
+}
+
+/// "size" when every variant has a size, else "option".
+fn option_word(product: &Product) -> &'static str {
+    if product.variants.iter().all(|v| v.options.contains_key("size")) {
+        "size"
+    } else {
+        "option"
+    }
+}
+
+fn card(product: &Product, with_details_button: bool) -> Result<Card, RenderError> {
+    let mut card = Card::new(&product.fields.title);
+    card = card.subtitle(&price_label(product).unwrap_or_else(|| "Out of stock".into()));
+    if let Some(image) = &product.fields.image_url {
+        card = card.image(image);
+    }
+    if let Some(url) = &product.fields.url {
+        card = card.default_url(url);
+    }
+    let available: Vec<&Variant> = product.variants.iter().filter(|v| in_stock(v)).collect();
+    match available.as_slice() {
+        [] => {}
+        [only] if product.variants.len() == 1 => {
+            card = card.button(Button::postback(
+                "Add to cart",
+                &payload::encode(&Payload::Add { variant: only.id }),
+            )?);
+        }
+        _ => {
+            let title = format!("Choose {}", option_word(product));
+            card = card.button(Button::postback(
+                &title,
+                &payload::encode(&Payload::ChooseOption {
+                    product: product.id,
+                    page: 0,
+                }),
+            )?);
+        }
+    }
+    if with_details_button {
+        card = card.button(Button::postback(
+            "Details",
+            &payload::encode(&Payload::Product { product: product.id }),
+        )?);
+    }
+    Ok(card)
+}
+
+/// One product's card, and the funnel event of seeing it.
+fn product_card(product: &Product) -> QueryResult<Outcome> {
+    let message =
+        Message::carousel(&[card(product, false).map_err(render)?], 0, |_| Card::new("")).map_err(render)?;
+    let mut replies = vec![message];
+    if product.variants.iter().all(|v| !in_stock(v)) {
+        replies.extend(
+            Message::text_with_quick_replies(
+                "This one is sold out for now. Anything else?",
+                menu().map_err(render)?,
+            )
+            .map_err(render)?,
+        );
+    }
+    Ok(Outcome {
+        commands: vec![Command::Viewed { product: product.id }],
+        replies,
+        ..Outcome::default()
+    })
+}
+
+/// A page of products as a carousel.
+fn carousel(products: &[Product], page: usize, more: impl Fn(usize) -> Payload) -> QueryResult<Message> {
+    let cards = products
+        .iter()
+        .map(|p| card(p, true))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(render)?;
+    Message::carousel(&cards, page, |next| {
+        let more_payload = payload::encode(&more(next));
+        let card = Card::new("More products").subtitle("See the next page");
+        match Button::postback("More", &more_payload) {
+            Ok(button) => card.button(button),
+            Err(_) => card,
+        }
+    })
+    .map_err(render)
+}
+
+fn browse(shop: &mut dyn Shop, page: u16) -> QueryResult<Outcome> {
+    let products = shop.browse(BROWSE_LIMIT)?;
+    if products.is_empty() {
+        return Ok(Outcome::reply(
+            Message::text_with_quick_replies(
+                "Our catalog is empty for now. Would you like to talk to a person?",
+                vec![
+                    QuickReply::text("Talk to a person", &payload::encode(&Payload::Human))
+                        .map_err(render)?,
+                ],
+            )
+            .map_err(render)?,
+        ));
+    }
+    let page = usize::from(page);
+    match carousel(&products, page, |next| Payload::Shop {
+        page: u16::try_from(next).unwrap_or(u16::MAX),
+    }) {
+        Ok(message) => Ok(Outcome::reply(vec![message])),
+        // A page past the end (an old "More" button): start again.
+        Err(_) if page > 0 => browse(shop, 0),
+        Err(e) => Err(e),
+    }
+}
+
+fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+    match p {
+        Payload::GetStarted => {
+            let text = format!(
+                "{} Welcome to {}. What would you like to do?",
+                hello(turn),
+                turn.merchant_name
+            );
+            Ok(Outcome::reply(with_menu(turn, &text)?))
+        }
+        Payload::Shop { page } => browse(shop, page),
+        Payload::Product { product } => match shop.product(product)? {
+            Some(product) => product_card(&product),
+            None => stale(turn),
+        },
+        Payload::ChooseOption { product, page } => match shop.product(product)? {
+            Some(product) => choose_option(turn, &product, page),
+            None => stale(turn),
+        },
+        Payload::Add { variant } => match shop.variant(variant)? {
+            Some((product, variant)) => add(turn, &product, &variant),
+            None => stale(turn),
+        },
+        Payload::Cart => Ok(Outcome::reply(cart_replies(turn.cart, turn.at)?)),
+        Payload::SetQuantity { line, quantity } => change_line(turn, line, Some(u32::from(quantity))),
+        Payload::Remove { line } => change_line(turn, line, None),
+        Payload::Checkout { cart } => checkout(turn, cart),
+        Payload::AcceptOffer { offer, cart } => accept_offer(turn, offer, cart, shop),
+        Payload::DeclineOffer { offer, cart } => match turn.cart {
+            Some(c) if c.id == cart && c.offers_seen.contains(&offer) => Ok(Outcome {
+                commands: vec![Command::DeclineOffer { offer }],
+                replies: Message::text("No problem."),
+                ..Outcome::default()
+            }),
+            _ => stale(turn),
+        },
+        Payload::Search { query, page } => search(
+            turn,
+            &crate::catalog::search::query_words(&query),
+            &query,
+            page,
+            shop,
+        ),
+        Payload::Human => Ok(hand_over()),
+        Payload::Help => Ok(Outcome::reply(help(turn)?)),
+    }
+}
+
+fn accept_offer(turn: &Turn<'_>, offer: Uuid, cart_id: Uuid, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+    let Some(cart) = turn
+        .cart
+        .filter(|c| c.id == cart_id && c.offers_seen.contains(&offer))
+    else {
+        return stale(turn);
     };
-    let text = match ad_title {
-        Some(title) => format!("{hello} Thanks for your interest in “{title}”. How can we help?"),
-        None => format!("{hello} Welcome to {merchant_name}. How can we help?"),
+    if cart.lines.iter().any(|l| l.offer_id == Some(offer)) {
+        // Tapped twice: it is in the cart already.
+        return Ok(Outcome::reply(cart_replies(Some(cart), turn.at)?));
+    }
+    let Some(view) = shop.offer(offer)? else {
+        return stale(turn);
     };
-    Message::text(&text)
+    if !in_stock(&view.variant) {
+        return Ok(Outcome::reply(out_of_stock(&view.product, &view.variant, 0)?));
+    }
+    Ok(Outcome {
+        commands: vec![Command::AcceptOffer { offer }],
+        replies: Message::text(&format!(
+            "Added {} for {}.",
+            line_name(&view.product.fields.title, &view.variant.name),
+            view.price
+        )),
+        then_show_cart: true,
+        then_offer_for: None,
+    })
+}
+
+/// The first offer to show after an add: not yet seen for this cart, its variant in stock and not in
+/// the cart already.
+pub fn pick_offer<'o>(cart: &Cart, offers: &'o [OfferView]) -> Option<&'o OfferView> {
+    offers.iter().find(|o| {
+        !cart.offers_seen.contains(&o.id) && in_stock(&o.variant) && cart.line_of(o.variant.id).is_none()
+    })
+}
+
+/// An offer: the merchant's text, the item, its price (and the usual one), Yes or No.
+pub fn offer_replies(cart: &Cart, offer: &OfferView) -> QueryResult<Vec<Message>> {
+    let name = line_name(&offer.product.fields.title, &offer.variant.name);
+    let price = if offer.price == offer.variant.price {
+        format!("{name} for {}.", offer.price)
+    } else {
+        format!("{name} for {} instead of {}.", offer.price, offer.variant.price)
+    };
+    let text = format!("{} {price}", offer.text.trim());
+    Ok(vec![
+        Message::buttons(
+            &text,
+            vec![
+                Button::postback(
+                    "Yes, add it",
+                    &payload::encode(&Payload::AcceptOffer {
+                        offer: offer.id,
+                        cart: cart.id,
+                    }),
+                )
+                .map_err(render)?,
+                Button::postback(
+                    "No thanks",
+                    &payload::encode(&Payload::DeclineOffer {
+                        offer: offer.id,
+                        cart: cart.id,
+                    }),
+                )
+                .map_err(render)?,
+            ],
+        )
+        .map_err(render)?,
+    ])
+}
+
+fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> QueryResult<Option<Outcome>> {
+    let Some(discount) = shop.discount(word)? else {
+        return Ok(None);
+    };
+    let Some(cart) = turn.cart.filter(|c| !c.lines.is_empty()) else {
+        return Ok(Some(Outcome::reply(
+            Message::text_with_quick_replies(
+                &format!(
+                    "Code {}: add something to your cart first, then type it again.",
+                    discount.code
+                ),
+                vec![QuickReply::text("Shop", &payload::encode(&Payload::Shop { page: 0 })).map_err(render)?],
+            )
+            .map_err(render)?,
+        )));
+    };
+    let subtotal = cart.subtotal().map_err(|e| render_money(&e))?;
+    Ok(Some(match discount.check(turn.at, subtotal) {
+        Ok(()) => Outcome {
+            commands: vec![Command::ApplyCode {
+                discount: discount.id,
+            }],
+            replies: Message::text(&format!("Code {} applied.", discount.code)),
+            then_show_cart: true,
+            then_offer_for: None,
+        },
+        Err(refusal) => Outcome::reply(with_menu(turn, &format!("Code {}: {refusal}", discount.code))?),
+    }))
+}
+
+fn help(turn: &Turn<'_>) -> QueryResult<Vec<Message>> {
+    with_menu(
+        turn,
+        "You can browse our products, type what you are looking for (\"wool socks\"), see your cart \
+         (\"cart\"), or talk to a person (\"human\").",
+    )
+}
+
+fn hand_over() -> Outcome {
+    Outcome {
+        commands: vec![Command::HandToAgent],
+        replies: Message::text("Sure: a person from our team will answer you here shortly."),
+        ..Outcome::default()
+    }
+}
+
+/// An old, deleted or foreign button: a friendly word and the menu, never an error.
+fn stale(turn: &Turn<'_>) -> QueryResult<Outcome> {
+    Ok(Outcome::reply(with_menu(
+        turn,
+        "Sorry, that item or button is no longer available. What would you like to do?",
+    )?))
+}
+
+fn choose_option(turn: &Turn<'_>, product: &Product, page: u16) -> QueryResult<Outcome> {
+    let available: Vec<&Variant> = product.variants.iter().filter(|v| in_stock(v)).collect();
+    if available.is_empty() {
+        return Ok(Outcome::reply(with_menu(
+            turn,
+            &format!("{} is sold out for now. Anything else?", product.fields.title),
+        )?));
+    }
+    let replies = crate::messenger::render::paginate_quick_replies(
+        &available,
+        usize::from(page),
+        |v| QuickReply::text(&v.name, &payload::encode(&Payload::Add { variant: v.id })),
+        |next| {
+            QuickReply::text(
+                "More",
+                &payload::encode(&Payload::ChooseOption {
+                    product: product.id,
+                    page: u16::try_from(next).unwrap_or(u16::MAX),
+                }),
+            )
+        },
+    );
+    match replies {
+        Ok(replies) => Ok(Outcome::reply(
+            Message::text_with_quick_replies(
+                &format!("Which {} of {}?", option_word(product), product.fields.title),
+                replies,
+            )
+            .map_err(render)?,
+        )),
+        Err(_) if page > 0 => choose_option(turn, product, 0),
+        Err(e) => Err(render(e)),
+    }
+}
+
+fn add(turn: &Turn<'_>, product: &Product, variant: &Variant) -> QueryResult<Outcome> {
+    let already = turn
+        .cart
+        .and_then(|c| c.line_of(variant.id))
+        .map_or(0, |l| l.quantity);
+    let stock = u32::try_from(variant.stock.max(0)).unwrap_or(u32::MAX);
+    if already >= stock.min(crate::carts::MAX_QUANTITY) {
+        return Ok(Outcome::reply(out_of_stock(
+            product,
+            variant,
+            stock.saturating_sub(already),
+        )?));
+    }
+    Ok(Outcome {
+        commands: vec![Command::Add {
+            variant: variant.id,
+            quantity: 1,
+        }],
+        replies: Message::text(&format!(
+            "Added {} to your cart.",
+            line_name(&product.fields.title, &variant.name)
+        )),
+        then_show_cart: true,
+        then_offer_for: Some(product.id),
+    })
+}
+
+fn line_name(title: &str, variant_name: &str) -> String {
+    if variant_name == title {
+        title.to_owned()
+    } else {
+        format!("{title} ({variant_name})")
+    }
+}
+
+/// The reply when a variant cannot be added (the engine's check, or the caller's under a race).
+pub fn out_of_stock(product: &Product, variant: &Variant, available: u32) -> QueryResult<Vec<Message>> {
+    let name = line_name(&product.fields.title, &variant.name);
+    let text = if available == 0 {
+        format!("Sorry, {name} is sold out.")
+    } else {
+        format!("Sorry, only {available} more of {name} can be added.")
+    };
+    let mut replies = vec![QuickReply::text("My cart", &payload::encode(&Payload::Cart)).map_err(render)?];
+    if product.variants.iter().any(|v| v.id != variant.id && in_stock(v)) {
+        replies.insert(
+            0,
+            QuickReply::text(
+                &format!("Other {}s", option_word(product)),
+                &payload::encode(&Payload::ChooseOption {
+                    product: product.id,
+                    page: 0,
+                }),
+            )
+            .map_err(render)?,
+        );
+    }
+    Message::text_with_quick_replies(&text, replies).map_err(render)
+}
+
+fn change_line(turn: &Turn<'_>, line: Uuid, quantity: Option<u32>) -> QueryResult<Outcome> {
+    let Some(cart) = turn.cart.filter(|c| c.lines.iter().any(|l| l.id == line)) else {
+        return Ok(Outcome::reply(cart_replies(turn.cart, turn.at)?));
+    };
+    let _ = cart;
+    Ok(Outcome {
+        commands: vec![Command::SetQuantity {
+            line,
+            quantity: quantity.unwrap_or(0),
+        }],
+        replies: Vec::new(),
+        then_show_cart: true,
+        then_offer_for: None,
+    })
+}
+
+fn checkout(turn: &Turn<'_>, cart_id: Uuid) -> QueryResult<Outcome> {
+    match turn.cart {
+        Some(cart) if cart.id == cart_id && !cart.lines.is_empty() => Ok(Outcome {
+            // Payment through Stripe Checkout comes with the checkout module; until then a person
+            // finishes the order with the shopper.
+            commands: vec![Command::HandToAgent],
+            replies: Message::text(
+                "Thank you! Online payment is not open yet in this shop: a person from our team will \
+                 finish your order with you here.",
+            ),
+            ..Outcome::default()
+        }),
+        _ => {
+            let mut replies = Message::text("Your cart has changed since; here it is now:");
+            replies.extend(cart_replies(turn.cart, turn.at)?);
+            Ok(Outcome::reply(replies))
+        }
+    }
+}
+
+/// The cart: a card per line (add one, remove one, remove), then the total with Checkout and Keep
+/// shopping.
+pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResult<Vec<Message>> {
+    let Some(cart) = cart.filter(|c| !c.lines.is_empty()) else {
+        return Message::text_with_quick_replies(
+            "Your cart is empty.",
+            vec![QuickReply::text("Shop", &payload::encode(&Payload::Shop { page: 0 })).map_err(render)?],
+        )
+        .map_err(render);
+    };
+    let mut cards = Vec::with_capacity(cart.lines.len());
+    for line in &cart.lines {
+        let total = line.total().map_err(|e| render_money(&e))?;
+        let mut card = Card::new(&line.title).subtitle(&format!(
+            "{} · {} × {} = {}",
+            line.variant_name, line.quantity, line.unit_price, total
+        ));
+        if let Some(image) = &line.image_url {
+            card = card.image(image);
+        }
+        let quantity = u16::try_from(line.quantity).unwrap_or(u16::MAX);
+        card = card
+            .button(
+                Button::postback(
+                    "Add one",
+                    &payload::encode(&Payload::SetQuantity {
+                        line: line.id,
+                        quantity: quantity.saturating_add(1),
+                    }),
+                )
+                .map_err(render)?,
+            )
+            .button(
+                Button::postback(
+                    "Remove one",
+                    &payload::encode(&Payload::SetQuantity {
+                        line: line.id,
+                        quantity: quantity.saturating_sub(1),
+                    }),
+                )
+                .map_err(render)?,
+            )
+            .button(
+                Button::postback("Remove", &payload::encode(&Payload::Remove { line: line.id }))
+                    .map_err(render)?,
+            );
+        cards.push(card);
+    }
+    let mut replies = vec![Message::carousel(&cards, 0, |_| Card::new("…")).map_err(render)?];
+    let totals = cart.totals(at).map_err(|e| render_money(&e))?;
+    let summary = match &totals.discount {
+        Some((code, off)) => format!(
+            "Your cart: {} item(s), {} with code {code} (-{off}): total {}.",
+            cart.units(),
+            totals.subtotal,
+            totals.total
+        ),
+        None => format!("Your cart: {} item(s), total {}.", cart.units(), totals.total),
+    };
+    replies.push(
+        Message::buttons(
+            &summary,
+            vec![
+                Button::postback("Checkout", &payload::encode(&Payload::Checkout { cart: cart.id }))
+                    .map_err(render)?,
+                Button::postback("Keep shopping", &payload::encode(&Payload::Shop { page: 0 }))
+                    .map_err(render)?,
+            ],
+        )
+        .map_err(render)?,
+    );
+    Ok(replies)
+}
+
+fn render_money(e: &crate::money::MoneyError) -> diesel::result::Error {
+    diesel::result::Error::SerializationError(e.to_string().into())
+}
+
+fn typed(turn: &Turn<'_>, typed: &str, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+    match text::parse(typed) {
+        TextIntent::Greeting => {
+            let text = format!("{} How can I help?", hello(turn));
+            Ok(Outcome::reply(with_menu(turn, &text)?))
+        }
+        TextIntent::Cart => Ok(Outcome::reply(cart_replies(turn.cart, turn.at)?)),
+        TextIntent::Checkout => match turn.cart {
+            Some(cart) if !cart.lines.is_empty() => checkout(turn, cart.id),
+            _ => Ok(Outcome::reply(cart_replies(None, turn.at)?)),
+        },
+        TextIntent::Help => Ok(Outcome::reply(help(turn)?)),
+        TextIntent::Human => Ok(hand_over()),
+        TextIntent::Shop => browse(shop, 0),
+        TextIntent::Word(word) => match apply_code(turn, &word, shop)? {
+            Some(outcome) => Ok(outcome),
+            None => {
+                let words = crate::catalog::search::query_words(&word);
+                search(turn, &words, &word, 0, shop)
+            }
+        },
+        TextIntent::Search(words) => search(turn, &words, typed, 0, shop),
+        TextIntent::Empty => Ok(Outcome::reply(help(turn)?)),
+    }
+}
+
+fn search(
+    turn: &Turn<'_>,
+    words: &[String],
+    query: &str,
+    page: u16,
+    shop: &mut dyn Shop,
+) -> QueryResult<Outcome> {
+    let found = if words.is_empty() {
+        Vec::new()
+    } else {
+        shop.search(words, BROWSE_LIMIT)?
+    };
+    match found.as_slice() {
+        [] => Ok(Outcome::reply(with_menu(
+            turn,
+            &format!(
+                "I found nothing for “{}”. Try other words, or browse the shop:",
+                query.trim()
+            ),
+        )?)),
+        [only] => product_card(only),
+        _ => {
+            // The payload carries the search words, which find the same products again.
+            let query = words.join(" ");
+            let page_index = usize::from(page);
+            match carousel(&found, page_index, |next| Payload::Search {
+                query: query.clone(),
+                page: u16::try_from(next).unwrap_or(u16::MAX),
+            }) {
+                Ok(message) => Ok(Outcome::reply(vec![message])),
+                Err(_) if page > 0 => search(turn, words, &query, 0, shop),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::carts::CartLine;
+    use crate::catalog::domain::ProductFields;
+    use crate::money::{Currency, Money};
+
+    fn eur(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::parse("EUR").unwrap())
+    }
+
+    fn variant(product: Uuid, name: &str, price: i64, stock: i64) -> Variant {
+        let t = crate::db::now();
+        Variant {
+            id: Uuid::now_v7(),
+            product_id: product,
+            sku: format!("SKU-{name}"),
+            name: name.to_owned(),
+            options: BTreeMap::from([("size".to_owned(), name.to_owned())]),
+            price: eur(price),
+            stock,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    fn product(retailer_id: &str, title: &str, sizes: &[(&str, i64, i64)], featured: bool) -> Product {
+        let id = Uuid::now_v7();
+        let t = crate::db::now();
+        Product {
+            id,
+            fields: ProductFields {
+                retailer_id: retailer_id.to_owned(),
+                title: title.to_owned(),
+                description: None,
+                image_url: Some(format!("https://example.com/{retailer_id}.jpg")),
+                url: None,
+                brand: Some("Comfy".into()),
+                featured,
+            },
+            variants: sizes.iter().map(|(n, p, s)| variant(id, n, *p, *s)).collect(),
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    fn shop() -> MemoryShop {
+        MemoryShop::new(vec![
+            product(
+                "SLIP-01",
+                "Comfy slippers",
+                &[("38", 4990, 3), ("42", 4990, 5), ("45", 4990, 0)],
+                true,
+            ),
+            product("SOCK-WOOL", "Wool socks", &[("One size", 900, 20)], false),
+            product("BOOT-01", "Winter boots", &[("40", 8900, 0)], false),
+        ])
+    }
+
+    fn turn<'a>(input: Input<'a>, cart: Option<&'a Cart>) -> Turn<'a> {
+        Turn {
+            at: crate::db::now(),
+            merchant_name: "Comfy Shoes",
+            first_name: Some("Anna"),
+            cart,
+            input,
+        }
+    }
+
+    fn json(m: &Message) -> serde_json::Value {
+        serde_json::from_str(&serde_json::to_string(m).unwrap()).unwrap()
+    }
+
+    fn ad(product_id: Option<&str>, reference: Option<&str>) -> Referral {
+        Referral {
+            source: "ADS".into(),
+            kind: "OPEN_THREAD".into(),
+            ref_: reference.map(str::to_owned),
+            ad_id: Some("AD-1".into()),
+            ad_title: Some("Slippers sale".into()),
+            post_id: None,
+            product_id: product_id.map(str::to_owned),
+            ads_context_data: None,
+        }
+    }
+
+    #[test]
+    fn an_ad_for_a_catalog_product_opens_on_its_card_and_records_the_view() {
+        let mut shop = shop();
+        let slippers = shop.products[0].id;
+        let referral = ad(Some("SLIP-01"), None);
+
+        let out = respond(
+            &turn(
+                Input::Tap {
+                    payload: GET_STARTED,
+                    referral: Some(&referral),
+                },
+                None,
+            ),
+            &mut shop,
+        )
+        .unwrap();
+
+        assert_eq!(out.commands, [Command::Viewed { product: slippers }]);
+        assert_eq!(
+            out.replies[0].as_text(),
+            Some("Hi Anna! Thanks for your interest in “Slippers sale”. Here it is:")
+        );
+        let card = json(&out.replies[1]);
+        let element = &card["attachment"]["payload"]["elements"][0];
+        assert_eq!(element["title"], "Comfy slippers");
+        assert_eq!(element["subtitle"], "49.90 EUR");
+        assert_eq!(element["buttons"][0]["title"], "Choose size");
+    }
+
+    #[test]
+    fn a_ref_naming_a_product_opens_on_it_too() {
+        let mut shop = shop();
+        let referral = Referral {
+            source: "SHORTLINK".into(),
+            ad_id: None,
+            ad_title: None,
+            ..ad(None, Some("c=xmas24_p=SOCK-WOOL"))
+        };
+
+        let out = respond(&turn(Input::Referral(&referral), None), &mut shop).unwrap();
+
+        let card = json(&out.replies[1]);
+        assert_eq!(
+            card["attachment"]["payload"]["elements"][0]["title"],
+            "Wool socks"
+        );
+        assert_eq!(
+            card["attachment"]["payload"]["elements"][0]["buttons"][0]["title"],
+            "Add to cart"
+        );
+    }
+
+    #[test]
+    fn an_ad_for_an_unknown_product_falls_back_to_the_featured_products() {
+        let mut shop = shop();
+        let referral = ad(Some("GONE-99"), None);
+
+        let out = respond(&turn(Input::Referral(&referral), None), &mut shop).unwrap();
+
+        assert_eq!(
+            out.replies[0].as_text(),
+            Some("Hi Anna! Welcome to Comfy Shoes. Here is what we have:")
+        );
+        let carousel = json(&out.replies[1]);
+        let titles: Vec<&str> = carousel["attachment"]["payload"]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles[0], "Comfy slippers", "featured first");
+        assert_eq!(titles.len(), 3);
+    }
+
+    #[test]
+    fn get_started_without_a_referral_greets_with_shop_cart_and_person() {
+        let out = respond(
+            &turn(
+                Input::Tap {
+                    payload: GET_STARTED,
+                    referral: None,
+                },
+                None,
+            ),
+            &mut shop(),
+        )
+        .unwrap();
+
+        let message = json(&out.replies[0]);
+        let titles: Vec<&str> = message["quick_replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["Shop", "My cart", "Talk to a person"]);
+    }
+
+    #[test]
+    fn choosing_a_size_offers_only_the_sizes_in_stock() {
+        let mut shop = shop();
+        let slippers = shop.products[0].id;
+        let tap = payload::encode(&Payload::ChooseOption {
+            product: slippers,
+            page: 0,
+        });
+
+        let out = respond(
+            &turn(
+                Input::Tap {
+                    payload: &tap,
+                    referral: None,
+                },
+                None,
+            ),
+            &mut shop,
+        )
+        .unwrap();
+
+        let message = json(&out.replies[0]);
+        assert_eq!(message["text"], "Which size of Comfy slippers?");
+        let sizes: Vec<&str> = message["quick_replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(sizes, ["38", "42"]);
+    }
+
+    #[test]
+    fn adding_a_size_asks_the_caller_to_add_it_and_show_the_cart() {
+        let mut shop = shop();
+        let size42 = shop.products[0].variants[1].id;
+        let tap = payload::encode(&Payload::Add { variant: size42 });
+
+        let out = respond(
+            &turn(
+                Input::Tap {
+                    payload: &tap,
+                    referral: None,
+                },
+                None,
+            ),
+            &mut shop,
+        )
+        .unwrap();
+
+        assert_eq!(
+            out.commands,
+            [Command::Add {
+                variant: size42,
+                quantity: 1
+            }]
+        );
+        assert!(out.then_show_cart);
+        assert_eq!(
+            out.replies[0].as_text(),
+            Some("Added Comfy slippers (42) to your cart.")
+        );
+    }
+
+    #[test]
+    fn adding_beyond_the_stock_is_refused_with_other_sizes_offered() {
+        let mut shop = shop();
+        let product = shop.products[0].clone();
+        let size38 = product.variants[0].clone();
+        let cart = Cart {
+            id: Uuid::now_v7(),
+            thread_id: Uuid::now_v7(),
+            currency: Currency::parse("EUR").unwrap(),
+            lines: vec![CartLine {
+                id: Uuid::now_v7(),
+                variant_id: Some(size38.id),
+                product_id: Some(product.id),
+                title: product.fields.title.clone(),
+                variant_name: "38".into(),
+                sku: size38.sku.clone(),
+                image_url: None,
+                unit_price: size38.price,
+                quantity: 3,
+                offer_id: None,
+            }],
+            offers_seen: Vec::new(),
+            discount: None,
+        };
+        let tap = payload::encode(&Payload::Add { variant: size38.id });
+
+        let out = respond(
+            &turn(
+                Input::Tap {
+                    payload: &tap,
+                    referral: None,
+                },
+                Some(&cart),
+            ),
+            &mut shop,
+        )
+        .unwrap();
+
+        assert!(out.commands.is_empty());
+        let message = json(&out.replies[0]);
+        assert_eq!(message["text"], "Sorry, Comfy slippers (38) is sold out.");
+        assert_eq!(message["quick_replies"][0]["title"], "Other sizes");
+    }
+
+    #[test]
+    fn a_stale_or_foreign_payload_gets_a_friendly_reply_and_no_effect() {
+        let mut shop = shop();
+        for payload in [
+            payload::encode(&Payload::Add {
+                variant: Uuid::now_v7(),
+            }),
+            payload::encode(&Payload::Product {
+                product: Uuid::now_v7(),
+            }),
+            "SOMEONE_ELSES_PAYLOAD".to_owned(),
+            "tc9:x".to_owned(),
+        ] {
+            let out = respond(
+                &turn(
+                    Input::Tap {
+                        payload: &payload,
+                        referral: None,
+                    },
+                    None,
+                ),
+                &mut shop,
+            )
+            .unwrap();
+
+            assert!(out.commands.is_empty(), "{payload}");
+            assert_eq!(
+                out.replies[0].as_text(),
+                Some("Sorry, that item or button is no longer available. What would you like to do?")
+            );
+        }
+    }
+
+    #[test]
+    fn typing_cart_or_panier_shows_the_cart_and_human_hands_over() {
+        let mut shop = shop();
+        for typed in ["cart", "Mon PANIER"] {
+            let out = respond(&turn(Input::Text(typed), None), &mut shop).unwrap();
+            assert_eq!(out.replies[0].as_text(), Some("Your cart is empty."), "{typed}");
+        }
+        let out = respond(&turn(Input::Text("I want to talk to a human"), None), &mut shop).unwrap();
+        assert_eq!(out.commands, [Command::HandToAgent]);
+    }
+
+    #[test]
+    fn typed_words_search_the_catalog_with_accents_folded() {
+        let mut shop = shop();
+
+        let one = respond(&turn(Input::Text("wool socks"), None), &mut shop).unwrap();
+        let none = respond(&turn(Input::Text("umbrella"), None), &mut shop).unwrap();
+
+        assert_eq!(
+            json(&one.replies[0])["attachment"]["payload"]["elements"][0]["title"],
+            "Wool socks"
+        );
+        assert!(
+            none.replies[0]
+                .as_text()
+                .unwrap()
+                .starts_with("I found nothing for “umbrella”")
+        );
+    }
+
+    #[test]
+    fn the_cart_shows_each_line_and_the_total_with_checkout() {
+        let product = shop().products[1].clone();
+        let socks = product.variants[0].clone();
+        let cart = Cart {
+            id: Uuid::now_v7(),
+            thread_id: Uuid::now_v7(),
+            currency: Currency::parse("EUR").unwrap(),
+            lines: vec![CartLine {
+                id: Uuid::now_v7(),
+                variant_id: Some(socks.id),
+                product_id: Some(product.id),
+                title: "Wool socks".into(),
+                variant_name: "One size".into(),
+                sku: socks.sku,
+                image_url: None,
+                unit_price: socks.price,
+                quantity: 2,
+                offer_id: None,
+            }],
+            offers_seen: Vec::new(),
+            discount: None,
+        };
+
+        let replies = cart_replies(Some(&cart), crate::db::now()).unwrap();
+
+        let lines = json(&replies[0]);
+        assert_eq!(
+            lines["attachment"]["payload"]["elements"][0]["subtitle"],
+            "One size · 2 × 9.00 EUR = 18.00 EUR"
+        );
+        let total = json(&replies[1]);
+        assert_eq!(
+            total["attachment"]["payload"]["text"],
+            "Your cart: 2 item(s), total 18.00 EUR."
+        );
+        assert_eq!(total["attachment"]["payload"]["buttons"][0]["title"], "Checkout");
+    }
 }

@@ -11,11 +11,13 @@ use crate::auth::{Caller, Permission, Role};
 use crate::catalog::domain::FieldError;
 use crate::error::ApiError;
 use crate::merchants;
+use crate::merchants::hours::BusinessHours;
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/auth/token", token)
         .route(Method::GET, "/v1/merchant", merchant)
+        .route(Method::PATCH, "/v1/merchant", update_merchant)
         .route(Method::GET, "/v1/api-keys", list_keys)
         .route(Method::POST, "/v1/api-keys", create_key)
         .route(Method::DELETE, "/v1/api-keys/{key_id}", revoke_key);
@@ -84,7 +86,109 @@ struct MerchantBody {
     name: String,
     currency: &'static str,
     timezone: &'static str,
+    business_hours: Option<BusinessHours>,
+    away_text: Option<String>,
     created_at: String,
+}
+
+impl From<merchants::Merchant> for MerchantBody {
+    fn from(m: merchants::Merchant) -> Self {
+        MerchantBody {
+            id: m.id,
+            name: m.name,
+            currency: m.currency.code(),
+            timezone: m.timezone.name(),
+            business_hours: m.business_hours,
+            away_text: m.away_text,
+            created_at: timestamp(m.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MerchantUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default, deserialize_with = "crate::catalog::wire::double_option")]
+    business_hours: Option<Option<std::collections::BTreeMap<String, Vec<String>>>>,
+    #[serde(default, deserialize_with = "crate::catalog::wire::double_option")]
+    away_text: Option<Option<String>>,
+}
+
+async fn update_merchant(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<MerchantUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManageMerchant)?;
+    let body = body.into_inner();
+    let mut errors = Vec::new();
+    let name = body.name.map(|n| n.trim().to_owned());
+    if name
+        .as_ref()
+        .is_some_and(|n| n.is_empty() || n.chars().count() > 200)
+    {
+        errors.push(FieldError::new(
+            "name",
+            "invalid_name",
+            "a name takes 1 to 200 characters",
+        ));
+    }
+    let timezone = match body.timezone {
+        None => None,
+        Some(tz) => match tz.parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "timezone",
+                    "unknown_timezone",
+                    format!("`{tz}` is not an IANA timezone such as Europe/Paris"),
+                ));
+                None
+            }
+        },
+    };
+    let business_hours = match body.business_hours {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(days)) => match BusinessHours::parse(days) {
+            Ok(h) => Some(Some(h)),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        },
+    };
+    let away_text = body
+        .away_text
+        .map(|t| t.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()));
+    if away_text
+        .as_ref()
+        .is_some_and(|t| t.as_ref().is_some_and(|t| t.chars().count() > 640))
+    {
+        errors.push(FieldError::new(
+            "away_text",
+            "too_long",
+            "must be at most 640 characters",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let change = merchants::MerchantChange {
+        name,
+        timezone,
+        business_hours,
+        away_text,
+    };
+    let m = state
+        .db
+        .query(move |conn| merchants::update(conn, caller.merchant_id, &change))
+        .await?;
+    Ok(HttpResponse::Ok().json(MerchantBody::from(m)))
 }
 
 async fn merchant(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -93,13 +197,7 @@ async fn merchant(caller: Caller, state: web::Data<AppState>) -> Result<HttpResp
         .db
         .query(move |conn| merchants::get(conn, caller.merchant_id))
         .await?;
-    Ok(HttpResponse::Ok().json(MerchantBody {
-        id: m.id,
-        name: m.name,
-        currency: m.currency.code(),
-        timezone: m.timezone.name(),
-        created_at: timestamp(m.created_at),
-    }))
+    Ok(HttpResponse::Ok().json(MerchantBody::from(m)))
 }
 
 #[derive(Serialize)]

@@ -4,10 +4,12 @@
 //! with `openapi.yaml` reads the same table the server is built from.
 
 mod catalog;
+mod discounts;
 mod health;
 
 pub use health::OPENAPI_YAML;
 mod merchant;
+mod offers;
 mod pages;
 mod threads;
 mod webhooks;
@@ -50,6 +52,8 @@ fn register(api: &mut Api<'_>) {
     merchant::routes(api);
     pages::routes(api);
     catalog::routes(api);
+    offers::routes(api);
+    discounts::routes(api);
     threads::routes(api);
     webhooks::routes(api);
 }

@@ -8,6 +8,7 @@ use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, is_unique_violation_on};
 use crate::merchants::pages::{self, NewPage, Page};
+use crate::messenger::profile;
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -35,6 +36,7 @@ struct PageBody {
     connected_at: String,
     token_status: String,
     human_agent_enabled: bool,
+    messenger_profile: String,
 }
 
 impl From<Page> for PageBody {
@@ -46,6 +48,7 @@ impl From<Page> for PageBody {
             connected_at: timestamp(p.connected_at),
             token_status: p.token_status,
             human_agent_enabled: p.human_agent_enabled,
+            messenger_profile: p.profile_status,
         }
     }
 }
@@ -59,6 +62,7 @@ async fn connect(
     let new = NewPage::parse(&body.page_id, body.name.as_deref(), &body.access_token)
         .map_err(ApiError::validation)?;
     let page_id = new.page_id.clone();
+    let token = body.access_token.clone();
     let page = state
         .db
         .query(move |conn| pages::connect(conn, caller.merchant_id, &new))
@@ -71,7 +75,11 @@ async fn connect(
             other => other.into(),
         })?;
     tracing::info!(merchant.id = %caller.merchant_id, page.id = %page.page_id, "Page connected");
-    Ok(created(PageBody::from(page)))
+    let status = profile::set_profile(&state.db, &state.graph, &page.page_id, &token).await;
+    Ok(created(PageBody::from(pages::Page {
+        profile_status: status,
+        ..page
+    })))
 }
 
 async fn list(
@@ -164,6 +172,7 @@ async fn update(
     caller.require(Permission::ManagePages)?;
     let page_id = path.into_inner();
     let body = body.into_inner();
+    let new_token = body.access_token.clone();
     let access_token = body
         .access_token
         .map(|t| NewPage::parse_token(&t))
@@ -178,5 +187,13 @@ async fn update(
         .query(move |conn| pages::update(conn, caller.merchant_id, &page_id, &change))
         .await
         .map_err(|e| not_found_as("Page", e))?;
+    let page = match new_token {
+        // A new token may come with a new app: set the profile again.
+        Some(token) => pages::Page {
+            profile_status: profile::set_profile(&state.db, &state.graph, &page.page_id, &token).await,
+            ..page
+        },
+        None => page,
+    };
     Ok(HttpResponse::Ok().json(PageBody::from(page)))
 }

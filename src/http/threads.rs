@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, timestamp};
 use crate::auth::{Caller, Permission};
-use crate::conversations::{self, Customer, Mode, StoredMessage, Thread, ThreadQuery, Touch};
+use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery, Touch};
 use crate::db::now;
 use crate::error::ApiError;
 use crate::messenger::agent::{self, AgentSendError};
@@ -23,6 +23,7 @@ pub(super) fn routes(api: &mut Api<'_>) {
         .route(Method::GET, "/v1/threads/{thread_id}/messages", messages)
         .route(Method::POST, "/v1/threads/{thread_id}/messages", send)
         .route(Method::POST, "/v1/threads/{thread_id}/handover", handover)
+        .route(Method::GET, "/v1/threads/{thread_id}/cart", cart)
         .route(Method::GET, "/v1/webhook-events", events)
         .route(Method::POST, "/v1/webhook-events/{event_id}/replay", replay);
 }
@@ -199,9 +200,9 @@ struct MessageBody {
     delivery_error: Option<String>,
 }
 
-impl From<(StoredMessage, Option<(String, Option<String>)>)> for MessageBody {
-    fn from((m, delivery): (StoredMessage, Option<(String, Option<String>)>)) -> Self {
-        let (delivery, delivery_error) = delivery.map_or((None, None), |(s, e)| (Some(s), e));
+impl From<(StoredMessage, Option<Delivery>)> for MessageBody {
+    fn from((m, delivery): (StoredMessage, Option<Delivery>)) -> Self {
+        let (delivery, delivery_error) = delivery.map_or((None, None), |d| (Some(d.status), d.error));
         MessageBody {
             delivery,
             delivery_error,
@@ -420,4 +421,72 @@ async fn replay(
     state.wakers.events.notify_one();
     tracing::info!(merchant.id = %caller.merchant_id, event.id = %id, "dead event replayed");
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({"id": id, "status": "pending"})))
+}
+
+#[derive(Serialize)]
+struct CartLineBody {
+    id: Uuid,
+    product_id: Option<Uuid>,
+    variant_id: Option<Uuid>,
+    title: String,
+    variant_name: String,
+    sku: String,
+    unit_price: crate::money::MoneyDto,
+    quantity: u32,
+    total: crate::money::MoneyDto,
+}
+
+#[derive(Serialize)]
+struct CartBody {
+    id: Option<Uuid>,
+    lines: Vec<CartLineBody>,
+    subtotal: Option<crate::money::MoneyDto>,
+}
+
+/// The thread's open cart (`id` null and no lines when there is none).
+async fn cart(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadThreads)?;
+    let id = path.into_inner();
+    let cart = state
+        .db
+        .query(move |conn| {
+            conversations::thread(conn, caller.merchant_id, id)?;
+            crate::carts::open_cart(conn, id)
+        })
+        .await
+        .map_err(|e| super::pages::not_found_as("thread", e))?;
+    let body = match cart {
+        None => CartBody {
+            id: None,
+            lines: Vec::new(),
+            subtotal: None,
+        },
+        Some(cart) => {
+            let subtotal = cart.subtotal().map_err(ApiError::internal)?;
+            let mut lines = Vec::with_capacity(cart.lines.len());
+            for l in cart.lines {
+                lines.push(CartLineBody {
+                    id: l.id,
+                    product_id: l.product_id,
+                    variant_id: l.variant_id,
+                    total: l.total().map_err(ApiError::internal)?.into(),
+                    title: l.title,
+                    variant_name: l.variant_name,
+                    sku: l.sku,
+                    unit_price: l.unit_price.into(),
+                    quantity: l.quantity,
+                });
+            }
+            CartBody {
+                id: Some(cart.id),
+                lines,
+                subtotal: Some(subtotal.into()),
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().json(body))
 }

@@ -1,5 +1,6 @@
 //! Merchants: the tenants. Every other table hangs off a merchant, and every query is scoped to one.
 
+pub mod hours;
 pub mod pages;
 
 use chrono::NaiveDateTime;
@@ -24,6 +25,25 @@ pub struct Merchant {
     pub timezone: chrono_tz::Tz,
     /// Created (UTC).
     pub created_at: NaiveDateTime,
+    /// When people answer; none means always.
+    pub business_hours: Option<hours::BusinessHours>,
+    /// Sent outside business hours, once a day per thread.
+    pub away_text: Option<String>,
+}
+
+/// The away text when the merchant set hours but no text.
+pub const DEFAULT_AWAY_TEXT: &str =
+    "We're away right now and will answer as soon as we're back. You can keep shopping here meanwhile.";
+
+impl Merchant {
+    /// The away text to send at `at`, when the merchant is closed then.
+    pub fn away_text_at(&self, at: NaiveDateTime) -> Option<&str> {
+        let hours = self.business_hours.as_ref()?;
+        if hours.is_open(self.timezone, at) {
+            return None;
+        }
+        Some(self.away_text.as_deref().unwrap_or(DEFAULT_AWAY_TEXT))
+    }
 }
 
 #[derive(Queryable, Selectable)]
@@ -34,6 +54,8 @@ struct MerchantRow {
     currency: String,
     timezone: String,
     created_at: NaiveDateTime,
+    business_hours: Option<String>,
+    away_text: Option<String>,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -50,6 +72,12 @@ impl TryFrom<MerchantRow> for Merchant {
                 .parse()
                 .map_err(|_| corrupt(format!("unknown timezone {}", row.timezone)))?,
             created_at: row.created_at,
+            business_hours: row
+                .business_hours
+                .map(|h| serde_json::from_str(&h))
+                .transpose()
+                .map_err(|e| corrupt(e.to_string()))?,
+            away_text: row.away_text,
         })
     }
 }
@@ -122,7 +150,54 @@ pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str
         currency: new.currency,
         timezone: new.timezone,
         created_at,
+        business_hours: None,
+        away_text: None,
     })
+}
+
+/// A change to the merchant's settings (`Some(None)` clears).
+#[derive(Debug, Clone, Default)]
+pub struct MerchantChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New timezone.
+    pub timezone: Option<chrono_tz::Tz>,
+    /// New hours, or none for always open.
+    pub business_hours: Option<Option<hours::BusinessHours>>,
+    /// New away text, or none for the default.
+    pub away_text: Option<Option<String>>,
+}
+
+/// Applies a change to the merchant.
+pub fn update(conn: &mut DbConnection, id: Uuid, change: &MerchantChange) -> QueryResult<Merchant> {
+    let target = merchants::table.find(DbUuid(id));
+    if let Some(name) = &change.name {
+        diesel::update(target)
+            .set(merchants::name.eq(name))
+            .execute(conn)?;
+    }
+    if let Some(tz) = change.timezone {
+        diesel::update(target)
+            .set(merchants::timezone.eq(tz.name()))
+            .execute(conn)?;
+    }
+    if let Some(hours) = &change.business_hours {
+        let json = hours
+            .as_ref()
+            .map(|h| serde_json::to_string(h).unwrap_or_default());
+        diesel::update(target)
+            .set(merchants::business_hours.eq(json))
+            .execute(conn)?;
+    }
+    if let Some(text) = &change.away_text {
+        diesel::update(target)
+            .set(merchants::away_text.eq(text))
+            .execute(conn)?;
+    }
+    diesel::update(target)
+        .set(merchants::updated_at.eq(now()))
+        .execute(conn)?;
+    get(conn, id)
 }
 
 /// The merchant with `id`.

@@ -28,6 +28,8 @@ pub struct Page {
     pub token_status: String,
     /// The Page may send `HUMAN_AGENT` tagged messages (an App Review permission).
     pub human_agent_enabled: bool,
+    /// How setting its Messenger profile went: `pending`, `ok` or `failed: <reason>`.
+    pub profile_status: String,
 }
 
 #[derive(Queryable, Selectable)]
@@ -40,6 +42,7 @@ struct PageRow {
     connected_at: NaiveDateTime,
     token_status: String,
     human_agent_enabled: bool,
+    profile_status: String,
 }
 
 impl From<PageRow> for Page {
@@ -54,6 +57,7 @@ impl From<PageRow> for Page {
             connected_at: row.connected_at,
             token_status: row.token_status,
             human_agent_enabled: row.human_agent_enabled,
+            profile_status: row.profile_status,
         }
     }
 }
@@ -230,4 +234,12 @@ pub fn update(
             .execute(conn)?;
     }
     get(conn, merchant_id, page_id)
+}
+
+/// Records how setting the Page's Messenger profile went (`ok` or `failed: <reason>`).
+pub fn set_profile_status(conn: &mut DbConnection, page_id: &str, status: &str) -> QueryResult<()> {
+    diesel::update(pages::table.filter(pages::page_id.eq(page_id)))
+        .set(pages::profile_status.eq(status))
+        .execute(conn)?;
+    Ok(())
 }

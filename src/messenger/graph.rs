@@ -183,6 +183,29 @@ impl GraphClient {
         Ok(ok.message_id)
     }
 
+    /// Sets the Page's Messenger profile (Get Started button, persistent menu) through
+    /// `POST /me/messenger_profile` with the Page token.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_messenger_profile(
+        &self,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), GraphError> {
+        let url = format!("{}/{}/me/messenger_profile", self.base, self.version);
+        let res = self
+            .http
+            .post(url)
+            .query(&self.auth_query(token))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(Self::read_error(res).await);
+        }
+        Ok(())
+    }
+
     /// The shopper's first name, locale and timezone.
     #[tracing::instrument(skip_all)]
     pub async fn profile(&self, psid: &str, token: &str) -> Result<Profile, GraphError> {

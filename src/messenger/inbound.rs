@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDateTime};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{self, METADATA_PREFIX, MessagingType};
+use super::outbox::{self, METADATA_PREFIX};
 use super::webhook::{self, EventKind, InboundEvent};
 use crate::conversations::{self, Customer, Direction, NewMessage};
 use crate::db::schema::{customers, messenger_events, pages, webhook_inbox};
@@ -271,7 +271,7 @@ fn handle(
         let is_message = matches!(event.kind, EventKind::Message { .. });
         thread = conversations::note_shopper_action(conn, &thread, at, is_message)?;
     }
-    let mut greet = None;
+    let mut input: Option<crate::engine::Input<'_>> = None;
     match &event.kind {
         EventKind::Message {
             mid,
@@ -305,6 +305,14 @@ fn handle(
             if !event.standby {
                 outbox::enqueue_action(conn, &thread, &customer.psid, "mark_seen")?;
             }
+            input = Some(match (quick_reply, text) {
+                (Some(payload), _) => crate::engine::Input::Tap {
+                    payload,
+                    referral: None,
+                },
+                (None, Some(text)) => crate::engine::Input::Text(text),
+                (None, None) => crate::engine::Input::Attachment,
+            });
         }
         EventKind::Echo {
             mid, metadata, text, ..
@@ -351,14 +359,15 @@ fn handle(
             )?;
             if let Some(r) = referral {
                 thread = conversations::record_touch(conn, &thread, r, at)?;
-                greet = Some(r.ad_title.clone());
-            } else if payload.as_deref() == Some(crate::engine::GET_STARTED) {
-                greet = Some(None);
             }
+            input = Some(crate::engine::Input::Tap {
+                payload: payload.as_deref().unwrap_or_default(),
+                referral: referral.as_ref(),
+            });
         }
         EventKind::Referral(r) => {
             thread = conversations::record_touch(conn, &thread, r, at)?;
-            greet = Some(r.ad_title.clone());
+            input = Some(crate::engine::Input::Referral(r));
         }
         EventKind::Delivery { .. }
         | EventKind::Read { .. }
@@ -367,26 +376,12 @@ fn handle(
         | EventKind::Other(_) => {}
     }
     let reply_at = now();
-    if let Some(ad_title) = greet
+    if let Some(input) = input
         && !event.standby
         && thread.bot_may_answer(reply_at)
         && thread.window_open(reply_at)
     {
-        let merchant = crate::merchants::get(conn, customer.merchant_id.0)?;
-        for message in crate::engine::greeting(
-            customer.first_name.as_deref(),
-            &merchant.name,
-            ad_title.as_deref(),
-        ) {
-            outbox::enqueue_message(
-                conn,
-                &thread,
-                &customer.psid,
-                message,
-                "bot",
-                MessagingType::Response,
-            )?;
-        }
+        super::conversation::answer(conn, customer, &thread, input)?;
     }
     Ok(())
 }

@@ -2,8 +2,10 @@
 //! rendered within Meta's limits and sent through a durable outbox.
 
 pub mod agent;
+pub mod conversation;
 pub mod graph;
 pub mod inbound;
 pub mod outbox;
+pub mod profile;
 pub mod render;
 pub mod webhook;

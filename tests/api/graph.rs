@@ -125,6 +125,9 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             "message_id": format!("m_{}", s.sent),
         }));
     }
+    if req.path().ends_with("/me/messenger_profile") {
+        return HttpResponse::Ok().json(json!({"result": "success"}));
+    }
     if req.method() == "GET" {
         if s.profile_fails {
             return HttpResponse::BadRequest().json(graph_error(

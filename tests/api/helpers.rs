@@ -325,6 +325,16 @@ pub async fn spawn_messenger_app_on(database: TestDatabase) -> MessengerApp {
         )
         .await;
     assert_eq!(res.status(), 201, "connecting the Page");
+    app.create_product(
+        &merchant.token,
+        json!({"retailer_id": "SLIP-01", "title": "Comfy slippers", "featured": true,
+               "image_url": "https://example.com/slip-01.jpg",
+               "variants": [
+                   {"sku": "SLIP-01-41", "name": "41", "options": {"size": "41"}, "price": {"amount": "49.90", "currency": "EUR"}, "stock": 0},
+                   {"sku": "SLIP-01-42", "name": "42", "options": {"size": "42"}, "price": {"amount": "49.90", "currency": "EUR"}, "stock": 5},
+                   {"sku": "SLIP-01-43", "name": "43", "options": {"size": "43"}, "price": {"amount": "49.90", "currency": "EUR"}, "stock": 2}]}),
+    )
+    .await;
     MessengerApp { app, graph, merchant }
 }
 

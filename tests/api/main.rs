@@ -7,12 +7,15 @@
 mod auth;
 mod catalog;
 mod cli;
+mod discounts;
 mod graph;
 mod health;
 mod helpers;
 mod import;
 mod messenger;
+mod offers;
 mod openapi;
 mod pages;
+mod shopping;
 mod stock;
 mod tenancy;

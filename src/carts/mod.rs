@@ -1,0 +1,410 @@
+//! Carts: one open cart per thread, lines with a price snapshot taken when added, stock checked when
+//! adding (and again at checkout), totals in integer minor units.
+
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::catalog::{Product, Variant};
+use crate::db::schema::{cart_lines, cart_offers, carts};
+use crate::db::{DbConnection, DbUuid, now};
+use crate::discounts::Discount;
+use crate::money::{Currency, Money, MoneyError};
+
+/// The most lines a cart holds.
+pub const MAX_LINES: usize = 50;
+/// The most units of one line.
+pub const MAX_QUANTITY: u32 = 99;
+
+/// A line of a cart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartLine {
+    /// Id.
+    pub id: Uuid,
+    /// The variant (none once deleted from the catalog).
+    pub variant_id: Option<Uuid>,
+    /// The product.
+    pub product_id: Option<Uuid>,
+    /// Product title when added.
+    pub title: String,
+    /// Variant name when added.
+    pub variant_name: String,
+    /// SKU.
+    pub sku: String,
+    /// Picture.
+    pub image_url: Option<String>,
+    /// Unit price when added.
+    pub unit_price: Money,
+    /// Units.
+    pub quantity: u32,
+    /// The offer it was added through (at the offer's price).
+    pub offer_id: Option<Uuid>,
+}
+
+impl CartLine {
+    /// Unit price times quantity.
+    pub fn total(&self) -> Result<Money, MoneyError> {
+        self.unit_price.checked_mul(i64::from(self.quantity))
+    }
+}
+
+/// An open cart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cart {
+    /// Id.
+    pub id: Uuid,
+    /// Its thread.
+    pub thread_id: Uuid,
+    /// Its currency (the merchant's).
+    pub currency: Currency,
+    /// Lines in the order added.
+    pub lines: Vec<CartLine>,
+    /// Offers already shown, taken or declined for this cart (each is shown once).
+    pub offers_seen: Vec<Uuid>,
+    /// The discount code applied, if any.
+    pub discount: Option<Discount>,
+}
+
+/// A cart's money: lines, discount, what is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// Sum of the lines.
+    pub subtotal: Money,
+    /// The code and what it takes off, when it applies now.
+    pub discount: Option<(String, Money)>,
+    /// Subtotal minus discount, never negative.
+    pub total: Money,
+}
+
+impl Cart {
+    /// The sum of the lines.
+    pub fn subtotal(&self) -> Result<Money, MoneyError> {
+        self.lines
+            .iter()
+            .try_fold(Money::zero(self.currency), |sum, line| {
+                sum.checked_add(line.total()?)
+            })
+    }
+
+    /// Subtotal, the discount when it applies at `at`, and the total.
+    pub fn totals(&self, at: chrono::NaiveDateTime) -> Result<Totals, MoneyError> {
+        let subtotal = self.subtotal()?;
+        let discount = match &self.discount {
+            Some(d) if d.check(at, subtotal).is_ok() => Some((d.code.clone(), d.amount_off(subtotal)?)),
+            _ => None,
+        };
+        let off = discount.as_ref().map_or(Money::zero(self.currency), |(_, m)| *m);
+        let total = subtotal.checked_sub(off)?;
+        let total = if total.is_negative() {
+            Money::zero(self.currency)
+        } else {
+            total
+        };
+        Ok(Totals {
+            subtotal,
+            discount,
+            total,
+        })
+    }
+
+    /// Units in the cart.
+    pub fn units(&self) -> u32 {
+        self.lines.iter().map(|l| l.quantity).sum()
+    }
+
+    /// The line holding `variant_id`.
+    pub fn line_of(&self, variant_id: Uuid) -> Option<&CartLine> {
+        self.lines.iter().find(|l| l.variant_id == Some(variant_id))
+    }
+}
+
+/// Why a cart change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CartError {
+    /// Not enough stock for the quantity asked.
+    #[error("only {available} left")]
+    OutOfStock {
+        /// Units that can still be added.
+        available: u32,
+    },
+    /// The line is not in the thread's open cart (an old button).
+    #[error("that line is no longer in the cart")]
+    StaleLine,
+    /// The cart is full.
+    #[error("the cart is full")]
+    Full,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = cart_lines)]
+struct LineRow {
+    id: DbUuid,
+    variant_id: Option<DbUuid>,
+    product_id: Option<DbUuid>,
+    title: String,
+    variant_name: String,
+    sku: String,
+    image_url: Option<String>,
+    unit_price_minor: i64,
+    currency: String,
+    quantity: i32,
+    offer_id: Option<DbUuid>,
+}
+
+fn corrupt(what: String) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(what.into())
+}
+
+/// The thread's open cart, if any.
+pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<Cart>> {
+    let row: Option<(DbUuid, String, Option<DbUuid>, DbUuid)> = carts::table
+        .filter(carts::thread_id.eq(DbUuid(thread_id)))
+        .filter(carts::status.eq("open"))
+        .select((carts::id, carts::currency, carts::discount_id, carts::merchant_id))
+        .first(conn)
+        .optional()?;
+    let Some((id, currency, discount_id, merchant_id)) = row else {
+        return Ok(None);
+    };
+    let offers_seen: Vec<DbUuid> = cart_offers::table
+        .filter(cart_offers::cart_id.eq(id))
+        .select(cart_offers::offer_id)
+        .load(conn)?;
+    let discount = match discount_id {
+        Some(d) => crate::discounts::get(conn, merchant_id.0, d.0)?,
+        None => None,
+    };
+    let currency = Currency::parse(&currency).map_err(|e| corrupt(e.to_string()))?;
+    let lines = cart_lines::table
+        .filter(cart_lines::cart_id.eq(id))
+        .order(cart_lines::id.asc())
+        .select(LineRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| {
+            let line_currency = Currency::parse(&r.currency).map_err(|e| corrupt(e.to_string()))?;
+            Ok(CartLine {
+                id: r.id.0,
+                variant_id: r.variant_id.map(|v| v.0),
+                product_id: r.product_id.map(|p| p.0),
+                title: r.title,
+                variant_name: r.variant_name,
+                sku: r.sku,
+                image_url: r.image_url,
+                unit_price: Money::from_minor(r.unit_price_minor, line_currency),
+                quantity: u32::try_from(r.quantity).unwrap_or(0),
+                offer_id: r.offer_id.map(|o| o.0),
+            })
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    Ok(Some(Cart {
+        id: id.0,
+        thread_id,
+        currency,
+        lines,
+        offers_seen: offers_seen.into_iter().map(|o| o.0).collect(),
+        discount,
+    }))
+}
+
+fn ensure_open(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+    currency: Currency,
+) -> QueryResult<Uuid> {
+    if let Some(cart) = open_cart(conn, thread_id)? {
+        return Ok(cart.id);
+    }
+    let id = Uuid::now_v7();
+    let at = now();
+    diesel::insert_into(carts::table)
+        .values((
+            carts::id.eq(DbUuid(id)),
+            carts::merchant_id.eq(DbUuid(merchant_id)),
+            carts::thread_id.eq(DbUuid(thread_id)),
+            carts::status.eq("open"),
+            carts::currency.eq(currency.code()),
+            carts::created_at.eq(at),
+            carts::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+fn touch(conn: &mut DbConnection, cart_id: Uuid) -> QueryResult<()> {
+    diesel::update(carts::table.find(DbUuid(cart_id)))
+        .set(carts::updated_at.eq(now()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Adds `quantity` of a variant to the thread's open cart (made on first use), merging with a line of the
+/// same variant; refused beyond the stock on hand. Call inside a transaction.
+pub fn add(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+    product: &Product,
+    variant: &Variant,
+    quantity: u32,
+) -> Result<Cart, CartError> {
+    add_priced(conn, merchant_id, thread_id, product, variant, quantity, None)
+}
+
+/// Like [`add`], at an offer's price: the line keeps the offer and its price, apart from a line of the
+/// same variant at the catalog price.
+pub fn add_priced(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+    product: &Product,
+    variant: &Variant,
+    quantity: u32,
+    offer: Option<(Uuid, Money)>,
+) -> Result<Cart, CartError> {
+    let cart_id = ensure_open(conn, merchant_id, thread_id, variant.price.currency())?;
+    let cart = open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)?;
+    let already: u32 = cart
+        .lines
+        .iter()
+        .filter(|l| l.variant_id == Some(variant.id))
+        .map(|l| l.quantity)
+        .sum();
+    let same_line = cart
+        .lines
+        .iter()
+        .find(|l| l.variant_id == Some(variant.id) && l.offer_id == offer.map(|o| o.0));
+    let wanted = already + quantity;
+    let stock = u32::try_from(variant.stock.max(0)).unwrap_or(u32::MAX);
+    if wanted > stock.min(MAX_QUANTITY) {
+        return Err(CartError::OutOfStock {
+            available: stock.min(MAX_QUANTITY).saturating_sub(already),
+        });
+    }
+    let at = now();
+    match same_line {
+        Some(line) => {
+            diesel::update(cart_lines::table.find(DbUuid(line.id)))
+                .set((
+                    cart_lines::quantity.eq(i32::try_from(line.quantity + quantity).unwrap_or(i32::MAX)),
+                    cart_lines::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        None => {
+            if cart.lines.len() >= MAX_LINES {
+                return Err(CartError::Full);
+            }
+            diesel::insert_into(cart_lines::table)
+                .values((
+                    cart_lines::id.eq(DbUuid(Uuid::now_v7())),
+                    cart_lines::cart_id.eq(DbUuid(cart_id)),
+                    cart_lines::variant_id.eq(DbUuid(variant.id)),
+                    cart_lines::product_id.eq(DbUuid(product.id)),
+                    cart_lines::title.eq(&product.fields.title),
+                    cart_lines::variant_name.eq(&variant.name),
+                    cart_lines::sku.eq(&variant.sku),
+                    cart_lines::image_url.eq(&product.fields.image_url),
+                    cart_lines::unit_price_minor.eq(offer.map_or(variant.price, |o| o.1).minor()),
+                    cart_lines::offer_id.eq(offer.map(|o| DbUuid(o.0))),
+                    cart_lines::currency.eq(variant.price.currency().code()),
+                    cart_lines::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
+                    cart_lines::created_at.eq(at),
+                    cart_lines::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+    }
+    touch(conn, cart_id)?;
+    open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)
+}
+
+/// Sets a line's quantity (0 removes it); refused beyond the variant's stock. Call inside a transaction.
+pub fn set_quantity(
+    conn: &mut DbConnection,
+    thread_id: Uuid,
+    line_id: Uuid,
+    quantity: u32,
+    stock: Option<i64>,
+) -> Result<Cart, CartError> {
+    let cart = open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)?;
+    if !cart.lines.iter().any(|l| l.id == line_id) {
+        return Err(CartError::StaleLine);
+    }
+    if quantity == 0 {
+        diesel::delete(cart_lines::table.find(DbUuid(line_id))).execute(conn)?;
+    } else {
+        let limit = stock
+            .map_or(0, |s| u32::try_from(s.max(0)).unwrap_or(u32::MAX))
+            .min(MAX_QUANTITY);
+        if quantity > limit {
+            return Err(CartError::OutOfStock { available: limit });
+        }
+        diesel::update(cart_lines::table.find(DbUuid(line_id)))
+            .set((
+                cart_lines::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
+                cart_lines::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+    }
+    touch(conn, cart.id)?;
+    open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)
+}
+
+/// Records what became of an offer for a cart: `shown`, `accepted` or `declined` (each offer is shown
+/// once per cart).
+pub fn record_offer(conn: &mut DbConnection, cart_id: Uuid, offer_id: Uuid, status: &str) -> QueryResult<()> {
+    let updated = diesel::update(
+        cart_offers::table
+            .filter(cart_offers::cart_id.eq(DbUuid(cart_id)))
+            .filter(cart_offers::offer_id.eq(DbUuid(offer_id))),
+    )
+    .set(cart_offers::status.eq(status))
+    .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(cart_offers::table)
+            .values((
+                cart_offers::id.eq(DbUuid(Uuid::now_v7())),
+                cart_offers::cart_id.eq(DbUuid(cart_id)),
+                cart_offers::offer_id.eq(DbUuid(offer_id)),
+                cart_offers::status.eq(status),
+                cart_offers::created_at.eq(now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The status of an offer for a cart, if it was shown.
+pub fn offer_status(conn: &mut DbConnection, cart_id: Uuid, offer_id: Uuid) -> QueryResult<Option<String>> {
+    cart_offers::table
+        .filter(cart_offers::cart_id.eq(DbUuid(cart_id)))
+        .filter(cart_offers::offer_id.eq(DbUuid(offer_id)))
+        .select(cart_offers::status)
+        .first(conn)
+        .optional()
+}
+
+/// Applies (or with `None` removes) a discount code on the cart: one code per cart.
+pub fn set_discount(conn: &mut DbConnection, cart_id: Uuid, discount_id: Option<Uuid>) -> QueryResult<()> {
+    diesel::update(carts::table.find(DbUuid(cart_id)))
+        .set((
+            carts::discount_id.eq(discount_id.map(DbUuid)),
+            carts::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Makes the thread's open cart exist, for a code typed before anything was added.
+pub fn ensure_cart(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+    currency: Currency,
+) -> QueryResult<Uuid> {
+    ensure_open(conn, merchant_id, thread_id, currency)
+}

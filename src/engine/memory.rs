@@ -1,0 +1,105 @@
+//! A catalog held in memory, for running the engine without a database: simulations, the engine's own
+//! tests and its benchmark. It answers as the database-backed shop does (featured first, every search
+//! word must match the folded title, brand or retailer id).
+
+use diesel::QueryResult;
+use uuid::Uuid;
+
+use super::{OfferView, Shop};
+use crate::catalog::search::fold;
+use crate::catalog::{Product, Variant};
+use crate::discounts::Discount;
+
+/// A snapshot of a merchant's catalog, offers and discount codes.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryShop {
+    /// Products, in creation order.
+    pub products: Vec<Product>,
+    /// Offers with their variant and price.
+    pub offers: Vec<(Uuid, OfferView)>,
+    /// Discount codes.
+    pub discounts: Vec<Discount>,
+}
+
+impl MemoryShop {
+    /// A shop of these products, without offers or codes.
+    pub fn new(products: Vec<Product>) -> MemoryShop {
+        MemoryShop {
+            products,
+            ..MemoryShop::default()
+        }
+    }
+
+    fn haystack(p: &Product) -> String {
+        fold(&format!(
+            "{} {} {}",
+            p.fields.title,
+            p.fields.brand.as_deref().unwrap_or_default(),
+            p.fields.retailer_id
+        ))
+    }
+}
+
+impl Shop for MemoryShop {
+    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>> {
+        Ok(self.products.iter().find(|p| p.id == id).cloned())
+    }
+
+    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>> {
+        Ok(self
+            .products
+            .iter()
+            .find(|p| p.fields.retailer_id == retailer_id)
+            .cloned())
+    }
+
+    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>> {
+        Ok(self.products.iter().find_map(|p| {
+            p.variants
+                .iter()
+                .find(|v| v.id == id)
+                .map(|v| (p.clone(), v.clone()))
+        }))
+    }
+
+    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>> {
+        let featured = self.products.iter().filter(|p| p.fields.featured);
+        let others = self.products.iter().filter(|p| !p.fields.featured);
+        Ok(featured.chain(others).take(limit).cloned().collect())
+    }
+
+    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>> {
+        Ok(self
+            .products
+            .iter()
+            .filter(|p| {
+                let hay = Self::haystack(p);
+                words.iter().all(|w| hay.contains(w.as_str()))
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>> {
+        Ok(self
+            .offers
+            .iter()
+            .filter(|(trigger, _)| *trigger == product)
+            .map(|(_, o)| o.clone())
+            .collect())
+    }
+
+    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>> {
+        Ok(self
+            .offers
+            .iter()
+            .find(|(_, o)| o.id == id)
+            .map(|(_, o)| o.clone()))
+    }
+
+    fn discount(&mut self, code: &str) -> QueryResult<Option<Discount>> {
+        let code = code.trim().to_uppercase();
+        Ok(self.discounts.iter().find(|d| d.code == code).cloned())
+    }
+}

@@ -1,0 +1,275 @@
+//! Runs the engine on one event of a thread and carries out what it decided: cart changes, funnel
+//! events, handover, and the replies queued in the outbox, all in the caller's transaction.
+
+use diesel::QueryResult;
+use uuid::Uuid;
+
+use super::outbox::{self, MessagingType};
+use crate::attribution::{self, FunnelStep};
+use crate::carts::{self, CartError};
+use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
+use crate::conversations::{self, Customer, Mode, Thread};
+use crate::db::DbConnection;
+use crate::engine::{self, Command, Input, OfferView, Shop, Turn};
+
+/// The merchant's catalog, read through the connection of the event's transaction.
+struct DbShop<'c> {
+    conn: &'c mut DbConnection,
+    merchant_id: Uuid,
+}
+
+fn query<T>(r: Result<T, CatalogError>) -> QueryResult<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(CatalogError::NotFound(_)) => Err(diesel::result::Error::NotFound),
+        Err(CatalogError::Db(e)) => Err(e),
+        Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+    }
+}
+
+fn found<T>(r: QueryResult<T>) -> QueryResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(diesel::result::Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Shop for DbShop<'_> {
+    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>> {
+        found(query(catalog::get_product(self.conn, self.merchant_id, id)))
+    }
+
+    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>> {
+        query(catalog::find_by_retailer_id(
+            self.conn,
+            self.merchant_id,
+            retailer_id,
+        ))
+    }
+
+    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>> {
+        query(catalog::variant_with_product(self.conn, self.merchant_id, id))
+    }
+
+    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>> {
+        catalog::browse(self.conn, self.merchant_id, i64::try_from(limit).unwrap_or(100))
+    }
+
+    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>> {
+        let q = ProductQuery {
+            after: None,
+            limit: i64::try_from(limit).unwrap_or(100),
+            words: words.to_vec(),
+        };
+        catalog::list_products(self.conn, self.merchant_id, &q)
+    }
+
+    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>> {
+        let offers = crate::offers::triggered_by(self.conn, self.merchant_id, product)?;
+        let mut views = Vec::with_capacity(offers.len());
+        for offer in offers {
+            if let Some(view) = self.view(offer)? {
+                views.push(view);
+            }
+        }
+        Ok(views)
+    }
+
+    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>> {
+        match crate::offers::get(self.conn, self.merchant_id, id)? {
+            Some(offer) if offer.active => self.view(offer),
+            _ => Ok(None),
+        }
+    }
+
+    fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>> {
+        crate::discounts::find_by_code(self.conn, self.merchant_id, code)
+    }
+}
+
+impl DbShop<'_> {
+    /// An offer with its variant and price, when the variant is still sold.
+    fn view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<OfferView>> {
+        let Some((product, variant)) = query(catalog::variant_with_product(
+            self.conn,
+            self.merchant_id,
+            offer.offer_variant_id,
+        ))?
+        else {
+            return Ok(None);
+        };
+        let price = offer
+            .price(variant.price)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        Ok(Some(OfferView {
+            id: offer.id,
+            text: offer.text,
+            product,
+            variant,
+            price,
+        }))
+    }
+}
+
+/// Answers one shopper event on the thread.
+pub fn answer(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    thread: &Thread,
+    input: Input<'_>,
+) -> QueryResult<()> {
+    let merchant = crate::merchants::get(conn, customer.merchant_id.0)?;
+    let cart = carts::open_cart(conn, thread.id.0)?;
+    let at = crate::db::now();
+    let turn = Turn {
+        at,
+        merchant_name: &merchant.name,
+        first_name: customer.first_name.as_deref(),
+        cart: cart.as_ref(),
+        input,
+    };
+    let outcome = engine::respond(
+        &turn,
+        &mut DbShop {
+            conn,
+            merchant_id: merchant.id,
+        },
+    )?;
+    let mut replies = outcome.replies;
+    let mut show_cart = outcome.then_show_cart;
+    let mut offer_for = outcome.then_offer_for;
+    // Outside business hours the first message of the (local) day gets the away text; shopping goes on.
+    if let Some(away) = merchant.away_text_at(at) {
+        let today = crate::merchants::hours::BusinessHours::local_date(merchant.timezone, at);
+        if thread.away_sent_on.as_deref() != Some(today.as_str()) {
+            conversations::set_away_sent_on(conn, thread.id.0, &today)?;
+            replies.splice(0..0, crate::messenger::render::Message::text(away));
+        }
+    }
+    for command in outcome.commands {
+        match command {
+            Command::Viewed { product } => {
+                attribution::record(conn, thread, FunnelStep::ProductView, Some(product), None)?;
+            }
+            Command::Add { variant, quantity } => {
+                let Some((product, variant)) =
+                    query(catalog::variant_with_product(conn, merchant.id, variant))?
+                else {
+                    continue;
+                };
+                match carts::add(conn, merchant.id, thread.id.0, &product, &variant, quantity) {
+                    Ok(_) => {
+                        let value = variant.price.checked_mul(i64::from(quantity)).ok();
+                        attribution::record(conn, thread, FunnelStep::AddToCart, Some(product.id), value)?;
+                    }
+                    // Sold between the engine's look and now: say so instead of the confirmation.
+                    Err(CartError::OutOfStock { available }) => {
+                        replies = engine::out_of_stock(&product, &variant, available)?;
+                        show_cart = false;
+                        offer_for = None;
+                    }
+                    Err(CartError::Full) => {
+                        replies = crate::messenger::render::Message::text(
+                            "Your cart is full: check it out or remove something first.",
+                        );
+                    }
+                    Err(CartError::StaleLine) => {}
+                    Err(CartError::Db(e)) => return Err(e),
+                }
+            }
+            Command::SetQuantity { line, quantity } => {
+                let stock = match cart.as_ref().and_then(|c| c.lines.iter().find(|l| l.id == line)) {
+                    Some(l) => match l.variant_id {
+                        Some(v) => {
+                            query(catalog::variant_with_product(conn, merchant.id, v))?.map(|(_, v)| v.stock)
+                        }
+                        None => None,
+                    },
+                    None => None,
+                };
+                match carts::set_quantity(conn, thread.id.0, line, quantity, stock) {
+                    Ok(_) | Err(CartError::StaleLine) => {}
+                    Err(CartError::OutOfStock { available }) => {
+                        replies.extend(crate::messenger::render::Message::text(&format!(
+                            "Sorry, only {available} in stock."
+                        )));
+                    }
+                    Err(CartError::Full) => {}
+                    Err(CartError::Db(e)) => return Err(e),
+                }
+            }
+            Command::HandToAgent => conversations::set_mode(conn, thread.id.0, Mode::Agent)?,
+            Command::AcceptOffer { offer } => {
+                let mut shop = DbShop {
+                    conn,
+                    merchant_id: merchant.id,
+                };
+                let Some(view) = shop.offer(offer)? else { continue };
+                let Some(cart) = cart.as_ref() else { continue };
+                match carts::add_priced(
+                    conn,
+                    merchant.id,
+                    thread.id.0,
+                    &view.product,
+                    &view.variant,
+                    1,
+                    Some((offer, view.price)),
+                ) {
+                    Ok(_) => {
+                        carts::record_offer(conn, cart.id, offer, "accepted")?;
+                        attribution::record(
+                            conn,
+                            thread,
+                            FunnelStep::AddToCart,
+                            Some(view.product.id),
+                            Some(view.price),
+                        )?;
+                    }
+                    Err(CartError::OutOfStock { available }) => {
+                        replies = engine::out_of_stock(&view.product, &view.variant, available)?;
+                        show_cart = false;
+                    }
+                    Err(CartError::Full | CartError::StaleLine) => {}
+                    Err(CartError::Db(e)) => return Err(e),
+                }
+            }
+            Command::DeclineOffer { offer } => {
+                if let Some(cart) = cart.as_ref() {
+                    carts::record_offer(conn, cart.id, offer, "declined")?;
+                }
+            }
+            Command::ApplyCode { discount } => {
+                if let Some(cart) = cart.as_ref() {
+                    carts::set_discount(conn, cart.id, Some(discount))?;
+                }
+            }
+        }
+    }
+    if show_cart {
+        let cart = carts::open_cart(conn, thread.id.0)?;
+        replies.extend(engine::cart_replies(cart.as_ref(), at)?);
+        if let (Some(product), Some(cart)) = (offer_for, cart.as_ref()) {
+            let offers = DbShop {
+                conn,
+                merchant_id: merchant.id,
+            }
+            .offers_for(product)?;
+            if let Some(offer) = engine::pick_offer(cart, &offers) {
+                replies.extend(engine::offer_replies(cart, offer)?);
+                carts::record_offer(conn, cart.id, offer.id, "shown")?;
+            }
+        }
+    }
+    for message in replies {
+        outbox::enqueue_message(
+            conn,
+            thread,
+            &customer.psid,
+            message,
+            "bot",
+            MessagingType::Response,
+        )?;
+    }
+    Ok(())
+}
