@@ -1213,4 +1213,355 @@ mod tests {
         );
         assert_eq!(total["attachment"]["payload"]["buttons"][0]["title"], "Checkout");
     }
+
+    fn cart_with(product: &Product, variant: &Variant, quantity: u32) -> Cart {
+        Cart {
+            id: Uuid::now_v7(),
+            thread_id: Uuid::now_v7(),
+            currency: Currency::parse("EUR").unwrap(),
+            lines: vec![CartLine {
+                id: Uuid::now_v7(),
+                variant_id: Some(variant.id),
+                product_id: Some(product.id),
+                title: product.fields.title.clone(),
+                variant_name: variant.name.clone(),
+                sku: variant.sku.clone(),
+                image_url: None,
+                unit_price: variant.price,
+                quantity,
+                offer_id: None,
+            }],
+            offers_seen: Vec::new(),
+            discount: None,
+        }
+    }
+
+    fn tap<'a>(payload: &'a str, cart: Option<&'a Cart>) -> Turn<'a> {
+        turn(
+            Input::Tap {
+                payload,
+                referral: None,
+            },
+            cart,
+        )
+    }
+
+    #[test]
+    fn quantity_buttons_change_a_line_of_the_cart_and_show_it_again() {
+        let mut shop = shop();
+        let (product, variant) = (shop.products[0].clone(), shop.products[0].variants[1].clone());
+        let cart = cart_with(&product, &variant, 2);
+        let line = cart.lines[0].id;
+        let more = payload::encode(&Payload::SetQuantity { line, quantity: 3 });
+        let remove = payload::encode(&Payload::Remove { line });
+
+        let more = respond(&tap(&more, Some(&cart)), &mut shop).unwrap();
+        let remove = respond(&tap(&remove, Some(&cart)), &mut shop).unwrap();
+
+        assert_eq!(more.commands, [Command::SetQuantity { line, quantity: 3 }]);
+        assert!(more.then_show_cart);
+        assert_eq!(remove.commands, [Command::SetQuantity { line, quantity: 0 }]);
+    }
+
+    #[test]
+    fn a_quantity_button_of_an_old_cart_only_shows_the_current_cart() {
+        let mut shop = shop();
+        let stale = payload::encode(&Payload::SetQuantity {
+            line: Uuid::now_v7(),
+            quantity: 5,
+        });
+
+        let out = respond(&tap(&stale, None), &mut shop).unwrap();
+
+        assert!(out.commands.is_empty());
+        assert_eq!(out.replies[0].as_text(), Some("Your cart is empty."));
+    }
+
+    #[test]
+    fn checkout_of_another_cart_shows_the_current_one_instead() {
+        let mut shop = shop();
+        let (product, variant) = (shop.products[1].clone(), shop.products[1].variants[0].clone());
+        let cart = cart_with(&product, &variant, 1);
+        let old = payload::encode(&Payload::Checkout { cart: Uuid::now_v7() });
+        let current = payload::encode(&Payload::Checkout { cart: cart.id });
+
+        let old = respond(&tap(&old, Some(&cart)), &mut shop).unwrap();
+        let current = respond(&tap(&current, Some(&cart)), &mut shop).unwrap();
+
+        assert!(old.commands.is_empty());
+        assert_eq!(
+            old.replies[0].as_text(),
+            Some("Your cart has changed since; here it is now:")
+        );
+        assert_eq!(
+            current.commands,
+            [Command::HandToAgent],
+            "a person finishes the order for now"
+        );
+    }
+
+    fn offer_shop() -> (MemoryShop, OfferView) {
+        let mut shop = shop();
+        let socks = shop.products[1].clone();
+        let offer = OfferView {
+            id: Uuid::now_v7(),
+            text: "Add wool socks?".into(),
+            product: socks.clone(),
+            variant: socks.variants[0].clone(),
+            price: eur(720),
+        };
+        shop.offers.push((shop.products[0].id, offer.clone()));
+        (shop, offer)
+    }
+
+    #[test]
+    fn an_offer_is_picked_once_per_cart_and_never_for_what_is_in_it() {
+        let (shop, offer) = offer_shop();
+        let slippers = shop.products[0].clone();
+        let mut cart = cart_with(&slippers, &slippers.variants[1], 1);
+
+        assert_eq!(
+            pick_offer(&cart, std::slice::from_ref(&offer)).map(|o| o.id),
+            Some(offer.id)
+        );
+        let replies = offer_replies(&cart, &offer).unwrap();
+        assert_eq!(
+            json(&replies[0])["attachment"]["payload"]["text"],
+            "Add wool socks? Wool socks (One size) for 7.20 EUR instead of 9.00 EUR."
+        );
+        cart.offers_seen.push(offer.id);
+        assert!(pick_offer(&cart, std::slice::from_ref(&offer)).is_none());
+    }
+
+    #[test]
+    fn taking_an_offer_adds_it_at_its_price_and_declining_is_remembered() {
+        let (mut shop, offer) = offer_shop();
+        let slippers = shop.products[0].clone();
+        let mut cart = cart_with(&slippers, &slippers.variants[1], 1);
+        cart.offers_seen.push(offer.id);
+        let take = payload::encode(&Payload::AcceptOffer {
+            offer: offer.id,
+            cart: cart.id,
+        });
+        let skip = payload::encode(&Payload::DeclineOffer {
+            offer: offer.id,
+            cart: cart.id,
+        });
+        let foreign = payload::encode(&Payload::AcceptOffer {
+            offer: offer.id,
+            cart: Uuid::now_v7(),
+        });
+
+        let taken = respond(&tap(&take, Some(&cart)), &mut shop).unwrap();
+        let skipped = respond(&tap(&skip, Some(&cart)), &mut shop).unwrap();
+        let stale = respond(&tap(&foreign, Some(&cart)), &mut shop).unwrap();
+
+        assert_eq!(taken.commands, [Command::AcceptOffer { offer: offer.id }]);
+        assert_eq!(
+            taken.replies[0].as_text(),
+            Some("Added Wool socks (One size) for 7.20 EUR.")
+        );
+        assert_eq!(skipped.commands, [Command::DeclineOffer { offer: offer.id }]);
+        assert!(stale.commands.is_empty());
+    }
+
+    fn code(
+        kind: crate::discounts::DiscountKind,
+        min: Option<i64>,
+        ends_in_days: Option<i64>,
+    ) -> crate::discounts::Discount {
+        let now = crate::db::now();
+        crate::discounts::Discount {
+            id: Uuid::now_v7(),
+            code: "XMAS10".into(),
+            kind,
+            starts_at: None,
+            ends_at: ends_in_days.map(|d| now + chrono::Duration::days(d)),
+            min_subtotal: min.map(eur),
+            max_redemptions: None,
+            redemptions: 0,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_typed_code_applies_when_valid_and_says_why_when_not() {
+        let mut shop = shop();
+        let (product, variant) = (shop.products[1].clone(), shop.products[1].variants[0].clone());
+        let cart = cart_with(&product, &variant, 2);
+        let percent = crate::discounts::DiscountKind::Percent(rust_decimal::Decimal::TEN);
+
+        shop.discounts = vec![code(percent, None, Some(3))];
+        let applied = respond(&turn(Input::Text("xmas10"), Some(&cart)), &mut shop).unwrap();
+        shop.discounts = vec![code(percent, None, Some(-1))];
+        let expired = respond(&turn(Input::Text("XMAS10"), Some(&cart)), &mut shop).unwrap();
+        shop.discounts = vec![code(percent, Some(5000), None)];
+        let too_small = respond(&turn(Input::Text("XMAS10"), Some(&cart)), &mut shop).unwrap();
+        let no_cart = respond(&turn(Input::Text("XMAS10"), None), &mut shop).unwrap();
+
+        assert_eq!(applied.commands.len(), 1);
+        assert!(matches!(applied.commands[0], Command::ApplyCode { .. }));
+        assert_eq!(applied.replies[0].as_text(), Some("Code XMAS10 applied."));
+        assert!(expired.commands.is_empty());
+        assert!(expired.replies[0].as_text().unwrap().starts_with("Code XMAS10: "));
+        assert!(too_small.replies[0].as_text().unwrap().contains("50.00 EUR"));
+        assert!(
+            no_cart.replies[0]
+                .as_text()
+                .unwrap()
+                .contains("add something to your cart first")
+        );
+    }
+
+    #[test]
+    fn a_word_that_is_no_code_is_searched_instead() {
+        let out = respond(&turn(Input::Text("Wool"), None), &mut shop()).unwrap();
+
+        assert_eq!(
+            json(&out.replies[0])["attachment"]["payload"]["elements"][0]["title"],
+            "Wool socks"
+        );
+    }
+
+    #[test]
+    fn the_cart_total_shows_the_code_and_never_goes_below_zero() {
+        let product = shop().products[1].clone();
+        let mut cart = cart_with(&product, &product.variants[0], 1);
+        cart.discount = Some(code(crate::discounts::DiscountKind::Fixed(eur(5000)), None, None));
+
+        let replies = cart_replies(Some(&cart), crate::db::now()).unwrap();
+
+        assert_eq!(
+            json(&replies[1])["attachment"]["payload"]["text"],
+            "Your cart: 1 item(s), 9.00 EUR with code XMAS10 (-9.00 EUR): total 0.00 EUR."
+        );
+    }
+
+    #[test]
+    fn help_shop_pages_and_search_pages_answer_from_their_payloads() {
+        let mut shop = MemoryShop::new(
+            (0..25)
+                .map(|i| {
+                    product(
+                        &format!("P-{i}"),
+                        &format!("Slipper model {i}"),
+                        &[("40", 1000, 1)],
+                        false,
+                    )
+                })
+                .collect(),
+        );
+        let help = payload::encode(&Payload::Help);
+        let page2 = payload::encode(&Payload::Shop { page: 2 });
+        let search2 = payload::encode(&Payload::Search {
+            query: "slipper".into(),
+            page: 1,
+        });
+        let beyond = payload::encode(&Payload::Shop { page: 40 });
+
+        let help = respond(&tap(&help, None), &mut shop).unwrap();
+        let page2 = respond(&tap(&page2, None), &mut shop).unwrap();
+        let search2 = respond(&tap(&search2, None), &mut shop).unwrap();
+        let beyond = respond(&tap(&beyond, None), &mut shop).unwrap();
+
+        assert!(help.replies[0].as_text().unwrap().starts_with("You can browse"));
+        let count = |o: &Outcome| {
+            json(&o.replies[0])["attachment"]["payload"]["elements"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(
+            count(&page2),
+            7,
+            "25 products: 9 + more, 9 + more, then the last 7"
+        );
+        assert_eq!(count(&search2), 10, "page 1 of the results: 9 and a More card");
+        assert_eq!(count(&beyond), 10, "an old More button past the end starts again");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn arbitrary_product() -> impl Strategy<Value = Product> {
+            (
+                "[A-Z]{1,4}-[0-9]{1,3}",
+                "\\PC{1,200}",
+                proptest::collection::vec(("\\PC{1,80}", 0i64..10_000_000, 0i64..3), 1..40),
+                any::<bool>(),
+            )
+                .prop_map(|(retailer_id, title, variants, featured)| {
+                    let sizes: Vec<(String, i64, i64)> = variants;
+                    let refs: Vec<(&str, i64, i64)> =
+                        sizes.iter().map(|(n, p, s)| (n.as_str(), *p, *s)).collect();
+                    product(&retailer_id, &title, &refs, featured)
+                })
+        }
+
+        fn within_limits(message: &Message) -> bool {
+            let v = json(message);
+            let text_ok = v["text"].as_str().is_none_or(|t| t.chars().count() <= 2000);
+            let quick = v["quick_replies"].as_array().map_or(0, Vec::len) <= 13
+                && v["quick_replies"].as_array().into_iter().flatten().all(|q| {
+                    q["title"].as_str().is_some_and(|t| t.chars().count() <= 20)
+                        && q["payload"].as_str().is_some_and(|p| p.chars().count() <= 1000)
+                });
+            let payload = &v["attachment"]["payload"];
+            let elements = payload["elements"].as_array().map_or(0, Vec::len) <= 10
+                && payload["elements"].as_array().into_iter().flatten().all(|e| {
+                    e["title"].as_str().is_some_and(|t| t.chars().count() <= 80)
+                        && e["subtitle"].as_str().is_none_or(|t| t.chars().count() <= 80)
+                        && e["buttons"].as_array().map_or(0, Vec::len) <= 3
+                });
+            let button_text = payload["text"].as_str().is_none_or(|t| t.chars().count() <= 640);
+            text_ok && quick && elements && button_text
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_catalog_renders_within_metas_limits(products in proptest::collection::vec(arbitrary_product(), 1..30), page in 0u16..4) {
+                let mut shop = MemoryShop::new(products);
+                let first = shop.products[0].clone();
+                let inputs = [
+                    payload::encode(&Payload::Shop { page }),
+                    payload::encode(&Payload::Product { product: first.id }),
+                    payload::encode(&Payload::ChooseOption { product: first.id, page }),
+                    payload::encode(&Payload::Add { variant: first.variants[0].id }),
+                ];
+                for input in &inputs {
+                    let out = respond(&tap(input, None), &mut shop).unwrap();
+                    prop_assert!(out.replies.iter().all(within_limits), "{input}");
+                }
+                let cart = cart_with(&first, &first.variants[0], 1);
+                for message in cart_replies(Some(&cart), crate::db::now()).unwrap() {
+                    prop_assert!(within_limits(&message));
+                }
+            }
+
+            #[test]
+            fn the_engine_answers_the_same_event_the_same_way(typed in "\\PC{0,60}") {
+                let mut shop = shop();
+                let once = respond(&turn(Input::Text(&typed), None), &mut shop).unwrap();
+                let twice = respond(&turn(Input::Text(&typed), None), &mut shop).unwrap();
+                prop_assert_eq!(once, twice);
+            }
+
+            #[test]
+            fn cart_totals_are_never_negative(prices in proptest::collection::vec((0i64..1_000_000, 1u32..99), 1..20), off in 0i64..100_000_000) {
+                let product = shop().products[1].clone();
+                let mut cart = cart_with(&product, &product.variants[0], 1);
+                cart.lines = prices.iter().map(|(p, q)| CartLine { unit_price: eur(*p), quantity: *q, id: Uuid::now_v7(), ..cart.lines[0].clone() }).collect();
+                cart.discount = Some(code(crate::discounts::DiscountKind::Fixed(eur(off)), None, None));
+                let totals = cart.totals(crate::db::now()).unwrap();
+                prop_assert!(!totals.total.is_negative());
+                prop_assert!(totals.discount.is_none_or(|(_, d)| d.minor() <= totals.subtotal.minor()));
+            }
+        }
+    }
 }
