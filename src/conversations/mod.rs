@@ -435,6 +435,8 @@ pub struct ThreadQuery {
     pub mode: Option<Mode>,
     /// Only threads whose latest touch came from this ad.
     pub ad_id: Option<String>,
+    /// Only threads with (true) or without (false) an open cart holding something.
+    pub has_open_cart: Option<bool>,
     /// Only threads older than this id (the cursor: the list is newest first).
     pub before: Option<Uuid>,
     /// Page size.
@@ -462,6 +464,18 @@ pub fn list_threads(
     }
     if let Some(before) = q.before {
         query = query.filter(threads::id.lt(DbUuid(before)));
+    }
+    if let Some(wanted) = q.has_open_cart {
+        use crate::db::schema::{cart_lines, carts};
+        let open = carts::table
+            .inner_join(cart_lines::table)
+            .filter(carts::status.eq("open"))
+            .select(carts::thread_id);
+        query = if wanted {
+            query.filter(threads::id.eq_any(open))
+        } else {
+            query.filter(diesel::dsl::not(threads::id.eq_any(open)))
+        };
     }
     query.load(conn)
 }

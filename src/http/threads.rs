@@ -120,6 +120,7 @@ struct ListParams {
     cursor: Option<String>,
     mode: Option<String>,
     ad_id: Option<String>,
+    has_open_cart: Option<bool>,
 }
 
 async fn list(
@@ -147,6 +148,7 @@ async fn list(
     let query = ThreadQuery {
         mode,
         ad_id: params.ad_id,
+        has_open_cart: params.has_open_cart,
         before: page.uuid_cursor()?,
         limit: limit + 1,
     };

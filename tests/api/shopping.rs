@@ -136,6 +136,24 @@ async fn a_shopper_from_a_slippers_ad_picks_size_42_and_sees_the_right_total() {
     })
     .await;
 
+    // Agents can find the threads with something in the cart.
+    let with_cart: Value = m
+        .app
+        .get("/v1/threads?has_open_cart=true", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let without: Value = m
+        .app
+        .get("/v1/threads?has_open_cart=false", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(with_cart["data"].as_array().unwrap().len(), 1);
+    assert!(without["data"].as_array().unwrap().is_empty());
+
     // The cart through the API, and the funnel events with the ad's touch.
     let thread = threads(&m.app, &m.merchant.token).await[0]["id"]
         .as_str()
