@@ -59,6 +59,10 @@ pub struct Config {
     pub human_idle: Duration,
     /// The first retry delay of failed events and sends (doubled each attempt).
     pub retry_base: Duration,
+    /// How long a Stripe Checkout Session (and the stock it holds) stays open: 30 minutes to 24 hours.
+    pub checkout_ttl: Duration,
+    /// How often unpaid orders past their expiry are looked for.
+    pub sweep_interval: Duration,
 }
 
 /// A variable that is present but unusable.
@@ -180,6 +184,17 @@ impl Config {
             shutdown_timeout: Duration::from_secs(env.number("THREADCART_SHUTDOWN_TIMEOUT_SECS", 30)?),
             human_idle: Duration::from_secs(60 * env.number("THREADCART_HUMAN_IDLE_MINUTES", 30)?),
             retry_base: Duration::from_millis(env.number("THREADCART_RETRY_BASE_MS", 1000)?),
+            checkout_ttl: {
+                let minutes: u64 = env.number("THREADCART_CHECKOUT_MINUTES", 30)?;
+                if !(30..=1440).contains(&minutes) {
+                    return Err(ConfigError::new(
+                        "THREADCART_CHECKOUT_MINUTES",
+                        "must be between 30 and 1440 (Stripe keeps a Checkout Session open 30 minutes to 24 hours)",
+                    ));
+                }
+                Duration::from_secs(minutes * 60)
+            },
+            sweep_interval: Duration::from_secs(env.number("THREADCART_SWEEP_SECS", 20)?.max(1)),
         })
     }
 

@@ -6,6 +6,7 @@ pub mod attribution;
 pub mod auth;
 pub mod carts;
 pub mod catalog;
+pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod conversations;

@@ -62,6 +62,13 @@ impl Application {
             config.messenger_app_secret.clone(),
         )?;
         let wakers = Arc::new(Wakers::default());
+        let stripe = match &config.stripe_secret_key {
+            Some(key) => Some(
+                crate::checkout::stripe::StripeClient::new(key, &config.stripe_api_base)
+                    .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY / STRIPE_API_BASE: {e}"))?,
+            ),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             graph: graph.clone(),
             wakers: wakers.clone(),
@@ -92,6 +99,7 @@ impl Application {
             config: state.config.clone(),
             wakers,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            stripe,
         }));
         tracing::info!(
             port,

@@ -16,6 +16,10 @@ pub enum FunnelStep {
     ProductView,
     /// The shopper put something in the cart.
     AddToCart,
+    /// The shopper started a checkout.
+    Checkout,
+    /// Stripe confirmed the payment.
+    Purchase,
 }
 
 impl FunnelStep {
@@ -24,6 +28,8 @@ impl FunnelStep {
         match self {
             FunnelStep::ProductView => "product_view",
             FunnelStep::AddToCart => "add_to_cart",
+            FunnelStep::Checkout => "checkout",
+            FunnelStep::Purchase => "purchase",
         }
     }
 }

@@ -63,10 +63,10 @@ impl Role {
         match self {
             Role::Owner => true,
             Role::Catalog => matches!(permission, ReadMerchant | ReadCatalog | WriteCatalog),
-            Role::Marketing => matches!(permission, ReadMerchant | ReadCatalog | ReadThreads),
+            Role::Marketing => matches!(permission, ReadMerchant | ReadCatalog | ReadThreads | ReadOrders),
             Role::Agent => matches!(
                 permission,
-                ReadMerchant | ReadCatalog | ReadThreads | WriteThreads
+                ReadMerchant | ReadCatalog | ReadThreads | WriteThreads | ReadOrders
             ),
         }
     }
@@ -93,6 +93,8 @@ pub enum Permission {
     WriteThreads,
     /// See and replay dead-lettered webhook events.
     ManageWebhooks,
+    /// Read orders.
+    ReadOrders,
 }
 
 /// The claims of an access token.

@@ -354,6 +354,120 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    order_counters (merchant_id) {
+        merchant_id -> PortableUuid,
+        last_number -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    orders (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        thread_id -> Nullable<PortableUuid>,
+        cart_id -> Nullable<PortableUuid>,
+        number -> Text,
+        status -> Text,
+        disputed -> Bool,
+        currency -> Text,
+        subtotal_minor -> BigInt,
+        discount_minor -> BigInt,
+        total_minor -> BigInt,
+        refunded_minor -> BigInt,
+        discount_id -> Nullable<PortableUuid>,
+        discount_code -> Nullable<Text>,
+        cart_fingerprint -> Text,
+        attempt -> Integer,
+        stripe_session_id -> Nullable<Text>,
+        stripe_session_url -> Nullable<Text>,
+        stripe_payment_intent_id -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        touch_id -> Nullable<PortableUuid>,
+        ad_id -> Nullable<Text>,
+        paid_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        session_closed -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    order_lines (id) {
+        id -> PortableUuid,
+        order_id -> PortableUuid,
+        variant_id -> Nullable<PortableUuid>,
+        product_id -> Nullable<PortableUuid>,
+        title -> Text,
+        variant_name -> Text,
+        sku -> Text,
+        image_url -> Nullable<Text>,
+        unit_price_minor -> BigInt,
+        quantity -> Integer,
+        total_minor -> BigInt,
+        offer_id -> Nullable<PortableUuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    reservations (id) {
+        id -> PortableUuid,
+        order_id -> PortableUuid,
+        variant_id -> PortableUuid,
+        quantity -> Integer,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    stripe_events (id) {
+        id -> Text,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        received_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    refunds (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        order_id -> PortableUuid,
+        stripe_refund_id -> Nullable<Text>,
+        amount_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> merchants (merchant_id));
 diesel::joinable!(pages -> merchants (merchant_id));
 diesel::joinable!(products -> merchants (merchant_id));
@@ -366,6 +480,9 @@ diesel::joinable!(messages -> threads (thread_id));
 diesel::joinable!(outbox -> threads (thread_id));
 diesel::joinable!(carts -> threads (thread_id));
 diesel::joinable!(cart_lines -> carts (cart_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(reservations -> orders (order_id));
+diesel::joinable!(refunds -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     merchants,
@@ -386,4 +503,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     offers,
     discounts,
     cart_offers,
+    order_counters,
+    orders,
+    order_lines,
+    reservations,
+    stripe_events,
+    refunds,
 );

@@ -129,6 +129,11 @@ pub enum Command {
         /// The offer.
         offer: Uuid,
     },
+    /// Freeze the cart into an order and send the shopper to pay (or, without payments, to a person).
+    Checkout {
+        /// The cart, as the shopper saw it.
+        cart: Uuid,
+    },
     /// Apply a discount code to the cart (replacing another).
     ApplyCode {
         /// The discount.
@@ -658,13 +663,7 @@ fn change_line(turn: &Turn<'_>, line: Uuid, quantity: Option<u32>) -> QueryResul
 fn checkout(turn: &Turn<'_>, cart_id: Uuid) -> QueryResult<Outcome> {
     match turn.cart {
         Some(cart) if cart.id == cart_id && !cart.lines.is_empty() => Ok(Outcome {
-            // Payment through Stripe Checkout comes with the checkout module; until then a person
-            // finishes the order with the shopper.
-            commands: vec![Command::HandToAgent],
-            replies: Message::text(
-                "Thank you! Online payment is not open yet in this shop: a person from our team will \
-                 finish your order with you here.",
-            ),
+            commands: vec![Command::Checkout { cart: cart.id }],
             ..Outcome::default()
         }),
         _ => {
@@ -1293,11 +1292,7 @@ mod tests {
             old.replies[0].as_text(),
             Some("Your cart has changed since; here it is now:")
         );
-        assert_eq!(
-            current.commands,
-            [Command::HandToAgent],
-            "a person finishes the order for now"
-        );
+        assert_eq!(current.commands, [Command::Checkout { cart: cart.id }]);
     }
 
     fn offer_shop() -> (MemoryShop, OfferView) {

@@ -14,7 +14,6 @@ use crate::catalog::wire::{
 };
 use crate::catalog::{self, CatalogError, ProductPatch, ProductQuery, Upserted, VariantPatch};
 use crate::error::ApiError;
-use crate::merchants;
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -55,23 +54,6 @@ impl From<CatalogError> for ApiError {
             CatalogError::Unavailable(db) => db.into(),
         }
     }
-}
-
-/// The caller's merchant's currency (prices must be in it).
-async fn currency(state: &AppState, merchant_id: Uuid) -> Result<crate::money::Currency, ApiError> {
-    let m = state
-        .db
-        .query(move |conn| merchants::get(conn, merchant_id))
-        .await?;
-    Ok(m.currency)
-}
-
-/// Runs a catalog function on the database.
-async fn run<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, CatalogError> + Send + 'static,
-) -> Result<T, ApiError> {
-    state.db.run(f).await.map_err(ApiError::from)
 }
 
 #[derive(Deserialize)]
@@ -124,9 +106,9 @@ async fn create_product(
     body: web::Json<ProductCreate>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
-    let currency = currency(&state, caller.merchant_id).await?;
+    let currency = super::merchant_currency(&state, caller.merchant_id).await?;
     let new = body.parse(currency).map_err(ApiError::validation)?;
-    let product = run(&state, move |conn| {
+    let product = super::run(&state, move |conn| {
         catalog::create_product(conn, caller.merchant_id, &new)
     })
     .await?;
@@ -141,7 +123,7 @@ async fn get_product(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadCatalog)?;
     let id = path.into_inner();
-    let product = run(&state, move |conn| {
+    let product = super::run(&state, move |conn| {
         catalog::get_product(conn, caller.merchant_id, id)
     })
     .await?;
@@ -177,7 +159,7 @@ async fn update_product(
         return Err(ApiError::validation(errors));
     }
     let id = path.into_inner();
-    let product = run(&state, move |conn| {
+    let product = super::run(&state, move |conn| {
         catalog::update_product(conn, caller.merchant_id, id, patch)
     })
     .await?;
@@ -191,7 +173,7 @@ async fn delete_product(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
     let id = path.into_inner();
-    run(&state, move |conn| {
+    super::run(&state, move |conn| {
         catalog::delete_product(conn, caller.merchant_id, id)
     })
     .await?;
@@ -206,12 +188,12 @@ async fn create_variant(
     body: web::Json<VariantCreate>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
-    let currency = currency(&state, caller.merchant_id).await?;
+    let currency = super::merchant_currency(&state, caller.merchant_id).await?;
     let mut errors = Vec::new();
     let fields = VariantFields::parse("", &body.input(), currency, &mut errors)
         .ok_or_else(|| ApiError::validation(errors))?;
     let product_id = path.into_inner();
-    let variant = run(&state, move |conn| {
+    let variant = super::run(&state, move |conn| {
         catalog::add_variant(conn, caller.merchant_id, product_id, &fields)
     })
     .await?;
@@ -225,7 +207,7 @@ async fn update_variant(
     body: web::Json<VariantUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
-    let currency = currency(&state, caller.merchant_id).await?;
+    let currency = super::merchant_currency(&state, caller.merchant_id).await?;
     let body = body.into_inner();
     let mut errors = Vec::new();
     let patch = VariantPatch {
@@ -247,7 +229,7 @@ async fn update_variant(
         return Err(ApiError::validation(errors));
     }
     let (product_id, id) = path.into_inner();
-    let variant = run(&state, move |conn| {
+    let variant = super::run(&state, move |conn| {
         catalog::update_variant(conn, caller.merchant_id, product_id, id, patch)
     })
     .await?;
@@ -261,7 +243,7 @@ async fn delete_variant(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
     let (product_id, id) = path.into_inner();
-    run(&state, move |conn| {
+    super::run(&state, move |conn| {
         catalog::delete_variant(conn, caller.merchant_id, product_id, id)
     })
     .await?;
@@ -277,7 +259,7 @@ async fn adjust_stock(
     caller.require(Permission::WriteCatalog)?;
     let (product_id, id) = path.into_inner();
     let delta = body.delta;
-    let variant = run(&state, move |conn| {
+    let variant = super::run(&state, move |conn| {
         catalog::adjust_stock(conn, caller.merchant_id, product_id, id, delta)
     })
     .await?;
@@ -327,7 +309,7 @@ async fn import_catalog(
         }
     };
     let body = super::read_limited(&req, payload, MAX_IMPORT_BYTES).await?;
-    let currency = currency(&state, caller.merchant_id).await?;
+    let currency = super::merchant_currency(&state, caller.merchant_id).await?;
     let merchant_id = caller.merchant_id;
     let parsed = web::block(move || {
         if is_csv {
@@ -339,7 +321,7 @@ async fn import_catalog(
     .await
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::bad_request("invalid_feed", e.to_string()))?;
-    let (created_count, updated_count, errors) = run(&state, move |conn| {
+    let (created_count, updated_count, errors) = super::run(&state, move |conn| {
         let mut errors: Vec<RowError> = parsed.errors;
         let (mut created_count, mut updated_count) = (0, 0);
         for item in &parsed.products {

@@ -13,8 +13,7 @@ use crate::discounts::{
     PatchInput,
 };
 use crate::error::ApiError;
-use crate::merchants;
-use crate::money::{Currency, MoneyDto};
+use crate::money::MoneyDto;
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -145,23 +144,6 @@ impl From<Discount> for DiscountBody {
     }
 }
 
-/// The caller's merchant's currency (fixed amounts and minimums must be in it).
-async fn currency(state: &AppState, merchant_id: Uuid) -> Result<Currency, ApiError> {
-    let m = state
-        .db
-        .query(move |conn| merchants::get(conn, merchant_id))
-        .await?;
-    Ok(m.currency)
-}
-
-/// Runs a discounts function on the database.
-async fn run<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, DiscountError> + Send + 'static,
-) -> Result<T, ApiError> {
-    state.db.run(f).await.map_err(ApiError::from)
-}
-
 #[derive(Deserialize)]
 struct ListParams {
     limit: Option<i64>,
@@ -204,9 +186,9 @@ async fn create_discount(
     body: web::Json<DiscountCreate>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
-    let currency = currency(&state, caller.merchant_id).await?;
+    let currency = super::merchant_currency(&state, caller.merchant_id).await?;
     let new = NewDiscount::parse(&body.input(), currency).map_err(ApiError::validation)?;
-    let discount = run(&state, move |conn| {
+    let discount = super::run(&state, move |conn| {
         discounts::create(conn, caller.merchant_id, currency, &new)
     })
     .await?;
@@ -236,10 +218,10 @@ async fn update_discount(
     body: web::Json<DiscountUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
-    let currency = currency(&state, caller.merchant_id).await?;
+    let currency = super::merchant_currency(&state, caller.merchant_id).await?;
     let patch = DiscountPatch::parse(&body.input(), currency).map_err(ApiError::validation)?;
     let id = path.into_inner();
-    let discount = run(&state, move |conn| {
+    let discount = super::run(&state, move |conn| {
         discounts::update(conn, caller.merchant_id, id, &patch)
     })
     .await?;
@@ -253,7 +235,7 @@ async fn delete_discount(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteCatalog)?;
     let id = path.into_inner();
-    run(&state, move |conn| {
+    super::run(&state, move |conn| {
         discounts::delete(conn, caller.merchant_id, id)
     })
     .await?;

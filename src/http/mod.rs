@@ -10,6 +10,7 @@ mod health;
 pub use health::OPENAPI_YAML;
 mod merchant;
 mod offers;
+mod orders;
 mod pages;
 mod threads;
 mod webhooks;
@@ -54,6 +55,7 @@ fn register(api: &mut Api<'_>) {
     catalog::routes(api);
     offers::routes(api);
     discounts::routes(api);
+    orders::routes(api);
     threads::routes(api);
     webhooks::routes(api);
 }
@@ -229,6 +231,30 @@ pub async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The caller's merchant's currency (prices and amounts must be in it).
+pub async fn merchant_currency(
+    state: &crate::startup::AppState,
+    merchant_id: uuid::Uuid,
+) -> Result<crate::money::Currency, ApiError> {
+    let m = state
+        .db
+        .query(move |conn| crate::merchants::get(conn, merchant_id))
+        .await?;
+    Ok(m.currency)
+}
+
+/// Runs a module's database function, mapping its error to the API's once.
+pub async fn run<T, E>(
+    state: &crate::startup::AppState,
+    f: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: From<crate::db::DbError> + Into<ApiError> + Send + 'static,
+{
+    state.db.run(f).await.map_err(Into::into)
 }
 
 /// `201 Created` with a JSON body.

@@ -16,11 +16,9 @@ use crate::startup::AppState;
 pub const MAX_DELIVERY_BYTES: usize = 1024 * 1024;
 
 pub(super) fn routes(api: &mut Api<'_>) {
-    api.route(Method::GET, "/webhooks/messenger", handshake).route(
-        Method::POST,
-        "/webhooks/messenger",
-        receive,
-    );
+    api.route(Method::GET, "/webhooks/messenger", handshake)
+        .route(Method::POST, "/webhooks/messenger", receive)
+        .route(Method::POST, "/webhooks/stripe", receive_stripe);
 }
 
 #[derive(Deserialize)]
@@ -94,4 +92,56 @@ async fn receive(
     Ok(HttpResponse::Ok()
         .content_type("text/plain")
         .body("EVENT_RECEIVED"))
+}
+
+/// The tolerance on `Stripe-Signature` timestamps, as Stripe's own libraries use.
+const STRIPE_TOLERANCE_SECS: i64 = 300;
+
+/// A Stripe event: verified over the raw body against every `v1` signature, stored once per event id,
+/// acknowledged; a worker applies it.
+async fn receive_stripe(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let Some(secret) = state.config.stripe_webhook_secret.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks_disabled",
+            "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused",
+        ));
+    };
+    let body = super::read_limited(&req, payload, MAX_DELIVERY_BYTES).await?;
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = crate::checkout::stripe::verify_webhook(
+        secret.expose_secret().as_bytes(),
+        &body,
+        header,
+        now,
+        STRIPE_TOLERANCE_SECS,
+    ) {
+        tracing::warn!(error = %e, "Stripe event with a bad signature refused");
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "Stripe-Signature does not match the body",
+        ));
+    }
+    let event = crate::checkout::stripe::parse_event(&body)
+        .map_err(|_| ApiError::bad_request("bad_request", "the body is not a Stripe event"))?;
+    let text = String::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("bad_request", "the event is not UTF-8"))?;
+    let (id, kind) = (event.id.clone(), event.kind.clone());
+    let new = state
+        .db
+        .query(move |conn| crate::checkout::events::store(conn, &event, &text))
+        .await?;
+    if new {
+        state.wakers.payments.notify_one();
+    }
+    tracing::info!(stripe.event = %id, stripe.type = %kind, duplicate = !new, "Stripe event stored");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"received": true})))
 }

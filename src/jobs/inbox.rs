@@ -125,6 +125,7 @@ async fn apply_customer(ctx: &WorkerContext, customer_id: DbUuid) -> Result<usiz
     let policy = Policy {
         human_idle: chrono::Duration::from_std(ctx.config.human_idle)
             .unwrap_or(chrono::Duration::minutes(30)),
+        payments: ctx.stripe.is_some(),
     };
     let mut applied = 0;
     for event in events {

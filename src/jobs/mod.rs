@@ -4,6 +4,7 @@
 //! one worker per shopper and per thread across every process.
 
 mod inbox;
+mod payments;
 mod sender;
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct Wakers {
     pub events: Notify,
     /// Messages were queued.
     pub outbox: Notify,
+    /// Orders need a Checkout Session, or Stripe events arrived.
+    pub payments: Notify,
 }
 
 /// What every worker uses.
@@ -39,6 +42,8 @@ pub struct WorkerContext {
     pub wakers: Arc<Wakers>,
     /// This process's name in leases.
     pub owner: String,
+    /// Stripe, when `STRIPE_SECRET_KEY` is set.
+    pub stripe: Option<crate::checkout::stripe::StripeClient>,
 }
 
 /// The running workers.
@@ -57,7 +62,8 @@ impl Workers {
         let handles = vec![
             tokio::spawn(inbox::split_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(inbox::event_loop(ctx.clone(), stopped.clone())),
-            tokio::spawn(sender::send_loop(ctx, stopped)),
+            tokio::spawn(sender::send_loop(ctx.clone(), stopped.clone())),
+            tokio::spawn(payments::payments_loop(ctx, stopped)),
         ];
         Workers { stop, handles }
     }

@@ -11,6 +11,7 @@ use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
 use crate::conversations::{self, Customer, Mode, Thread};
 use crate::db::DbConnection;
 use crate::engine::{self, Command, Input, OfferView, Shop, Turn};
+use crate::messenger::render::Message;
 
 /// The merchant's catalog, read through the connection of the event's transaction.
 struct DbShop<'c> {
@@ -118,6 +119,7 @@ pub fn answer(
     customer: &Customer,
     thread: &Thread,
     input: Input<'_>,
+    payments: bool,
 ) -> QueryResult<()> {
     let merchant = crate::merchants::get(conn, customer.merchant_id.0)?;
     let cart = carts::open_cart(conn, thread.id.0)?;
@@ -239,6 +241,16 @@ pub fn answer(
                     carts::record_offer(conn, cart.id, offer, "declined")?;
                 }
             }
+            Command::Checkout { cart: _ } if !payments => {
+                replies.extend(crate::messenger::render::Message::text(
+                    "Thank you! Online payment is not open yet in this shop: a person from our team will \
+                     finish your order with you here.",
+                ));
+                conversations::set_mode(conn, thread.id.0, Mode::Agent)?;
+            }
+            Command::Checkout { cart: _ } => {
+                replies.extend(checkout(conn, &merchant, thread, cart.as_ref(), at)?);
+            }
             Command::ApplyCode { discount } => {
                 if let Some(cart) = cart.as_ref() {
                     carts::set_discount(conn, cart.id, Some(discount))?;
@@ -272,4 +284,59 @@ pub fn answer(
         )?;
     }
     Ok(())
+}
+
+/// Freezes the cart into an order: the Pay button when the order already has its payment page (a second
+/// tap on an unchanged cart), else a word while the payments worker asks Stripe for one; or why not.
+fn checkout(
+    conn: &mut DbConnection,
+    merchant: &crate::merchants::Merchant,
+    thread: &Thread,
+    cart: Option<&carts::Cart>,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<Vec<Message>> {
+    use crate::checkout::orders::{self, CheckoutRefusal};
+    let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
+        .map(|m| crate::money::Money::from_minor(m, merchant.currency));
+    let touch = match thread.latest_touch_id {
+        Some(id) => {
+            let t = conversations::touch(conn, id)?;
+            Some((id.0, t.ad_id))
+        }
+        None => None,
+    };
+    match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
+        Ok(done) => {
+            if done.created {
+                attribution::record(conn, thread, FunnelStep::Checkout, None, Some(done.order.total))?;
+            }
+            match &done.order.stripe_session_url {
+                Some(url) => super::payments::pay_button(&done.order, url),
+                None => Ok(Message::text(&format!(
+                    "Order {}: {}. One moment, I am preparing your secure payment page…",
+                    done.order.number, done.order.total
+                ))),
+            }
+        }
+        Err(CheckoutRefusal::EmptyCart) => engine::cart_replies(cart, at),
+        Err(CheckoutRefusal::SoldOut {
+            title,
+            variant_name,
+            available,
+        }) => {
+            let mut replies = Message::text(&format!(
+                "Sorry, only {available} left of {title} ({variant_name}): please change your cart."
+            ));
+            replies.extend(engine::cart_replies(cart, at)?);
+            Ok(replies)
+        }
+        Err(CheckoutRefusal::BelowMinimum { minimum }) => Ok(Message::text(&format!(
+            "Online payment needs an order of at least {minimum}: add something to your cart."
+        ))),
+        Err(CheckoutRefusal::PaymentInProgress { number }) => Ok(Message::text(&format!(
+            "The payment of order {number} is being processed; we will tell you here when it is confirmed."
+        ))),
+        Err(CheckoutRefusal::Money(e)) => Err(diesel::result::Error::SerializationError(Box::new(e))),
+        Err(CheckoutRefusal::Db(e)) => Err(e),
+    }
 }

@@ -225,6 +225,8 @@ pub fn pending_events(conn: &mut DbConnection, customer_id: DbUuid) -> QueryResu
 pub struct Policy {
     /// How long the bot stays quiet after a human answered from the Page Inbox.
     pub human_idle: Duration,
+    /// Stripe is configured: checkout opens a payment page (else a person takes over).
+    pub payments: bool,
 }
 
 /// Applies one event and marks it done, in one transaction: its effects (messages, touches, window,
@@ -381,7 +383,7 @@ fn handle(
         && thread.bot_may_answer(reply_at)
         && thread.window_open(reply_at)
     {
-        super::conversation::answer(conn, customer, &thread, input)?;
+        super::conversation::answer(conn, customer, &thread, input, policy.payments)?;
     }
     Ok(())
 }

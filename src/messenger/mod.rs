@@ -6,6 +6,7 @@ pub mod conversation;
 pub mod graph;
 pub mod inbound;
 pub mod outbox;
+pub mod payments;
 pub mod profile;
 pub mod render;
 pub mod webhook;

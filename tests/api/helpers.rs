@@ -312,8 +312,18 @@ pub async fn spawn_messenger_app() -> MessengerApp {
 
 /// Like [`spawn_messenger_app`], on an existing database.
 pub async fn spawn_messenger_app_on(database: TestDatabase) -> MessengerApp {
+    spawn_messenger_app_full(database, Vec::new()).await
+}
+
+/// Like [`spawn_messenger_app`], with more environment variables (Stripe's, say).
+pub async fn spawn_messenger_app_with(more: Vec<(&'static str, String)>) -> MessengerApp {
+    spawn_messenger_app_full(TestDatabase::new(), more).await
+}
+
+async fn spawn_messenger_app_full(database: TestDatabase, more: Vec<(&'static str, String)>) -> MessengerApp {
     let graph = crate::graph::FakeGraph::start().await;
-    let env = messenger_env(&graph);
+    let mut env = messenger_env(&graph);
+    env.extend(more);
     let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = spawn_app_on(database, &extra).await;
     let merchant = app.merchant("Comfy Shoes").await;

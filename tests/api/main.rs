@@ -6,6 +6,7 @@
 
 mod auth;
 mod catalog;
+mod checkout;
 mod cli;
 mod discounts;
 mod graph;
@@ -15,7 +16,10 @@ mod import;
 mod messenger;
 mod offers;
 mod openapi;
+mod orders;
 mod pages;
 mod shopping;
 mod stock;
+mod stripe;
+mod stripe_fake;
 mod tenancy;

@@ -1,0 +1,1038 @@
+//! A rerunnable load generator for a running threadcart server (127.0.0.1 only).
+//!
+//! It starts its own Graph API on `127.0.0.1:--graph-port` (point the server's `GRAPH_API_BASE` at it),
+//! waits for `/healthz`, then runs four phases against the server:
+//!
+//! 1. `ceiling`: `GET /healthz` at `--concurrency` for `--seconds` (what this machine serves at best);
+//! 2. `ack`: `--events` Get Started postbacks with an ad referral, each from a new shopper, `--batch` per
+//!    signed delivery, at `--concurrency`: acknowledged events/s and the latency of each POST; then it
+//!    waits for every greeting to reach the Graph API (the background processing rate);
+//! 3. `rate`: one event per delivery at `--rate` events/s for `--seconds`, paced: acknowledgement latency;
+//! 4. `e2e`: the same at `--e2e-rate`, timing each delivery until its greeting reaches the Graph API.
+//!
+//! With `--server-pid` it samples the server's VmRSS every 200 ms throughout.
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --server-pid "$(pgrep -n threadcart)"
+//! ```
+//!
+//! Every shopper id is new (`load-<run>-<phase><n>`), so runs can be repeated on the same database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::http::Method;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+/// Each HTTP request gives up after this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A reply that has not reached the Graph API this long after its delivery counts as missing.
+const E2E_LIMIT: Duration = Duration::from_secs(10);
+/// The most requests a paced phase keeps in flight before the scheduler waits (and falls behind).
+const MAX_IN_FLIGHT: usize = 4096;
+/// A paced event dispatched later than this after its slot counts as late.
+const LATE: Duration = Duration::from_millis(5);
+/// Hard limit on the acknowledgement phase, whatever `--events`.
+const ACK_PHASE_LIMIT: Duration = Duration::from_secs(600);
+/// How often the server's memory is sampled.
+const RSS_EVERY: Duration = Duration::from_millis(200);
+/// The sampler stops by itself after this long.
+const RSS_LIMIT: Duration = Duration::from_secs(6 * 3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    Ceiling,
+    Ack,
+    Rate,
+    E2e,
+}
+
+/// Load generator for threadcart's Messenger webhook (see the module documentation).
+#[derive(Debug, Parser)]
+#[command(name = "loadgen")]
+struct Args {
+    /// The threadcart server (http://127.0.0.1:PORT only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// Port of the local Graph API this generator serves (the server's GRAPH_API_BASE).
+    #[arg(long, default_value_t = 9099)]
+    graph_port: u16,
+    /// Length of the ceiling, rate and e2e phases.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Requests in flight in the ceiling and ack phases.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Events sent in the ack phase.
+    #[arg(long, default_value_t = 20000)]
+    events: usize,
+    /// Events per delivery in the ack phase.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Events per second in the rate phase (one per delivery).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Events per second in the e2e phase (one per delivery).
+    #[arg(long, default_value_t = 500)]
+    e2e_rate: u64,
+    /// The Page the events are for (the demo shop's by default); several, comma-separated, take turns
+    /// (the server sends at most 300 calls/s per Page).
+    #[arg(long, value_delimiter = ',', default_value = "100000000000001")]
+    page_id: Vec<String>,
+    /// MESSENGER_APP_SECRET of the server (signs deliveries).
+    #[arg(long, default_value = "bench-app-secret")]
+    app_secret: String,
+    /// The server's process id, to sample its resident memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// How long to wait for the server's /healthz at start.
+    #[arg(long, default_value_t = 30)]
+    wait_secs: u64,
+    /// How long to wait for the replies of a phase before starting the next one.
+    #[arg(long, default_value_t = 180)]
+    drain_secs: u64,
+    /// The phases to run, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ceiling,ack,rate,e2e"
+    )]
+    phases: Vec<Phase>,
+}
+
+impl Args {
+    fn check(&self) -> Result<String> {
+        let url = reqwest::Url::parse(&self.target).context("--target is not a URL")?;
+        if url.scheme() != "http" || url.host_str() != Some("127.0.0.1") {
+            bail!(
+                "--target must be http://127.0.0.1[:PORT]; refusing {}",
+                self.target
+            );
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
+            bail!("--target must have no path or query: {}", self.target);
+        }
+        let port = url.port_or_known_default().unwrap_or(80);
+        let bounded = |name: &str, value: u64, max: u64| -> Result<()> {
+            if value == 0 || value > max {
+                bail!("--{name} must be between 1 and {max}");
+            }
+            Ok(())
+        };
+        bounded("seconds", self.seconds, 600)?;
+        bounded("concurrency", self.concurrency as u64, 1024)?;
+        bounded("events", self.events as u64, 1_000_000)?;
+        bounded("batch", self.batch as u64, 1000)?;
+        bounded("rate", self.rate, 50_000)?;
+        bounded("e2e-rate", self.e2e_rate, 50_000)?;
+        bounded("wait-secs", self.wait_secs, 3600)?;
+        bounded("drain-secs", self.drain_secs, 3600)?;
+        if self.rate * self.seconds > 1_000_000 || self.e2e_rate * self.seconds > 1_000_000 {
+            bail!("a paced phase may send at most 1000000 events (rate x seconds)");
+        }
+        if self.page_id.is_empty() || self.page_id.iter().any(String::is_empty) || self.app_secret.is_empty()
+        {
+            bail!("--page-id and --app-secret must not be empty");
+        }
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The local Graph API.
+
+/// What the local Graph API has received.
+#[derive(Default)]
+struct GraphLog {
+    /// When the first message (not sender action) for each PSID arrived.
+    first_reply: HashMap<String, Instant>,
+    /// Send API messages.
+    messages: u64,
+    /// Messages for a PSID that already had one.
+    duplicates: u64,
+    /// Send API sender actions.
+    actions: u64,
+    /// User Profile API calls.
+    profiles: u64,
+    /// Anything else (answered 404).
+    other: u64,
+}
+
+type SharedLog = Arc<Mutex<GraphLog>>;
+
+async fn graph_answer(req: HttpRequest, body: web::Bytes, log: web::Data<SharedLog>) -> HttpResponse {
+    let arrived = Instant::now();
+    if req.method() == Method::POST && req.path().ends_with("/messages") {
+        let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let psid = parsed["recipient"]["id"].as_str().unwrap_or_default().to_owned();
+        let mut log = lock(&log);
+        if parsed.get("message").is_none() {
+            log.actions += 1;
+            return HttpResponse::Ok().json(json!({"recipient_id": psid}));
+        }
+        log.messages += 1;
+        let message_id = format!("m_loadgen_{}", log.messages);
+        if log.first_reply.contains_key(&psid) {
+            log.duplicates += 1;
+        } else {
+            log.first_reply.insert(psid.clone(), arrived);
+        }
+        return HttpResponse::Ok().json(json!({"recipient_id": psid, "message_id": message_id}));
+    }
+    if req.method() == Method::GET {
+        lock(&log).profiles += 1;
+        return HttpResponse::Ok().json(json!({"first_name": "Anna", "locale": "fr_FR", "timezone": 1}));
+    }
+    lock(&log).other += 1;
+    HttpResponse::NotFound().json(json!({"error": {"message": "Unknown path components", "type": "OAuthException",
+                                                    "code": 100, "error_subcode": 0, "fbtrace_id": "loadgen"}}))
+}
+
+fn start_graph(port: u16, log: SharedLog) -> Result<actix_web::dev::ServerHandle> {
+    let data = web::Data::new(log);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+            .default_service(web::to(graph_answer))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", port))
+    .with_context(|| format!("cannot listen on 127.0.0.1:{port} for the Graph API (--graph-port)"))?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(handle)
+}
+
+/// How many of `psids` have had a reply.
+fn replied(log: &SharedLog, psids: &[String]) -> usize {
+    let log = lock(log);
+    psids.iter().filter(|p| log.first_reply.contains_key(*p)).count()
+}
+
+/// Waits (at most `limit`) for every PSID to have a reply; the count and when the last one arrived.
+async fn drain(log: &SharedLog, psids: &[String], limit: Duration) -> (usize, Option<Instant>) {
+    let until = Instant::now() + limit;
+    loop {
+        let n = replied(log, psids);
+        if n == psids.len() || Instant::now() >= until {
+            let log = lock(log);
+            let last = psids.iter().filter_map(|p| log.first_reply.get(p)).max().copied();
+            return (n, last);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Talking to the server.
+
+struct Target {
+    base: String,
+    client: reqwest::Client,
+    secret: Vec<u8>,
+    page_ids: Vec<String>,
+    run: String,
+}
+
+/// Why a request did not count.
+type ErrorKey = String;
+
+impl Target {
+    fn psid(&self, tag: &str, n: usize) -> String {
+        format!("load-{}-{tag}{n}", self.run)
+    }
+
+    /// The Page of the `n`th delivery (the Pages take turns).
+    fn page(&self, n: usize) -> &str {
+        self.page_ids
+            .get(n % self.page_ids.len().max(1))
+            .map_or("", String::as_str)
+    }
+
+    /// A Get Started tap from a Click-to-Messenger ad, as Meta sends it.
+    fn ad_postback(&self, page: &str, psid: &str) -> Value {
+        let ts = chrono::Utc::now().timestamp_millis();
+        json!({
+            "sender": {"id": psid}, "recipient": {"id": page}, "timestamp": ts,
+            "postback": {"title": "Get Started", "payload": "GET_STARTED", "mid": format!("pb-{psid}"),
+                "referral": {"ref": "c=loadgen", "ad_id": "AD-LOADGEN", "source": "ADS", "type": "OPEN_THREAD",
+                    "ads_context_data": {"ad_title": "Comfy slippers", "photo_url": "https://example.com/ad.jpg",
+                                          "post_id": "POST-LOADGEN", "product_id": "SLIP-01"}}}
+        })
+    }
+
+    fn delivery(&self, page: &str, messaging: Vec<Value>) -> String {
+        let time = chrono::Utc::now().timestamp_millis();
+        json!({"object": "page", "entry": [{"id": page, "time": time, "messaging": messaging}]}).to_string()
+    }
+
+    fn sign(&self, body: &[u8]) -> Result<String> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).context("HMAC key")?;
+        mac.update(body);
+        let mut out = String::with_capacity(71);
+        out.push_str("sha256=");
+        for b in mac.finalize().into_bytes() {
+            let _ = write!(out, "{b:02x}");
+        }
+        Ok(out)
+    }
+
+    /// Posts a signed delivery; Ok when the server acknowledged it (200 `EVENT_RECEIVED`).
+    async fn post_delivery(&self, body: String) -> std::result::Result<(), ErrorKey> {
+        let signature = self.sign(body.as_bytes()).map_err(|e| e.to_string())?;
+        let res = self
+            .client
+            .post(format!("{}/webhooks/messenger", self.base))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(transport)?;
+        match (status, text.as_str()) {
+            (200, "EVENT_RECEIVED") => Ok(()),
+            (200, _) => Err("200 with another body".into()),
+            _ => Err(format!("HTTP {status}")),
+        }
+    }
+
+    async fn healthz(&self) -> std::result::Result<(), ErrorKey> {
+        let res = self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = res.status();
+        res.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", status.as_u16()))
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> ErrorKey {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connection refused/failed".into()
+    } else {
+        format!("transport: {e}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Statistics.
+
+/// Latencies in microseconds; `None` is "never" (sorted last).
+struct Latencies(Vec<Option<u64>>);
+
+impl Latencies {
+    fn new(mut v: Vec<Option<u64>>) -> Latencies {
+        v.sort_by_key(|x| x.unwrap_or(u64::MAX));
+        Latencies(v)
+    }
+
+    fn of(durations: impl IntoIterator<Item = Duration>) -> Latencies {
+        Latencies::new(durations.into_iter().map(|d| Some(micros(d))).collect())
+    }
+
+    /// Nearest-rank percentile in ms (None: empty or beyond the measured ones).
+    fn pct(&self, p: f64) -> Option<Option<f64>> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let rank = ((p / 100.0) * self.0.len() as f64).ceil().max(1.0) as usize;
+        let v = self.0[rank.min(self.0.len()) - 1];
+        Some(v.map(|us| us as f64 / 1000.0))
+    }
+
+    fn show(&self, p: f64) -> String {
+        match self.pct(p) {
+            None => "-".into(),
+            Some(None) => format!(">{} ms", E2E_LIMIT.as_millis()),
+            Some(Some(ms)) => format!("{ms:.2} ms"),
+        }
+    }
+
+    fn line(&self, ps: &[(&str, f64)]) -> String {
+        ps.iter()
+            .map(|(name, p)| format!("{name} {:>10}", self.show(*p)))
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn errors_text(errors: &BTreeMap<ErrorKey, u64>) -> String {
+    if errors.is_empty() {
+        return "none".into();
+    }
+    errors
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn merge(into: &mut BTreeMap<ErrorKey, u64>, from: BTreeMap<ErrorKey, u64>) {
+    for (k, n) in from {
+        *into.entry(k).or_default() += n;
+    }
+}
+
+fn row(phase: &str, what: &str, value: impl std::fmt::Display) {
+    println!("{phase:<10} {what:<32} {value}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Memory sampling.
+
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    label: Arc<Mutex<&'static str>>,
+    max_kb: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    enabled: bool,
+}
+
+fn read_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl RssSampler {
+    fn start(pid: Option<u32>) -> Result<RssSampler> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let label = Arc::new(Mutex::new("start"));
+        let max_kb = Arc::new(Mutex::new(BTreeMap::new()));
+        let mut sampler = RssSampler {
+            stop: stop.clone(),
+            label: label.clone(),
+            max_kb: max_kb.clone(),
+            thread: None,
+            enabled: false,
+        };
+        let Some(pid) = pid else { return Ok(sampler) };
+        if read_rss_kb(pid).is_none() {
+            bail!("--server-pid {pid}: cannot read VmRSS from /proc/{pid}/status");
+        }
+        let started = Instant::now();
+        sampler.enabled = true;
+        sampler.thread = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < RSS_LIMIT {
+                if let Some(kb) = read_rss_kb(pid) {
+                    let phase = *lock(&label);
+                    let mut maxes = lock(&max_kb);
+                    let m = maxes.entry(phase).or_default();
+                    *m = (*m).max(kb);
+                }
+                std::thread::sleep(RSS_EVERY);
+            }
+        }));
+        Ok(sampler)
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn phase(&self, name: &'static str) {
+        *lock(&self.label) = name;
+    }
+
+    /// The largest sample during `phase`, or overall.
+    fn max_mb(&self, phase: Option<&str>) -> Option<f64> {
+        let maxes = lock(&self.max_kb);
+        let kb = match phase {
+            Some(p) => maxes.get(p).copied(),
+            None => maxes.values().max().copied(),
+        }?;
+        Some(kb as f64 / 1024.0)
+    }
+
+    fn show(&self, phase: &str) -> String {
+        match self.max_mb(Some(phase)) {
+            Some(mb) if self.enabled() => format!("{mb:.1} MB"),
+            _ => "-".into(),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Phases.
+
+struct Ctx {
+    args: Args,
+    target: Arc<Target>,
+    log: SharedLog,
+    rss: RssSampler,
+    summary: Vec<String>,
+    checks: Vec<(String, String, bool)>,
+}
+
+async fn wait_for_health(target: &Target, wait: Duration) -> Result<()> {
+    let until = Instant::now() + wait;
+    let mut last = String::new();
+    while Instant::now() < until {
+        match target.healthz().await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!(
+        "{}/healthz did not answer within {} s ({last})",
+        target.base,
+        wait.as_secs()
+    )
+}
+
+/// One signed event per Page, to check the secret and the wiring before measuring anything.
+async fn preflight(ctx: &Ctx) -> Result<()> {
+    for (n, page) in ctx.target.page_ids.iter().enumerate() {
+        let psid = ctx.target.psid("p", n);
+        let body = ctx
+            .target
+            .delivery(page, vec![ctx.target.ad_postback(page, &psid)]);
+        let sent = Instant::now();
+        match ctx.target.post_delivery(body).await {
+            Ok(()) => {}
+            Err(e) if e == "HTTP 401" => {
+                bail!("the server refused the signature: is MESSENGER_APP_SECRET --app-secret?")
+            }
+            Err(e) if e == "HTTP 503" => {
+                bail!("the server refuses webhooks: MESSENGER_APP_SECRET is not set")
+            }
+            Err(e) => bail!("the first delivery failed: {e}"),
+        }
+        let (got, at) = drain(&ctx.log, std::slice::from_ref(&psid), E2E_LIMIT).await;
+        match at {
+            Some(at) if got == 1 => row(
+                "preflight",
+                &format!("first greeting, Page {page}"),
+                format!("{:.1} ms", ms(at - sent)),
+            ),
+            _ => row(
+                "preflight",
+                "WARNING",
+                format!(
+                    "no greeting within {} s: is GRAPH_API_BASE http://127.0.0.1:{} and Page {page} \
+                     connected (demo data)? Replies will be missing.",
+                    E2E_LIMIT.as_secs(),
+                    ctx.args.graph_port,
+                ),
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn phase_ceiling(ctx: &mut Ctx) -> Result<()> {
+    ctx.rss.phase("ceiling");
+    let seconds = Duration::from_secs(ctx.args.seconds);
+    let start = Instant::now();
+    let until = start + seconds;
+    let mut tasks = Vec::with_capacity(ctx.args.concurrency);
+    for _ in 0..ctx.args.concurrency {
+        let target = ctx.target.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut errors) = (0_u64, BTreeMap::<ErrorKey, u64>::new());
+            // Bounded by time, and by count in case the clock misbehaves.
+            for _ in 0..100_000_000_u64 {
+                if Instant::now() >= until {
+                    break;
+                }
+                match target.healthz().await {
+                    Ok(()) => ok += 1,
+                    Err(e) => *errors.entry(e).or_default() += 1,
+                }
+            }
+            (ok, errors)
+        }));
+    }
+    let (mut ok, mut errors) = (0, BTreeMap::new());
+    for t in tasks {
+        let (o, e) = t.await.context("a ceiling task failed")?;
+        ok += o;
+        merge(&mut errors, e);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let rps = ok as f64 / elapsed;
+    row(
+        "ceiling",
+        "GET /healthz",
+        format!("{rps:>9.0} req/s  ({ok} in {elapsed:.2} s)"),
+    );
+    row("ceiling", "errors", errors_text(&errors));
+    row("ceiling", "max server RSS", ctx.rss.show("ceiling"));
+    ctx.summary.push(format!("ceiling={rps:.0}req/s"));
+    Ok(())
+}
+
+async fn phase_ack(ctx: &mut Ctx) -> Result<()> {
+    ctx.rss.phase("ack");
+    let (events, batch) = (ctx.args.events, ctx.args.batch);
+    let batches = events.div_ceil(batch);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let until = start + ACK_PHASE_LIMIT;
+    let mut tasks = Vec::with_capacity(ctx.args.concurrency);
+    for _ in 0..ctx.args.concurrency {
+        let (target, next) = (ctx.target.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut acked: Vec<String> = Vec::new();
+            let mut errors = BTreeMap::<ErrorKey, u64>::new();
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches || Instant::now() >= until {
+                    break;
+                }
+                let psids: Vec<String> = (b * batch..((b + 1) * batch).min(events))
+                    .map(|n| target.psid("a", n))
+                    .collect();
+                let page = target.page(b);
+                let body = target.delivery(page, psids.iter().map(|p| target.ad_postback(page, p)).collect());
+                let sent = Instant::now();
+                let outcome = target.post_delivery(body).await;
+                latencies.push(sent.elapsed());
+                match outcome {
+                    Ok(()) => acked.extend(psids),
+                    Err(e) => *errors.entry(e).or_default() += 1,
+                }
+            }
+            (latencies, acked, errors)
+        }));
+    }
+    let (mut latencies, mut acked, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
+    for t in tasks {
+        let (l, a, e) = t.await.context("an ack task failed")?;
+        latencies.extend(l);
+        acked.extend(a);
+        merge(&mut errors, e);
+    }
+    let elapsed = start.elapsed();
+    let eps = acked.len() as f64 / elapsed.as_secs_f64();
+    let lat = Latencies::of(latencies);
+    row(
+        "ack",
+        "events acknowledged",
+        format!(
+            "{eps:>9.0} events/s  ({} events in {} POSTs of {batch}, {:.2} s)",
+            acked.len(),
+            lat.0.len(),
+            elapsed.as_secs_f64()
+        ),
+    );
+    row(
+        "ack",
+        "latency per POST",
+        lat.line(&[("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)]),
+    );
+    row("ack", "errors", errors_text(&errors));
+    row("ack", "max server RSS", ctx.rss.show("ack"));
+    ctx.summary.push(format!(
+        "ack={eps:.0}ev/s ack_p99={}",
+        lat.show(99.0).replace(' ', "")
+    ));
+    ctx.checks.push((
+        format!("ack >= 5000 events/s (batch {batch})"),
+        format!("{eps:.0} events/s"),
+        eps >= 5000.0 && errors.is_empty(),
+    ));
+
+    ctx.rss.phase("ack drain");
+    let limit = Duration::from_secs(ctx.args.drain_secs);
+    let (n, last) = drain(&ctx.log, &acked, limit).await;
+    row(
+        "ack",
+        "greetings received",
+        format!("{n}/{}{}", acked.len(), processing(start, n, last)),
+    );
+    if n < acked.len() {
+        row(
+            "ack",
+            "WARNING",
+            format!(
+                "backlog not drained after {} s: later phases share the server",
+                limit.as_secs()
+            ),
+        );
+    }
+    row("ack", "max server RSS draining", ctx.rss.show("ack drain"));
+    Ok(())
+}
+
+/// How fast the server turned the phase's events into greetings.
+fn processing(start: Instant, n: usize, last: Option<Instant>) -> String {
+    match last {
+        Some(last) if n > 0 => {
+            let secs = (last - start).as_secs_f64();
+            format!(
+                "  (last {secs:.2} s after the first POST: {:.0} greetings/s)",
+                n as f64 / secs
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// What a paced phase measured.
+struct Paced {
+    /// (psid, when its POST started, ack latency) of acknowledged events.
+    acked: Vec<(String, Instant, Duration)>,
+    errors: BTreeMap<ErrorKey, u64>,
+    /// How late each dispatch was after its slot.
+    lags: Vec<Duration>,
+    /// Events per second actually dispatched.
+    achieved: f64,
+    start: Instant,
+    last_sent: Instant,
+}
+
+/// Sends `rate` events/s (one per delivery) for `seconds`, each at its slot, whatever the answers.
+async fn paced(ctx: &Ctx, tag: &'static str, rate: u64) -> Result<Paced> {
+    let total = rate * ctx.args.seconds;
+    let interval_ns = 1_000_000_000 / rate;
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut lags = Vec::with_capacity(total as usize);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let slot = start + Duration::from_nanos(i * interval_ns);
+        if slot > Instant::now() {
+            tokio::time::sleep_until(slot.into()).await;
+        }
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .context("semaphore closed")?;
+        lags.push(Instant::now().saturating_duration_since(slot));
+        let target = ctx.target.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let psid = target.psid(tag, i as usize);
+            let page = target.page(i as usize);
+            let body = target.delivery(page, vec![target.ad_postback(page, &psid)]);
+            let sent = Instant::now();
+            let outcome = target.post_delivery(body).await;
+            (psid, sent, sent.elapsed(), outcome)
+        }));
+    }
+    let dispatched = start.elapsed().as_secs_f64();
+    let mut last_sent = start;
+    let (mut acked, mut errors) = (Vec::with_capacity(tasks.len()), BTreeMap::new());
+    for t in tasks {
+        let (psid, sent, latency, outcome) = t.await.context("a paced task failed")?;
+        last_sent = last_sent.max(sent);
+        match outcome {
+            Ok(()) => acked.push((psid, sent, latency)),
+            Err(e) => *errors.entry(e).or_default() += 1,
+        }
+    }
+    let achieved = if total > 1 {
+        (total - 1) as f64 / dispatched.max(1e-9)
+    } else {
+        rate as f64
+    };
+    Ok(Paced {
+        acked,
+        errors,
+        lags,
+        achieved,
+        start,
+        last_sent,
+    })
+}
+
+fn report_pacing(phase: &str, rate: u64, p: &Paced) {
+    let late = p.lags.iter().filter(|l| **l > LATE).count();
+    let lags = Latencies::of(p.lags.iter().copied());
+    let behind = p.achieved < rate as f64 * 0.98 || late * 100 > p.lags.len();
+    row(
+        phase,
+        "pacing",
+        format!(
+            "{:>9.0} events/s of {rate}, dispatch lag {}, {late} late > {} ms{}",
+            p.achieved,
+            lags.line(&[("p99", 99.0), ("max", 100.0)]),
+            LATE.as_millis(),
+            if behind {
+                "  GENERATOR FELL BEHIND"
+            } else {
+                "  (on schedule)"
+            }
+        ),
+    );
+}
+
+async fn phase_rate(ctx: &mut Ctx) -> Result<()> {
+    ctx.rss.phase("rate");
+    let rate = ctx.args.rate;
+    let p = paced(ctx, "r", rate).await?;
+    let lat = Latencies::of(p.acked.iter().map(|a| a.2));
+    report_pacing("rate", rate, &p);
+    row(
+        "rate",
+        &format!("ack latency at {rate}/s"),
+        format!(
+            "{}  ({} acknowledged)",
+            lat.line(&[("p50", 50.0), ("p99", 99.0), ("max", 100.0)]),
+            p.acked.len()
+        ),
+    );
+    row("rate", "errors", errors_text(&p.errors));
+    row("rate", "max server RSS", ctx.rss.show("rate"));
+    let p99 = lat.pct(99.0).flatten();
+    ctx.summary.push(format!(
+        "rate{rate}_p50={} rate{rate}_p99={}",
+        lat.show(50.0).replace(' ', ""),
+        lat.show(99.0).replace(' ', "")
+    ));
+    ctx.checks.push((
+        format!("p99 ack < 10 ms at {rate}/s"),
+        lat.show(99.0),
+        p99.is_some_and(|v| v < 10.0) && p.errors.is_empty(),
+    ));
+
+    ctx.rss.phase("rate drain");
+    let psids: Vec<String> = p.acked.into_iter().map(|a| a.0).collect();
+    let (n, last) = drain(&ctx.log, &psids, Duration::from_secs(ctx.args.drain_secs)).await;
+    let processed = processing(p.start, n, last);
+    row(
+        "rate",
+        "greetings received",
+        format!("{n}/{}{processed}", psids.len()),
+    );
+    Ok(())
+}
+
+async fn phase_e2e(ctx: &mut Ctx) -> Result<()> {
+    ctx.rss.phase("e2e");
+    let rate = ctx.args.e2e_rate;
+    let p = paced(ctx, "e", rate).await?;
+    let psids: Vec<String> = p.acked.iter().map(|a| a.0.clone()).collect();
+    let wait = (p.last_sent + E2E_LIMIT).saturating_duration_since(Instant::now());
+    drain(&ctx.log, &psids, wait).await;
+    let (e2e, missing) = {
+        let log = lock(&ctx.log);
+        let e2e: Vec<Option<u64>> = p
+            .acked
+            .iter()
+            .map(|(psid, sent, _)| {
+                log.first_reply
+                    .get(psid)
+                    .map(|at| at.saturating_duration_since(*sent))
+                    .filter(|d| *d <= E2E_LIMIT)
+                    .map(micros)
+            })
+            .collect();
+        let missing = e2e.iter().filter(|x| x.is_none()).count();
+        (Latencies::new(e2e), missing)
+    };
+    let ack = Latencies::of(p.acked.iter().map(|a| a.2));
+    report_pacing("e2e", rate, &p);
+    row(
+        "e2e",
+        &format!("ack latency at {rate}/s"),
+        ack.line(&[("p50", 50.0), ("p99", 99.0), ("max", 100.0)]),
+    );
+    row(
+        "e2e",
+        "delivery -> greeting",
+        format!(
+            "{}  ({missing} of {} missing after {} s)",
+            e2e.line(&[("p50", 50.0), ("p99", 99.0), ("max", 100.0)]),
+            p.acked.len(),
+            E2E_LIMIT.as_secs()
+        ),
+    );
+    row("e2e", "errors", errors_text(&p.errors));
+    row("e2e", "max server RSS", ctx.rss.show("e2e"));
+    ctx.summary.push(format!(
+        "e2e{rate}_p50={} e2e{rate}_p99={} e2e_missing={missing}",
+        e2e.show(50.0).replace(' ', ""),
+        e2e.show(99.0).replace(' ', "")
+    ));
+    ctx.checks.push((
+        format!("e2e p99 < 50 ms at {rate}/s"),
+        e2e.show(99.0),
+        e2e.pct(99.0).flatten().is_some_and(|v| v < 50.0) && missing == 0 && p.errors.is_empty(),
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let args = Args::parse();
+    let base = args.check()?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let run = run[..12].to_owned();
+
+    println!("threadcart loadgen, run {run}");
+    let header: [(&str, String); 14] = [
+        ("target", base.clone()),
+        ("graph-port", args.graph_port.to_string()),
+        ("seconds", args.seconds.to_string()),
+        ("concurrency", args.concurrency.to_string()),
+        ("events", args.events.to_string()),
+        ("batch", args.batch.to_string()),
+        ("rate", args.rate.to_string()),
+        ("e2e-rate", args.e2e_rate.to_string()),
+        ("page-id", args.page_id.join(",")),
+        (
+            "app-secret",
+            format!(
+                "{} ({} chars)",
+                "*".repeat(args.app_secret.len().min(4)),
+                args.app_secret.len()
+            ),
+        ),
+        (
+            "server-pid",
+            args.server_pid.map_or("-".into(), |p| p.to_string()),
+        ),
+        ("wait-secs", args.wait_secs.to_string()),
+        ("drain-secs", args.drain_secs.to_string()),
+        (
+            "phases",
+            args.phases
+                .iter()
+                .map(|p| format!("{p:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ];
+    for (name, value) in &header {
+        println!("  {name:<12} {value}");
+    }
+    println!();
+
+    let log: SharedLog = Arc::default();
+    let graph = start_graph(args.graph_port, log.clone())?;
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(2))
+        .no_proxy()
+        .pool_max_idle_per_host(2048)
+        .build()
+        .context("HTTP client")?;
+    let target = Arc::new(Target {
+        base,
+        client,
+        secret: args.app_secret.as_bytes().to_vec(),
+        page_ids: args.page_id.clone(),
+        run: run.clone(),
+    });
+    let rss = RssSampler::start(args.server_pid)?;
+    let mut ctx = Ctx {
+        args,
+        target,
+        log,
+        rss,
+        summary: vec![format!("run={run}")],
+        checks: Vec::new(),
+    };
+
+    let outcome = phases(&mut ctx).await;
+    ctx.rss.stop();
+    graph.stop(false).await;
+    outcome?;
+
+    let log = lock(&ctx.log);
+    row(
+        "graph",
+        "calls received",
+        format!(
+            "{} messages ({} duplicate greetings), {} sender actions, {} profile reads, {} other",
+            log.messages, log.duplicates, log.actions, log.profiles, log.other
+        ),
+    );
+    if ctx.rss.enabled() {
+        let max = ctx.rss.max_mb(None).unwrap_or_default();
+        row("memory", "max server RSS", format!("{max:.1} MB"));
+        ctx.summary.push(format!("rss_max={max:.1}MB"));
+        ctx.checks
+            .push(("server RSS < 100 MB".into(), format!("{max:.1} MB"), max < 100.0));
+    }
+    println!();
+    for (what, got, ok) in &ctx.checks {
+        row(
+            "target",
+            what,
+            format!("{got:<16} {}", if *ok { "met" } else { "MISSED" }),
+        );
+    }
+    let met = ctx.checks.iter().filter(|c| c.2).count();
+    ctx.summary.push(format!("targets={met}/{}", ctx.checks.len()));
+    println!();
+    println!("SUMMARY {}", ctx.summary.join(" "));
+    Ok(())
+}
+
+async fn phases(ctx: &mut Ctx) -> Result<()> {
+    wait_for_health(&ctx.target, Duration::from_secs(ctx.args.wait_secs)).await?;
+    preflight(ctx).await?;
+    let phases = ctx.args.phases.clone();
+    for phase in phases {
+        println!();
+        match phase {
+            Phase::Ceiling => phase_ceiling(ctx).await?,
+            Phase::Ack => phase_ack(ctx).await?,
+            Phase::Rate => phase_rate(ctx).await?,
+            Phase::E2e => phase_e2e(ctx).await?,
+        }
+    }
+    println!();
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Stripe's webhook events, stored before the 200 and deduplicated by Stripe's event id; a worker applies
+//! them (after asking Stripe for the session's current state), retrying failures with backoff.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::stripe::StripeEvent;
+use crate::db::schema::stripe_events;
+use crate::db::{DbConnection, now};
+
+/// Tries before an event is dead-lettered.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// Stores an event unless its id was seen; true when new.
+pub fn store(conn: &mut DbConnection, event: &StripeEvent, body: &str) -> QueryResult<bool> {
+    let seen: bool =
+        diesel::select(diesel::dsl::exists(stripe_events::table.find(&event.id))).get_result(conn)?;
+    if seen {
+        return Ok(false);
+    }
+    let at = now();
+    let inserted = diesel::insert_into(stripe_events::table)
+        .values((
+            stripe_events::id.eq(&event.id),
+            stripe_events::kind.eq(&event.kind),
+            stripe_events::payload.eq(body),
+            stripe_events::status.eq("pending"),
+            stripe_events::attempts.eq(0),
+            stripe_events::next_attempt_at.eq(at),
+            stripe_events::received_at.eq(at),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(true),
+        // Delivered twice at the same moment: the other request stored it.
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A stored event waiting to be applied.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = stripe_events)]
+pub struct Pending {
+    /// `evt_...`.
+    pub id: String,
+    /// The event type.
+    pub kind: String,
+    /// The raw body.
+    pub payload: String,
+    /// Tries so far.
+    pub attempts: i32,
+}
+
+/// Events due now, oldest first.
+pub fn due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<Pending>> {
+    stripe_events::table
+        .filter(stripe_events::status.eq("pending"))
+        .filter(stripe_events::next_attempt_at.le(at))
+        .order(stripe_events::received_at.asc())
+        .limit(limit)
+        .select(Pending::as_select())
+        .load(conn)
+}
+
+/// Marks an event applied (or deliberately ignored).
+pub fn done(conn: &mut DbConnection, id: &str, status: &str) -> QueryResult<()> {
+    diesel::update(stripe_events::table.find(id))
+        .set((
+            stripe_events::status.eq(status),
+            stripe_events::processed_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records a failure: retried at `next`, dead-lettered after [`MAX_ATTEMPTS`].
+pub fn failed(conn: &mut DbConnection, event: &Pending, error: &str, next: NaiveDateTime) -> QueryResult<()> {
+    let attempts = event.attempts + 1;
+    diesel::update(stripe_events::table.find(&event.id))
+        .set((
+            stripe_events::attempts.eq(attempts),
+            stripe_events::last_error.eq(error),
+            stripe_events::next_attempt_at.eq(next),
+            stripe_events::status.eq(if attempts >= MAX_ATTEMPTS {
+                "dead"
+            } else {
+                "pending"
+            }),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! What the shopper hears about their order: the Pay button once Stripe has a page for it, the receipt once
+//! paid, a word when the payment failed. Sent only inside the messaging window (no tag may carry them).
+
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::outbox::{self, MessagingType};
+use super::render::{Button, Message, Receipt, ReceiptLine};
+use crate::attribution::{self, FunnelStep};
+use crate::checkout::orders::{Order, OrderStatus};
+use crate::conversations::{self, Mode};
+use crate::db::schema::customers;
+use crate::db::{DbConnection, DbUuid, now};
+
+fn render(e: super::render::RenderError) -> diesel::result::Error {
+    diesel::result::Error::SerializationError(Box::new(e))
+}
+
+/// The thread's shopper's Messenger locale.
+pub fn customer_locale(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<String>> {
+    let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
+    customers::table
+        .find(thread.customer_id)
+        .select(customers::locale)
+        .first(conn)
+}
+
+/// Queues messages on the order's thread when the window is open; false when they could not be sent.
+fn tell(conn: &mut DbConnection, order: &Order, messages: Vec<Message>) -> QueryResult<bool> {
+    let Some(thread_id) = order.thread_id else {
+        return Ok(false);
+    };
+    let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
+    if !thread.window_open(now()) {
+        tracing::info!(order.id = %order.id, "messaging window closed: the shopper is not told");
+        return Ok(false);
+    }
+    let psid: String = customers::table
+        .find(thread.customer_id)
+        .select(customers::psid)
+        .first(conn)?;
+    for message in messages {
+        outbox::enqueue_message(conn, &thread, &psid, message, "bot", MessagingType::Response)?;
+    }
+    Ok(true)
+}
+
+/// "Pay 59.90 EUR": a URL button to Stripe's page.
+pub fn pay_button(order: &Order, url: &str) -> QueryResult<Vec<Message>> {
+    Ok(vec![
+        Message::buttons(
+            &format!(
+                "Your order {} comes to {}. Pay securely on Stripe:",
+                order.number, order.total
+            ),
+            vec![Button::url(&format!("Pay {}", order.total), url).map_err(render)?],
+        )
+        .map_err(render)?,
+    ])
+}
+
+/// Sends the Pay button once the payments worker has the page.
+pub fn send_pay_button(conn: &mut DbConnection, order: &Order, url: &str) -> QueryResult<()> {
+    tell(conn, order, pay_button(order, url)?)?;
+    Ok(())
+}
+
+/// Stripe would not open a payment page: a person takes over.
+pub fn payment_unavailable(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
+    tell(
+        conn,
+        order,
+        Message::text(
+            "Sorry, the payment page could not be opened. A person from our team will help you here.",
+        ),
+    )?;
+    if let Some(thread_id) = order.thread_id {
+        conversations::set_mode(conn, thread_id, Mode::Agent)?;
+    }
+    Ok(())
+}
+
+fn receipt(order: &Order, first_name: Option<&str>) -> Result<Message, super::render::RenderError> {
+    Message::receipt(Receipt {
+        recipient_name: first_name.unwrap_or("Customer").to_owned(),
+        order_number: order.number.clone(),
+        payment_method: "Stripe".into(),
+        timestamp_secs: order.paid_at.map(|t| t.and_utc().timestamp()),
+        order_url: None,
+        elements: order
+            .lines
+            .iter()
+            .map(|l| ReceiptLine {
+                title: l.title.clone(),
+                subtitle: (l.variant_name != l.title).then(|| l.variant_name.clone()),
+                quantity: Some(l.quantity),
+                price: l.total,
+                image_url: l.image_url.clone(),
+            })
+            .collect(),
+        adjustments: order
+            .discount_code
+            .clone()
+            .filter(|_| order.discount.minor() > 0)
+            .map(|code| (format!("Code {code}"), order.discount))
+            .into_iter()
+            .collect(),
+        subtotal: Some(order.subtotal),
+        shipping: None,
+        tax: None,
+        total: order.total,
+    })
+}
+
+/// After an order moved: a receipt when paid (and the purchase in the funnel), a word when the payment
+/// failed or waits for the bank.
+pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) -> QueryResult<()> {
+    match next {
+        OrderStatus::Paid => {
+            let first_name = match order.thread_id {
+                Some(t) => {
+                    let thread = conversations::get_thread(conn, DbUuid(t))?;
+                    attribution::record(conn, &thread, FunnelStep::Purchase, None, Some(order.total))?;
+                    customers::table
+                        .find(thread.customer_id)
+                        .select(customers::first_name)
+                        .first::<Option<String>>(conn)?
+                }
+                None => None,
+            };
+            let paid = Order {
+                paid_at: order.paid_at.or(Some(now())),
+                ..order.clone()
+            };
+            let mut messages = Message::text(&format!("Thank you! Order {} is paid.", order.number));
+            messages.push(receipt(&paid, first_name.as_deref()).map_err(render)?);
+            tell(conn, order, messages)?;
+        }
+        OrderStatus::Processing => {
+            tell(
+                conn,
+                order,
+                Message::text(&format!(
+                    "Thank you! Order {} waits for your bank to confirm the payment; we will tell you here.",
+                    order.number
+                )),
+            )?;
+        }
+        OrderStatus::PaymentFailed => {
+            tell(
+                conn,
+                order,
+                Message::text(&format!(
+                    "The payment of order {} did not go through. Your cart is still here: tap Checkout to try again.",
+                    order.number
+                )),
+            )?;
+        }
+        OrderStatus::Expired
+        | OrderStatus::PartiallyRefunded
+        | OrderStatus::Refunded
+        | OrderStatus::AwaitingPayment => {}
+    }
+    Ok(())
+}

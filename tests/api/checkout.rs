@@ -1,0 +1,441 @@
+//! Checkout end to end: the cart frozen into an order with stock reserved, a Stripe Checkout Session at a
+//! local Stripe server, the Pay button in the thread, Stripe's signed webhook, the receipt.
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    MessengerApp, PAGE_ID, ad_postback, delivery, eventually, now_ms, spawn_messenger_app_with,
+};
+use crate::stripe_fake::FakeStripe;
+
+const WEBHOOK_SECRET: &str = "whsec_test_secret";
+
+async fn shop_with_stripe() -> (MessengerApp, FakeStripe) {
+    let stripe = FakeStripe::start().await;
+    let m = spawn_messenger_app_with(vec![
+        ("STRIPE_SECRET_KEY", "sk_test_threadcart".into()),
+        ("STRIPE_API_BASE", stripe.base.clone()),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+    ])
+    .await;
+    (m, stripe)
+}
+
+fn sent_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
+    m.graph
+        .messages()
+        .into_iter()
+        .filter(|b| b["recipient"]["id"] == psid)
+        .map(|b| b["message"].clone())
+        .collect()
+}
+
+async fn next_message(m: &MessengerApp, psid: &str, seen: usize, pick: impl Fn(&Value) -> bool) -> Value {
+    eventually("the expected reply", || async {
+        sent_to(m, psid).iter().skip(seen).any(&pick)
+    })
+    .await;
+    sent_to(m, psid).into_iter().skip(seen).find(|v| pick(v)).unwrap()
+}
+
+fn payload(message: &Value) -> &Value {
+    &message["attachment"]["payload"]
+}
+
+fn button<'a>(buttons: &'a Value, title: &str) -> &'a Value {
+    buttons
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["title"] == title)
+        .unwrap_or_else(|| panic!("no button {title} in {buttons}"))
+}
+
+async fn tap(m: &MessengerApp, psid: &str, title: &str, payload: &str, quick: bool) {
+    let event = if quick {
+        json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
+               "message": {"mid": format!("m-{}", uuid::Uuid::new_v4()), "text": title, "quick_reply": {"payload": payload}}})
+    } else {
+        json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
+               "postback": {"title": title, "payload": payload, "mid": format!("pb-{}", uuid::Uuid::new_v4())}})
+    };
+    assert_eq!(
+        m.app.post_webhook(&delivery(PAGE_ID, vec![event])).await.status(),
+        200
+    );
+}
+
+/// A shopper from an ad puts size 42 in the cart; answers the cart's total message.
+async fn cart_of_size_42(m: &MessengerApp, psid: &str) -> Value {
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback(
+                psid,
+                now_ms(),
+                &format!("pb-{psid}"),
+                "AD-7",
+                "Slippers",
+                "SLIP-01",
+            )],
+        ))
+        .await;
+    let card = next_message(m, psid, 0, |v| payload(v)["template_type"] == "generic").await;
+    let seen = sent_to(m, psid).len();
+    let choose = button(&payload(&card)["elements"][0]["buttons"], "Choose size")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tap(m, psid, "Choose size", &choose, false).await;
+    let sizes = next_message(m, psid, seen, |v| v["quick_replies"].is_array()).await;
+    let seen = sent_to(m, psid).len();
+    let size = button(&sizes["quick_replies"], "42")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tap(m, psid, "42", &size, true).await;
+    next_message(m, psid, seen, |v| payload(v)["template_type"] == "button").await
+}
+
+fn signed(body: &str) -> String {
+    let t = chrono::Utc::now().timestamp();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},v1={hex}")
+}
+
+async fn post_stripe_event(m: &MessengerApp, kind: &str, session_id: &str) -> reqwest::Response {
+    let body = json!({"id": format!("evt_test_{}", uuid::Uuid::new_v4().simple()), "object": "event",
+        "type": kind, "created": chrono::Utc::now().timestamp(), "livemode": false, "api_version": "2026-09-30",
+        "data": {"object": {"id": session_id, "object": "checkout.session"}}})
+    .to_string();
+    m.app
+        .client
+        .post(format!("{}/webhooks/stripe", m.app.address))
+        .header("stripe-signature", signed(&body))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn stock_of_42(products: &Value) -> i64 {
+    products["data"][0]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["sku"] == "SLIP-01-42")
+        .unwrap()["stock"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn checkout_opens_a_stripe_page_reserves_stock_and_the_webhook_brings_the_receipt() {
+    let (m, stripe) = shop_with_stripe().await;
+    let total = cart_of_size_42(&m, "U1").await;
+
+    // Checkout: an order, the stock reserved, a Checkout Session, the Pay button.
+    let seen = sent_to(&m, "U1").len();
+    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tap(&m, "U1", "Checkout", &checkout, false).await;
+    let pay = next_message(&m, "U1", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    let pay_button = &payload(&pay)["buttons"][0];
+    assert_eq!(pay_button["type"], "web_url");
+    let created: Vec<_> = stripe
+        .received()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/checkout/sessions")
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0].field("line_items[0][price_data][unit_amount]"),
+        Some("4990")
+    );
+    assert_eq!(created[0].field("mode"), Some("payment"));
+    let order_id = created[0].field("metadata[order_id]").unwrap().to_owned();
+    let token = m.merchant.token.clone();
+    let products: Value = m
+        .app
+        .get("/v1/products?q=slippers", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stock_of_42(&products), 4, "one of the five is held for the order");
+    let order: Value = m
+        .app
+        .get(&format!("/v1/orders/{order_id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["status"], "awaiting_payment");
+    assert_eq!(order["ad_id"], "AD-7");
+    let session_id = order["stripe_session_id"].as_str().unwrap().to_owned();
+
+    // A second tap on Checkout with the same cart: the same page, no new session.
+    let seen = sent_to(&m, "U1").len();
+    tap(&m, "U1", "Checkout", &checkout, false).await;
+    let again = next_message(&m, "U1", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    assert_eq!(payload(&again)["buttons"][0]["url"], pay_button["url"]);
+    let sessions = stripe
+        .received()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/checkout/sessions")
+        .count();
+    assert_eq!(sessions, 1);
+
+    // The shopper pays on Stripe's page; Stripe's webhook (twice) brings one receipt.
+    stripe.complete_session(&session_id);
+    let seen = sent_to(&m, "U1").len();
+    assert_eq!(
+        post_stripe_event(&m, "checkout.session.completed", &session_id)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post_stripe_event(&m, "checkout.session.completed", &session_id)
+            .await
+            .status(),
+        200
+    );
+    let receipt = next_message(&m, "U1", seen, |v| payload(v)["template_type"] == "receipt").await;
+    // The exact decimal text ("49.90") is checked by the receipt's snapshot tests; JSON here reads it back.
+    assert_eq!(payload(&receipt)["summary"]["total_cost"], json!(49.9));
+    assert_eq!(payload(&receipt)["order_number"], order["number"]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let receipts = sent_to(&m, "U1")
+        .iter()
+        .filter(|v| payload(v)["template_type"] == "receipt")
+        .count();
+    assert_eq!(receipts, 1);
+    let order: Value = m
+        .app
+        .get(&format!("/v1/orders/{order_id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["status"], "paid");
+    let products: Value = m
+        .app
+        .get("/v1/products?q=slippers", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stock_of_42(&products), 4, "the held unit is sold");
+    let cart: Value = m
+        .app
+        .get(
+            &format!("/v1/threads/{}/cart", order["thread_id"].as_str().unwrap()),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(cart["id"].is_null(), "the paid cart is closed");
+}
+
+#[tokio::test]
+async fn a_stripe_event_with_a_bad_signature_is_refused() {
+    let (m, _stripe) = shop_with_stripe().await;
+    let body = json!({"id": "evt_1", "type": "checkout.session.completed", "created": 1, "livemode": false,
+                      "data": {"object": {"id": "cs_test_1", "object": "checkout.session"}}})
+    .to_string();
+
+    let res = m
+        .app
+        .client
+        .post(format!("{}/webhooks/stripe", m.app.address))
+        .header(
+            "stripe-signature",
+            format!("t={},v1={}", chrono::Utc::now().timestamp(), "0".repeat(64)),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+
+    crate::helpers::assert_problem(res, 401, "invalid_signature").await;
+}
+
+#[tokio::test]
+async fn without_stripe_keys_checkout_hands_the_shopper_to_a_person() {
+    let m = crate::helpers::spawn_messenger_app().await;
+    let total = cart_of_size_42(&m, "U2").await;
+    let seen = sent_to(&m, "U2").len();
+    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    tap(&m, "U2", "Checkout", &checkout, false).await;
+
+    next_message(&m, "U2", seen, |v| {
+        v["text"].as_str().is_some_and(|t| t.contains("a person"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unpaid_order_past_its_time_is_expired_at_stripe_and_its_stock_comes_back() {
+    let stripe = FakeStripe::start().await;
+    let m = spawn_messenger_app_with(vec![
+        ("STRIPE_SECRET_KEY", "sk_test_threadcart".into()),
+        ("STRIPE_API_BASE", stripe.base.clone()),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ("THREADCART_SWEEP_SECS", "1".into()),
+    ])
+    .await;
+    let total = cart_of_size_42(&m, "U3").await;
+    let seen = sent_to(&m, "U3").len();
+    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tap(&m, "U3", "Checkout", &checkout, false).await;
+    next_message(&m, "U3", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    let token = m.merchant.token.clone();
+    let orders: Value = m.app.get("/v1/orders", &token).await.json().await.unwrap();
+    let order_id = orders["data"][0]["id"].as_str().unwrap().to_owned();
+
+    // The shopper never pays: the session's time runs out.
+    {
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        use threadcart::db::schema::orders;
+        let id = threadcart::db::DbUuid(order_id.parse().unwrap());
+        let past = threadcart::db::now() - chrono::Duration::minutes(1);
+        m.app
+            .db
+            .query_blocking(move |conn| {
+                diesel::update(orders::table.find(id))
+                    .set(orders::expires_at.eq(past))
+                    .execute(conn)
+            })
+            .unwrap();
+    }
+
+    eventually("the order expires", || async {
+        let order: Value = m
+            .app
+            .get(&format!("/v1/orders/{order_id}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        order["status"] == "expired"
+    })
+    .await;
+    let expired_at_stripe = stripe
+        .received()
+        .iter()
+        .any(|r| r.method == "POST" && r.path.ends_with("/expire"));
+    assert!(
+        expired_at_stripe,
+        "the session is expired at Stripe before the stock is released"
+    );
+    let products: Value = m
+        .app
+        .get("/v1/products?q=slippers", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stock_of_42(&products), 5, "the held unit is back");
+}
+
+#[tokio::test]
+async fn a_changed_cart_makes_a_new_order_and_the_old_page_is_closed_at_stripe() {
+    let stripe = FakeStripe::start().await;
+    let m = spawn_messenger_app_with(vec![
+        ("STRIPE_SECRET_KEY", "sk_test_threadcart".into()),
+        ("STRIPE_API_BASE", stripe.base.clone()),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ("THREADCART_SWEEP_SECS", "1".into()),
+    ])
+    .await;
+    let total = cart_of_size_42(&m, "U4").await;
+    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = sent_to(&m, "U4").len();
+    tap(&m, "U4", "Checkout", &checkout, false).await;
+    next_message(&m, "U4", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+
+    // The shopper adds a second pair through the cart's card, then checks out again.
+    let lines = sent_to(&m, "U4")
+        .into_iter()
+        .rev()
+        .find(|v| {
+            payload(v)["template_type"] == "generic"
+                && payload(v)["elements"][0]["buttons"][0]["title"] == "Add one"
+        })
+        .unwrap();
+    let seen = sent_to(&m, "U4").len();
+    let add_one = button(&payload(&lines)["elements"][0]["buttons"], "Add one")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tap(&m, "U4", "Add one", &add_one, false).await;
+    let total = next_message(&m, "U4", seen, |v| payload(v)["template_type"] == "button").await;
+    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = sent_to(&m, "U4").len();
+    tap(&m, "U4", "Checkout", &checkout, false).await;
+    next_message(&m, "U4", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 99.80 EUR"
+    })
+    .await;
+
+    eventually("the first session is expired at Stripe", || async {
+        stripe
+            .received()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/expire"))
+    })
+    .await;
+    let orders: Value = m
+        .app
+        .get("/v1/orders", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = orders["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["expired", "awaiting_payment"]);
+}
