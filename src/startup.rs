@@ -35,6 +35,8 @@ pub struct AppState {
     pub wakers: Arc<Wakers>,
     /// The Graph API (Messenger profile on Page connection).
     pub graph: GraphClient,
+    /// Stripe, when `STRIPE_SECRET_KEY` is set (refunds).
+    pub stripe: Option<crate::checkout::stripe::StripeClient>,
 }
 
 /// A bound, ready-to-run server.
@@ -70,6 +72,7 @@ impl Application {
             None => None,
         };
         let state = web::Data::new(AppState {
+            stripe: stripe.clone(),
             graph: graph.clone(),
             wakers: wakers.clone(),
             tokens: TokenIssuer::new(&config.jwt_secret, config.token_ttl),

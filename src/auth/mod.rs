@@ -95,6 +95,8 @@ pub enum Permission {
     ManageWebhooks,
     /// Read orders.
     ReadOrders,
+    /// Refund orders.
+    ManageOrders,
 }
 
 /// The claims of an access token.

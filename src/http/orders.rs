@@ -15,6 +15,7 @@ use crate::startup::AppState;
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/orders", list)
         .route(Method::GET, "/v1/orders/{order_id}", get)
+        .route(Method::POST, "/v1/orders/{order_id}/refunds", refund)
         .route(Method::GET, "/checkout/success", success)
         .route(Method::GET, "/checkout/cancel", cancel);
 }
@@ -31,8 +32,9 @@ struct LineBody {
     total: MoneyDto,
 }
 
+/// An order as answered.
 #[derive(Serialize)]
-struct OrderBody {
+pub(super) struct OrderBody {
     id: Uuid,
     number: String,
     status: &'static str,
@@ -174,4 +176,130 @@ async fn cancel() -> HttpResponse {
         "Payment cancelled",
         "Nothing was charged. Your cart is still waiting for you in Messenger.",
     )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    /// What to give back; the whole remaining amount when absent.
+    #[serde(default)]
+    amount: Option<MoneyDto>,
+    /// `duplicate`, `fraudulent` or `requested_by_customer`.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Refunds a paid order through Stripe (outside any transaction), then records the refund.
+async fn refund(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    body: web::Json<RefundRequest>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::catalog::domain::FieldError;
+    use crate::checkout::stripe::RefundReason;
+    caller.require(Permission::ManageOrders)?;
+    let Some(stripe) = state.stripe.clone() else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "payments_disabled",
+            "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
+        ));
+    };
+    let id = path.into_inner();
+    let order = state
+        .db
+        .query(move |conn| orders::get(conn, caller.merchant_id, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    let body = body.into_inner();
+    let reason = match body.reason.as_deref() {
+        None => None,
+        Some("duplicate") => Some(RefundReason::Duplicate),
+        Some("fraudulent") => Some(RefundReason::Fraudulent),
+        Some("requested_by_customer") => Some(RefundReason::RequestedByCustomer),
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "reason",
+                "invalid_reason",
+                "reason is duplicate, fraudulent or requested_by_customer",
+            )]));
+        }
+    };
+    let remaining = order
+        .total
+        .checked_sub(order.refunded)
+        .map_err(ApiError::internal)?;
+    let amount = match body.amount {
+        None => remaining,
+        Some(dto) => dto
+            .parse_price()
+            .map_err(|e| ApiError::validation(vec![FieldError::new("amount", e.code(), e.to_string())]))?,
+    };
+    if amount.currency() != order.currency || amount.minor() <= 0 || amount.minor() > remaining.minor() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "amount",
+            "invalid_refund",
+            format!("a refund is more than zero and at most the {remaining} not yet refunded"),
+        )]));
+    }
+    let (Some(intent), OrderStatus::Paid | OrderStatus::PartiallyRefunded) =
+        (order.stripe_payment_intent_id.clone(), order.status)
+    else {
+        return Err(ApiError::conflict(
+            "not_refundable",
+            "only a paid order can be refunded",
+        ));
+    };
+    // The same request repeated (a retry) reuses the key, so Stripe refunds once.
+    let key = format!(
+        "refund-{}-{}-{}",
+        order.id,
+        order.refunded.minor(),
+        amount.minor()
+    );
+    let refund = stripe
+        .create_refund(&intent, amount, &key, reason)
+        .await
+        .map_err(|e| {
+            if e.is_retryable() {
+                ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
+            } else {
+                ApiError::new(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    "stripe_refused",
+                    format!("Stripe refused the refund: {e}"),
+                )
+            }
+        })?;
+    let (refund_id, status) = (refund.id.clone(), refund.status.clone());
+    let order = state
+        .db
+        .run(move |conn| {
+            orders::record_refund(conn, id, &refund_id, amount, &status).map_err(RefundFailure::from)
+        })
+        .await
+        .map_err(|RefundFailure(e)| ApiError::internal(e))?;
+    tracing::info!(merchant.id = %caller.merchant_id, order.id = %id, refund.id = %refund.id, "refund created");
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "id": refund.id,
+        "status": refund.status,
+        "amount": MoneyDto::from(amount),
+        "order": OrderBody::from(order),
+    })))
+}
+
+/// Carries a refund-recording error through [`crate::db::Db::run`].
+struct RefundFailure(anyhow::Error);
+
+impl From<crate::db::DbError> for RefundFailure {
+    fn from(e: crate::db::DbError) -> Self {
+        RefundFailure(e.into())
+    }
+}
+
+impl From<crate::checkout::orders::RefundError> for RefundFailure {
+    fn from(e: crate::checkout::orders::RefundError) -> Self {
+        RefundFailure(e.into())
+    }
 }

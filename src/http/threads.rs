@@ -24,6 +24,7 @@ pub(super) fn routes(api: &mut Api<'_>) {
         .route(Method::POST, "/v1/threads/{thread_id}/messages", send)
         .route(Method::POST, "/v1/threads/{thread_id}/handover", handover)
         .route(Method::GET, "/v1/threads/{thread_id}/cart", cart)
+        .route(Method::POST, "/v1/threads/{thread_id}/checkout", checkout)
         .route(Method::GET, "/v1/webhook-events", events)
         .route(Method::POST, "/v1/webhook-events/{event_id}/replay", replay);
 }
@@ -491,4 +492,33 @@ async fn cart(
         }
     };
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// An agent checks out the thread's cart: the order, and the shopper gets the Pay button.
+async fn checkout(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::WriteThreads)?;
+    if state.stripe.is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "payments_disabled",
+            "STRIPE_SECRET_KEY is not set: checkout needs Stripe",
+        ));
+    }
+    let id = path.into_inner();
+    let result = state
+        .db
+        .query(move |conn| crate::messenger::conversation::checkout_for_agent(conn, caller.merchant_id, id))
+        .await
+        .map_err(|e| super::pages::not_found_as("thread", e))?;
+    match result {
+        Ok(order) => {
+            state.wakers.payments.notify_one();
+            Ok(HttpResponse::Created().json(super::orders::OrderBody::from(order)))
+        }
+        Err(reason) => Err(ApiError::conflict("checkout_refused", reason)),
+    }
 }

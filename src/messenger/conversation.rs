@@ -340,3 +340,44 @@ fn checkout(
         Err(CheckoutRefusal::Db(e)) => Err(e),
     }
 }
+
+/// An agent checks out the shopper's cart (`POST /v1/threads/{id}/checkout`): the order, or why not
+/// (sold out, empty, below Stripe's minimum...). The shopper is told in the thread as when they tap
+/// Checkout themselves.
+pub fn checkout_for_agent(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+) -> QueryResult<Result<crate::checkout::orders::Order, String>> {
+    use crate::checkout::orders::{self, CheckoutRefusal};
+    crate::db::write_transaction(conn, |conn| {
+        let thread = conversations::thread(conn, merchant_id, thread_id)?;
+        let merchant = crate::merchants::get(conn, merchant_id)?;
+        let at = crate::db::now();
+        let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
+            .map(|m| crate::money::Money::from_minor(m, merchant.currency));
+        let touch = match thread.latest_touch_id {
+            Some(id) => Some((id.0, conversations::touch(conn, id)?.ad_id)),
+            None => None,
+        };
+        match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
+            Ok(done) => {
+                if done.created {
+                    attribution::record(conn, &thread, FunnelStep::Checkout, None, Some(done.order.total))?;
+                }
+                let messages = match &done.order.stripe_session_url {
+                    Some(url) => super::payments::pay_button(&done.order, url)?,
+                    None => Message::text(&format!(
+                        "Order {}: {}. One moment, I am preparing your secure payment page…",
+                        done.order.number, done.order.total
+                    )),
+                };
+                super::payments::tell(conn, &done.order, messages)?;
+                Ok(Ok(done.order))
+            }
+            Err(CheckoutRefusal::Db(e)) => Err(e),
+            Err(CheckoutRefusal::Money(e)) => Err(diesel::result::Error::SerializationError(Box::new(e))),
+            Err(refusal) => Ok(Err(refusal.to_string())),
+        }
+    })
+}

@@ -26,7 +26,7 @@ pub fn customer_locale(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<
 }
 
 /// Queues messages on the order's thread when the window is open; false when they could not be sent.
-fn tell(conn: &mut DbConnection, order: &Order, messages: Vec<Message>) -> QueryResult<bool> {
+pub fn tell(conn: &mut DbConnection, order: &Order, messages: Vec<Message>) -> QueryResult<bool> {
     let Some(thread_id) = order.thread_id else {
         return Ok(false);
     };

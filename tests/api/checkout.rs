@@ -439,3 +439,117 @@ async fn a_changed_cart_makes_a_new_order_and_the_old_page_is_closed_at_stripe()
         .collect();
     assert_eq!(statuses, ["expired", "awaiting_payment"]);
 }
+
+#[tokio::test]
+async fn a_paid_order_is_refunded_in_parts_through_stripe_and_never_beyond_its_total() {
+    let (m, stripe) = shop_with_stripe().await;
+    let total = cart_of_size_42(&m, "U5").await;
+    let seen = sent_to(&m, "U5").len();
+    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tap(&m, "U5", "Checkout", &checkout, false).await;
+    next_message(&m, "U5", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    let token = m.merchant.token.clone();
+    let orders: Value = m.app.get("/v1/orders", &token).await.json().await.unwrap();
+    let order_id = orders["data"][0]["id"].as_str().unwrap().to_owned();
+    let session_id = orders["data"][0]["stripe_session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stripe.complete_session(&session_id);
+    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
+    eventually("the order is paid", || async {
+        let o: Value = m
+            .app
+            .get(&format!("/v1/orders/{order_id}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        o["status"] == "paid"
+    })
+    .await;
+    let refunds = format!("/v1/orders/{order_id}/refunds");
+
+    let part = m
+        .app
+        .post(
+            &refunds,
+            &token,
+            json!({"amount": {"amount": "10.00", "currency": "EUR"}, "reason": "requested_by_customer"}),
+        )
+        .await;
+    let too_much = m
+        .app
+        .post(
+            &refunds,
+            &token,
+            json!({"amount": {"amount": "40.00", "currency": "EUR"}}),
+        )
+        .await;
+    let rest = m.app.post(&refunds, &token, json!({})).await;
+    let again = m.app.post(&refunds, &token, json!({})).await;
+
+    assert_eq!(part.status(), 201);
+    let part: Value = part.json().await.unwrap();
+    assert_eq!(part["order"]["status"], "partially_refunded");
+    crate::helpers::assert_problem(too_much, 422, "validation_failed").await;
+    assert_eq!(rest.status(), 201);
+    let rest: Value = rest.json().await.unwrap();
+    assert_eq!(rest["amount"], json!({"amount": "39.90", "currency": "EUR"}));
+    assert_eq!(rest["order"]["status"], "refunded");
+    assert_eq!(
+        rest["order"]["refunded"],
+        json!({"amount": "49.90", "currency": "EUR"})
+    );
+    assert_eq!(again.status(), 422, "nothing is left to refund");
+    let refund_calls = stripe
+        .received()
+        .iter()
+        .filter(|r| r.path == "/v1/refunds")
+        .count();
+    assert_eq!(refund_calls, 2);
+    let marketing = m.app.key_with_role(&m.merchant, "marketing").await;
+    let forbidden = m.app.post(&refunds, &marketing.token, json!({})).await;
+    assert_eq!(forbidden.status(), 403);
+}
+
+#[tokio::test]
+async fn an_agent_checks_out_the_shoppers_cart_and_the_shopper_gets_the_pay_button() {
+    let (m, _stripe) = shop_with_stripe().await;
+    cart_of_size_42(&m, "U6").await;
+    let token = m.merchant.token.clone();
+    let thread = crate::helpers::threads(&m.app, &token).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = sent_to(&m, "U6").len();
+
+    let res = m
+        .app
+        .post(&format!("/v1/threads/{thread}/checkout"), &token, json!({}))
+        .await;
+
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(order["status"], "awaiting_payment");
+    assert_eq!(order["total"], json!({"amount": "49.90", "currency": "EUR"}));
+    next_message(&m, "U6", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    let again_empty = m
+        .app
+        .post(
+            &format!("/v1/threads/{}/checkout", uuid::Uuid::now_v7()),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again_empty.status(), 404);
+}
