@@ -273,6 +273,10 @@ pub fn answer(
             }
         }
     }
+    // Several messages (cards with pictures) take a moment to arrive: show the bot typing meanwhile.
+    if replies.len() > 1 {
+        outbox::enqueue_action(conn, thread, &customer.psid, "typing_on")?;
+    }
     for message in replies {
         outbox::enqueue_message(
             conn,

@@ -454,3 +454,33 @@ async fn ad_for_slippers_then_size_42_then_the_socks_upsell_then_a_code_gives_th
         .count();
     assert_eq!(upsells, 1, "an offer is shown once per cart");
 }
+
+#[tokio::test]
+async fn the_bot_shows_typing_before_sending_several_messages() {
+    let m = spawn_messenger_app().await;
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![ad_postback(
+                "U7",
+                now_ms(),
+                "pb-typing",
+                "AD-1",
+                "Comfy slippers",
+                "SLIP-01",
+            )],
+        ))
+        .await;
+
+    next_message(&m, "U7", 0, |v| template(v)["template_type"] == "generic").await;
+    let to_u7: Vec<Value> = m
+        .graph
+        .received()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/messages") && r.body["recipient"]["id"] == "U7")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(to_u7[0]["sender_action"], "typing_on", "typing first: {to_u7:?}");
+    assert!(to_u7[1]["message"]["text"].is_string());
+}
