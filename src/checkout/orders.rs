@@ -1205,6 +1205,16 @@ pub fn mark_session_closed(conn: &mut DbConnection, order_id: Uuid) -> QueryResu
     Ok(())
 }
 
+/// The order paid with the PaymentIntent `payment_intent` (refund and dispute events name it).
+pub fn find_by_payment_intent(conn: &mut DbConnection, payment_intent: &str) -> QueryResult<Option<Order>> {
+    let row = orders::table
+        .filter(orders::stripe_payment_intent_id.eq(payment_intent))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(with_lines(conn, row.into_iter().collect())?.pop())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

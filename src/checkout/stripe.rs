@@ -141,7 +141,7 @@ fn to_stripe_amount(money: Money) -> Result<i64, StripeError> {
 }
 
 /// An amount Stripe sent, back in our minor units; `None` when it does not fit.
-fn from_stripe_amount(amount: i64, currency: Currency) -> Option<Money> {
+pub fn from_stripe_amount(amount: i64, currency: Currency) -> Option<Money> {
     let minor = match wire_unit(currency) {
         WireUnit::Same | WireUnit::StepsOfTen => Some(amount),
         WireUnit::TimesHundred => (amount % 100 == 0).then_some(amount / 100),

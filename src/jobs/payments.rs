@@ -211,8 +211,12 @@ enum ApplyError {
 
 async fn apply_event(ctx: &WorkerContext, stripe: &StripeClient, event: &Pending) -> Result<(), ApplyError> {
     let id = event.id.clone();
+    if event.kind.starts_with("refund.") || event.kind.starts_with("charge.dispute.") {
+        let outcome = apply_refund_or_dispute(ctx, event).await?;
+        ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
+        return Ok(());
+    }
     if !event.kind.starts_with("checkout.session.") {
-        // Refunds and disputes are applied through the refunds API for now; the event is kept.
         ctx.db
             .query(move |conn| events::done(conn, &id, "ignored"))
             .await?;
@@ -336,4 +340,48 @@ async fn close_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<()
         }
     }
     Ok(())
+}
+
+/// `refund.*`: the refund (made through our API or in Stripe's dashboard) is recorded on its order, once
+/// per refund id; `charge.dispute.created` flags the order, a dispute closed as `won` clears the flag.
+/// Answers how the event ended: `done`, or `ignored` when it names no order of ours.
+async fn apply_refund_or_dispute(ctx: &WorkerContext, event: &Pending) -> Result<&'static str, DbError> {
+    let body: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
+    let object = body["data"]["object"].clone();
+    let Some(intent) = object["payment_intent"].as_str().map(str::to_owned) else {
+        return Ok("ignored");
+    };
+    let kind = event.kind.clone();
+    ctx.db
+        .query(move |conn| {
+            let Some(order) = orders::find_by_payment_intent(conn, &intent)? else {
+                return Ok("ignored");
+            };
+            if kind.starts_with("refund.") {
+                let (Some(id), Some(amount)) = (object["id"].as_str(), object["amount"].as_i64()) else {
+                    return Ok("ignored");
+                };
+                let status = object["status"].as_str().unwrap_or("pending");
+                let Some(amount) = crate::checkout::stripe::from_stripe_amount(amount, order.currency) else {
+                    return Ok("ignored");
+                };
+                match orders::record_refund(conn, order.id, id, amount, status) {
+                    Ok(_) => Ok("done"),
+                    Err(orders::RefundError::Db(e)) => Err(e),
+                    Err(e) => {
+                        tracing::error!(order.id = %order.id, error = %e, "refund event not recorded");
+                        Ok("ignored")
+                    }
+                }
+            } else if kind == "charge.dispute.created" {
+                orders::set_disputed(conn, order.id, true)?;
+                Ok("done")
+            } else if kind == "charge.dispute.closed" && object["status"] == "won" {
+                orders::set_disputed(conn, order.id, false)?;
+                Ok("done")
+            } else {
+                Ok("ignored")
+            }
+        })
+        .await
 }

@@ -553,3 +553,72 @@ async fn an_agent_checks_out_the_shoppers_cart_and_the_shopper_gets_the_pay_butt
         .await;
     assert_eq!(again_empty.status(), 404);
 }
+
+async fn post_event_object(m: &MessengerApp, kind: &str, object: Value) -> reqwest::Response {
+    let body = json!({"id": format!("evt_test_{}", uuid::Uuid::new_v4().simple()), "object": "event",
+        "type": kind, "created": chrono::Utc::now().timestamp(), "livemode": false,
+        "data": {"object": object}})
+    .to_string();
+    m.app
+        .client
+        .post(format!("{}/webhooks/stripe", m.app.address))
+        .header("stripe-signature", signed(&body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refunds_made_at_stripe_and_disputes_reach_the_order_once() {
+    let (m, stripe) = shop_with_stripe().await;
+    let total = cart_of_size_42(&m, "U8").await;
+    let seen = sent_to(&m, "U8").len();
+    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tap(&m, "U8", "Checkout", &checkout, false).await;
+    next_message(&m, "U8", seen, |v| {
+        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    let token = m.merchant.token.clone();
+    let orders: Value = m.app.get("/v1/orders", &token).await.json().await.unwrap();
+    let order_id = orders["data"][0]["id"].as_str().unwrap().to_owned();
+    let session_id = orders["data"][0]["stripe_session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let intent = stripe.complete_session(&session_id);
+    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
+    let order_url = format!("/v1/orders/{order_id}");
+    eventually("the order is paid", || async {
+        let o: Value = m.app.get(&order_url, &token).await.json().await.unwrap();
+        o["status"] == "paid"
+    })
+    .await;
+    let refund = json!({"id": "re_test_dashboard1", "object": "refund", "amount": 1000, "currency": "eur",
+                        "payment_intent": intent, "status": "succeeded"});
+
+    post_event_object(&m, "refund.created", refund.clone()).await;
+    post_event_object(&m, "refund.updated", refund).await;
+    post_event_object(
+        &m,
+        "charge.dispute.created",
+        json!({"id": "dp_test_1", "object": "dispute", "payment_intent": intent, "status": "needs_response"}),
+    )
+    .await;
+
+    eventually("the refund and the dispute are on the order", || async {
+        let o: Value = m.app.get(&order_url, &token).await.json().await.unwrap();
+        o["status"] == "partially_refunded" && o["disputed"] == true
+    })
+    .await;
+    let order: Value = m.app.get(&order_url, &token).await.json().await.unwrap();
+    assert_eq!(
+        order["refunded"],
+        json!({"amount": "10.00", "currency": "EUR"}),
+        "recorded once"
+    );
+}
