@@ -157,6 +157,13 @@ async fn send_thread(
             Err(e) => {
                 let class = e.class();
                 let error = e.to_string();
+                // Typing indicators and read marks are best effort: a failed one never holds up the
+                // messages behind it.
+                if q.kind == "sender_action" && class != ErrorClass::TokenBroken {
+                    finish(ctx, &q, "failed", &error).await?;
+                    handled += 1;
+                    continue;
+                }
                 tracing::warn!(outbox.id = %q.id.0, page.id = %q.page_id, ?class, error = %error, "send failed");
                 match class {
                     ErrorClass::Retry if q.attempts + 1 < MAX_ATTEMPTS => {

@@ -5,7 +5,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    MessengerApp, PAGE_ID, ad_postback, delivery, eventually, now_ms, spawn_messenger_app_with,
+    MessengerApp, PAGE_ID, ad_postback, button, delivery, eventually, next_message, now_ms, sent_to,
+    spawn_messenger_app_with, tap_postback, tap_quick_reply, template,
 };
 use crate::stripe_fake::FakeStripe;
 
@@ -20,50 +21,6 @@ async fn shop_with_stripe() -> (MessengerApp, FakeStripe) {
     ])
     .await;
     (m, stripe)
-}
-
-fn sent_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
-    m.graph
-        .messages()
-        .into_iter()
-        .filter(|b| b["recipient"]["id"] == psid)
-        .map(|b| b["message"].clone())
-        .collect()
-}
-
-async fn next_message(m: &MessengerApp, psid: &str, seen: usize, pick: impl Fn(&Value) -> bool) -> Value {
-    eventually("the expected reply", || async {
-        sent_to(m, psid).iter().skip(seen).any(&pick)
-    })
-    .await;
-    sent_to(m, psid).into_iter().skip(seen).find(|v| pick(v)).unwrap()
-}
-
-fn payload(message: &Value) -> &Value {
-    &message["attachment"]["payload"]
-}
-
-fn button<'a>(buttons: &'a Value, title: &str) -> &'a Value {
-    buttons
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["title"] == title)
-        .unwrap_or_else(|| panic!("no button {title} in {buttons}"))
-}
-
-async fn tap(m: &MessengerApp, psid: &str, title: &str, payload: &str, quick: bool) {
-    let event = if quick {
-        json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
-               "message": {"mid": format!("m-{}", uuid::Uuid::new_v4()), "text": title, "quick_reply": {"payload": payload}}})
-    } else {
-        json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
-               "postback": {"title": title, "payload": payload, "mid": format!("pb-{}", uuid::Uuid::new_v4())}})
-    };
-    assert_eq!(
-        m.app.post_webhook(&delivery(PAGE_ID, vec![event])).await.status(),
-        200
-    );
 }
 
 /// A shopper from an ad puts size 42 in the cart; answers the cart's total message.
@@ -81,21 +38,15 @@ async fn cart_of_size_42(m: &MessengerApp, psid: &str) -> Value {
             )],
         ))
         .await;
-    let card = next_message(m, psid, 0, |v| payload(v)["template_type"] == "generic").await;
+    let card = next_message(m, psid, 0, |v| template(v)["template_type"] == "generic").await;
     let seen = sent_to(m, psid).len();
-    let choose = button(&payload(&card)["elements"][0]["buttons"], "Choose size")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tap(m, psid, "Choose size", &choose, false).await;
+    let choose = button(&template(&card)["elements"][0]["buttons"], "Choose size").to_owned();
+    tap_postback(m, psid, "Choose size", &choose).await;
     let sizes = next_message(m, psid, seen, |v| v["quick_replies"].is_array()).await;
     let seen = sent_to(m, psid).len();
-    let size = button(&sizes["quick_replies"], "42")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tap(m, psid, "42", &size, true).await;
-    next_message(m, psid, seen, |v| payload(v)["template_type"] == "button").await
+    let size = button(&sizes["quick_replies"], "42").to_owned();
+    tap_quick_reply(m, psid, "42", &size).await;
+    next_message(m, psid, seen, |v| template(v)["template_type"] == "button").await
 }
 
 fn signed(body: &str) -> String {
@@ -127,6 +78,34 @@ async fn post_stripe_event(m: &MessengerApp, kind: &str, session_id: &str) -> re
         .unwrap()
 }
 
+/// A shopper buys size 42 and pays on Stripe's page; answers the paid order's id and PaymentIntent.
+async fn paid_order(m: &MessengerApp, stripe: &FakeStripe, psid: &str) -> (String, String) {
+    let total = cart_of_size_42(m, psid).await;
+    let seen = sent_to(m, psid).len();
+    let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
+    tap_postback(m, psid, "Checkout", &checkout).await;
+    next_message(m, psid, seen, |v| {
+        template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    let token = m.merchant.token.clone();
+    let orders: Value = m.app.get("/v1/orders", &token).await.json().await.unwrap();
+    let order_id = orders["data"][0]["id"].as_str().unwrap().to_owned();
+    let session_id = orders["data"][0]["stripe_session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let intent = stripe.complete_session(&session_id);
+    post_stripe_event(m, "checkout.session.completed", &session_id).await;
+    let order_url = format!("/v1/orders/{order_id}");
+    eventually("the order is paid", || async {
+        let o: Value = m.app.get(&order_url, &token).await.json().await.unwrap();
+        o["status"] == "paid"
+    })
+    .await;
+    (order_id, intent)
+}
+
 fn stock_of_42(products: &Value) -> i64 {
     products["data"][0]["variants"]
         .as_array()
@@ -145,16 +124,13 @@ async fn checkout_opens_a_stripe_page_reserves_stock_and_the_webhook_brings_the_
 
     // Checkout: an order, the stock reserved, a Checkout Session, the Pay button.
     let seen = sent_to(&m, "U1").len();
-    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tap(&m, "U1", "Checkout", &checkout, false).await;
+    let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
+    tap_postback(&m, "U1", "Checkout", &checkout).await;
     let pay = next_message(&m, "U1", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+        template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
     })
     .await;
-    let pay_button = &payload(&pay)["buttons"][0];
+    let pay_button = &template(&pay)["buttons"][0];
     assert_eq!(pay_button["type"], "web_url");
     let created: Vec<_> = stripe
         .received()
@@ -190,12 +166,12 @@ async fn checkout_opens_a_stripe_page_reserves_stock_and_the_webhook_brings_the_
 
     // A second tap on Checkout with the same cart: the same page, no new session.
     let seen = sent_to(&m, "U1").len();
-    tap(&m, "U1", "Checkout", &checkout, false).await;
+    tap_postback(&m, "U1", "Checkout", &checkout).await;
     let again = next_message(&m, "U1", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+        template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
     })
     .await;
-    assert_eq!(payload(&again)["buttons"][0]["url"], pay_button["url"]);
+    assert_eq!(template(&again)["buttons"][0]["url"], pay_button["url"]);
     let sessions = stripe
         .received()
         .iter()
@@ -218,14 +194,14 @@ async fn checkout_opens_a_stripe_page_reserves_stock_and_the_webhook_brings_the_
             .status(),
         200
     );
-    let receipt = next_message(&m, "U1", seen, |v| payload(v)["template_type"] == "receipt").await;
+    let receipt = next_message(&m, "U1", seen, |v| template(v)["template_type"] == "receipt").await;
     // The exact decimal text ("49.90") is checked by the receipt's snapshot tests; JSON here reads it back.
-    assert_eq!(payload(&receipt)["summary"]["total_cost"], json!(49.9));
-    assert_eq!(payload(&receipt)["order_number"], order["number"]);
+    assert_eq!(template(&receipt)["summary"]["total_cost"], json!(49.9));
+    assert_eq!(template(&receipt)["order_number"], order["number"]);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let receipts = sent_to(&m, "U1")
         .iter()
-        .filter(|v| payload(v)["template_type"] == "receipt")
+        .filter(|v| template(v)["template_type"] == "receipt")
         .count();
     assert_eq!(receipts, 1);
     let order: Value = m
@@ -285,12 +261,9 @@ async fn without_stripe_keys_checkout_hands_the_shopper_to_a_person() {
     let m = crate::helpers::spawn_messenger_app().await;
     let total = cart_of_size_42(&m, "U2").await;
     let seen = sent_to(&m, "U2").len();
-    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
 
-    tap(&m, "U2", "Checkout", &checkout, false).await;
+    tap_postback(&m, "U2", "Checkout", &checkout).await;
 
     next_message(&m, "U2", seen, |v| {
         v["text"].as_str().is_some_and(|t| t.contains("a person"))
@@ -310,13 +283,10 @@ async fn an_unpaid_order_past_its_time_is_expired_at_stripe_and_its_stock_comes_
     .await;
     let total = cart_of_size_42(&m, "U3").await;
     let seen = sent_to(&m, "U3").len();
-    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tap(&m, "U3", "Checkout", &checkout, false).await;
+    let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
+    tap_postback(&m, "U3", "Checkout", &checkout).await;
     next_message(&m, "U3", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+        template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
     })
     .await;
     let token = m.merchant.token.clone();
@@ -379,14 +349,11 @@ async fn a_changed_cart_makes_a_new_order_and_the_old_page_is_closed_at_stripe()
     ])
     .await;
     let total = cart_of_size_42(&m, "U4").await;
-    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
     let seen = sent_to(&m, "U4").len();
-    tap(&m, "U4", "Checkout", &checkout, false).await;
+    tap_postback(&m, "U4", "Checkout", &checkout).await;
     next_message(&m, "U4", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+        template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
     })
     .await;
 
@@ -395,25 +362,19 @@ async fn a_changed_cart_makes_a_new_order_and_the_old_page_is_closed_at_stripe()
         .into_iter()
         .rev()
         .find(|v| {
-            payload(v)["template_type"] == "generic"
-                && payload(v)["elements"][0]["buttons"][0]["title"] == "Add one"
+            template(v)["template_type"] == "generic"
+                && template(v)["elements"][0]["buttons"][0]["title"] == "Add one"
         })
         .unwrap();
     let seen = sent_to(&m, "U4").len();
-    let add_one = button(&payload(&lines)["elements"][0]["buttons"], "Add one")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tap(&m, "U4", "Add one", &add_one, false).await;
-    let total = next_message(&m, "U4", seen, |v| payload(v)["template_type"] == "button").await;
-    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let add_one = button(&template(&lines)["elements"][0]["buttons"], "Add one").to_owned();
+    tap_postback(&m, "U4", "Add one", &add_one).await;
+    let total = next_message(&m, "U4", seen, |v| template(v)["template_type"] == "button").await;
+    let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
     let seen = sent_to(&m, "U4").len();
-    tap(&m, "U4", "Checkout", &checkout, false).await;
+    tap_postback(&m, "U4", "Checkout", &checkout).await;
     next_message(&m, "U4", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 99.80 EUR"
+        template(v)["buttons"][0]["title"] == "Pay 99.80 EUR"
     })
     .await;
 
@@ -443,37 +404,8 @@ async fn a_changed_cart_makes_a_new_order_and_the_old_page_is_closed_at_stripe()
 #[tokio::test]
 async fn a_paid_order_is_refunded_in_parts_through_stripe_and_never_beyond_its_total() {
     let (m, stripe) = shop_with_stripe().await;
-    let total = cart_of_size_42(&m, "U5").await;
-    let seen = sent_to(&m, "U5").len();
-    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tap(&m, "U5", "Checkout", &checkout, false).await;
-    next_message(&m, "U5", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
-    })
-    .await;
+    let (order_id, _) = paid_order(&m, &stripe, "U5").await;
     let token = m.merchant.token.clone();
-    let orders: Value = m.app.get("/v1/orders", &token).await.json().await.unwrap();
-    let order_id = orders["data"][0]["id"].as_str().unwrap().to_owned();
-    let session_id = orders["data"][0]["stripe_session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    stripe.complete_session(&session_id);
-    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
-    eventually("the order is paid", || async {
-        let o: Value = m
-            .app
-            .get(&format!("/v1/orders/{order_id}"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        o["status"] == "paid"
-    })
-    .await;
     let refunds = format!("/v1/orders/{order_id}/refunds");
 
     let part = m
@@ -540,7 +472,7 @@ async fn an_agent_checks_out_the_shoppers_cart_and_the_shopper_gets_the_pay_butt
     assert_eq!(order["status"], "awaiting_payment");
     assert_eq!(order["total"], json!({"amount": "49.90", "currency": "EUR"}));
     next_message(&m, "U6", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+        template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
     })
     .await;
     let again_empty = m
@@ -572,32 +504,9 @@ async fn post_event_object(m: &MessengerApp, kind: &str, object: Value) -> reqwe
 #[tokio::test]
 async fn refunds_made_at_stripe_and_disputes_reach_the_order_once() {
     let (m, stripe) = shop_with_stripe().await;
-    let total = cart_of_size_42(&m, "U8").await;
-    let seen = sent_to(&m, "U8").len();
-    let checkout = button(&payload(&total)["buttons"], "Checkout")["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tap(&m, "U8", "Checkout", &checkout, false).await;
-    next_message(&m, "U8", seen, |v| {
-        payload(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
-    })
-    .await;
+    let (order_id, intent) = paid_order(&m, &stripe, "U8").await;
     let token = m.merchant.token.clone();
-    let orders: Value = m.app.get("/v1/orders", &token).await.json().await.unwrap();
-    let order_id = orders["data"][0]["id"].as_str().unwrap().to_owned();
-    let session_id = orders["data"][0]["stripe_session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let intent = stripe.complete_session(&session_id);
-    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
     let order_url = format!("/v1/orders/{order_id}");
-    eventually("the order is paid", || async {
-        let o: Value = m.app.get(&order_url, &token).await.json().await.unwrap();
-        o["status"] == "paid"
-    })
-    .await;
     let refund = json!({"id": "re_test_dashboard1", "object": "refund", "amount": 1000, "currency": "eur",
                         "payment_intent": intent, "status": "succeeded"});
 

@@ -113,7 +113,10 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
         body: parsed.clone(),
     });
     if req.path().ends_with("/messages") {
-        if let Some((status, body)) = s.send_replies.pop_front() {
+        // Scripted failures answer messages; sender actions (typing, seen) always succeed.
+        if parsed.get("message").is_some()
+            && let Some((status, body)) = s.send_replies.pop_front()
+        {
             return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body);
         }
         if parsed.get("sender_action").is_some() {

@@ -430,3 +430,62 @@ pub async fn threads(app: &TestApp, token: &str) -> Vec<Value> {
         .unwrap();
     body["data"].as_array().unwrap().clone()
 }
+
+// ---- the shopper's side of a conversation -------------------------------------------------------
+
+/// The Send API messages received for `psid` so far.
+pub fn sent_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
+    m.graph
+        .messages()
+        .into_iter()
+        .filter(|b| b["recipient"]["id"] == psid)
+        .map(|b| b["message"].clone())
+        .collect()
+}
+
+/// Waits for the message after the first `seen` ones that satisfies `pick`, and returns it.
+pub async fn next_message(m: &MessengerApp, psid: &str, seen: usize, pick: impl Fn(&Value) -> bool) -> Value {
+    eventually("the expected reply", || async {
+        sent_to(m, psid).iter().skip(seen).any(&pick)
+    })
+    .await;
+    sent_to(m, psid).into_iter().skip(seen).find(|v| pick(v)).unwrap()
+}
+
+/// The template payload of a message.
+pub fn template(message: &Value) -> &Value {
+    &message["attachment"]["payload"]
+}
+
+/// The payload of the button or quick reply titled `title`.
+pub fn button<'a>(buttons: &'a Value, title: &str) -> &'a str {
+    buttons
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["title"] == title)
+        .unwrap_or_else(|| panic!("no button {title} in {buttons}"))["payload"]
+        .as_str()
+        .unwrap()
+}
+
+/// The shopper taps a postback button.
+pub async fn tap_postback(m: &MessengerApp, psid: &str, title: &str, payload: &str) {
+    let event = json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
+        "postback": {"title": title, "payload": payload, "mid": format!("pb-{}", uuid::Uuid::new_v4())}});
+    assert_eq!(
+        m.app.post_webhook(&delivery(PAGE_ID, vec![event])).await.status(),
+        200
+    );
+}
+
+/// The shopper taps a quick reply.
+pub async fn tap_quick_reply(m: &MessengerApp, psid: &str, title: &str, payload: &str) {
+    let event = json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
+        "message": {"mid": format!("m-{}", uuid::Uuid::new_v4()), "text": title,
+                    "quick_reply": {"payload": payload}}});
+    assert_eq!(
+        m.app.post_webhook(&delivery(PAGE_ID, vec![event])).await.status(),
+        200
+    );
+}

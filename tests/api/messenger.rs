@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::graph::graph_error;
 use crate::helpers::{
-    APP_SECRET, MessengerApp, PAGE_ID, VERIFY_TOKEN, ad_postback, delivery, eventually, now_ms, sign,
+    MessengerApp, PAGE_ID, VERIFY_TOKEN, ad_postback, delivery, eventually, now_ms, sign,
     spawn_messenger_app, text_message, threads,
 };
 
@@ -713,7 +713,6 @@ async fn two_server_processes_on_one_database_do_nothing_twice() {
         "each event answered exactly once (a text and a card)"
     );
     assert_eq!(threads(&first.app, &first.merchant.token).await.len(), 10);
-    let _ = APP_SECRET;
 }
 
 #[tokio::test]

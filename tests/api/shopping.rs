@@ -4,61 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    MessengerApp, PAGE_ID, ad_postback, delivery, eventually, now_ms, spawn_messenger_app, threads,
+    PAGE_ID, ad_postback, button, delivery, next_message, now_ms, sent_to, spawn_messenger_app, tap_postback,
+    tap_quick_reply, template, threads,
 };
-
-/// The Send API messages received for `psid` so far.
-fn sent_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
-    m.graph
-        .messages()
-        .into_iter()
-        .filter(|b| b["recipient"]["id"] == psid)
-        .map(|b| b["message"].clone())
-        .collect()
-}
-
-/// Waits for the message after the first `seen` ones that satisfies `pick`, and returns it.
-async fn next_message(m: &MessengerApp, psid: &str, seen: usize, pick: impl Fn(&Value) -> bool) -> Value {
-    eventually("the expected reply", || async {
-        sent_to(m, psid).iter().skip(seen).any(&pick)
-    })
-    .await;
-    sent_to(m, psid).into_iter().skip(seen).find(|v| pick(v)).unwrap()
-}
-
-fn template(message: &Value) -> &Value {
-    &message["attachment"]["payload"]
-}
-
-fn button<'a>(buttons: &'a Value, title: &str) -> &'a str {
-    buttons
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["title"] == title)
-        .unwrap_or_else(|| panic!("no button {title} in {buttons}"))["payload"]
-        .as_str()
-        .unwrap()
-}
-
-async fn tap_postback(m: &MessengerApp, psid: &str, title: &str, payload: &str) {
-    let event = json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
-        "postback": {"title": title, "payload": payload, "mid": format!("pb-{}", uuid::Uuid::new_v4())}});
-    assert_eq!(
-        m.app.post_webhook(&delivery(PAGE_ID, vec![event])).await.status(),
-        200
-    );
-}
-
-async fn tap_quick_reply(m: &MessengerApp, psid: &str, title: &str, payload: &str) {
-    let event = json!({"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
-        "message": {"mid": format!("m-{}", uuid::Uuid::new_v4()), "text": title,
-                    "quick_reply": {"payload": payload}}});
-    assert_eq!(
-        m.app.post_webhook(&delivery(PAGE_ID, vec![event])).await.status(),
-        200
-    );
-}
 
 fn is_total(message: &Value, text: &str) -> bool {
     template(message)["template_type"] == "button" && template(message)["text"] == text
