@@ -1215,6 +1215,17 @@ pub fn find_by_payment_intent(conn: &mut DbConnection, payment_intent: &str) -> 
     Ok(with_lines(conn, row.into_iter().collect())?.pop())
 }
 
+/// The Messenger Page the order was checked out on (the return pages link back to it).
+pub fn page_of(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<Option<String>> {
+    use crate::db::schema::threads;
+    orders::table
+        .inner_join(threads::table.on(orders::thread_id.eq(threads::id.nullable())))
+        .filter(orders::id.eq(DbUuid(order_id)))
+        .select(threads::page_id)
+        .first(conn)
+        .optional()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -152,29 +152,55 @@ async fn get(
     Ok(HttpResponse::Ok().json(OrderBody::from(order)))
 }
 
-fn page(title: &str, text: &str) -> HttpResponse {
+fn page(title: &str, text: &str, page_id: Option<&str>) -> HttpResponse {
+    // Page ids are digits (checked when the Page was connected): safe in a URL and in HTML.
+    let back = page_id
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .map(|p| format!("<p><a href=\"https://m.me/{p}\">Back to Messenger</a></p>"))
+        .unwrap_or_default();
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title></head>\
          <body style=\"font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem\">\
-         <h1>{title}</h1><p>{text}</p></body></html>"
+         <h1>{title}</h1><p>{text}</p>{back}</body></html>"
     ))
 }
 
+#[derive(Deserialize)]
+struct ReturnParams {
+    order: Option<Uuid>,
+}
+
+/// The Page to go back to, for the order named in the return URL (none when unknown).
+async fn page_for(state: &AppState, order: Option<Uuid>) -> Option<String> {
+    let order = order?;
+    state
+        .db
+        .query(move |conn| orders::page_of(conn, order))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Where Stripe sends the shopper after paying. The payment is confirmed by Stripe's webhook, not by
-/// this visit: the page only says so.
-async fn success() -> HttpResponse {
+/// this visit: the page only says so and links back to the conversation.
+async fn success(state: web::Data<AppState>, params: web::Query<ReturnParams>) -> HttpResponse {
+    let page_id = page_for(&state, params.order).await;
+    state.wakers.payments.notify_one();
     page(
         "Thank you!",
         "Your payment is being confirmed. You can go back to Messenger: your receipt arrives there.",
+        page_id.as_deref(),
     )
 }
 
 /// Where Stripe's back button goes.
-async fn cancel() -> HttpResponse {
+async fn cancel(state: web::Data<AppState>, params: web::Query<ReturnParams>) -> HttpResponse {
+    let page_id = page_for(&state, params.order).await;
     page(
         "Payment cancelled",
         "Nothing was charged. Your cart is still waiting for you in Messenger.",
+        page_id.as_deref(),
     )
 }
 

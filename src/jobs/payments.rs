@@ -247,6 +247,19 @@ async fn apply_event(ctx: &WorkerContext, stripe: &StripeClient, event: &Pending
         ctx.db.query(move |conn| events::done(conn, &id, "done")).await?;
         return Ok(());
     };
+    if next == OrderStatus::Paid && session.total() != Some(order.total) {
+        // Stripe charged another amount than the order's: never accepted silently.
+        tracing::error!(
+            order.id = %order.id,
+            order.total = %order.total,
+            stripe.total = ?session.total(),
+            "paid amount differs from the order's total: left for review"
+        );
+        ctx.db
+            .query(move |conn| events::done(conn, &id, "review"))
+            .await?;
+        return Ok(());
+    }
     apply_status(ctx, order, next, session.payment_intent.clone()).await?;
     ctx.db.query(move |conn| events::done(conn, &id, "done")).await?;
     Ok(())

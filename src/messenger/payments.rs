@@ -147,14 +147,17 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
             )?;
         }
         OrderStatus::PaymentFailed => {
-            tell(
-                conn,
-                order,
-                Message::text(&format!(
-                    "The payment of order {} did not go through. Your cart is still here: tap Checkout to try again.",
-                    order.number
-                )),
-            )?;
+            let text = format!(
+                "The payment of order {} did not go through. Your cart is still here.",
+                order.number
+            );
+            let retry = crate::engine::payload::encode(&crate::engine::payload::Payload::Cart);
+            let messages = Message::text_with_quick_replies(
+                &text,
+                vec![super::render::QuickReply::text("Try again", &retry).map_err(render)?],
+            )
+            .map_err(render)?;
+            tell(conn, order, messages)?;
         }
         OrderStatus::Expired
         | OrderStatus::PartiallyRefunded

@@ -475,6 +475,29 @@ async fn an_agent_checks_out_the_shoppers_cart_and_the_shopper_gets_the_pay_butt
         template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
     })
     .await;
+    let back = format!("https://m.me/{PAGE_ID}");
+    for page in ["success", "cancel"] {
+        let html = reqwest::get(format!(
+            "{}/checkout/{page}?order={}",
+            m.app.address,
+            order["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        assert!(html.contains(&back), "{page} links back to the conversation");
+    }
+    let unknown = reqwest::get(format!(
+        "{}/checkout/success?order={}",
+        m.app.address,
+        uuid::Uuid::now_v7()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 200);
+    assert!(!unknown.text().await.unwrap().contains("m.me"));
     let again_empty = m
         .app
         .post(
@@ -529,5 +552,56 @@ async fn refunds_made_at_stripe_and_disputes_reach_the_order_once() {
         order["refunded"],
         json!({"amount": "10.00", "currency": "EUR"}),
         "recorded once"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_of_another_amount_than_the_order_is_left_for_review_not_accepted() {
+    let (m, stripe) = shop_with_stripe().await;
+    let total = cart_of_size_42(&m, "U9").await;
+    let seen = sent_to(&m, "U9").len();
+    let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
+    tap_postback(&m, "U9", "Checkout", &checkout).await;
+    next_message(&m, "U9", seen, |v| {
+        template(v)["buttons"][0]["title"] == "Pay 49.90 EUR"
+    })
+    .await;
+    let token = m.merchant.token.clone();
+    let orders: Value = m.app.get("/v1/orders", &token).await.json().await.unwrap();
+    let order_id = orders["data"][0]["id"].as_str().unwrap().to_owned();
+    let session_id = orders["data"][0]["stripe_session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stripe.complete_session(&session_id);
+    stripe.set_amount_total(&session_id, 100);
+
+    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
+
+    eventually("the event is set aside for review", || async {
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        use threadcart::db::schema::stripe_events;
+        m.app
+            .db
+            .query_blocking(|conn| {
+                stripe_events::table
+                    .filter(stripe_events::status.eq("review"))
+                    .count()
+                    .get_result::<i64>(conn)
+            })
+            .unwrap()
+            == 1
+    })
+    .await;
+    let order: Value = m
+        .app
+        .get(&format!("/v1/orders/{order_id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        order["status"], "awaiting_payment",
+        "never marked paid for another amount"
     );
 }

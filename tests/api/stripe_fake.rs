@@ -97,6 +97,12 @@ impl FakeStripe {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// Stripe reports another total for the session (what a mismatch looks like).
+    pub fn set_amount_total(&self, id: &str, amount: i64) {
+        let mut s = self.state.lock().unwrap();
+        s.sessions.get_mut(id).unwrap()["amount_total"] = json!(amount);
+    }
+
     /// The shopper pays: the session completes as after a card payment; answers the PaymentIntent id.
     pub fn complete_session(&self, id: &str) -> String {
         let mut s = self.state.lock().unwrap();
