@@ -290,23 +290,19 @@ pub fn answer(
     Ok(())
 }
 
-/// Freezes the cart into an order: the Pay button when the order already has its payment page (a second
-/// tap on an unchanged cart), else a word while the payments worker asks Stripe for one; or why not.
-fn checkout(
+/// Freezes the thread's cart into an order at Stripe's minimum for the currency, attributed to the
+/// thread's latest touch, and records the checkout in the funnel when the order is new.
+fn freeze(
     conn: &mut DbConnection,
     merchant: &crate::merchants::Merchant,
     thread: &Thread,
-    cart: Option<&carts::Cart>,
     at: chrono::NaiveDateTime,
-) -> QueryResult<Vec<Message>> {
+) -> QueryResult<Result<crate::checkout::orders::CheckedOut, crate::checkout::orders::CheckoutRefusal>> {
     use crate::checkout::orders::{self, CheckoutRefusal};
     let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
         .map(|m| crate::money::Money::from_minor(m, merchant.currency));
     let touch = match thread.latest_touch_id {
-        Some(id) => {
-            let t = conversations::touch(conn, id)?;
-            Some((id.0, t.ad_id))
-        }
+        Some(id) => Some((id.0, conversations::touch(conn, id)?.ad_id)),
         None => None,
     };
     match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
@@ -314,14 +310,37 @@ fn checkout(
             if done.created {
                 attribution::record(conn, thread, FunnelStep::Checkout, None, Some(done.order.total))?;
             }
-            match &done.order.stripe_session_url {
-                Some(url) => super::payments::pay_button(&done.order, url),
-                None => Ok(Message::text(&format!(
-                    "Order {}: {}. One moment, I am preparing your secure payment page…",
-                    done.order.number, done.order.total
-                ))),
-            }
+            Ok(Ok(done))
         }
+        Err(CheckoutRefusal::Db(e)) => Err(e),
+        Err(CheckoutRefusal::Money(e)) => Err(diesel::result::Error::SerializationError(Box::new(e))),
+        Err(refusal) => Ok(Err(refusal)),
+    }
+}
+
+/// What the shopper reads once their order exists: the Pay button, or a word while the payment page
+/// is being made.
+fn order_messages(order: &crate::checkout::orders::Order) -> QueryResult<Vec<Message>> {
+    match &order.stripe_session_url {
+        Some(url) => super::payments::pay_button(order, url),
+        None => Ok(Message::text(&format!(
+            "Order {}: {}. One moment, I am preparing your secure payment page…",
+            order.number, order.total
+        ))),
+    }
+}
+
+/// The shopper tapped Checkout: the order's messages, or why not.
+fn checkout(
+    conn: &mut DbConnection,
+    merchant: &crate::merchants::Merchant,
+    thread: &Thread,
+    cart: Option<&carts::Cart>,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<Vec<Message>> {
+    use crate::checkout::orders::CheckoutRefusal;
+    match freeze(conn, merchant, thread, at)? {
+        Ok(done) => order_messages(&done.order),
         Err(CheckoutRefusal::EmptyCart) => engine::cart_replies(cart, at),
         Err(CheckoutRefusal::SoldOut {
             title,
@@ -340,8 +359,8 @@ fn checkout(
         Err(CheckoutRefusal::PaymentInProgress { number }) => Ok(Message::text(&format!(
             "The payment of order {number} is being processed; we will tell you here when it is confirmed."
         ))),
-        Err(CheckoutRefusal::Money(e)) => Err(diesel::result::Error::SerializationError(Box::new(e))),
-        Err(CheckoutRefusal::Db(e)) => Err(e),
+        // Handled by `freeze`.
+        Err(CheckoutRefusal::Money(_) | CheckoutRefusal::Db(_)) => Ok(Vec::new()),
     }
 }
 
@@ -353,34 +372,14 @@ pub fn checkout_for_agent(
     merchant_id: Uuid,
     thread_id: Uuid,
 ) -> QueryResult<Result<crate::checkout::orders::Order, String>> {
-    use crate::checkout::orders::{self, CheckoutRefusal};
     crate::db::write_transaction(conn, |conn| {
         let thread = conversations::thread(conn, merchant_id, thread_id)?;
         let merchant = crate::merchants::get(conn, merchant_id)?;
-        let at = crate::db::now();
-        let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
-            .map(|m| crate::money::Money::from_minor(m, merchant.currency));
-        let touch = match thread.latest_touch_id {
-            Some(id) => Some((id.0, conversations::touch(conn, id)?.ad_id)),
-            None => None,
-        };
-        match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
+        match freeze(conn, &merchant, &thread, crate::db::now())? {
             Ok(done) => {
-                if done.created {
-                    attribution::record(conn, &thread, FunnelStep::Checkout, None, Some(done.order.total))?;
-                }
-                let messages = match &done.order.stripe_session_url {
-                    Some(url) => super::payments::pay_button(&done.order, url)?,
-                    None => Message::text(&format!(
-                        "Order {}: {}. One moment, I am preparing your secure payment page…",
-                        done.order.number, done.order.total
-                    )),
-                };
-                super::payments::tell(conn, &done.order, messages)?;
+                super::payments::tell(conn, &done.order, order_messages(&done.order)?)?;
                 Ok(Ok(done.order))
             }
-            Err(CheckoutRefusal::Db(e)) => Err(e),
-            Err(CheckoutRefusal::Money(e)) => Err(diesel::result::Error::SerializationError(Box::new(e))),
             Err(refusal) => Ok(Err(refusal.to_string())),
         }
     })
