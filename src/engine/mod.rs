@@ -1482,11 +1482,19 @@ mod tests {
 
         use super::*;
 
+        /// Text as the catalog stores it: trimmed and never blank (it refuses anything else).
+        fn catalog_text(max: usize) -> impl Strategy<Value = String> {
+            proptest::string::string_regex(&format!("\\PC{{1,{max}}}"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .prop_map(|s| s.trim().to_owned())
+                .prop_filter("the catalog refuses blank text", |s| !s.is_empty())
+        }
+
         fn arbitrary_product() -> impl Strategy<Value = Product> {
             (
                 "[A-Z]{1,4}-[0-9]{1,3}",
-                "\\PC{1,200}",
-                proptest::collection::vec(("\\PC{1,80}", 0i64..10_000_000, 0i64..3), 1..40),
+                catalog_text(200),
+                proptest::collection::vec((catalog_text(80), 0i64..10_000_000, 0i64..3), 1..40),
                 any::<bool>(),
             )
                 .prop_map(|(retailer_id, title, variants, featured)| {
