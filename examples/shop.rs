@@ -1,10 +1,13 @@
-//! Shops the demo shoe shop end to end through signed webhook calls, and prints the conversation as the
-//! shopper would see it in Messenger.
+//! Shops the demo shoe shop end to end through signed webhook calls, pays, and prints the conversation as
+//! the shopper would see it in Messenger, then the order as the merchant's API shows it.
 //!
-//! It starts threadcart on a temporary SQLite database with the demo data, and a local Graph API that
-//! receives what threadcart sends; then a shopper clicks an ad for the slippers, picks size 42, takes the
-//! socks offer, types the demo code and checks out. Every step goes through the real path: signed
-//! `POST /webhooks/messenger`, the inbox, the engine, the outbox, the Send API over HTTP.
+//! It starts threadcart on a temporary SQLite database with the demo data, a local Graph API that receives
+//! what threadcart sends, and a local Stripe API (the one the tests use, `tests/api/stripe_fake.rs`); then
+//! a shopper clicks an ad for the slippers, picks size 42, takes the socks offer, types the demo code,
+//! checks out and pays on the Checkout page; Stripe's signed `checkout.session.completed` webhook brings
+//! the receipt. Every step goes through the real path: signed `POST /webhooks/messenger`, the inbox, the
+//! engine, the outbox, the Send API over HTTP; the Checkout Session made over HTTP by the payments
+//! worker; signed `POST /webhooks/stripe`, the session read back from Stripe, the order paid.
 //!
 //! `cargo run --example shop`
 
@@ -18,6 +21,13 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 const APP_SECRET: &str = "shop-example-secret";
+const STRIPE_WEBHOOK_SECRET: &str = "whsec_shop_example";
+const DEMO_KEY: &str = "tc_demo_comfy_shoes_owner_key_0000000000000000000000000000000000";
+
+// The local Stripe API of the tests: test support code, where a poisoned lock may panic.
+#[path = "../tests/api/stripe_fake.rs"]
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod stripe_fake;
 const PAGE_ID: &str = "100000000000001";
 const SHOPPER: &str = "PSID-ANNA";
 
@@ -59,6 +69,28 @@ fn show(message: &Value) {
                     card["subtitle"].as_str().unwrap_or_default()
                 );
             }
+        }
+        Some("receipt") => {
+            println!(
+                "  ┌ Receipt {} for {}",
+                payload["order_number"].as_str().unwrap_or_default(),
+                payload["recipient_name"].as_str().unwrap_or_default()
+            );
+            for line in payload["elements"].as_array().into_iter().flatten() {
+                println!(
+                    "  │ {} {} × {}  {} {}",
+                    line["title"].as_str().unwrap_or_default(),
+                    line["subtitle"].as_str().unwrap_or_default(),
+                    line["quantity"],
+                    line["price"],
+                    payload["currency"].as_str().unwrap_or_default()
+                );
+            }
+            println!(
+                "  └ Total {} {}",
+                payload["summary"]["total_cost"],
+                payload["currency"].as_str().unwrap_or_default()
+            );
         }
         Some("button") => {
             println!(
@@ -127,6 +159,11 @@ impl Shopper {
         if !res.status().is_success() {
             bail!("the webhook answered {}", res.status());
         }
+        self.wait_for_replies().await
+    }
+
+    /// Waits for the workers' replies, until some arrive and then none for a moment; prints them.
+    async fn wait_for_replies(&mut self) -> Result<Vec<Value>> {
         // Replies are sent by the workers: wait until some arrive and then none for a moment.
         let started = Instant::now();
         let mut last = (self.count(), Instant::now());
@@ -150,6 +187,36 @@ impl Shopper {
         self.seen += new.len();
         new.iter().for_each(show);
         Ok(new)
+    }
+
+    /// Posts a Stripe event about the session, signed as Stripe signs it, and prints what the shopper gets.
+    async fn stripe_event(&mut self, what: &str, base: &str, session_id: &str) -> Result<Vec<Value>> {
+        let now = chrono::Utc::now().timestamp();
+        let body = json!({"id": format!("evt_shop_{}", uuid::Uuid::new_v4().simple()), "object": "event",
+            "type": "checkout.session.completed", "created": now, "livemode": false,
+            "data": {"object": {"id": session_id, "object": "checkout.session"}}})
+        .to_string();
+        let mut mac = Hmac::<Sha256>::new_from_slice(STRIPE_WEBHOOK_SECRET.as_bytes())?;
+        mac.update(format!("{now}.{body}").as_bytes());
+        let signature: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let res = self
+            .client
+            .post(format!("{base}/webhooks/stripe"))
+            .header("stripe-signature", format!("t={now},v1={signature}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("the Stripe webhook answered {}", res.status());
+        }
+        println!("\n> {what}");
+        self.wait_for_replies().await
     }
 
     fn count(&self) -> usize {
@@ -208,8 +275,12 @@ async fn main() -> Result<()> {
     let graph_base = format!("http://127.0.0.1:{}", graph_server.addrs()[0].port());
     actix_web::rt::spawn(graph_server.run());
 
+    let stripe = stripe_fake::FakeStripe::start().await;
     let database_url = format!("sqlite://{}/shop.db", dir.display());
     let vars = [
+        ("STRIPE_SECRET_KEY", "sk_test_shop_example"),
+        ("STRIPE_API_BASE", stripe.base.as_str()),
+        ("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET),
         ("DATABASE_URL", database_url.as_str()),
         ("THREADCART_ADDR", "127.0.0.1:0"),
         ("GRAPH_API_BASE", graph_base.as_str()),
@@ -227,7 +298,8 @@ async fn main() -> Result<()> {
     let db = threadcart::db::Db::connect(config.database_url(), 4)?;
     threadcart::demo::load(&db)?;
     let app = threadcart::startup::Application::build(config, db)?;
-    let webhook = format!("http://127.0.0.1:{}/webhooks/messenger", app.port());
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let webhook = format!("{base}/webhooks/messenger");
     actix_web::rt::spawn(app.run_until_stopped());
 
     println!("Anna sees an ad for Comfy slippers on Facebook and taps “Send message”.");
@@ -250,8 +322,73 @@ async fn main() -> Result<()> {
     };
     let _ = replies;
     let replies = anna.say("welcome10").await?;
-    anna.tap(&replies, "Checkout").await?;
-    println!("\n(The conversation above went through threadcart's webhook, engine and outbox for real.)");
+    let replies = anna.tap(&replies, "Checkout").await?;
+    let pay = replies
+        .iter()
+        .flat_map(|m| {
+            m["attachment"]["payload"]["buttons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .find(|b| b["type"] == "web_url")
+        .context("no Pay button")?;
+    println!(
+        "\n> Anna taps “{}” and pays on Stripe's Checkout page ({})",
+        pay["title"].as_str().unwrap_or_default(),
+        pay["url"].as_str().unwrap_or_default()
+    );
+    let session = stripe
+        .sessions()
+        .into_iter()
+        .find(|s| s["status"] == "open")
+        .context("no open Checkout Session at Stripe")?;
+    let session_id = session["id"].as_str().unwrap_or_default().to_owned();
+    stripe.complete_session(&session_id);
+    let replies = anna
+        .stripe_event("Stripe sends checkout.session.completed", &base, &session_id)
+        .await?;
+    if !replies
+        .iter()
+        .any(|m| m["attachment"]["payload"]["template_type"] == "receipt")
+    {
+        bail!("no receipt reached the thread");
+    }
+
+    let token: Value = anna
+        .client
+        .post(format!("{base}/v1/auth/token"))
+        .json(&json!({"api_key": DEMO_KEY}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = token["access_token"].as_str().context("no token")?;
+    let orders: Value = anna
+        .client
+        .get(format!("{base}/v1/orders?status=paid"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let order = &orders["data"][0];
+    println!(
+        "\nThe merchant's API (GET /v1/orders?status=paid): order {} is {}, total {} {}, from ad {}, receipt {}.",
+        order["number"].as_str().unwrap_or_default(),
+        order["status"].as_str().unwrap_or_default(),
+        order["total"]["amount"].as_str().unwrap_or_default(),
+        order["total"]["currency"].as_str().unwrap_or_default(),
+        order["ad_id"].as_str().unwrap_or("none"),
+        order["receipt"].as_str().unwrap_or("not sent"),
+    );
+    if order["status"] != "paid" || order["ad_id"] != "AD-XMAS-SLIPPERS" {
+        bail!("the order is not paid with its ad: {order}");
+    }
+    println!(
+        "\n(The conversation above went through threadcart's webhooks, engine, outbox and payments worker for real,\n \
+         against local Graph and Stripe APIs.)"
+    );
     Ok(())
 }
 

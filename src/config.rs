@@ -63,6 +63,8 @@ pub struct Config {
     pub checkout_ttl: Duration,
     /// How often unpaid orders past their expiry are looked for.
     pub sweep_interval: Duration,
+    /// How long a Stripe call may take before its answer is treated as lost.
+    pub stripe_timeout: Duration,
 }
 
 /// A variable that is present but unusable.
@@ -195,6 +197,7 @@ impl Config {
                 Duration::from_secs(minutes * 60)
             },
             sweep_interval: Duration::from_secs(env.number("THREADCART_SWEEP_SECS", 20)?.max(1)),
+            stripe_timeout: Duration::from_secs(env.number("STRIPE_TIMEOUT_SECS", 20)?.clamp(1, 120)),
         })
     }
 

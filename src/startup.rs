@@ -66,8 +66,12 @@ impl Application {
         let wakers = Arc::new(Wakers::default());
         let stripe = match &config.stripe_secret_key {
             Some(key) => Some(
-                crate::checkout::stripe::StripeClient::new(key, &config.stripe_api_base)
-                    .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY / STRIPE_API_BASE: {e}"))?,
+                crate::checkout::stripe::StripeClient::with_timeout(
+                    key,
+                    &config.stripe_api_base,
+                    config.stripe_timeout,
+                )
+                .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY / STRIPE_API_BASE: {e}"))?,
             ),
             None => None,
         };

@@ -166,7 +166,7 @@ pub struct Order {
     pub discount_code: Option<String>,
     /// Hash of the cart's content when frozen (see [`fingerprint`]).
     pub cart_fingerprint: String,
-    /// The Checkout Session attempt recorded last.
+    /// The number of the last Checkout Session key minted (see [`claim_session_try`]).
     pub attempt: i32,
     /// The Checkout Session (`cs_...`).
     pub stripe_session_id: Option<String>,
@@ -186,6 +186,16 @@ pub struct Order {
     pub created_at: NaiveDateTime,
     /// Last changed (UTC).
     pub updated_at: NaiveDateTime,
+    /// The `Idempotency-Key` of the Checkout Session request in flight, stored before Stripe is called:
+    /// a retry after a crash or a lost answer sends it again and gets the same session.
+    pub session_key: Option<String>,
+    /// Calls made to create the Checkout Session.
+    pub session_tries: i32,
+    /// Whether the receipt reached the thread: `sent`, or why not (`window_closed`, `no_thread`).
+    pub receipt: Option<String>,
+    /// A payment that arrived after the order had ended here: `honoured` (the stock was still there,
+    /// the order is paid) or `refunded` (it was not: the payment went back in full).
+    pub late_payment: Option<String>,
     /// Lines in the cart's order.
     pub lines: Vec<OrderLine>,
 }
@@ -271,6 +281,14 @@ pub struct OrderQuery {
     pub limit: i64,
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
+    /// Only orders checked out in this thread.
+    pub thread_id: Option<Uuid>,
+    /// Only orders attributed to this ad.
+    pub ad_id: Option<String>,
+    /// Only orders made at or after this instant (UTC).
+    pub from: Option<NaiveDateTime>,
+    /// Only orders made before this instant (UTC).
+    pub to: Option<NaiveDateTime>,
 }
 
 // ---- pure parts ---------------------------------------------------------------------------------
@@ -365,6 +383,10 @@ struct OrderRow {
     paid_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    session_key: Option<String>,
+    session_tries: i32,
+    receipt: Option<String>,
+    late_payment: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -438,6 +460,10 @@ impl OrderRow {
             paid_at: self.paid_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            session_key: self.session_key,
+            session_tries: self.session_tries,
+            receipt: self.receipt,
+            late_payment: self.late_payment,
             lines,
         })
     }
@@ -490,6 +516,11 @@ fn order_row(conn: &mut DbConnection, id: Uuid) -> QueryResult<Option<OrderRow>>
         .select(OrderRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// The order `id`, of whichever merchant (for the workers).
+pub fn load_order(conn: &mut DbConnection, id: Uuid) -> QueryResult<Order> {
+    load(conn, id)
 }
 
 fn load(conn: &mut DbConnection, id: Uuid) -> QueryResult<Order> {
@@ -909,29 +940,7 @@ fn apply(
     match next {
         OrderStatus::Paid => {
             commit(conn, row.id.0, at)?;
-            if let Some(cart_id) = row.cart_id {
-                // The order's lines are what was bought; lines the shopper added afterwards go with the
-                // cart, which is done either way.
-                diesel::update(
-                    schema::carts::table
-                        .filter(schema::carts::id.eq(cart_id))
-                        .filter(schema::carts::status.eq("open")),
-                )
-                .set((
-                    schema::carts::status.eq("checked_out"),
-                    schema::carts::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-            }
-            if let Some(discount_id) = row.discount_id
-                && !crate::discounts::redeem(conn, row.merchant_id.0, discount_id.0)?
-            {
-                tracing::warn!(
-                    order.id = %row.id.0,
-                    discount.id = %discount_id.0,
-                    "discount code used up before this order was paid; the order keeps its discount"
-                );
-            }
+            close_cart_and_redeem(conn, row, at)?;
         }
         OrderStatus::Expired | OrderStatus::PaymentFailed => release(conn, row.id.0, at)?,
         OrderStatus::AwaitingPayment
@@ -941,6 +950,165 @@ fn apply(
     }
     tracing::info!(order.id = %row.id.0, from = %current, to = %next, "order moved");
     Ok(true)
+}
+
+/// What payment means for the order's cart and code: the cart is done, the code redeemed.
+fn close_cart_and_redeem(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> QueryResult<()> {
+    if let Some(cart_id) = row.cart_id {
+        // The order's lines are what was bought; lines the shopper added afterwards go with the cart,
+        // which is done either way.
+        diesel::update(
+            schema::carts::table
+                .filter(schema::carts::id.eq(cart_id))
+                .filter(schema::carts::status.eq("open")),
+        )
+        .set((
+            schema::carts::status.eq("checked_out"),
+            schema::carts::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    }
+    if let Some(discount_id) = row.discount_id
+        && !crate::discounts::redeem(conn, row.merchant_id.0, discount_id.0)?
+    {
+        tracing::warn!(
+            order.id = %row.id.0,
+            discount.id = %discount_id.0,
+            "discount code used up before this order was paid; the order keeps its discount"
+        );
+    }
+    Ok(())
+}
+
+/// What [`settle_late_payment`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatePayment {
+    /// The order had not ended here (it awaits payment, or is paid or refunded already): nothing to settle.
+    NotLate,
+    /// Its stock could be taken again: the order is paid after all.
+    Honoured,
+    /// Some of its stock is gone: the payment goes back in full (then [`record_late_refund`]).
+    RefundDue,
+}
+
+/// Settles a payment Stripe took for an order that had already ended here (expired, superseded, failed):
+/// its payment page outlived our hold, or the shopper paid while the sweeper was expiring it. The
+/// shopper's money is never kept without the goods, and goods are never sold twice: if every unit the
+/// order held can be taken from the stock again, the order is paid after all, as if on time (stock
+/// committed, cart closed, code redeemed, `late_payment = honoured`); if not, it is marked for a full
+/// refund (`refund_due`), which is then final, so a refund sent to Stripe is never followed by a change
+/// of mind. One write transaction; repeating it changes nothing more.
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub fn settle_late_payment(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    payment_intent: Option<&str>,
+    at: NaiveDateTime,
+) -> QueryResult<LatePayment> {
+    one_transaction(conn, |conn| {
+        let cart_id: Option<DbUuid> = orders::table
+            .filter(orders::id.eq(DbUuid(order_id)))
+            .select(orders::cart_id)
+            .first(conn)?;
+        if let Some(cart_id) = cart_id {
+            lock_cart(conn, cart_id.0)?;
+        }
+        lock_order(conn, order_id)?;
+        let row = order_row(conn, order_id)?.ok_or(diesel::result::Error::NotFound)?;
+        if !matches!(row.status()?, OrderStatus::Expired | OrderStatus::PaymentFailed) {
+            return Ok(LatePayment::NotLate);
+        }
+        if row.late_payment.as_deref() == Some("refund_due") {
+            return Ok(LatePayment::RefundDue);
+        }
+        let intent = payment_intent.or(row.stripe_payment_intent_id.as_deref());
+        let retaken = conn.transaction(|conn| retake_stock(conn, &row, at));
+        let outcome = match retaken {
+            Ok(()) => LatePayment::Honoured,
+            Err(diesel::result::Error::RollbackTransaction) => LatePayment::RefundDue,
+            Err(e) => return Err(e),
+        };
+        let status = match outcome {
+            LatePayment::Honoured => OrderStatus::Paid,
+            _ => row.status()?,
+        };
+        diesel::update(orders::table.filter(orders::id.eq(row.id)))
+            .set((
+                orders::status.eq(status.as_str()),
+                orders::late_payment.eq(if outcome == LatePayment::Honoured {
+                    "honoured"
+                } else {
+                    "refund_due"
+                }),
+                orders::stripe_payment_intent_id.eq(intent),
+                orders::paid_at.eq((outcome == LatePayment::Honoured).then_some(at)),
+                orders::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        if outcome == LatePayment::Honoured {
+            close_cart_and_redeem(conn, &row, at)?;
+        }
+        tracing::warn!(order.id = %order_id, outcome = ?outcome, "payment arrived after the order had ended");
+        Ok(outcome)
+    })
+}
+
+/// Takes the units of the order's released reservations from the stock again and commits them; a line
+/// whose variant left the catalog, or a variant without the units, fails with `RollbackTransaction` (the
+/// caller's savepoint undoes what was taken).
+fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> QueryResult<()> {
+    let orphan_lines: i64 = order_lines::table
+        .filter(order_lines::order_id.eq(row.id))
+        .filter(order_lines::variant_id.is_null())
+        .count()
+        .get_result(conn)?;
+    if orphan_lines > 0 {
+        return Err(diesel::result::Error::RollbackTransaction);
+    }
+    let released: Vec<(DbUuid, DbUuid, i32)> = reservations::table
+        .filter(reservations::order_id.eq(row.id))
+        .filter(reservations::status.eq("released"))
+        .order(reservations::variant_id.asc())
+        .select((reservations::id, reservations::variant_id, reservations::quantity))
+        .load(conn)?;
+    for (id, variant_id, quantity) in released {
+        if !take_stock(conn, row.merchant_id.0, variant_id.0, i64::from(quantity), at)? {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        diesel::update(reservations::table.filter(reservations::id.eq(id)))
+            .set((
+                reservations::status.eq("committed"),
+                reservations::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Records the full refund of a late payment that could not be honoured: the refund (as
+/// [`record_refund`] does), then the order `refunded` with `late_payment = refunded`.
+pub fn record_late_refund(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    stripe_refund_id: &str,
+    amount: Money,
+    status: &str,
+) -> Result<Order, RefundError> {
+    one_transaction(conn, |conn| {
+        record_refund(conn, order_id, stripe_refund_id, amount, status)?;
+        diesel::update(
+            orders::table
+                .filter(orders::id.eq(DbUuid(order_id)))
+                .filter(orders::late_payment.eq("refund_due")),
+        )
+        .set((
+            orders::status.eq(OrderStatus::Refunded.as_str()),
+            orders::late_payment.eq("refunded"),
+            orders::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+        Ok(load(conn, order_id)?)
+    })
 }
 
 /// Moves an order forward, in one write transaction; returns whether it moved. A move the state machine
@@ -995,10 +1163,56 @@ pub fn record_session(
         orders::stripe_session_url.eq(url),
         orders::expires_at.eq(expires_at),
         orders::attempt.eq(attempt),
+        orders::checked_at.eq(now()),
         orders::updated_at.eq(now()),
     ))
     .execute(conn)?;
     Ok(recorded == 1)
+}
+
+/// Orders of every merchant whose payment is not settled (awaiting payment with a session, or
+/// processing) and that should be checked at Stripe now: those a shopper came back from Stripe's page
+/// for (or never checked), and, with `stale_before`, those last checked before it. A webhook lost for
+/// good still ends in the right state this way.
+pub fn to_reconcile(
+    conn: &mut DbConnection,
+    stale_before: Option<NaiveDateTime>,
+    limit: i64,
+) -> QueryResult<Vec<Order>> {
+    let unsettled = [
+        OrderStatus::AwaitingPayment.as_str(),
+        OrderStatus::Processing.as_str(),
+    ];
+    let mut query = orders::table
+        .filter(orders::status.eq_any(unsettled))
+        .filter(orders::stripe_session_id.is_not_null())
+        .order(orders::id.asc())
+        .limit(limit)
+        .select(OrderRow::as_select())
+        .into_boxed();
+    query = match stale_before {
+        Some(before) => query.filter(orders::checked_at.is_null().or(orders::checked_at.lt(before))),
+        None => query.filter(orders::checked_at.is_null()),
+    };
+    let rows = query.load(conn)?;
+    with_lines(conn, rows)
+}
+
+/// Stripe was asked about the order at `at`; `None` asks for a check as soon as possible (the shopper
+/// came back from the payment page).
+pub fn mark_checked(conn: &mut DbConnection, order_id: Uuid, at: Option<NaiveDateTime>) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+        .set(orders::checked_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records whether the receipt reached the thread: `sent`, or why not.
+pub fn set_receipt(conn: &mut DbConnection, order_id: Uuid, receipt: &str) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+        .set(orders::receipt.eq(receipt))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Orders awaiting payment that have no Checkout Session yet, oldest first: the payments worker makes
@@ -1014,24 +1228,84 @@ pub fn needing_session(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<O
     with_lines(conn, rows)
 }
 
-/// Claims the next session attempt of an order awaiting payment without a session: `attempt` goes from
-/// `seen` to `seen + 1` (and `updated_at` to now) in one conditional statement, so two workers never
-/// make the same attempt. False when someone else claimed it, a session was recorded, or the order no
-/// longer awaits payment.
-pub fn claim_session_attempt(conn: &mut DbConnection, order_id: Uuid, seen: i32) -> QueryResult<bool> {
-    let claimed = diesel::update(
-        orders::table
+/// A claimed call to Stripe to make an order's Checkout Session: the `Idempotency-Key` and session expiry
+/// to send, and how many calls this one makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTry {
+    /// `order-<uuid>-checkout-<n>`.
+    pub key: String,
+    /// The session's `expires_at`.
+    pub expires_at: NaiveDateTime,
+    /// Calls made so far, this one included.
+    pub tries: i32,
+}
+
+/// Claims the next call to Stripe for an order awaiting payment without a session: `session_tries` goes
+/// from `seen` to `seen + 1` (and `updated_at` to now) in one conditional statement, so two workers never
+/// make the same call at once. The request is repeated as it was while its key is in flight (the same
+/// key and expiry: after a crash or a lost answer Stripe replays the session it made, so none is made
+/// twice); a new key `order-<uuid>-checkout-<n+1>` with the expiry `new_expiry` is minted, and stored
+/// before Stripe is called, when none is in flight. `None` when someone else claimed it, a session was
+/// recorded, or the order no longer awaits payment.
+pub fn claim_session_try(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    seen: i32,
+    new_expiry: NaiveDateTime,
+) -> QueryResult<Option<SessionTry>> {
+    one_transaction(conn, |conn| {
+        let claimed = diesel::update(
+            orders::table
+                .filter(orders::id.eq(DbUuid(order_id)))
+                .filter(orders::status.eq(OrderStatus::AwaitingPayment.as_str()))
+                .filter(orders::stripe_session_id.is_null())
+                .filter(orders::session_tries.eq(seen)),
+        )
+        .set((
+            orders::session_tries.eq(seen.saturating_add(1)),
+            orders::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let (key, attempt, expires_at): (Option<String>, i32, Option<NaiveDateTime>) = orders::table
             .filter(orders::id.eq(DbUuid(order_id)))
-            .filter(orders::status.eq(OrderStatus::AwaitingPayment.as_str()))
-            .filter(orders::stripe_session_id.is_null())
-            .filter(orders::attempt.eq(seen)),
-    )
-    .set((
-        orders::attempt.eq(seen.saturating_add(1)),
-        orders::updated_at.eq(now()),
-    ))
-    .execute(conn)?;
-    Ok(claimed == 1)
+            .select((orders::session_key, orders::attempt, orders::expires_at))
+            .first(conn)?;
+        let tries = seen.saturating_add(1);
+        if let (Some(key), Some(expires_at)) = (key, expires_at) {
+            return Ok(Some(SessionTry {
+                key,
+                expires_at,
+                tries,
+            }));
+        }
+        let attempt = attempt.saturating_add(1);
+        let key = format!("order-{order_id}-checkout-{attempt}");
+        diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+            .set((
+                orders::session_key.eq(&key),
+                orders::attempt.eq(attempt),
+                orders::expires_at.eq(new_expiry),
+            ))
+            .execute(conn)?;
+        Ok(Some(SessionTry {
+            key,
+            expires_at: new_expiry,
+            tries,
+        }))
+    })
+}
+
+/// Gives up the key in flight: Stripe refused its request for good (its expiry, fixed when the key was
+/// minted, is now too close), so the next call mints a new key with a new expiry. Safe because a
+/// refused request made no session.
+pub fn drop_session_key(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+        .set(orders::session_key.eq(None::<String>))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The order a Checkout Session was made for.
@@ -1068,6 +1342,18 @@ pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &OrderQuery) -> Query
     }
     if let Some(status) = q.status {
         query = query.filter(orders::status.eq(status.as_str()));
+    }
+    if let Some(thread_id) = q.thread_id {
+        query = query.filter(orders::thread_id.eq(DbUuid(thread_id)));
+    }
+    if let Some(ad_id) = &q.ad_id {
+        query = query.filter(orders::ad_id.eq(ad_id.clone()));
+    }
+    if let Some(from) = q.from {
+        query = query.filter(orders::created_at.ge(from));
+    }
+    if let Some(to) = q.to {
+        query = query.filter(orders::created_at.lt(to));
     }
     let rows = query.load(conn)?;
     with_lines(conn, rows)

@@ -28,7 +28,7 @@ use stripe_checkout::checkout_session::{
 use stripe_checkout::{
     CheckoutSessionLocale, CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus,
 };
-use stripe_core::refund::{CreateRefund, CreateRefundReason};
+use stripe_core::refund::{CreateRefund, CreateRefundReason, ListRefund};
 use subtle::{Choice, ConstantTimeEq};
 use uuid::Uuid;
 
@@ -164,6 +164,8 @@ pub enum StripeError {
         code: Option<String>,
         /// `error.message`, with anything shaped like a key redacted.
         message: String,
+        /// `error.param`: the request parameter the error is about.
+        param: Option<String>,
     },
     /// No usable answer: connection refused or reset, timeout, an error answer without Stripe's error body.
     #[error("Stripe unreachable: {0}")]
@@ -184,8 +186,8 @@ impl StripeError {
     /// same key still running), 5xx and transport failures. Not an `idempotency_error` (the key was used with
     /// other parameters), a card or invalid-request error, an unreadable answer or a refused request.
     ///
-    /// Stripe replays a cached 5xx for the same key for 24 h, so a create that keeps answering 5xx needs a
-    /// new attempt number (and the session of the old one expired) rather than endless retries.
+    /// Stripe replays a cached 5xx for the same key for 24 h, so a create that keeps answering 5xx ends
+    /// after a few tries rather than retrying forever.
     pub fn is_retryable(&self) -> bool {
         match self {
             StripeError::Transport(_) => true,
@@ -202,15 +204,14 @@ impl StripeError {
                 kind: body.type_.as_str().to_owned(),
                 code: body.code.as_ref().map(|c| c.as_str().to_owned()),
                 message: redact_keys(body.message.as_deref().unwrap_or_default()),
+                param: body.param.clone(),
             },
             ::stripe::StripeError::JSONDeserialize(msg) if msg == UNREADABLE_ERROR_BODY => {
                 StripeError::Transport("an error answer without Stripe's error body".into())
             }
             ::stripe::StripeError::JSONDeserialize(msg) => StripeError::Decode(msg),
             ::stripe::StripeError::ClientError(msg) => StripeError::Transport(msg),
-            ::stripe::StripeError::Timeout => {
-                StripeError::Transport(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))
-            }
+            ::stripe::StripeError::Timeout => StripeError::Transport("no answer in time".into()),
             ::stripe::StripeError::ConfigError(msg) => StripeError::Config(msg),
         }
     }
@@ -579,6 +580,15 @@ impl StripeClient {
     /// A client for `base_url` (`STRIPE_API_BASE`, with or without a trailing slash; a path prefix is kept)
     /// with the secret key (`STRIPE_SECRET_KEY`) and a 20 s timeout per request.
     pub fn new(secret_key: &SecretString, base_url: &str) -> Result<StripeClient, StripeError> {
+        StripeClient::with_timeout(secret_key, base_url, REQUEST_TIMEOUT)
+    }
+
+    /// Like [`StripeClient::new`], waiting at most `timeout` for each answer (`STRIPE_TIMEOUT_SECS`).
+    pub fn with_timeout(
+        secret_key: &SecretString,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<StripeClient, StripeError> {
         let key = secret_key.expose_secret();
         if key.trim().is_empty() {
             return Err(StripeError::Config("the Stripe secret key is empty".into()));
@@ -590,7 +600,7 @@ impl StripeClient {
         }
         let inner = ClientBuilder::new(key)
             .url(format!("{}/", base_url.trim_end_matches('/')))
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .app_info("threadcart", Some(env!("CARGO_PKG_VERSION").to_owned()), None)
             .build()
             .map_err(|e| match e {
@@ -674,12 +684,32 @@ impl StripeClient {
             .send(&self.inner)
             .await
             .map_err(StripeError::from_client)?;
-        Ok(Refund {
+        Ok(Refund::from_stripe(refund))
+    }
+
+    /// The refunds of a PaymentIntent as Stripe has them now, newest first (up to 100: Stripe refuses
+    /// refunds beyond the amount paid, so a payment rarely has more than a few).
+    #[tracing::instrument(skip_all, fields(stripe.payment_intent = %payment_intent))]
+    pub async fn list_refunds(&self, payment_intent: &str) -> Result<Vec<Refund>, StripeError> {
+        let payment_intent = stripe_id(payment_intent, "pi_")?;
+        let list = ListRefund::new()
+            .payment_intent(payment_intent)
+            .limit(100)
+            .send(&self.inner)
+            .await
+            .map_err(StripeError::from_client)?;
+        Ok(list.data.into_iter().map(Refund::from_stripe).collect())
+    }
+}
+
+impl Refund {
+    fn from_stripe(refund: stripe_core::Refund) -> Refund {
+        Refund {
             id: refund.id.as_str().to_owned(),
             status: refund.status.unwrap_or_else(|| "pending".to_owned()),
             amount: refund.amount,
             currency: refund.currency.to_string(),
-        })
+        }
     }
 }
 
@@ -1026,6 +1056,7 @@ mod tests {
             kind: kind.into(),
             code: code.map(Into::into),
             message: String::new(),
+            param: None,
         }
     }
 

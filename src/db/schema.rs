@@ -395,6 +395,11 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         session_closed -> Bool,
+        session_key -> Nullable<Text>,
+        session_tries -> Integer,
+        checked_at -> Nullable<Timestamp>,
+        receipt -> Nullable<Text>,
+        late_payment -> Nullable<Text>,
     }
 }
 

@@ -141,6 +141,24 @@ pub fn timestamp(t: chrono::NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// A timestamp query parameter: RFC 3339 with an offset (`2026-11-25T10:00:00Z`) or a date
+/// (`2026-11-25`, midnight UTC); a clear validation problem naming `field` otherwise.
+pub fn parse_instant(field: &str, value: &str) -> Result<chrono::NaiveDateTime, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.naive_utc());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN));
+    }
+    Err(ApiError::validation(vec![
+        crate::catalog::domain::FieldError::new(
+            field,
+            "invalid_timestamp",
+            "a date (2026-11-25) or an RFC 3339 timestamp (2026-11-25T10:00:00Z)",
+        ),
+    ]))
+}
+
 /// `limit` and `cursor` of list routes.
 #[derive(Debug, Deserialize)]
 pub struct PageParams {

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Api, ListBody, PageParams, timestamp};
+use super::{Api, ListBody, PageParams, parse_instant, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::checkout::orders::{self, Order, OrderQuery, OrderStatus};
 use crate::error::ApiError;
@@ -49,6 +49,8 @@ pub(super) struct OrderBody {
     lines: Vec<LineBody>,
     stripe_session_id: Option<String>,
     stripe_payment_intent_id: Option<String>,
+    receipt: Option<String>,
+    late_payment: Option<String>,
     expires_at: Option<String>,
     paid_at: Option<String>,
     created_at: String,
@@ -84,6 +86,8 @@ impl From<Order> for OrderBody {
                 .collect(),
             stripe_session_id: o.stripe_session_id,
             stripe_payment_intent_id: o.stripe_payment_intent_id,
+            receipt: o.receipt,
+            late_payment: o.late_payment,
             expires_at: o.expires_at.map(timestamp),
             paid_at: o.paid_at.map(timestamp),
             created_at: timestamp(o.created_at),
@@ -96,6 +100,10 @@ struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
     status: Option<String>,
+    thread_id: Option<Uuid>,
+    ad_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 async fn list(
@@ -124,6 +132,14 @@ async fn list(
         after: page.uuid_cursor()?,
         limit: limit + 1,
         status,
+        thread_id: params.thread_id,
+        ad_id: params.ad_id.filter(|a| !a.is_empty()),
+        from: params
+            .from
+            .as_deref()
+            .map(|f| parse_instant("from", f))
+            .transpose()?,
+        to: params.to.as_deref().map(|t| parse_instant("to", t)).transpose()?,
     };
     let items = state
         .db
@@ -182,10 +198,23 @@ async fn page_for(state: &AppState, order: Option<Uuid>) -> Option<String> {
         .flatten()
 }
 
-/// Where Stripe sends the shopper after paying. The payment is confirmed by Stripe's webhook, not by
-/// this visit: the page only says so and links back to the conversation.
+/// Where Stripe sends the shopper after paying. The visit proves nothing (anyone can open the URL): it only
+/// makes the worker ask Stripe about the order now; the page says so and links back to the conversation.
 async fn success(state: web::Data<AppState>, params: web::Query<ReturnParams>) -> HttpResponse {
     let page_id = page_for(&state, params.order).await;
+    if page_id.is_some()
+        && let Some(order) = params.order
+    {
+        // Stripe is asked about this order at once, as a webhook would make it: the same idempotent
+        // fulfilment, so a late or lost webhook does not keep the shopper waiting.
+        if let Err(e) = state
+            .db
+            .query(move |conn| orders::mark_checked(conn, order, None))
+            .await
+        {
+            tracing::warn!(error = %e, "order not marked for a check with Stripe");
+        }
+    }
     state.wakers.payments.notify_one();
     page(
         "Thank you!",

@@ -11,15 +11,23 @@ use tokio::sync::watch;
 
 use super::{WorkerContext, backoff, idle};
 use crate::checkout::events::{self, Pending};
-use crate::checkout::orders::{self, Order, OrderStatus};
+use crate::checkout::orders::{self, LatePayment, Order, OrderStatus, SessionTry};
 use crate::checkout::stripe::{
-    CheckoutLine, CheckoutSession, NewCheckout, PaymentStatus, SessionStatus, StripeClient, StripeError,
+    CheckoutLine, CheckoutSession, NewCheckout, PaymentStatus, RefundReason, SessionStatus, StripeClient,
+    StripeError,
 };
 use crate::db::{DbError, now};
 use crate::messenger::payments as thread;
 
-/// Tries at creating a session before the order is given up.
-const MAX_SESSION_ATTEMPTS: i32 = 5;
+/// Calls at creating a session before the order is given up.
+const MAX_SESSION_TRIES: i32 = 5;
+
+/// How often Stripe is asked about an order whose payment is not settled, whatever the webhooks say.
+const RECONCILE_EVERY: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The margin added to a session's expiry, so that Stripe's 30-minute minimum still holds when the
+/// request takes time or is repeated after a lost answer.
+const EXPIRY_MARGIN: chrono::Duration = chrono::Duration::seconds(90);
 
 pub(super) async fn payments_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
     let Some(stripe) = ctx.stripe.clone() else {
@@ -27,7 +35,8 @@ pub(super) async fn payments_loop(ctx: Arc<WorkerContext>, mut stopped: watch::R
         let _ = stopped.changed().await;
         return;
     };
-    let mut last_sweep = Instant::now();
+    // The first turn sweeps and reconciles: what happened while no worker ran is caught up at start.
+    let mut last_sweep: Option<Instant> = None;
     loop {
         let mut busy = 0;
         match create_sessions(&ctx, &stripe).await {
@@ -38,11 +47,17 @@ pub(super) async fn payments_loop(ctx: Arc<WorkerContext>, mut stopped: watch::R
             Ok(n) => busy += n,
             Err(e) => tracing::error!(error = %e, "Stripe events failed"),
         }
-        if last_sweep.elapsed() >= ctx.config.sweep_interval {
-            last_sweep = Instant::now();
+        let sweep_due = last_sweep.is_none_or(|t| t.elapsed() >= ctx.config.sweep_interval);
+        if sweep_due {
+            last_sweep = Some(Instant::now());
             if let Err(e) = sweep(&ctx, &stripe).await {
                 tracing::error!(error = %e, "sweeping overdue orders failed");
             }
+        }
+        let stale_before = sweep_due.then(|| now() - RECONCILE_EVERY);
+        match reconcile(&ctx, &stripe, stale_before).await {
+            Ok(n) => busy += n,
+            Err(e) => tracing::error!(error = %e, "reconciling unpaid orders failed"),
         }
         if busy > 0 {
             ctx.wakers.outbox.notify_one();
@@ -69,32 +84,42 @@ fn locale(messenger: Option<&str>) -> Option<String> {
     messenger.map(|l| l.replace('_', "-"))
 }
 
+/// When a session asked for now ends: the configured time (30 minutes to 24 hours) and a margin, within
+/// Stripe's bounds.
+fn session_expiry(ttl: std::time::Duration) -> NaiveDateTime {
+    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(30));
+    now() + (ttl + EXPIRY_MARGIN).min(chrono::Duration::hours(24) - EXPIRY_MARGIN)
+}
+
 async fn create_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<usize, DbError> {
     let waiting = ctx.db.query(|conn| orders::needing_session(conn, 20)).await?;
     let mut handled = 0;
     for order in waiting {
-        // Retries wait longer each time.
-        if order.attempt > 0 && now() < order.updated_at + backoff(ctx.config.retry_base, order.attempt - 1) {
+        // Retries wait longer each time; a call claimed by a worker that died is retried the same way.
+        let tries = order.session_tries;
+        if tries > 0 && now() < order.updated_at + backoff(ctx.config.retry_base, tries - 1) {
             continue;
         }
-        let (id, seen) = (order.id, order.attempt);
+        let (id, expiry) = (order.id, session_expiry(ctx.config.checkout_ttl));
         let claimed = ctx
             .db
-            .query(move |conn| orders::claim_session_attempt(conn, id, seen))
+            .query(move |conn| orders::claim_session_try(conn, id, tries, expiry))
             .await?;
-        if !claimed {
+        let Some(call) = claimed else {
             continue;
-        }
+        };
         handled += 1;
-        create_session(ctx, stripe, order).await?;
+        create_session(ctx, stripe, order, call).await?;
     }
     Ok(handled)
 }
 
-async fn create_session(ctx: &WorkerContext, stripe: &StripeClient, order: Order) -> Result<(), DbError> {
-    let attempt = order.attempt + 1;
-    let minutes = i64::try_from(ctx.config.checkout_ttl.as_secs() / 60).unwrap_or(30);
-    let expires_at = now() + chrono::Duration::minutes(minutes);
+async fn create_session(
+    ctx: &WorkerContext,
+    stripe: &StripeClient,
+    order: Order,
+    call: SessionTry,
+) -> Result<(), DbError> {
     let thread_id = order.thread_id;
     let customer_locale = match thread_id {
         Some(t) => ctx.db.query(move |conn| thread::customer_locale(conn, t)).await?,
@@ -119,21 +144,21 @@ async fn create_session(ctx: &WorkerContext, stripe: &StripeClient, order: Order
             .collect(),
         discount: (!order.discount.is_negative() && order.discount.minor() > 0).then_some(order.discount),
         currency: order.currency,
-        expires_at: unix(expires_at),
+        expires_at: unix(call.expires_at),
         success_url: format!("{base}/checkout/success?order={}", order.id),
         cancel_url: format!("{base}/checkout/cancel?order={}", order.id),
         locale: locale(customer_locale.as_deref()),
     };
-    let key = format!("order-{}-{attempt}", order.id);
-    match stripe.create_checkout_session(&request, &key).await {
+    let order_id = order.id;
+    match stripe.create_checkout_session(&request, &call.key).await {
         Ok(session) => {
             let Some(url) = session.url.clone() else {
                 tracing::error!(order.id = %order.id, "Stripe answered a session without a URL");
                 return Ok(());
             };
-            let expires = session.expires_at.map_or(expires_at, from_unix);
-            let order_id = order.id;
+            let expires = session.expires_at.map_or(call.expires_at, from_unix);
             let session_id = session.id.clone();
+            let attempt = order.attempt.max(1);
             let recorded = ctx
                 .db
                 .query(move |conn| {
@@ -152,12 +177,24 @@ async fn create_session(ctx: &WorkerContext, stripe: &StripeClient, order: Order
                 tracing::warn!(order.id = %order_id, error = %e, "session of an ended order not expired at Stripe");
             }
         }
-        Err(e) if e.is_retryable() && attempt < MAX_SESSION_ATTEMPTS => {
-            tracing::warn!(order.id = %order.id, attempt, error = %e, "Checkout Session not created; will retry");
+        Err(e) if e.is_retryable() && call.tries < MAX_SESSION_TRIES => {
+            // The same key goes again: if Stripe made the session, it answers with that one.
+            tracing::warn!(order.id = %order_id, tries = call.tries, error = %e, "Checkout Session not created; will retry");
+        }
+        Err(StripeError::Api {
+            status: 400,
+            param: Some(param),
+            ..
+        }) if param == "expires_at" && call.tries < MAX_SESSION_TRIES => {
+            // A repeated request whose expiry is now too close: Stripe never ran it (or it would have
+            // replayed the session), so a new key with a new expiry makes no second session.
+            tracing::warn!(order.id = %order_id, tries = call.tries, "session expiry too close for a repeat; a new request follows");
+            ctx.db
+                .query(move |conn| orders::drop_session_key(conn, order_id))
+                .await?;
         }
         Err(e) => {
-            tracing::error!(order.id = %order.id, attempt, error = %e, "Checkout Session could not be created");
-            let order_id = order.id;
+            tracing::error!(order.id = %order_id, tries = call.tries, error = %e, "Checkout Session could not be created");
             ctx.db
                 .query(move |conn| {
                     orders::transition(conn, order_id, OrderStatus::PaymentFailed, None, now())?;
@@ -211,6 +248,11 @@ enum ApplyError {
 
 async fn apply_event(ctx: &WorkerContext, stripe: &StripeClient, event: &Pending) -> Result<(), ApplyError> {
     let id = event.id.clone();
+    if event.kind == "charge.refunded" {
+        let outcome = sync_refunds(ctx, stripe, event).await?;
+        ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
+        return Ok(());
+    }
     if event.kind.starts_with("refund.") || event.kind.starts_with("charge.dispute.") {
         let outcome = apply_refund_or_dispute(ctx, event).await?;
         ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
@@ -243,48 +285,121 @@ async fn apply_event(ctx: &WorkerContext, stripe: &StripeClient, event: &Pending
     };
     // Events can be late, repeated or out of order: Stripe's current state decides.
     let session = stripe.retrieve_checkout_session(&session_id).await?;
-    let Some(next) = next_status(&event.kind, &session) else {
-        ctx.db.query(move |conn| events::done(conn, &id, "done")).await?;
-        return Ok(());
+    let outcome = apply_session(ctx, stripe, order, &event.kind, &session).await?;
+    ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
+    Ok(())
+}
+
+/// Brings the order to what its session says at Stripe now; answers `done`, or `review` when Stripe
+/// charged another amount than the order's total (never accepted silently: a person looks at it).
+async fn apply_session(
+    ctx: &WorkerContext,
+    stripe: &StripeClient,
+    order: Order,
+    kind: &str,
+    session: &CheckoutSession,
+) -> Result<&'static str, ApplyError> {
+    let Some(next) = next_status(kind, session) else {
+        return Ok("done");
     };
     if next == OrderStatus::Paid && session.total() != Some(order.total) {
-        // Stripe charged another amount than the order's: never accepted silently.
         tracing::error!(
             order.id = %order.id,
             order.total = %order.total,
             stripe.total = ?session.total(),
             "paid amount differs from the order's total: left for review"
         );
-        ctx.db
-            .query(move |conn| events::done(conn, &id, "review"))
-            .await?;
-        return Ok(());
+        return Ok("review");
     }
-    apply_status(ctx, order, next, session.payment_intent.clone()).await?;
-    ctx.db.query(move |conn| events::done(conn, &id, "done")).await?;
-    Ok(())
+    apply_status(ctx, stripe, order, next, session.payment_intent.clone()).await?;
+    Ok("done")
 }
 
-/// Moves an order and tells the shopper (a receipt once paid).
+/// Moves an order and tells the shopper (a receipt once paid). A payment for an order that had ended
+/// here is settled (see [`settle_late`]).
 async fn apply_status(
     ctx: &WorkerContext,
+    stripe: &StripeClient,
     order: Order,
     next: OrderStatus,
     payment_intent: Option<String>,
-) -> Result<(), DbError> {
+) -> Result<(), ApplyError> {
     let order_id = order.id;
-    ctx.db
+    let intent = payment_intent.clone();
+    let snapshot = order.clone();
+    let moved = ctx
+        .db
         .query(move |conn| {
-            let moved = orders::transition(conn, order_id, next, payment_intent.as_deref(), now())?;
+            let moved = orders::transition(conn, order_id, next, intent.as_deref(), now())?;
             if moved {
-                thread::order_moved(conn, &order, next)?;
-            } else if next == OrderStatus::Paid && order.status != OrderStatus::Paid {
-                // Paid at Stripe while expired here: the money must not be lost; an agent settles it.
-                tracing::error!(order.id = %order.id, status = order.status.as_str(), "payment for an order that is not awaiting it");
+                thread::order_moved(conn, &snapshot, next)?;
             }
-            Ok(())
+            Ok(moved)
         })
-        .await
+        .await?;
+    if !moved && next == OrderStatus::Paid {
+        settle_late(ctx, stripe, order, payment_intent).await?;
+    }
+    Ok(())
+}
+
+/// A payment Stripe took for an order that had ended here (expired, superseded, failed): honoured when
+/// its stock can be taken again (the shopper gets the receipt), otherwise refunded in full at once (the
+/// shopper is told why). The shopper's money is never kept without the goods. Repeating it (a retried
+/// event, a later sweep) changes nothing more: the refund goes with a key of its own.
+async fn settle_late(
+    ctx: &WorkerContext,
+    stripe: &StripeClient,
+    order: Order,
+    payment_intent: Option<String>,
+) -> Result<(), ApplyError> {
+    let order_id = order.id;
+    let intent = payment_intent.clone();
+    let outcome = ctx
+        .db
+        .query(move |conn| orders::settle_late_payment(conn, order_id, intent.as_deref(), now()))
+        .await?;
+    match outcome {
+        LatePayment::NotLate => Ok(()),
+        LatePayment::Honoured => {
+            ctx.db
+                .query(move |conn| {
+                    let paid = orders::load_order(conn, order_id)?;
+                    thread::order_moved(conn, &paid, OrderStatus::Paid)
+                })
+                .await?;
+            Ok(())
+        }
+        LatePayment::RefundDue => {
+            let Some(intent) = payment_intent.or(order.stripe_payment_intent_id.clone()) else {
+                tracing::error!(order.id = %order_id, "late payment to refund without its PaymentIntent");
+                return Ok(());
+            };
+            let key = format!("order-{order_id}-late-refund");
+            let refund = stripe
+                .create_refund(
+                    &intent,
+                    order.total,
+                    &key,
+                    Some(RefundReason::RequestedByCustomer),
+                )
+                .await?;
+            let amount = crate::checkout::stripe::from_stripe_amount(refund.amount, order.currency)
+                .unwrap_or(order.total);
+            ctx.db
+                .query(move |conn| {
+                    let refunded =
+                        orders::record_late_refund(conn, order_id, &refund.id, amount, &refund.status)
+                            .map_err(|e| match e {
+                                orders::RefundError::Db(e) => e,
+                                other => diesel::result::Error::SerializationError(Box::new(other)),
+                            })?;
+                    thread::late_payment_refunded(conn, &refunded)
+                })
+                .await?;
+            Ok(())
+        }
+    }
 }
 
 /// Expires unpaid orders whose session ran out: Stripe is asked first, so a payment that completed at the
@@ -293,35 +408,65 @@ async fn sweep(ctx: &WorkerContext, stripe: &StripeClient) -> Result<(), DbError
     close_sessions(ctx, stripe).await?;
     let overdue = ctx.db.query(|conn| orders::overdue(conn, now(), 50)).await?;
     for order in overdue {
-        let next = match order.stripe_session_id.as_deref() {
-            None => Some(OrderStatus::Expired),
-            Some(session_id) => match stripe.retrieve_checkout_session(session_id).await {
-                Ok(s) if s.status == SessionStatus::Open => {
-                    match stripe.expire_checkout_session(session_id).await {
-                        Ok(s) => next_status("checkout.session.expired", &s),
-                        Err(e) => {
-                            tracing::warn!(order.id = %order.id, error = %e, "session not expired at Stripe; will retry");
-                            None
-                        }
-                    }
-                }
-                Ok(s) => next_status("checkout.session.expired", &s),
-                Err(e) => {
-                    tracing::warn!(order.id = %order.id, error = %e, "session not read from Stripe; will retry");
-                    None
-                }
-            },
+        let order_id = order.id;
+        let Some(session_id) = order.stripe_session_id.clone() else {
+            // No session was ever recorded: nothing at Stripe can be paid through us.
+            if let Err(e) = apply_status(ctx, stripe, order, OrderStatus::Expired, None).await {
+                tracing::warn!(order.id = %order_id, error = %e, "overdue order not expired; will retry");
+            }
+            continue;
         };
-        if let Some(next) = next {
-            let intent = None;
-            apply_status(ctx, order, next, intent).await?;
+        let session = match stripe.retrieve_checkout_session(&session_id).await {
+            Ok(s) if s.status == SessionStatus::Open => stripe.expire_checkout_session(&session_id).await,
+            other => other,
+        };
+        let applied = match session {
+            Ok(session) => apply_session(ctx, stripe, order, "checkout.session.expired", &session)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = applied {
+            tracing::warn!(order.id = %order_id, error = %e, "overdue order not settled; will retry");
         }
     }
     Ok(())
 }
 
+/// Asks Stripe about orders whose payment is not settled (see [`orders::to_reconcile`]) and brings each to
+/// what its session says, as its webhook would have: a webhook lost for good, or a worker that was down,
+/// still ends in the right state. Answers how many orders were checked.
+async fn reconcile(
+    ctx: &WorkerContext,
+    stripe: &StripeClient,
+    stale_before: Option<NaiveDateTime>,
+) -> Result<usize, DbError> {
+    let due = ctx
+        .db
+        .query(move |conn| orders::to_reconcile(conn, stale_before, 50))
+        .await?;
+    let count = due.len();
+    for order in due {
+        let (order_id, session_id) = (order.id, order.stripe_session_id.clone().unwrap_or_default());
+        ctx.db
+            .query(move |conn| orders::mark_checked(conn, order_id, Some(now())))
+            .await?;
+        let applied = match stripe.retrieve_checkout_session(&session_id).await {
+            Ok(session) => apply_session(ctx, stripe, order, "reconcile", &session)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = applied {
+            tracing::warn!(order.id = %order_id, error = %e, "order not reconciled with Stripe; will retry");
+        }
+    }
+    Ok(count)
+}
+
 /// Expires at Stripe the sessions of orders that ended here (superseded by a changed cart, expired,
-/// failed), so none of them can still be paid.
+/// failed), so none of them can still be paid. One that was paid meanwhile is settled (honoured or
+/// refunded: see [`settle_late`]).
 async fn close_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<(), DbError> {
     let open = ctx.db.query(|conn| orders::sessions_to_close(conn, 50)).await?;
     for (order_id, session_id) in open {
@@ -334,10 +479,17 @@ async fn close_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<()
             // Already expired or completed: Stripe says which.
             Err(_) => match stripe.retrieve_checkout_session(&session_id).await {
                 Ok(s) if s.status == SessionStatus::Complete => {
-                    // Paid for an order that ended here: the money is at Stripe and must be settled by
-                    // a person (refund or honour); it is never silently kept.
-                    tracing::error!(order.id = %order_id, "a superseded or expired order was paid at Stripe");
-                    true
+                    let order = ctx
+                        .db
+                        .query(move |conn| orders::load_order(conn, order_id))
+                        .await?;
+                    match apply_session(ctx, stripe, order, "checkout.session.completed", &s).await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(order.id = %order_id, error = %e, "late payment not settled; will retry");
+                            false
+                        }
+                    }
                 }
                 Ok(_) => true,
                 Err(e) => {
@@ -353,6 +505,52 @@ async fn close_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<()
         }
     }
     Ok(())
+}
+
+/// `charge.refunded` (sent for every refund, partial ones included, on every API version): the charge's
+/// refunds are read from Stripe and each recorded once by its id, so refunds made in Stripe's dashboard
+/// reach the order whether or not `refund.*` events are subscribed. `ignored` when it names no order.
+async fn sync_refunds(
+    ctx: &WorkerContext,
+    stripe: &StripeClient,
+    event: &Pending,
+) -> Result<&'static str, ApplyError> {
+    let body: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
+    let Some(intent) = body["data"]["object"]["payment_intent"]
+        .as_str()
+        .map(str::to_owned)
+    else {
+        return Ok("ignored");
+    };
+    let pi = intent.clone();
+    let Some(order) = ctx
+        .db
+        .query(move |conn| orders::find_by_payment_intent(conn, &pi))
+        .await?
+    else {
+        return Ok("ignored");
+    };
+    let refunds = stripe.list_refunds(&intent).await?;
+    let order_id = order.id;
+    ctx.db
+        .query(move |conn| {
+            for refund in refunds.iter().rev() {
+                let Some(amount) = crate::checkout::stripe::from_stripe_amount(refund.amount, order.currency)
+                else {
+                    continue;
+                };
+                match orders::record_refund(conn, order_id, &refund.id, amount, &refund.status) {
+                    Ok(_) => {}
+                    Err(orders::RefundError::Db(e)) => return Err(e),
+                    Err(e) => {
+                        tracing::error!(order.id = %order_id, error = %e, "refund from Stripe not recorded")
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok("done")
 }
 
 /// `refund.*`: the refund (made through our API or in Stripe's dashboard) is recorded on its order, once

@@ -112,6 +112,18 @@ fn receipt(order: &Order, first_name: Option<&str>) -> Result<Message, super::re
     })
 }
 
+/// A payment that arrived after the order had ended, and whose stock was gone by then: it went back in
+/// full; the shopper is told why, and that the cart is still there.
+pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
+    let text = format!(
+        "Sorry: your payment for order {} arrived after the order had expired, and some items sold out \
+         meanwhile. We refunded the full {}; your bank shows it within a few days.",
+        order.number, order.total
+    );
+    tell(conn, order, Message::text(&text))?;
+    Ok(())
+}
+
 /// After an order moved: a receipt when paid (and the purchase in the funnel), a word when the payment
 /// failed or waits for the bank.
 pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) -> QueryResult<()> {
@@ -134,7 +146,12 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
             };
             let mut messages = Message::text(&format!("Thank you! Order {} is paid.", order.number));
             messages.push(receipt(&paid, first_name.as_deref()).map_err(render)?);
-            tell(conn, order, messages)?;
+            let receipt = match order.thread_id {
+                None => "no_thread",
+                Some(_) if tell(conn, order, messages)? => "sent",
+                Some(_) => "window_closed",
+            };
+            crate::checkout::orders::set_receipt(conn, order.id, receipt)?;
         }
         OrderStatus::Processing => {
             tell(

@@ -10,21 +10,31 @@ use crate::helpers::{
 };
 use crate::stripe_fake::FakeStripe;
 
-const WEBHOOK_SECRET: &str = "whsec_test_secret";
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_test_secret";
 
-async fn shop_with_stripe() -> (MessengerApp, FakeStripe) {
+pub(crate) async fn shop_with_stripe() -> (MessengerApp, FakeStripe) {
+    shop_with_stripe_and(vec![]).await
+}
+
+/// The shop with Stripe and more environment.
+pub(crate) async fn shop_with_stripe_and(more: Vec<(&'static str, String)>) -> (MessengerApp, FakeStripe) {
     let stripe = FakeStripe::start().await;
-    let m = spawn_messenger_app_with(vec![
+    let mut env = stripe_env(&stripe);
+    env.extend(more);
+    (spawn_messenger_app_with(env).await, stripe)
+}
+
+/// The variables that point a server at the local Stripe.
+pub(crate) fn stripe_env(stripe: &FakeStripe) -> Vec<(&'static str, String)> {
+    vec![
         ("STRIPE_SECRET_KEY", "sk_test_threadcart".into()),
         ("STRIPE_API_BASE", stripe.base.clone()),
         ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
-    ])
-    .await;
-    (m, stripe)
+    ]
 }
 
 /// A shopper from an ad puts size 42 in the cart; answers the cart's total message.
-async fn cart_of_size_42(m: &MessengerApp, psid: &str) -> Value {
+pub(crate) async fn cart_of_size_42(m: &MessengerApp, psid: &str) -> Value {
     m.app
         .post_webhook(&delivery(
             PAGE_ID,
@@ -49,7 +59,7 @@ async fn cart_of_size_42(m: &MessengerApp, psid: &str) -> Value {
     next_message(m, psid, seen, |v| template(v)["template_type"] == "button").await
 }
 
-fn signed(body: &str) -> String {
+pub(crate) fn signed(body: &str) -> String {
     let t = chrono::Utc::now().timestamp();
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
@@ -62,7 +72,7 @@ fn signed(body: &str) -> String {
     format!("t={t},v1={hex}")
 }
 
-async fn post_stripe_event(m: &MessengerApp, kind: &str, session_id: &str) -> reqwest::Response {
+pub(crate) async fn post_stripe_event(m: &MessengerApp, kind: &str, session_id: &str) -> reqwest::Response {
     let body = json!({"id": format!("evt_test_{}", uuid::Uuid::new_v4().simple()), "object": "event",
         "type": kind, "created": chrono::Utc::now().timestamp(), "livemode": false, "api_version": "2026-09-30",
         "data": {"object": {"id": session_id, "object": "checkout.session"}}})
@@ -79,7 +89,7 @@ async fn post_stripe_event(m: &MessengerApp, kind: &str, session_id: &str) -> re
 }
 
 /// A shopper buys size 42 and pays on Stripe's page; answers the paid order's id and PaymentIntent.
-async fn paid_order(m: &MessengerApp, stripe: &FakeStripe, psid: &str) -> (String, String) {
+pub(crate) async fn paid_order(m: &MessengerApp, stripe: &FakeStripe, psid: &str) -> (String, String) {
     let total = cart_of_size_42(m, psid).await;
     let seen = sent_to(m, psid).len();
     let checkout = button(&template(&total)["buttons"], "Checkout").to_owned();
@@ -106,7 +116,7 @@ async fn paid_order(m: &MessengerApp, stripe: &FakeStripe, psid: &str) -> (Strin
     (order_id, intent)
 }
 
-fn stock_of_42(products: &Value) -> i64 {
+pub(crate) fn stock_of_42(products: &Value) -> i64 {
     products["data"][0]["variants"]
         .as_array()
         .unwrap()
@@ -509,7 +519,7 @@ async fn an_agent_checks_out_the_shoppers_cart_and_the_shopper_gets_the_pay_butt
     assert_eq!(again_empty.status(), 404);
 }
 
-async fn post_event_object(m: &MessengerApp, kind: &str, object: Value) -> reqwest::Response {
+pub(crate) async fn post_event_object(m: &MessengerApp, kind: &str, object: Value) -> reqwest::Response {
     let body = json!({"id": format!("evt_test_{}", uuid::Uuid::new_v4().simple()), "object": "event",
         "type": kind, "created": chrono::Utc::now().timestamp(), "livemode": false,
         "data": {"object": object}})

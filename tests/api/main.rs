@@ -18,6 +18,7 @@ mod offers;
 mod openapi;
 mod orders;
 mod pages;
+mod payments;
 mod shopping;
 mod stock;
 mod stripe;

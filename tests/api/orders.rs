@@ -1388,3 +1388,53 @@ async fn a_payment_and_an_expiry_at_once_have_exactly_one_effect() {
         }
     }
 }
+
+#[tokio::test]
+async fn fifty_shoppers_checking_out_the_last_ten_units_at_once_make_exactly_ten_payable_orders() {
+    let s = shop(10).await;
+    let db = &s.app.db;
+    let m = s.merchant.id;
+    let threads: Vec<Uuid> = (0..50)
+        .map(|i| {
+            let t = thread(db, m, &format!("psid-rush-{i}"));
+            add(db, m, t, s.slippers, 1);
+            t
+        })
+        .collect();
+
+    let results: Vec<Result<CheckedOut, CheckoutRefusal>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = threads
+            .iter()
+            .map(|&t| scope.spawn(move || checkout(db, m, t)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let won: Vec<&CheckedOut> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 10, "exactly the stock's worth of orders");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, CheckoutRefusal::SoldOut { available: 0, .. })),
+        "every other shopper is told it sold out"
+    );
+    assert_eq!(stock(db, s.slippers), 0);
+    let paid = std::thread::scope(|scope| {
+        let handles: Vec<_> = won
+            .iter()
+            .map(|w| {
+                let id = w.order.id;
+                scope.spawn(move || transition(db, id, OrderStatus::Paid))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|p| *p)
+            .count()
+    });
+    assert_eq!(paid, 10);
+    assert_eq!(reserved(db, s.slippers, "committed"), 10);
+    assert_eq!(stock(db, s.slippers), 0, "never below zero, nothing oversold");
+}

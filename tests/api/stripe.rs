@@ -350,6 +350,7 @@ async fn a_declined_card_and_an_invalid_request_are_not_retryable() {
             kind: "card_error".into(),
             code: Some("card_declined".into()),
             message: "Your card was declined.".into(),
+            param: None,
         }
     );
     assert!(

@@ -47,6 +47,9 @@ struct State {
     replays: HashMap<String, Replay>,
     scripted: VecDeque<(u16, Value)>,
     objects: u64,
+    refunds: Vec<Value>,
+    /// The next answers to a session creation are held back this long, after the session was made.
+    late_answers: VecDeque<std::time::Duration>,
 }
 
 impl State {
@@ -92,6 +95,36 @@ impl FakeStripe {
         self.state.lock().unwrap().scripted.extend(replies);
     }
 
+    /// The next session creations make their session but answer only after `delay`: what a lost answer
+    /// (or a crash of the caller) looks like from the caller's side.
+    pub fn answer_late(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().late_answers.push_back(delay);
+    }
+
+    /// Sessions made so far.
+    pub fn sessions(&self) -> Vec<Value> {
+        self.state.lock().unwrap().sessions.values().cloned().collect()
+    }
+
+    /// A refund made in Stripe's dashboard; answers the refund object.
+    pub fn refund_in_dashboard(&self, payment_intent: &str, amount: i64) -> Value {
+        let mut s = self.state.lock().unwrap();
+        let received = Received {
+            method: "POST".into(),
+            path: "/v1/refunds".into(),
+            content_type: None,
+            idempotency_key: None,
+            stripe_version: None,
+            form: vec![
+                ("payment_intent".into(), payment_intent.into()),
+                ("amount".into(), amount.to_string()),
+            ],
+        };
+        let (status, refund) = create_refund(&mut s, &received);
+        assert_eq!(status, 200, "{refund}");
+        refund
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
@@ -101,6 +134,21 @@ impl FakeStripe {
     pub fn set_amount_total(&self, id: &str, amount: i64) {
         let mut s = self.state.lock().unwrap();
         s.sessions.get_mut(id).unwrap()["amount_total"] = json!(amount);
+    }
+
+    /// The shopper pays with a delayed method (SEPA debit): the session completes unpaid; answers the
+    /// PaymentIntent id.
+    pub fn complete_session_unpaid(&self, id: &str) -> String {
+        let intent = self.complete_session(id);
+        let mut s = self.state.lock().unwrap();
+        s.sessions.get_mut(id).unwrap()["payment_status"] = json!("unpaid");
+        intent
+    }
+
+    /// The delayed payment of a completed session succeeds or fails.
+    pub fn settle_delayed_payment(&self, id: &str, succeeded: bool) {
+        let mut s = self.state.lock().unwrap();
+        s.sessions.get_mut(id).unwrap()["payment_status"] = json!(if succeeded { "paid" } else { "unpaid" });
     }
 
     /// The shopper pays: the session completes as after a card payment; answers the PaymentIntent id.
@@ -135,7 +183,12 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let form = std::str::from_utf8(&body)
+    let encoded = if req.method() == actix_web::http::Method::GET {
+        req.query_string().as_bytes()
+    } else {
+        &body[..]
+    };
+    let form = std::str::from_utf8(encoded)
         .ok()
         .and_then(|b| web::Query::<Vec<(String, String)>>::from_query(b).ok())
         .map(web::Query::into_inner)
@@ -148,19 +201,30 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
         stripe_version: header("stripe-version"),
         form,
     };
+    let (response, late) = respond(&state, received, header("authorization"));
+    if let Some(delay) = late {
+        // The session exists; its answer is lost on the way (the caller gives up waiting first).
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// The answer to a request, and how long to hold it back.
+fn respond(
+    state: &Mutex<State>,
+    received: Received,
+    authorization: Option<String>,
+) -> (HttpResponse, Option<std::time::Duration>) {
     let mut s = state.lock().unwrap();
     s.received.push(received.clone());
 
-    if !header("authorization").is_some_and(|a| a.starts_with("Bearer sk_test_")) {
+    if !authorization.is_some_and(|a| a.starts_with("Bearer sk_test_")) {
         let message = "Invalid API Key provided: sk_test_****";
-        return reply(
-            401,
-            stripe_error("invalid_request_error", None, message, None),
-            false,
-        );
+        let body = stripe_error("invalid_request_error", None, message, None);
+        return (reply(401, body, false), None);
     }
     if let Some((status, body)) = s.scripted.pop_front() {
-        return reply(status, body, false);
+        return (reply(status, body, false), None);
     }
     let key = received
         .idempotency_key
@@ -171,18 +235,15 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
     let request = (received.method.clone(), received.path.clone(), form);
     if let Some(replay) = key.as_ref().and_then(|k| s.replays.get(k)) {
         if replay.request == request {
-            return reply(replay.status, replay.body.clone(), true);
+            return (reply(replay.status, replay.body.clone(), true), None);
         }
         let message = format!(
             "Keys for idempotent requests can only be used with the same parameters they were first used \
              with. Try using a key other than '{}' if you meant to execute a different request.",
             key.unwrap_or_default()
         );
-        return reply(
-            400,
-            stripe_error("idempotency_error", None, &message, None),
-            false,
-        );
+        let body = stripe_error("idempotency_error", None, &message, None);
+        return (reply(400, body, false), None);
     }
 
     let (status, body) = route(&mut s, &received);
@@ -199,7 +260,10 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             },
         );
     }
-    reply(status, body, false)
+    let late = (received.path == "/v1/checkout/sessions")
+        .then(|| s.late_answers.pop_front())
+        .flatten();
+    (reply(status, body, false), late)
 }
 
 fn reply(status: u16, body: Value, replayed: bool) -> HttpResponse {
@@ -244,6 +308,22 @@ fn route(s: &mut State, req: &Received) -> (u16, Value) {
             None => missing("checkout.session", id),
         },
         ("POST", ["v1", "refunds"]) => create_refund(s, req),
+        ("GET", ["v1", "refunds"]) => {
+            let data: Vec<Value> = s
+                .refunds
+                .iter()
+                .filter(|r| {
+                    req.field("payment_intent")
+                        .is_none_or(|pi| r["payment_intent"] == pi)
+                })
+                .rev()
+                .cloned()
+                .collect();
+            (
+                200,
+                json!({"object": "list", "data": data, "has_more": false, "url": "/v1/refunds"}),
+            )
+        }
         _ => (
             404,
             stripe_error(
@@ -375,10 +455,17 @@ fn create_refund(s: &mut State, req: &Received) -> (u16, Value) {
     };
     let currency = session["currency"].clone();
     let paid = session["amount_total"].as_i64().unwrap_or_default();
+    let refunded: i64 = s
+        .refunds
+        .iter()
+        .filter(|r| r["payment_intent"] == payment_intent)
+        .filter_map(|r| r["amount"].as_i64())
+        .sum();
+    let left = paid - refunded;
     let amount = match req.field("amount").map(str::parse::<i64>) {
-        None => paid,
-        Some(Ok(a)) if (1..=paid).contains(&a) => a,
-        Some(_) => return invalid("Refund amount is greater than the unrefunded amount.", "amount"),
+        None if left > 0 => left,
+        Some(Ok(a)) if (1..=left).contains(&a) => a,
+        _ => return invalid("Refund amount is greater than the unrefunded amount.", "amount"),
     };
     let id = s.next_id("re");
     let mut refund: Value = serde_json::from_str(REFUND).unwrap();
@@ -394,5 +481,6 @@ fn create_refund(s: &mut State, req: &Received) -> (u16, Value) {
     for (k, v) in fields.as_object().unwrap() {
         refund[k] = v.clone();
     }
+    s.refunds.push(refund.clone());
     (200, refund)
 }
