@@ -1466,6 +1466,57 @@ pub fn record_refund(
     })
 }
 
+/// A refund asked through the API under an `Idempotency-Key`, as recorded: Stripe's id, status and amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRefund {
+    /// `re_...`.
+    pub stripe_refund_id: String,
+    /// Stripe's status when last heard of.
+    pub status: String,
+    /// The amount.
+    pub amount: Money,
+}
+
+/// The refund of the order asked under the merchant's `request_key`, if one was made.
+pub fn refund_by_request_key(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    request_key: &str,
+) -> QueryResult<Option<KeyedRefund>> {
+    let row: Option<(Option<String>, String, i64, String)> = refunds::table
+        .filter(refunds::order_id.eq(DbUuid(order_id)))
+        .filter(refunds::request_key.eq(request_key))
+        .select((
+            refunds::stripe_refund_id,
+            refunds::status,
+            refunds::amount_minor,
+            refunds::currency,
+        ))
+        .first(conn)
+        .optional()?;
+    row.map(|(id, status, minor, currency)| {
+        let currency = Currency::parse(&currency).map_err(|e| corrupt(e.to_string()))?;
+        Ok(KeyedRefund {
+            stripe_refund_id: id.unwrap_or_default(),
+            status,
+            amount: Money::from_minor(minor, currency),
+        })
+    })
+    .transpose()
+}
+
+/// Remembers the merchant's `request_key` on the recorded refund `stripe_refund_id`.
+pub fn set_refund_request_key(
+    conn: &mut DbConnection,
+    stripe_refund_id: &str,
+    request_key: &str,
+) -> QueryResult<()> {
+    diesel::update(refunds::table.filter(refunds::stripe_refund_id.eq(stripe_refund_id)))
+        .set(refunds::request_key.eq(request_key))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Orders that ended (expired, payment failed) while their Checkout Session may still be open at
 /// Stripe: the payments worker expires those sessions, so an old order can never be paid.
 pub fn sessions_to_close(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(Uuid, String)>> {

@@ -470,6 +470,7 @@ diesel::table! {
         reason -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        request_key -> Nullable<Text>,
     }
 }
 

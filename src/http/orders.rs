@@ -1,7 +1,7 @@
 //! Orders for the merchant (read), and the pages Stripe sends the shopper back to.
 
 use actix_web::http::Method;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -245,10 +245,35 @@ struct RefundRequest {
 }
 
 /// Refunds a paid order through Stripe (outside any transaction), then records the refund.
+/// The request's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key is 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+fn key_reused() -> ApiError {
+    ApiError::conflict(
+        "idempotency_key_reused",
+        "this Idempotency-Key was used for a refund of another amount",
+    )
+}
+
 async fn refund(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
+    req: HttpRequest,
     body: web::Json<RefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
     use crate::catalog::domain::FieldError;
@@ -281,16 +306,35 @@ async fn refund(
             )]));
         }
     };
+    let asked = body
+        .amount
+        .map(|dto| dto.parse_price())
+        .transpose()
+        .map_err(|e| ApiError::validation(vec![FieldError::new("amount", e.code(), e.to_string())]))?;
+    let request_key = idempotency_key(&req)?;
+    if let Some(request_key) = request_key.clone() {
+        // A repeated request answers the refund it made, whatever happened to the order since.
+        let made = state
+            .db
+            .query(move |conn| orders::refund_by_request_key(conn, id, &request_key))
+            .await?;
+        if let Some(made) = made {
+            if asked.is_some_and(|a| a != made.amount) {
+                return Err(key_reused());
+            }
+            return Ok(HttpResponse::Created().json(serde_json::json!({
+                "id": made.stripe_refund_id,
+                "status": made.status,
+                "amount": MoneyDto::from(made.amount),
+                "order": OrderBody::from(order),
+            })));
+        }
+    }
     let remaining = order
         .total
         .checked_sub(order.refunded)
         .map_err(ApiError::internal)?;
-    let amount = match body.amount {
-        None => remaining,
-        Some(dto) => dto
-            .parse_price()
-            .map_err(|e| ApiError::validation(vec![FieldError::new("amount", e.code(), e.to_string())]))?,
-    };
+    let amount = asked.unwrap_or(remaining);
     if amount.currency() != order.currency || amount.minor() <= 0 || amount.minor() > remaining.minor() {
         return Err(ApiError::validation(vec![FieldError::new(
             "amount",
@@ -306,18 +350,24 @@ async fn refund(
             "only a paid order can be refunded",
         ));
     };
-    // The same request repeated (a retry) reuses the key, so Stripe refunds once.
-    let key = format!(
-        "refund-{}-{}-{}",
-        order.id,
-        order.refunded.minor(),
-        amount.minor()
-    );
+    // With the merchant's key, a repeated request reaches Stripe with the same key and is refunded once;
+    // without one, a retry before the first refund was recorded still is.
+    let key = match &request_key {
+        Some(k) => format!("refund-{}-{k}", order.id),
+        None => format!(
+            "refund-{}-{}-{}",
+            order.id,
+            order.refunded.minor(),
+            amount.minor()
+        ),
+    };
     let refund = stripe
         .create_refund(&intent, amount, &key, reason)
         .await
         .map_err(|e| {
-            if e.is_retryable() {
+            if matches!(&e, crate::checkout::stripe::StripeError::Api { kind, .. } if kind == "idempotency_error") {
+                key_reused()
+            } else if e.is_retryable() {
                 ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
             } else {
                 ApiError::new(
@@ -331,7 +381,12 @@ async fn refund(
     let order = state
         .db
         .run(move |conn| {
-            orders::record_refund(conn, id, &refund_id, amount, &status).map_err(RefundFailure::from)
+            let order =
+                orders::record_refund(conn, id, &refund_id, amount, &status).map_err(RefundFailure::from)?;
+            if let Some(k) = &request_key {
+                orders::set_refund_request_key(conn, &refund_id, k).map_err(|e| RefundFailure(e.into()))?;
+            }
+            Ok::<_, RefundFailure>(order)
         })
         .await
         .map_err(|RefundFailure(e)| ApiError::internal(e))?;

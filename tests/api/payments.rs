@@ -445,3 +445,56 @@ async fn orders_are_filtered_by_thread_ad_and_time() {
     let problem = crate::helpers::assert_problem(bad, 422, "validation_failed").await;
     assert_eq!(problem["errors"][0]["field"], "from");
 }
+
+#[tokio::test]
+async fn a_refund_repeated_with_its_idempotency_key_is_made_once_and_answered_again() {
+    let (m, stripe) = shop_with_stripe().await;
+    let (order_id, _) = paid_order(&m, &stripe, "L13").await;
+    let url = format!("{}/v1/orders/{order_id}/refunds", m.app.address);
+    let ask = |key: &'static str, amount: &'static str| {
+        let (m, url) = (&m, url.clone());
+        async move {
+            m.app
+                .client
+                .post(url)
+                .bearer_auth(&m.merchant.token)
+                .header("idempotency-key", key)
+                .json(&json!({"amount": {"amount": amount, "currency": "EUR"}}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let first = ask("refund-ticket-1", "10.00").await;
+    let repeated = ask("refund-ticket-1", "10.00").await;
+    let other_amount = ask("refund-ticket-1", "5.00").await;
+
+    assert_eq!(first.status(), 201);
+    assert_eq!(repeated.status(), 201);
+    let (first, repeated): (Value, Value) = (first.json().await.unwrap(), repeated.json().await.unwrap());
+    assert_eq!(first["id"], repeated["id"]);
+    assert_eq!(
+        repeated["order"]["refunded"],
+        json!({"amount": "10.00", "currency": "EUR"})
+    );
+    crate::helpers::assert_problem(other_amount, 409, "idempotency_key_reused").await;
+    let refund_calls = stripe
+        .received()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/refunds")
+        .count();
+    assert_eq!(refund_calls, 1, "Stripe was asked once");
+
+    let bad_key = m
+        .app
+        .client
+        .post(&url)
+        .bearer_auth(&m.merchant.token)
+        .header("idempotency-key", "")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(bad_key, 400, "invalid_idempotency_key").await;
+}

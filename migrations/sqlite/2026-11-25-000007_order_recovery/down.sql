@@ -1,3 +1,5 @@
+DROP INDEX refunds_request_key_idx;
+ALTER TABLE refunds DROP COLUMN request_key;
 DROP INDEX orders_merchant_ad_idx;
 DROP INDEX orders_merchant_created_idx;
 DROP INDEX orders_thread_idx;

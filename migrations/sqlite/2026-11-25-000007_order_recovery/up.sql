@@ -10,3 +10,5 @@ ALTER TABLE orders ADD COLUMN late_payment TEXT;
 CREATE INDEX orders_thread_idx ON orders (thread_id);
 CREATE INDEX orders_merchant_created_idx ON orders (merchant_id, created_at);
 CREATE INDEX orders_merchant_ad_idx ON orders (merchant_id, ad_id);
+ALTER TABLE refunds ADD COLUMN request_key TEXT;
+CREATE UNIQUE INDEX refunds_request_key_idx ON refunds (order_id, request_key);
