@@ -65,6 +65,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How long a Stripe call may take before its answer is treated as lost.
     pub stripe_timeout: Duration,
+    /// How many shoppers' events, and how many threads' sends, each process works on at once.
+    pub worker_concurrency: usize,
 }
 
 /// A variable that is present but unusable.
@@ -198,6 +200,7 @@ impl Config {
             },
             sweep_interval: Duration::from_secs(env.number("THREADCART_SWEEP_SECS", 20)?.max(1)),
             stripe_timeout: Duration::from_secs(env.number("STRIPE_TIMEOUT_SECS", 20)?.clamp(1, 120)),
+            worker_concurrency: env.number("THREADCART_WORKER_CONCURRENCY", 4)?.clamp(1, 64),
         })
     }
 

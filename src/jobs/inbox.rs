@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::{WorkerContext, backoff, idle};
@@ -81,29 +82,41 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
 /// The lease a worker takes on a shopper while applying their events.
 const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
+/// Applies the events of the shoppers that have some due, `worker_concurrency` shoppers at a time (each
+/// under its lease, so one shopper's events stay in order); the sender is woken as each shopper's replies
+/// are queued.
 async fn apply_some(ctx: &WorkerContext) -> Result<usize, DbError> {
+    let batch = i64::try_from(ctx.config.worker_concurrency * 8).unwrap_or(64);
     let due = ctx
         .db
-        .query(|conn| inbound::customers_due(conn, now(), 20))
+        .query(move |conn| inbound::customers_due(conn, now(), batch))
         .await?;
-    let mut applied = 0;
-    for customer_id in due {
-        let owner = ctx.owner.clone();
-        let leased = ctx
-            .db
-            .query(move |conn| inbound::lease(conn, customer_id, &owner, now() + LEASE))
-            .await?;
-        if !leased {
-            continue;
-        }
-        let result = apply_customer(ctx, customer_id).await;
-        let owner = ctx.owner.clone();
-        ctx.db
-            .query(move |conn| inbound::release(conn, customer_id, &owner))
-            .await?;
-        applied += result?;
+    let results: Vec<Result<usize, DbError>> = futures_util::stream::iter(due)
+        .map(|customer_id| leased_apply(ctx, customer_id))
+        .buffer_unordered(ctx.config.worker_concurrency)
+        .collect()
+        .await;
+    results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))
+}
+
+async fn leased_apply(ctx: &WorkerContext, customer_id: DbUuid) -> Result<usize, DbError> {
+    let owner = ctx.owner.clone();
+    let leased = ctx
+        .db
+        .query(move |conn| inbound::lease(conn, customer_id, &owner, now() + LEASE))
+        .await?;
+    if !leased {
+        return Ok(0);
     }
-    Ok(applied)
+    let result = apply_customer(ctx, customer_id).await;
+    let owner = ctx.owner.clone();
+    ctx.db
+        .query(move |conn| inbound::release(conn, customer_id, &owner))
+        .await?;
+    if matches!(result, Ok(n) if n > 0) {
+        ctx.wakers.outbox.notify_one();
+    }
+    result
 }
 
 async fn apply_customer(ctx: &WorkerContext, customer_id: DbUuid) -> Result<usize, DbError> {

@@ -37,6 +37,7 @@ pub(super) async fn payments_loop(ctx: Arc<WorkerContext>, mut stopped: watch::R
     };
     // The first turn sweeps and reconciles: what happened while no worker ran is caught up at start.
     let mut last_sweep: Option<Instant> = None;
+    let mut started = false;
     loop {
         let mut busy = 0;
         match create_sessions(&ctx, &stripe).await {
@@ -54,7 +55,13 @@ pub(super) async fn payments_loop(ctx: Arc<WorkerContext>, mut stopped: watch::R
                 tracing::error!(error = %e, "sweeping overdue orders failed");
             }
         }
-        let stale_before = sweep_due.then(|| now() - RECONCILE_EVERY);
+        // At start every unsettled order is asked about; afterwards, those not asked for a while.
+        let stale_before = match (started, sweep_due) {
+            (false, _) => Some(now()),
+            (true, true) => Some(now() - RECONCILE_EVERY),
+            (true, false) => None,
+        };
+        started = true;
         match reconcile(&ctx, &stripe, stale_before).await {
             Ok(n) => busy += n,
             Err(e) => tracing::error!(error = %e, "reconciling unpaid orders failed"),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio::sync::{Mutex, watch};
 
 use super::{WorkerContext, backoff, idle};
@@ -75,26 +76,37 @@ pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Recei
     }
 }
 
+/// Sends what is due, `worker_concurrency` threads at a time (each under its lease, so one thread's
+/// messages go in order).
 async fn send_some(ctx: &WorkerContext, limiter: &PageLimiter) -> Result<usize, DbError> {
-    let due = ctx.db.query(|conn| outbox::threads_due(conn, now(), 20)).await?;
-    let mut sent = 0;
-    for thread_id in due {
-        let owner = ctx.owner.clone();
-        let leased = ctx
-            .db
-            .query(move |conn| outbox::lease(conn, thread_id, &owner, now() + LEASE))
-            .await?;
-        if !leased {
-            continue;
-        }
-        let result = send_thread(ctx, limiter, thread_id).await;
-        let owner = ctx.owner.clone();
-        ctx.db
-            .query(move |conn| outbox::release(conn, thread_id, &owner))
-            .await?;
-        sent += result?;
+    let batch = i64::try_from(ctx.config.worker_concurrency * 8).unwrap_or(64);
+    let due = ctx
+        .db
+        .query(move |conn| outbox::threads_due(conn, now(), batch))
+        .await?;
+    let results: Vec<Result<usize, DbError>> = futures_util::stream::iter(due)
+        .map(|thread_id| leased_send(ctx, limiter, thread_id))
+        .buffer_unordered(ctx.config.worker_concurrency)
+        .collect()
+        .await;
+    results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))
+}
+
+async fn leased_send(ctx: &WorkerContext, limiter: &PageLimiter, thread_id: DbUuid) -> Result<usize, DbError> {
+    let owner = ctx.owner.clone();
+    let leased = ctx
+        .db
+        .query(move |conn| outbox::lease(conn, thread_id, &owner, now() + LEASE))
+        .await?;
+    if !leased {
+        return Ok(0);
     }
-    Ok(sent)
+    let result = send_thread(ctx, limiter, thread_id).await;
+    let owner = ctx.owner.clone();
+    ctx.db
+        .query(move |conn| outbox::release(conn, thread_id, &owner))
+        .await?;
+    result
 }
 
 async fn send_thread(
