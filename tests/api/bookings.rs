@@ -10,7 +10,9 @@ use threadcart::db::schema::{bookable_nights, orders};
 use threadcart::db::{Db, DbConnection, DbUuid};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestDatabase, TestMerchant, assert_problem, spawn_app};
+use crate::helpers::{
+    TestApp, TestDatabase, TestMerchant, assert_problem, eventually, spawn_app, spawn_app_with,
+};
 
 fn suite_body(units: i64) -> Value {
     json!({
@@ -496,6 +498,28 @@ async fn an_expired_hold_gives_its_nights_back() {
         .unwrap();
     assert_eq!(booking["status"], "expired");
     assert!(hold(&app, m.id, request(id, day, 2, later(15))).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_sweeper_expires_a_hold_past_its_time_without_being_asked() {
+    let app = spawn_app_with(&[("THREADCART_SWEEP_SECS", "1")]).await;
+    let m = app.merchant("Dream Hotels").await;
+    let id = create_bookable(&app, &m, 1).await;
+    let day = in_days(10);
+    let held = hold(&app, m.id, request(id, day, 2, later(-1))).await.unwrap();
+
+    eventually("the overdue hold to expire", || async {
+        available(&app, &m.token, id, day, 2).await == [1, 1]
+    })
+    .await;
+
+    let booking: Value = app
+        .get(&format!("/v1/bookings/{}", held.id), &m.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(booking["status"], "expired");
 }
 
 #[tokio::test]
