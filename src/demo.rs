@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{Role, keys};
+use crate::bookings;
 use crate::catalog::import::{ImportProduct, ImportVariant};
 use crate::catalog::wire::ProductCreate;
 use crate::catalog::{self, CatalogError};
 use crate::db::{Db, DbConnection, write_transaction};
 use crate::merchants::pages::{self, NewPage};
-use crate::merchants::{self, NewMerchant};
+use crate::merchants::{self, Merchant, NewMerchant};
+use crate::money::MoneyDto;
 
 /// The fixture, embedded so the binary carries it wherever it runs.
 const DEMO_JSON: &str = include_str!("../fixtures/demo.json");
@@ -35,7 +37,26 @@ struct DemoMerchant {
     offers: Vec<DemoOffer>,
     #[serde(default)]
     discounts: Vec<DemoDiscount>,
+    #[serde(default)]
+    bookables: Vec<DemoBookable>,
 }
+
+/// A room type; Friday and Saturday nights cost `weekend_price` for the next [`WEEKEND_RATE_DAYS`].
+#[derive(Deserialize)]
+struct DemoBookable {
+    name: String,
+    description: Option<String>,
+    image_url: Option<String>,
+    units: u32,
+    max_guests: u32,
+    nightly_price: MoneyDto,
+    weekend_price: MoneyDto,
+    min_nights: u32,
+    max_nights: u32,
+}
+
+/// How far ahead a demo room's weekend prices are set when it is created.
+const WEEKEND_RATE_DAYS: u64 = 366;
 
 #[derive(Deserialize)]
 struct DemoOffer {
@@ -176,6 +197,9 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
                 .map_err(|e| DemoError::Fixture(format!("{}: {e}", m.slug)))?;
         }
     }
+    for bookable in &m.bookables {
+        load_bookable(conn, &merchant, &m.slug, bookable)?;
+    }
     Ok(Loaded {
         slug: m.slug.clone(),
         name: merchant.name,
@@ -228,5 +252,58 @@ fn load_offer(
         active: true,
     };
     crate::offers::create(conn, merchant_id, &new).map_err(|e| DemoError::Fixture(format!("{slug}: {e}")))?;
+    Ok(())
+}
+
+/// Creates the demo room type unless the merchant has one of that name, with its weekend prices for the
+/// next [`WEEKEND_RATE_DAYS`] from today in the merchant's timezone (an existing room keeps its rates).
+fn load_bookable(
+    conn: &mut DbConnection,
+    merchant: &Merchant,
+    slug: &str,
+    b: &DemoBookable,
+) -> Result<(), DemoError> {
+    use chrono::{Datelike, Days, Weekday};
+
+    let invalid = |e: &dyn std::fmt::Display| DemoError::Fixture(format!("{slug}: {}: {e}", b.name));
+    let query = bookings::BookableQuery {
+        after: None,
+        limit: 200,
+        active_only: false,
+    };
+    if bookings::list(conn, merchant.id, &query)?
+        .iter()
+        .any(|e| e.spec.name == b.name)
+    {
+        return Ok(());
+    }
+    let spec = bookings::BookableSpec {
+        name: b.name.clone(),
+        description: b.description.clone(),
+        image_url: b.image_url.clone(),
+        units: b.units,
+        max_guests: b.max_guests,
+        base_price: b.nightly_price.parse_price().map_err(|e| invalid(&e))?,
+        min_nights: b.min_nights,
+        max_nights: b.max_nights,
+        check_in: chrono::NaiveTime::from_hms_opt(15, 0, 0).unwrap_or_default(),
+        check_out: chrono::NaiveTime::from_hms_opt(11, 0, 0).unwrap_or_default(),
+        timezone: merchant.timezone,
+        active: true,
+    };
+    let weekend = b.weekend_price.parse_price().map_err(|e| invalid(&e))?;
+    let bookable = bookings::create(conn, merchant.id, &spec).map_err(|e| invalid(&e))?;
+    let today = bookings::stay::local_today(merchant.timezone, crate::db::now());
+    let weekends: Vec<bookings::RateRange> = today
+        .iter_days()
+        .take(WEEKEND_RATE_DAYS as usize)
+        .filter(|d| matches!(d.weekday(), Weekday::Fri | Weekday::Sat))
+        .map(|night| bookings::RateRange {
+            from: night,
+            to: night + Days::new(1),
+            price: Some(weekend),
+        })
+        .collect();
+    bookings::set_rates(conn, merchant.id, bookable.id, &weekends).map_err(|e| invalid(&e))?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod attribution;
 pub mod auth;
+pub mod bookings;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;

@@ -48,7 +48,7 @@ fn identifier(field: &str, value: &str, errors: &mut Vec<FieldError>) -> String 
 }
 
 /// Checks a required text of at most `max` characters, trimmed.
-fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
+pub(crate) fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
     let value = value.trim();
     if value.is_empty() {
         errors.push(FieldError::new(field, "required", "must not be empty"));
@@ -63,7 +63,7 @@ fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> S
 }
 
 /// Checks an optional text: blank becomes absent.
-fn optional_text(
+pub(crate) fn optional_text(
     field: &str,
     value: Option<&str>,
     max: usize,
@@ -98,7 +98,7 @@ fn has_host(url: &str) -> bool {
 }
 
 /// Checks an optional absolute http(s) URL.
-fn optional_url(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+pub(crate) fn optional_url(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
     let value = value.map(str::trim).filter(|v| !v.is_empty())?;
     if !has_host(value) || value.chars().any(char::is_whitespace) {
         errors.push(FieldError::new(

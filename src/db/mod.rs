@@ -205,6 +205,45 @@ where
     }
 }
 
+/// What [`write_or_nested_transaction`] got back from `write_transaction`: its own failure, or the body's.
+enum Outcome<E> {
+    Diesel(diesel::result::Error),
+    Body(E),
+}
+
+impl<E> From<diesel::result::Error> for Outcome<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Outcome::Diesel(e)
+    }
+}
+
+/// Runs `f` in its own write transaction, or, when the caller already opened one (the conversation
+/// applies a shopper's tap inside its own), in a savepoint of it: either way all of `f` or nothing, and a
+/// refusal undoes only what `f` did. SQLite refuses a second `BEGIN IMMEDIATE` before running anything,
+/// which is how a caller's open transaction is recognised; PostgreSQL nests by itself.
+pub fn write_or_nested_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    let mut body = Some(f);
+    let outcome = write_transaction(conn, |conn| match body.take() {
+        Some(f) => f(conn).map_err(Outcome::Body),
+        None => Err(Outcome::Diesel(diesel::result::Error::AlreadyInTransaction)),
+    });
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(Outcome::Body(e)) => Err(e),
+        Err(Outcome::Diesel(diesel::result::Error::AlreadyInTransaction)) => match body.take() {
+            Some(f) => conn.transaction(f),
+            None => Err(diesel::result::Error::AlreadyInTransaction.into()),
+        },
+        Err(Outcome::Diesel(e)) => Err(e.into()),
+    }
+}
+
 /// Builds connections for the pool, of the backend chosen once from the URL.
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {

@@ -516,3 +516,81 @@ diesel::allow_tables_to_appear_in_same_query!(
     stripe_events,
     refunds,
 );
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    bookables (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        name -> Text,
+        description -> Nullable<Text>,
+        image_url -> Nullable<Text>,
+        units -> Integer,
+        max_guests -> Integer,
+        base_price_minor -> BigInt,
+        currency -> Text,
+        min_nights -> Integer,
+        max_nights -> Integer,
+        check_in_time -> Text,
+        check_out_time -> Text,
+        timezone -> Text,
+        active -> Bool,
+        deleted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    bookable_rates (bookable_id, night) {
+        bookable_id -> PortableUuid,
+        night -> Date,
+        price_minor -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    bookable_nights (bookable_id, night) {
+        bookable_id -> PortableUuid,
+        night -> Date,
+        held -> Integer,
+        booked -> Integer,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    bookings (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        bookable_id -> PortableUuid,
+        thread_id -> Nullable<PortableUuid>,
+        order_id -> Nullable<PortableUuid>,
+        arrival -> Date,
+        departure -> Date,
+        nights -> Integer,
+        guests -> Integer,
+        status -> Text,
+        total_minor -> BigInt,
+        currency -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(bookable_rates -> bookables (bookable_id));
+diesel::joinable!(bookable_nights -> bookables (bookable_id));
+diesel::joinable!(bookings -> bookables (bookable_id));
+
+diesel::allow_tables_to_appear_in_same_query!(bookables, bookable_rates, bookable_nights, bookings);

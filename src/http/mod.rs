@@ -3,6 +3,8 @@
 //! Every route is registered through [`Api`], which also records it: the test that compares the app
 //! with `openapi.yaml` reads the same table the server is built from.
 
+mod bookables;
+mod bookings;
 mod catalog;
 mod discounts;
 mod health;
@@ -54,6 +56,8 @@ fn register(api: &mut Api<'_>) {
     pages::routes(api);
     catalog::routes(api);
     offers::routes(api);
+    bookables::routes(api);
+    bookings::routes(api);
     discounts::routes(api);
     orders::routes(api);
     threads::routes(api);

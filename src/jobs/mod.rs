@@ -1,8 +1,9 @@
 //! The background workers that drain the durable queues: the Messenger inbox (deliveries into events,
-//! events into effects) and the outbox (queued messages to the Send API). Each loop wakes when work is
+//! events into effects), the outbox (queued messages to the Send API), payments and stay holds. Each loop wakes when work is
 //! queued in this process and polls for work queued by other processes; leases in the database keep
 //! one worker per shopper and per thread across every process.
 
+mod holds;
 mod inbox;
 mod payments;
 mod sender;
@@ -63,6 +64,7 @@ impl Workers {
             tokio::spawn(inbox::split_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(inbox::event_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(sender::send_loop(ctx.clone(), stopped.clone())),
+            tokio::spawn(holds::holds_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(payments::payments_loop(ctx, stopped)),
         ];
         Workers { stop, handles }
