@@ -8,7 +8,14 @@
 //!    signed delivery, at `--concurrency`: acknowledged events/s and the latency of each POST; then it
 //!    waits for every greeting to reach the Graph API (the background processing rate);
 //! 3. `rate`: one event per delivery at `--rate` events/s for `--seconds`, paced: acknowledgement latency;
-//! 4. `e2e`: the same at `--e2e-rate`, timing each delivery until its greeting reaches the Graph API.
+//! 4. `e2e`: the same at `--e2e-rate`, timing each delivery until its greeting reaches the Graph API;
+//! 5. `shop`: shoppers who each click the ad, tap "Choose size", pick 42, decline the socks offer and
+//!    type "cart", taking the payloads from the replies as a person would, started so that their actions
+//!    come at `--shop-rate` actions/s: each action is timed from its delivery to its first reply.
+//!
+//! With `--api-key` (an owner key of the merchant, the demo shop's by default) every `--page-id` is first
+//! connected to that merchant through `POST /v1/pages`, so the load can be spread over several Pages
+//! (Meta allows 300 Send API calls/s per Page, and each shopper action takes two or three).
 //!
 //! With `--server-pid` it samples the server's VmRSS every 200 ms throughout.
 //!
@@ -54,6 +61,7 @@ enum Phase {
     Ack,
     Rate,
     E2e,
+    Shop,
 }
 
 /// Load generator for threadcart's Messenger webhook (see the module documentation).
@@ -84,6 +92,12 @@ struct Args {
     /// Events per second in the e2e phase (one per delivery).
     #[arg(long, default_value_t = 500)]
     e2e_rate: u64,
+    /// Shopper actions per second in the shop phase (five per shopper).
+    #[arg(long, default_value_t = 500)]
+    shop_rate: u64,
+    /// An owner API key: connect every --page-id to its merchant first.
+    #[arg(long)]
+    api_key: Option<String>,
     /// The Page the events are for (the demo shop's by default); several, comma-separated, take turns
     /// (the server sends at most 300 calls/s per Page).
     #[arg(long, value_delimiter = ',', default_value = "100000000000001")]
@@ -135,6 +149,7 @@ impl Args {
         bounded("batch", self.batch as u64, 1000)?;
         bounded("rate", self.rate, 50_000)?;
         bounded("e2e-rate", self.e2e_rate, 50_000)?;
+        bounded("shop-rate", self.shop_rate, 50_000)?;
         bounded("wait-secs", self.wait_secs, 3600)?;
         bounded("drain-secs", self.drain_secs, 3600)?;
         if self.rate * self.seconds > 1_000_000 || self.e2e_rate * self.seconds > 1_000_000 {
@@ -158,6 +173,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What the local Graph API has received.
 #[derive(Default)]
 struct GraphLog {
+    /// Every message (not sender action) per PSID, with when it arrived.
+    inbox: HashMap<String, Vec<(Instant, Value)>>,
+    /// Shoppers waiting for their next message.
+    waiters: HashMap<String, Arc<tokio::sync::Notify>>,
     /// When the first message (not sender action) for each PSID arrived.
     first_reply: HashMap<String, Instant>,
     /// Send API messages.
@@ -186,6 +205,13 @@ async fn graph_answer(req: HttpRequest, body: web::Bytes, log: web::Data<SharedL
         }
         log.messages += 1;
         let message_id = format!("m_loadgen_{}", log.messages);
+        log.inbox
+            .entry(psid.clone())
+            .or_default()
+            .push((arrived, parsed["message"].clone()));
+        if let Some(waiter) = log.waiters.get(&psid) {
+            waiter.notify_one();
+        }
         if log.first_reply.contains_key(&psid) {
             log.duplicates += 1;
         } else {
@@ -901,6 +927,292 @@ async fn phase_e2e(ctx: &mut Ctx) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Shopping.
+
+/// Connects every `--page-id` to the merchant of `api_key` (a Page already connected answers 409).
+async fn connect_pages(ctx: &Ctx, api_key: &str) -> Result<()> {
+    let t = &ctx.target;
+    let res = t
+        .client
+        .post(format!("{}/v1/auth/token", t.base))
+        .json(&json!({"api_key": api_key}))
+        .send()
+        .await
+        .context("POST /v1/auth/token")?;
+    if !res.status().is_success() {
+        bail!("--api-key was refused: HTTP {}", res.status().as_u16());
+    }
+    let token: Value = res.json().await.context("token answer")?;
+    let token = token["access_token"]
+        .as_str()
+        .context("no access_token")?
+        .to_owned();
+    for page in &t.page_ids {
+        let res = t
+            .client
+            .post(format!("{}/v1/pages", t.base))
+            .bearer_auth(&token)
+            .json(&json!({"page_id": page, "name": format!("Loadgen {page}"), "access_token": "EAAG-loadgen-token"}))
+            .send()
+            .await
+            .context("POST /v1/pages")?;
+        let status = res.status().as_u16();
+        match status {
+            201 => row("pages", &format!("Page {page}"), "connected"),
+            409 => row("pages", &format!("Page {page}"), "already connected"),
+            _ => bail!("connecting Page {page}: HTTP {status}"),
+        }
+    }
+    Ok(())
+}
+
+/// One shopper action: what it sends, and the button or quick reply its replies must offer next.
+struct Step {
+    name: &'static str,
+    /// The next step's title to find in the replies (`None`: any reply will do).
+    offers: Option<&'static str>,
+}
+
+/// The shopping script.
+const SCRIPT: [Step; 5] = [
+    Step {
+        name: "ad click",
+        offers: Some("Choose size"),
+    },
+    Step {
+        name: "Choose size",
+        offers: Some("42"),
+    },
+    Step {
+        name: "42",
+        offers: Some("No thanks"),
+    },
+    Step {
+        name: "No thanks",
+        offers: None,
+    },
+    Step {
+        name: "type cart",
+        offers: Some("Checkout"),
+    },
+];
+
+/// The payload of the button or quick reply titled `title` in `messages`, and whether it is a quick reply.
+fn offered(messages: &[(Instant, Value)], title: &str) -> Option<(String, bool)> {
+    for (_, message) in messages.iter().rev() {
+        let payload = &message["attachment"]["payload"];
+        let buttons = payload["elements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|e| e["buttons"].as_array().into_iter().flatten())
+            .chain(payload["buttons"].as_array().into_iter().flatten());
+        for b in buttons {
+            if b["title"] == title {
+                return Some((b["payload"].as_str()?.to_owned(), false));
+            }
+        }
+        for q in message["quick_replies"].as_array().into_iter().flatten() {
+            if q["title"] == title {
+                return Some((q["payload"].as_str()?.to_owned(), true));
+            }
+        }
+    }
+    None
+}
+
+/// What one action of a shopper measured.
+struct Action {
+    step: usize,
+    /// Delivery POST to the first reply (None: no reply in time).
+    latency: Option<Duration>,
+    /// Whether the step's replies offered what the next step taps.
+    ok: bool,
+    error: Option<ErrorKey>,
+    sent: Instant,
+}
+
+/// Sends `event` for the shopper and waits for its replies: the first one timed, then until `offers`
+/// shows up (or any reply, without one).
+async fn act(
+    target: &Target,
+    log: &SharedLog,
+    notify: &tokio::sync::Notify,
+    page: &str,
+    psid: &str,
+    event: Value,
+    offers: Option<&str>,
+) -> (
+    Option<Duration>,
+    Option<(String, bool)>,
+    Option<ErrorKey>,
+    Instant,
+) {
+    let seen = lock(log).inbox.get(psid).map_or(0, Vec::len);
+    let body = target.delivery(page, vec![event]);
+    let sent = Instant::now();
+    if let Err(e) = target.post_delivery(body).await {
+        return (None, None, Some(e), sent);
+    }
+    let until = sent + E2E_LIMIT;
+    let mut first = None;
+    loop {
+        {
+            let log = lock(log);
+            let new = log
+                .inbox
+                .get(psid)
+                .map_or(&[][..], |m| m.get(seen..).unwrap_or_default());
+            if let Some((at, _)) = new.first() {
+                first.get_or_insert(at.saturating_duration_since(sent));
+                match offers {
+                    None => return (first, None, None, sent),
+                    Some(title) => {
+                        if let Some(found) = offered(new, title) {
+                            return (first, Some(found), None, sent);
+                        }
+                    }
+                }
+            }
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || tokio::time::timeout(left, notify.notified()).await.is_err() {
+            return (first, None, None, sent);
+        }
+    }
+}
+
+fn messaging(psid: &str, page: &str, n: usize, kind: &str, payload: &str, title: &str) -> Value {
+    let ts = chrono::Utc::now().timestamp_millis();
+    let mid = format!("m-{psid}-{n}");
+    match kind {
+        "quick" => json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": ts,
+                          "message": {"mid": mid, "text": title, "quick_reply": {"payload": payload}}}),
+        "text" => json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": ts,
+                         "message": {"mid": mid, "text": title}}),
+        _ => json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": ts,
+                    "postback": {"title": title, "payload": payload, "mid": mid}}),
+    }
+}
+
+/// One shopper through the script; stops at the first step whose replies lack what comes next.
+async fn shopper(target: Arc<Target>, log: SharedLog, n: usize) -> Vec<Action> {
+    let psid = target.psid("s", n);
+    let page = target.page(n).to_owned();
+    let notify = Arc::new(tokio::sync::Notify::new());
+    lock(&log).waiters.insert(psid.clone(), notify.clone());
+    let mut actions = Vec::with_capacity(SCRIPT.len());
+    let mut next: Option<(String, bool)> = None;
+    for (i, step) in SCRIPT.iter().enumerate() {
+        let event = match (i, &next) {
+            (0, _) => target.ad_postback(&page, &psid),
+            (4, _) => messaging(&psid, &page, i, "text", "", "cart"),
+            (_, Some((payload, quick))) => {
+                let kind = if *quick { "quick" } else { "postback" };
+                messaging(&psid, &page, i, kind, payload, step.name)
+            }
+            (_, None) => break,
+        };
+        let (latency, found, error, sent) =
+            act(&target, &log, &notify, &page, &psid, event, step.offers).await;
+        let ok = error.is_none() && latency.is_some() && (step.offers.is_none() || found.is_some());
+        actions.push(Action {
+            step: i,
+            latency,
+            ok,
+            error,
+            sent,
+        });
+        if !ok {
+            break;
+        }
+        next = found;
+    }
+    lock(&log).waiters.remove(&psid);
+    actions
+}
+
+async fn phase_shop(ctx: &mut Ctx) -> Result<()> {
+    ctx.rss.phase("shop");
+    let rate = ctx.args.shop_rate;
+    let per_shopper = SCRIPT.len() as u64;
+    let shoppers = (rate * ctx.args.seconds).div_ceil(per_shopper);
+    let interval_ns = 1_000_000_000 * per_shopper / rate;
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut tasks = Vec::with_capacity(shoppers as usize);
+    for i in 0..shoppers {
+        let slot = start + Duration::from_nanos(i * interval_ns);
+        if slot > Instant::now() {
+            tokio::time::sleep_until(slot.into()).await;
+        }
+        tasks.push(tokio::spawn(shopper(
+            ctx.target.clone(),
+            ctx.log.clone(),
+            i as usize,
+        )));
+    }
+    let mut actions = Vec::new();
+    for t in tasks {
+        actions.extend(t.await.context("a shopper task failed")?);
+    }
+    let first = actions.iter().map(|a| a.sent).min().unwrap_or(start);
+    let last = actions.iter().map(|a| a.sent).max().unwrap_or(start);
+    let achieved = actions.len().saturating_sub(1) as f64 / (last - first).as_secs_f64().max(1e-9);
+    let failed = actions.iter().filter(|a| !a.ok).count();
+    let mut errors = BTreeMap::new();
+    for a in &actions {
+        if let Some(e) = &a.error {
+            *errors.entry(e.clone()).or_insert(0) += 1;
+        }
+    }
+    let all = Latencies::new(actions.iter().map(|a| a.latency.map(micros)).collect());
+    row(
+        "shop",
+        "pacing",
+        format!(
+            "{achieved:>9.0} actions/s of {rate} ({shoppers} shoppers, {} actions)",
+            actions.len()
+        ),
+    );
+    for (i, step) in SCRIPT.iter().enumerate() {
+        let of_step = Latencies::new(
+            actions
+                .iter()
+                .filter(|a| a.step == i)
+                .map(|a| a.latency.map(micros))
+                .collect(),
+        );
+        row(
+            "shop",
+            &format!("{} -> first reply", step.name),
+            of_step.line(&[("p50", 50.0), ("p99", 99.0), ("max", 100.0)]),
+        );
+    }
+    row(
+        "shop",
+        "any action -> first reply",
+        format!(
+            "{}  ({failed} of {} without the expected reply)",
+            all.line(&[("p50", 50.0), ("p99", 99.0), ("max", 100.0)]),
+            actions.len()
+        ),
+    );
+    row("shop", "errors", errors_text(&errors));
+    row("shop", "max server RSS", ctx.rss.show("shop"));
+    ctx.summary.push(format!(
+        "shop{rate}_actions_per_s={achieved:.0} shop_p50={} shop_p99={} shop_failed={failed}",
+        all.show(50.0).replace(' ', ""),
+        all.show(99.0).replace(' ', "")
+    ));
+    ctx.checks.push((
+        format!("shop action p99 < 50 ms at {rate}/s"),
+        all.show(99.0),
+        all.pct(99.0).flatten().is_some_and(|v| v < 50.0) && failed == 0 && errors.is_empty(),
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
@@ -920,7 +1232,7 @@ async fn run() -> Result<()> {
     let run = run[..12].to_owned();
 
     println!("threadcart loadgen, run {run}");
-    let header: [(&str, String); 14] = [
+    let header: [(&str, String); 15] = [
         ("target", base.clone()),
         ("graph-port", args.graph_port.to_string()),
         ("seconds", args.seconds.to_string()),
@@ -929,6 +1241,7 @@ async fn run() -> Result<()> {
         ("batch", args.batch.to_string()),
         ("rate", args.rate.to_string()),
         ("e2e-rate", args.e2e_rate.to_string()),
+        ("shop-rate", args.shop_rate.to_string()),
         ("page-id", args.page_id.join(",")),
         (
             "app-secret",
@@ -1022,6 +1335,9 @@ async fn run() -> Result<()> {
 
 async fn phases(ctx: &mut Ctx) -> Result<()> {
     wait_for_health(&ctx.target, Duration::from_secs(ctx.args.wait_secs)).await?;
+    if let Some(key) = ctx.args.api_key.clone() {
+        connect_pages(ctx, &key).await?;
+    }
     preflight(ctx).await?;
     let phases = ctx.args.phases.clone();
     for phase in phases {
@@ -1031,6 +1347,7 @@ async fn phases(ctx: &mut Ctx) -> Result<()> {
             Phase::Ack => phase_ack(ctx).await?,
             Phase::Rate => phase_rate(ctx).await?,
             Phase::E2e => phase_e2e(ctx).await?,
+            Phase::Shop => phase_shop(ctx).await?,
         }
     }
     println!();

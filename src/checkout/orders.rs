@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::carts::{Cart, CartLine, Totals};
 use crate::db::schema::{self, order_counters, order_lines, orders, refunds, reservations, variants};
-use crate::db::{DbConnection, DbUuid, now, write_transaction};
+use crate::db::{DbConnection, DbUuid, now};
 use crate::error::is_unique_violation_on;
 use crate::money::{Currency, Money, MoneyError};
 
@@ -532,22 +532,8 @@ fn load(conn: &mut DbConnection, id: Uuid) -> QueryResult<Order> {
 
 // ---- transactions -------------------------------------------------------------------------------
 
-/// What [`one_transaction`] got back from `write_transaction`: its own failure, or the body's.
-enum Outcome<E> {
-    Diesel(diesel::result::Error),
-    Body(E),
-}
-
-impl<E> From<diesel::result::Error> for Outcome<E> {
-    fn from(e: diesel::result::Error) -> Self {
-        Outcome::Diesel(e)
-    }
-}
-
-/// Runs `f` in its own write transaction, or, when the caller already opened one (the conversation
-/// applies a shopper's tap on Checkout inside its own), in a savepoint of it: either way all of `f` or
-/// nothing, and a refusal undoes only what `f` did. SQLite refuses a second `BEGIN IMMEDIATE` before
-/// running anything, which is how a caller's open transaction is recognised; PostgreSQL nests by itself.
+/// The orders' write transactions: their own, or a savepoint of the caller's (a shopper's tap on Checkout
+/// is applied inside the conversation's transaction).
 fn one_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -555,20 +541,7 @@ fn one_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let mut body = Some(f);
-    let outcome = write_transaction(conn, |conn| match body.take() {
-        Some(f) => f(conn).map_err(Outcome::Body),
-        None => Err(Outcome::Diesel(diesel::result::Error::AlreadyInTransaction)),
-    });
-    match outcome {
-        Ok(value) => Ok(value),
-        Err(Outcome::Body(e)) => Err(e),
-        Err(Outcome::Diesel(diesel::result::Error::AlreadyInTransaction)) => match body.take() {
-            Some(f) => conn.transaction(f),
-            None => Err(diesel::result::Error::AlreadyInTransaction.into()),
-        },
-        Err(Outcome::Diesel(e)) => Err(e.into()),
-    }
+    crate::db::write_or_nested_transaction(conn, f)
 }
 
 // ---- locks --------------------------------------------------------------------------------------

@@ -92,7 +92,11 @@ async fn send_some(ctx: &WorkerContext, limiter: &PageLimiter) -> Result<usize, 
     results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))
 }
 
-async fn leased_send(ctx: &WorkerContext, limiter: &PageLimiter, thread_id: DbUuid) -> Result<usize, DbError> {
+async fn leased_send(
+    ctx: &WorkerContext,
+    limiter: &PageLimiter,
+    thread_id: DbUuid,
+) -> Result<usize, DbError> {
     let owner = ctx.owner.clone();
     let leased = ctx
         .db
