@@ -34,12 +34,72 @@ pub(super) async fn split_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
 }
 
 async fn split_some(ctx: &WorkerContext) -> Result<usize, DbError> {
-    let deliveries = ctx.db.query(|conn| inbound::pending_deliveries(conn, 20)).await?;
+    let batch = i64::try_from(ctx.config.worker_concurrency * 16).unwrap_or(64);
+    let deliveries = ctx
+        .db
+        .query(move |conn| inbound::pending_deliveries(conn, batch))
+        .await?;
     if deliveries.is_empty() {
         return Ok(0);
     }
-    let mut handled = 0;
+    let handled = deliveries.len();
+    // Deliveries that share no shopper are split side by side; those that do stay in arrival order, so a
+    // shopper's events are stored in the order Meta sent them.
+    let chains = by_shopper(deliveries);
+    let results: Vec<Result<(), DbError>> = futures_util::stream::iter(chains)
+        .map(|chain| split_chain(ctx, chain))
+        .buffer_unordered(ctx.config.worker_concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<(), DbError>>()?;
+    Ok(handled)
+}
+
+/// Groups deliveries (kept in arrival order) into chains such that two deliveries naming the same shopper
+/// are in the same chain; a delivery that cannot be read is a chain of its own.
+fn by_shopper(deliveries: Vec<(DbUuid, String)>) -> Vec<Vec<(DbUuid, String)>> {
+    use std::collections::HashMap;
+    let mut chains: Vec<Vec<(DbUuid, String)>> = Vec::new();
+    let mut chain_of: HashMap<(String, String), usize> = HashMap::new();
     for (id, body) in deliveries {
+        let shoppers: Vec<(String, String)> = crate::messenger::webhook::parse(body.as_bytes())
+            .map(|events| events.into_iter().map(|e| (e.page_id, e.psid)).collect())
+            .unwrap_or_default();
+        let mut joined: Vec<usize> = shoppers.iter().filter_map(|s| chain_of.get(s).copied()).collect();
+        joined.sort_unstable();
+        joined.dedup();
+        let target = match joined.split_first() {
+            None => {
+                chains.push(Vec::new());
+                chains.len() - 1
+            }
+            Some((&first, rest)) => {
+                // The delivery links several chains: they become one, in arrival order.
+                for &other in rest.iter().rev() {
+                    let moved = std::mem::take(&mut chains[other]);
+                    chains[first].extend(moved);
+                    for index in chain_of.values_mut() {
+                        if *index == other {
+                            *index = first;
+                        }
+                    }
+                }
+                chains[first].sort_by_key(|(id, _)| *id);
+                first
+            }
+        };
+        chains[target].push((id, body));
+        for shopper in shoppers {
+            chain_of.insert(shopper, target);
+        }
+    }
+    chains.retain(|c| !c.is_empty());
+    chains
+}
+
+/// Splits a chain's deliveries one after the other.
+async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Result<(), DbError> {
+    for (id, body) in chain {
         let result = ctx
             .db
             .query(move |conn| match inbound::split_delivery(conn, id, &body) {
@@ -51,9 +111,75 @@ async fn split_some(ctx: &WorkerContext) -> Result<usize, DbError> {
             Ok(n) => tracing::debug!(inbox.id = %id.0, events.stored = n, "delivery split"),
             Err(e) => tracing::warn!(inbox.id = %id.0, error = %e, "delivery split failed; will retry"),
         }
-        handled += 1;
     }
-    Ok(handled)
+    ctx.wakers.events.notify_one();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(n: u128, shoppers: &[&str]) -> (DbUuid, String) {
+        let messaging: Vec<serde_json::Value> = shoppers
+            .iter()
+            .map(|psid| {
+                serde_json::json!({"sender": {"id": psid}, "recipient": {"id": "P1"}, "timestamp": 1,
+                                   "message": {"mid": format!("m-{n}-{psid}"), "text": "hi"}})
+            })
+            .collect();
+        let body =
+            serde_json::json!({"object": "page", "entry": [{"id": "P1", "time": 1, "messaging": messaging}]});
+        (DbUuid(uuid::Uuid::from_u128(n)), body.to_string())
+    }
+
+    fn ids(chains: &[Vec<(DbUuid, String)>]) -> Vec<Vec<u128>> {
+        chains
+            .iter()
+            .map(|c| c.iter().map(|(id, _)| id.0.as_u128()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn deliveries_of_different_shoppers_are_split_side_by_side() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            delivery(2, &["b"]),
+            delivery(3, &["c"]),
+        ]);
+        assert_eq!(ids(&chains), [vec![1], vec![2], vec![3]]);
+    }
+
+    #[test]
+    fn one_shoppers_deliveries_stay_in_one_chain_in_arrival_order() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            delivery(2, &["b"]),
+            delivery(3, &["a"]),
+        ]);
+        assert_eq!(ids(&chains), [vec![1, 3], vec![2]]);
+    }
+
+    #[test]
+    fn a_delivery_naming_two_shoppers_joins_their_chains_in_order() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            delivery(2, &["b"]),
+            delivery(3, &["a", "b"]),
+            delivery(4, &["b"]),
+            delivery(5, &["c"]),
+        ]);
+        assert_eq!(ids(&chains), [vec![1, 2, 3, 4], vec![5]]);
+    }
+
+    #[test]
+    fn an_unreadable_delivery_is_a_chain_of_its_own() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            (DbUuid(uuid::Uuid::from_u128(2)), "{".into()),
+        ]);
+        assert_eq!(ids(&chains), [vec![1], vec![2]]);
+    }
 }
 
 /// Applies each shopper's events, one shopper at a time across every process.

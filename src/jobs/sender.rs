@@ -128,6 +128,8 @@ async fn send_thread(
         })
         .await?;
     let mut handled = 0;
+    // A thread's messages all go through its Page: its token is read once per batch.
+    let mut page_token: Option<(String, Option<String>)> = None;
     for q in queued {
         if q.next_attempt_at > now() {
             break;
@@ -145,11 +147,18 @@ async fn send_thread(
             handled += 1;
             continue;
         }
-        let page_id = q.page_id.clone();
-        let token = ctx
-            .db
-            .query(move |conn| crate::merchants::pages::access_token(conn, &page_id))
-            .await?;
+        let token = match &page_token {
+            Some((page, token)) if *page == q.page_id => token.clone(),
+            _ => {
+                let page_id = q.page_id.clone();
+                let token = ctx
+                    .db
+                    .query(move |conn| crate::merchants::pages::access_token(conn, &page_id))
+                    .await?;
+                page_token = Some((q.page_id.clone(), token.clone()));
+                token
+            }
+        };
         let Some(token) = token else {
             finish(
                 ctx,
@@ -197,6 +206,8 @@ async fn send_thread(
                         ctx.db
                             .query(move |conn| crate::merchants::pages::mark_token_broken(conn, &page_id))
                             .await?;
+                        // The rest of the batch is not sent with the broken token.
+                        page_token = Some((q.page_id.clone(), None));
                         finish(ctx, &q, "failed", &error).await?;
                     }
                     ErrorClass::OutsideWindow | ErrorClass::Unreachable | ErrorClass::Permanent => {

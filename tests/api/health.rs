@@ -114,3 +114,29 @@ async fn the_database_enforces_foreign_keys_on_every_backend() {
 
     assert!(orphan.is_err(), "a variant of a missing product must be refused");
 }
+
+#[tokio::test]
+async fn a_connection_the_database_server_dropped_is_replaced_by_the_pool() {
+    use diesel::RunQueryDsl;
+    use diesel::dsl::sql;
+    use diesel::sql_types::Integer;
+    let database = crate::helpers::TestDatabase::new();
+    if database.backend() != threadcart::db::Backend::Postgres {
+        return; // an embedded SQLite connection has no server to drop it
+    }
+    let db = threadcart::db::Db::connect(&database.url, 1).unwrap();
+    let backend_pid = |c: &mut threadcart::db::DbConnection| {
+        diesel::select(sql::<Integer>("pg_backend_pid()")).get_result::<i32>(c)
+    };
+    let pid = db.query_blocking(backend_pid).unwrap();
+    let admin = threadcart::db::Db::connect(&database.url, 1).unwrap();
+    admin
+        .query_blocking(move |c| diesel::sql_query(format!("SELECT pg_terminate_backend({pid})")).execute(c))
+        .unwrap();
+
+    let failed = db.query_blocking(backend_pid);
+    let replaced = db.query_blocking(backend_pid).unwrap();
+
+    assert!(failed.is_err(), "the dead connection's query fails");
+    assert_ne!(replaced, pid, "the next query runs on a new connection");
+}
