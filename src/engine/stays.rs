@@ -675,3 +675,412 @@ fn offer_message(
         Message::buttons(&text, vec![take, decline]).map_err(render)?,
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::{NaiveDateTime, NaiveTime};
+
+    use super::*;
+    use crate::bookings::BookableSpec;
+    use crate::carts::CartLine;
+    use crate::engine::{GET_STARTED, Input, MemoryShop, respond};
+    use crate::messenger::webhook::Referral;
+    use crate::money::Currency;
+
+    fn eur(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::parse("EUR").unwrap())
+    }
+
+    /// Noon UTC on Monday 21 December 2026: 13:00 in Paris.
+    fn now() -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 12, 21)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+    }
+
+    fn date(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    fn room(name: &str, units: u32, price: i64) -> Bookable {
+        Bookable {
+            id: Uuid::now_v7(),
+            merchant_id: Uuid::nil(),
+            spec: BookableSpec {
+                name: name.to_owned(),
+                description: None,
+                image_url: Some("https://example.com/room.jpg".into()),
+                units,
+                max_guests: 2,
+                base_price: eur(price),
+                min_nights: 1,
+                max_nights: 14,
+                check_in: NaiveTime::from_hms_opt(15, 0, 0).unwrap(),
+                check_out: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
+                timezone: chrono_tz::Europe::Paris,
+                active: true,
+            },
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    /// The demo hotel: the suite (Friday night dearer), its sea-view upgrade at +40.00 a night, and a
+    /// double room.
+    fn hotel() -> MemoryShop {
+        let suite = room("Honeymoon Suite", 1, 24_000);
+        let sea = room("Sea-view Honeymoon Suite", 1, 28_000);
+        let double = room("Double Room", 6, 14_000);
+        let upgrade = StayOfferView {
+            id: Uuid::now_v7(),
+            text: "Wake up to the sea:".into(),
+            kind: StayOfferKind::Upgrade {
+                room: sea.clone(),
+                night_delta: Some(eur(4_000)),
+            },
+        };
+        MemoryShop {
+            rates: vec![(suite.id, date(25), eur(29_000))],
+            stay_offers: vec![(suite.id, upgrade)],
+            rooms: vec![suite, sea, double],
+            ..MemoryShop::default()
+        }
+    }
+
+    fn turn<'a>(
+        input: Input<'a>,
+        cart: Option<&'a Cart>,
+        stays: &'a [Booking],
+        stay_room: Option<Uuid>,
+    ) -> Turn<'a> {
+        Turn {
+            at: now(),
+            merchant_name: "Dream Hotels",
+            first_name: Some("Anna"),
+            cart,
+            stays,
+            stay_room,
+            has_rooms: true,
+            input,
+        }
+    }
+
+    fn tap(payload: &str) -> Input<'_> {
+        Input::Tap {
+            payload,
+            referral: None,
+        }
+    }
+
+    fn json(m: &Message) -> serde_json::Value {
+        serde_json::to_value(m).unwrap()
+    }
+
+    fn quick_titles(m: &Message) -> Vec<String> {
+        json(m)["quick_replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["title"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn held(shop: &MemoryShop, expires_in_minutes: i64) -> (Cart, Booking) {
+        let suite = &shop.rooms[0];
+        let booking = Booking {
+            id: Uuid::now_v7(),
+            merchant_id: Uuid::nil(),
+            bookable_id: suite.id,
+            thread_id: None,
+            order_id: None,
+            stay: StayDates::new(date(24), 3).unwrap(),
+            guests: 2,
+            status: BookingStatus::Held,
+            total: eur(77_000),
+            expires_at: now() + chrono::Duration::minutes(expires_in_minutes),
+            created_at: now(),
+            updated_at: now(),
+        };
+        let cart = Cart {
+            id: Uuid::now_v7(),
+            thread_id: Uuid::now_v7(),
+            currency: Currency::parse("EUR").unwrap(),
+            lines: vec![CartLine {
+                id: Uuid::now_v7(),
+                variant_id: None,
+                product_id: None,
+                title: suite.spec.name.clone(),
+                variant_name: stay_line_name(booking.stay, 2),
+                sku: "STAY".into(),
+                image_url: None,
+                unit_price: booking.total,
+                quantity: 1,
+                offer_id: None,
+                booking_id: Some(booking.id),
+            }],
+            offers_seen: vec![shop.stay_offers[0].1.id],
+            discount: None,
+        };
+        (cart, booking)
+    }
+
+    #[test]
+    fn the_greeting_of_a_hotel_offers_to_book_a_stay_next_to_the_shop() {
+        let mut shop = hotel();
+
+        let out = respond(&turn(tap(GET_STARTED), None, &[], None), &mut shop).unwrap();
+
+        assert_eq!(
+            quick_titles(&out.replies[0]),
+            ["Shop", "Book a stay", "My cart", "Talk to a person"]
+        );
+    }
+
+    #[test]
+    fn book_a_stay_shows_the_rooms_with_their_from_price_and_guests() {
+        let mut shop = hotel();
+        let rooms = payload::encode(&Payload::Rooms { page: 0 });
+
+        let out = respond(&turn(tap(&rooms), None, &[], None), &mut shop).unwrap();
+
+        let cards = json(&out.replies[0])["attachment"]["payload"]["elements"].clone();
+        assert_eq!(cards.as_array().unwrap().len(), 3);
+        assert_eq!(cards[0]["title"], "Honeymoon Suite");
+        assert_eq!(cards[0]["subtitle"], "from 240.00 EUR / night · up to 2 guests");
+        assert_eq!(cards[0]["buttons"][0]["title"], "Choose dates");
+    }
+
+    #[test]
+    fn a_ref_naming_a_room_opens_on_it_and_asks_the_arrival_date() {
+        let mut shop = hotel();
+        let suite = shop.rooms[0].id;
+        let referral = Referral {
+            source: "SHORTLINK".into(),
+            kind: "OPEN_THREAD".into(),
+            ref_: Some("c=honeymoon_b=honeymoon-suite".into()),
+            ad_id: None,
+            ad_title: None,
+            post_id: None,
+            product_id: None,
+            ads_context_data: None,
+        };
+
+        let out = respond(&turn(Input::Referral(&referral), None, &[], None), &mut shop).unwrap();
+
+        assert_eq!(
+            out.commands,
+            [
+                Command::ViewedRoom { bookable: suite },
+                Command::AskDates { bookable: suite }
+            ]
+        );
+        assert_eq!(
+            json(&out.replies[1])["attachment"]["payload"]["elements"][0]["title"],
+            "Honeymoon Suite"
+        );
+        let days = quick_titles(&out.replies[2]);
+        assert_eq!(&days[..3], ["Today", "Tomorrow", "Wed 23 Dec"]);
+    }
+
+    #[test]
+    fn an_ad_whose_product_id_is_a_room_opens_on_that_room() {
+        let mut shop = hotel();
+        let sea = shop.rooms[1].id;
+        let referral = Referral {
+            source: "ADS".into(),
+            kind: "OPEN_THREAD".into(),
+            ref_: None,
+            ad_id: Some("AD-9".into()),
+            ad_title: Some("Sea view".into()),
+            post_id: None,
+            product_id: Some(sea.simple().to_string()),
+            ads_context_data: None,
+        };
+
+        let out = respond(&turn(Input::Referral(&referral), None, &[], None), &mut shop).unwrap();
+
+        assert_eq!(out.commands[0], Command::ViewedRoom { bookable: sea });
+    }
+
+    #[test]
+    fn a_date_typed_in_english_or_french_answers_the_arrival_question() {
+        let mut shop = hotel();
+        let suite = shop.rooms[0].id;
+
+        for typed in ["24 Dec", "24/12", "2026-12-24", "24 décembre", "le 24 décembre"] {
+            let out = respond(&turn(Input::Text(typed), None, &[], Some(suite)), &mut shop).unwrap();
+
+            assert_eq!(
+                out.replies[0].as_text(),
+                Some("Arriving Thu 24 Dec. How many nights?"),
+                "{typed}"
+            );
+            assert_eq!(quick_titles(&out.replies[0])[..2], ["1 night", "2 nights"]);
+        }
+    }
+
+    #[test]
+    fn a_date_typed_without_a_room_asked_is_searched_as_usual() {
+        let mut shop = hotel();
+
+        let out = respond(&turn(Input::Text("24 Dec"), None, &[], None), &mut shop).unwrap();
+
+        assert!(
+            out.replies[0]
+                .as_text()
+                .unwrap()
+                .starts_with("I found nothing for")
+        );
+    }
+
+    #[test]
+    fn free_nights_are_held_and_full_ones_offer_the_nearest_dates_and_other_rooms() {
+        let mut shop = hotel();
+        let suite = shop.rooms[0].id;
+        let guests = |arrival| {
+            payload::encode(&Payload::Guests {
+                bookable: suite,
+                arrival,
+                nights: 3,
+                guests: 2,
+            })
+        };
+
+        let free = respond(&turn(tap(&guests(date(24))), None, &[], None), &mut shop).unwrap();
+        shop.taken.push((suite, date(25), 1));
+        let full = respond(&turn(tap(&guests(date(24))), None, &[], None), &mut shop).unwrap();
+
+        assert_eq!(
+            free.commands,
+            [Command::Hold {
+                bookable: suite,
+                stay: StayDates::new(date(24), 3).unwrap(),
+                guests: 2
+            }]
+        );
+        assert!(free.then_show_stay);
+        assert!(full.commands.is_empty());
+        assert_eq!(
+            full.replies[0].as_text(),
+            Some(
+                "Sorry, the Honeymoon Suite is not available Thu 24 Dec → Sun 27 Dec 2026. It is from \
+                 Sat 26 Dec → Tue 29 Dec 2026, or another room is free on your dates:"
+            )
+        );
+        assert_eq!(
+            quick_titles(&full.replies[0]),
+            [
+                "From Sat 26 Dec",
+                "Sea-view Honeymoon…",
+                "Double Room",
+                "Other dates"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_room_or_a_past_arrival_gets_a_friendly_reply() {
+        let mut shop = hotel();
+        let gone = payload::encode(&Payload::Room {
+            bookable: Uuid::now_v7(),
+        });
+        let past = payload::encode(&Payload::Arrival {
+            bookable: shop.rooms[0].id,
+            arrival: date(1),
+        });
+
+        let gone = respond(&turn(tap(&gone), None, &[], None), &mut shop).unwrap();
+        let past = respond(&turn(tap(&past), None, &[], None), &mut shop).unwrap();
+
+        assert!(gone.commands.is_empty());
+        assert!(
+            gone.replies[0]
+                .as_text()
+                .unwrap()
+                .starts_with("Sorry, that item or button")
+        );
+        assert_eq!(past.replies[0].as_text(), Some("That date has passed."));
+    }
+
+    #[test]
+    fn the_held_stay_is_priced_night_by_night_with_the_upgrade_offered_per_night() {
+        let mut shop = hotel();
+        let (mut cart, booking) = held(&shop, 15);
+        cart.offers_seen.clear();
+        let suite = shop.rooms[0].clone();
+
+        let (replies, shown) = stay_replies(now(), &cart, &booking, &suite, &mut shop).unwrap();
+
+        assert_eq!(
+            replies[0].as_text(),
+            Some(
+                "Honeymoon Suite, Thu 24 Dec → Sun 27 Dec 2026 (2 guests):\nThu 24 Dec: 240.00 EUR\nFri \
+                 25 Dec: 290.00 EUR\nSat 26 Dec: 240.00 EUR\nTotal 770.00 EUR. I am holding it for you for \
+                 15 minutes."
+            )
+        );
+        assert_eq!(
+            json(&replies[1])["attachment"]["payload"]["text"],
+            "Wake up to the sea: Sea-view Honeymoon Suite for +40.00 EUR / night (+120.00 EUR for your stay)."
+        );
+        assert_eq!(shown, Some(shop.stay_offers[0].1.id));
+        assert_eq!(
+            json(&replies[2])["attachment"]["payload"]["buttons"][0]["title"],
+            "Book and pay"
+        );
+    }
+
+    #[test]
+    fn an_upgrade_is_taken_while_held_declined_politely_and_refused_once_the_hold_ended() {
+        let mut shop = hotel();
+        let (cart, booking) = held(&shop, 15);
+        let (_, expired) = held(&shop, -1);
+        let offer = shop.stay_offers[0].1.id;
+        let take = payload::encode(&Payload::Upgrade {
+            offer,
+            booking: booking.id,
+        });
+        let skip = payload::encode(&Payload::DeclineOffer { offer, cart: cart.id });
+        let late = payload::encode(&Payload::Upgrade {
+            offer,
+            booking: expired.id,
+        });
+        let stays = [booking.clone(), expired.clone()];
+
+        let taken = respond(&turn(tap(&take), Some(&cart), &stays, None), &mut shop).unwrap();
+        let skipped = respond(&turn(tap(&skip), Some(&cart), &stays, None), &mut shop).unwrap();
+        let late = respond(&turn(tap(&late), Some(&cart), &stays, None), &mut shop).unwrap();
+
+        assert_eq!(
+            taken.commands,
+            [Command::Upgrade {
+                offer,
+                booking: booking.id
+            }]
+        );
+        assert_eq!(skipped.commands, [Command::DeclineOffer { offer }]);
+        assert!(skipped.then_show_stay);
+        assert!(late.commands.is_empty());
+        assert_eq!(
+            late.replies[0].as_text(),
+            Some("Sorry, that stay is no longer held for you. Book it again?")
+        );
+    }
+
+    #[test]
+    fn typing_book_a_room_or_reserver_une_chambre_shows_the_rooms() {
+        let mut shop = hotel();
+
+        for typed in ["book a room", "réserver une chambre", "rooms"] {
+            let out = respond(&turn(Input::Text(typed), None, &[], None), &mut shop).unwrap();
+
+            assert_eq!(
+                json(&out.replies[0])["attachment"]["payload"]["elements"][0]["title"],
+                "Honeymoon Suite",
+                "{typed}"
+            );
+        }
+    }
+}
