@@ -157,16 +157,20 @@ async fn bookings_of(m: &MessengerApp, status: &str) -> Vec<Value> {
 
 /// Taps Upgrade, then Book and pay; answers the order once its Pay button is sent.
 async fn upgrade_and_check_out(m: &MessengerApp, psid: &str) -> Value {
+    let offer = next_message(m, psid, 0, |v| {
+        template(v)["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Wake up to the sea:"))
+    })
+    .await;
+    // The summary's "Book and pay" comes after the offer: wait for it too before tapping.
+    next_message(m, psid, 0, |v| {
+        template(v)["text"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("Ready to book?"))
+    })
+    .await;
     let seen = sent_to(m, psid).len();
-    let offer = sent_to(m, psid)
-        .into_iter()
-        .rev()
-        .find(|v| {
-            template(v)["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Wake up to the sea:"))
-        })
-        .unwrap();
     tap_postback(
         m,
         psid,
