@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
             unit_price: variant.price,
             quantity: 1,
             offer_id: None,
+            booking_id: None,
         }],
         offers_seen: Vec::new(),
         discount: None,
@@ -152,6 +153,9 @@ fn bench(c: &mut Criterion) {
                     merchant_name: "Comfy Shoes",
                     first_name: Some("Anna"),
                     cart: *cart,
+                    stays: &[],
+                    stay_room: None,
+                    has_rooms: false,
                     input: *input,
                 };
                 let outcome = respond(&turn, &mut shop);

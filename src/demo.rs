@@ -61,8 +61,16 @@ const WEEKEND_RATE_DAYS: u64 = 366;
 #[derive(Deserialize)]
 struct DemoOffer {
     kind: String,
-    trigger_retailer_id: String,
-    offer_sku: String,
+    /// The trigger product, or `trigger_bookable` (a room's name) for upgrades and add-ons.
+    trigger_retailer_id: Option<String>,
+    trigger_bookable: Option<String>,
+    /// The offered SKU, or `offer_bookable` (a room's name) for upgrades.
+    offer_sku: Option<String>,
+    offer_bookable: Option<String>,
+    /// `night` for an add-on once per night.
+    per: Option<String>,
+    /// An upgrade's price difference per night.
+    night_delta: Option<MoneyDto>,
     discount_percent: Option<String>,
     text: String,
 }
@@ -177,9 +185,6 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
             return Err(DemoError::Fixture(format!("{}: {}", m.slug, r.detail)));
         }
     }
-    for offer in &m.offers {
-        load_offer(conn, merchant.id, &m.slug, offer)?;
-    }
     for discount in &m.discounts {
         if crate::discounts::find_by_code(conn, merchant.id, &discount.code)?.is_none() {
             let input = crate::discounts::DiscountInput {
@@ -200,6 +205,10 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
     for bookable in &m.bookables {
         load_bookable(conn, &merchant, &m.slug, bookable)?;
     }
+    // After the rooms, which upgrades and add-ons name.
+    for offer in &m.offers {
+        load_offer(conn, merchant.id, &m.slug, offer)?;
+    }
     Ok(Loaded {
         slug: m.slug.clone(),
         name: merchant.name,
@@ -210,28 +219,70 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
     })
 }
 
-/// Creates the demo offer unless one with the same trigger and offered variant exists.
+/// The merchant's bookable named `name`.
+fn bookable_named(conn: &mut DbConnection, merchant_id: Uuid, name: &str) -> Result<Option<Uuid>, DemoError> {
+    let query = bookings::BookableQuery {
+        after: None,
+        limit: 200,
+        active_only: false,
+    };
+    Ok(bookings::list(conn, merchant_id, &query)?
+        .into_iter()
+        .find(|b| b.spec.name == name)
+        .map(|b| b.id))
+}
+
+/// Creates the demo offer unless one with the same trigger and target exists.
 fn load_offer(
     conn: &mut DbConnection,
     merchant_id: Uuid,
     slug: &str,
     o: &DemoOffer,
 ) -> Result<(), DemoError> {
+    use crate::offers::{OfferTarget, OfferTrigger};
     let missing = |what: &str| DemoError::Fixture(format!("{slug}: the offer names an unknown {what}"));
-    let trigger = catalog::find_by_retailer_id(conn, merchant_id, &o.trigger_retailer_id)?
-        .ok_or_else(|| missing("trigger product"))?;
-    let variant =
-        catalog::variant_id_by_sku(conn, merchant_id, &o.offer_sku)?.ok_or_else(|| missing("SKU"))?;
+    let trigger = match (&o.trigger_retailer_id, &o.trigger_bookable) {
+        (Some(retailer_id), None) => OfferTrigger::Product(
+            catalog::find_by_retailer_id(conn, merchant_id, retailer_id)?
+                .ok_or_else(|| missing("trigger product"))?
+                .id,
+        ),
+        (None, Some(name)) => {
+            OfferTrigger::Bookable(bookable_named(conn, merchant_id, name)?.ok_or_else(|| missing("room"))?)
+        }
+        _ => return Err(missing("trigger")),
+    };
+    let target = match (&o.offer_sku, &o.offer_bookable) {
+        (Some(sku), None) => OfferTarget::Variant {
+            id: catalog::variant_id_by_sku(conn, merchant_id, sku)?.ok_or_else(|| missing("SKU"))?,
+            per_night: o.per.as_deref() == Some("night"),
+        },
+        (None, Some(name)) => OfferTarget::Bookable {
+            id: bookable_named(conn, merchant_id, name)?.ok_or_else(|| missing("room"))?,
+            night_delta: o
+                .night_delta
+                .as_ref()
+                .map(MoneyDto::parse_price)
+                .transpose()
+                .map_err(|e| DemoError::Fixture(format!("{slug}: {e}")))?,
+        },
+        _ => return Err(missing("target")),
+    };
+    let (product_id, bookable_id) = match trigger {
+        OfferTrigger::Product(id) => (Some(id), None),
+        OfferTrigger::Bookable(id) => (None, Some(id)),
+    };
     let existing = crate::offers::list(
         conn,
         merchant_id,
         &crate::offers::OfferQuery {
             after: None,
             limit: 100,
-            product_id: Some(trigger.id),
+            product_id,
+            bookable_id,
         },
     )?;
-    if existing.iter().any(|e| e.offer_variant_id == variant) {
+    if existing.iter().any(|e| e.target == target) {
         return Ok(());
     }
     let mut errors = Vec::new();
@@ -245,8 +296,8 @@ fn load_offer(
     };
     let new = crate::offers::NewOffer {
         kind,
-        trigger_product_id: trigger.id,
-        offer_variant_id: variant,
+        trigger,
+        target,
         discount,
         text: o.text.clone(),
         active: true,

@@ -42,6 +42,27 @@ pub fn record(
     product_id: Option<Uuid>,
     value: Option<Money>,
 ) -> QueryResult<()> {
+    insert(conn, thread, step, (product_id, None), value)
+}
+
+/// Records a funnel step about a room type (viewed, held) on the thread, with its latest touch.
+pub fn record_stay(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    step: FunnelStep,
+    bookable_id: Uuid,
+    value: Option<Money>,
+) -> QueryResult<()> {
+    insert(conn, thread, step, (None, Some(bookable_id)), value)
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    step: FunnelStep,
+    (product_id, bookable_id): (Option<Uuid>, Option<Uuid>),
+    value: Option<Money>,
+) -> QueryResult<()> {
     let touch = match thread.latest_touch_id {
         Some(id) => Some(conversations::touch(conn, id)?),
         None => None,
@@ -56,6 +77,7 @@ pub fn record(
             funnel_events::ad_id.eq(touch.as_ref().and_then(|t| t.ad_id.clone())),
             funnel_events::ref_.eq(touch.as_ref().and_then(|t| t.ref_.clone())),
             funnel_events::product_id.eq(product_id.map(DbUuid)),
+            funnel_events::bookable_id.eq(bookable_id.map(DbUuid)),
             funnel_events::value_minor.eq(value.map(|v| v.minor())),
             funnel_events::currency.eq(value.map(|v| v.currency().code())),
             funnel_events::occurred_at.eq(now()),

@@ -326,6 +326,73 @@ pub fn hold(conn: &mut DbConnection, merchant_id: Uuid, request: &HoldRequest) -
     })
 }
 
+/// Sets the price of a held stay (an upgrade at a fixed difference per night is not the rates' price).
+pub fn reprice(conn: &mut DbConnection, booking_id: Uuid, total: Money) -> QueryResult<()> {
+    diesel::update(
+        bookings::table
+            .filter(bookings::id.eq(DbUuid(booking_id)))
+            .filter(bookings::status.eq(BookingStatus::Held.as_str())),
+    )
+    .set((
+        bookings::total_minor.eq(total.minor()),
+        bookings::currency.eq(total.currency().code()),
+        bookings::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Unties held stays from the order they were checked out with, so that a new order of the same cart
+/// takes them over instead of giving their nights back with the old one.
+pub fn detach(conn: &mut DbConnection, booking_ids: &[Uuid]) -> QueryResult<()> {
+    diesel::update(
+        bookings::table
+            .filter(bookings::id.eq_any(booking_ids.iter().copied().map(DbUuid)))
+            .filter(bookings::status.eq(BookingStatus::Held.as_str())),
+    )
+    .set(bookings::order_id.eq(None::<DbUuid>))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Confirms every stay an order pays for; `NoLongerAvailable` when one's nights went meanwhile (the
+/// caller's transaction then undoes the others).
+pub fn confirm_order(conn: &mut DbConnection, order_id: Uuid) -> Result<(), BookingError> {
+    for booking in of_order(conn, order_id)? {
+        confirm(conn, booking.id, order_id)?;
+    }
+    Ok(())
+}
+
+/// Gives back the nights of the held stays an order paid for no more (expired, failed).
+pub fn release_order(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
+    for booking in of_order(conn, order_id)? {
+        if booking.status == BookingStatus::Held {
+            match release(conn, booking.id) {
+                Ok(_) | Err(BookingError::WrongStatus(_)) => {}
+                Err(BookingError::Db(e)) => return Err(e),
+                Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves the expiry of the held stays an order pays for to the order's (its Checkout Session's).
+pub fn follow_order(conn: &mut DbConnection, order_id: Uuid, expires_at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        bookings::table
+            .filter(bookings::order_id.eq(DbUuid(order_id)))
+            .filter(bookings::status.eq(BookingStatus::Held.as_str())),
+    )
+    .set((
+        bookings::expires_at.eq(expires_at),
+        bookings::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Ties a held stay to the order paying for it and moves its expiry to the order's (the Checkout
 /// Session's); refused unless the stay is still held.
 pub fn attach_to_order(

@@ -23,10 +23,11 @@ pub use bookables::{
 };
 pub use holds::{
     Booking, BookingError, BookingQuery, BookingStatus, HoldError, HoldRequest, attach_to_order, cancel,
-    confirm, expire_holds, get_booking, hold, list_bookings, of_order, release,
+    confirm, confirm_order, detach, expire_holds, follow_order, get_booking, hold, list_bookings, of_order,
+    release, release_order, reprice,
 };
 pub use inventory::{
     Alternatives, NightAvailability, NightPrice, Quote, SEARCH_DAYS, availability, nearest_arrival,
-    nearest_available, quote,
+    nearest_available, quote, units_free as inventory_units_free,
 };
 pub use stay::{StayDates, StayError};

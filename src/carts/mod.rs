@@ -38,6 +38,8 @@ pub struct CartLine {
     pub quantity: u32,
     /// The offer it was added through (at the offer's price).
     pub offer_id: Option<Uuid>,
+    /// The held stay it stands for (no variant then: one unit at the stay's price).
+    pub booking_id: Option<Uuid>,
 }
 
 impl CartLine {
@@ -151,6 +153,7 @@ struct LineRow {
     currency: String,
     quantity: i32,
     offer_id: Option<DbUuid>,
+    booking_id: Option<DbUuid>,
 }
 
 fn corrupt(what: String) -> diesel::result::Error {
@@ -196,6 +199,7 @@ pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option
                 unit_price: Money::from_minor(r.unit_price_minor, line_currency),
                 quantity: u32::try_from(r.quantity).unwrap_or(0),
                 offer_id: r.offer_id.map(|o| o.0),
+                booking_id: r.booking_id.map(|b| b.0),
             })
         })
         .collect::<QueryResult<Vec<_>>>()?;
@@ -398,6 +402,61 @@ pub fn set_discount(conn: &mut DbConnection, cart_id: Uuid, discount_id: Option<
         .execute(conn)?;
     Ok(())
 }
+
+/// Puts a held stay in the thread's open cart (made on first use) as one line at `price`, in place of
+/// the stays already there, whose bookings are returned for the caller to release. Call inside a
+/// transaction.
+#[allow(clippy::too_many_arguments)] // One line's worth of fields, all needed.
+pub fn put_stay(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+    booking_id: Uuid,
+    title: &str,
+    details: &str,
+    image_url: Option<&str>,
+    price: Money,
+) -> Result<Vec<Uuid>, CartError> {
+    let cart_id = ensure_open(conn, merchant_id, thread_id, price.currency())?;
+    let replaced: Vec<Option<DbUuid>> = cart_lines::table
+        .filter(cart_lines::cart_id.eq(DbUuid(cart_id)))
+        .filter(cart_lines::booking_id.is_not_null())
+        .select(cart_lines::booking_id)
+        .load(conn)?;
+    diesel::delete(
+        cart_lines::table
+            .filter(cart_lines::cart_id.eq(DbUuid(cart_id)))
+            .filter(cart_lines::booking_id.is_not_null()),
+    )
+    .execute(conn)?;
+    let at = now();
+    diesel::insert_into(cart_lines::table)
+        .values((
+            cart_lines::id.eq(DbUuid(Uuid::now_v7())),
+            cart_lines::cart_id.eq(DbUuid(cart_id)),
+            cart_lines::booking_id.eq(DbUuid(booking_id)),
+            cart_lines::title.eq(title),
+            cart_lines::variant_name.eq(details),
+            cart_lines::sku.eq(STAY_SKU),
+            cart_lines::image_url.eq(image_url),
+            cart_lines::unit_price_minor.eq(price.minor()),
+            cart_lines::currency.eq(price.currency().code()),
+            cart_lines::quantity.eq(1),
+            cart_lines::created_at.eq(at),
+            cart_lines::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    touch(conn, cart_id)?;
+    Ok(replaced
+        .into_iter()
+        .flatten()
+        .map(|b| b.0)
+        .filter(|b| *b != booking_id)
+        .collect())
+}
+
+/// The SKU of a stay's cart and order line.
+pub const STAY_SKU: &str = "STAY";
 
 /// Makes the thread's open cart exist, for a code typed before anything was added.
 pub fn ensure_cart(

@@ -131,6 +131,8 @@ pub struct OrderLine {
     pub total: Money,
     /// The offer the line was added through.
     pub offer_id: Option<Uuid>,
+    /// The stay the line pays for (its title is the room, its variant name the dates).
+    pub booking_id: Option<Uuid>,
 }
 
 /// An order with its lines.
@@ -242,6 +244,14 @@ pub enum CheckoutRefusal {
         /// That order's number.
         number: String,
     },
+    /// A stay in the cart is no longer held (its hold ran out): the shopper books it again.
+    #[error("the hold on {title} ({dates}) has ended")]
+    StayEnded {
+        /// The room.
+        title: String,
+        /// The dates.
+        dates: String,
+    },
     /// The cart's money does not add up (mixed currencies, overflow).
     #[error(transparent)]
     Money(#[from] MoneyError),
@@ -301,8 +311,9 @@ pub fn fingerprint(cart: &Cart, totals: &Totals) -> String {
         .iter()
         .map(|l| {
             format!(
-                "{}/{}/{}/{}",
+                "{}/{}/{}/{}/{}",
                 l.variant_id.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                l.booking_id.map_or_else(|| "-".to_owned(), |b| b.to_string()),
                 l.offer_id.map_or_else(|| "-".to_owned(), |o| o.to_string()),
                 l.unit_price.minor(),
                 l.quantity
@@ -404,6 +415,7 @@ struct LineRow {
     quantity: i32,
     total_minor: i64,
     offer_id: Option<DbUuid>,
+    booking_id: Option<DbUuid>,
 }
 
 /// The columns a status move sets; `None` leaves a column alone.
@@ -500,6 +512,7 @@ fn with_lines(conn: &mut DbConnection, rows: Vec<OrderRow>) -> QueryResult<Vec<O
             quantity,
             total: Money::from_minor(l.total_minor, currency),
             offer_id: l.offer_id.map(|o| o.0),
+            booking_id: l.booking_id.map(|b| b.0),
         });
     }
     rows.into_iter()
@@ -694,10 +707,10 @@ fn next_number(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<i64> {
 }
 
 /// The cart's lines grouped by variant (in variant id order, the lock order), with the first line of
-/// each to name it; `Err` names a line whose variant left the catalog.
+/// each to name it; `Err` names a line whose variant left the catalog. Stays have nights, not stock.
 fn units_by_variant(cart: &Cart) -> Result<BTreeMap<Uuid, (i64, &CartLine)>, &CartLine> {
     let mut wanted: BTreeMap<Uuid, (i64, &CartLine)> = BTreeMap::new();
-    for line in &cart.lines {
+    for line in cart.lines.iter().filter(|l| l.booking_id.is_none()) {
         let variant_id = line.variant_id.ok_or(line)?;
         wanted.entry(variant_id).or_insert((0, line)).0 += i64::from(line.quantity);
     }
@@ -772,7 +785,10 @@ pub fn checkout(
         }
 
         // The older orders give their stock back before this one takes it: a cart grown from 2 to 3 of a
-        // variant with 3 left must fit.
+        // variant with 3 left must fit. The cart's stays are untied from them first: this order takes
+        // them over, still held.
+        let stays: Vec<Uuid> = cart.lines.iter().filter_map(|l| l.booking_id).collect();
+        crate::bookings::detach(conn, &stays)?;
         let mut superseded = Vec::new();
         for old in awaiting {
             let id = old.id.0;
@@ -849,8 +865,22 @@ pub fn checkout(
                     order_lines::quantity.eq(i32::try_from(line.quantity).unwrap_or(i32::MAX)),
                     order_lines::total_minor.eq(line.total()?.minor()),
                     order_lines::offer_id.eq(line.offer_id.map(DbUuid)),
+                    order_lines::booking_id.eq(line.booking_id.map(DbUuid)),
                 ))
                 .execute(conn)?;
+            if let Some(booking) = line.booking_id {
+                // The stay is held until the order's hold ends, then the Checkout Session's.
+                match crate::bookings::attach_to_order(conn, booking, order_id, at + HOLD_BEFORE_SESSION) {
+                    Ok(_) => {}
+                    Err(crate::bookings::BookingError::Db(e)) => return Err(e.into()),
+                    Err(_) => {
+                        return Err(CheckoutRefusal::StayEnded {
+                            title: line.title.clone(),
+                            dates: line.variant_name.clone(),
+                        });
+                    }
+                }
+            }
         }
         for (&variant_id, &(quantity, _)) in &wanted {
             diesel::insert_into(reservations::table)
@@ -913,9 +943,13 @@ fn apply(
     match next {
         OrderStatus::Paid => {
             commit(conn, row.id.0, at)?;
+            confirm_stays(conn, row.id.0)?;
             close_cart_and_redeem(conn, row, at)?;
         }
-        OrderStatus::Expired | OrderStatus::PaymentFailed => release(conn, row.id.0, at)?,
+        OrderStatus::Expired | OrderStatus::PaymentFailed => {
+            release(conn, row.id.0, at)?;
+            crate::bookings::release_order(conn, row.id.0)?;
+        }
         OrderStatus::AwaitingPayment
         | OrderStatus::Processing
         | OrderStatus::PartiallyRefunded
@@ -923,6 +957,20 @@ fn apply(
     }
     tracing::info!(order.id = %row.id.0, from = %current, to = %next, "order moved");
     Ok(true)
+}
+
+/// Books the stays the order pays for. A stay whose nights went meanwhile (its hold ended before the
+/// order's, and another shopper took the last room) fails the move with `RollbackTransaction`: nothing
+/// is booked, and the payment is settled as a late one once the order expires.
+fn confirm_stays(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
+    match crate::bookings::confirm_order(conn, order_id) {
+        Ok(()) => Ok(()),
+        Err(crate::bookings::BookingError::Db(e)) => Err(e),
+        Err(e) => {
+            tracing::warn!(order.id = %order_id, error = %e, "a paid stay could not be booked");
+            Err(diesel::result::Error::RollbackTransaction)
+        }
+    }
 }
 
 /// What payment means for the order's cart and code: the cart is done, the code redeemed.
@@ -1033,6 +1081,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> Q
     let orphan_lines: i64 = order_lines::table
         .filter(order_lines::order_id.eq(row.id))
         .filter(order_lines::variant_id.is_null())
+        .filter(order_lines::booking_id.is_null())
         .count()
         .get_result(conn)?;
     if orphan_lines > 0 {
@@ -1044,6 +1093,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> Q
         .order(reservations::variant_id.asc())
         .select((reservations::id, reservations::variant_id, reservations::quantity))
         .load(conn)?;
+    confirm_stays(conn, row.id.0)?;
     for (id, variant_id, quantity) in released {
         if !take_stock(conn, row.merchant_id.0, variant_id.0, i64::from(quantity), at)? {
             return Err(diesel::result::Error::RollbackTransaction);
@@ -1140,6 +1190,9 @@ pub fn record_session(
         orders::updated_at.eq(now()),
     ))
     .execute(conn)?;
+    if recorded == 1 {
+        crate::bookings::follow_order(conn, order_id, expires_at)?;
+    }
     Ok(recorded == 1)
 }
 
@@ -1680,6 +1733,7 @@ mod tests {
             unit_price: euros(price),
             quantity,
             offer_id: None,
+            booking_id: None,
         }
     }
 

@@ -355,6 +355,23 @@ pub fn set_away_sent_on(conn: &mut DbConnection, thread_id: Uuid, day: &str) -> 
     Ok(())
 }
 
+/// The room whose arrival date the thread was last asked, if that question is still open.
+pub fn stay_room(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<Uuid>> {
+    let room: Option<DbUuid> = threads::table
+        .find(DbUuid(thread_id))
+        .select(threads::stay_bookable_id)
+        .first(conn)?;
+    Ok(room.map(|r| r.0))
+}
+
+/// Remembers (or forgets) the room whose arrival date the thread was asked.
+pub fn set_stay_room(conn: &mut DbConnection, thread_id: Uuid, room: Option<Uuid>) -> QueryResult<()> {
+    diesel::update(threads::table.find(DbUuid(thread_id)))
+        .set(threads::stay_bookable_id.eq(room.map(DbUuid)))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Hands the thread to agents or back to the bot (which also ends a human pause).
 pub fn set_mode(conn: &mut DbConnection, thread_id: Uuid, mode: Mode) -> QueryResult<()> {
     let human_active_until: Option<NaiveDateTime> = None;

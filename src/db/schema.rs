@@ -171,6 +171,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         away_sent_on -> Nullable<Text>,
+        stay_bookable_id -> Nullable<PortableUuid>,
     }
 }
 
@@ -275,6 +276,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         offer_id -> Nullable<PortableUuid>,
+        booking_id -> Nullable<PortableUuid>,
     }
 }
 
@@ -295,6 +297,7 @@ diesel::table! {
         value_minor -> Nullable<BigInt>,
         currency -> Nullable<Text>,
         occurred_at -> Timestamp,
+        bookable_id -> Nullable<PortableUuid>,
     }
 }
 
@@ -306,8 +309,8 @@ diesel::table! {
         id -> PortableUuid,
         merchant_id -> PortableUuid,
         kind -> Text,
-        trigger_product_id -> PortableUuid,
-        offer_variant_id -> PortableUuid,
+        trigger_product_id -> Nullable<PortableUuid>,
+        offer_variant_id -> Nullable<PortableUuid>,
         discount_percent_bp -> Nullable<Integer>,
         discount_minor -> Nullable<BigInt>,
         currency -> Nullable<Text>,
@@ -315,6 +318,10 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        trigger_bookable_id -> Nullable<PortableUuid>,
+        offer_bookable_id -> Nullable<PortableUuid>,
+        per_night -> Bool,
+        night_delta_minor -> Nullable<BigInt>,
     }
 }
 
@@ -420,6 +427,7 @@ diesel::table! {
         quantity -> Integer,
         total_minor -> BigInt,
         offer_id -> Nullable<PortableUuid>,
+        booking_id -> Nullable<PortableUuid>,
     }
 }
 

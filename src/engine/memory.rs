@@ -5,7 +5,10 @@
 use diesel::QueryResult;
 use uuid::Uuid;
 
-use super::{OfferView, Shop};
+use chrono::NaiveDate;
+
+use super::{OfferView, Shop, StayOfferView};
+use crate::bookings::{Bookable, NightAvailability, inventory_units_free};
 use crate::catalog::search::fold;
 use crate::catalog::{Product, Variant};
 use crate::discounts::Discount;
@@ -19,6 +22,14 @@ pub struct MemoryShop {
     pub offers: Vec<(Uuid, OfferView)>,
     /// Discount codes.
     pub discounts: Vec<Discount>,
+    /// Room types.
+    pub rooms: Vec<Bookable>,
+    /// Nightly price overrides: room, night, price.
+    pub rates: Vec<(Uuid, NaiveDate, crate::money::Money)>,
+    /// Units taken (held or booked): room, night, units.
+    pub taken: Vec<(Uuid, NaiveDate, u32)>,
+    /// Upgrade and add-on offers with the room that triggers them.
+    pub stay_offers: Vec<(Uuid, StayOfferView)>,
 }
 
 impl MemoryShop {
@@ -101,5 +112,60 @@ impl Shop for MemoryShop {
     fn discount(&mut self, code: &str) -> QueryResult<Option<Discount>> {
         let code = code.trim().to_uppercase();
         Ok(self.discounts.iter().find(|d| d.code == code).cloned())
+    }
+
+    fn rooms(&mut self) -> QueryResult<Vec<Bookable>> {
+        Ok(self.rooms.iter().filter(|r| r.spec.active).cloned().collect())
+    }
+
+    fn nights(
+        &mut self,
+        room: &Bookable,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> QueryResult<Vec<NightAvailability>> {
+        Ok(from
+            .iter_days()
+            .take_while(|n| *n < to)
+            .map(|night| {
+                let taken: u32 = self
+                    .taken
+                    .iter()
+                    .filter(|(r, n, _)| *r == room.id && *n == night)
+                    .map(|(_, _, units)| units)
+                    .sum();
+                let price = self
+                    .rates
+                    .iter()
+                    .find(|(r, n, _)| *r == room.id && *n == night)
+                    .map_or(room.spec.base_price, |(_, _, p)| *p);
+                NightAvailability {
+                    night,
+                    available: inventory_units_free(
+                        room.spec.units,
+                        i32::try_from(taken).unwrap_or(i32::MAX),
+                        0,
+                    ),
+                    price,
+                }
+            })
+            .collect())
+    }
+
+    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>> {
+        Ok(self
+            .stay_offers
+            .iter()
+            .filter(|(trigger, _)| *trigger == room)
+            .map(|(_, o)| o.clone())
+            .collect())
+    }
+
+    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>> {
+        Ok(self
+            .stay_offers
+            .iter()
+            .find(|(_, o)| o.id == id)
+            .map(|(_, o)| o.clone()))
     }
 }

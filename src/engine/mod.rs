@@ -7,13 +7,18 @@
 
 mod memory;
 pub mod payload;
+pub mod stays;
 pub mod text;
 
 pub use memory::MemoryShop;
+pub use stays::{StayOfferKind, StayOfferView, stay_replies, unavailable};
 
 use diesel::QueryResult;
 use uuid::Uuid;
 
+use chrono::NaiveDate;
+
+use crate::bookings::{Alternatives, Bookable, Booking, NightAvailability, StayDates};
 use crate::carts::Cart;
 use crate::catalog::{Product, Variant};
 use crate::messenger::render::{Button, Card, Message, QuickReply, RenderError};
@@ -44,6 +49,68 @@ pub trait Shop {
     fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>>;
     /// The discount code `code` (any case), whatever its state.
     fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>>;
+    /// The room types offered to shoppers, in creation order.
+    fn rooms(&mut self) -> QueryResult<Vec<Bookable>>;
+    /// A room type offered to shoppers, by id.
+    fn room(&mut self, id: Uuid) -> QueryResult<Option<Bookable>> {
+        Ok(self.rooms()?.into_iter().find(|r| r.id == id))
+    }
+    /// Units free and price of each night of `room` from `from` (included) to `to` (excluded).
+    fn nights(
+        &mut self,
+        room: &Bookable,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> QueryResult<Vec<NightAvailability>>;
+    /// The active upgrade and add-on offers for a stay held in `room`.
+    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>>;
+    /// An upgrade or add-on offer by id, when still active and its target still offered.
+    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>>;
+    /// What else would do when `stay` cannot be had in `room`: the nearest arrival that works (within
+    /// [`crate::bookings::SEARCH_DAYS`], not before `today`) and the other rooms free on those dates,
+    /// as [`crate::bookings::nearest_available`] answers them.
+    fn alternatives(
+        &mut self,
+        room: &Bookable,
+        stay: StayDates,
+        guests: u32,
+        today: NaiveDate,
+    ) -> QueryResult<Alternatives> {
+        let window = chrono::Days::new(u64::from(crate::bookings::SEARCH_DAYS));
+        let from = stay.arrival().checked_sub_days(window).unwrap_or(stay.arrival());
+        let to = stay
+            .departure()
+            .checked_add_days(window)
+            .unwrap_or(stay.departure());
+        let free: std::collections::BTreeMap<NaiveDate, u32> = self
+            .nights(room, from, to)?
+            .into_iter()
+            .map(|n| (n.night, n.available))
+            .collect();
+        let arrival = crate::bookings::nearest_arrival(
+            stay.arrival(),
+            stay.nights(),
+            crate::bookings::SEARCH_DAYS,
+            today,
+            |night| free.get(&night).is_some_and(|units| *units > 0),
+        );
+        let dates = arrival
+            .filter(|a| *a != stay.arrival())
+            .and_then(|a| StayDates::new(a, stay.nights()).ok());
+        let mut rooms = Vec::new();
+        for other in self.rooms()? {
+            let fits = other.id != room.id
+                && other.spec.max_guests >= guests
+                && (other.spec.min_nights..=other.spec.max_nights).contains(&stay.nights());
+            if fits {
+                let nights = self.nights(&other, stay.arrival(), stay.departure())?;
+                if nights.len() == stay.nights() as usize && nights.iter().all(|n| n.available > 0) {
+                    rooms.push(other);
+                }
+            }
+        }
+        Ok(Alternatives { dates, rooms })
+    }
 }
 
 /// What happened in the thread.
@@ -91,6 +158,12 @@ pub struct Turn<'a> {
     pub first_name: Option<&'a str>,
     /// The open cart.
     pub cart: Option<&'a Cart>,
+    /// The stays in the open cart, as they stand now.
+    pub stays: &'a [Booking],
+    /// The room whose arrival date the thread was last asked (a typed date answers it).
+    pub stay_room: Option<Uuid>,
+    /// Whether the merchant has rooms to book (the menu offers "Book a stay").
+    pub has_rooms: bool,
     /// What happened.
     pub input: Input<'a>,
 }
@@ -139,6 +212,40 @@ pub enum Command {
         /// The discount.
         discount: Uuid,
     },
+    /// The shopper saw a room type's card (a funnel event).
+    ViewedRoom {
+        /// The room type.
+        bookable: Uuid,
+    },
+    /// Remember that the thread was asked the arrival date for this room.
+    AskDates {
+        /// The room type.
+        bookable: Uuid,
+    },
+    /// Hold the stay and put it in the cart, instead of any stay there; then show it
+    /// (`then_show_stay`), or, if the nights went meanwhile, [`unavailable`].
+    Hold {
+        /// The room type.
+        bookable: Uuid,
+        /// The dates.
+        stay: StayDates,
+        /// Guests.
+        guests: u32,
+    },
+    /// Move a held stay to the upgrade's room at the upgrade's price, and remember the offer taken.
+    Upgrade {
+        /// The offer.
+        offer: Uuid,
+        /// The held stay.
+        booking: Uuid,
+    },
+    /// Put an add-on in the cart for a held stay (per night or once) at the offer's price.
+    AddOn {
+        /// The offer.
+        offer: Uuid,
+        /// The held stay.
+        booking: Uuid,
+    },
 }
 
 /// The engine's answer.
@@ -152,6 +259,8 @@ pub struct Outcome {
     pub then_show_cart: bool,
     /// A product was added: after the cart, show the first offer it triggers ([`pick_offer`]).
     pub then_offer_for: Option<Uuid>,
+    /// After the commands, show the cart's held stay with its price and next offer ([`stay_replies`]).
+    pub then_show_stay: bool,
 }
 
 impl Outcome {
@@ -185,17 +294,28 @@ fn render(e: RenderError) -> diesel::result::Error {
     diesel::result::Error::SerializationError(Box::new(e))
 }
 
-/// The three quick replies every dead end offers.
-fn menu() -> Result<Vec<QuickReply>, RenderError> {
-    Ok(vec![
-        QuickReply::text("Shop", &payload::encode(&Payload::Shop { page: 0 }))?,
-        QuickReply::text("My cart", &payload::encode(&Payload::Cart))?,
-        QuickReply::text("Talk to a person", &payload::encode(&Payload::Human))?,
-    ])
+/// The quick replies every dead end offers: "Book a stay" too when the merchant has rooms.
+fn menu(has_rooms: bool) -> Result<Vec<QuickReply>, RenderError> {
+    let mut replies = vec![QuickReply::text(
+        "Shop",
+        &payload::encode(&Payload::Shop { page: 0 }),
+    )?];
+    if has_rooms {
+        replies.push(QuickReply::text(
+            "Book a stay",
+            &payload::encode(&Payload::Rooms { page: 0 }),
+        )?);
+    }
+    replies.push(QuickReply::text("My cart", &payload::encode(&Payload::Cart))?);
+    replies.push(QuickReply::text(
+        "Talk to a person",
+        &payload::encode(&Payload::Human),
+    )?);
+    Ok(replies)
 }
 
-fn with_menu(_turn: &Turn<'_>, text: &str) -> QueryResult<Vec<Message>> {
-    Message::text_with_quick_replies(text, menu().map_err(render)?).map_err(render)
+fn with_menu(turn: &Turn<'_>, text: &str) -> QueryResult<Vec<Message>> {
+    Message::text_with_quick_replies(text, menu(turn.has_rooms).map_err(render)?).map_err(render)
 }
 
 fn hello(turn: &Turn<'_>) -> String {
@@ -213,8 +333,11 @@ fn ref_product(reference: &str) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
-/// An ad click or a link: open on the advertised product, or the featured products.
+/// An ad click or a link: open on the advertised product or room, or the featured products.
 fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+    if let Some(outcome) = room_entry(turn, referral, shop)? {
+        return Ok(outcome);
+    }
     let wanted = referral
         .product_id
         .as_deref()
@@ -241,6 +364,37 @@ fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResu
     let mut outcome = browse(shop, 0)?;
     outcome.replies.splice(0..0, Message::text(&intro));
     Ok(outcome)
+}
+
+/// An ad or ref naming a room (`b=` in the ref, or the ad's product id when it is no catalog product but
+/// a room's id or name): its card and the arrival question.
+fn room_entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResult<Option<Outcome>> {
+    if !turn.has_rooms {
+        return Ok(None);
+    }
+    let by_ref = referral.ref_.as_deref().and_then(stays::ref_room);
+    let by_ad = match referral.product_id.as_deref() {
+        Some(id) if shop.product_by_retailer_id(id)?.is_none() => Some(id),
+        _ => None,
+    };
+    let mut found = None;
+    for wanted in [by_ref, by_ad].into_iter().flatten() {
+        if let Some(room) = stays::find_room(shop, wanted)? {
+            found = Some(room);
+            break;
+        }
+    }
+    let Some(room) = found else { return Ok(None) };
+    let intro = match &referral.ad_title {
+        Some(title) => format!(
+            "{} Thanks for your interest in “{title}”. Here it is:",
+            hello(turn)
+        ),
+        None => format!("{} Here is the room you asked about:", hello(turn)),
+    };
+    let mut outcome = stays::room(turn, &room, shop)?;
+    outcome.replies.splice(0..0, Message::text(&intro));
+    Ok(Some(outcome))
 }
 
 /// Whether a variant may be offered.
@@ -320,7 +474,7 @@ fn product_card(product: &Product) -> QueryResult<Outcome> {
         replies.extend(
             Message::text_with_quick_replies(
                 "This one is sold out for now. Anything else?",
-                menu().map_err(render)?,
+                menu(false).map_err(render)?,
             )
             .map_err(render)?,
         );
@@ -407,10 +561,39 @@ fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> QueryResult<Outcome>
             Some(c) if c.id == cart && c.offers_seen.contains(&offer) => Ok(Outcome {
                 commands: vec![Command::DeclineOffer { offer }],
                 replies: Message::text("No problem."),
+                then_show_stay: c.lines.iter().any(|l| l.booking_id.is_some()),
                 ..Outcome::default()
             }),
             _ => stale(turn),
         },
+        Payload::Rooms { page } => stays::rooms(turn, shop, page),
+        Payload::Room { bookable } => match shop.room(bookable)? {
+            Some(room) => stays::room(turn, &room, shop),
+            None => stale(turn),
+        },
+        Payload::Arrival { bookable, arrival } => match shop.room(bookable)? {
+            Some(room) => stays::ask_nights(turn, &room, arrival),
+            None => stale(turn),
+        },
+        Payload::Nights {
+            bookable,
+            arrival,
+            nights,
+        } => match shop.room(bookable)? {
+            Some(room) => stays::ask_guests(turn, &room, arrival, nights),
+            None => stale(turn),
+        },
+        Payload::Guests {
+            bookable,
+            arrival,
+            nights,
+            guests,
+        } => match shop.room(bookable)? {
+            Some(room) => stays::hold(turn, &room, arrival, nights, guests, shop),
+            None => stale(turn),
+        },
+        Payload::Upgrade { offer, booking } => stays::take_offer(turn, offer, booking, true, shop),
+        Payload::AddOn { offer, booking } => stays::take_offer(turn, offer, booking, false, shop),
         Payload::Search { query, page } => search(
             turn,
             &crate::catalog::search::query_words(&query),
@@ -448,7 +631,7 @@ fn accept_offer(turn: &Turn<'_>, offer: Uuid, cart_id: Uuid, shop: &mut dyn Shop
             view.price
         )),
         then_show_cart: true,
-        then_offer_for: None,
+        ..Outcome::default()
     })
 }
 
@@ -519,7 +702,7 @@ fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> QueryResult<O
             }],
             replies: Message::text(&format!("Code {} applied.", discount.code)),
             then_show_cart: true,
-            then_offer_for: None,
+            ..Outcome::default()
         },
         Err(refusal) => Outcome::reply(with_menu(turn, &format!("Code {}: {refusal}", discount.code))?),
     }))
@@ -608,6 +791,7 @@ fn add(turn: &Turn<'_>, product: &Product, variant: &Variant) -> QueryResult<Out
         )),
         then_show_cart: true,
         then_offer_for: Some(product.id),
+        ..Outcome::default()
     })
 }
 
@@ -645,18 +829,19 @@ pub fn out_of_stock(product: &Product, variant: &Variant, available: u32) -> Que
 }
 
 fn change_line(turn: &Turn<'_>, line: Uuid, quantity: Option<u32>) -> QueryResult<Outcome> {
-    let Some(cart) = turn.cart.filter(|c| c.lines.iter().any(|l| l.id == line)) else {
+    let Some(found) = turn.cart.and_then(|c| c.lines.iter().find(|l| l.id == line)) else {
         return Ok(Outcome::reply(cart_replies(turn.cart, turn.at)?));
     };
-    let _ = cart;
+    // A stay is one line of one unit: it is removed (and its nights given back), never multiplied.
+    let quantity = match (found.booking_id, quantity) {
+        (Some(_), Some(q)) if q > 0 => return Ok(Outcome::reply(cart_replies(turn.cart, turn.at)?)),
+        (_, q) => q.unwrap_or(0),
+    };
     Ok(Outcome {
-        commands: vec![Command::SetQuantity {
-            line,
-            quantity: quantity.unwrap_or(0),
-        }],
+        commands: vec![Command::SetQuantity { line, quantity }],
         replies: Vec::new(),
         then_show_cart: true,
-        then_offer_for: None,
+        ..Outcome::default()
     })
 }
 
@@ -695,6 +880,14 @@ pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResu
             card = card.image(image);
         }
         let quantity = u16::try_from(line.quantity).unwrap_or(u16::MAX);
+        if line.booking_id.is_some() {
+            card = card.button(
+                Button::postback("Remove", &payload::encode(&Payload::Remove { line: line.id }))
+                    .map_err(render)?,
+            );
+            cards.push(card);
+            continue;
+        }
         card = card
             .button(
                 Button::postback(
@@ -753,7 +946,23 @@ fn render_money(e: &crate::money::MoneyError) -> diesel::result::Error {
 }
 
 fn typed(turn: &Turn<'_>, typed: &str, shop: &mut dyn Shop) -> QueryResult<Outcome> {
-    match text::parse(typed) {
+    // The thread asked for an arrival date: a date answers it, read in the property's timezone.
+    if let Some(room) = turn.stay_room.map(|id| shop.room(id)).transpose()?.flatten() {
+        let today = crate::bookings::stay::local_today(room.spec.timezone, turn.at);
+        if let Some(arrival) = crate::bookings::dates::parse_date(typed, today) {
+            return stays::ask_nights(turn, &room, arrival);
+        }
+    }
+    let intent = text::parse(typed);
+    let words = match &intent {
+        TextIntent::Word(w) => crate::catalog::search::query_words(w),
+        TextIntent::Search(words) => words.clone(),
+        _ => Vec::new(),
+    };
+    if turn.has_rooms && stays::asks_for_a_stay(&words) {
+        return stays::rooms(turn, shop, 0);
+    }
+    match intent {
         TextIntent::Greeting => {
             let text = format!("{} How can I help?", hello(turn));
             Ok(Outcome::reply(with_menu(turn, &text)?))
@@ -883,6 +1092,9 @@ mod tests {
             merchant_name: "Comfy Shoes",
             first_name: Some("Anna"),
             cart,
+            stays: &[],
+            stay_room: None,
+            has_rooms: false,
             input,
         }
     }
@@ -1087,6 +1299,7 @@ mod tests {
                 unit_price: size38.price,
                 quantity: 3,
                 offer_id: None,
+                booking_id: None,
             }],
             offers_seen: Vec::new(),
             discount: None,
@@ -1193,6 +1406,7 @@ mod tests {
                 unit_price: socks.price,
                 quantity: 2,
                 offer_id: None,
+                booking_id: None,
             }],
             offers_seen: Vec::new(),
             discount: None,
@@ -1229,6 +1443,7 @@ mod tests {
                 unit_price: variant.price,
                 quantity,
                 offer_id: None,
+                booking_id: None,
             }],
             offers_seen: Vec::new(),
             discount: None,

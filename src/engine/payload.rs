@@ -28,10 +28,20 @@
 //! | `Search` | `tc1:q:<page>:<escaped query>` |
 //! | `Human` | `tc1:human` |
 //! | `Help` | `tc1:help` |
+//! | `Rooms` | `tc1:rooms:<page>` |
+//! | `Room` | `tc1:room:<bookable>` |
+//! | `Arrival` | `tc1:arr:<bookable>:<yyyymmdd>` |
+//! | `Nights` | `tc1:nts:<bookable>:<yyyymmdd>:<nights>` |
+//! | `Guests` | `tc1:gst:<bookable>:<yyyymmdd>:<nights>:<guests>` |
+//! | `Upgrade` | `tc1:upg:<offer>:<booking>` |
+//! | `AddOn` | `tc1:addon:<offer>:<booking>` |
+//!
+//! Dates are the property's calendar dates, 8 digits without separators.
 //!
 //! [`decode`] accepts exactly what [`encode`] writes and nothing else, so a decoded payload encodes
 //! back to the same string.
 
+use chrono::NaiveDate;
 use uuid::Uuid;
 
 /// Longest payload we write or read, in bytes; Meta's limit is 1000 characters, which this implies.
@@ -64,6 +74,13 @@ mod tag {
     pub const SEARCH: &str = "q";
     pub const HUMAN: &str = "human";
     pub const HELP: &str = "help";
+    pub const ROOMS: &str = "rooms";
+    pub const ROOM: &str = "room";
+    pub const ARRIVAL: &str = "arr";
+    pub const NIGHTS: &str = "nts";
+    pub const GUESTS: &str = "gst";
+    pub const UPGRADE: &str = "upg";
+    pub const ADD_ON: &str = "addon";
 }
 
 /// What a tapped button or quick reply asks for.
@@ -137,6 +154,57 @@ pub enum Payload {
     Human,
     /// What the shopper can do here.
     Help,
+    /// "Book a stay": the room types, page `page`.
+    Rooms {
+        /// Carousel page.
+        page: u16,
+    },
+    /// This room type: ask for the arrival date.
+    Room {
+        /// The bookable.
+        bookable: Uuid,
+    },
+    /// Arrival chosen: ask for the number of nights.
+    Arrival {
+        /// The bookable.
+        bookable: Uuid,
+        /// Arrival (the property's date).
+        arrival: NaiveDate,
+    },
+    /// Nights chosen: ask for the guests.
+    Nights {
+        /// The bookable.
+        bookable: Uuid,
+        /// Arrival.
+        arrival: NaiveDate,
+        /// Nights.
+        nights: u16,
+    },
+    /// Guests chosen: hold the stay.
+    Guests {
+        /// The bookable.
+        bookable: Uuid,
+        /// Arrival.
+        arrival: NaiveDate,
+        /// Nights.
+        nights: u16,
+        /// Guests.
+        guests: u16,
+    },
+    /// Take an upgrade offer for a held stay.
+    Upgrade {
+        /// The offer.
+        offer: Uuid,
+        /// The held stay it was made for.
+        booking: Uuid,
+    },
+    /// Take an add-on offer for a held stay.
+    AddOn {
+        /// The offer.
+        offer: Uuid,
+        /// The held stay it was made for.
+        booking: Uuid,
+    },
 }
 
 /// Why a payload string is not one of ours, or not one we can read.
@@ -208,6 +276,41 @@ pub fn encode(payload: &Payload) -> String {
         }
         Payload::Human => format!("{PREFIX}{}", tag::HUMAN),
         Payload::Help => format!("{PREFIX}{}", tag::HELP),
+        Payload::Rooms { page } => format!("{PREFIX}{}:{page}", tag::ROOMS),
+        Payload::Room { bookable } => format!("{PREFIX}{}:{}", tag::ROOM, bookable.simple()),
+        Payload::Arrival { bookable, arrival } => format!(
+            "{PREFIX}{}:{}:{}",
+            tag::ARRIVAL,
+            bookable.simple(),
+            arrival.format(DATE)
+        ),
+        Payload::Nights {
+            bookable,
+            arrival,
+            nights,
+        } => format!(
+            "{PREFIX}{}:{}:{}:{nights}",
+            tag::NIGHTS,
+            bookable.simple(),
+            arrival.format(DATE)
+        ),
+        Payload::Guests {
+            bookable,
+            arrival,
+            nights,
+            guests,
+        } => format!(
+            "{PREFIX}{}:{}:{}:{nights}:{guests}",
+            tag::GUESTS,
+            bookable.simple(),
+            arrival.format(DATE)
+        ),
+        Payload::Upgrade { offer, booking } => {
+            format!("{PREFIX}{}:{}:{}", tag::UPGRADE, offer.simple(), booking.simple())
+        }
+        Payload::AddOn { offer, booking } => {
+            format!("{PREFIX}{}:{}:{}", tag::ADD_ON, offer.simple(), booking.simple())
+        }
     }
 }
 
@@ -329,6 +432,56 @@ fn decode_v1(body: &str) -> Result<Payload, PayloadError> {
             let [] = exactly(tag, &fields)?;
             Payload::Help
         }
+        tag::ROOMS => {
+            let [page] = exactly(tag, &fields)?;
+            Payload::Rooms {
+                page: number(page, "page")?,
+            }
+        }
+        tag::ROOM => {
+            let [bookable] = exactly(tag, &fields)?;
+            Payload::Room {
+                bookable: id(bookable, "bookable")?,
+            }
+        }
+        tag::ARRIVAL => {
+            let [bookable, arrival] = exactly(tag, &fields)?;
+            Payload::Arrival {
+                bookable: id(bookable, "bookable")?,
+                arrival: date(arrival)?,
+            }
+        }
+        tag::NIGHTS => {
+            let [bookable, arrival, nights] = exactly(tag, &fields)?;
+            Payload::Nights {
+                bookable: id(bookable, "bookable")?,
+                arrival: date(arrival)?,
+                nights: number(nights, "nights")?,
+            }
+        }
+        tag::GUESTS => {
+            let [bookable, arrival, nights, guests] = exactly(tag, &fields)?;
+            Payload::Guests {
+                bookable: id(bookable, "bookable")?,
+                arrival: date(arrival)?,
+                nights: number(nights, "nights")?,
+                guests: number(guests, "guests")?,
+            }
+        }
+        tag::UPGRADE => {
+            let [offer, booking] = exactly(tag, &fields)?;
+            Payload::Upgrade {
+                offer: id(offer, "offer")?,
+                booking: id(booking, "booking")?,
+            }
+        }
+        tag::ADD_ON => {
+            let [offer, booking] = exactly(tag, &fields)?;
+            Payload::AddOn {
+                offer: id(offer, "offer")?,
+                booking: id(booking, "booking")?,
+            }
+        }
         "" => return Err(PayloadError::Malformed("no tag after the version".to_owned())),
         other => return Err(PayloadError::Malformed(format!("unknown tag `{}`", clip(other)))),
     };
@@ -350,6 +503,18 @@ fn number(field: &str, name: &str) -> Result<u16, PayloadError> {
         .then(|| field.parse().ok())
         .flatten()
         .ok_or_else(|| PayloadError::Malformed(format!("{name} is not a number from 0 to 65535")))
+}
+
+/// How dates are written: `20261224`.
+const DATE: &str = "%Y%m%d";
+
+/// A date written as `encode` writes it: 8 digits, a real date.
+fn date(field: &str) -> Result<NaiveDate, PayloadError> {
+    let digits = field.len() == 8 && field.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| NaiveDate::parse_from_str(field, DATE).ok())
+        .flatten()
+        .ok_or_else(|| PayloadError::Malformed("date is not 8 digits of a real date".to_owned()))
 }
 
 /// A UUID written as `encode` writes it: 32 lower-case hex digits.
@@ -473,7 +638,58 @@ mod tests {
             ),
             (Payload::Human, "tc1:human".to_owned()),
             (Payload::Help, "tc1:help".to_owned()),
+            (Payload::Rooms { page: 2 }, "tc1:rooms:2".to_owned()),
+            (Payload::Room { bookable: a() }, format!("tc1:room:{A}")),
+            (
+                Payload::Arrival {
+                    bookable: a(),
+                    arrival: christmas_eve(),
+                },
+                format!("tc1:arr:{A}:20261224"),
+            ),
+            (
+                Payload::Nights {
+                    bookable: a(),
+                    arrival: christmas_eve(),
+                    nights: 3,
+                },
+                format!("tc1:nts:{A}:20261224:3"),
+            ),
+            (
+                Payload::Guests {
+                    bookable: a(),
+                    arrival: christmas_eve(),
+                    nights: 3,
+                    guests: 2,
+                },
+                format!("tc1:gst:{A}:20261224:3:2"),
+            ),
+            (
+                Payload::Upgrade {
+                    offer: a(),
+                    booking: b(),
+                },
+                format!("tc1:upg:{A}:{B}"),
+            ),
+            (
+                Payload::AddOn {
+                    offer: a(),
+                    booking: b(),
+                },
+                format!("tc1:addon:{A}:{B}"),
+            ),
         ]
+    }
+
+    fn christmas_eve() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 24).unwrap()
+    }
+
+    #[test]
+    fn a_date_that_does_not_exist_or_is_not_8_digits_is_malformed() {
+        assert!(is_malformed(&format!("tc1:arr:{A}:20260230")));
+        assert!(is_malformed(&format!("tc1:arr:{A}:2026-12-24")));
+        assert!(is_malformed(&format!("tc1:arr:{A}:+2026122")));
     }
 
     fn is_malformed(payload: &str) -> bool {
@@ -514,10 +730,17 @@ mod tests {
                 Payload::Search { .. } => "Search",
                 Payload::Human => "Human",
                 Payload::Help => "Help",
+                Payload::Rooms { .. } => "Rooms",
+                Payload::Room { .. } => "Room",
+                Payload::Arrival { .. } => "Arrival",
+                Payload::Nights { .. } => "Nights",
+                Payload::Guests { .. } => "Guests",
+                Payload::Upgrade { .. } => "Upgrade",
+                Payload::AddOn { .. } => "AddOn",
             };
             seen.insert(name);
         }
-        assert_eq!(seen.len(), 14);
+        assert_eq!(seen.len(), 21);
     }
 
     #[test]
@@ -776,7 +999,32 @@ mod tests {
                 .prop_map(|(query, page)| Payload::Search { query, page }),
             Just(Payload::Human),
             Just(Payload::Help),
+            any::<u16>().prop_map(|page| Payload::Rooms { page }),
+            any_uuid().prop_map(|bookable| Payload::Room { bookable }),
+            (any_uuid(), any_date()).prop_map(|(bookable, arrival)| Payload::Arrival { bookable, arrival }),
+            (any_uuid(), any_date(), any::<u16>()).prop_map(|(bookable, arrival, nights)| Payload::Nights {
+                bookable,
+                arrival,
+                nights
+            }),
+            (any_uuid(), any_date(), any::<u16>(), any::<u16>()).prop_map(
+                |(bookable, arrival, nights, guests)| Payload::Guests {
+                    bookable,
+                    arrival,
+                    nights,
+                    guests
+                }
+            ),
+            (any_uuid(), any_uuid()).prop_map(|(offer, booking)| Payload::Upgrade { offer, booking }),
+            (any_uuid(), any_uuid()).prop_map(|(offer, booking)| Payload::AddOn { offer, booking }),
         ]
+    }
+
+    /// Dates of years 1000 to 9999, which `encode` writes in 8 digits.
+    fn any_date() -> impl Strategy<Value = NaiveDate> {
+        (1000i32..=9999, 1u32..=366).prop_filter_map("a day of that year", |(year, day)| {
+            NaiveDate::from_yo_opt(year, day)
+        })
     }
 
     /// Strings shaped like ours, from pieces that are sometimes valid and sometimes nearly so.

@@ -1,4 +1,4 @@
-//! Offer routes: the merchant's upsell and cross-sell offers, and their JSON shapes.
+//! Offer routes: the merchant's upsell, cross-sell, upgrade and add-on offers, and their JSON shapes.
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -10,7 +10,10 @@ use crate::auth::{Caller, Permission};
 use crate::catalog::wire::double_option;
 use crate::error::ApiError;
 use crate::money::MoneyDto;
-use crate::offers::{self, NewOffer, Offer, OfferDiscount, OfferError, OfferKind, OfferPatch, OfferQuery};
+use crate::offers::{
+    self, NewOffer, Offer, OfferDiscount, OfferError, OfferKind, OfferPatch, OfferQuery, OfferTarget,
+    OfferTrigger,
+};
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -36,18 +39,128 @@ impl From<OfferError> for ApiError {
 const PERCENT_FIELD: &str = "discount_percent";
 const FIXED_FIELD: &str = "price_delta";
 
-/// `trigger` of an offer: what the shopper adds to the cart.
+/// `trigger` of an offer: the product the shopper adds to the cart, or the bookable they hold a stay in.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct TriggerRef {
-    product_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    product_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bookable_id: Option<Uuid>,
 }
 
-/// `offer` of an offer: what the conversation proposes.
+impl TriggerRef {
+    fn parse(&self, errors: &mut Vec<crate::catalog::domain::FieldError>) -> Option<OfferTrigger> {
+        match (self.product_id, self.bookable_id) {
+            (Some(id), None) => Some(OfferTrigger::Product(id)),
+            (None, Some(id)) => Some(OfferTrigger::Bookable(id)),
+            _ => {
+                errors.push(crate::catalog::domain::FieldError::new(
+                    "trigger",
+                    "invalid_trigger",
+                    "give `product_id` or `bookable_id`",
+                ));
+                None
+            }
+        }
+    }
+}
+
+impl From<OfferTrigger> for TriggerRef {
+    fn from(t: OfferTrigger) -> Self {
+        match t {
+            OfferTrigger::Product(id) => TriggerRef {
+                product_id: Some(id),
+                bookable_id: None,
+            },
+            OfferTrigger::Bookable(id) => TriggerRef {
+                product_id: None,
+                bookable_id: Some(id),
+            },
+        }
+    }
+}
+
+/// `offer` of an offer: a variant (`per`: `stay` or `night` for add-ons), or a bookable with its price
+/// difference per night (`night_delta`; without it, the difference of the two rooms' rates).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct TargetRef {
-    variant_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    variant_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bookable_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    night_delta: Option<MoneyDto>,
+}
+
+impl TargetRef {
+    fn parse(&self, errors: &mut Vec<crate::catalog::domain::FieldError>) -> Option<OfferTarget> {
+        use crate::catalog::domain::FieldError;
+        let per_night = match self.per.as_deref() {
+            None | Some("stay") => false,
+            Some("night") => true,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "offer.per",
+                    "invalid_per",
+                    "must be `stay` or `night`",
+                ));
+                false
+            }
+        };
+        match (self.variant_id, self.bookable_id, &self.night_delta) {
+            (Some(id), None, None) => Some(OfferTarget::Variant { id, per_night }),
+            (None, Some(id), delta) if self.per.is_none() => {
+                let night_delta = match delta.as_ref().map(MoneyDto::parse_price) {
+                    None => None,
+                    Some(Ok(m)) if m.minor() > 0 => Some(m),
+                    Some(Ok(_)) => {
+                        errors.push(FieldError::new(
+                            "offer.night_delta",
+                            "out_of_range",
+                            "must be more than zero: leave it out to charge the difference of the rates",
+                        ));
+                        None
+                    }
+                    Some(Err(e)) => {
+                        errors.push(FieldError::new("offer.night_delta", e.code(), e.to_string()));
+                        None
+                    }
+                };
+                Some(OfferTarget::Bookable { id, night_delta })
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    "offer",
+                    "invalid_target",
+                    "give `variant_id` (with `per` for add-ons) or `bookable_id` (with `night_delta`)",
+                ));
+                None
+            }
+        }
+    }
+}
+
+impl From<OfferTarget> for TargetRef {
+    fn from(t: OfferTarget) -> Self {
+        match t {
+            OfferTarget::Variant { id, per_night } => TargetRef {
+                variant_id: Some(id),
+                bookable_id: None,
+                per: per_night.then(|| "night".to_owned()),
+                night_delta: None,
+            },
+            OfferTarget::Bookable { id, night_delta } => TargetRef {
+                variant_id: None,
+                bookable_id: Some(id),
+                per: None,
+                night_delta: night_delta.map(Into::into),
+            },
+        }
+    }
 }
 
 /// `POST /v1/offers`.
@@ -71,17 +184,19 @@ impl OfferCreate {
     fn parse(self) -> Result<NewOffer, ApiError> {
         let mut errors = Vec::new();
         let kind = OfferKind::parse("kind", &self.kind, &mut errors);
+        let trigger = self.trigger.parse(&mut errors);
+        let target = self.offer.parse(&mut errors);
         let discount = OfferDiscount::parse_either(
             (PERCENT_FIELD, self.discount_percent.as_deref()),
             (FIXED_FIELD, self.price_delta.as_ref().map(MoneyDto::parse_price)),
             &mut errors,
         );
         let text = offers::parse_text("text", &self.text, &mut errors);
-        match kind {
-            Some(kind) if errors.is_empty() => Ok(NewOffer {
+        match (kind, trigger, target) {
+            (Some(kind), Some(trigger), Some(target)) if errors.is_empty() => Ok(NewOffer {
                 kind,
-                trigger_product_id: self.trigger.product_id,
-                offer_variant_id: self.offer.variant_id,
+                trigger,
+                target,
                 discount,
                 text,
                 active: self.active.unwrap_or(true),
@@ -156,12 +271,8 @@ impl From<Offer> for OfferBody {
         OfferBody {
             id: o.id,
             kind: o.kind.as_str(),
-            trigger: TriggerRef {
-                product_id: o.trigger_product_id,
-            },
-            offer: TargetRef {
-                variant_id: o.offer_variant_id,
-            },
+            trigger: o.trigger.into(),
+            offer: o.target.into(),
             discount_percent,
             price_delta,
             text: o.text,
@@ -177,6 +288,7 @@ struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
     product_id: Option<Uuid>,
+    bookable_id: Option<Uuid>,
 }
 
 async fn list_offers(
@@ -195,6 +307,7 @@ async fn list_offers(
         after: page.uuid_cursor()?,
         limit: limit + 1,
         product_id: params.product_id,
+        bookable_id: params.bookable_id,
     };
     let items = state
         .db

@@ -24,6 +24,7 @@ pub(super) fn routes(api: &mut Api<'_>) {
 struct LineBody {
     product_id: Option<Uuid>,
     variant_id: Option<Uuid>,
+    booking_id: Option<Uuid>,
     title: String,
     variant_name: String,
     sku: String,
@@ -76,6 +77,7 @@ impl From<Order> for OrderBody {
                 .map(|l| LineBody {
                     product_id: l.product_id,
                     variant_id: l.variant_id,
+                    booking_id: l.booking_id,
                     title: l.title,
                     variant_name: l.variant_name,
                     sku: l.sku,

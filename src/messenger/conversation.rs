@@ -6,11 +6,12 @@ use uuid::Uuid;
 
 use super::outbox::{self, MessagingType};
 use crate::attribution::{self, FunnelStep};
+use crate::bookings::{self, Bookable, HoldError, HoldRequest, NightAvailability};
 use crate::carts::{self, CartError};
 use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
 use crate::conversations::{self, Customer, Mode, Thread};
 use crate::db::DbConnection;
-use crate::engine::{self, Command, Input, OfferView, Shop, Turn};
+use crate::engine::{self, Command, Input, OfferView, Shop, StayOfferKind, StayOfferView, Turn};
 use crate::messenger::render::Message;
 
 /// The merchant's catalog, read through the connection of the event's transaction.
@@ -87,15 +88,97 @@ impl Shop for DbShop<'_> {
     fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>> {
         crate::discounts::find_by_code(self.conn, self.merchant_id, code)
     }
+
+    fn rooms(&mut self) -> QueryResult<Vec<Bookable>> {
+        let q = bookings::BookableQuery {
+            after: None,
+            limit: 100,
+            active_only: true,
+        };
+        bookings::list(self.conn, self.merchant_id, &q)
+    }
+
+    fn room(&mut self, id: Uuid) -> QueryResult<Option<Bookable>> {
+        Ok(bookings::get(self.conn, self.merchant_id, id)?.filter(|b| b.spec.active))
+    }
+
+    fn nights(
+        &mut self,
+        room: &Bookable,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> QueryResult<Vec<NightAvailability>> {
+        match bookings::availability(self.conn, self.merchant_id, room.id, from, to) {
+            Ok(nights) => Ok(nights),
+            Err(bookings::BookableError::Db(e)) => Err(e),
+            Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+        }
+    }
+
+    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>> {
+        let offers = crate::offers::triggered_by_bookable(self.conn, self.merchant_id, room)?;
+        let mut views = Vec::with_capacity(offers.len());
+        for offer in offers {
+            if let Some(view) = self.stay_view(offer)? {
+                views.push(view);
+            }
+        }
+        Ok(views)
+    }
+
+    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>> {
+        match crate::offers::get(self.conn, self.merchant_id, id)? {
+            Some(offer) if offer.active => self.stay_view(offer),
+            _ => Ok(None),
+        }
+    }
 }
 
 impl DbShop<'_> {
+    /// An upgrade or add-on with its room or item, when they are still offered.
+    fn stay_view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<StayOfferView>> {
+        use crate::offers::{OfferTarget, OfferTrigger};
+        if !matches!(offer.trigger, OfferTrigger::Bookable(_)) {
+            return Ok(None);
+        }
+        let kind = match offer.target {
+            OfferTarget::Bookable { id, night_delta } => match self.room(id)? {
+                Some(room) => StayOfferKind::Upgrade { room, night_delta },
+                None => return Ok(None),
+            },
+            OfferTarget::Variant { id, per_night } => {
+                let Some((product, variant)) =
+                    query(catalog::variant_with_product(self.conn, self.merchant_id, id))?
+                else {
+                    return Ok(None);
+                };
+                let price = offer
+                    .price(variant.price)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                StayOfferKind::AddOn {
+                    product,
+                    variant,
+                    price,
+                    per_night,
+                }
+            }
+        };
+        Ok(Some(StayOfferView {
+            id: offer.id,
+            text: offer.text,
+            kind,
+        }))
+    }
+
     /// An offer with its variant and price, when the variant is still sold.
     fn view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<OfferView>> {
+        let Some(variant_id) = offer.target.variant() else {
+            return Ok(None);
+        };
         let Some((product, variant)) = query(catalog::variant_with_product(
             self.conn,
             self.merchant_id,
-            offer.offer_variant_id,
+            variant_id,
         ))?
         else {
             return Ok(None);
@@ -124,11 +207,22 @@ pub fn answer(
     let merchant = crate::merchants::get(conn, customer.merchant_id.0)?;
     let cart = carts::open_cart(conn, thread.id.0)?;
     let at = crate::db::now();
+    let stays = stays_of(conn, merchant.id, cart.as_ref())?;
+    let stay_room = conversations::stay_room(conn, thread.id.0)?;
+    let has_rooms = !DbShop {
+        conn,
+        merchant_id: merchant.id,
+    }
+    .rooms()?
+    .is_empty();
     let turn = Turn {
         at,
         merchant_name: &merchant.name,
         first_name: customer.first_name.as_deref(),
         cart: cart.as_ref(),
+        stays: &stays,
+        stay_room,
+        has_rooms,
         input,
     };
     let outcome = engine::respond(
@@ -141,6 +235,7 @@ pub fn answer(
     let mut replies = outcome.replies;
     let mut show_cart = outcome.then_show_cart;
     let mut offer_for = outcome.then_offer_for;
+    let mut show_stay = outcome.then_show_stay;
     // Outside business hours the first message of the (local) day gets the away text; shopping goes on.
     if let Some(away) = merchant.away_text_at(at) {
         let today = crate::merchants::hours::BusinessHours::local_date(merchant.timezone, at);
@@ -181,6 +276,16 @@ pub fn answer(
                 }
             }
             Command::SetQuantity { line, quantity } => {
+                let stay = cart
+                    .as_ref()
+                    .and_then(|c| c.lines.iter().find(|l| l.id == line))
+                    .and_then(|l| l.booking_id);
+                if let Some(booking) = stay {
+                    if quantity == 0 && carts::set_quantity(conn, thread.id.0, line, 0, None).is_ok() {
+                        release_quietly(conn, booking)?;
+                    }
+                    continue;
+                }
                 let stock = match cart.as_ref().and_then(|c| c.lines.iter().find(|l| l.id == line)) {
                     Some(l) => match l.variant_id {
                         Some(v) => {
@@ -256,7 +361,133 @@ pub fn answer(
                     carts::set_discount(conn, cart.id, Some(discount))?;
                 }
             }
+            Command::ViewedRoom { bookable } => {
+                attribution::record_stay(conn, thread, FunnelStep::ProductView, bookable, None)?;
+            }
+            Command::AskDates { bookable } => {
+                conversations::set_stay_room(conn, thread.id.0, Some(bookable))?
+            }
+            Command::Hold {
+                bookable,
+                stay,
+                guests,
+            } => {
+                let request = HoldRequest {
+                    bookable_id: bookable,
+                    stay,
+                    guests,
+                    thread_id: Some(thread.id.0),
+                    expires_at: at + HOLD_BEFORE_CHECKOUT,
+                };
+                match hold_in_cart(conn, &merchant, thread, &request, None)? {
+                    Ok(booking) => {
+                        attribution::record_stay(
+                            conn,
+                            thread,
+                            FunnelStep::AddToCart,
+                            bookable,
+                            Some(booking.total),
+                        )?;
+                    }
+                    Err(refusal) => {
+                        replies = refusal;
+                        show_stay = false;
+                    }
+                }
+            }
+            Command::Upgrade { offer, booking } => {
+                let mut shop = DbShop {
+                    conn,
+                    merchant_id: merchant.id,
+                };
+                let Some(StayOfferView {
+                    kind: StayOfferKind::Upgrade { room, night_delta },
+                    ..
+                }) = shop.stay_offer(offer)?
+                else {
+                    continue;
+                };
+                let (Some(old), Some(cart)) = (stays.iter().find(|b| b.id == booking), cart.as_ref()) else {
+                    continue;
+                };
+                let current = cart
+                    .lines
+                    .iter()
+                    .find(|l| l.booking_id == Some(booking))
+                    .map_or(old.total, |l| l.unit_price);
+                let Some(price) =
+                    engine::stays::upgrade_price(&mut shop, current, &room, night_delta, old.stay)?
+                else {
+                    continue;
+                };
+                let request = HoldRequest {
+                    bookable_id: room.id,
+                    stay: old.stay,
+                    guests: old.guests,
+                    thread_id: Some(thread.id.0),
+                    expires_at: old.expires_at,
+                };
+                match hold_in_cart(conn, &merchant, thread, &request, Some(price))? {
+                    Ok(_) => {
+                        carts::record_offer(conn, cart.id, offer, "accepted")?;
+                        let extra = price.checked_sub(current).ok();
+                        attribution::record_stay(conn, thread, FunnelStep::AddToCart, room.id, extra)?;
+                        replies.extend(Message::text(&format!("Upgraded to the {}.", room.spec.name)));
+                    }
+                    Err(refusal) => {
+                        replies = refusal;
+                        show_stay = false;
+                    }
+                }
+            }
+            Command::AddOn { offer, booking } => {
+                let Some(StayOfferView {
+                    kind:
+                        StayOfferKind::AddOn {
+                            product,
+                            variant,
+                            price,
+                            per_night,
+                        },
+                    ..
+                }) = (DbShop {
+                    conn,
+                    merchant_id: merchant.id,
+                })
+                .stay_offer(offer)?
+                else {
+                    continue;
+                };
+                let (Some(stay), Some(cart)) = (stays.iter().find(|b| b.id == booking), cart.as_ref()) else {
+                    continue;
+                };
+                let units = if per_night { stay.stay.nights() } else { 1 };
+                match carts::add_priced(
+                    conn,
+                    merchant.id,
+                    thread.id.0,
+                    &product,
+                    &variant,
+                    units,
+                    Some((offer, price)),
+                ) {
+                    Ok(_) => {
+                        carts::record_offer(conn, cart.id, offer, "accepted")?;
+                        let value = price.checked_mul(i64::from(units)).ok();
+                        attribution::record(conn, thread, FunnelStep::AddToCart, Some(product.id), value)?;
+                        replies.extend(Message::text(&format!("Added {}.", product.fields.title)));
+                    }
+                    Err(CartError::OutOfStock { available }) => {
+                        replies = engine::out_of_stock(&product, &variant, available)?;
+                    }
+                    Err(CartError::Full | CartError::StaleLine) => {}
+                    Err(CartError::Db(e)) => return Err(e),
+                }
+            }
         }
+    }
+    if show_stay {
+        replies.extend(held_stay_replies(conn, merchant.id, thread, at)?);
     }
     if show_cart {
         let cart = carts::open_cart(conn, thread.id.0)?;
@@ -288,6 +519,133 @@ pub fn answer(
         )?;
     }
     Ok(())
+}
+
+/// How long a stay is held before checkout; checkout moves its end to the Checkout Session's.
+const HOLD_BEFORE_CHECKOUT: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The stays of the cart's lines, as they stand.
+fn stays_of(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    cart: Option<&carts::Cart>,
+) -> QueryResult<Vec<bookings::Booking>> {
+    let mut stays = Vec::new();
+    for id in cart
+        .iter()
+        .flat_map(|c| c.lines.iter().filter_map(|l| l.booking_id))
+    {
+        if let Some(booking) = bookings::get_booking(conn, merchant_id, id)? {
+            stays.push(booking);
+        }
+    }
+    Ok(stays)
+}
+
+/// Gives a held stay's nights back; one that already ended is left as it is.
+fn release_quietly(conn: &mut DbConnection, booking: Uuid) -> QueryResult<()> {
+    match bookings::release(conn, booking) {
+        Ok(_) | Err(bookings::BookingError::WrongStatus(_) | bookings::BookingError::NotFound) => Ok(()),
+        Err(bookings::BookingError::Db(e)) => Err(e),
+        Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+    }
+}
+
+/// Holds a stay and puts it in the cart (at `price`, else the rates' price) instead of the stays there,
+/// whose nights are given back; or the replies saying why not (the nights went meanwhile: the
+/// alternatives).
+fn hold_in_cart(
+    conn: &mut DbConnection,
+    merchant: &crate::merchants::Merchant,
+    thread: &Thread,
+    request: &HoldRequest,
+    price: Option<crate::money::Money>,
+) -> QueryResult<Result<bookings::Booking, Vec<Message>>> {
+    let booking = match bookings::hold(conn, merchant.id, request) {
+        Ok(booking) => booking,
+        Err(HoldError::Db(e)) => return Err(e),
+        Err(HoldError::DbUnavailable(e)) => {
+            return Err(diesel::result::Error::QueryBuilderError(e.to_string().into()));
+        }
+        Err(HoldError::Unavailable) => {
+            let Some(room) = bookings::get(conn, merchant.id, request.bookable_id)? else {
+                return Ok(Err(Message::text("Sorry, that room is no longer offered.")));
+            };
+            let today = bookings::stay::local_today(room.spec.timezone, crate::db::now());
+            let alternatives = match bookings::nearest_available(
+                conn,
+                merchant.id,
+                room.id,
+                request.stay,
+                request.guests,
+                today,
+            ) {
+                Ok(a) => a,
+                Err(bookings::BookableError::Db(e)) => return Err(e),
+                Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
+            };
+            return Ok(Err(engine::unavailable(
+                &room,
+                request.stay,
+                request.guests,
+                &alternatives,
+            )?));
+        }
+        Err(refusal) => return Ok(Err(Message::text(&format!("Sorry: {refusal}.")))),
+    };
+    let Some(room) = bookings::get(conn, merchant.id, booking.bookable_id)? else {
+        return Err(diesel::result::Error::NotFound);
+    };
+    let price = price.unwrap_or(booking.total);
+    if price != booking.total {
+        bookings::reprice(conn, booking.id, price)?;
+    }
+    let replaced = match carts::put_stay(
+        conn,
+        merchant.id,
+        thread.id.0,
+        booking.id,
+        &room.spec.name,
+        &engine::stays::stay_line_name(booking.stay, booking.guests),
+        room.spec.image_url.as_deref(),
+        price,
+    ) {
+        Ok(replaced) => replaced,
+        Err(CartError::Db(e)) => return Err(e),
+        Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
+    };
+    for old in replaced {
+        release_quietly(conn, old)?;
+    }
+    conversations::set_stay_room(conn, thread.id.0, None)?;
+    Ok(Ok(booking))
+}
+
+/// The cart's held stay with its price, its next offer (remembered as shown) and "Book and pay".
+fn held_stay_replies(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread: &Thread,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<Vec<Message>> {
+    let Some(cart) = carts::open_cart(conn, thread.id.0)? else {
+        return Ok(Vec::new());
+    };
+    let Some(booking) = stays_of(conn, merchant_id, Some(&cart))?
+        .into_iter()
+        .find(|b| b.status == bookings::BookingStatus::Held)
+    else {
+        return engine::cart_replies(Some(&cart), at);
+    };
+    let Some(room) = bookings::get(conn, merchant_id, booking.bookable_id)? else {
+        return engine::cart_replies(Some(&cart), at);
+    };
+    let mut shop = DbShop { conn, merchant_id };
+    let (replies, shown) = engine::stay_replies(at, &cart, &booking, &room, &mut shop)?;
+    if let Some(offer) = shown {
+        carts::record_offer(conn, cart.id, offer, "shown")?;
+    }
+    Ok(replies)
 }
 
 /// Freezes the thread's cart into an order at Stripe's minimum for the currency, attributed to the
@@ -353,6 +711,17 @@ fn checkout(
             replies.extend(engine::cart_replies(cart, at)?);
             Ok(replies)
         }
+        Err(CheckoutRefusal::StayEnded { title, dates }) => Message::text_with_quick_replies(
+            &format!("Sorry, the hold on the {title} ({dates}) has ended. Book it again?"),
+            vec![
+                crate::messenger::render::QuickReply::text(
+                    "Book a stay",
+                    &engine::payload::encode(&engine::payload::Payload::Rooms { page: 0 }),
+                )
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
+            ],
+        )
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e))),
         Err(CheckoutRefusal::BelowMinimum { minimum }) => Ok(Message::text(&format!(
             "Online payment needs an order of at least {minimum}: add something to your cart."
         ))),

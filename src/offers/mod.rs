@@ -1,10 +1,10 @@
 //! Merchant-defined offers: when a shopper adds product X to the cart, the conversation proposes
 //! variant Y in the merchant's own words, optionally at a discount on Y's unit price.
 //!
-//! Only catalog items are offered for now: a better or bigger version of X (`upsell`) or a companion
-//! item (`cross_sell`). Room upgrades (a bookable offered for a bookable) will come with a migration
-//! of their own, as another [`OfferKind`] with its own trigger and target columns; the wire shape
-//! already nests `trigger` and `offer` in objects so that they can name a bookable then.
+//! For a product X the offer is a better or bigger version of X (`upsell`) or a companion item
+//! (`cross_sell`). For a room type (a bookable) held in the thread, it is a better room type for a
+//! price difference per night, fixed or the difference of the two rooms' rates (`upgrade`), or a
+//! catalog item for the stay, once or once per night (`add_on`, e.g. breakfast).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -13,7 +13,7 @@ use rust_decimal::prelude::ToPrimitive;
 use uuid::Uuid;
 
 use crate::catalog::domain::FieldError;
-use crate::db::schema::{offers, products, variants};
+use crate::db::schema::{bookables, offers, products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::money::{Currency, Money, MoneyError};
 
@@ -29,6 +29,10 @@ pub enum OfferKind {
     Upsell,
     /// A companion item.
     CrossSell,
+    /// A better room type for a held stay.
+    Upgrade,
+    /// A catalog item for a held stay, per stay or per night.
+    AddOn,
 }
 
 impl OfferKind {
@@ -37,6 +41,8 @@ impl OfferKind {
         match self {
             OfferKind::Upsell => "upsell",
             OfferKind::CrossSell => "cross_sell",
+            OfferKind::Upgrade => "upgrade",
+            OfferKind::AddOn => "add_on",
         }
     }
 
@@ -45,6 +51,8 @@ impl OfferKind {
         match name {
             "upsell" => Some(OfferKind::Upsell),
             "cross_sell" => Some(OfferKind::CrossSell),
+            "upgrade" => Some(OfferKind::Upgrade),
+            "add_on" => Some(OfferKind::AddOn),
             _ => None,
         }
     }
@@ -53,12 +61,11 @@ impl OfferKind {
     pub fn parse(field: &str, name: &str, errors: &mut Vec<FieldError>) -> Option<OfferKind> {
         let kind = OfferKind::from_name(name);
         if kind.is_none() {
-            let detail = if name == "upgrade" {
-                "room upgrades are not available yet: use `upsell` or `cross_sell`"
-            } else {
-                "must be `upsell` or `cross_sell`"
-            };
-            errors.push(FieldError::new(field, "invalid_kind", detail));
+            errors.push(FieldError::new(
+                field,
+                "invalid_kind",
+                "must be `upsell`, `cross_sell`, `upgrade` or `add_on`",
+            ));
         }
         kind
     }
@@ -183,6 +190,45 @@ pub fn parse_text(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Str
     value.to_owned()
 }
 
+/// What makes the conversation propose an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferTrigger {
+    /// The shopper adds this product to the cart (upsell, cross-sell).
+    Product(Uuid),
+    /// The shopper holds a stay in this room type (upgrade, add-on).
+    Bookable(Uuid),
+}
+
+/// What an offer proposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferTarget {
+    /// A catalog variant (of another product than the trigger); for an add-on, `per_night` adds one
+    /// per night of the stay instead of one per stay.
+    Variant {
+        /// The variant.
+        id: Uuid,
+        /// One per night (add-ons only).
+        per_night: bool,
+    },
+    /// Another room type for the same stay (upgrade).
+    Bookable {
+        /// The better room type.
+        id: Uuid,
+        /// What it costs more per night; `None`: the difference of the two rooms' rates, night by night.
+        night_delta: Option<Money>,
+    },
+}
+
+impl OfferTarget {
+    /// The offered variant, for the kinds that offer one.
+    pub fn variant(&self) -> Option<Uuid> {
+        match self {
+            OfferTarget::Variant { id, .. } => Some(*id),
+            OfferTarget::Bookable { .. } => None,
+        }
+    }
+}
+
 /// A merchant's offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
@@ -190,10 +236,10 @@ pub struct Offer {
     pub id: Uuid,
     /// Upsell or cross-sell.
     pub kind: OfferKind,
-    /// The merchant's product whose addition to the cart triggers the offer.
-    pub trigger_product_id: Uuid,
-    /// The merchant's variant offered (of another product than the trigger).
-    pub offer_variant_id: Uuid,
+    /// What triggers it.
+    pub trigger: OfferTrigger,
+    /// What it offers.
+    pub target: OfferTarget,
     /// The discount on the offered variant's unit price, if any.
     pub discount: Option<OfferDiscount>,
     /// The merchant's sentence, e.g. "Add wool socks?".
@@ -233,12 +279,12 @@ impl Offer {
 /// A new offer, validated at the edge (the catalog checks happen in [`create`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOffer {
-    /// Upsell or cross-sell.
+    /// Upsell, cross-sell, upgrade or add-on.
     pub kind: OfferKind,
-    /// The trigger product.
-    pub trigger_product_id: Uuid,
-    /// The offered variant.
-    pub offer_variant_id: Uuid,
+    /// The trigger: a product for upsells and cross-sells, a bookable for upgrades and add-ons.
+    pub trigger: OfferTrigger,
+    /// What is offered: a variant, or a bookable for upgrades.
+    pub target: OfferTarget,
     /// The discount, if any.
     pub discount: Option<OfferDiscount>,
     /// The merchant's sentence.
@@ -267,6 +313,8 @@ pub struct OfferQuery {
     pub limit: i64,
     /// Only offers triggered by this product.
     pub product_id: Option<Uuid>,
+    /// Only offers triggered by this bookable.
+    pub bookable_id: Option<Uuid>,
 }
 
 /// What an offer change can run into.
@@ -291,8 +339,8 @@ pub enum OfferError {
 struct OfferRow {
     id: DbUuid,
     kind: String,
-    trigger_product_id: DbUuid,
-    offer_variant_id: DbUuid,
+    trigger_product_id: Option<DbUuid>,
+    offer_variant_id: Option<DbUuid>,
     discount_percent_bp: Option<i32>,
     discount_minor: Option<i64>,
     currency: Option<String>,
@@ -300,6 +348,10 @@ struct OfferRow {
     active: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    trigger_bookable_id: Option<DbUuid>,
+    offer_bookable_id: Option<DbUuid>,
+    per_night: bool,
+    night_delta_minor: Option<i64>,
 }
 
 fn corrupt(what: String) -> diesel::result::Error {
@@ -312,7 +364,38 @@ impl TryFrom<OfferRow> for Offer {
     fn try_from(row: OfferRow) -> Result<Self, Self::Error> {
         let kind = OfferKind::from_name(&row.kind)
             .ok_or_else(|| corrupt(format!("unknown offer kind `{}`", row.kind)))?;
-        let discount = match (row.discount_percent_bp, row.discount_minor, row.currency) {
+        let currency = row
+            .currency
+            .as_deref()
+            .map(Currency::parse)
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?;
+        let trigger = match (row.trigger_product_id, row.trigger_bookable_id) {
+            (Some(p), None) => OfferTrigger::Product(p.0),
+            (None, Some(b)) => OfferTrigger::Bookable(b.0),
+            _ => return Err(corrupt(format!("offer {} has no single trigger", row.id.0))),
+        };
+        let target = match (row.offer_variant_id, row.offer_bookable_id, currency) {
+            (Some(v), None, _) => OfferTarget::Variant {
+                id: v.0,
+                per_night: row.per_night,
+            },
+            (None, Some(b), currency) => OfferTarget::Bookable {
+                id: b.0,
+                night_delta: match (row.night_delta_minor, currency) {
+                    (Some(minor), Some(c)) => Some(Money::from_minor(minor, c)),
+                    (None, _) => None,
+                    (Some(_), None) => return Err(corrupt(format!("offer {} has no currency", row.id.0))),
+                },
+            },
+            _ => return Err(corrupt(format!("offer {} has no single target", row.id.0))),
+        };
+        let fixed_currency = if row.night_delta_minor.is_some() {
+            None
+        } else {
+            row.currency
+        };
+        let discount = match (row.discount_percent_bp, row.discount_minor, fixed_currency) {
             (None, None, None) => None,
             (Some(bp), None, None) if (1..=MAX_BASIS_POINTS).contains(&i64::from(bp)) => {
                 Some(OfferDiscount::Percent(percent_from_basis_points(bp)))
@@ -331,8 +414,8 @@ impl TryFrom<OfferRow> for Offer {
         Ok(Offer {
             id: row.id.0,
             kind,
-            trigger_product_id: row.trigger_product_id.0,
-            offer_variant_id: row.offer_variant_id.0,
+            trigger,
+            target,
             discount,
             text: row.text,
             active: row.active,
@@ -379,45 +462,176 @@ fn check_discount_currency(
     }
 }
 
-/// Checks that the trigger product and the offered variant are the merchant's, and that the variant
-/// is not one of the trigger's own; another merchant's ids answer exactly as unknown ones.
+/// Checks that the kind, trigger and target go together, that the trigger and the target are the
+/// merchant's (another merchant's ids answer exactly as unknown ones) and differ, and that amounts are
+/// in the target's currency.
 fn check_catalog(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> Result<(), OfferError> {
     let mut errors = Vec::new();
-    let trigger_found: i64 = products::table
-        .filter(products::id.eq(DbUuid(new.trigger_product_id)))
-        .filter(products::merchant_id.eq(DbUuid(merchant_id)))
-        .count()
-        .get_result(conn)?;
-    if trigger_found == 0 {
-        errors.push(FieldError::new(
+    let stays = matches!(new.kind, OfferKind::Upgrade | OfferKind::AddOn);
+    match (new.trigger, stays) {
+        (OfferTrigger::Product(id), false) => {
+            let found: i64 = products::table
+                .filter(products::id.eq(DbUuid(id)))
+                .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+                .count()
+                .get_result(conn)?;
+            if found == 0 {
+                errors.push(FieldError::new(
+                    "trigger.product_id",
+                    "not_found",
+                    "no such product in the catalog",
+                ));
+            }
+        }
+        (OfferTrigger::Bookable(id), true) => {
+            if bookable_currency(conn, merchant_id, id)?.is_none() {
+                errors.push(FieldError::new(
+                    "trigger.bookable_id",
+                    "not_found",
+                    "no such bookable",
+                ));
+            }
+        }
+        (_, true) => errors.push(FieldError::new(
+            "trigger.bookable_id",
+            "required",
+            "upgrades and add-ons are triggered by a bookable",
+        )),
+        (_, false) => errors.push(FieldError::new(
             "trigger.product_id",
-            "not_found",
-            "no such product in the catalog",
-        ));
+            "required",
+            "upsells and cross-sells are triggered by a product",
+        )),
     }
-    let variant: Option<(DbUuid, String)> = variants::table
-        .filter(variants::id.eq(DbUuid(new.offer_variant_id)))
-        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
-        .select((variants::product_id, variants::currency))
-        .first(conn)
-        .optional()?;
-    match variant {
-        None => errors.push(FieldError::new(
-            "offer.variant_id",
-            "not_found",
-            "no such variant in the catalog",
+    match (new.target, new.kind) {
+        (
+            OfferTarget::Variant { id, per_night },
+            OfferKind::Upsell | OfferKind::CrossSell | OfferKind::AddOn,
+        ) => {
+            if per_night && new.kind != OfferKind::AddOn {
+                errors.push(FieldError::new(
+                    "offer.per",
+                    "not_allowed",
+                    "only add-ons are per night",
+                ));
+            }
+            let variant: Option<(DbUuid, String)> = variants::table
+                .filter(variants::id.eq(DbUuid(id)))
+                .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+                .select((variants::product_id, variants::currency))
+                .first(conn)
+                .optional()?;
+            match variant {
+                None => errors.push(FieldError::new(
+                    "offer.variant_id",
+                    "not_found",
+                    "no such variant in the catalog",
+                )),
+                Some((product_id, _)) if new.trigger == OfferTrigger::Product(product_id.0) => {
+                    errors.push(FieldError::new(
+                        "offer.variant_id",
+                        "same_product",
+                        "offer a variant of another product than the trigger",
+                    ));
+                }
+                Some((_, currency)) => check_discount_currency(new.discount, &currency, &mut errors),
+            }
+        }
+        (OfferTarget::Bookable { id, night_delta }, OfferKind::Upgrade) => {
+            if new.discount.is_some() {
+                errors.push(FieldError::new(
+                    "discount_percent",
+                    "not_allowed",
+                    "an upgrade has a price per night instead of a discount",
+                ));
+            }
+            match bookable_currency(conn, merchant_id, id)? {
+                None => errors.push(FieldError::new(
+                    "offer.bookable_id",
+                    "not_found",
+                    "no such bookable",
+                )),
+                Some(_) if new.trigger == OfferTrigger::Bookable(id) => errors.push(FieldError::new(
+                    "offer.bookable_id",
+                    "same_bookable",
+                    "offer another bookable than the trigger",
+                )),
+                Some(currency) => {
+                    if let Some(delta) = night_delta
+                        && delta.currency().code() != currency
+                    {
+                        errors.push(FieldError::new(
+                            "offer.night_delta",
+                            "currency_mismatch",
+                            format!("must be in the bookable's currency {currency}"),
+                        ));
+                    }
+                }
+            }
+        }
+        (OfferTarget::Bookable { .. }, _) => errors.push(FieldError::new(
+            "offer.bookable_id",
+            "not_allowed",
+            "only upgrades offer a bookable",
         )),
-        Some((product_id, _)) if product_id.0 == new.trigger_product_id => errors.push(FieldError::new(
-            "offer.variant_id",
-            "same_product",
-            "offer a variant of another product than the trigger",
+        (OfferTarget::Variant { .. }, _) => errors.push(FieldError::new(
+            "offer.bookable_id",
+            "required",
+            "an upgrade offers a bookable",
         )),
-        Some((_, currency)) => check_discount_currency(new.discount, &currency, &mut errors),
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(OfferError::Invalid(errors))
+    }
+}
+
+/// The currency of the merchant's bookable, when it has one with this id.
+fn bookable_currency(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Option<String>> {
+    bookables::table
+        .filter(bookables::id.eq(DbUuid(id)))
+        .filter(bookables::merchant_id.eq(DbUuid(merchant_id)))
+        .select(bookables::currency)
+        .first(conn)
+        .optional()
+}
+
+/// The trigger, target and night-delta columns of an offer.
+type TargetColumns = (
+    Option<DbUuid>,
+    Option<DbUuid>,
+    Option<DbUuid>,
+    Option<DbUuid>,
+    bool,
+    Option<i64>,
+    Option<&'static str>,
+);
+
+fn target_columns(trigger: OfferTrigger, target: OfferTarget) -> TargetColumns {
+    let (trigger_product, trigger_bookable) = match trigger {
+        OfferTrigger::Product(id) => (Some(DbUuid(id)), None),
+        OfferTrigger::Bookable(id) => (None, Some(DbUuid(id))),
+    };
+    match target {
+        OfferTarget::Variant { id, per_night } => (
+            trigger_product,
+            trigger_bookable,
+            Some(DbUuid(id)),
+            None,
+            per_night,
+            None,
+            None,
+        ),
+        OfferTarget::Bookable { id, night_delta } => (
+            trigger_product,
+            trigger_bookable,
+            None,
+            Some(DbUuid(id)),
+            false,
+            night_delta.map(|d| d.minor()),
+            night_delta.map(|d| d.currency().code()),
+        ),
     }
 }
 
@@ -428,16 +642,22 @@ pub fn create(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> Res
         check_catalog(conn, merchant_id, new)?;
         let id = Uuid::now_v7();
         let at = now();
+        let (trigger_product, trigger_bookable, variant, bookable, per_night, delta, delta_currency) =
+            target_columns(new.trigger, new.target);
         diesel::insert_into(offers::table)
             .values((
                 offers::id.eq(DbUuid(id)),
                 offers::merchant_id.eq(DbUuid(merchant_id)),
                 offers::kind.eq(new.kind.as_str()),
-                offers::trigger_product_id.eq(DbUuid(new.trigger_product_id)),
-                offers::offer_variant_id.eq(DbUuid(new.offer_variant_id)),
+                offers::trigger_product_id.eq(trigger_product),
+                offers::offer_variant_id.eq(variant),
+                offers::trigger_bookable_id.eq(trigger_bookable),
+                offers::offer_bookable_id.eq(bookable),
+                offers::per_night.eq(per_night),
+                offers::night_delta_minor.eq(delta),
                 offers::discount_percent_bp.eq(bp),
                 offers::discount_minor.eq(minor),
-                offers::currency.eq(currency),
+                offers::currency.eq(currency.or(delta_currency)),
                 offers::text.eq(&new.text),
                 offers::active.eq(new.active),
                 offers::created_at.eq(at),
@@ -474,6 +694,9 @@ pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &OfferQuery) -> Query
     if let Some(product_id) = q.product_id {
         query = query.filter(offers::trigger_product_id.eq(DbUuid(product_id)));
     }
+    if let Some(bookable_id) = q.bookable_id {
+        query = query.filter(offers::trigger_bookable_id.eq(DbUuid(bookable_id)));
+    }
     query.load(conn)?.into_iter().map(Offer::try_from).collect()
 }
 
@@ -482,6 +705,24 @@ pub fn triggered_by(conn: &mut DbConnection, merchant_id: Uuid, product_id: Uuid
     offers::table
         .filter(offers::merchant_id.eq(DbUuid(merchant_id)))
         .filter(offers::trigger_product_id.eq(DbUuid(product_id)))
+        .filter(offers::active.eq(true))
+        .order((offers::created_at.asc(), offers::id.asc()))
+        .select(OfferRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Offer::try_from)
+        .collect()
+}
+
+/// The merchant's active offers for a stay held in `bookable_id` (upgrades and add-ons), oldest first.
+pub fn triggered_by_bookable(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    bookable_id: Uuid,
+) -> QueryResult<Vec<Offer>> {
+    offers::table
+        .filter(offers::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(offers::trigger_bookable_id.eq(DbUuid(bookable_id)))
         .filter(offers::active.eq(true))
         .order((offers::created_at.asc(), offers::id.asc()))
         .select(OfferRow::as_select())
@@ -501,9 +742,16 @@ pub fn update(
     write_transaction(conn, |conn| {
         let mut offer = get(conn, merchant_id, id)?.ok_or(OfferError::NotFound)?;
         if let Some(discount) = patch.discount {
+            let Some(variant_id) = offer.target.variant() else {
+                return Err(OfferError::Invalid(vec![FieldError::new(
+                    "discount_percent",
+                    "not_allowed",
+                    "an upgrade has a price per night instead of a discount",
+                )]));
+            };
             if let Some(OfferDiscount::Fixed(_)) = discount {
                 let variant_currency: String = variants::table
-                    .filter(variants::id.eq(DbUuid(offer.offer_variant_id)))
+                    .filter(variants::id.eq(DbUuid(variant_id)))
                     .select(variants::currency)
                     .first(conn)?;
                 let mut errors = Vec::new();
@@ -521,11 +769,15 @@ pub fn update(
             offer.active = active;
         }
         let (bp, minor, currency) = discount_columns(offer.discount)?;
+        let delta_currency = match offer.target {
+            OfferTarget::Bookable { night_delta, .. } => night_delta.map(|d| d.currency().code()),
+            OfferTarget::Variant { .. } => None,
+        };
         diesel::update(offers::table.filter(offers::id.eq(DbUuid(id))))
             .set((
                 offers::discount_percent_bp.eq(bp),
                 offers::discount_minor.eq(minor),
-                offers::currency.eq(currency),
+                offers::currency.eq(currency.or(delta_currency)),
                 offers::text.eq(&offer.text),
                 offers::active.eq(offer.active),
                 offers::updated_at.eq(now()),
@@ -568,8 +820,11 @@ mod tests {
         Offer {
             id: Uuid::now_v7(),
             kind: OfferKind::CrossSell,
-            trigger_product_id: Uuid::now_v7(),
-            offer_variant_id: Uuid::now_v7(),
+            trigger: OfferTrigger::Product(Uuid::now_v7()),
+            target: OfferTarget::Variant {
+                id: Uuid::now_v7(),
+                per_night: false,
+            },
             discount,
             text: "Add wool socks?".to_owned(),
             active: true,
@@ -760,14 +1015,20 @@ mod tests {
     }
 
     #[test]
-    fn kinds_round_trip_through_their_names_and_upgrade_is_not_built_yet() {
-        for kind in [OfferKind::Upsell, OfferKind::CrossSell] {
+    fn kinds_round_trip_through_their_names_and_others_are_refused() {
+        for kind in [
+            OfferKind::Upsell,
+            OfferKind::CrossSell,
+            OfferKind::Upgrade,
+            OfferKind::AddOn,
+        ] {
             assert_eq!(OfferKind::from_name(kind.as_str()), Some(kind));
         }
         assert_eq!(OfferKind::Upsell.as_str(), "upsell");
         assert_eq!(OfferKind::CrossSell.as_str(), "cross_sell");
+        assert_eq!(OfferKind::AddOn.as_str(), "add_on");
         let mut errors = Vec::new();
-        assert_eq!(OfferKind::parse("kind", "upgrade", &mut errors), None);
+        assert_eq!(OfferKind::parse("kind", "downgrade", &mut errors), None);
         assert_eq!(OfferKind::parse("kind", "Upsell", &mut errors), None);
         let codes: Vec<_> = errors.iter().map(|e| e.code).collect();
         assert_eq!(codes, ["invalid_kind", "invalid_kind"]);

@@ -603,15 +603,33 @@ async fn an_empty_or_too_long_text_answers_422() {
 }
 
 #[tokio::test]
-async fn an_unknown_kind_or_a_room_upgrade_answers_422_invalid_kind() {
+async fn an_unknown_kind_answers_422_invalid_kind() {
     let (app, shop) = app_with_shop().await;
 
-    for kind in ["upgrade", "downsell", "UPSELL", ""] {
+    for kind in ["downsell", "UPSELL", ""] {
         let res = app
             .post("/v1/offers", shop.token(), shop.offer(json!({"kind": kind})))
             .await;
         assert_field_errors(res, &[("kind", "invalid_kind")]).await;
     }
+}
+
+#[tokio::test]
+async fn an_upgrade_between_products_answers_422_asking_for_bookables() {
+    let (app, shop) = app_with_shop().await;
+
+    let res = app
+        .post("/v1/offers", shop.token(), shop.offer(json!({"kind": "upgrade"})))
+        .await;
+
+    assert_field_errors(
+        res,
+        &[
+            ("trigger.bookable_id", "required"),
+            ("offer.bookable_id", "required"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -638,7 +656,7 @@ async fn every_field_error_is_reported_at_once() {
 }
 
 #[tokio::test]
-async fn a_missing_trigger_or_a_bookable_trigger_answers_400() {
+async fn a_missing_trigger_answers_400_and_a_cross_sell_for_a_bookable_answers_422() {
     let (app, shop) = app_with_shop().await;
     let mut missing = shop.offer(json!({}));
     missing.as_object_mut().unwrap().remove("trigger");
@@ -653,7 +671,7 @@ async fn a_missing_trigger_or_a_bookable_trigger_answers_400() {
         .await;
 
     assert_problem(res, 400, "invalid_json").await;
-    assert_problem(bookable, 400, "invalid_json").await;
+    assert_field_errors(bookable, &[("trigger.product_id", "required")]).await;
 }
 
 #[tokio::test]

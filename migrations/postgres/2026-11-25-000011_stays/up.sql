@@ -1,0 +1,8 @@
+-- Stays in the thread: a cart or order line can be a held stay (its booking), the thread remembers the
+-- room whose arrival date it asked for (so a typed date answers it), and funnel events can name a room.
+
+ALTER TABLE cart_lines ADD COLUMN booking_id UUID REFERENCES bookings (id) ON DELETE SET NULL;
+ALTER TABLE order_lines ADD COLUMN booking_id UUID REFERENCES bookings (id) ON DELETE SET NULL;
+ALTER TABLE threads ADD COLUMN stay_bookable_id UUID REFERENCES bookables (id) ON DELETE SET NULL;
+ALTER TABLE funnel_events ADD COLUMN bookable_id UUID;
+CREATE INDEX order_lines_booking_idx ON order_lines (booking_id);

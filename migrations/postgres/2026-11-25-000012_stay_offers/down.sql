@@ -1,0 +1,10 @@
+DELETE FROM offers WHERE trigger_product_id IS NULL OR offer_variant_id IS NULL;
+DROP INDEX offers_trigger_bookable_idx;
+ALTER TABLE offers DROP CONSTRAINT offers_one_target;
+ALTER TABLE offers DROP CONSTRAINT offers_one_trigger;
+ALTER TABLE offers DROP COLUMN night_delta_minor;
+ALTER TABLE offers DROP COLUMN per_night;
+ALTER TABLE offers DROP COLUMN offer_bookable_id;
+ALTER TABLE offers DROP COLUMN trigger_bookable_id;
+ALTER TABLE offers ALTER COLUMN offer_variant_id SET NOT NULL;
+ALTER TABLE offers ALTER COLUMN trigger_product_id SET NOT NULL;
