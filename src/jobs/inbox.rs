@@ -116,72 +116,6 @@ async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Resul
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn delivery(n: u128, shoppers: &[&str]) -> (DbUuid, String) {
-        let messaging: Vec<serde_json::Value> = shoppers
-            .iter()
-            .map(|psid| {
-                serde_json::json!({"sender": {"id": psid}, "recipient": {"id": "P1"}, "timestamp": 1,
-                                   "message": {"mid": format!("m-{n}-{psid}"), "text": "hi"}})
-            })
-            .collect();
-        let body =
-            serde_json::json!({"object": "page", "entry": [{"id": "P1", "time": 1, "messaging": messaging}]});
-        (DbUuid(uuid::Uuid::from_u128(n)), body.to_string())
-    }
-
-    fn ids(chains: &[Vec<(DbUuid, String)>]) -> Vec<Vec<u128>> {
-        chains
-            .iter()
-            .map(|c| c.iter().map(|(id, _)| id.0.as_u128()).collect())
-            .collect()
-    }
-
-    #[test]
-    fn deliveries_of_different_shoppers_are_split_side_by_side() {
-        let chains = by_shopper(vec![
-            delivery(1, &["a"]),
-            delivery(2, &["b"]),
-            delivery(3, &["c"]),
-        ]);
-        assert_eq!(ids(&chains), [vec![1], vec![2], vec![3]]);
-    }
-
-    #[test]
-    fn one_shoppers_deliveries_stay_in_one_chain_in_arrival_order() {
-        let chains = by_shopper(vec![
-            delivery(1, &["a"]),
-            delivery(2, &["b"]),
-            delivery(3, &["a"]),
-        ]);
-        assert_eq!(ids(&chains), [vec![1, 3], vec![2]]);
-    }
-
-    #[test]
-    fn a_delivery_naming_two_shoppers_joins_their_chains_in_order() {
-        let chains = by_shopper(vec![
-            delivery(1, &["a"]),
-            delivery(2, &["b"]),
-            delivery(3, &["a", "b"]),
-            delivery(4, &["b"]),
-            delivery(5, &["c"]),
-        ]);
-        assert_eq!(ids(&chains), [vec![1, 2, 3, 4], vec![5]]);
-    }
-
-    #[test]
-    fn an_unreadable_delivery_is_a_chain_of_its_own() {
-        let chains = by_shopper(vec![
-            delivery(1, &["a"]),
-            (DbUuid(uuid::Uuid::from_u128(2)), "{".into()),
-        ]);
-        assert_eq!(ids(&chains), [vec![1], vec![2]]);
-    }
-}
-
 /// Applies each shopper's events, one shopper at a time across every process.
 pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
     loop {
@@ -316,4 +250,70 @@ async fn fetch_profile(ctx: &WorkerContext, customer: &conversations::Customer) 
     ctx.db
         .query(move |conn| conversations::set_profile(conn, id, profile))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(n: u128, shoppers: &[&str]) -> (DbUuid, String) {
+        let messaging: Vec<serde_json::Value> = shoppers
+            .iter()
+            .map(|psid| {
+                serde_json::json!({"sender": {"id": psid}, "recipient": {"id": "P1"}, "timestamp": 1,
+                                   "message": {"mid": format!("m-{n}-{psid}"), "text": "hi"}})
+            })
+            .collect();
+        let body =
+            serde_json::json!({"object": "page", "entry": [{"id": "P1", "time": 1, "messaging": messaging}]});
+        (DbUuid(uuid::Uuid::from_u128(n)), body.to_string())
+    }
+
+    fn ids(chains: &[Vec<(DbUuid, String)>]) -> Vec<Vec<u128>> {
+        chains
+            .iter()
+            .map(|c| c.iter().map(|(id, _)| id.0.as_u128()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn deliveries_of_different_shoppers_are_split_side_by_side() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            delivery(2, &["b"]),
+            delivery(3, &["c"]),
+        ]);
+        assert_eq!(ids(&chains), [vec![1], vec![2], vec![3]]);
+    }
+
+    #[test]
+    fn one_shoppers_deliveries_stay_in_one_chain_in_arrival_order() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            delivery(2, &["b"]),
+            delivery(3, &["a"]),
+        ]);
+        assert_eq!(ids(&chains), [vec![1, 3], vec![2]]);
+    }
+
+    #[test]
+    fn a_delivery_naming_two_shoppers_joins_their_chains_in_order() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            delivery(2, &["b"]),
+            delivery(3, &["a", "b"]),
+            delivery(4, &["b"]),
+            delivery(5, &["c"]),
+        ]);
+        assert_eq!(ids(&chains), [vec![1, 2, 3, 4], vec![5]]);
+    }
+
+    #[test]
+    fn an_unreadable_delivery_is_a_chain_of_its_own() {
+        let chains = by_shopper(vec![
+            delivery(1, &["a"]),
+            (DbUuid(uuid::Uuid::from_u128(2)), "{".into()),
+        ]);
+        assert_eq!(ids(&chains), [vec![1], vec![2]]);
+    }
 }
