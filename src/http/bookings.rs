@@ -40,13 +40,6 @@ impl From<BookingError> for ApiError {
                 "nothing_to_refund",
                 "the booking has no paid order to refund: cancel it without `refund`",
             ),
-            BookingError::RefundThroughOrder(order_id) => ApiError::conflict(
-                "refund_through_order",
-                format!(
-                    "refunds of bookings are not made here yet: refund order {order_id} with \
-                     POST /v1/orders/{order_id}/refunds, then cancel the booking without `refund`"
-                ),
-            ),
             BookingError::Db(db) => db.into(),
             BookingError::Unavailable(db) => db.into(),
         }
@@ -216,9 +209,84 @@ async fn cancel_booking(
         })?
     };
     let id = path.into_inner();
-    let booking = super::run(&state, move |conn| {
-        bookings::cancel(conn, caller.merchant_id, id, body.refund)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(BookingBody::from(booking)))
+    let merchant_id = caller.merchant_id;
+    let refund = if body.refund {
+        Some(refund_stay(&state, merchant_id, id).await?)
+    } else {
+        None
+    };
+    let booking = super::run(&state, move |conn| bookings::cancel(conn, merchant_id, id)).await?;
+    let mut answer = serde_json::to_value(BookingBody::from(booking)).map_err(ApiError::internal)?;
+    if let Some(refund) = refund {
+        answer["refund"] = refund;
+    }
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Refunds a cancelled stay's share of its paid order through Stripe (outside any transaction, with a key
+/// of the booking's own, so a repeated cancel refunds once), and records the refund on the order.
+async fn refund_stay(state: &AppState, merchant_id: Uuid, id: Uuid) -> Result<serde_json::Value, ApiError> {
+    let Some(stripe) = state.stripe.clone() else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "payments_disabled",
+            "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
+        ));
+    };
+    let owed = super::run(state, move |conn| bookings::stay_refund(conn, merchant_id, id)).await?;
+    if let Some(made) = owed.made {
+        // A repeated cancel: the refund was made the first time.
+        return Ok(serde_json::json!({
+            "id": made.stripe_refund_id,
+            "status": made.status,
+            "amount": crate::money::MoneyDto::from(made.amount),
+            "order_id": owed.order_id,
+        }));
+    }
+    let key = bookings::stay_refund_key(id);
+    let refund = stripe
+        .create_refund(
+            &owed.payment_intent,
+            owed.amount,
+            &key,
+            Some(crate::checkout::stripe::RefundReason::RequestedByCustomer),
+        )
+        .await
+        .map_err(|e| {
+            if e.is_retryable() {
+                ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
+            } else {
+                ApiError::new(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    "stripe_refused",
+                    format!("Stripe refused the refund: {e}"),
+                )
+            }
+        })?;
+    let (order_id, amount, refund_id, status) = (
+        owed.order_id,
+        owed.amount,
+        refund.id.clone(),
+        refund.status.clone(),
+    );
+    state
+        .db
+        .run(move |conn| {
+            crate::checkout::orders::record_refund(conn, order_id, &refund_id, amount, &status)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("refund not recorded: {e}")))?;
+            crate::checkout::orders::set_refund_request_key(
+                conn,
+                &refund_id,
+                &bookings::stay_refund_key(id),
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    tracing::info!(booking.id = %id, order.id = %order_id, refund.id = %refund.id, "stay refunded");
+    Ok(serde_json::json!({
+        "id": refund.id,
+        "status": refund.status,
+        "amount": crate::money::MoneyDto::from(amount),
+        "order_id": order_id,
+    }))
 }

@@ -316,3 +316,71 @@ async fn two_shoppers_racing_for_the_last_suite_leave_one_holding_it_and_the_oth
     assert_eq!(available(&m, suite, arrival, 2).await, [0, 0]);
     assert_eq!(bookings_of(&m, "held").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_paid_stay_cancelled_with_a_refund_gives_the_nights_and_the_money_back_once() {
+    let (m, stripe) = shop_with_stripe().await;
+    let (_, sea) = hotel(&m).await;
+    let arrival = in_days(12);
+    hold_the_suite(&m, "S9", arrival).await;
+    let order = upgrade_and_check_out(&m, "S9").await;
+    let session = order["stripe_session_id"].as_str().unwrap().to_owned();
+    stripe.complete_session(&session);
+    post_stripe_event(&m, "checkout.session.completed", &session).await;
+    eventually("the stay is confirmed", || async {
+        bookings_of(&m, "confirmed").await.len() == 1
+    })
+    .await;
+    let booking = bookings_of(&m, "confirmed").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cancel = format!("/v1/bookings/{booking}/cancel");
+    let before = arrival - Days::new(1);
+    assert_eq!(available(&m, sea, before, 4).await, [1, 0, 0, 1]);
+
+    let first = m
+        .app
+        .post(&cancel, &m.merchant.token, json!({"refund": true}))
+        .await;
+    let again = m
+        .app
+        .post(&cancel, &m.merchant.token, json!({"refund": true}))
+        .await;
+
+    assert_eq!(first.status(), 200);
+    assert_eq!(again.status(), 200);
+    let (first, again): (Value, Value) = (first.json().await.unwrap(), again.json().await.unwrap());
+    assert_eq!(first["status"], "cancelled");
+    assert_eq!(
+        first["refund"]["amount"],
+        json!({"amount": "560.00", "currency": "EUR"})
+    );
+    assert_eq!(first["refund"]["id"], again["refund"]["id"], "one refund");
+    let refunds: Vec<_> = stripe
+        .received()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/refunds")
+        .collect();
+    assert_eq!(refunds.len(), 1, "Stripe was asked once");
+    assert_eq!(
+        refunds[0].idempotency_key.as_deref(),
+        Some(format!("booking-{booking}-cancel-refund").as_str())
+    );
+    let o: Value = m
+        .app
+        .get(
+            &format!("/v1/orders/{}", order["id"].as_str().unwrap()),
+            &m.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(o["status"], "refunded");
+    assert_eq!(
+        available(&m, sea, before, 4).await,
+        [1, 1, 1, 1],
+        "the nights are free again"
+    );
+}
