@@ -21,6 +21,7 @@ mod orders;
 mod pages;
 mod payments;
 mod shopping;
+mod simulator;
 mod stays;
 mod stock;
 mod stripe;
