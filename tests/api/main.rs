@@ -6,6 +6,7 @@
 
 mod auth;
 mod bookings;
+mod browser;
 mod catalog;
 mod checkout;
 mod cli;
