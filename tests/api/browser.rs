@@ -1,6 +1,7 @@
 //! The simulator in headless Chromium, through chromedriver's W3C WebDriver HTTP API spoken with the
 //! `reqwest` the suite already has (a few calls: no WebDriver crate needed). Skipped, with a message,
-//! when chromedriver is not installed (`apt-get install chromium chromium-driver`; `.ci/run` does it).
+//! when chromedriver is not installed (`apt-get install chromium chromium-driver`), unless
+//! `THREADCART_BROWSER_TESTS=required` (what `.ci/run` sets after installing them).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -215,6 +216,10 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 #[tokio::test]
 async fn a_shopper_goes_from_an_ad_to_the_receipt_in_the_simulator() {
     let Some(browser) = Browser::start().await else {
+        assert!(
+            std::env::var("THREADCART_BROWSER_TESTS").as_deref() != Ok("required"),
+            "THREADCART_BROWSER_TESTS=required but chromedriver is not installed"
+        );
         eprintln!(
             "SKIPPED a_shopper_goes_from_an_ad_to_the_receipt_in_the_simulator: chromedriver is not installed \
              (apt-get install chromium chromium-driver, as .ci/run does)"
