@@ -40,16 +40,7 @@ async fn stripe_api(req: HttpRequest, body: web::Bytes, dev: web::Data<DevState>
         );
         return stripe_reply(401, body, false);
     }
-    let encoded = if req.method() == actix_web::http::Method::GET {
-        req.query_string().as_bytes()
-    } else {
-        &body[..]
-    };
-    let form = std::str::from_utf8(encoded)
-        .ok()
-        .and_then(|b| web::Query::<Vec<(String, String)>>::from_query(b).ok())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
+    let form = super::stripe::request_form(req.method().as_str(), req.query_string(), &body);
     let path = req.path().trim_start_matches("/dev/stripe");
     let answer = locked(book).call(req.method().as_str(), path, &form, header("idempotency-key"));
     stripe_reply(answer.status, answer.body, answer.replayed)

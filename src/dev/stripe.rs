@@ -49,6 +49,17 @@ pub fn stripe_error(kind: &str, code: Option<&str>, message: &str, param: Option
     json!({"error": {"type": kind, "code": code, "message": message, "param": param}})
 }
 
+/// The parameters of a Stripe call, decoded: from the query of a GET, from the form body otherwise (in
+/// order, brackets kept: `line_items[0][quantity]`).
+pub fn request_form(method: &str, query: &str, body: &[u8]) -> Vec<(String, String)> {
+    let encoded = if method == "GET" { query.as_bytes() } else { body };
+    std::str::from_utf8(encoded)
+        .ok()
+        .and_then(|b| actix_web::web::Query::<Vec<(String, String)>>::from_query(b).ok())
+        .map(actix_web::web::Query::into_inner)
+        .unwrap_or_default()
+}
+
 fn fixture(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| json!({}))
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
-use threadcart::dev::stripe::StripeBook;
 pub use threadcart::dev::stripe::stripe_error;
+use threadcart::dev::stripe::{StripeBook, request_form};
 
 /// One request the fake Stripe received.
 #[derive(Debug, Clone)]
@@ -138,16 +138,7 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let encoded = if req.method() == actix_web::http::Method::GET {
-        req.query_string().as_bytes()
-    } else {
-        &body[..]
-    };
-    let form = std::str::from_utf8(encoded)
-        .ok()
-        .and_then(|b| web::Query::<Vec<(String, String)>>::from_query(b).ok())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
+    let form = request_form(req.method().as_str(), req.query_string(), &body);
     let received = Received {
         method: req.method().to_string(),
         path: req.path().to_owned(),
