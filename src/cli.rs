@@ -24,11 +24,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run pending migrations, then serve HTTP and the workers (the default).
+    /// Run pending migrations, then serve HTTP and the workers (the default, in dev mode on loopback).
     Serve {
         /// Load the demo merchants at start (default: on for SQLite, off for PostgreSQL; env THREADCART_DEMO).
         #[arg(long, env = "THREADCART_DEMO")]
         demo: Option<bool>,
+        /// Dev mode: the thread simulator at /dev/simulator, with Meta's Graph API (and, without Stripe
+        /// keys, Stripe) stood in for by the server itself. Refuses a non-loopback address.
+        #[arg(long)]
+        dev: bool,
     },
     /// Run pending migrations and exit.
     Migrate,
@@ -110,10 +114,19 @@ fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
     }
 }
 
-fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url(), config.db_max_connections)?;
-    match cli.command.unwrap_or(Command::Serve { demo: None }) {
-        Command::Serve { demo } => {
+    // A bare `threadcart` (what `cargo run` runs) is the newcomer's: dev mode when only loopback can reach
+    // it. `threadcart serve` is the operator's: dev mode only when asked.
+    let bare = cli.command.is_none();
+    match cli.command.unwrap_or(Command::Serve {
+        demo: None,
+        dev: false,
+    }) {
+        Command::Serve { demo, dev } => {
+            if dev || (bare && crate::dev::is_local(&config)) {
+                config.dev = true;
+            }
             let demo = demo.unwrap_or(db.backend() == crate::db::Backend::Sqlite);
             if demo {
                 for m in crate::demo::load(&db)? {

@@ -43,6 +43,8 @@ pub struct Config {
     pub messenger_verify_token: Option<SecretString>,
     /// Meta Graph API base URL.
     pub graph_api_base: String,
+    /// True when `GRAPH_API_BASE` was given (dev mode then leaves it alone).
+    pub graph_api_base_given: bool,
     /// Meta Graph API version.
     pub graph_api_version: String,
     /// Stripe secret key; checkout is refused until set.
@@ -67,6 +69,9 @@ pub struct Config {
     pub stripe_timeout: Duration,
     /// How many shoppers' events, and how many threads' sends, each process works on at once.
     pub worker_concurrency: usize,
+    /// Dev mode (`serve --dev`, or `THREADCART_DEV=true`): the thread simulator and local stand-ins for
+    /// Meta and Stripe, see `crate::dev`.
+    pub dev: bool,
 }
 
 /// A variable that is present but unusable.
@@ -177,6 +182,7 @@ impl Config {
                 "GRAPH_API_BASE",
                 env.or("GRAPH_API_BASE", "https://graph.facebook.com"),
             )?,
+            graph_api_base_given: env.get("GRAPH_API_BASE").is_some(),
             graph_api_version: env.or("GRAPH_API_VERSION", "v25.0"),
             stripe_secret_key: env.secret("STRIPE_SECRET_KEY"),
             stripe_webhook_secret: env.secret("STRIPE_WEBHOOK_SECRET"),
@@ -201,6 +207,16 @@ impl Config {
             sweep_interval: Duration::from_secs(env.number("THREADCART_SWEEP_SECS", 20)?.max(1)),
             stripe_timeout: Duration::from_secs(env.number("STRIPE_TIMEOUT_SECS", 20)?.clamp(1, 120)),
             worker_concurrency: env.number("THREADCART_WORKER_CONCURRENCY", 4)?.clamp(1, 64),
+            dev: match env.or("THREADCART_DEV", "false").as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(ConfigError::new(
+                        "THREADCART_DEV",
+                        format!("`{other}` is not one of true, false"),
+                    ));
+                }
+            },
         })
     }
 

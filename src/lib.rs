@@ -13,6 +13,7 @@ pub mod config;
 pub mod conversations;
 pub mod db;
 pub mod demo;
+pub mod dev;
 pub mod discounts;
 pub mod engine;
 pub mod error;

@@ -58,6 +58,13 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
         let port = listener.local_addr()?.port();
+        // Dev mode points Graph (and, without keys, Stripe) at the server itself: it needs the bound port.
+        let (config, dev) = if config.dev {
+            let (config, dev) = crate::dev::wire(config, port)?;
+            (config, Some(web::Data::new(dev)))
+        } else {
+            (config, None)
+        };
         let graph = GraphClient::new(
             &config.graph_api_base,
             &config.graph_api_version,
@@ -89,9 +96,16 @@ impl Application {
         let server = HttpServer::new({
             let state = state.clone();
             move || {
+                let dev = dev.clone();
                 App::new()
                     .app_data(state.clone())
                     .configure(crate::http::configure)
+                    .configure(move |cfg| {
+                        if let Some(dev) = dev {
+                            cfg.app_data(dev);
+                            crate::dev::configure(cfg);
+                        }
+                    })
                     .default_service(web::to(crate::http::not_found))
                     .wrap(middleware::from_fn(observe))
                     .wrap(TracingLogger::default())

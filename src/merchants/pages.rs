@@ -170,6 +170,18 @@ pub fn list(
     Ok(query.load(conn)?.into_iter().map(Page::from).collect())
 }
 
+/// Every connected Page of every merchant, ordered by Page id (dev mode's simulator offers them).
+pub fn list_all(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Page>> {
+    Ok(pages::table
+        .order(pages::page_id.asc())
+        .limit(limit)
+        .select(PageRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Page::from)
+        .collect())
+}
+
 /// Disconnects the merchant's Page; false when it has none with that id.
 pub fn disconnect(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryResult<bool> {
     let n = diesel::delete(

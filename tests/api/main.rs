@@ -6,6 +6,7 @@
 
 mod auth;
 mod bookings;
+mod browser;
 mod catalog;
 mod checkout;
 mod cli;
@@ -21,6 +22,7 @@ mod orders;
 mod pages;
 mod payments;
 mod shopping;
+mod simulator;
 mod stays;
 mod stock;
 mod stripe;

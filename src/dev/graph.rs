@@ -1,0 +1,74 @@
+//! Meta's Graph API as dev mode answers it: the Send API (messages recorded per Page and shopper for the
+//! simulator), the User Profile API (the first name the simulator gave), and the Messenger profile.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::DevState;
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/dev/graph/{version}/me/messenger_profile",
+        web::post().to(messenger_profile),
+    )
+    .route("/dev/graph/{version}/{page_id}/messages", web::post().to(send))
+    .route("/dev/graph/{version}/{psid}", web::get().to(profile));
+}
+
+/// Meta's error body.
+fn oauth_error(status: u16, code: i64, message: &str) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default()).json(json!({
+        "error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "dev"}
+    }))
+}
+
+fn has_token(req: &HttpRequest) -> bool {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .is_ok_and(|q| q.iter().any(|(k, v)| k == "access_token" && !v.is_empty()))
+}
+
+async fn messenger_profile(req: HttpRequest) -> HttpResponse {
+    if !has_token(&req) {
+        return oauth_error(400, 104, "An access token is required to request this resource.");
+    }
+    HttpResponse::Ok().json(json!({"result": "success"}))
+}
+
+async fn send(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    dev: web::Data<DevState>,
+) -> HttpResponse {
+    if !has_token(&req) {
+        return oauth_error(400, 104, "An access token is required to request this resource.");
+    }
+    let (_, page_id) = path.into_inner();
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return oauth_error(400, 100, "(#100) The parameter recipient is required");
+    };
+    let Some(psid) = body["recipient"]["id"].as_str() else {
+        return oauth_error(400, 100, "(#100) The parameter recipient is required");
+    };
+    if body.get("sender_action").is_some() {
+        return HttpResponse::Ok().json(json!({"recipient_id": psid}));
+    }
+    if !body["message"].is_object() {
+        return oauth_error(400, 100, "(#100) param message must be non-empty.");
+    }
+    let seq = dev.record(&page_id, psid, "page", body["message"].clone());
+    HttpResponse::Ok().json(json!({"recipient_id": psid, "message_id": format!("m_dev_{seq}")}))
+}
+
+async fn profile(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    dev: web::Data<DevState>,
+) -> HttpResponse {
+    if !has_token(&req) {
+        return oauth_error(400, 104, "An access token is required to request this resource.");
+    }
+    let (_, psid) = path.into_inner();
+    let first_name = dev.name(&psid).unwrap_or_else(|| "Shopper".to_owned());
+    HttpResponse::Ok().json(json!({"first_name": first_name, "locale": "en_GB", "timezone": 0, "id": psid}))
+}

@@ -1,0 +1,320 @@
+//! The thread simulator: one page (`/dev/simulator`, HTML, CSS and JS embedded in the binary) and the
+//! three calls it makes: the Pages to choose from, a shopper's action (built into the delivery Meta
+//! would send, signed with the app secret and posted to the server's own `/webhooks/messenger`), and the
+//! thread's messages as the dev Graph API received them (long-polled).
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{DevState, hmac_hex};
+use crate::catalog::domain::FieldError;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+const PAGE: &str = include_str!("simulator.html");
+
+/// The longest a poll for messages waits.
+const MAX_WAIT: Duration = Duration::from_secs(25);
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/dev/simulator", web::get().to(page))
+        .route("/dev/simulator/pages", web::get().to(pages))
+        .route("/dev/simulator/send", web::post().to(send))
+        .route("/dev/simulator/messages", web::get().to(messages));
+}
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("cache-control", "no-store"))
+        .body(PAGE)
+}
+
+/// Something a shopper can arrive from an ad for.
+#[derive(Serialize)]
+struct Advertised {
+    /// `ads_context_data.product_id`: a retailer id, or a room's id.
+    product_id: String,
+    title: String,
+}
+
+#[derive(Serialize)]
+struct PageChoice {
+    page_id: String,
+    name: String,
+    advertised: Vec<Advertised>,
+}
+
+/// The connected Pages with what their merchant sells.
+async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let choices = state
+        .db
+        .query(|conn| {
+            let mut out = Vec::new();
+            for page in crate::merchants::pages::list_all(conn, 50)? {
+                let merchant = crate::merchants::get(conn, page.merchant_id)?;
+                let mut advertised: Vec<Advertised> = crate::catalog::browse(conn, merchant.id, 50)?
+                    .into_iter()
+                    .map(|p| Advertised {
+                        product_id: p.fields.retailer_id,
+                        title: p.fields.title,
+                    })
+                    .collect();
+                let rooms = crate::bookings::list(
+                    conn,
+                    merchant.id,
+                    &crate::bookings::BookableQuery {
+                        after: None,
+                        limit: 50,
+                        active_only: true,
+                    },
+                )?;
+                advertised.extend(rooms.into_iter().map(|b| Advertised {
+                    product_id: b.id.to_string(),
+                    title: b.spec.name,
+                }));
+                out.push(PageChoice {
+                    name: page.name.unwrap_or_else(|| merchant.name.clone()),
+                    page_id: page.page_id,
+                    advertised,
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"pages": choices})))
+}
+
+/// What the shopper does.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Action {
+    /// Taps Get Started under a Click-to-Messenger ad.
+    Ad {
+        ad_id: String,
+        ad_title: String,
+        product_id: String,
+    },
+    /// Opens the thread from an m.me link with a `ref`.
+    Link {
+        #[serde(rename = "ref")]
+        reference: String,
+    },
+    /// Types text.
+    Text { text: String },
+    /// Taps a quick reply.
+    QuickReply { title: String, payload: String },
+    /// Taps a postback button.
+    Postback { title: String, payload: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct SendBody {
+    page_id: String,
+    psid: String,
+    /// The first name the dev Graph API answers for the shopper.
+    name: Option<String>,
+    action: Action,
+}
+
+fn invalid(field: &str, detail: &str) -> ApiError {
+    ApiError::validation(vec![FieldError::new(field, "invalid", detail)])
+}
+
+fn check(body: &SendBody) -> Result<(), ApiError> {
+    if body.page_id.is_empty() || !body.page_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("page_id", "a Page id is digits"));
+    }
+    let psid_ok = (1..=64).contains(&body.psid.len())
+        && body
+            .psid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !psid_ok {
+        return Err(invalid("psid", "1 to 64 letters, digits, `-` or `_`"));
+    }
+    let text_ok = |t: &str| !t.trim().is_empty() && t.len() <= 2000;
+    match &body.action {
+        Action::Text { text } if !text_ok(text) => Err(invalid("action.text", "1 to 2000 characters")),
+        Action::Link { reference }
+            if reference.is_empty()
+                || !reference
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b)) =>
+        {
+            Err(invalid(
+                "action.ref",
+                "letters, digits, `-`, `_` and `=` (what Meta allows in a ref)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The messaging event Meta would deliver, and what the shopper sees of their own action.
+fn event(body: &SendBody, now_ms: i64) -> (Value, Value) {
+    let mid = format!("sim-{}", uuid::Uuid::new_v4().simple());
+    let (event, shown) = match &body.action {
+        Action::Ad {
+            ad_id,
+            ad_title,
+            product_id,
+        } => (
+            json!({"postback": {"title": "Get Started", "payload": "GET_STARTED", "mid": mid,
+                "referral": {"ad_id": ad_id, "source": "ADS", "type": "OPEN_THREAD",
+                    "ads_context_data": {"ad_title": ad_title, "product_id": product_id,
+                                         "post_id": format!("POST-{ad_id}")}}}}),
+            json!({"text": "Get Started", "note": format!("from the ad “{ad_title}” ({ad_id})")}),
+        ),
+        Action::Link { reference } => (
+            json!({"postback": {"title": "Get Started", "payload": "GET_STARTED", "mid": mid,
+                "referral": {"ref": reference, "source": "SHORTLINK", "type": "OPEN_THREAD"}}}),
+            json!({"text": "Get Started", "note": format!("from an m.me link, ref {reference}")}),
+        ),
+        Action::Text { text } => (
+            json!({"message": {"mid": mid, "text": text}}),
+            json!({"text": text}),
+        ),
+        Action::QuickReply { title, payload } => (
+            json!({"message": {"mid": mid, "text": title, "quick_reply": {"payload": payload}}}),
+            json!({"text": title}),
+        ),
+        Action::Postback { title, payload } => (
+            json!({"postback": {"title": title, "payload": payload, "mid": mid}}),
+            json!({"text": title}),
+        ),
+    };
+    let mut event = event;
+    event["sender"] = json!({"id": body.psid});
+    event["recipient"] = json!({"id": body.page_id});
+    event["timestamp"] = json!(now_ms);
+    (event, shown)
+}
+
+/// Posts the shopper's action to `/webhooks/messenger`, signed as Meta signs it.
+async fn send(
+    body: web::Json<SendBody>,
+    state: web::Data<AppState>,
+    dev: web::Data<DevState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check(&body)?;
+    if let Some(name) = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        dev.set_name(&body.psid, name);
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let (event, shown) = event(&body, now_ms);
+    let delivery =
+        json!({"object": "page", "entry": [{"id": body.page_id, "time": now_ms, "messaging": [event]}]})
+            .to_string();
+    let signature = state
+        .config
+        .messenger_app_secret
+        .as_ref()
+        .and_then(|secret| hmac_hex(secret, delivery.as_bytes()))
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("dev mode has no Messenger app secret")))?;
+    dev.record(&body.page_id, &body.psid, "shopper", shown);
+    let status = dev
+        .post_to_self(
+            "/webhooks/messenger",
+            &[("x-hub-signature-256", format!("sha256={signature}"))],
+            delivery,
+        )
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("posting the delivery: {}", e.without_url())))?;
+    if !(200..300).contains(&status) {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "webhook_refused",
+            format!("/webhooks/messenger answered {status}"),
+        ));
+    }
+    Ok(HttpResponse::Accepted().json(json!({"delivered": true})))
+}
+
+#[derive(Debug, Deserialize)]
+struct MessagesQuery {
+    page_id: String,
+    psid: String,
+    #[serde(default)]
+    after: u64,
+    /// Seconds to wait for a message when there is none yet (0 to 25).
+    #[serde(default)]
+    wait: u64,
+}
+
+/// The thread's messages after `after`, both ways, waiting up to `wait` seconds for one.
+async fn messages(query: web::Query<MessagesQuery>, dev: web::Data<DevState>) -> HttpResponse {
+    let q = query.into_inner();
+    let wait = Duration::from_secs(q.wait).min(MAX_WAIT);
+    let found = dev.wait_for_messages(&q.page_id, &q.psid, q.after, wait).await;
+    let last = found.last().map_or(q.after, |e| e.seq);
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(json!({"messages": found, "last": last}))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn body(action: Action) -> SendBody {
+        SendBody {
+            page_id: "100000000000001".into(),
+            psid: "SIM-1".into(),
+            name: None,
+            action,
+        }
+    }
+
+    #[test]
+    fn an_ad_arrival_is_a_get_started_postback_with_the_ads_context() {
+        let (e, shown) = event(
+            &body(Action::Ad {
+                ad_id: "AD-1".into(),
+                ad_title: "Comfy slippers".into(),
+                product_id: "SLIP-01".into(),
+            }),
+            7,
+        );
+        assert_eq!(e["postback"]["payload"], "GET_STARTED");
+        assert_eq!(e["postback"]["referral"]["source"], "ADS");
+        assert_eq!(
+            e["postback"]["referral"]["ads_context_data"]["product_id"],
+            "SLIP-01"
+        );
+        assert_eq!(e["sender"]["id"], "SIM-1");
+        assert_eq!(e["recipient"]["id"], "100000000000001");
+        assert_eq!(e["timestamp"], 7);
+        assert_eq!(shown["text"], "Get Started");
+    }
+
+    #[test]
+    fn a_quick_reply_carries_its_title_as_text_and_its_payload() {
+        let (e, _) = event(
+            &body(Action::QuickReply {
+                title: "42".into(),
+                payload: "tc1:x".into(),
+            }),
+            1,
+        );
+        assert_eq!(e["message"]["text"], "42");
+        assert_eq!(e["message"]["quick_reply"]["payload"], "tc1:x");
+    }
+
+    #[test]
+    fn a_ref_with_characters_meta_refuses_is_refused() {
+        let b = body(Action::Link {
+            reference: "p=SLIP 01".into(),
+        });
+        assert!(check(&b).is_err());
+        let mut b = body(Action::Text { text: "hi".into() });
+        b.psid = "bad psid".into();
+        assert!(check(&b).is_err());
+    }
+}
