@@ -1260,6 +1260,8 @@ pub fn needing_session(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<O
 pub struct SessionTry {
     /// `order-<uuid>-checkout-<n>`.
     pub key: String,
+    /// That `n`.
+    pub attempt: i32,
     /// The session's `expires_at`.
     pub expires_at: NaiveDateTime,
     /// Calls made so far, this one included.
@@ -1303,6 +1305,7 @@ pub fn claim_session_try(
         if let (Some(key), Some(expires_at)) = (key, expires_at) {
             return Ok(Some(SessionTry {
                 key,
+                attempt,
                 expires_at,
                 tries,
             }));
@@ -1318,6 +1321,7 @@ pub fn claim_session_try(
             .execute(conn)?;
         Ok(Some(SessionTry {
             key,
+            attempt,
             expires_at: new_expiry,
             tries,
         }))

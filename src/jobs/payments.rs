@@ -165,7 +165,7 @@ async fn create_session(
             };
             let expires = session.expires_at.map_or(call.expires_at, from_unix);
             let session_id = session.id.clone();
-            let attempt = order.attempt.max(1);
+            let attempt = call.attempt;
             let recorded = ctx
                 .db
                 .query(move |conn| {
