@@ -20,6 +20,7 @@ mod openapi;
 mod orders;
 mod pages;
 mod payments;
+mod reports;
 mod shopping;
 mod stays;
 mod stock;
