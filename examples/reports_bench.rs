@@ -4,7 +4,7 @@
 //! with `EVENTS` funnel events (default 100,000; 1,000,000 is the PostgreSQL target) over the last 30
 //! days, across 500 ads and 5,000 threads, with multi-row INSERTs, then builds the daily rollup and
 //! times a 30-day funnel grouped by ad: from the rollup (the merchant's timezone, what the API does)
-//! and from the events (another timezone).
+//! and from the events (another timezone). `REUSE=1` times the data a previous run seeded.
 //!
 //! ```text
 //! DATABASE_URL=sqlite:///tmp/bench.db cargo run --release --example reports_bench
@@ -29,21 +29,50 @@ const THREADS: usize = 5_000;
 const NAME: &str = "Reports bench";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite:///tmp/threadcart-reports-bench.db".into());
-    let events: usize = std::env::var("EVENTS").ok().and_then(|e| e.parse().ok()).unwrap_or(100_000);
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite:///tmp/threadcart-reports-bench.db".into());
+    let events: usize = std::env::var("EVENTS")
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(100_000);
     let database = Db::connect(&url, 2)?;
     let backend = database.backend().name();
     database.run_blocking(|conn| db::run_migrations(conn).map(|_| ()))?;
 
-    let started = Instant::now();
-    let merchant_id = database.run_blocking(|conn| seed(conn, events))?;
-    println!("{backend}: seeded {events} events, {THREADS} threads, {ADS} ads in {:.1?}", started.elapsed());
-    let started = Instant::now();
-    database.run_blocking(|conn| attribution::rebuild_rollup(conn, merchant_id))?;
-    println!("{backend}: rollup built in {:.1?}", started.elapsed());
+    let reuse: Option<DbUuid> = if std::env::var("REUSE").is_ok() {
+        database.query_blocking(|conn| {
+            merchants::table
+                .filter(merchants::name.eq(NAME))
+                .select(merchants::id)
+                .first(conn)
+                .optional()
+        })?
+    } else {
+        None
+    };
+    let merchant_id = match reuse {
+        Some(id) => id.0,
+        None => {
+            let started = Instant::now();
+            let merchant_id = database.query_blocking(|conn| seed(conn, events))?;
+            println!(
+                "{backend}: seeded {events} events, {THREADS} threads, {ADS} ads in {:.1?}",
+                started.elapsed()
+            );
+            let started = Instant::now();
+            database.query_blocking(|conn| attribution::rebuild_rollup(conn, merchant_id))?;
+            println!("{backend}: rollup built in {:.1?}", started.elapsed());
+            // Fresh statistics, as autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) would keep.
+            database.query_blocking(|conn| diesel::sql_query("ANALYZE").execute(conn).map(|_| ()))?;
+            merchant_id
+        }
+    };
 
     let today = chrono_tz::Europe::Paris.from_utc_datetime(&now()).date_naive();
-    for (label, tz) in [("rollup (merchant timezone)", chrono_tz::Europe::Paris), ("events (UTC)", chrono_tz::UTC)] {
+    for (label, tz) in [
+        ("rollup (merchant timezone)", chrono_tz::Europe::Paris),
+        ("events (UTC)", chrono_tz::UTC),
+    ] {
         let period = report::Period {
             from: today - Duration::days(29),
             to: today,
@@ -53,7 +82,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut rows = 0;
         for _ in 0..7 {
             let t = Instant::now();
-            rows = database.run_blocking(|conn| report::funnel(conn, merchant_id, &period, report::GroupBy::Ad))?.len();
+            rows = database
+                .query_blocking(|conn| report::funnel(conn, merchant_id, &period, report::GroupBy::Ad))?
+                .len();
             times.push(t.elapsed());
         }
         times.sort();
@@ -76,7 +107,8 @@ fn seed(conn: &mut db::DbConnection, events: usize) -> Result<Uuid, diesel::resu
     let mut threads = Vec::with_capacity(THREADS);
     db::write_transaction(conn, |conn| {
         for i in 0..THREADS {
-            let customer = conversations::ensure_customer(conn, merchant.id, "bench-page", &format!("bench-{i}"))?;
+            let customer =
+                conversations::ensure_customer(conn, merchant.id, "bench-page", &format!("bench-{i}"))?;
             let customer = conversations::customer(conn, customer)?;
             let thread = conversations::ensure_thread(conn, &customer)?;
             let ad = format!("ad-{}", i % ADS);
@@ -102,40 +134,41 @@ fn seed(conn: &mut db::DbConnection, events: usize) -> Result<Uuid, diesel::resu
     };
     let span = 29 * 24 * 3600;
     db::write_transaction(conn, |conn| {
-    for chunk_start in (0..events).step_by(1000) {
-        let rows: Vec<_> = (chunk_start..events.min(chunk_start + 1000))
-            .map(|i| {
-                let (thread_id, touch_id, r) = &threads[i % THREADS];
-                let roll = next() % 100;
-                let (kind, value) = match roll {
-                    0..=59 => ("product_view", None),
-                    60..=84 => ("add_to_cart", Some(2000)),
-                    85..=96 => ("checkout", Some(4990)),
-                    _ => ("purchase", Some(4990)),
-                };
-                let at = start + Duration::seconds(i64::try_from(next() % span).unwrap_or(0));
-                (
-                    funnel_events::id.eq(DbUuid(Uuid::now_v7())),
-                    funnel_events::merchant_id.eq(DbUuid(merchant.id)),
-                    funnel_events::thread_id.eq(*thread_id),
-                    funnel_events::kind.eq(kind),
-                    funnel_events::touch_id.eq(*touch_id),
-                    funnel_events::first_touch_id.eq(*touch_id),
-                    funnel_events::organic.eq(false),
-                    funnel_events::ad_id.eq(r.ad_id.clone()),
-                    funnel_events::ref_.eq(r.ref_.clone()),
-                    funnel_events::source.eq(Some("ADS")),
-                    funnel_events::campaign.eq(r.ref_.as_deref().and_then(attribution::campaign_of)),
-                    funnel_events::touch_product.eq(r.product_id.clone()),
-                    funnel_events::value_minor.eq(value),
-                    funnel_events::currency.eq(value.map(|_| eur.code())),
-                    funnel_events::occurred_at.eq(at),
-                )
-            })
-            .collect();
-        diesel::insert_into(funnel_events::table).values(rows).execute(conn)?;
-    }
-    Ok::<_, diesel::result::Error>(())
+        for chunk_start in (0..events).step_by(1000) {
+            let rows: Vec<_> = (chunk_start..events.min(chunk_start + 1000))
+                .map(|i| {
+                    let (thread_id, touch_id, r) = &threads[i % THREADS];
+                    let roll = next() % 100;
+                    let (kind, value) = match roll {
+                        0..=59 => ("product_view", None),
+                        60..=84 => ("add_to_cart", Some(2000)),
+                        85..=96 => ("checkout", Some(4990)),
+                        _ => ("purchase", Some(4990)),
+                    };
+                    let at = start + Duration::seconds(i64::try_from(next() % span).unwrap_or(0));
+                    (
+                        funnel_events::id.eq(DbUuid(Uuid::now_v7())),
+                        funnel_events::merchant_id.eq(DbUuid(merchant.id)),
+                        funnel_events::thread_id.eq(*thread_id),
+                        funnel_events::kind.eq(kind),
+                        funnel_events::touch_id.eq(*touch_id),
+                        funnel_events::first_touch_id.eq(*touch_id),
+                        funnel_events::organic.eq(false),
+                        funnel_events::ad_id.eq(r.ad_id.clone()),
+                        funnel_events::ref_.eq(r.ref_.clone()),
+                        funnel_events::source.eq(Some("ADS")),
+                        funnel_events::campaign.eq(r.ref_.as_deref().and_then(attribution::campaign_of)),
+                        funnel_events::touch_product.eq(r.product_id.clone()),
+                        funnel_events::value_minor.eq(value),
+                        funnel_events::currency.eq(value.map(|_| eur.code())),
+                        funnel_events::occurred_at.eq(at),
+                    )
+                })
+                .collect();
+            let insert = diesel::insert_into(funnel_events::table).values(rows);
+            threadcart::per_backend!(conn, |c| insert.execute(c))?;
+        }
+        Ok::<_, diesel::result::Error>(())
     })?;
     Ok(merchant.id)
 }

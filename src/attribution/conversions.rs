@@ -145,7 +145,12 @@ pub fn queue(
 
 /// Takes up to `limit` due events for `lease` (their next try moves to its end, so no other worker
 /// takes them meanwhile).
-pub fn claim(conn: &mut DbConnection, at: NaiveDateTime, lease: chrono::Duration, limit: i64) -> QueryResult<Vec<ConversionEvent>> {
+pub fn claim(
+    conn: &mut DbConnection,
+    at: NaiveDateTime,
+    lease: chrono::Duration,
+    limit: i64,
+) -> QueryResult<Vec<ConversionEvent>> {
     let due: Vec<ConversionEvent> = conversion_events::table
         .filter(conversion_events::status.eq("pending"))
         .filter(conversion_events::next_attempt_at.le(at))
@@ -210,7 +215,11 @@ pub struct ConversionQuery {
 }
 
 /// The merchant's events, oldest first.
-pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &ConversionQuery) -> QueryResult<Vec<ConversionEvent>> {
+pub fn list(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    q: &ConversionQuery,
+) -> QueryResult<Vec<ConversionEvent>> {
     let mut query = conversion_events::table
         .filter(conversion_events::merchant_id.eq(DbUuid(merchant_id)))
         .into_boxed();

@@ -101,7 +101,11 @@ fn settings(conn: &mut DbConnection, merchant_id: DbUuid) -> QueryResult<(chrono
 }
 
 /// The touch the thread's step at `at` is attributed to, under the merchant's window.
-pub fn attributed_touch(conn: &mut DbConnection, thread: &Thread, at: NaiveDateTime) -> QueryResult<Option<Touch>> {
+pub fn attributed_touch(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    at: NaiveDateTime,
+) -> QueryResult<Option<Touch>> {
     let (_, window) = settings(conn, thread.merchant_id)?;
     let latest = match thread.latest_touch_id {
         Some(id) => Some(conversations::touch(conn, id)?),
@@ -159,7 +163,12 @@ pub fn record_order(
 /// Records a change of an order's refunded amount (`delta`, negative when a refund failed after being
 /// counted), where the order's purchase was attributed. An order never recorded as a purchase has no
 /// revenue to reduce: nothing is recorded.
-pub fn record_refund(conn: &mut DbConnection, order_id: Uuid, delta: Money, at: NaiveDateTime) -> QueryResult<()> {
+pub fn record_refund(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    delta: Money,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
     if delta.minor() == 0 {
         return Ok(());
     }
@@ -346,7 +355,15 @@ fn write(conn: &mut DbConnection, e: &Event, tz: chrono_tz::Tz) -> QueryResult<(
             funnel_events::occurred_at.eq(e.at),
         ))
         .execute(conn)?;
-    roll_up(conn, e.merchant_id, local_day(tz, e.at), e.kind, &e.dims, e.value, 1)
+    roll_up(
+        conn,
+        e.merchant_id,
+        local_day(tz, e.at),
+        e.kind,
+        &e.dims,
+        e.value,
+        1,
+    )
 }
 
 /// Adds `events` events worth `value` to the merchant's day.

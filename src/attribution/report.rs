@@ -124,7 +124,19 @@ fn rollup_cells(
     to: NaiveDate,
     ad_id: Option<&str>,
 ) -> QueryResult<Vec<Cell>> {
-    type Row = (NaiveDate, String, bool, String, String, String, String, String, String, i64, i64);
+    type Row = (
+        NaiveDate,
+        String,
+        bool,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+    );
     let mut q = funnel_daily::table
         .filter(funnel_daily::merchant_id.eq(DbUuid(merchant_id)))
         .filter(funnel_daily::day.between(from, to))
@@ -149,23 +161,30 @@ fn rollup_cells(
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(day, kind, organic, ad_id, ref_, source, campaign, product, currency, events, value_minor)| Cell {
-            day,
-            kind,
-            dims: Dims {
-                organic,
-                ad_id: opt(ad_id),
-                ref_: opt(ref_),
-                source: opt(source),
-                campaign: opt(campaign),
-                product: opt(product),
+        .map(
+            |(day, kind, organic, ad_id, ref_, source, campaign, product, currency, events, value_minor)| {
+                Cell {
+                    day,
+                    kind,
+                    dims: Dims {
+                        organic,
+                        ad_id: opt(ad_id),
+                        ref_: opt(ref_),
+                        source: opt(source),
+                        campaign: opt(campaign),
+                        product: opt(product),
+                    },
+                    currency,
+                    events,
+                    value_minor,
+                }
             },
-            currency,
-            events,
-            value_minor,
-        })
+        )
         .collect())
 }
+
+/// Day, step, touch dimensions, organic, currency.
+type CellKey = (NaiveDate, String, Vec<Option<String>>, bool, String);
 
 /// Cells computed from the events themselves, days in `tz` (optionally between two instants).
 pub(crate) fn raw_cells(
@@ -212,8 +231,8 @@ pub(crate) fn raw_cells(
             funnel_events::value_minor,
         ))
         .load(conn)?;
-    let mut cells: BTreeMap<(NaiveDate, String, Vec<Option<String>>, bool, String), i64> = BTreeMap::new();
-    let mut values: HashMap<(NaiveDate, String, Vec<Option<String>>, bool, String), i64> = HashMap::new();
+    let mut cells: BTreeMap<CellKey, i64> = BTreeMap::new();
+    let mut values: HashMap<CellKey, i64> = HashMap::new();
     for (at, kind, organic, ad_id, ref_, source, campaign, product, currency, value) in rows {
         let key = (
             local_day(tz, at),
@@ -259,8 +278,66 @@ fn merchant_tz(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<chrono
         .map_err(|_| diesel::result::Error::DeserializationError(format!("unknown timezone {tz}").into()))
 }
 
+/// The rollup summed over the period per step, group and currency (a few rows per group, summed by
+/// the database).
+fn rollup_groups(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    p: &Period,
+    group_by: GroupBy,
+) -> QueryResult<Vec<Cell>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool, Text};
+    // A fixed column name per grouping: nothing from the caller reaches the SQL text.
+    let column = match group_by {
+        GroupBy::Ad => "ad_id",
+        GroupBy::Ref => "ref",
+        GroupBy::Campaign => "campaign",
+        GroupBy::Source => "source",
+        GroupBy::Product => "product",
+    };
+    let rows: Vec<(String, bool, String, String, i64, i64)> = funnel_daily::table
+        .filter(funnel_daily::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(funnel_daily::day.between(p.from, p.to))
+        .select(sql::<(Text, Bool, Text, Text, BigInt, BigInt)>(&format!(
+            "kind, organic, {column}, currency, CAST(SUM(events) AS BIGINT), CAST(SUM(value_minor) AS BIGINT)"
+        )))
+        .group_by(sql::<Text>(&format!("kind, organic, {column}, currency")))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, organic, value, currency, events, value_minor)| {
+            let value = opt(value);
+            let mut dims = Dims {
+                organic,
+                ..Dims::default()
+            };
+            match group_by {
+                GroupBy::Ad => dims.ad_id = value,
+                GroupBy::Ref => dims.ref_ = value,
+                GroupBy::Campaign => dims.campaign = value,
+                GroupBy::Source => dims.source = value,
+                GroupBy::Product => dims.product = value,
+            }
+            Cell {
+                day: p.from,
+                kind,
+                dims,
+                currency,
+                events,
+                value_minor,
+            }
+        })
+        .collect())
+}
+
 /// The period's cells: from the rollup in the merchant's timezone, from the events in another.
-fn cells(conn: &mut DbConnection, merchant_id: Uuid, p: &Period, ad_id: Option<&str>) -> QueryResult<Vec<Cell>> {
+fn cells(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    p: &Period,
+    ad_id: Option<&str>,
+) -> QueryResult<Vec<Cell>> {
     if merchant_tz(conn, merchant_id)? == p.tz {
         rollup_cells(conn, merchant_id, p.from, p.to, ad_id)
     } else {
@@ -278,7 +355,9 @@ fn touches_in(conn: &mut DbConnection, merchant_id: Uuid, p: &Period) -> QueryRe
         .load(conn)
 }
 
-fn touches_by_id(conn: &mut DbConnection, ids: Vec<DbUuid>) -> QueryResult<HashMap<DbUuid, Touch>> {
+fn touches_by_id(conn: &mut DbConnection, mut ids: Vec<DbUuid>) -> QueryResult<HashMap<DbUuid, Touch>> {
+    ids.sort_unstable_by_key(|id| id.0);
+    ids.dedup();
     let mut found = HashMap::new();
     for chunk in ids.chunks(500) {
         let rows: Vec<Touch> = touches::table
@@ -354,7 +433,9 @@ fn add_money(map: &mut BTreeMap<&'static str, (Currency, i64)>, m: Money) {
 }
 
 fn moneys(map: BTreeMap<&'static str, (Currency, i64)>) -> Vec<Money> {
-    map.into_values().map(|(c, minor)| Money::from_minor(minor, c)).collect()
+    map.into_values()
+        .map(|(c, minor)| Money::from_minor(minor, c))
+        .collect()
 }
 
 fn add_cell(acc: &mut Acc, c: &Cell) -> QueryResult<()> {
@@ -397,7 +478,12 @@ fn median(mut xs: Vec<i64>) -> Option<i64> {
 
 /// The funnel of the merchant over the period, one row per group, the organic row last.
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id))]
-pub fn funnel(conn: &mut DbConnection, merchant_id: Uuid, p: &Period, group_by: GroupBy) -> QueryResult<Vec<FunnelRow>> {
+pub fn funnel(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    p: &Period,
+    group_by: GroupBy,
+) -> QueryResult<Vec<FunnelRow>> {
     let mut groups: BTreeMap<(bool, Option<String>), Acc> = BTreeMap::new();
     let key_of = |d: &Dims| -> (bool, Option<String>) {
         if d.organic {
@@ -408,7 +494,12 @@ pub fn funnel(conn: &mut DbConnection, merchant_id: Uuid, p: &Period, group_by: 
     };
     groups.entry((true, None)).or_default();
 
-    for c in cells(conn, merchant_id, p, None)? {
+    let cells = if merchant_tz(conn, merchant_id)? == p.tz {
+        rollup_groups(conn, merchant_id, p, group_by)?
+    } else {
+        raw_cells(conn, merchant_id, p.tz, Some((p.start(), p.end())), None)?
+    };
+    for c in cells {
         add_cell(groups.entry(key_of(&c.dims)).or_default(), &c)?;
     }
     for t in touches_in(conn, merchant_id, p)? {
@@ -428,7 +519,16 @@ pub fn funnel(conn: &mut DbConnection, merchant_id: Uuid, p: &Period, group_by: 
         groups.entry(key_of(&dims)).or_default().row.threads += 1;
     }
 
-    type Purchase = (bool, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, NaiveDateTime, Option<DbUuid>);
+    type Purchase = (
+        bool,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        NaiveDateTime,
+        Option<DbUuid>,
+    );
     let purchases: Vec<Purchase> = funnel_events::table
         .filter(funnel_events::merchant_id.eq(DbUuid(merchant_id)))
         .filter(funnel_events::kind.eq(FunnelStep::Purchase.as_str()))
@@ -488,7 +588,12 @@ pub struct AdDay {
 
 /// The ad's funnel day by day over the period (every day listed, empty ones too).
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id))]
-pub fn ad_series(conn: &mut DbConnection, merchant_id: Uuid, ad_id: &str, p: &Period) -> QueryResult<Vec<AdDay>> {
+pub fn ad_series(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    ad_id: &str,
+    p: &Period,
+) -> QueryResult<Vec<AdDay>> {
     let mut days: BTreeMap<NaiveDate, Acc> = BTreeMap::new();
     let mut d = p.from;
     while d <= p.to {

@@ -39,7 +39,13 @@ async fn period(state: &AppState, merchant_id: Uuid, p: &ReportParams) -> Result
     let mut errors = Vec::new();
     let date = |field: &str, v: &str, errors: &mut Vec<FieldError>| {
         NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .map_err(|_| errors.push(FieldError::new(field, "invalid_date", "a date such as 2026-11-25")))
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    field,
+                    "invalid_date",
+                    "a date such as 2026-11-25",
+                ))
+            })
             .ok()
     };
     let from = date("from", &p.from, &mut errors);
@@ -162,7 +168,9 @@ fn csv(rows: Vec<FunnelRow>) -> String {
     let mut out = CSV_HEADER.join(",");
     out.push_str("\r\n");
     for r in rows {
-        let rates = r.rates().map(|(_, v)| v.map(|d| d.to_string()).unwrap_or_default());
+        let rates = r
+            .rates()
+            .map(|(_, v)| v.map(|d| d.to_string()).unwrap_or_default());
         let fields: Vec<String> = [
             r.key.clone().unwrap_or_default(),
             r.organic.to_string(),
@@ -178,7 +186,10 @@ fn csv(rows: Vec<FunnelRow>) -> String {
         ]
         .into_iter()
         .chain(rates)
-        .chain([r.median_seconds_to_purchase.map(|s| s.to_string()).unwrap_or_default()])
+        .chain([r
+            .median_seconds_to_purchase
+            .map(|s| s.to_string())
+            .unwrap_or_default()])
         .map(|f| csv_field(&f))
         .collect();
         out.push_str(&fields.join(","));
@@ -260,7 +271,17 @@ async fn ad(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadReports)?;
     let SeriesParams { from, to, tz } = params.into_inner();
-    let p = period(&state, caller.merchant_id, &ReportParams { from, to, group_by: None, tz }).await?;
+    let p = period(
+        &state,
+        caller.merchant_id,
+        &ReportParams {
+            from,
+            to,
+            group_by: None,
+            tz,
+        },
+    )
+    .await?;
     let ad_id = path.into_inner();
     let merchant_id = caller.merchant_id;
     let id = ad_id.clone();

@@ -62,7 +62,12 @@ async fn post(ctx: &WorkerContext, e: ConversionEvent) -> Result<(), DbError> {
     let page_id = e.page_id.clone();
     let (dataset, body) = ctx
         .db
-        .query(move |conn| Ok((conversions::dataset_of(conn, &page_id)?, conversions::payload(&e)?)))
+        .query(move |conn| {
+            Ok((
+                conversions::dataset_of(conn, &page_id)?,
+                conversions::payload(&e)?,
+            ))
+        })
         .await?;
     let Some((dataset_id, token)) = dataset else {
         return ctx

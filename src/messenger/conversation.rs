@@ -663,7 +663,14 @@ fn freeze(
     match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
         Ok(done) => {
             if done.created {
-                attribution::record_order(conn, thread, FunnelStep::Checkout, done.order.id, done.order.total, at)?;
+                attribution::record_order(
+                    conn,
+                    thread,
+                    FunnelStep::Checkout,
+                    done.order.id,
+                    done.order.total,
+                    at,
+                )?;
             }
             Ok(Ok(done))
         }

@@ -134,7 +134,14 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
                 Some(t) => {
                     let thread = conversations::get_thread(conn, DbUuid(t))?;
                     let at = order.paid_at.unwrap_or_else(now);
-                    attribution::record_order(conn, &thread, FunnelStep::Purchase, order.id, order.total, at)?;
+                    attribution::record_order(
+                        conn,
+                        &thread,
+                        FunnelStep::Purchase,
+                        order.id,
+                        order.total,
+                        at,
+                    )?;
                     attribution::conversions::queue(conn, t, "Purchase", order.id, order.total, at)?;
                     customers::table
                         .find(thread.customer_id)

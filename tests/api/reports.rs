@@ -85,7 +85,9 @@ fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
     s.db()
         .query_blocking(move |conn| {
             let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
-            let (product, v) = threadcart::catalog::variant_with_product(conn, merchant_id, variant).unwrap().unwrap();
+            let (product, v) = threadcart::catalog::variant_with_product(conn, merchant_id, variant)
+                .unwrap()
+                .unwrap();
             attribution::record(conn, &thread, FunnelStep::ProductView, Some(product.id), None)?;
             threadcart::carts::add(conn, merchant_id, thread_id, &product, &v, quantity).unwrap();
             attribution::record(conn, &thread, FunnelStep::AddToCart, Some(product.id), None)?;
@@ -95,7 +97,13 @@ fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
                 .unwrap()
                 .order;
             attribution::record_order(conn, &thread, FunnelStep::Checkout, order.id, order.total, at)?;
-            assert!(orders::transition(conn, order.id, OrderStatus::Paid, Some("pi_1"), now())?);
+            assert!(orders::transition(
+                conn,
+                order.id,
+                OrderStatus::Paid,
+                Some("pi_1"),
+                now()
+            )?);
             threadcart::messenger::payments::order_moved(conn, &order, OrderStatus::Paid)?;
             orders::load_order(conn, order.id)
         })
@@ -114,12 +122,19 @@ fn refunds(db: &Db, order_id: Uuid, minor: i64) {
 /// The last 30 days to tomorrow, in Paris (the test merchant's timezone).
 fn period() -> String {
     let today = chrono_tz::Europe::Paris.from_utc_datetime(&now()).date_naive();
-    format!("from={}&to={}", today - Duration::days(30), today + Duration::days(1))
+    format!(
+        "from={}&to={}",
+        today - Duration::days(30),
+        today + Duration::days(1)
+    )
 }
 
 async fn funnel(app: &TestApp, token: &str, group_by: &str) -> Value {
     let res = app
-        .get(&format!("/v1/reports/funnel?{}&group_by={group_by}", period()), token)
+        .get(
+            &format!("/v1/reports/funnel?{}&group_by={group_by}", period()),
+            token,
+        )
         .await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
@@ -151,9 +166,21 @@ fn revenue(row: &Value) -> Value {
 async fn reports_a_purchase_just_inside_the_window_belongs_to_the_ad_and_one_just_outside_is_organic() {
     let s = shop().await;
     let inside = shopper(s.db(), s.merchant(), "psid-inside");
-    touched(s.db(), inside, Some("ad-in"), None, now() - Duration::days(7) + Duration::minutes(5));
+    touched(
+        s.db(),
+        inside,
+        Some("ad-in"),
+        None,
+        now() - Duration::days(7) + Duration::minutes(5),
+    );
     let outside = shopper(s.db(), s.merchant(), "psid-outside");
-    touched(s.db(), outside, Some("ad-out"), None, now() - Duration::days(7) - Duration::minutes(5));
+    touched(
+        s.db(),
+        outside,
+        Some("ad-out"),
+        None,
+        now() - Duration::days(7) - Duration::minutes(5),
+    );
 
     let kept = buys(&s, inside, 1);
     let lost = buys(&s, outside, 2);
@@ -175,11 +202,14 @@ async fn reports_a_purchase_just_inside_the_window_belongs_to_the_ad_and_one_jus
 #[tokio::test]
 async fn reports_a_longer_attribution_window_set_on_the_merchant_keeps_an_older_touch() {
     let s = shop().await;
-    let res = s
-        .m
-        .app
-        .patch("/v1/merchant", &s.m.merchant.token, json!({"attribution_window_days": 10}))
-        .await;
+    let res =
+        s.m.app
+            .patch(
+                "/v1/merchant",
+                &s.m.merchant.token,
+                json!({"attribution_window_days": 10}),
+            )
+            .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["attribution_window_days"], 10);
     let thread = shopper(s.db(), s.merchant(), "psid-1");
@@ -196,8 +226,20 @@ async fn reports_a_longer_attribution_window_set_on_the_merchant_keeps_an_older_
 async fn reports_an_mme_touch_after_an_ad_touch_takes_the_purchase_and_time_counts_from_the_first_touch() {
     let s = shop().await;
     let thread = shopper(s.db(), s.merchant(), "psid-2");
-    touched(s.db(), thread, Some("ad-1"), Some("c=xmas24_p=GIFT-01"), now() - Duration::hours(3));
-    touched(s.db(), thread, None, Some("c=winter_p=GIFT-01"), now() - Duration::hours(1));
+    touched(
+        s.db(),
+        thread,
+        Some("ad-1"),
+        Some("c=xmas24_p=GIFT-01"),
+        now() - Duration::hours(3),
+    );
+    touched(
+        s.db(),
+        thread,
+        None,
+        Some("c=winter_p=GIFT-01"),
+        now() - Duration::hours(1),
+    );
 
     buys(&s, thread, 1);
 
@@ -209,7 +251,10 @@ async fn reports_an_mme_touch_after_an_ad_touch_takes_the_purchase_and_time_coun
     let seconds = row(&by_source, "SHORTLINK")["median_seconds_to_purchase"]
         .as_i64()
         .unwrap();
-    assert!((3 * 3600 - 5..3 * 3600 + 60).contains(&seconds), "{seconds}s from the first touch");
+    assert!(
+        (3 * 3600 - 5..3 * 3600 + 60).contains(&seconds),
+        "{seconds}s from the first touch"
+    );
     let by_campaign = funnel(&s.m.app, &s.m.merchant.token, "campaign").await;
     assert_eq!(row(&by_campaign, "winter")["purchases"], 1);
     assert_eq!(row(&by_campaign, "xmas24")["referrals"], 1);
@@ -270,7 +315,13 @@ async fn reports_revenue_and_purchases_add_up_to_the_paid_orders_on_random_data(
             let ad = format!("ad-{}", rng.below(4));
             let hours = i64::try_from(rng.below(24 * 12)).unwrap();
             let mme = rng.below(3) == 0;
-            touched(s.db(), thread, (!mme).then_some(ad.as_str()), Some("c=r"), now() - Duration::hours(hours));
+            touched(
+                s.db(),
+                thread,
+                (!mme).then_some(ad.as_str()),
+                Some("c=r"),
+                now() - Duration::hours(hours),
+            );
         }
         if rng.below(4) > 0 {
             let order = buys(&s, thread, u32::try_from(1 + rng.below(3)).unwrap());
@@ -300,20 +351,31 @@ async fn reports_revenue_and_purchases_add_up_to_the_paid_orders_on_random_data(
         let cents: i64 = rows
             .iter()
             .flat_map(|r| r["revenue"].as_array().unwrap().clone())
-            .map(|m| Money::parse_amount(m["amount"].as_str().unwrap(), Currency::parse("EUR").unwrap()).unwrap().minor())
+            .map(|m| {
+                Money::parse_amount(m["amount"].as_str().unwrap(), Currency::parse("EUR").unwrap())
+                    .unwrap()
+                    .minor()
+            })
             .sum();
         assert_eq!(purchases, paid, "purchases grouped by {group_by}");
         assert_eq!(cents, net, "revenue grouped by {group_by}");
     }
-    let utc = s
-        .m
-        .app
-        .get(&format!("/v1/reports/funnel?{}&tz=UTC", period()), &s.m.merchant.token)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let purchases: i64 = utc["rows"].as_array().unwrap().iter().map(|r| r["purchases"].as_i64().unwrap()).sum();
+    let utc =
+        s.m.app
+            .get(
+                &format!("/v1/reports/funnel?{}&tz=UTC", period()),
+                &s.m.merchant.token,
+            )
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+    let purchases: i64 = utc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["purchases"].as_i64().unwrap())
+        .sum();
     assert_eq!(purchases, paid, "the same from the events, in another timezone");
 }
 
@@ -321,28 +383,46 @@ async fn reports_revenue_and_purchases_add_up_to_the_paid_orders_on_random_data(
 async fn reports_the_csv_report_has_the_rows_and_numbers_of_the_json_one() {
     let s = shop().await;
     let thread = shopper(s.db(), s.merchant(), "psid-5");
-    touched(s.db(), thread, Some("ad,with \"quotes\""), None, now() - Duration::hours(1));
+    touched(
+        s.db(),
+        thread,
+        Some("ad,with \"quotes\""),
+        None,
+        now() - Duration::hours(1),
+    );
     buys(&s, thread, 1);
     buys(&s, shopper(s.db(), s.merchant(), "psid-6"), 2);
 
     let json = funnel(&s.m.app, &s.m.merchant.token, "ad").await;
-    let res = s
-        .m
-        .app
-        .client
-        .get(format!("{}/v1/reports/funnel?{}&group_by=ad", s.m.app.address, period()))
-        .bearer_auth(&s.m.merchant.token)
-        .header("Accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let res =
+        s.m.app
+            .client
+            .get(format!(
+                "{}/v1/reports/funnel?{}&group_by=ad",
+                s.m.app.address,
+                period()
+            ))
+            .bearer_auth(&s.m.merchant.token)
+            .header("Accept", "text/csv")
+            .send()
+            .await
+            .unwrap();
 
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     let csv = res.text().await.unwrap();
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert!(lines[0].starts_with("key,organic,referrals,threads,engaged_threads,product_views"));
     assert_eq!(lines.len(), 1 + json["rows"].as_array().unwrap().len());
-    assert_eq!(lines[1], "\"ad,with \"\"quotes\"\"\",false,1,1,1,1,1,1,1,20.00 EUR,,100,100,100,100,".to_owned() + &row(&json, "ad,with \"quotes\"")["median_seconds_to_purchase"].to_string());
+    assert_eq!(
+        lines[1],
+        "\"ad,with \"\"quotes\"\"\",false,1,1,1,1,1,1,1,20.00 EUR,,100,100,100,100,".to_owned()
+            + &row(&json, "ad,with \"quotes\"")["median_seconds_to_purchase"].to_string()
+    );
     assert_eq!(lines[2], ",true,0,1,1,1,1,1,1,40.00 EUR,,100,100,100,100,");
 }
 
@@ -354,14 +434,16 @@ async fn reports_the_ads_daily_series_shows_todays_steps() {
     buys(&s, thread, 1);
     let today = chrono_tz::Europe::Paris.from_utc_datetime(&now()).date_naive();
 
-    let res = s
-        .m
-        .app
-        .get(
-            &format!("/v1/reports/ads/ad-1?from={}&to={today}", today - Duration::days(6)),
-            &s.m.merchant.token,
-        )
-        .await;
+    let res =
+        s.m.app
+            .get(
+                &format!(
+                    "/v1/reports/ads/ad-1?from={}&to={today}",
+                    today - Duration::days(6)
+                ),
+                &s.m.merchant.token,
+            )
+            .await;
 
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
@@ -386,15 +468,20 @@ async fn reports_a_merchant_sees_only_its_own_numbers() {
 
     assert_eq!(report["rows"].as_array().unwrap().len(), 1);
     assert_eq!(organic(&report)["purchases"], 0);
-    let series: Value = s
-        .m
-        .app
-        .get(&format!("/v1/reports/ads/ad-1?{}", period()), &other.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(series["days"].as_array().unwrap().iter().all(|d| d["purchases"] == 0));
+    let series: Value =
+        s.m.app
+            .get(&format!("/v1/reports/ads/ad-1?{}", period()), &other.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        series["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["purchases"] == 0)
+    );
 }
 
 #[tokio::test]
@@ -402,24 +489,29 @@ async fn reports_are_refused_to_agents_and_catalog_keys_and_given_to_marketing()
     let s = shop().await;
     for role in ["agent", "catalog"] {
         let key = s.m.app.key_with_role(&s.m.merchant, role).await;
-        let res = s.m.app.get(&format!("/v1/reports/funnel?{}", period()), &key.token).await;
+        let res =
+            s.m.app
+                .get(&format!("/v1/reports/funnel?{}", period()), &key.token)
+                .await;
         assert_problem(res, 403, "forbidden").await;
         let res = s.m.app.get("/v1/conversions", &key.token).await;
         assert_problem(res, 403, "forbidden").await;
     }
     let marketing = s.m.app.key_with_role(&s.m.merchant, "marketing").await;
-    let res = s.m.app.get(&format!("/v1/reports/funnel?{}", period()), &marketing.token).await;
+    let res =
+        s.m.app
+            .get(&format!("/v1/reports/funnel?{}", period()), &marketing.token)
+            .await;
     assert_eq!(res.status(), 200);
-    let res = s
-        .m
-        .app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/v1/pages/{PAGE_ID}/conversions"),
-            &marketing.token,
-            Some(json!({"dataset_id": "123", "access_token": "capi-token-123456"})),
-        )
-        .await;
+    let res =
+        s.m.app
+            .request(
+                reqwest::Method::PUT,
+                &format!("/v1/pages/{PAGE_ID}/conversions"),
+                &marketing.token,
+                Some(json!({"dataset_id": "123", "access_token": "capi-token-123456"})),
+            )
+            .await;
     assert_problem(res, 403, "forbidden").await;
 }
 
@@ -433,31 +525,39 @@ async fn reports_a_bad_period_or_grouping_is_a_validation_problem() {
         "from=2026-11-01&to=2026-11-30&group_by=color",
         "from=2026-11-01&to=2026-11-30&tz=Mars/Olympus",
     ] {
-        let res = s.m.app.get(&format!("/v1/reports/funnel?{query}"), &s.m.merchant.token).await;
+        let res =
+            s.m.app
+                .get(&format!("/v1/reports/funnel?{query}"), &s.m.merchant.token)
+                .await;
         assert_problem(res, 422, "validation_failed").await;
     }
 }
 
 async fn set_dataset(s: &Shop) {
-    let res = s
-        .m
-        .app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/v1/pages/{PAGE_ID}/conversions"),
-            &s.m.merchant.token,
-            Some(json!({"dataset_id": "987654321", "access_token": "capi-secret-token-42"})),
-        )
-        .await;
+    let res =
+        s.m.app
+            .request(
+                reqwest::Method::PUT,
+                &format!("/v1/pages/{PAGE_ID}/conversions"),
+                &s.m.merchant.token,
+                Some(json!({"dataset_id": "987654321", "access_token": "capi-secret-token-42"})),
+            )
+            .await;
     assert_eq!(res.status(), 200);
     let body = res.text().await.unwrap();
-    assert!(!body.contains("capi-secret-token-42"), "the token is never returned");
+    assert!(
+        !body.contains("capi-secret-token-42"),
+        "the token is never returned"
+    );
 }
 
 async fn conversions(s: &Shop) -> Vec<Value> {
     let res = s.m.app.get("/v1/conversions", &s.m.merchant.token).await;
     assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["data"].as_array().unwrap().clone()
+    res.json::<Value>().await.unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test]
@@ -468,11 +568,15 @@ async fn reports_a_paid_order_reaches_the_conversions_api_once_with_every_field(
     touched(s.db(), thread, Some("ad-1"), None, now() - Duration::hours(1));
 
     let order = buys(&s, thread, 2);
-    eventually("the event is sent", || async { conversions(&s).await[0]["status"] == "sent" }).await;
+    eventually("the event is sent", || async {
+        conversions(&s).await[0]["status"] == "sent"
+    })
+    .await;
     // The same purchase told again (a retried Stripe event) is not queued twice.
     s.db()
         .query_blocking(|conn| {
-            let again = attribution::conversions::queue(conn, thread, "Purchase", order.id, order.total, now())?;
+            let again =
+                attribution::conversions::queue(conn, thread, "Purchase", order.id, order.total, now())?;
             assert!(!again);
             Ok(())
         })
@@ -483,16 +587,27 @@ async fn reports_a_paid_order_reaches_the_conversions_api_once_with_every_field(
     assert_eq!(posts.len(), 1, "sent once");
     let post = &posts[0];
     assert_eq!(post.path, "/v25.0/987654321/events");
-    assert_eq!(post.param("access_token").as_deref(), Some("capi-secret-token-42"));
+    assert_eq!(
+        post.param("access_token").as_deref(),
+        Some("capi-secret-token-42")
+    );
     let event = &post.body["data"][0];
     assert_eq!(post.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(event["event_name"], "Purchase");
     assert_eq!(event["action_source"], "business_messaging");
     assert_eq!(event["messaging_channel"], "messenger");
     assert_eq!(event["event_id"], format!("Purchase-{}", order.id));
-    assert_eq!(event["user_data"], json!({"page_id": PAGE_ID, "page_scoped_user_id": "psid-capi"}));
+    assert_eq!(
+        event["user_data"],
+        json!({"page_id": PAGE_ID, "page_scoped_user_id": "psid-capi"})
+    );
     assert_eq!(event["custom_data"]["currency"], "EUR");
-    assert!(post.raw.contains(r#""custom_data":{"value":40.00,"currency":"EUR"}"#), "{}", post.raw);
+    assert!(
+        post.raw
+            .contains(r#""custom_data":{"value":40.00,"currency":"EUR"}"#),
+        "{}",
+        post.raw
+    );
     let sent_at = event["event_time"].as_i64().unwrap();
     assert!((now().and_utc().timestamp() - sent_at).abs() < 60);
     let listed = conversions(&s).await;
@@ -507,7 +622,10 @@ async fn reports_a_conversions_post_answered_5xx_is_retried_until_meta_takes_it(
     set_dataset(&s).await;
     s.m.graph.fail_next_events(vec![
         (500, crate::graph::graph_error(1, 0, "An unknown error occurred")),
-        (503, crate::graph::graph_error(2, 0, "Service temporarily unavailable")),
+        (
+            503,
+            crate::graph::graph_error(2, 0, "Service temporarily unavailable"),
+        ),
     ]);
     let thread = shopper(s.db(), s.merchant(), "psid-retry");
 
@@ -529,7 +647,14 @@ async fn reports_a_conversions_event_older_than_seven_days_is_skipped_and_not_po
 
     s.db()
         .query_blocking(|conn| {
-            attribution::conversions::queue(conn, thread, "Purchase", Uuid::now_v7(), eur(990), now() - Duration::days(8))
+            attribution::conversions::queue(
+                conn,
+                thread,
+                "Purchase",
+                Uuid::now_v7(),
+                eur(990),
+                now() - Duration::days(8),
+            )
         })
         .unwrap();
 
@@ -538,6 +663,15 @@ async fn reports_a_conversions_event_older_than_seven_days_is_skipped_and_not_po
     })
     .await;
     assert!(s.m.graph.events().is_empty());
-    let res = s.m.app.get("/v1/conversions?status=skipped", &s.m.merchant.token).await;
-    assert_eq!(res.json::<Value>().await.unwrap()["data"].as_array().unwrap().len(), 1);
+    let res =
+        s.m.app
+            .get("/v1/conversions?status=skipped", &s.m.merchant.token)
+            .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
