@@ -63,7 +63,10 @@ impl Role {
         match self {
             Role::Owner => true,
             Role::Catalog => matches!(permission, ReadMerchant | ReadCatalog | WriteCatalog),
-            Role::Marketing => matches!(permission, ReadMerchant | ReadCatalog | ReadThreads | ReadOrders),
+            Role::Marketing => matches!(
+                permission,
+                ReadMerchant | ReadCatalog | ReadThreads | ReadOrders | ReadReports
+            ),
             Role::Agent => matches!(
                 permission,
                 ReadMerchant | ReadCatalog | ReadThreads | WriteThreads | ReadOrders
@@ -97,6 +100,8 @@ pub enum Permission {
     ReadOrders,
     /// Refund orders.
     ManageOrders,
+    /// Read funnel reports and the Conversions API events.
+    ReadReports,
 }
 
 /// The claims of an access token.

@@ -1478,6 +1478,9 @@ pub fn record_refund(
         diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
             .set((orders::refunded_minor.eq(refunded), orders::updated_at.eq(at)))
             .execute(conn)?;
+        // Reports net refunds out of revenue where the purchase was attributed.
+        let delta = Money::from_minor(refunded - row.refunded_minor, currency);
+        crate::attribution::record_refund(conn, order_id, delta, at)?;
         let next = if refunded == row.total_minor {
             OrderStatus::Refunded
         } else {

@@ -398,3 +398,16 @@ impl Db {
         }
     }
 }
+
+/// Runs a statement that diesel builds for each backend but not for the MultiConnection (upserts with
+/// `ON CONFLICT`, which both SQLite and PostgreSQL speak alike): the same DSL, dispatched per backend.
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::DbConnection::Postgres($c) => $body,
+        }
+    };
+}

@@ -14,6 +14,7 @@ diesel::table! {
         updated_at -> Timestamp,
         business_hours -> Nullable<Text>,
         away_text -> Nullable<Text>,
+        attribution_window_days -> Integer,
     }
 }
 
@@ -47,6 +48,8 @@ diesel::table! {
         token_status -> Text,
         human_agent_enabled -> Bool,
         profile_status -> Text,
+        capi_dataset_id -> Nullable<Text>,
+        capi_access_token -> Nullable<Text>,
     }
 }
 
@@ -298,6 +301,57 @@ diesel::table! {
         currency -> Nullable<Text>,
         occurred_at -> Timestamp,
         bookable_id -> Nullable<PortableUuid>,
+        first_touch_id -> Nullable<PortableUuid>,
+        source -> Nullable<Text>,
+        campaign -> Nullable<Text>,
+        touch_product -> Nullable<Text>,
+        order_id -> Nullable<PortableUuid>,
+        organic -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    funnel_daily (merchant_id, day, kind, organic, ad_id, ref_, source, campaign, product, currency) {
+        merchant_id -> PortableUuid,
+        day -> Date,
+        kind -> Text,
+        organic -> Bool,
+        ad_id -> Text,
+        #[sql_name = "ref"]
+        ref_ -> Text,
+        source -> Text,
+        campaign -> Text,
+        product -> Text,
+        currency -> Text,
+        events -> BigInt,
+        value_minor -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    conversion_events (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        page_id -> Text,
+        psid -> Text,
+        order_id -> Nullable<PortableUuid>,
+        event_id -> Text,
+        event_name -> Text,
+        event_time -> Timestamp,
+        value_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
     }
 }
 
@@ -514,6 +568,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     carts,
     cart_lines,
     funnel_events,
+    funnel_daily,
+    conversion_events,
     offers,
     discounts,
     cart_offers,

@@ -88,6 +88,7 @@ struct MerchantBody {
     timezone: &'static str,
     business_hours: Option<BusinessHours>,
     away_text: Option<String>,
+    attribution_window_days: i32,
     created_at: String,
 }
 
@@ -100,6 +101,7 @@ impl From<merchants::Merchant> for MerchantBody {
             timezone: m.timezone.name(),
             business_hours: m.business_hours,
             away_text: m.away_text,
+            attribution_window_days: m.attribution_window_days,
             created_at: timestamp(m.created_at),
         }
     }
@@ -116,6 +118,8 @@ struct MerchantUpdate {
     business_hours: Option<Option<std::collections::BTreeMap<String, Vec<String>>>>,
     #[serde(default, deserialize_with = "crate::catalog::wire::double_option")]
     away_text: Option<Option<String>>,
+    #[serde(default)]
+    attribution_window_days: Option<i32>,
 }
 
 async fn update_merchant(
@@ -175,6 +179,16 @@ async fn update_merchant(
             "must be at most 640 characters",
         ));
     }
+    if body
+        .attribution_window_days
+        .is_some_and(|d| !(1..=90).contains(&d))
+    {
+        errors.push(FieldError::new(
+            "attribution_window_days",
+            "out_of_range",
+            "the attribution window takes 1 to 90 days",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -183,6 +197,7 @@ async fn update_merchant(
         timezone,
         business_hours,
         away_text,
+        attribution_window_days: body.attribution_window_days,
     };
     let m = state
         .db

@@ -14,6 +14,7 @@ mod merchant;
 mod offers;
 mod orders;
 mod pages;
+mod reports;
 mod threads;
 mod webhooks;
 
@@ -60,6 +61,7 @@ fn register(api: &mut Api<'_>) {
     bookings::routes(api);
     discounts::routes(api);
     orders::routes(api);
+    reports::routes(api);
     threads::routes(api);
     webhooks::routes(api);
 }

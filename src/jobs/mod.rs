@@ -1,8 +1,10 @@
 //! The background workers that drain the durable queues: the Messenger inbox (deliveries into events,
-//! events into effects), the outbox (queued messages to the Send API), payments and stay holds. Each loop wakes when work is
+//! events into effects), the outbox (queued messages to the Send API), payments, stay holds and
+//! Conversions API events. Each loop wakes when work is
 //! queued in this process and polls for work queued by other processes; leases in the database keep
 //! one worker per shopper and per thread across every process.
 
+mod conversions;
 mod holds;
 mod inbox;
 mod payments;
@@ -29,6 +31,8 @@ pub struct Wakers {
     pub outbox: Notify,
     /// Orders need a Checkout Session, or Stripe events arrived.
     pub payments: Notify,
+    /// Conversions API events were queued.
+    pub conversions: Notify,
 }
 
 /// What every worker uses.
@@ -65,6 +69,7 @@ impl Workers {
             tokio::spawn(inbox::event_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(sender::send_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(holds::holds_loop(ctx.clone(), stopped.clone())),
+            tokio::spawn(conversions::conversions_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(payments::payments_loop(ctx, stopped)),
         ];
         Workers { stop, handles }

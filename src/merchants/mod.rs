@@ -29,6 +29,8 @@ pub struct Merchant {
     pub business_hours: Option<hours::BusinessHours>,
     /// Sent outside business hours, once a day per thread.
     pub away_text: Option<String>,
+    /// Days a touch keeps its steps attributed to it (see `attribution`).
+    pub attribution_window_days: i32,
 }
 
 /// The away text when the merchant set hours but no text.
@@ -56,6 +58,7 @@ struct MerchantRow {
     created_at: NaiveDateTime,
     business_hours: Option<String>,
     away_text: Option<String>,
+    attribution_window_days: i32,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -78,6 +81,7 @@ impl TryFrom<MerchantRow> for Merchant {
                 .transpose()
                 .map_err(|e| corrupt(e.to_string()))?,
             away_text: row.away_text,
+            attribution_window_days: row.attribution_window_days,
         })
     }
 }
@@ -152,6 +156,7 @@ pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str
         created_at,
         business_hours: None,
         away_text: None,
+        attribution_window_days: crate::attribution::DEFAULT_WINDOW_DAYS,
     })
 }
 
@@ -166,6 +171,8 @@ pub struct MerchantChange {
     pub business_hours: Option<Option<hours::BusinessHours>>,
     /// New away text, or none for the default.
     pub away_text: Option<Option<String>>,
+    /// New attribution window, in days.
+    pub attribution_window_days: Option<i32>,
 }
 
 /// Applies a change to the merchant.
@@ -177,8 +184,16 @@ pub fn update(conn: &mut DbConnection, id: Uuid, change: &MerchantChange) -> Que
             .execute(conn)?;
     }
     if let Some(tz) = change.timezone {
-        diesel::update(target)
+        let moved = diesel::update(target.filter(merchants::timezone.ne(tz.name())))
             .set(merchants::timezone.eq(tz.name()))
+            .execute(conn)?;
+        if moved > 0 {
+            crate::attribution::rebuild_rollup(conn, id)?;
+        }
+    }
+    if let Some(days) = change.attribution_window_days {
+        diesel::update(target)
+            .set(merchants::attribution_window_days.eq(days))
             .execute(conn)?;
     }
     if let Some(hours) = &change.business_hours {

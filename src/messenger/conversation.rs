@@ -649,7 +649,7 @@ fn held_stay_replies(
 }
 
 /// Freezes the thread's cart into an order at Stripe's minimum for the currency, attributed to the
-/// thread's latest touch, and records the checkout in the funnel when the order is new.
+/// thread's latest touch within the attribution window, and records the checkout in the funnel when the order is new.
 fn freeze(
     conn: &mut DbConnection,
     merchant: &crate::merchants::Merchant,
@@ -659,14 +659,18 @@ fn freeze(
     use crate::checkout::orders::{self, CheckoutRefusal};
     let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
         .map(|m| crate::money::Money::from_minor(m, merchant.currency));
-    let touch = match thread.latest_touch_id {
-        Some(id) => Some((id.0, conversations::touch(conn, id)?.ad_id)),
-        None => None,
-    };
+    let touch = attribution::attributed_touch(conn, thread, at)?.map(|t| (t.id.0, t.ad_id));
     match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
         Ok(done) => {
             if done.created {
-                attribution::record(conn, thread, FunnelStep::Checkout, None, Some(done.order.total))?;
+                attribution::record_order(
+                    conn,
+                    thread,
+                    FunnelStep::Checkout,
+                    done.order.id,
+                    done.order.total,
+                    at,
+                )?;
             }
             Ok(Ok(done))
         }

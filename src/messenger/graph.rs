@@ -185,6 +185,25 @@ impl GraphClient {
 
     /// Sets the Page's Messenger profile (Get Started button, persistent menu) through
     /// `POST /me/messenger_profile` with the Page token.
+    /// Posts Conversions API events (a JSON body of `data`) to the dataset, the token as `access_token`.
+    #[tracing::instrument(skip_all, fields(dataset.id = %dataset_id))]
+    pub async fn post_events(&self, dataset_id: &str, token: &str, body: &str) -> Result<(), GraphError> {
+        let url = format!("{}/{}/{}/events", self.base, self.version, dataset_id);
+        let res = self
+            .http
+            .post(url)
+            .query(&self.auth_query(token))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(Self::read_error(res).await);
+        }
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all)]
     pub async fn set_messenger_profile(
         &self,

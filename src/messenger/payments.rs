@@ -124,7 +124,8 @@ pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryRes
     Ok(())
 }
 
-/// After an order moved: a receipt when paid (and the purchase in the funnel), a word when the payment
+/// After an order moved: a receipt when paid (and the purchase in the funnel and queued for Meta's
+/// Conversions API), a word when the payment
 /// failed or waits for the bank.
 pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) -> QueryResult<()> {
     match next {
@@ -132,7 +133,16 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
             let first_name = match order.thread_id {
                 Some(t) => {
                     let thread = conversations::get_thread(conn, DbUuid(t))?;
-                    attribution::record(conn, &thread, FunnelStep::Purchase, None, Some(order.total))?;
+                    let at = order.paid_at.unwrap_or_else(now);
+                    attribution::record_order(
+                        conn,
+                        &thread,
+                        FunnelStep::Purchase,
+                        order.id,
+                        order.total,
+                        at,
+                    )?;
+                    attribution::conversions::queue(conn, t, "Purchase", order.id, order.total, at)?;
                     customers::table
                         .find(thread.customer_id)
                         .select(customers::first_name)

@@ -1,5 +1,5 @@
 //! A local HTTP server that answers as Meta's Graph API does (messenger.md §4-§6): the Send API and the
-//! User Profile API, with scripted errors, recording every request it gets.
+//! User Profile API, and the Conversions API's `/{dataset_id}/events`, with scripted errors, recording every request it gets.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,8 @@ pub struct Received {
     pub path: String,
     pub query: String,
     pub body: Value,
+    /// The body as sent.
+    pub raw: String,
 }
 
 impl Received {
@@ -30,6 +32,7 @@ impl Received {
 struct State {
     received: Vec<Received>,
     send_replies: VecDeque<(u16, Value)>,
+    events_replies: VecDeque<(u16, Value)>,
     profile_fails: bool,
     sent: u64,
 }
@@ -74,6 +77,19 @@ impl FakeGraph {
         self.state.lock().unwrap().send_replies.extend(replies);
     }
 
+    /// The next Conversions API posts answer these, in order, before answering success again.
+    pub fn fail_next_events(&self, replies: Vec<(u16, Value)>) {
+        self.state.lock().unwrap().events_replies.extend(replies);
+    }
+
+    /// The Conversions API requests received (`POST /{version}/{dataset_id}/events`), in order.
+    pub fn events(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/events"))
+            .collect()
+    }
+
     /// The User Profile API refuses (as for a phone-number account).
     pub fn refuse_profiles(&self) {
         self.state.lock().unwrap().profile_fails = true;
@@ -111,6 +127,7 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
         path: req.path().to_owned(),
         query: req.query_string().to_owned(),
         body: parsed.clone(),
+        raw: String::from_utf8_lossy(&body).into_owned(),
     });
     if req.path().ends_with("/messages") {
         // Scripted failures answer messages; sender actions (typing, seen) always succeed.
@@ -127,6 +144,13 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             "recipient_id": parsed["recipient"]["id"],
             "message_id": format!("m_{}", s.sent),
         }));
+    }
+    if req.method() == "POST" && req.path().ends_with("/events") {
+        if let Some((status, body)) = s.events_replies.pop_front() {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body);
+        }
+        let n = parsed["data"].as_array().map_or(0, Vec::len);
+        return HttpResponse::Ok().json(json!({"events_received": n, "fbtrace_id": "AbCdEf"}));
     }
     if req.path().ends_with("/me/messenger_profile") {
         return HttpResponse::Ok().json(json!({"result": "success"}));

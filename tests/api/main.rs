@@ -21,6 +21,7 @@ mod openapi;
 mod orders;
 mod pages;
 mod payments;
+mod reports;
 mod shopping;
 mod simulator;
 mod stays;

@@ -123,7 +123,9 @@ async fn a_shopper_from_a_slippers_ad_picks_size_42_and_sees_the_right_total() {
         m.app
             .db
             .query_blocking(|conn| {
+                // `engaged` marks the thread's first step; the steps themselves follow it.
                 funnel_events::table
+                    .filter(funnel_events::kind.ne("engaged"))
                     .order(funnel_events::occurred_at.asc())
                     .select((funnel_events::kind, funnel_events::ad_id))
                     .load(conn)

@@ -1,0 +1,13 @@
+DROP TABLE funnel_daily;
+DROP INDEX threads_merchant_created_idx;
+DROP INDEX touches_merchant_time_idx;
+DROP INDEX funnel_events_order_idx;
+DROP INDEX funnel_events_thread_idx;
+DROP INDEX funnel_events_kind_idx;
+ALTER TABLE funnel_events DROP COLUMN organic;
+ALTER TABLE funnel_events DROP COLUMN order_id;
+ALTER TABLE funnel_events DROP COLUMN touch_product;
+ALTER TABLE funnel_events DROP COLUMN campaign;
+ALTER TABLE funnel_events DROP COLUMN source;
+ALTER TABLE funnel_events DROP COLUMN first_touch_id;
+ALTER TABLE merchants DROP COLUMN attribution_window_days;

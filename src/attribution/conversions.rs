@@ -1,0 +1,291 @@
+//! Conversions API for Business Messaging: purchases told to Meta so ads can optimise for them. Events are
+//! queued with the order's paid move (one row per `event_id`: Meta does not deduplicate these), posted by
+//! a worker, retried with backoff, and skipped once older than Meta accepts (7 days).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::schema::{conversion_events, customers, pages, threads};
+use crate::db::{DbConnection, DbUuid, now};
+use crate::money::Money;
+
+/// Meta refuses a request holding an event older than this.
+pub const MAX_AGE: chrono::Duration = chrono::Duration::days(7);
+
+/// An event as queued.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = conversion_events)]
+pub struct ConversionEvent {
+    /// Id (UUIDv7, the list's order).
+    pub id: DbUuid,
+    /// The merchant.
+    pub merchant_id: DbUuid,
+    /// The Page the thread is on.
+    pub page_id: String,
+    /// The shopper's page-scoped id.
+    pub psid: String,
+    /// The order.
+    pub order_id: Option<DbUuid>,
+    /// Stable id: `{event_name}-{order_id}`.
+    pub event_id: String,
+    /// `Purchase`, `InitiateCheckout` ...
+    pub event_name: String,
+    /// When it happened.
+    pub event_time: NaiveDateTime,
+    /// Value in minor units.
+    pub value_minor: i64,
+    /// ISO 4217.
+    pub currency: String,
+    /// `pending`, `sent`, `failed`, `skipped`.
+    pub status: String,
+    /// Posts tried.
+    pub attempts: i32,
+    /// Next try (or the end of the current one's lease).
+    pub next_attempt_at: NaiveDateTime,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When queued.
+    pub created_at: NaiveDateTime,
+    /// When Meta took it.
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+impl ConversionEvent {
+    /// The value.
+    pub fn value(&self) -> QueryResult<Money> {
+        let currency = crate::money::Currency::parse(&self.currency)
+            .map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))?;
+        Ok(Money::from_minor(self.value_minor, currency))
+    }
+}
+
+/// A Page's Conversions API settings, given by the merchant.
+pub fn configure(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    page_id: &str,
+    dataset_id: &str,
+    access_token: &str,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        pages::table
+            .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(pages::page_id.eq(page_id)),
+    )
+    .set((
+        pages::capi_dataset_id.eq(dataset_id),
+        pages::capi_access_token.eq(access_token),
+    ))
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// The Page's dataset and its token, if set.
+pub fn dataset_of(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<(String, String)>> {
+    let row: Option<(Option<String>, Option<String>)> = pages::table
+        .filter(pages::page_id.eq(page_id))
+        .select((pages::capi_dataset_id, pages::capi_access_token))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(d, t)| d.zip(t)))
+}
+
+/// The Page's dataset id (not its token), if set.
+pub fn dataset_id(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryResult<Option<String>> {
+    let d: Option<Option<String>> = pages::table
+        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(pages::page_id.eq(page_id))
+        .select(pages::capi_dataset_id)
+        .first(conn)
+        .optional()?;
+    Ok(d.flatten())
+}
+
+/// Queues `event_name` for the order on `thread_id` at `at`, when its Page has a dataset; a second
+/// call for the same event changes nothing. True when queued now.
+pub fn queue(
+    conn: &mut DbConnection,
+    thread_id: Uuid,
+    event_name: &str,
+    order_id: Uuid,
+    value: Money,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let (merchant_id, page_id, psid): (DbUuid, String, String) = threads::table
+        .inner_join(customers::table)
+        .filter(threads::id.eq(DbUuid(thread_id)))
+        .select((threads::merchant_id, threads::page_id, customers::psid))
+        .first(conn)?;
+    if dataset_of(conn, &page_id)?.is_none() {
+        return Ok(false);
+    }
+    let insert = diesel::insert_into(conversion_events::table)
+        .values((
+            conversion_events::id.eq(DbUuid(Uuid::now_v7())),
+            conversion_events::merchant_id.eq(merchant_id),
+            conversion_events::page_id.eq(&page_id),
+            conversion_events::psid.eq(&psid),
+            conversion_events::order_id.eq(DbUuid(order_id)),
+            conversion_events::event_id.eq(format!("{event_name}-{order_id}")),
+            conversion_events::event_name.eq(event_name),
+            conversion_events::event_time.eq(at),
+            conversion_events::value_minor.eq(value.minor()),
+            conversion_events::currency.eq(value.currency().code()),
+            conversion_events::status.eq("pending"),
+            conversion_events::attempts.eq(0),
+            conversion_events::next_attempt_at.eq(now()),
+            conversion_events::created_at.eq(now()),
+        ))
+        .on_conflict(conversion_events::event_id)
+        .do_nothing();
+    let n = crate::per_backend!(conn, |c| insert.execute(c))?;
+    Ok(n > 0)
+}
+
+/// Takes up to `limit` due events for `lease` (their next try moves to its end, so no other worker
+/// takes them meanwhile).
+pub fn claim(
+    conn: &mut DbConnection,
+    at: NaiveDateTime,
+    lease: chrono::Duration,
+    limit: i64,
+) -> QueryResult<Vec<ConversionEvent>> {
+    let due: Vec<ConversionEvent> = conversion_events::table
+        .filter(conversion_events::status.eq("pending"))
+        .filter(conversion_events::next_attempt_at.le(at))
+        .order(conversion_events::next_attempt_at.asc())
+        .limit(limit)
+        .select(ConversionEvent::as_select())
+        .load(conn)?;
+    let mut claimed = Vec::with_capacity(due.len());
+    for e in due {
+        let taken = diesel::update(
+            conversion_events::table
+                .filter(conversion_events::id.eq(e.id))
+                .filter(conversion_events::status.eq("pending"))
+                .filter(conversion_events::next_attempt_at.eq(e.next_attempt_at)),
+        )
+        .set(conversion_events::next_attempt_at.eq(at + lease))
+        .execute(conn)?;
+        if taken == 1 {
+            claimed.push(e);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Ends an event: `sent`, `failed` or `skipped`.
+pub fn finish(conn: &mut DbConnection, id: DbUuid, status: &str, error: Option<&str>) -> QueryResult<()> {
+    let at = now();
+    diesel::update(conversion_events::table.find(id))
+        .set((
+            conversion_events::status.eq(status),
+            conversion_events::attempts.eq(conversion_events::attempts + i32::from(status != "skipped")),
+            conversion_events::last_error.eq(error),
+            conversion_events::sent_at.eq((status == "sent").then_some(at)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Schedules another try of an event.
+pub fn retry(conn: &mut DbConnection, id: DbUuid, error: &str, next: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(conversion_events::table.find(id))
+        .set((
+            conversion_events::attempts.eq(conversion_events::attempts + 1),
+            conversion_events::last_error.eq(error),
+            conversion_events::next_attempt_at.eq(next),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Filters of the list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversionQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this order's.
+    pub order_id: Option<Uuid>,
+    /// Only after this id.
+    pub after: Option<Uuid>,
+    /// Page size (plus one to see if more follow).
+    pub limit: i64,
+}
+
+/// The merchant's events, oldest first.
+pub fn list(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    q: &ConversionQuery,
+) -> QueryResult<Vec<ConversionEvent>> {
+    let mut query = conversion_events::table
+        .filter(conversion_events::merchant_id.eq(DbUuid(merchant_id)))
+        .into_boxed();
+    if let Some(s) = &q.status {
+        query = query.filter(conversion_events::status.eq(s.clone()));
+    }
+    if let Some(o) = q.order_id {
+        query = query.filter(conversion_events::order_id.eq(DbUuid(o)));
+    }
+    if let Some(a) = q.after {
+        query = query.filter(conversion_events::id.gt(DbUuid(a)));
+    }
+    query
+        .order(conversion_events::id.asc())
+        .limit(q.limit)
+        .select(ConversionEvent::as_select())
+        .load(conn)
+}
+
+/// The request body Meta's `/{dataset_id}/events` takes for one event (the token goes beside it). The
+/// value is written as a JSON number straight from its decimal, never through a float.
+pub fn payload(e: &ConversionEvent) -> QueryResult<String> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        data: [Data<'a>; 1],
+        partner_agent: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        event_name: &'a str,
+        event_time: i64,
+        action_source: &'static str,
+        messaging_channel: &'static str,
+        event_id: &'a str,
+        user_data: UserData<'a>,
+        custom_data: CustomData<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct UserData<'a> {
+        page_id: &'a str,
+        page_scoped_user_id: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct CustomData<'a> {
+        value: Box<serde_json::value::RawValue>,
+        currency: &'a str,
+    }
+    let corrupt = |e: serde_json::Error| diesel::result::Error::SerializationError(Box::new(e));
+    let value = serde_json::value::RawValue::from_string(e.value()?.amount_string()).map_err(corrupt)?;
+    serde_json::to_string(&Body {
+        data: [Data {
+            event_name: &e.event_name,
+            event_time: e.event_time.and_utc().timestamp(),
+            action_source: "business_messaging",
+            messaging_channel: "messenger",
+            event_id: &e.event_id,
+            user_data: UserData {
+                page_id: &e.page_id,
+                page_scoped_user_id: &e.psid,
+            },
+            custom_data: CustomData {
+                value,
+                currency: &e.currency,
+            },
+        }],
+        partner_agent: "threadcart",
+    })
+    .map_err(corrupt)
+}

@@ -1,0 +1,448 @@
+//! Funnel reports (JSON or CSV), an ad's daily series, and the Conversions API: a Page's dataset
+//! settings and the status of every event told to Meta.
+
+use actix_web::http::{Method, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Api, ListBody, PageParams, timestamp};
+use crate::attribution::conversions::{self, ConversionEvent, ConversionQuery};
+use crate::attribution::report::{self, AdDay, FunnelRow, GroupBy, MAX_DAYS, Period};
+use crate::auth::{Caller, Permission};
+use crate::catalog::domain::FieldError;
+use crate::error::ApiError;
+use crate::money::MoneyDto;
+use crate::startup::AppState;
+
+pub(super) fn routes(api: &mut Api<'_>) {
+    api.route(Method::GET, "/v1/reports/funnel", funnel)
+        .route(Method::GET, "/v1/reports/ads/{ad_id}", ad)
+        .route(Method::PUT, "/v1/pages/{page_id}/conversions", set_conversions)
+        .route(Method::GET, "/v1/conversions", list_conversions);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportParams {
+    from: String,
+    to: String,
+    #[serde(default)]
+    group_by: Option<String>,
+    #[serde(default)]
+    tz: Option<String>,
+}
+
+/// Parses the period; `tz` defaults to the merchant's timezone.
+async fn period(state: &AppState, merchant_id: Uuid, p: &ReportParams) -> Result<Period, ApiError> {
+    let mut errors = Vec::new();
+    let date = |field: &str, v: &str, errors: &mut Vec<FieldError>| {
+        NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    field,
+                    "invalid_date",
+                    "a date such as 2026-11-25",
+                ))
+            })
+            .ok()
+    };
+    let from = date("from", &p.from, &mut errors);
+    let to = date("to", &p.to, &mut errors);
+    let tz = match &p.tz {
+        None => Some(
+            state
+                .db
+                .query(move |conn| crate::merchants::get(conn, merchant_id))
+                .await?
+                .timezone,
+        ),
+        Some(tz) => tz
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "tz",
+                    "unknown_timezone",
+                    format!("`{tz}` is not an IANA timezone such as Europe/Paris"),
+                ))
+            })
+            .ok(),
+    };
+    if let (Some(from), Some(to)) = (from, to)
+        && (to < from || (to - from).num_days() >= MAX_DAYS)
+    {
+        errors.push(FieldError::new(
+            "to",
+            "invalid_period",
+            format!("`to` is on or after `from`, at most {MAX_DAYS} days later"),
+        ));
+    }
+    match (from, to, tz) {
+        (Some(from), Some(to), Some(tz)) if errors.is_empty() => Ok(Period { from, to, tz }),
+        _ => Err(ApiError::validation(errors)),
+    }
+}
+
+#[derive(Serialize)]
+struct RowBody {
+    key: Option<String>,
+    organic: bool,
+    referrals: i64,
+    threads: i64,
+    engaged_threads: i64,
+    product_views: i64,
+    add_to_carts: i64,
+    checkouts: i64,
+    purchases: i64,
+    revenue: Vec<MoneyDto>,
+    refunds: Vec<MoneyDto>,
+    conversion_rates: std::collections::BTreeMap<&'static str, Option<rust_decimal::Decimal>>,
+    median_seconds_to_purchase: Option<i64>,
+}
+
+impl From<FunnelRow> for RowBody {
+    fn from(r: FunnelRow) -> Self {
+        RowBody {
+            conversion_rates: r.rates().into_iter().collect(),
+            key: r.key,
+            organic: r.organic,
+            referrals: r.referrals,
+            threads: r.threads,
+            engaged_threads: r.engaged,
+            product_views: r.product_views,
+            add_to_carts: r.add_to_carts,
+            checkouts: r.checkouts,
+            purchases: r.purchases,
+            revenue: r.revenue.into_iter().map(MoneyDto::from).collect(),
+            refunds: r.refunds.into_iter().map(MoneyDto::from).collect(),
+            median_seconds_to_purchase: r.median_seconds_to_purchase,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FunnelBody {
+    from: NaiveDate,
+    to: NaiveDate,
+    timezone: &'static str,
+    group_by: String,
+    rows: Vec<RowBody>,
+}
+
+/// The CSV header of a funnel report.
+const CSV_HEADER: &[&str] = &[
+    "key",
+    "organic",
+    "referrals",
+    "threads",
+    "engaged_threads",
+    "product_views",
+    "add_to_carts",
+    "checkouts",
+    "purchases",
+    "revenue",
+    "refunds",
+    "view_to_cart",
+    "cart_to_checkout",
+    "checkout_to_purchase",
+    "thread_to_purchase",
+    "median_seconds_to_purchase",
+];
+
+/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Amounts as `59.90 EUR`, several currencies joined with `; `.
+fn csv_money(m: &[crate::money::Money]) -> String {
+    m.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+fn csv(rows: Vec<FunnelRow>) -> String {
+    let mut out = CSV_HEADER.join(",");
+    out.push_str("\r\n");
+    for r in rows {
+        let rates = r
+            .rates()
+            .map(|(_, v)| v.map(|d| d.to_string()).unwrap_or_default());
+        let fields: Vec<String> = [
+            r.key.clone().unwrap_or_default(),
+            r.organic.to_string(),
+            r.referrals.to_string(),
+            r.threads.to_string(),
+            r.engaged.to_string(),
+            r.product_views.to_string(),
+            r.add_to_carts.to_string(),
+            r.checkouts.to_string(),
+            r.purchases.to_string(),
+            csv_money(&r.revenue),
+            csv_money(&r.refunds),
+        ]
+        .into_iter()
+        .chain(rates)
+        .chain([r
+            .median_seconds_to_purchase
+            .map(|s| s.to_string())
+            .unwrap_or_default()])
+        .map(|f| csv_field(&f))
+        .collect();
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn wants_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"))
+}
+
+async fn funnel(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    params: web::Query<ReportParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadReports)?;
+    let group_name = params.group_by.clone().unwrap_or_else(|| "ad".into());
+    let Some(group_by) = GroupBy::parse(&group_name) else {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "group_by",
+            "invalid_group_by",
+            "group_by is one of ad, ref, campaign, source, product",
+        )]));
+    };
+    let p = period(&state, caller.merchant_id, &params).await?;
+    let merchant_id = caller.merchant_id;
+    let rows = state
+        .db
+        .query(move |conn| report::funnel(conn, merchant_id, &p, group_by))
+        .await?;
+    if wants_csv(&req) {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(csv(rows)));
+    }
+    Ok(HttpResponse::Ok().json(FunnelBody {
+        from: p.from,
+        to: p.to,
+        timezone: p.tz.name(),
+        group_by: group_name,
+        rows: rows.into_iter().map(RowBody::from).collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesParams {
+    from: String,
+    to: String,
+    #[serde(default)]
+    tz: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DayBody {
+    day: NaiveDate,
+    #[serde(flatten)]
+    funnel: RowBody,
+}
+
+#[derive(Serialize)]
+struct SeriesBody {
+    ad_id: String,
+    timezone: &'static str,
+    days: Vec<DayBody>,
+}
+
+async fn ad(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    params: web::Query<SeriesParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadReports)?;
+    let SeriesParams { from, to, tz } = params.into_inner();
+    let p = period(
+        &state,
+        caller.merchant_id,
+        &ReportParams {
+            from,
+            to,
+            group_by: None,
+            tz,
+        },
+    )
+    .await?;
+    let ad_id = path.into_inner();
+    let merchant_id = caller.merchant_id;
+    let id = ad_id.clone();
+    let days = state
+        .db
+        .query(move |conn| report::ad_series(conn, merchant_id, &id, &p))
+        .await?;
+    Ok(HttpResponse::Ok().json(SeriesBody {
+        ad_id,
+        timezone: p.tz.name(),
+        days: days
+            .into_iter()
+            .map(|AdDay { day, funnel }| DayBody {
+                day,
+                funnel: RowBody::from(funnel),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConversionsSettings {
+    dataset_id: String,
+    access_token: String,
+}
+
+#[derive(Serialize)]
+struct ConversionsSettingsBody {
+    page_id: String,
+    dataset_id: String,
+    access_token_set: bool,
+}
+
+async fn set_conversions(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<ConversionsSettings>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let ConversionsSettings {
+        dataset_id,
+        access_token,
+    } = body.into_inner();
+    let mut errors = Vec::new();
+    let dataset_id = dataset_id.trim().to_owned();
+    if dataset_id.is_empty() || dataset_id.len() > 64 || !dataset_id.chars().all(|c| c.is_ascii_digit()) {
+        errors.push(FieldError::new(
+            "dataset_id",
+            "invalid_dataset_id",
+            "the dataset id Meta gave, digits only",
+        ));
+    }
+    if let Err(e) = crate::merchants::pages::NewPage::parse_token(&access_token) {
+        errors.push(e);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let page_id = path.into_inner();
+    let (merchant_id, page, dataset) = (caller.merchant_id, page_id.clone(), dataset_id.clone());
+    let found = state
+        .db
+        .query(move |conn| conversions::configure(conn, merchant_id, &page, &dataset, &access_token))
+        .await?;
+    if !found {
+        return Err(ApiError::not_found("Page"));
+    }
+    tracing::info!(merchant.id = %merchant_id, page.id = %page_id, "Conversions API dataset set");
+    Ok(HttpResponse::Ok().json(ConversionsSettingsBody {
+        page_id,
+        dataset_id,
+        access_token_set: true,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConversionParams {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    order_id: Option<Uuid>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ConversionBody {
+    id: Uuid,
+    event_id: String,
+    event_name: String,
+    event_time: String,
+    page_id: String,
+    order_id: Option<Uuid>,
+    value: Option<MoneyDto>,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    created_at: String,
+    sent_at: Option<String>,
+}
+
+impl From<ConversionEvent> for ConversionBody {
+    fn from(e: ConversionEvent) -> Self {
+        ConversionBody {
+            id: e.id.0,
+            value: e.value().ok().map(MoneyDto::from),
+            event_id: e.event_id,
+            event_name: e.event_name,
+            event_time: timestamp(e.event_time),
+            page_id: e.page_id,
+            order_id: e.order_id.map(|o| o.0),
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            created_at: timestamp(e.created_at),
+            sent_at: e.sent_at.map(timestamp),
+        }
+    }
+}
+
+async fn list_conversions(
+    caller: Caller,
+    state: web::Data<AppState>,
+    params: web::Query<ConversionParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadReports)?;
+    let params = params.into_inner();
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    if let Some(s) = &params.status
+        && !matches!(s.as_str(), "pending" | "sent" | "failed" | "skipped")
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "status",
+            "invalid_status",
+            "status is one of pending, sent, failed, skipped",
+        )]));
+    }
+    let q = ConversionQuery {
+        status: params.status,
+        order_id: params.order_id,
+        after,
+        limit: limit + 1,
+    };
+    let merchant_id = caller.merchant_id;
+    let items = state
+        .db
+        .query(move |conn| conversions::list(conn, merchant_id, &q))
+        .await?;
+    Ok(HttpResponse::Ok().json(ListBody::from_items(
+        items,
+        limit,
+        |e| e.id.0.to_string(),
+        ConversionBody::from,
+    )))
+}
