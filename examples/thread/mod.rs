@@ -22,14 +22,26 @@ const STRIPE_WEBHOOK_SECRET: &str = "whsec_example";
 
 type Inbox = Arc<Mutex<Vec<Value>>>;
 
+/// Conversions API events the local Graph API received (`POST /{version}/{dataset_id}/events`); a type
+/// of its own, as actix finds app data by type.
+#[derive(Clone, Default)]
+pub struct Datasets(pub Arc<Mutex<Vec<Value>>>);
+
 /// The local Graph API: answers as Meta does and keeps the messages sent to the shopper.
 async fn graph(
     req: HttpRequest,
     body: web::Bytes,
     inbox: web::Data<Inbox>,
     name: web::Data<&'static str>,
+    datasets: web::Data<Datasets>,
 ) -> HttpResponse {
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if req.path().ends_with("/events") {
+        if let Ok(mut received) = datasets.0.lock() {
+            received.push(parsed);
+        }
+        return HttpResponse::Ok().json(json!({"events_received": 1, "fbtrace_id": "local"}));
+    }
     if req.path().ends_with("/messages") {
         if let Some(message) = parsed.get("message")
             && let Ok(mut inbox) = inbox.lock()
@@ -115,6 +127,8 @@ pub struct Shopper {
     pub client: reqwest::Client,
     /// threadcart's base URL.
     pub base: String,
+    /// What the local Graph API received for the Conversions API.
+    pub datasets: Datasets,
     /// The business's name, as the thread shows it.
     business: &'static str,
     /// The shopper's first name.
@@ -278,11 +292,14 @@ pub async fn start(
     let dir = std::env::temp_dir().join(format!("threadcart-example-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let inbox: Inbox = Arc::default();
+    let datasets = Datasets::default();
     let (data, first_name) = (web::Data::new(inbox.clone()), web::Data::new(name));
+    let events = web::Data::new(datasets.clone());
     let graph_server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(first_name.clone())
+            .app_data(events.clone())
             .default_service(web::to(graph))
     })
     .workers(1)
@@ -315,6 +332,7 @@ pub async fn start(
     let shopper = Shopper {
         client: reqwest::Client::new(),
         base,
+        datasets,
         business,
         name,
         page_id,
