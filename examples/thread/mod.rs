@@ -127,7 +127,8 @@ pub struct Shopper {
     pub client: reqwest::Client,
     /// threadcart's base URL.
     pub base: String,
-    /// What the local Graph API received for the Conversions API.
+    /// What the local Graph API received for the Conversions API (read by the shop example only).
+    #[allow(dead_code)]
     pub datasets: Datasets,
     /// The business's name, as the thread shows it.
     business: &'static str,
