@@ -117,8 +117,10 @@ fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
 fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url(), config.db_max_connections)?;
     // A bare `threadcart` (what `cargo run` runs) is the newcomer's: dev mode when only loopback can reach
-    // it. `threadcart serve` is the operator's: dev mode only when asked.
-    let bare = cli.command.is_none();
+    // it and the database is the embedded SQLite (a production on PostgreSQL behind a local proxy never
+    // gets the unsigned dev routes by default). `threadcart serve` is the operator's: dev mode only when
+    // asked.
+    let bare = cli.command.is_none() && db.backend() == crate::db::Backend::Sqlite;
     match cli.command.unwrap_or(Command::Serve {
         demo: None,
         dev: false,
