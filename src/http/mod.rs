@@ -6,6 +6,7 @@
 mod bookables;
 mod bookings;
 mod catalog;
+mod dashboard;
 mod discounts;
 mod health;
 
@@ -64,6 +65,7 @@ fn register(api: &mut Api<'_>) {
     reports::routes(api);
     threads::routes(api);
     webhooks::routes(api);
+    dashboard::routes(api);
 }
 
 /// Every route of the application, as (method, path pattern).

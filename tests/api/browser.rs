@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::simulator::spawn_dev_app;
+use crate::simulator::{DEMO_KEY, buy_slippers_from_ad, spawn_dev_app};
 
 /// The key W3C WebDriver names elements by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -159,6 +159,15 @@ impl Browser {
         assert!(done.is_null(), "clicking {xpath}: {done}");
     }
 
+    /// Types `text` into the element matching the XPath.
+    async fn type_into(&self, xpath: &str, text: &str) {
+        let id = self.wait_for(xpath).await;
+        let done = self
+            .post(&format!("/element/{id}/value"), json!({"text": text}))
+            .await;
+        assert!(done.is_null(), "typing into {xpath}: {done}");
+    }
+
     async fn text(&self, id: &str) -> String {
         self.get(&format!("/element/{id}/text"))
             .await
@@ -213,17 +222,27 @@ fn png_size(png: &[u8]) -> (u32, u32) {
     (word(16), word(20))
 }
 
-#[tokio::test]
-async fn a_shopper_goes_from_an_ad_to_the_receipt_in_the_simulator() {
-    let Some(browser) = Browser::start().await else {
+/// A browser, or `None` (the test is skipped, saying so) when chromedriver is not installed, unless
+/// `THREADCART_BROWSER_TESTS=required`.
+async fn browser_or_skip(test: &str) -> Option<Browser> {
+    let browser = Browser::start().await;
+    if browser.is_none() {
         assert!(
             std::env::var("THREADCART_BROWSER_TESTS").as_deref() != Ok("required"),
             "THREADCART_BROWSER_TESTS=required but chromedriver is not installed"
         );
         eprintln!(
-            "SKIPPED a_shopper_goes_from_an_ad_to_the_receipt_in_the_simulator: chromedriver is not installed \
+            "SKIPPED {test}: chromedriver is not installed \
              (apt-get install chromium chromium-driver, as .ci/run does)"
         );
+    }
+    browser
+}
+
+#[tokio::test]
+async fn a_shopper_goes_from_an_ad_to_the_receipt_in_the_simulator() {
+    let Some(browser) = browser_or_skip("a_shopper_goes_from_an_ad_to_the_receipt_in_the_simulator").await
+    else {
         return;
     };
     let app = spawn_dev_app().await;
@@ -283,4 +302,75 @@ async fn a_shopper_goes_from_an_ad_to_the_receipt_in_the_simulator() {
     let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("simulator-receipt.png");
     std::fs::write(&saved, &page).unwrap();
     eprintln!("screenshot of the receipt: {}", saved.display());
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_a_purchase_in_the_funnel_row_of_its_ad_and_in_recent_orders() {
+    let Some(browser) =
+        browser_or_skip("the_dashboard_shows_a_purchase_in_the_funnel_row_of_its_ad_and_in_recent_orders")
+            .await
+    else {
+        return;
+    };
+    // Arrange: a shopper came from an ad and paid, through the simulator's path
+    let app = spawn_dev_app().await;
+    buy_slippers_from_ad(&app, "DASH-SHOPPER", "AD-DASH-1").await;
+
+    // Act: sign in with the merchant's key
+    browser.open(&format!("{}/dashboard", app.address)).await;
+    browser.type_into("//input[@id='api-key']", DEMO_KEY).await;
+    browser.click("//button[@id='sign-in-button']").await;
+
+    // Assert: the ad's funnel row has the purchase and its revenue
+    let row = "//table[@id='funnel-table']/tbody/tr[th/button[@data-ad='AD-DASH-1']]";
+    browser
+        .wait_for(&format!("{row}/td[@data-step='purchases' and .='1']"))
+        .await;
+    let revenue = browser.wait_for(&format!("{row}/td[@data-step='revenue']")).await;
+    assert_eq!(browser.text(&revenue).await, "49.90 EUR");
+    for step in ["referrals", "product_views", "add_to_carts", "checkouts"] {
+        browser
+            .wait_for(&format!("{row}/td[@data-step='{step}' and .='1']"))
+            .await;
+    }
+    // the chart says the values in text too
+    browser
+        .wait_for(
+            "//dl[@id='chart']/dt[.='Purchases']/following-sibling::dd[1]/span[@class='value' and .='1']",
+        )
+        .await;
+
+    // the order in recent orders, paid, with its ad
+    let order = browser
+        .wait_for("//table[@id='orders-table']/tbody/tr[td[@data-col='ad' and .='AD-DASH-1']]")
+        .await;
+    let order_text = browser.text(&order).await;
+    assert!(
+        order_text.contains("paid") && order_text.contains("49.90 EUR"),
+        "{order_text}"
+    );
+
+    // the ad's daily series
+    browser.click(&format!("{row}/th/button")).await;
+    browser
+        .wait_for("//table[@id='series-table']/tbody/tr/td[@data-step='purchases' and .='1']")
+        .await;
+
+    // the token lives in memory only; signing out clears the page
+    let stored = browser
+        .post(
+            "/execute/sync",
+            json!({"script": "return localStorage.length + sessionStorage.length + document.cookie.length", "args": []}),
+        )
+        .await;
+    assert_eq!(stored, json!(0));
+    browser.click("//button[@id='sign-out']").await;
+    browser.wait_for("//input[@id='api-key']").await;
+    let rows = browser
+        .post(
+            "/execute/sync",
+            json!({"script": "return document.querySelectorAll('#funnel-table tbody tr, #orders-table tbody tr').length", "args": []}),
+        )
+        .await;
+    assert_eq!(rows, json!(0));
 }

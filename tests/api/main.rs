@@ -10,6 +10,7 @@ mod browser;
 mod catalog;
 mod checkout;
 mod cli;
+mod dashboard;
 mod discounts;
 mod graph;
 mod health;

@@ -198,15 +198,10 @@ async fn an_ad_arrival_sent_through_the_simulator_comes_back_as_the_product_card
     );
 }
 
-#[tokio::test]
-async fn paying_on_the_dev_payment_page_makes_the_order_paid_and_the_receipt_appear() {
-    // Arrange: from the ad to a cart of slippers in 42
-    let app = spawn_dev_app().await;
-    let mut anna = Shopper::new(&app, "SIM-PAYER");
-    anna.act(
-        json!({"kind": "ad", "ad_id": "AD-SIM-2", "ad_title": "Comfy slippers", "product_id": "SLIP-01"}),
-    )
-    .await;
+/// Takes `anna` from the ad `ad_id` to a cart of slippers in 42, then Checkout; answers the pay URL.
+async fn checkout_slippers_from_ad(anna: &mut Shopper<'_>, ad_id: &str) -> String {
+    anna.act(json!({"kind": "ad", "ad_id": ad_id, "ad_title": "Comfy slippers", "product_id": "SLIP-01"}))
+        .await;
     let card = anna.expect("the product card", has("Choose size")).await;
     let choose = control(&card, "Choose size").unwrap()["payload"].clone();
     anna.act(json!({"kind": "postback", "title": "Choose size", "payload": choose}))
@@ -218,7 +213,6 @@ async fn paying_on_the_dev_payment_page_makes_the_order_paid_and_the_receipt_app
     let cart = anna.expect("the cart", has("Checkout")).await;
     let checkout = control(&cart, "Checkout").unwrap()["payload"].clone();
 
-    // Act: checkout, then pay on the dev payment page
     anna.act(json!({"kind": "postback", "title": "Checkout", "payload": checkout}))
         .await;
     let pay = anna
@@ -226,10 +220,34 @@ async fn paying_on_the_dev_payment_page_makes_the_order_paid_and_the_receipt_app
             m["attachment"]["payload"]["buttons"][0]["type"] == "web_url"
         })
         .await;
-    let url = pay["attachment"]["payload"]["buttons"][0]["url"]
+    pay["attachment"]["payload"]["buttons"][0]["url"]
         .as_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// A shopper of the demo shoe shop arrives from the ad `ad_id` and pays for slippers on the dev
+/// payment page; answers once the receipt is in the thread (the order is paid).
+pub async fn buy_slippers_from_ad(app: &TestApp, psid: &str, ad_id: &str) {
+    let mut shopper = Shopper::new(app, psid);
+    let url = checkout_slippers_from_ad(&mut shopper, ad_id).await;
+    let paid = app.client.post(&url).send().await.unwrap();
+    assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap());
+    shopper
+        .expect("the receipt", |m| {
+            m["attachment"]["payload"]["template_type"] == "receipt"
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn paying_on_the_dev_payment_page_makes_the_order_paid_and_the_receipt_appear() {
+    // Arrange
+    let app = spawn_dev_app().await;
+    let mut anna = Shopper::new(&app, "SIM-PAYER");
+
+    // Act: from the ad to a cart of slippers in 42, checkout, then pay on the dev payment page
+    let url = checkout_slippers_from_ad(&mut anna, "AD-SIM-2").await;
     assert!(
         url.starts_with(&format!("{}/dev/pay/cs_test_dev", app.address)),
         "{url}"
