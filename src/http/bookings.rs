@@ -226,22 +226,16 @@ async fn cancel_booking(
 /// Refunds a cancelled stay's share of its paid order through Stripe (outside any transaction, with a key
 /// of the booking's own, so a repeated cancel refunds once), and records the refund on the order.
 async fn refund_stay(state: &AppState, merchant_id: Uuid, id: Uuid) -> Result<serde_json::Value, ApiError> {
-    let Some(stripe) = state.stripe.clone() else {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "payments_disabled",
-            "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
-        ));
-    };
+    let stripe = super::orders::refunding_stripe(state)?;
     let owed = super::run(state, move |conn| bookings::stay_refund(conn, merchant_id, id)).await?;
     if let Some(made) = owed.made {
         // A repeated cancel: the refund was made the first time.
-        return Ok(serde_json::json!({
-            "id": made.stripe_refund_id,
-            "status": made.status,
-            "amount": crate::money::MoneyDto::from(made.amount),
-            "order_id": owed.order_id,
-        }));
+        return Ok(refund_answer(
+            &made.stripe_refund_id,
+            &made.status,
+            made.amount,
+            owed.order_id,
+        ));
     }
     let key = bookings::stay_refund_key(id);
     let refund = stripe
@@ -252,17 +246,7 @@ async fn refund_stay(state: &AppState, merchant_id: Uuid, id: Uuid) -> Result<se
             Some(crate::checkout::stripe::RefundReason::RequestedByCustomer),
         )
         .await
-        .map_err(|e| {
-            if e.is_retryable() {
-                ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
-            } else {
-                ApiError::new(
-                    actix_web::http::StatusCode::BAD_GATEWAY,
-                    "stripe_refused",
-                    format!("Stripe refused the refund: {e}"),
-                )
-            }
-        })?;
+        .map_err(super::orders::refund_failed)?;
     let (order_id, amount, refund_id, status) = (
         owed.order_id,
         owed.amount,
@@ -283,10 +267,15 @@ async fn refund_stay(state: &AppState, merchant_id: Uuid, id: Uuid) -> Result<se
         })
         .await?;
     tracing::info!(booking.id = %id, order.id = %order_id, refund.id = %refund.id, "stay refunded");
-    Ok(serde_json::json!({
-        "id": refund.id,
-        "status": refund.status,
+    Ok(refund_answer(&refund.id, &refund.status, amount, order_id))
+}
+
+/// A stay's refund as answered with its cancelled booking.
+fn refund_answer(id: &str, status: &str, amount: crate::money::Money, order_id: Uuid) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "status": status,
         "amount": crate::money::MoneyDto::from(amount),
         "order_id": order_id,
-    }))
+    })
 }

@@ -264,6 +264,30 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The Stripe client refunds go through; 503 `payments_disabled` without Stripe keys.
+pub(super) fn refunding_stripe(state: &AppState) -> Result<crate::checkout::stripe::StripeClient, ApiError> {
+    state.stripe.clone().ok_or_else(|| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "payments_disabled",
+            "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
+        )
+    })
+}
+
+/// A refund Stripe did not make: 503 when a retry may succeed, 502 `stripe_refused` when it will not.
+pub(super) fn refund_failed(e: crate::checkout::stripe::StripeError) -> ApiError {
+    if e.is_retryable() {
+        ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
+    } else {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            "stripe_refused",
+            format!("Stripe refused the refund: {e}"),
+        )
+    }
+}
+
 fn key_reused() -> ApiError {
     ApiError::conflict(
         "idempotency_key_reused",
@@ -281,13 +305,7 @@ async fn refund(
     use crate::catalog::domain::FieldError;
     use crate::checkout::stripe::RefundReason;
     caller.require(Permission::ManageOrders)?;
-    let Some(stripe) = state.stripe.clone() else {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "payments_disabled",
-            "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
-        ));
-    };
+    let stripe = refunding_stripe(&state)?;
     let id = path.into_inner();
     let order = state
         .db
@@ -369,14 +387,8 @@ async fn refund(
         .map_err(|e| {
             if matches!(&e, crate::checkout::stripe::StripeError::Api { kind, .. } if kind == "idempotency_error") {
                 key_reused()
-            } else if e.is_retryable() {
-                ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
             } else {
-                ApiError::new(
-                    actix_web::http::StatusCode::BAD_GATEWAY,
-                    "stripe_refused",
-                    format!("Stripe refused the refund: {e}"),
-                )
+                refund_failed(e)
             }
         })?;
     let (refund_id, status) = (refund.id.clone(), refund.status.clone());
