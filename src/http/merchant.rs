@@ -34,6 +34,8 @@ struct TokenBody {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
+    /// The key's role, so a client can show only what the token may do.
+    role: Role,
 }
 
 #[tracing::instrument(skip_all)]
@@ -77,6 +79,7 @@ async fn token(
         access_token,
         token_type: "Bearer",
         expires_in: state.tokens.ttl().as_secs(),
+        role: key.role,
     }))
 }
 

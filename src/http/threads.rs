@@ -440,13 +440,23 @@ struct CartLineBody {
 }
 
 #[derive(Serialize)]
+struct CartDiscountBody {
+    code: String,
+    amount: crate::money::MoneyDto,
+}
+
+#[derive(Serialize)]
 struct CartBody {
     id: Option<Uuid>,
     lines: Vec<CartLineBody>,
     subtotal: Option<crate::money::MoneyDto>,
+    /// The code applied and what it takes off now; null when none applies.
+    discount: Option<CartDiscountBody>,
+    total: Option<crate::money::MoneyDto>,
 }
 
-/// The thread's open cart (`id` null and no lines when there is none).
+/// The thread's open cart (`id` null and no lines when there is none) with its totals as the shopper
+/// sees them.
 async fn cart(
     caller: Caller,
     state: web::Data<AppState>,
@@ -467,9 +477,11 @@ async fn cart(
             id: None,
             lines: Vec::new(),
             subtotal: None,
+            discount: None,
+            total: None,
         },
         Some(cart) => {
-            let subtotal = cart.subtotal().map_err(ApiError::internal)?;
+            let totals = cart.totals(now()).map_err(ApiError::internal)?;
             let mut lines = Vec::with_capacity(cart.lines.len());
             for l in cart.lines {
                 lines.push(CartLineBody {
@@ -487,7 +499,12 @@ async fn cart(
             CartBody {
                 id: Some(cart.id),
                 lines,
-                subtotal: Some(subtotal.into()),
+                subtotal: Some(totals.subtotal.into()),
+                discount: totals.discount.map(|(code, amount)| CartDiscountBody {
+                    code,
+                    amount: amount.into(),
+                }),
+                total: Some(totals.total.into()),
             }
         }
     };

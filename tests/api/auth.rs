@@ -115,6 +115,27 @@ async fn a_valid_api_key_gets_a_bearer_token_that_opens_the_merchant() {
 }
 
 #[tokio::test]
+async fn the_token_answer_names_the_role_of_the_key() {
+    // Arrange
+    let app = spawn_app().await;
+    let owner = app.merchant("Comfy Shoes").await;
+    let mut keys = vec![("owner", owner.api_key.clone())];
+    for role in ["catalog", "marketing", "agent"] {
+        keys.push((role, app.key_with_role(&owner, role).await.api_key));
+    }
+
+    for (role, api_key) in keys {
+        // Act
+        let res = app.post_token(&api_key).await;
+
+        // Assert
+        assert_eq!(res.status(), 200, "{role}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["role"], role);
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_api_key_answers_401_invalid_api_key() {
     let app = spawn_app().await;
     let unknown = format!("tc_{}", "0".repeat(64));

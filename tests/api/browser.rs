@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::simulator::{DEMO_KEY, buy_slippers_from_ad, spawn_dev_app};
+use crate::helpers::TestApp;
+use crate::simulator::{DEMO_KEY, buy_slippers_from_ad, cart_slippers_with_code, spawn_dev_app};
 
 /// The key W3C WebDriver names elements by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// WebDriver's codes for the Tab and Enter keys.
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -168,6 +172,46 @@ impl Browser {
         assert!(done.is_null(), "typing into {xpath}: {done}");
     }
 
+    /// Empties the input matching the XPath.
+    async fn clear(&self, xpath: &str) {
+        let id = self.wait_for(xpath).await;
+        let done = self.post(&format!("/element/{id}/clear"), json!({})).await;
+        assert!(done.is_null(), "clearing {xpath}: {done}");
+    }
+
+    /// Presses keys one after the other, as a keyboard would (to whatever has the focus).
+    async fn press(&self, keys: &[&str]) {
+        let actions: Vec<Value> = keys
+            .iter()
+            .flat_map(|k| {
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        let done = self
+            .post(
+                "/actions",
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+            )
+            .await;
+        assert!(done.is_null(), "pressing keys: {done}");
+    }
+
+    /// Types `text` on the keyboard, to whatever has the focus.
+    async fn press_text(&self, text: &str) {
+        let keys: Vec<String> = text.chars().map(String::from).collect();
+        self.press(&keys.iter().map(String::as_str).collect::<Vec<_>>())
+            .await;
+    }
+
+    /// Runs `script` (a function body) in the page and answers what it returns.
+    async fn script(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": []}))
+            .await
+    }
+
     async fn text(&self, id: &str) -> String {
         self.get(&format!("/element/{id}/text"))
             .await
@@ -237,6 +281,25 @@ async fn browser_or_skip(test: &str) -> Option<Browser> {
         );
     }
     browser
+}
+
+/// Opens the dashboard and signs in with `api_key`, waiting until the page says who is signed in.
+async fn sign_in(browser: &Browser, app: &TestApp, api_key: &str) {
+    browser.open(&format!("{}/dashboard", app.address)).await;
+    browser.type_into("//input[@id='api-key']", api_key).await;
+    browser.click("//button[@id='sign-in-button']").await;
+    browser
+        .wait_for("//div[@id='who' and not(@hidden)]/span[starts-with(., 'Signed in')]")
+        .await;
+}
+
+/// Creates an API key of `role` for the demo shoe shop; answers the key.
+async fn demo_key_with_role(app: &TestApp, role: &str) -> String {
+    let owner = app.token(DEMO_KEY).await;
+    let res = app.post("/v1/api-keys", &owner, json!({"role": role})).await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["api_key"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -373,4 +436,413 @@ async fn the_dashboard_shows_a_purchase_in_the_funnel_row_of_its_ad_and_in_recen
         )
         .await;
     assert_eq!(rows, json!(0));
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_a_threads_touches_cart_and_messages() {
+    let Some(browser) = browser_or_skip("the_dashboard_shows_a_threads_touches_cart_and_messages").await
+    else {
+        return;
+    };
+    // Arrange: one shopper paid after an ad; another has slippers in the cart with the demo code
+    let app = spawn_dev_app().await;
+    buy_slippers_from_ad(&app, "THREAD-BUYER", "AD-THREAD-1").await;
+    cart_slippers_with_code(&app, "THREAD-CART", "AD-THREAD-2", "WELCOME10").await;
+
+    // Act: sign in and open the buyer's thread
+    sign_in(&browser, &app, DEMO_KEY).await;
+    browser
+        .click("//table[@id='threads-table']//button[@data-thread and contains(., 'THREAD-BUYER')]")
+        .await;
+
+    // Assert: the ad's touch, the paid cart closed, the shopper's taps and the receipt
+    browser
+        .wait_for("//h3[@id='thread-title' and contains(., 'THREAD-BUYER')]")
+        .await;
+    let touch = browser
+        .wait_for("//table[@id='touches-table']/tbody/tr[td[@data-col='ad' and .='AD-THREAD-1']]")
+        .await;
+    let touch_text = browser.text(&touch).await;
+    assert!(
+        touch_text.contains("ADS") && touch_text.contains("Comfy slippers"),
+        "{touch_text}"
+    );
+    browser.wait_for("//p[@id='cart-empty' and not(@hidden)]").await;
+    browser
+        .wait_for("//ol[@id='messages']/li[@data-author='shopper'][contains(., 'Chose “42”')]")
+        .await;
+    let receipt = browser
+        .wait_for("//ol[@id='messages']/li[@data-author='bot'][contains(., 'Receipt for order')]")
+        .await;
+    assert!(
+        browser.text(&receipt).await.contains("Comfy slippers"),
+        "{}",
+        browser.text(&receipt).await
+    );
+
+    // Act: the other shopper's thread
+    browser
+        .click("//table[@id='threads-table']//button[@data-thread and contains(., 'THREAD-CART')]")
+        .await;
+
+    // Assert: the open cart with its line, the code and what is due
+    browser
+        .wait_for("//h3[@id='thread-title' and contains(., 'THREAD-CART')]")
+        .await;
+    let line = browser
+        .wait_for("//table[@id='cart-table']/tbody/tr[th[.='Comfy slippers – 42']]")
+        .await;
+    let line_text = browser.text(&line).await;
+    assert!(
+        line_text.contains("SLIP-01-42") && line_text.contains("49.90 EUR"),
+        "{line_text}"
+    );
+    browser
+        .wait_for(
+            "//dl[@id='cart-totals']/div[@data-row='discount'][dt[.='Code WELCOME10'] and dd[.='−4.99 EUR']]",
+        )
+        .await;
+    browser
+        .wait_for("//dl[@id='cart-totals']/div[@data-row='total']/dd[.='44.91 EUR']")
+        .await;
+    browser
+        .wait_for("//table[@id='touches-table']/tbody/tr/td[@data-col='ad' and .='AD-THREAD-2']")
+        .await;
+}
+
+#[tokio::test]
+async fn a_discount_code_created_and_offers_made_and_edited_in_the_dashboard_are_in_the_api() {
+    let Some(browser) =
+        browser_or_skip("a_discount_code_created_and_offers_made_and_edited_in_the_dashboard_are_in_the_api")
+            .await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    sign_in(&browser, &app, DEMO_KEY).await;
+
+    // A code already taken: the API's problem shows next to the form
+    browser
+        .wait_for("//table[@id='discounts-table']/tbody/tr[@data-code='WELCOME10']")
+        .await;
+    browser
+        .type_into("//input[@id='discount-code']", "welcome10")
+        .await;
+    browser.type_into("//input[@id='discount-value']", "15").await;
+    browser.click("//button[@id='discount-save']").await;
+    let problem = browser.wait_for("//div[@id='discount-error']/p").await;
+    assert!(
+        browser.text(&problem).await.contains("WELCOME10"),
+        "{}",
+        browser.text(&problem).await
+    );
+
+    // A new code, 15 % off, for at most 100 paid orders
+    browser.clear("//input[@id='discount-code']").await;
+    browser
+        .type_into("//input[@id='discount-code']", "spring15")
+        .await;
+    browser.type_into("//input[@id='discount-max']", "100").await;
+    browser.click("//button[@id='discount-save']").await;
+    let row = browser
+        .wait_for("//table[@id='discounts-table']/tbody/tr[@data-code='SPRING15']")
+        .await;
+    assert!(browser.text(&row).await.contains("15 %"));
+    let error = browser.wait_for("//div[@id='discount-error']").await;
+    assert_eq!(browser.text(&error).await, "", "the old problem is gone");
+
+    // The demo offer, edited: its text and 25 % off; its product and variant shown by name
+    browser
+        .click("//table[@id='offers-table']/tbody/tr[th[contains(., 'wool socks')]]//button[contains(@class, 'edit')]")
+        .await;
+    let chosen = browser
+        .script("return [document.getElementById('offer-trigger').selectedOptions[0].textContent, document.getElementById('offer-target').selectedOptions[0].textContent, document.activeElement.id]")
+        .await;
+    assert_eq!(chosen[0], "Comfy slippers");
+    assert!(
+        chosen[1].as_str().unwrap().starts_with("Wool socks – M"),
+        "{chosen}"
+    );
+    assert_eq!(chosen[2], "offer-text", "editing starts in the text");
+    browser.clear("//textarea[@id='offer-text']").await;
+    browser
+        .type_into("//textarea[@id='offer-text']", "Cold feet? Wool socks, 25 % off.")
+        .await;
+    browser.clear("//input[@id='offer-discount-value']").await;
+    browser
+        .type_into("//input[@id='offer-discount-value']", "25")
+        .await;
+    browser.click("//button[@id='offer-save']").await;
+    browser
+        .wait_for("//table[@id='offers-table']/tbody/tr[th[.='Cold feet? Wool socks, 25 % off.']]/td[@data-col='discount' and .='25 %']")
+        .await;
+
+    // A new offer, its trigger and item chosen by name
+    browser
+        .click("//select[@id='offer-trigger']//option[.='Chelsea boots']")
+        .await;
+    browser
+        .click("//select[@id='offer-target']//option[starts-with(., 'Wool socks – L')]")
+        .await;
+    browser
+        .click("//select[@id='offer-discount-kind']/option[@value='amount']")
+        .await;
+    browser
+        .type_into("//input[@id='offer-discount-value']", "2.00")
+        .await;
+    browser
+        .type_into("//textarea[@id='offer-text']", "Socks for your boots?")
+        .await;
+    browser.click("//button[@id='offer-save']").await;
+    browser
+        .wait_for("//table[@id='offers-table']/tbody/tr[th[.='Socks for your boots?']]")
+        .await;
+
+    // Assert: the API has all three
+    let token = app.token(DEMO_KEY).await;
+    let codes: Value = app.get("/v1/discounts", &token).await.json().await.unwrap();
+    let spring = codes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "SPRING15")
+        .unwrap_or_else(|| panic!("no SPRING15 in {codes}"));
+    assert_eq!(spring["percent_off"], "15");
+    assert_eq!(spring["max_redemptions"], 100);
+    assert_eq!(spring["active"], true);
+    let offers: Value = app.get("/v1/offers", &token).await.json().await.unwrap();
+    let offers = offers["data"].as_array().unwrap();
+    let edited = offers
+        .iter()
+        .find(|o| o["text"] == "Cold feet? Wool socks, 25 % off.")
+        .unwrap_or_else(|| panic!("the edited offer is not in {offers:?}"));
+    assert_eq!(edited["discount_percent"], "25");
+    assert!(edited["price_delta"].is_null());
+    assert_eq!(edited["kind"], "cross_sell", "the kind is kept");
+    let created = offers
+        .iter()
+        .find(|o| o["text"] == "Socks for your boots?")
+        .unwrap_or_else(|| panic!("the new offer is not in {offers:?}"));
+    assert_eq!(
+        created["price_delta"],
+        json!({"amount": "2.00", "currency": "EUR"})
+    );
+    let products: Value = app
+        .get("/v1/products?limit=200", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let product = |title: &str| {
+        products["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(created["trigger"]["product_id"], product("Chelsea boots")["id"]);
+    let socks_l = product("Wool socks")["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "L")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(created["offer"]["variant_id"], socks_l);
+}
+
+#[tokio::test]
+async fn the_dashboard_fits_a_phone_screen_without_scrolling_sideways() {
+    let Some(browser) = browser_or_skip("the_dashboard_fits_a_phone_screen_without_scrolling_sideways").await
+    else {
+        return;
+    };
+    // Arrange: a purchase, so every table has rows; a phone-sized window
+    let app = spawn_dev_app().await;
+    buy_slippers_from_ad(&app, "PHONE-SHOPPER", "AD-PHONE-1").await;
+    browser
+        .post("/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+
+    // Act: sign in and open the thread
+    sign_in(&browser, &app, DEMO_KEY).await;
+    browser
+        .wait_for("//table[@id='funnel-table']/tbody/tr[th/button[@data-ad='AD-PHONE-1']]")
+        .await;
+    browser.wait_for("//table[@id='offers-table']/tbody/tr").await;
+    browser
+        .click("//table[@id='threads-table']//button[@data-thread and contains(., 'PHONE-SHOPPER')]")
+        .await;
+    browser
+        .wait_for("//ol[@id='messages']/li[contains(., 'Receipt for order')]")
+        .await;
+
+    // Assert: the page never scrolls sideways; wide tables scroll inside their wrapper
+    let sizes = browser
+        .script(
+            "return [document.documentElement.scrollWidth, window.innerWidth, window.devicePixelRatio, \
+             Array.from(document.querySelectorAll('.table-wrap')).some((w) => w.scrollWidth > w.clientWidth)]",
+        )
+        .await;
+    let (scroll_width, inner_width) = (sizes[0].as_u64().unwrap(), sizes[1].as_u64().unwrap());
+    assert!(inner_width <= 400, "not a phone-sized window: {sizes}");
+    assert!(scroll_width <= inner_width, "the page scrolls sideways: {sizes}");
+    assert_eq!(
+        sizes[3], true,
+        "the wide tables scroll in their wrappers: {sizes}"
+    );
+    let shot = browser.screenshot(None).await;
+    let (width, height) = png_size(&shot);
+    let ratio = sizes[2].as_f64().unwrap();
+    assert_eq!(
+        f64::from(width),
+        (inner_width as f64 * ratio).round(),
+        "the screenshot is {width}×{height}"
+    );
+    assert!(shot.len() > 10_000, "a nearly blank screenshot");
+    let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-phone.png");
+    std::fs::write(&saved, &shot).unwrap();
+    eprintln!("screenshot of the dashboard on a phone: {}", saved.display());
+}
+
+#[tokio::test]
+async fn the_dashboard_can_be_used_with_the_keyboard_alone() {
+    let Some(browser) = browser_or_skip("the_dashboard_can_be_used_with_the_keyboard_alone").await else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    browser.open(&format!("{}/dashboard", app.address)).await;
+    let focused = || browser.script("return document.activeElement.id || document.activeElement.className");
+
+    // Tab past the skip link to the key, type it, Enter
+    browser.wait_for("//input[@id='api-key']").await;
+    browser.press(&[TAB]).await;
+    assert_eq!(focused().await, "skip");
+    browser.press(&[TAB]).await;
+    assert_eq!(focused().await, "api-key");
+    browser.press_text(DEMO_KEY).await;
+    browser.press(&[ENTER]).await;
+    browser.wait_for("//div[@id='who' and not(@hidden)]").await;
+    assert_eq!(
+        focused().await,
+        "funnel-title",
+        "focus moves to the first section"
+    );
+    browser
+        .wait_for("//table[@id='offers-table']/tbody/tr//button[contains(@class, 'edit')]")
+        .await;
+
+    // Tab through the page to the demo offer's Edit button; its focus is visible
+    let mut presses = 0;
+    loop {
+        browser.press(&[TAB]).await;
+        presses += 1;
+        let at = browser
+            .script("const e = document.activeElement; return e.classList.contains('edit') && e.closest('#offers-table') !== null")
+            .await;
+        if at == json!(true) {
+            break;
+        }
+        assert!(presses < 80, "Tab never reached the offer's Edit button");
+    }
+    let outline = browser
+        .script("const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]")
+        .await;
+    assert_ne!(outline[0], "none", "the focus is visible: {outline}");
+
+    // Enter opens the offer in the form, in its text; type, Tab to Save, Enter
+    browser.press(&[ENTER]).await;
+    assert_eq!(focused().await, "offer-text");
+    browser.press(&["\u{E010}"]).await; // End
+    browser.press_text(" Now.").await;
+    browser.press(&[TAB, TAB, ENTER]).await;
+    browser.wait_for("//p[@id='status' and .='Offer saved.']").await;
+    assert_eq!(
+        browser
+            .script("return document.activeElement.classList.contains('edit')")
+            .await,
+        json!(true),
+        "focus returns to the saved offer's Edit button"
+    );
+    let token = app.token(DEMO_KEY).await;
+    let offers: Value = app.get("/v1/offers", &token).await.json().await.unwrap();
+    assert_eq!(
+        offers["data"][0]["text"],
+        "Warm feet all the way: add wool socks? Now."
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_each_role_only_what_it_may_use() {
+    let Some(browser) = browser_or_skip("the_dashboard_shows_each_role_only_what_it_may_use").await else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    let marketing = demo_key_with_role(&app, "marketing").await;
+    let catalog = demo_key_with_role(&app, "catalog").await;
+    let shown = |id: &'static str| format!("//section[@id='{id}' and not(@hidden)]");
+    let hidden = |id: &'static str| format!("//section[@id='{id}' and @hidden]");
+
+    // Marketing: the funnel, orders and threads; not offers or codes, and the page says so
+    sign_in(&browser, &app, &marketing).await;
+    browser
+        .wait_for("//p[@id='status' and starts-with(., 'Funnel loaded')]")
+        .await;
+    for id in ["funnel-section", "orders-section", "threads-section"] {
+        browser.wait_for(&shown(id)).await;
+    }
+    for id in ["offers-section", "discounts-section"] {
+        browser.wait_for(&hidden(id)).await;
+    }
+    browser.wait_for("//nav//li[@hidden][a[.='Offers']]").await;
+    let note = browser.wait_for("//p[@id='role-note' and not(@hidden)]").await;
+    assert!(
+        browser
+            .text(&note)
+            .await
+            .contains("offers and discount codes need an owner or catalog key"),
+        "{}",
+        browser.text(&note).await
+    );
+
+    // Catalog: offers and codes; not the funnel, orders or threads; no error anywhere
+    browser.click("//button[@id='sign-out']").await;
+    browser.type_into("//input[@id='api-key']", &catalog).await;
+    browser.click("//button[@id='sign-in-button']").await;
+    browser
+        .wait_for("//table[@id='offers-table']/tbody/tr[th[contains(., 'wool socks')]]")
+        .await;
+    browser
+        .wait_for("//table[@id='discounts-table']/tbody/tr[@data-code='WELCOME10']")
+        .await;
+    for id in ["offers-section", "discounts-section"] {
+        browser.wait_for(&shown(id)).await;
+    }
+    for id in ["funnel-section", "orders-section", "threads-section"] {
+        browser.wait_for(&hidden(id)).await;
+    }
+    let note = browser.wait_for("//p[@id='role-note' and not(@hidden)]").await;
+    assert!(
+        browser
+            .text(&note)
+            .await
+            .contains("the funnel needs an owner or marketing key"),
+        "{}",
+        browser.text(&note).await
+    );
+    let status = browser.wait_for("//p[@id='status']").await;
+    assert!(
+        !browser.text(&status).await.starts_with("Could not"),
+        "{}",
+        browser.text(&status).await
+    );
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('.denied:not([hidden])').length")
+            .await,
+        json!(0),
+        "no section was refused"
+    );
 }

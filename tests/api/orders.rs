@@ -346,6 +346,66 @@ async fn a_code_that_no_longer_applies_is_left_out_of_the_order() {
 }
 
 #[tokio::test]
+async fn a_threads_cart_in_the_api_shows_the_code_applied_what_it_takes_off_and_the_total() {
+    // Arrange: 2 slippers and socks (108.80 EUR) with XMAS10, and another cart under BIG10's minimum
+    let s = shop(5).await;
+    let db = &s.app.db;
+    let xmas = discount(
+        &s.app,
+        &s.merchant.token,
+        json!({"code": "XMAS10", "percent_off": "10"}),
+    )
+    .await;
+    let big = discount(
+        &s.app,
+        &s.merchant.token,
+        json!({"code": "BIG10", "percent_off": "10", "min_subtotal": {"amount": "100.00", "currency": "EUR"}}),
+    )
+    .await;
+    let t = thread(db, s.merchant.id, "psid-1");
+    add(db, s.merchant.id, t, s.slippers, 2);
+    let cart = add(db, s.merchant.id, t, s.socks, 1);
+    apply_code(db, cart.id, xmas);
+    let small = thread(db, s.merchant.id, "psid-2");
+    let small_cart = add(db, s.merchant.id, small, s.slippers, 1);
+    apply_code(db, small_cart.id, big);
+    let empty = thread(db, s.merchant.id, "psid-3");
+    let cart_of = |thread: Uuid| {
+        let app = &s.app;
+        let token = s.merchant.token.clone();
+        async move {
+            let res = app.get(&format!("/v1/threads/{thread}/cart"), &token).await;
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+
+    // Act
+    let discounted = cart_of(t).await;
+    let below_minimum = cart_of(small).await;
+    let none = cart_of(empty).await;
+
+    // Assert
+    let eur = |amount: &str| json!({"amount": amount, "currency": "EUR"});
+    assert_eq!(discounted["subtotal"], eur("108.80"));
+    assert_eq!(
+        discounted["discount"],
+        json!({"code": "XMAS10", "amount": eur("10.88")})
+    );
+    assert_eq!(discounted["total"], eur("97.92"));
+    assert_eq!(discounted["lines"].as_array().unwrap().len(), 2);
+    assert!(
+        below_minimum["discount"].is_null(),
+        "a code under its minimum takes nothing off"
+    );
+    assert_eq!(below_minimum["total"], eur("49.90"));
+    for field in ["id", "subtotal", "discount", "total"] {
+        assert!(none[field].is_null(), "{field} of no cart: {none}");
+    }
+    assert_eq!(none["lines"], json!([]));
+}
+
+#[tokio::test]
 async fn order_numbers_count_up_per_merchant_and_independently_for_each_merchant() {
     let s = shop(50).await;
     let db = &s.app.db;

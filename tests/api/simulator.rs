@@ -198,8 +198,8 @@ async fn an_ad_arrival_sent_through_the_simulator_comes_back_as_the_product_card
     );
 }
 
-/// Takes `anna` from the ad `ad_id` to a cart of slippers in 42, then Checkout; answers the pay URL.
-async fn checkout_slippers_from_ad(anna: &mut Shopper<'_>, ad_id: &str) -> String {
+/// Takes `anna` from the ad `ad_id` to a cart of slippers in 42; answers the cart message.
+async fn cart_slippers_from_ad(anna: &mut Shopper<'_>, ad_id: &str) -> Value {
     anna.act(json!({"kind": "ad", "ad_id": ad_id, "ad_title": "Comfy slippers", "product_id": "SLIP-01"}))
         .await;
     let card = anna.expect("the product card", has("Choose size")).await;
@@ -210,7 +210,25 @@ async fn checkout_slippers_from_ad(anna: &mut Shopper<'_>, ad_id: &str) -> Strin
     let size = control(&sizes, "42").unwrap()["payload"].clone();
     anna.act(json!({"kind": "quick_reply", "title": "42", "payload": size}))
         .await;
-    let cart = anna.expect("the cart", has("Checkout")).await;
+    anna.expect("the cart", has("Checkout")).await
+}
+
+/// A shopper of the demo shoe shop arrives from the ad `ad_id`, puts slippers in 42 in the cart and
+/// types the discount code `code`; answers once the code is applied.
+pub async fn cart_slippers_with_code(app: &TestApp, psid: &str, ad_id: &str, code: &str) {
+    let mut shopper = Shopper::new(app, psid);
+    cart_slippers_from_ad(&mut shopper, ad_id).await;
+    shopper.act(json!({"kind": "text", "text": code})).await;
+    shopper
+        .expect("the code applied", |m| {
+            m["text"].as_str().is_some_and(|t| t.contains("applied"))
+        })
+        .await;
+}
+
+/// Takes `anna` from the ad `ad_id` to a cart of slippers in 42, then Checkout; answers the pay URL.
+async fn checkout_slippers_from_ad(anna: &mut Shopper<'_>, ad_id: &str) -> String {
+    let cart = cart_slippers_from_ad(anna, ad_id).await;
     let checkout = control(&cart, "Checkout").unwrap()["payload"].clone();
 
     anna.act(json!({"kind": "postback", "title": "Checkout", "payload": checkout}))
