@@ -122,8 +122,6 @@ diesel::table! {
         locale -> Nullable<Text>,
         timezone_offset -> Nullable<Integer>,
         profile_status -> Text,
-        lease_owner -> Nullable<Text>,
-        lease_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
     }
 }

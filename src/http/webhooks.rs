@@ -1,5 +1,6 @@
-//! Webhook endpoints. A Messenger delivery is verified over its raw bytes, stored, and acknowledged
-//! before any processing, so Meta gets its 200 in milliseconds and a crash loses nothing.
+//! Webhook endpoints. A Messenger delivery is verified over its raw bytes, stored with its events (or
+//! whole, for the split worker, when that fails) and acknowledged before any of them is applied, so
+//! Meta gets its 200 in milliseconds and a crash loses nothing.
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -83,12 +84,16 @@ async fn receive(
     }
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("bad_request", "the delivery is not UTF-8"))?;
-    let id = state
+    let (id, unsplit) = state
         .db
-        .query(move |conn| inbound::store_delivery(conn, "messenger", &text))
+        .query(move |conn| inbound::receive_delivery(conn, "messenger", &text))
         .await?;
-    state.wakers.inbox.notify_one();
-    tracing::debug!(inbox.id = %id, "Messenger delivery stored");
+    if unsplit {
+        state.wakers.inbox.notify_one();
+    } else {
+        state.wakers.events.notify_one();
+    }
+    tracing::debug!(inbox.id = %id, unsplit, "Messenger delivery stored");
     Ok(HttpResponse::Ok()
         .content_type("text/plain")
         .body("EVENT_RECEIVED"))

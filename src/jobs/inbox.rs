@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use super::{WorkerContext, backoff, idle};
 use crate::conversations;
 use crate::db::{DbError, DbUuid, now};
-use crate::messenger::inbound::{self, PendingEvent, Policy};
+use crate::messenger::inbound::{self, Applied, Policy};
 
 /// Splits stored deliveries into events.
 pub(super) async fn split_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
@@ -120,12 +120,13 @@ async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Resul
 pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
     loop {
         match apply_some(&ctx).await {
-            Ok(0) => {
+            // More may be due at once; otherwise wait (an event stored meanwhile has left a wake-up).
+            Ok((_, true)) => {}
+            Ok((_, false)) => {
                 if !idle(&ctx.wakers.events, &mut stopped).await {
                     return;
                 }
             }
-            Ok(_) => ctx.wakers.outbox.notify_one(),
             Err(e) => {
                 tracing::error!(error = %e, "event processing failed");
                 if !idle(&ctx.wakers.events, &mut stopped).await {
@@ -139,117 +140,93 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
     }
 }
 
-/// The lease a worker takes on a shopper while applying their events.
-const LEASE: chrono::Duration = chrono::Duration::seconds(60);
-
 /// Applies the events of the shoppers that have some due, `worker_concurrency` shoppers at a time (each
-/// under its lease, so one shopper's events stay in order); the sender is woken as each shopper's replies
-/// are queued.
-async fn apply_some(ctx: &WorkerContext) -> Result<usize, DbError> {
-    let batch = i64::try_from(ctx.config.worker_concurrency * 8).unwrap_or(64);
+/// in one transaction holding the shopper's row, so one shopper's events stay in order); the sender is
+/// woken as each shopper's replies are queued. Returns how many events were applied and whether the batch was full (more may be due).
+async fn apply_some(ctx: &WorkerContext) -> Result<(usize, bool), DbError> {
+    let batch = ctx.config.worker_concurrency * 8;
+    let limit = i64::try_from(batch).unwrap_or(64);
     let due = ctx
         .db
-        .query(move |conn| inbound::customers_due(conn, now(), batch))
+        .query(move |conn| inbound::customers_due(conn, now(), limit))
         .await?;
+    let full = due.len() >= batch;
     let results: Vec<Result<usize, DbError>> = futures_util::stream::iter(due)
-        .map(|customer_id| leased_apply(ctx, customer_id))
+        .map(|customer_id| apply_customer(ctx, customer_id))
         .buffer_unordered(ctx.config.worker_concurrency)
         .collect()
         .await;
-    results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))
+    let applied = results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))?;
+    Ok((applied, full))
 }
 
-async fn leased_apply(ctx: &WorkerContext, customer_id: DbUuid) -> Result<usize, DbError> {
-    let owner = ctx.owner.clone();
-    let leased = ctx
-        .db
-        .query(move |conn| inbound::lease(conn, customer_id, &owner, now() + LEASE))
-        .await?;
-    if !leased {
-        return Ok(0);
-    }
-    let result = apply_customer(ctx, customer_id).await;
-    let owner = ctx.owner.clone();
-    ctx.db
-        .query(move |conn| inbound::release(conn, customer_id, &owner))
-        .await?;
-    if matches!(result, Ok(n) if n > 0) {
-        ctx.wakers.outbox.notify_one();
-    }
-    result
-}
-
+/// Applies the customer's due events in one visit to the database (one blocking task, one pooled
+/// connection, one transaction), after asking for their profile when it is not known yet.
 async fn apply_customer(ctx: &WorkerContext, customer_id: DbUuid) -> Result<usize, DbError> {
-    let mut customer = ctx
+    let (policy, retry_base) = (policy(ctx), ctx.config.retry_base);
+    let mut applied = ctx
         .db
-        .query(move |conn| conversations::customer(conn, customer_id.0))
+        .query(move |conn| settle(conn, customer_id, policy, retry_base))
         .await?;
-    if customer.profile_status == "pending" {
-        fetch_profile(ctx, &customer).await?;
-        customer = ctx
+    if let Applied::NeedsProfile(customer, token) = applied {
+        let profile = fetch_profile(ctx, &customer, token).await;
+        applied = ctx
             .db
-            .query(move |conn| conversations::customer(conn, customer_id.0))
+            .query(move |conn| {
+                conversations::set_profile(conn, customer_id.0, profile)?;
+                settle(conn, customer_id, policy, retry_base)
+            })
             .await?;
     }
-    let events = ctx
-        .db
-        .query(move |conn| inbound::pending_events(conn, customer_id))
-        .await?;
-    let policy = Policy {
-        human_idle: chrono::Duration::from_std(ctx.config.human_idle)
-            .unwrap_or(chrono::Duration::minutes(30)),
-        payments: ctx.stripe.is_some(),
-    };
-    let mut applied = 0;
-    for event in events {
-        // Strict order: a later event waits for an earlier one being retried.
-        if event.next_attempt_at > now() {
-            break;
+    match applied {
+        Applied::Done(n) if n > 0 => {
+            ctx.wakers.outbox.notify_one();
+            Ok(n)
         }
-        let c = customer.clone();
-        let e: PendingEvent = event.clone();
-        let result = ctx
-            .db
-            .query(move |conn| inbound::apply(conn, &c, &e, policy))
-            .await;
-        match result {
-            Ok(()) => applied += 1,
-            Err(error) => {
-                let next = now() + backoff(ctx.config.retry_base, event.attempts);
-                let message = error.to_string();
-                tracing::warn!(event.id = %event.id.0, attempt = event.attempts + 1, error = %message, "event failed; will retry");
-                ctx.db
-                    .query(move |conn| inbound::event_failed(conn, &event, &message, next))
-                    .await?;
-                break;
-            }
-        }
+        _ => Ok(0),
+    }
+}
+
+/// Applies the customer's due events; a failed one is scheduled for a retry with backoff (and
+/// dead-lettered after too many).
+fn settle(
+    conn: &mut crate::db::DbConnection,
+    customer_id: DbUuid,
+    policy: Policy,
+    retry_base: std::time::Duration,
+) -> diesel::QueryResult<Applied> {
+    let applied = inbound::apply_due(conn, customer_id, policy)?;
+    if let Applied::Failed { event, error } = &applied {
+        let next = now() + backoff(retry_base, event.attempts);
+        let message = error.to_string();
+        tracing::warn!(event.id = %event.id.0, attempt = event.attempts + 1, error = %message, "event failed; will retry");
+        inbound::event_failed(conn, event, &message, next)?;
     }
     Ok(applied)
 }
 
-/// Asks the User Profile API for the shopper's name, locale and timezone; a refusal is remembered and
-/// never blocks the conversation.
-async fn fetch_profile(ctx: &WorkerContext, customer: &conversations::Customer) -> Result<(), DbError> {
-    let page_id = customer.page_id.clone();
-    let token = ctx
-        .db
-        .query(move |conn| crate::merchants::pages::access_token(conn, &page_id))
-        .await?;
-    let profile = match token {
-        Some(token) => match ctx.graph.profile(&customer.psid, &token).await {
-            Ok(p) => Some((p.first_name, p.locale, p.timezone)),
-            Err(e) => {
-                tracing::info!(customer.id = %customer.id.0, error = %e, "profile unavailable");
-                None
-            }
-        },
-        None => None,
-    };
-    let id = customer.id.0;
-    ctx.db
-        .query(move |conn| conversations::set_profile(conn, id, profile))
-        .await
+fn policy(ctx: &WorkerContext) -> Policy {
+    Policy {
+        human_idle: chrono::Duration::from_std(ctx.config.human_idle)
+            .unwrap_or(chrono::Duration::minutes(30)),
+        payments: ctx.stripe.is_some(),
+    }
+}
+
+/// Asks the User Profile API for the shopper's name, locale and timezone; a refusal (or no token) is
+/// remembered as no profile and never blocks the conversation.
+async fn fetch_profile(
+    ctx: &WorkerContext,
+    customer: &conversations::Customer,
+    token: Option<String>,
+) -> Option<(Option<String>, Option<String>, Option<i32>)> {
+    match ctx.graph.profile(&customer.psid, &token?).await {
+        Ok(p) => Some((p.first_name, p.locale, p.timezone)),
+        Err(e) => {
+            tracing::info!(customer.id = %customer.id.0, error = %e, "profile unavailable");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! From a stored webhook delivery to effects on threads: deliveries are split into events (deduplicated
 //! on the Page and the event's key), and each shopper's events are applied in timestamp order, one
-//! shopper at a time across every server process (a lease on the customer row).
+//! shopper at a time across every server process (the customer's row is held while they are applied).
 
 use chrono::{DateTime, Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -48,6 +48,37 @@ fn millis_to_utc(ms: i64) -> NaiveDateTime {
         .unwrap_or_else(now)
 }
 
+/// Stores a verified delivery already split into its events, in one transaction (the 200 goes out only
+/// after it commits): the common path, one commit and no worker in between. When that transaction fails
+/// (two deliveries racing to create the same customer, say), the delivery is stored whole instead and the
+/// split worker takes it later. Returns the delivery's id and whether it still waits to be split.
+pub fn receive_delivery(conn: &mut DbConnection, source: &str, body: &str) -> QueryResult<(Uuid, bool)> {
+    let id = Uuid::now_v7();
+    let parsed = webhook::parse(body.as_bytes());
+    let split = write_transaction(conn, |conn| {
+        diesel::insert_into(webhook_inbox::table)
+            .values((
+                webhook_inbox::id.eq(DbUuid(id)),
+                webhook_inbox::source.eq(source),
+                webhook_inbox::body.eq(body),
+                webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
+                webhook_inbox::attempts.eq(0),
+                webhook_inbox::last_error.eq(parsed.as_ref().err().map(ToString::to_string)),
+                webhook_inbox::received_at.eq(now()),
+                webhook_inbox::processed_at.eq(now()),
+            ))
+            .execute(conn)?;
+        store_events(conn, DbUuid(id), parsed.as_deref().unwrap_or_default())
+    });
+    match split {
+        Ok(_) => Ok((id, false)),
+        Err(e) => {
+            tracing::debug!(error = %e, "delivery not split on arrival; stored for the split worker");
+            Ok((store_delivery(conn, source, body)?, true))
+        }
+    }
+}
+
 /// Splits one delivery into events, in one transaction with marking it done, so a crash or a second
 /// process can never split it twice. Returns how many new events were stored.
 pub fn split_delivery(conn: &mut DbConnection, id: DbUuid, body: &str) -> QueryResult<usize> {
@@ -64,16 +95,10 @@ pub fn split_delivery(conn: &mut DbConnection, id: DbUuid, body: &str) -> QueryR
             webhook_inbox::last_error.eq(parsed.as_ref().err().map(ToString::to_string)),
         ))
         .execute(conn)?;
-        let (1, Ok(events)) = (claimed, &parsed) else {
-            return Ok(0);
-        };
-        let mut stored = 0;
-        for event in events {
-            if store_event(conn, id, event)? {
-                stored += 1;
-            }
+        match (claimed, &parsed) {
+            (1, Ok(events)) => store_events(conn, id, events),
+            _ => Ok(0),
         }
-        Ok(stored)
     })
 }
 
@@ -95,29 +120,42 @@ pub fn delivery_failed(conn: &mut DbConnection, id: DbUuid, error: &str) -> Quer
     Ok(())
 }
 
-fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &InboundEvent) -> QueryResult<bool> {
-    let seen: bool = diesel::select(diesel::dsl::exists(
-        messenger_events::table
-            .filter(messenger_events::page_id.eq(&e.page_id))
-            .filter(messenger_events::dedup_key.eq(&e.dedup_key)),
-    ))
-    .get_result(conn)?;
-    if seen {
-        return Ok(false);
+/// Stores a delivery's events; returns how many were new.
+fn store_events(conn: &mut DbConnection, inbox_id: DbUuid, events: &[InboundEvent]) -> QueryResult<usize> {
+    let mut stored = 0;
+    for event in events {
+        if store_event(conn, inbox_id, event)? {
+            stored += 1;
+        }
     }
-    let merchant: Option<DbUuid> = pages::table
+    Ok(stored)
+}
+
+/// Stores one event unless its Page already has one with the same key (a redelivery); false then.
+fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &InboundEvent) -> QueryResult<bool> {
+    // The Page's merchant and the shopper's customer row, in one round trip.
+    let known: Option<(DbUuid, Option<DbUuid>)> = pages::table
+        .left_join(
+            customers::table.on(customers::page_id
+                .eq(pages::page_id)
+                .and(customers::psid.eq(&e.psid))),
+        )
         .filter(pages::page_id.eq(&e.page_id))
-        .select(pages::merchant_id)
+        .select((pages::merchant_id, customers::id.nullable()))
         .first(conn)
         .optional()?;
-    let customer = match merchant {
-        Some(m) => Some(DbUuid(conversations::ensure_customer(
-            conn, m.0, &e.page_id, &e.psid,
-        )?)),
-        None => None,
+    let (merchant, customer) = match known {
+        Some((merchant, Some(customer))) => (Some(merchant), Some(customer)),
+        Some((merchant, None)) => (
+            Some(merchant),
+            Some(DbUuid(conversations::ensure_customer(
+                conn, merchant.0, &e.page_id, &e.psid,
+            )?)),
+        ),
+        None => (None, None),
     };
     let at = now();
-    diesel::insert_into(messenger_events::table)
+    let insert = diesel::insert_into(messenger_events::table)
         .values((
             messenger_events::id.eq(DbUuid(Uuid::now_v7())),
             messenger_events::inbox_id.eq(inbox_id),
@@ -139,11 +177,13 @@ fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &InboundEvent) -> Q
             messenger_events::next_attempt_at.eq(at),
             messenger_events::created_at.eq(at),
         ))
-        .execute(conn)?;
-    if customer.is_none() {
+        .on_conflict((messenger_events::page_id, messenger_events::dedup_key))
+        .do_nothing();
+    let stored = crate::per_backend!(conn, |c| insert.execute(c))? == 1;
+    if stored && customer.is_none() {
         tracing::warn!(page.id = %e.page_id, "event for a Page no merchant connected: recorded and skipped");
     }
-    Ok(true)
+    Ok(stored)
 }
 
 /// Customers with an event due now.
@@ -156,40 +196,6 @@ pub fn customers_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> 
         .limit(limit)
         .load(conn)?;
     Ok(ids.into_iter().flatten().collect())
-}
-
-/// Takes the customer's processing lease; false when another worker holds it.
-pub fn lease(
-    conn: &mut DbConnection,
-    customer_id: DbUuid,
-    owner: &str,
-    until: NaiveDateTime,
-) -> QueryResult<bool> {
-    let at = now();
-    let n = diesel::update(
-        customers::table.find(customer_id).filter(
-            customers::lease_until
-                .is_null()
-                .or(customers::lease_until.lt(at))
-                .or(customers::lease_owner.eq(owner)),
-        ),
-    )
-    .set((customers::lease_owner.eq(owner), customers::lease_until.eq(until)))
-    .execute(conn)?;
-    Ok(n == 1)
-}
-
-/// Gives the lease back.
-pub fn release(conn: &mut DbConnection, customer_id: DbUuid, owner: &str) -> QueryResult<()> {
-    let none: Option<NaiveDateTime> = None;
-    diesel::update(
-        customers::table
-            .find(customer_id)
-            .filter(customers::lease_owner.eq(owner)),
-    )
-    .set(customers::lease_until.eq(none))
-    .execute(conn)?;
-    Ok(())
 }
 
 /// A stored event waiting to be applied.
@@ -229,36 +235,120 @@ pub struct Policy {
     pub payments: bool,
 }
 
-/// Applies one event and marks it done, in one transaction: its effects (messages, touches, window,
-/// queued replies) happen exactly once.
-pub fn apply(
+/// What became of a customer's due events.
+#[derive(Debug)]
+pub enum Applied {
+    /// Another worker holds the customer: nothing was done.
+    Busy,
+    /// The shopper's profile must be asked for first (an HTTP call, outside any transaction); the
+    /// Page's token, when it has a working one.
+    NeedsProfile(Customer, Option<String>),
+    /// This many events were applied.
+    Done(usize),
+    /// An event failed: nothing of this pass was kept, the event is to be retried later (the ones
+    /// before it are applied again on the next pass).
+    Failed {
+        /// The event that failed.
+        event: PendingEvent,
+        /// Why.
+        error: diesel::result::Error,
+    },
+}
+
+/// Why the transaction of [`apply_due`] ended early.
+enum Abort {
+    Db(diesel::result::Error),
+    Event(Box<(PendingEvent, diesel::result::Error)>),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Db(e)
+    }
+}
+
+/// Applies the customer's due events in timestamp order, and marks them done, in one transaction that
+/// holds the customer's row: one worker per shopper across every process (PostgreSQL's `FOR UPDATE SKIP
+/// LOCKED`; SQLite's `BEGIN IMMEDIATE` admits one writer), each event's effects (messages, touches,
+/// window, queued replies) exactly once. A later event waits for an earlier one being retried.
+pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -> QueryResult<Applied> {
+    let outcome = write_transaction(conn, |conn| {
+        let Some(customer) = lock_customer(conn, customer_id)? else {
+            return Ok(Applied::Busy);
+        };
+        if customer.profile_status == "pending" {
+            let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
+            return Ok(Applied::NeedsProfile(customer, token));
+        }
+        let mut applied = 0;
+        for event in pending_events(conn, customer_id)? {
+            if event.next_attempt_at > now() {
+                break;
+            }
+            match apply(conn, &customer, &event, policy) {
+                Ok(()) => applied += 1,
+                Err(e) => return Err(Abort::Event(Box::new((event, e)))),
+            }
+        }
+        Ok(Applied::Done(applied))
+    });
+    match outcome {
+        Ok(applied) => Ok(applied),
+        Err(Abort::Event(failed)) => {
+            let (event, error) = *failed;
+            Ok(Applied::Failed { event, error })
+        }
+        Err(Abort::Db(e)) => Err(e),
+    }
+}
+
+/// The customer, its row locked for the rest of the transaction; `None` when another transaction holds
+/// it (PostgreSQL). On SQLite the transaction is the only writer already.
+fn lock_customer(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Option<Customer>> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => customers::table
+            .find(id)
+            .select(Customer::as_select())
+            .for_update()
+            .skip_locked()
+            .first(c)
+            .optional(),
+        DbConnection::Sqlite(c) => customers::table
+            .find(id)
+            .select(Customer::as_select())
+            .first(c)
+            .optional(),
+    }
+}
+
+/// Applies one event and marks it done, in the caller's transaction.
+fn apply(
     conn: &mut DbConnection,
     customer: &Customer,
     row: &PendingEvent,
     policy: Policy,
 ) -> QueryResult<()> {
-    write_transaction(conn, |conn| {
-        let done = diesel::update(
-            messenger_events::table
-                .find(row.id)
-                .filter(messenger_events::status.eq("pending")),
-        )
-        .set((
-            messenger_events::status.eq("done"),
-            messenger_events::processed_at.eq(now()),
-            messenger_events::attempts.eq(row.attempts + 1),
-        ))
-        .execute(conn)?;
-        if done == 0 {
-            return Ok(());
-        }
-        let raw: serde_json::Value = serde_json::from_str(&row.payload)
-            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-        let Some(event) = webhook::event(&row.page_id, &raw, false, None) else {
-            return Ok(());
-        };
-        handle(conn, customer, &event, row.occurred_at, policy)
-    })
+    let done = diesel::update(
+        messenger_events::table
+            .find(row.id)
+            .filter(messenger_events::status.eq("pending")),
+    )
+    .set((
+        messenger_events::status.eq("done"),
+        messenger_events::processed_at.eq(now()),
+        messenger_events::attempts.eq(row.attempts + 1),
+    ))
+    .execute(conn)?;
+    if done == 0 {
+        return Ok(());
+    }
+    let raw: serde_json::Value = serde_json::from_str(&row.payload)
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    let Some(event) = webhook::event(&row.page_id, &raw, false, None) else {
+        return Ok(());
+    };
+    handle(conn, customer, &event, row.occurred_at, policy)
 }
 
 fn handle(

@@ -209,6 +209,68 @@ async fn the_same_delivery_twice_has_one_effect() {
 }
 
 #[tokio::test]
+async fn a_delivery_is_stored_split_into_its_events_before_it_is_acknowledged() {
+    let m = spawn_messenger_app().await;
+    let ts = now_ms();
+    let events: Vec<Value> = (0..3)
+        .map(|i| {
+            ad_postback(
+                &format!("U{i}"),
+                ts + i,
+                &format!("pb-{i}"),
+                "AD-1",
+                "Slippers",
+                "S",
+            )
+        })
+        .collect();
+
+    assert_eq!(m.app.post_webhook(&delivery(PAGE_ID, events)).await.status(), 200);
+
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    use threadcart::db::schema::{messenger_events, webhook_inbox};
+    // No worker has run in between: the 200 came after the events were stored.
+    let (events, unsplit) = m
+        .app
+        .db
+        .query_blocking(|conn| {
+            let events = messenger_events::table.count().get_result::<i64>(conn)?;
+            let unsplit = webhook_inbox::table
+                .filter(webhook_inbox::status.eq("pending"))
+                .count()
+                .get_result::<i64>(conn)?;
+            Ok((events, unsplit))
+        })
+        .unwrap();
+    assert_eq!((events, unsplit), (3, 0));
+}
+
+#[tokio::test]
+async fn a_sent_message_shows_metas_message_id_in_the_thread() {
+    let m = spawn_messenger_app().await;
+    let thread = thread_with_greeting(&m, "U1").await;
+
+    eventually("the sent greeting has Meta's id", || async {
+        let body: Value = m
+            .app
+            .get(&format!("/v1/threads/{thread}/messages"), &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|msg| msg["direction"] == "out")
+            .any(|msg| {
+                msg["delivery"] == "sent" && msg["mid"].as_str().is_some_and(|mid| mid.starts_with("m_"))
+            })
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_batch_of_fifty_events_from_fifty_shoppers_is_all_processed() {
     let m = spawn_messenger_app().await;
     let ts = now_ms();
