@@ -360,6 +360,17 @@ pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &BookableQuery) -> Qu
         .collect()
 }
 
+/// Whether the merchant has a room type open for booking (one round trip, no rows loaded).
+pub fn any_active(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        bookables::table
+            .filter(bookables::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(bookables::deleted_at.is_null())
+            .filter(bookables::active.eq(true)),
+    ))
+    .get_result(conn)
+}
+
 /// Locks the merchant's live bookable for the rest of the transaction (on PostgreSQL; SQLite's
 /// `BEGIN IMMEDIATE` already admits one writer): holds and unit changes of one bookable queue up, so a
 /// lowered unit count can never slip under a hold being taken. False when there is no such bookable.

@@ -19,7 +19,7 @@ pub mod stay;
 
 pub use bookables::{
     Bookable, BookableError, BookablePatch, BookableQuery, BookableSpec, MAX_GUESTS, MAX_UNITS, RateRange,
-    create, delete, format_time, get, list, parse_time, set_rates, update,
+    any_active, create, delete, format_time, get, list, parse_time, set_rates, update,
 };
 pub use holds::{
     Booking, BookingError, BookingQuery, BookingStatus, HoldError, HoldRequest, StayRefund, attach_to_order,

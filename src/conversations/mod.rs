@@ -74,6 +74,8 @@ pub struct Thread {
     pub latest_ad_id: Option<String>,
     /// The merchant-local day the away text was last sent (`2026-11-25`).
     pub away_sent_on: Option<String>,
+    /// The room whose arrival date the thread was last asked, while that question is open.
+    pub stay_bookable_id: Option<DbUuid>,
     /// Created.
     pub created_at: NaiveDateTime,
     /// Changed.
@@ -355,15 +357,6 @@ pub fn set_away_sent_on(conn: &mut DbConnection, thread_id: Uuid, day: &str) -> 
     Ok(())
 }
 
-/// The room whose arrival date the thread was last asked, if that question is still open.
-pub fn stay_room(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<Uuid>> {
-    let room: Option<DbUuid> = threads::table
-        .find(DbUuid(thread_id))
-        .select(threads::stay_bookable_id)
-        .first(conn)?;
-    Ok(room.map(|r| r.0))
-}
-
 /// Remembers (or forgets) the room whose arrival date the thread was asked.
 pub fn set_stay_room(conn: &mut DbConnection, thread_id: Uuid, room: Option<Uuid>) -> QueryResult<()> {
     diesel::update(threads::table.find(DbUuid(thread_id)))
@@ -394,6 +387,16 @@ pub enum Direction {
     Out,
 }
 
+impl Direction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
 /// A message to store.
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
@@ -421,10 +424,7 @@ pub fn record_message(conn: &mut DbConnection, thread: &Thread, m: &NewMessage<'
             messages::id.eq(DbUuid(id)),
             messages::merchant_id.eq(thread.merchant_id),
             messages::thread_id.eq(thread.id),
-            messages::direction.eq(match m.direction {
-                Direction::In => "in",
-                Direction::Out => "out",
-            }),
+            messages::direction.eq(m.direction.as_str()),
             messages::author.eq(m.author),
             messages::kind.eq(m.kind),
             messages::mid.eq(m.mid),
@@ -435,14 +435,6 @@ pub fn record_message(conn: &mut DbConnection, thread: &Thread, m: &NewMessage<'
         ))
         .execute(conn)?;
     Ok(id)
-}
-
-/// Records Meta's id on a message we sent.
-pub fn set_message_mid(conn: &mut DbConnection, message_id: Uuid, mid: &str) -> QueryResult<()> {
-    diesel::update(messages::table.find(DbUuid(message_id)))
-        .set(messages::mid.eq(mid))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// Filters of the thread list.
@@ -538,23 +530,29 @@ pub fn list_messages(
 ) -> QueryResult<Vec<(StoredMessage, Option<Delivery>)>> {
     let page = message_page(conn, thread_id, after, limit)?;
     let ids: Vec<DbUuid> = page.iter().map(|m| m.id).collect();
-    let deliveries: Vec<(Option<DbUuid>, String, Option<String>)> = crate::db::schema::outbox::table
+    type Sent = (Option<DbUuid>, String, Option<String>, Option<String>);
+    let deliveries: Vec<Sent> = crate::db::schema::outbox::table
         .filter(crate::db::schema::outbox::message_id.eq_any(ids))
         .select((
             crate::db::schema::outbox::message_id,
             crate::db::schema::outbox::status,
             crate::db::schema::outbox::last_error,
+            crate::db::schema::outbox::provider_message_id,
         ))
         .load(conn)?;
-    let by_message: std::collections::HashMap<DbUuid, Delivery> = deliveries
+    let mut by_message: std::collections::HashMap<DbUuid, (Delivery, Option<String>)> = deliveries
         .into_iter()
-        .filter_map(|(id, status, error)| id.map(|id| (id, Delivery { status, error })))
+        .filter_map(|(id, status, error, mid)| id.map(|id| (id, (Delivery { status, error }, mid))))
         .collect();
     Ok(page
         .into_iter()
-        .map(|m| {
-            let delivery = by_message.get(&m.id).cloned();
-            (m, delivery)
+        .map(|mut m| match by_message.remove(&m.id) {
+            // A message we sent has Meta's id on its outbox row (the sender records it there only).
+            Some((delivery, mid)) => {
+                m.mid = m.mid.or(mid);
+                (m, Some(delivery))
+            }
+            None => (m, None),
         })
         .collect())
 }

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use tokio::sync::{Mutex, watch};
 
 use super::{WorkerContext, backoff, idle};
-use crate::conversations::{self, HUMAN_AGENT_WINDOW};
-use crate::db::{DbError, DbUuid, now};
+use crate::conversations::{HUMAN_AGENT_WINDOW, Thread};
+use crate::db::{DbConnection, DbError, DbUuid, now};
 use crate::messenger::graph::ErrorClass;
 use crate::messenger::outbox::{self, Queued};
 
@@ -57,12 +57,13 @@ pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Recei
     let limiter = PageLimiter::default();
     loop {
         match send_some(&ctx, &limiter).await {
-            Ok(0) => {
+            // More may be due at once; otherwise wait (a message queued meanwhile has left a wake-up).
+            Ok((_, true)) => {}
+            Ok((_, false)) => {
                 if !idle(&ctx.wakers.outbox, &mut stopped).await {
                     return;
                 }
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "outbox sending failed");
                 if !idle(&ctx.wakers.outbox, &mut stopped).await {
@@ -78,20 +79,58 @@ pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Recei
 
 /// Sends what is due, `worker_concurrency` threads at a time (each under its lease, so one thread's
 /// messages go in order).
-async fn send_some(ctx: &WorkerContext, limiter: &PageLimiter) -> Result<usize, DbError> {
-    let batch = i64::try_from(ctx.config.worker_concurrency * 8).unwrap_or(64);
+/// Returns how many sends were handled and whether the batch of threads was full (more may be due).
+async fn send_some(ctx: &WorkerContext, limiter: &PageLimiter) -> Result<(usize, bool), DbError> {
+    let batch = ctx.config.worker_concurrency * 8;
+    let limit = i64::try_from(batch).unwrap_or(64);
     let due = ctx
         .db
-        .query(move |conn| outbox::threads_due(conn, now(), batch))
+        .query(move |conn| outbox::threads_due(conn, now(), limit))
         .await?;
+    let full = due.len() >= batch;
     let results: Vec<Result<usize, DbError>> = futures_util::stream::iter(due)
         .map(|thread_id| leased_send(ctx, limiter, thread_id))
         .buffer_unordered(ctx.config.worker_concurrency)
         .collect()
         .await;
-    results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))
+    let handled = results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))?;
+    Ok((handled, full))
 }
 
+/// What a send came to, recorded on its outbox row.
+enum Mark {
+    /// Meta took it (with its message id, for messages).
+    Sent(Queued, Option<String>),
+    /// Try again at the given time.
+    Retry(Queued, String, chrono::NaiveDateTime),
+    /// It will never reach the shopper: `failed`, `expired` or `dead`, and why.
+    Final(Queued, &'static str, String),
+}
+
+impl Mark {
+    fn record(&self, conn: &mut DbConnection) -> diesel::QueryResult<()> {
+        match self {
+            Mark::Sent(q, id) => outbox::mark_sent(conn, q, id.as_deref()),
+            Mark::Retry(q, error, next) => outbox::mark_retry(conn, q, error, *next),
+            Mark::Final(q, status, error) => outbox::mark_final(conn, q, status, error),
+        }
+    }
+
+    /// A message's outcome (not a sender action's, which may be recorded late: sending one twice after a
+    /// crash does no harm).
+    fn of_message(&self) -> bool {
+        let (Mark::Sent(q, _) | Mark::Retry(q, ..) | Mark::Final(q, ..)) = self;
+        q.kind == "message"
+    }
+}
+
+/// Records outcomes, each on its own (a transaction would cost two more round trips than it saves).
+fn record_all(conn: &mut DbConnection, marks: &[Mark]) -> diesel::QueryResult<()> {
+    marks.iter().try_for_each(|mark| mark.record(conn))
+}
+
+/// Leases the thread and reads its queue and its Page's token in one visit to the database, sends what
+/// is due, and records the last outcomes together with giving the lease back.
 async fn leased_send(
     ctx: &WorkerContext,
     limiter: &PageLimiter,
@@ -100,40 +139,53 @@ async fn leased_send(
     let owner = ctx.owner.clone();
     let leased = ctx
         .db
-        .query(move |conn| outbox::lease(conn, thread_id, &owner, now() + LEASE))
+        .query(move |conn| {
+            let Some(thread) = outbox::lease(conn, thread_id, &owner, now() + LEASE)? else {
+                return Ok(None);
+            };
+            let queued = outbox::queued_for(conn, thread_id)?;
+            // A thread's messages all go through its Page.
+            let token = crate::merchants::pages::access_token(conn, &thread.page_id)?;
+            Ok(Some((thread, queued, token)))
+        })
         .await?;
-    if !leased {
+    let Some((thread, queued, token)) = leased else {
         return Ok(0);
-    }
-    let result = send_thread(ctx, limiter, thread_id).await;
+    };
+    let mut marks = Vec::new();
+    let result = send_thread(ctx, limiter, &thread, queued, token, &mut marks).await;
     let owner = ctx.owner.clone();
     ctx.db
-        .query(move |conn| outbox::release(conn, thread_id, &owner))
+        .query(move |conn| {
+            let recorded = record_all(conn, &marks);
+            let released = outbox::release(conn, thread_id, &owner);
+            recorded.and(released)
+        })
         .await?;
     result
 }
 
+/// Sends the thread's due messages in order. A message's outcome is recorded before the next send (so a
+/// crash can repeat at most the one send in flight); the outcomes still in `marks` at the end (sender
+/// actions', the last message's) are left for the caller to record with the lease's release.
 async fn send_thread(
     ctx: &WorkerContext,
     limiter: &PageLimiter,
-    thread_id: DbUuid,
+    thread: &Thread,
+    queued: Vec<Queued>,
+    mut token: Option<String>,
+    marks: &mut Vec<Mark>,
 ) -> Result<usize, DbError> {
-    let (thread, queued) = ctx
-        .db
-        .query(move |conn| {
-            Ok((
-                conversations::get_thread(conn, thread_id)?,
-                outbox::queued_for(conn, thread_id)?,
-            ))
-        })
-        .await?;
     let mut handled = 0;
-    // A thread's messages all go through its Page: its token is read once per batch.
-    let mut page_token: Option<(String, Option<String>)> = None;
     for q in queued {
         if q.next_attempt_at > now() {
             break;
         }
+        if marks.iter().any(Mark::of_message) {
+            let done = std::mem::take(marks);
+            ctx.db.query(move |conn| record_all(conn, &done)).await?;
+        }
+        handled += 1;
         // The window is checked again at sending time: it may have closed while the message waited.
         let at = now();
         let allowed = match q.messaging_type.as_deref() {
@@ -143,87 +195,57 @@ async fn send_thread(
             _ => thread.window_open(at),
         };
         if !allowed {
-            finish(ctx, &q, "expired", "the messaging window closed before sending").await?;
-            handled += 1;
+            marks.push(Mark::Final(
+                q,
+                "expired",
+                "the messaging window closed before sending".into(),
+            ));
             continue;
         }
-        let token = match &page_token {
-            Some((page, token)) if *page == q.page_id => token.clone(),
-            _ => {
-                let page_id = q.page_id.clone();
-                let token = ctx
-                    .db
-                    .query(move |conn| crate::merchants::pages::access_token(conn, &page_id))
-                    .await?;
-                page_token = Some((q.page_id.clone(), token.clone()));
-                token
-            }
-        };
-        let Some(token) = token else {
-            finish(
-                ctx,
-                &q,
+        let Some(page_token) = token.as_deref() else {
+            marks.push(Mark::Final(
+                q,
                 "failed",
-                "the Page is disconnected or its token is broken",
-            )
-            .await?;
-            handled += 1;
+                "the Page is disconnected or its token is broken".into(),
+            ));
             continue;
         };
         limiter.acquire(&q.page_id).await;
-        match ctx.graph.send(&q.page_id, &token, &q.body).await {
-            Ok(message_id) => {
-                let q2 = q.clone();
-                ctx.db
-                    .query(move |conn| outbox::mark_sent(conn, &q2, message_id.as_deref()))
-                    .await?;
-                handled += 1;
-            }
+        match ctx.graph.send(&q.page_id, page_token, &q.body).await {
+            Ok(message_id) => marks.push(Mark::Sent(q, message_id)),
             Err(e) => {
                 let class = e.class();
                 let error = e.to_string();
                 // Typing indicators and read marks are best effort: a failed one never holds up the
                 // messages behind it.
                 if q.kind == "sender_action" && class != ErrorClass::TokenBroken {
-                    finish(ctx, &q, "failed", &error).await?;
-                    handled += 1;
+                    marks.push(Mark::Final(q, "failed", error));
                     continue;
                 }
                 tracing::warn!(outbox.id = %q.id.0, page.id = %q.page_id, ?class, error = %error, "send failed");
                 match class {
                     ErrorClass::Retry if q.attempts + 1 < MAX_ATTEMPTS => {
                         let next = now() + backoff(ctx.config.retry_base, q.attempts);
-                        let q2 = q.clone();
-                        ctx.db
-                            .query(move |conn| outbox::mark_retry(conn, &q2, &error, next))
-                            .await?;
+                        marks.push(Mark::Retry(q, error, next));
                         // Later messages of this thread wait, to keep their order.
                         break;
                     }
-                    ErrorClass::Retry => finish(ctx, &q, "dead", &error).await?,
+                    ErrorClass::Retry => marks.push(Mark::Final(q, "dead", error)),
                     ErrorClass::TokenBroken => {
                         let page_id = q.page_id.clone();
                         ctx.db
                             .query(move |conn| crate::merchants::pages::mark_token_broken(conn, &page_id))
                             .await?;
                         // The rest of the batch is not sent with the broken token.
-                        page_token = Some((q.page_id.clone(), None));
-                        finish(ctx, &q, "failed", &error).await?;
+                        token = None;
+                        marks.push(Mark::Final(q, "failed", error));
                     }
                     ErrorClass::OutsideWindow | ErrorClass::Unreachable | ErrorClass::Permanent => {
-                        finish(ctx, &q, "failed", &error).await?
+                        marks.push(Mark::Final(q, "failed", error))
                     }
                 }
-                handled += 1;
             }
         }
     }
     Ok(handled)
-}
-
-async fn finish(ctx: &WorkerContext, q: &Queued, status: &'static str, error: &str) -> Result<(), DbError> {
-    let (q, error) = (q.clone(), error.to_owned());
-    ctx.db
-        .query(move |conn| outbox::mark_final(conn, &q, status, &error))
-        .await
 }

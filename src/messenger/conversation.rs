@@ -4,7 +4,7 @@
 use diesel::QueryResult;
 use uuid::Uuid;
 
-use super::outbox::{self, MessagingType};
+use super::outbox;
 use crate::attribution::{self, FunnelStep};
 use crate::bookings::{self, Bookable, HoldError, HoldRequest, NightAvailability};
 use crate::carts::{self, CartError};
@@ -208,13 +208,8 @@ pub fn answer(
     let cart = carts::open_cart(conn, thread.id.0)?;
     let at = crate::db::now();
     let stays = stays_of(conn, merchant.id, cart.as_ref())?;
-    let stay_room = conversations::stay_room(conn, thread.id.0)?;
-    let has_rooms = !DbShop {
-        conn,
-        merchant_id: merchant.id,
-    }
-    .rooms()?
-    .is_empty();
+    let stay_room = thread.stay_bookable_id.map(|r| r.0);
+    let has_rooms = bookings::any_active(conn, merchant.id)?;
     let turn = Turn {
         at,
         merchant_name: &merchant.name,
@@ -504,21 +499,7 @@ pub fn answer(
             }
         }
     }
-    // Several messages (cards with pictures) take a moment to arrive: show the bot typing meanwhile.
-    if replies.len() > 1 {
-        outbox::enqueue_action(conn, thread, &customer.psid, "typing_on")?;
-    }
-    for message in replies {
-        outbox::enqueue_message(
-            conn,
-            thread,
-            &customer.psid,
-            message,
-            "bot",
-            MessagingType::Response,
-        )?;
-    }
-    Ok(())
+    outbox::enqueue_replies(conn, thread, &customer.psid, replies)
 }
 
 /// How long a stay is held before checkout; checkout moves its end to the Checkout Session's.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::render::Message;
-use crate::conversations::{self, Direction, NewMessage, Thread};
+use crate::conversations::{Direction, Thread};
 use crate::db::schema::{outbox, threads};
 use crate::db::{DbConnection, DbUuid, now};
 
@@ -44,19 +44,35 @@ struct ActionBody<'a> {
     sender_action: &'a str,
 }
 
-/// Queues `message` to the thread's shopper and records it on the thread; returns the outbox id.
-pub fn enqueue_message(
-    conn: &mut DbConnection,
-    thread: &Thread,
-    psid: &str,
-    message: Message,
-    author: &str,
-    messaging_type: MessagingType,
-) -> Result<Uuid, diesel::result::Error> {
+/// One send to queue: a message (recorded on the thread too) or a sender action.
+enum Outgoing {
+    Message {
+        message_id: Uuid,
+        text: Option<String>,
+        json: String,
+        messaging_type: &'static str,
+        tag: Option<&'static str>,
+    },
+    Action,
+}
+
+/// A row of the outbox, ready to insert.
+struct Row {
+    id: Uuid,
+    body: String,
+    what: Outgoing,
+}
+
+fn serialization(e: impl std::error::Error + Send + Sync + 'static) -> diesel::result::Error {
+    diesel::result::Error::SerializationError(Box::new(e))
+}
+
+/// The outbox row (and the thread's message) for `message` to `psid`.
+fn message_row(psid: &str, message: Message, messaging_type: MessagingType) -> QueryResult<Row> {
     let id = Uuid::now_v7();
     let message = message
         .with_metadata(&format!("{METADATA_PREFIX}{id}"))
-        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        .map_err(serialization)?;
     let (type_name, tag) = match messaging_type {
         MessagingType::Response => ("RESPONSE", None),
         MessagingType::HumanAgent => ("MESSAGE_TAG", Some("HUMAN_AGENT")),
@@ -67,36 +83,66 @@ pub fn enqueue_message(
         tag,
         message: &message,
     })
-    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    let message_json = serde_json::to_string(&message).unwrap_or_default();
-    let text = message.as_text().map(str::to_owned);
-    let at = now();
-    let message_id = conversations::record_message(
-        conn,
-        thread,
-        &NewMessage {
-            direction: Direction::Out,
-            author,
-            kind: if text.is_some() { "text" } else { "template" },
-            mid: None,
-            text: text.as_deref(),
-            payload: Some(&message_json),
-            occurred_at: at,
-        },
-    )?;
-    insert(
-        conn,
+    .map_err(serialization)?;
+    Ok(Row {
         id,
-        thread,
-        Some(message_id),
-        psid,
-        "message",
-        &body,
-        Some(type_name),
-        tag,
-        at,
-    )?;
+        body,
+        what: Outgoing::Message {
+            message_id: Uuid::now_v7(),
+            text: message.as_text().map(str::to_owned),
+            json: serde_json::to_string(&message).map_err(serialization)?,
+            messaging_type: type_name,
+            tag,
+        },
+    })
+}
+
+/// The outbox row for a sender action (`mark_seen`, `typing_on`).
+fn action_row(psid: &str, action: &str) -> QueryResult<Row> {
+    let body = serde_json::to_string(&ActionBody {
+        recipient: Recipient { id: psid },
+        sender_action: action,
+    })
+    .map_err(serialization)?;
+    Ok(Row {
+        id: Uuid::now_v7(),
+        body,
+        what: Outgoing::Action,
+    })
+}
+
+/// Queues `message` to the thread's shopper and records it on the thread; returns the outbox id.
+pub fn enqueue_message(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    psid: &str,
+    message: Message,
+    author: &str,
+    messaging_type: MessagingType,
+) -> QueryResult<Uuid> {
+    let row = message_row(psid, message, messaging_type)?;
+    let id = row.id;
+    insert(conn, thread, psid, author, &[row])?;
     Ok(id)
+}
+
+/// Queues the bot's replies to the shopper, in order, after a typing indicator when there are several
+/// (cards with pictures take a moment to arrive), and records them on the thread: two statements
+/// whatever their number.
+pub fn enqueue_replies(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    psid: &str,
+    replies: Vec<Message>,
+) -> QueryResult<()> {
+    let mut rows = Vec::with_capacity(replies.len() + 1);
+    if replies.len() > 1 {
+        rows.push(action_row(psid, "typing_on")?);
+    }
+    for message in replies {
+        rows.push(message_row(psid, message, MessagingType::Response)?);
+    }
+    insert(conn, thread, psid, "bot", &rows)
 }
 
 /// Queues a sender action (`mark_seen`, `typing_on`).
@@ -106,61 +152,86 @@ pub fn enqueue_action(
     psid: &str,
     action: &str,
 ) -> QueryResult<Uuid> {
-    let id = Uuid::now_v7();
-    let body = serde_json::to_string(&ActionBody {
-        recipient: Recipient { id: psid },
-        sender_action: action,
-    })
-    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    insert(
-        conn,
-        id,
-        thread,
-        None,
-        psid,
-        "sender_action",
-        &body,
-        None,
-        None,
-        now(),
-    )?;
+    let row = action_row(psid, action)?;
+    let id = row.id;
+    insert(conn, thread, psid, "bot", &[row])?;
     Ok(id)
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one row's columns, written in one place"
-)]
+/// Inserts the rows' messages into the thread (one multi-row statement), then the rows into the outbox
+/// (another).
 fn insert(
     conn: &mut DbConnection,
-    id: Uuid,
     thread: &Thread,
-    message_id: Option<Uuid>,
     psid: &str,
-    kind: &str,
-    body: &str,
-    messaging_type: Option<&str>,
-    tag: Option<&str>,
-    at: NaiveDateTime,
+    author: &str,
+    rows: &[Row],
 ) -> QueryResult<()> {
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::id.eq(DbUuid(id)),
-            outbox::merchant_id.eq(thread.merchant_id),
-            outbox::thread_id.eq(thread.id),
-            outbox::message_id.eq(message_id.map(DbUuid)),
-            outbox::page_id.eq(&thread.page_id),
-            outbox::psid.eq(psid),
-            outbox::kind.eq(kind),
-            outbox::body.eq(body),
-            outbox::messaging_type.eq(messaging_type),
-            outbox::tag.eq(tag),
-            outbox::status.eq("queued"),
-            outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(at),
-            outbox::created_at.eq(at),
-        ))
-        .execute(conn)?;
+    use crate::db::schema::messages;
+    let at = now();
+    let messages: Vec<_> = rows
+        .iter()
+        .filter_map(|row| match &row.what {
+            Outgoing::Message {
+                message_id,
+                text,
+                json,
+                ..
+            } => Some((
+                messages::id.eq(DbUuid(*message_id)),
+                messages::merchant_id.eq(thread.merchant_id),
+                messages::thread_id.eq(thread.id),
+                messages::direction.eq(Direction::Out.as_str()),
+                messages::author.eq(author),
+                messages::kind.eq(if text.is_some() { "text" } else { "template" }),
+                messages::mid.eq(None::<&str>),
+                messages::text.eq(text.as_deref()),
+                messages::payload.eq(Some(json.as_str())),
+                messages::occurred_at.eq(at),
+                messages::created_at.eq(at),
+            )),
+            Outgoing::Action => None,
+        })
+        .collect();
+    if !messages.is_empty() {
+        // Multi-row inserts are typed per backend: the statement is built in each arm.
+        crate::per_backend!(conn, |c| diesel::insert_into(messages::table)
+            .values(&messages)
+            .execute(c))?;
+    }
+    let queued: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            let (kind, message_id, messaging_type, tag) = match &row.what {
+                Outgoing::Message {
+                    message_id,
+                    messaging_type,
+                    tag,
+                    ..
+                } => ("message", Some(DbUuid(*message_id)), Some(*messaging_type), *tag),
+                Outgoing::Action => ("sender_action", None, None, None),
+            };
+            (
+                outbox::id.eq(DbUuid(row.id)),
+                outbox::merchant_id.eq(thread.merchant_id),
+                outbox::thread_id.eq(thread.id),
+                outbox::message_id.eq(message_id),
+                outbox::page_id.eq(&thread.page_id),
+                outbox::psid.eq(psid),
+                outbox::kind.eq(kind),
+                outbox::body.eq(&row.body),
+                outbox::messaging_type.eq(messaging_type),
+                outbox::tag.eq(tag),
+                outbox::status.eq("queued"),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(at),
+                outbox::created_at.eq(at),
+            )
+        })
+        .collect();
+    crate::per_backend!(conn, |c| diesel::insert_into(outbox::table)
+        .values(&queued)
+        .execute(c))?;
     Ok(())
 }
 
@@ -172,8 +243,6 @@ pub struct Queued {
     pub id: DbUuid,
     /// Thread.
     pub thread_id: DbUuid,
-    /// The message row it came from.
-    pub message_id: Option<DbUuid>,
     /// Page.
     pub page_id: String,
     /// `message` or `sender_action`.
@@ -199,15 +268,16 @@ pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> Qu
         .load(conn)
 }
 
-/// Takes the thread's send lease (one sender per thread, across processes); false when another holds it.
+/// Takes the thread's send lease (one sender per thread, across processes) and reads the thread in the
+/// same statement; `None` when another sender holds it.
 pub fn lease(
     conn: &mut DbConnection,
     thread_id: DbUuid,
     owner: &str,
     until: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<Thread>> {
     let at = now();
-    let n = diesel::update(
+    let update = diesel::update(
         threads::table.find(thread_id).filter(
             threads::send_lease_until
                 .is_null()
@@ -218,9 +288,12 @@ pub fn lease(
     .set((
         threads::send_lease_owner.eq(owner),
         threads::send_lease_until.eq(until),
-    ))
-    .execute(conn)?;
-    Ok(n == 1)
+    ));
+    // `RETURNING` is typed per backend: the statement is finished in each arm.
+    crate::per_backend!(conn, |c| update
+        .returning(Thread::as_returning())
+        .get_result(c)
+        .optional())
 }
 
 /// Gives the lease back.
@@ -246,9 +319,8 @@ pub fn queued_for(conn: &mut DbConnection, thread_id: DbUuid) -> QueryResult<Vec
         .load(conn)
 }
 
-/// Records Meta's answer to a successful send: the send first (what keeps it from going twice), then
-/// Meta's id on the message. Two statements without a transaction around them (half the round trips of
-/// one): a crash between them only leaves the message without Meta's id.
+/// Records Meta's answer to a successful send, with Meta's message id (which the thread's message list
+/// reads from here).
 pub fn mark_sent(conn: &mut DbConnection, q: &Queued, provider_id: Option<&str>) -> QueryResult<()> {
     diesel::update(outbox::table.find(q.id))
         .set((
@@ -258,9 +330,6 @@ pub fn mark_sent(conn: &mut DbConnection, q: &Queued, provider_id: Option<&str>)
             outbox::attempts.eq(q.attempts + 1),
         ))
         .execute(conn)?;
-    if let (Some(message_id), Some(mid)) = (q.message_id, provider_id) {
-        conversations::set_message_mid(conn, message_id.0, mid)?;
-    }
     Ok(())
 }
 
