@@ -117,59 +117,33 @@ async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Resul
 }
 
 /// Applies each shopper's events, one shopper at a time across every process.
+/// Applies each shopper's events, `worker_concurrency` shoppers at a time (each in one transaction
+/// holding the shopper's row, so one shopper's events stay in order across every process).
 pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
-    loop {
-        match apply_some(&ctx).await {
-            // More may be due at once; otherwise wait (an event stored meanwhile has left a wake-up).
-            Ok((_, true)) => {}
-            Ok((_, false)) => {
-                if !idle(&ctx.wakers.events, &mut stopped).await {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "event processing failed");
-                if !idle(&ctx.wakers.events, &mut stopped).await {
-                    return;
-                }
-            }
+    let due = |limit: usize| {
+        let ctx = ctx.clone();
+        async move {
+            let limit = i64::try_from(limit).unwrap_or(64);
+            ctx.db
+                .query(move |conn| inbound::customers_due(conn, now(), limit))
+                .await
         }
-        if *stopped.borrow() {
-            return;
-        }
-    }
-}
-
-/// Applies the events of the shoppers that have some due, `worker_concurrency` shoppers at a time (each
-/// in one transaction holding the shopper's row, so one shopper's events stay in order); the sender is
-/// woken as each shopper's replies are queued. Returns how many events were applied and whether the batch was full (more may be due).
-async fn apply_some(ctx: &WorkerContext) -> Result<(usize, bool), DbError> {
-    let batch = ctx.config.worker_concurrency * 8;
-    let limit = i64::try_from(batch).unwrap_or(64);
-    let due = ctx
-        .db
-        .query(move |conn| inbound::customers_due(conn, now(), limit))
-        .await?;
-    let full = due.len() >= batch;
-    let results: Vec<Result<usize, DbError>> = futures_util::stream::iter(due)
-        .map(|customer_id| apply_customer(ctx, customer_id))
-        .buffer_unordered(ctx.config.worker_concurrency)
-        .collect()
-        .await;
-    let applied = results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))?;
-    Ok((applied, full))
+    };
+    let work = |customer_id: DbUuid| apply_customer(ctx.clone(), customer_id);
+    let concurrency = ctx.config.worker_concurrency;
+    super::pipeline(&ctx.wakers.events, &mut stopped, concurrency, "events", due, work).await;
 }
 
 /// Applies the customer's due events in one visit to the database (one blocking task, one pooled
 /// connection, one transaction), after asking for their profile when it is not known yet.
-async fn apply_customer(ctx: &WorkerContext, customer_id: DbUuid) -> Result<usize, DbError> {
-    let (policy, retry_base) = (policy(ctx), ctx.config.retry_base);
+async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: DbUuid) -> Result<usize, DbError> {
+    let (policy, retry_base) = (policy(&ctx), ctx.config.retry_base);
     let mut applied = ctx
         .db
         .query(move |conn| settle(conn, customer_id, policy, retry_base))
         .await?;
     if let Applied::NeedsProfile(customer, token) = applied {
-        let profile = fetch_profile(ctx, &customer, token).await;
+        let profile = fetch_profile(&ctx, &customer, token).await;
         applied = ctx
             .db
             .query(move |conn| {

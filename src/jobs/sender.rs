@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use tokio::sync::{Mutex, watch};
 
-use super::{WorkerContext, backoff, idle};
+use super::{WorkerContext, backoff};
 use crate::conversations::{HUMAN_AGENT_WINDOW, Thread};
 use crate::db::{DbConnection, DbError, DbUuid, now};
 use crate::messenger::graph::ErrorClass;
@@ -53,48 +52,22 @@ impl PageLimiter {
     }
 }
 
-pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
-    let limiter = PageLimiter::default();
-    loop {
-        match send_some(&ctx, &limiter).await {
-            // More may be due at once; otherwise wait (a message queued meanwhile has left a wake-up).
-            Ok((_, true)) => {}
-            Ok((_, false)) => {
-                if !idle(&ctx.wakers.outbox, &mut stopped).await {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "outbox sending failed");
-                if !idle(&ctx.wakers.outbox, &mut stopped).await {
-                    return;
-                }
-            }
-        }
-        if *stopped.borrow() {
-            return;
-        }
-    }
-}
-
 /// Sends what is due, `worker_concurrency` threads at a time (each under its lease, so one thread's
-/// messages go in order).
-/// Returns how many sends were handled and whether the batch of threads was full (more may be due).
-async fn send_some(ctx: &WorkerContext, limiter: &PageLimiter) -> Result<(usize, bool), DbError> {
-    let batch = ctx.config.worker_concurrency * 8;
-    let limit = i64::try_from(batch).unwrap_or(64);
-    let due = ctx
-        .db
-        .query(move |conn| outbox::threads_due(conn, now(), limit))
-        .await?;
-    let full = due.len() >= batch;
-    let results: Vec<Result<usize, DbError>> = futures_util::stream::iter(due)
-        .map(|thread_id| leased_send(ctx, limiter, thread_id))
-        .buffer_unordered(ctx.config.worker_concurrency)
-        .collect()
-        .await;
-    let handled = results.into_iter().try_fold(0, |sum, r| r.map(|n| sum + n))?;
-    Ok((handled, full))
+/// messages go in order across every process).
+pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
+    let limiter = Arc::new(PageLimiter::default());
+    let due = |limit: usize| {
+        let ctx = ctx.clone();
+        async move {
+            let limit = i64::try_from(limit).unwrap_or(64);
+            ctx.db
+                .query(move |conn| outbox::threads_due(conn, now(), limit))
+                .await
+        }
+    };
+    let work = |thread_id: DbUuid| leased_send(ctx.clone(), limiter.clone(), thread_id);
+    let concurrency = ctx.config.worker_concurrency;
+    super::pipeline(&ctx.wakers.outbox, &mut stopped, concurrency, "sender", due, work).await;
 }
 
 /// What a send came to, recorded on its outbox row.
@@ -132,8 +105,8 @@ fn record_all(conn: &mut DbConnection, marks: &[Mark]) -> diesel::QueryResult<()
 /// Leases the thread and reads its queue and its Page's token in one visit to the database, sends what
 /// is due, and records the last outcomes together with giving the lease back.
 async fn leased_send(
-    ctx: &WorkerContext,
-    limiter: &PageLimiter,
+    ctx: Arc<WorkerContext>,
+    limiter: Arc<PageLimiter>,
     thread_id: DbUuid,
 ) -> Result<usize, DbError> {
     let owner = ctx.owner.clone();
@@ -153,7 +126,7 @@ async fn leased_send(
         return Ok(0);
     };
     let mut marks = Vec::new();
-    let result = send_thread(ctx, limiter, &thread, queued, token, &mut marks).await;
+    let result = send_thread(&ctx, &limiter, &thread, queued, token, &mut marks).await;
     let owner = ctx.owner.clone();
     ctx.db
         .query(move |conn| {
