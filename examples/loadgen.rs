@@ -452,6 +452,42 @@ fn read_rss_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time used so far, in clock ticks: the process's own (user + system) when `pid` is given, else the
+/// whole machine's busy time (every core, everything but idle and I/O wait), from `/proc`.
+fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let fields: Vec<u64> = match pid {
+        Some(pid) => {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            return Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?);
+        }
+        None => {
+            let stat = std::fs::read_to_string("/proc/stat").ok()?;
+            let line = stat.lines().next()?.strip_prefix("cpu ")?.to_owned();
+            line.split_whitespace().filter_map(|v| v.parse().ok()).collect()
+        }
+    };
+    // user nice system idle iowait irq softirq steal
+    let busy = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    Some(busy)
+}
+
+/// Milliseconds of CPU per action between two readings of [`cpu_ticks`] (100 ticks per second on Linux).
+fn cpu_ms_per(before: Option<u64>, after: Option<u64>, actions: usize) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if actions > 0 => format!("{:.2} ms", (a - b) as f64 * 10.0 / actions as f64),
+        _ => "-".into(),
+    }
+}
+
 impl RssSampler {
     fn start(pid: Option<u32>) -> Result<RssSampler> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -1134,6 +1170,7 @@ async fn shopper(target: Arc<Target>, log: SharedLog, n: usize) -> Vec<Action> {
 
 async fn phase_shop(ctx: &mut Ctx) -> Result<()> {
     ctx.rss.phase("shop");
+    let cpu_before = (cpu_ticks(ctx.args.server_pid), cpu_ticks(None));
     let rate = ctx.args.shop_rate;
     let per_shopper = SCRIPT.len() as u64;
     let shoppers = (rate * ctx.args.seconds).div_ceil(per_shopper);
@@ -1155,6 +1192,7 @@ async fn phase_shop(ctx: &mut Ctx) -> Result<()> {
     for t in tasks {
         actions.extend(t.await.context("a shopper task failed")?);
     }
+    let cpu_after = (cpu_ticks(ctx.args.server_pid), cpu_ticks(None));
     let first = actions.iter().map(|a| a.sent).min().unwrap_or(start);
     let last = actions.iter().map(|a| a.sent).max().unwrap_or(start);
     let achieved = actions.len().saturating_sub(1) as f64 / (last - first).as_secs_f64().max(1e-9);
@@ -1198,6 +1236,17 @@ async fn phase_shop(ctx: &mut Ctx) -> Result<()> {
         ),
     );
     row("shop", "errors", errors_text(&errors));
+    // What an action costs, whatever the machine's speed: the server's CPU, and every core's (server,
+    // database, this generator) while the phase ran.
+    row(
+        "shop",
+        "CPU per action",
+        format!(
+            "server {}  machine {}",
+            cpu_ms_per(cpu_before.0, cpu_after.0, actions.len()),
+            cpu_ms_per(cpu_before.1, cpu_after.1, actions.len())
+        ),
+    );
     row("shop", "max server RSS", ctx.rss.show("shop"));
     ctx.summary.push(format!(
         "shop{rate}_actions_per_s={achieved:.0} shop_p50={} shop_p99={} shop_failed={failed}",
