@@ -116,7 +116,6 @@ async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Resul
     Ok(())
 }
 
-/// Applies each shopper's events, one shopper at a time across every process.
 /// Applies each shopper's events, `worker_concurrency` shoppers at a time (each in one transaction
 /// holding the shopper's row, so one shopper's events stay in order across every process).
 pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
