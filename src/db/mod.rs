@@ -327,7 +327,10 @@ impl Db {
         };
         let pool = r2d2::Pool::builder()
             .max_size(max)
-            .min_idle(Some(1))
+            // Connections are opened on demand, never ahead in the pool's threads: a command that exits
+            // while one of those threads is in the middle of libpq's TLS handshake crashes in OpenSSL's
+            // exit handlers (a segmentation fault after its work was done).
+            .min_idle(Some(0))
             // No `SELECT 1` before every use (a third of all round trips under load): a connection that
             // fails is checked once its work failed, and dropped from the pool if it is dead (see
             // `Db::run_blocking`); r2d2 also recycles idle and old connections.
