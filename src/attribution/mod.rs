@@ -100,48 +100,157 @@ fn settings(conn: &mut DbConnection, merchant_id: DbUuid) -> QueryResult<(chrono
     Ok((tz, window))
 }
 
-/// The touch the thread's step at `at` is attributed to, under the merchant's window.
-pub fn attributed_touch(
-    conn: &mut DbConnection,
-    thread: &Thread,
-    at: NaiveDateTime,
-) -> QueryResult<Option<Touch>> {
-    let (_, window) = settings(conn, thread.merchant_id)?;
-    let latest = match thread.latest_touch_id {
-        Some(id) => Some(conversations::touch(conn, id)?),
-        None => None,
-    };
-    Ok(within_window(latest, at, window))
+/// The funnel of one thread through the steps of one shopper action: the merchant's settings, the
+/// thread's latest touch and whether the shopper acted before are each read once, however many steps
+/// are recorded.
+pub struct ThreadFunnel<'t> {
+    thread: &'t Thread,
+    settings: Option<(chrono_tz::Tz, i32)>,
+    latest: Option<Option<Touch>>,
+    acted: bool,
 }
 
-/// Records a funnel step on the thread, with its attributed touch.
-pub fn record(
-    conn: &mut DbConnection,
-    thread: &Thread,
-    step: FunnelStep,
-    product_id: Option<Uuid>,
-    value: Option<Money>,
-) -> QueryResult<()> {
-    let what = Step {
-        product_id,
-        ..Step::new(step, value, now())
-    };
-    insert(conn, thread, what)
-}
+impl<'t> ThreadFunnel<'t> {
+    /// The thread's funnel; the merchant's settings are read when first needed.
+    pub fn new(thread: &'t Thread) -> ThreadFunnel<'t> {
+        ThreadFunnel {
+            thread,
+            settings: None,
+            latest: None,
+            acted: false,
+        }
+    }
 
-/// Records a funnel step about a room type (viewed, held) on the thread, with its attributed touch.
-pub fn record_stay(
-    conn: &mut DbConnection,
-    thread: &Thread,
-    step: FunnelStep,
-    bookable_id: Uuid,
-    value: Option<Money>,
-) -> QueryResult<()> {
-    let what = Step {
-        bookable_id: Some(bookable_id),
-        ..Step::new(step, value, now())
-    };
-    insert(conn, thread, what)
+    /// The thread's funnel under settings the caller has read already (the merchant's timezone and
+    /// attribution window).
+    pub fn with_settings(thread: &'t Thread, tz: chrono_tz::Tz, window_days: i32) -> ThreadFunnel<'t> {
+        ThreadFunnel {
+            settings: Some((tz, window_days)),
+            ..ThreadFunnel::new(thread)
+        }
+    }
+
+    /// The thread.
+    pub fn thread(&self) -> &'t Thread {
+        self.thread
+    }
+
+    fn settings(&mut self, conn: &mut DbConnection) -> QueryResult<(chrono_tz::Tz, i32)> {
+        match self.settings {
+            Some(s) => Ok(s),
+            None => {
+                let s = settings(conn, self.thread.merchant_id)?;
+                self.settings = Some(s);
+                Ok(s)
+            }
+        }
+    }
+
+    /// The touch a step at `at` is attributed to, under the merchant's window.
+    pub fn attributed_touch(
+        &mut self,
+        conn: &mut DbConnection,
+        at: NaiveDateTime,
+    ) -> QueryResult<Option<Touch>> {
+        let (_, window) = self.settings(conn)?;
+        let latest = match &self.latest {
+            Some(latest) => latest.clone(),
+            None => {
+                let latest = match self.thread.latest_touch_id {
+                    Some(id) => Some(conversations::touch(conn, id)?),
+                    None => None,
+                };
+                self.latest = Some(latest.clone());
+                latest
+            }
+        };
+        Ok(within_window(latest, at, window))
+    }
+
+    /// Records a funnel step about a product (viewed, added), with its attributed touch.
+    pub fn record(
+        &mut self,
+        conn: &mut DbConnection,
+        step: FunnelStep,
+        product_id: Option<Uuid>,
+        value: Option<Money>,
+    ) -> QueryResult<()> {
+        let what = Step {
+            product_id,
+            ..Step::new(step, value, now())
+        };
+        self.insert(conn, what)
+    }
+
+    /// Records a funnel step about a room type (viewed, held), with its attributed touch.
+    pub fn record_stay(
+        &mut self,
+        conn: &mut DbConnection,
+        step: FunnelStep,
+        bookable_id: Uuid,
+        value: Option<Money>,
+    ) -> QueryResult<()> {
+        let what = Step {
+            bookable_id: Some(bookable_id),
+            ..Step::new(step, value, now())
+        };
+        self.insert(conn, what)
+    }
+
+    /// Records a checkout or purchase of an order at `at`, with its attributed touch.
+    pub fn record_order(
+        &mut self,
+        conn: &mut DbConnection,
+        step: FunnelStep,
+        order_id: Uuid,
+        value: Money,
+        at: NaiveDateTime,
+    ) -> QueryResult<()> {
+        let what = Step {
+            order_id: Some(order_id),
+            ..Step::new(step, Some(value), at)
+        };
+        self.insert(conn, what)
+    }
+
+    fn insert(&mut self, conn: &mut DbConnection, what: Step) -> QueryResult<()> {
+        let (tz, _) = self.settings(conn)?;
+        let touch = self.attributed_touch(conn, what.at)?;
+        let dims = touch.as_ref().map_or_else(Dims::organic, Dims::of);
+        let thread = self.thread;
+        let event = |kind: FunnelStep, value: Option<Money>| Event {
+            merchant_id: thread.merchant_id,
+            thread_id: thread.id,
+            kind: kind.as_str(),
+            touch_id: touch.as_ref().map(|t| t.id),
+            first_touch_id: thread.first_touch_id,
+            dims: dims.clone(),
+            product_id: what.product_id.map(DbUuid),
+            bookable_id: what.bookable_id.map(DbUuid),
+            order_id: what.order_id.map(DbUuid),
+            value,
+            at: what.at,
+        };
+        if matches!(
+            what.step,
+            FunnelStep::ProductView | FunnelStep::AddToCart | FunnelStep::Checkout
+        ) && !self.acted
+        {
+            let acted_before = funnel_events::table
+                .filter(funnel_events::thread_id.eq(thread.id))
+                .select(funnel_events::id)
+                .first::<DbUuid>(conn)
+                .optional()?
+                .is_some();
+            if !acted_before {
+                write(conn, &event(FunnelStep::Engaged, None), tz)?;
+            }
+        }
+        write(conn, &event(what.step, what.value), tz)?;
+        // The thread has an event now: the next step needs no look.
+        self.acted = true;
+        Ok(())
+    }
 }
 
 /// Records a checkout or purchase of an order at `at`, with its attributed touch.
@@ -153,11 +262,7 @@ pub fn record_order(
     value: Money,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    let what = Step {
-        order_id: Some(order_id),
-        ..Step::new(step, Some(value), at)
-    };
-    insert(conn, thread, what)
+    ThreadFunnel::new(thread).record_order(conn, step, order_id, value, at)
 }
 
 /// Records a change of an order's refunded amount (`delta`, negative when a refund failed after being
@@ -287,44 +392,6 @@ struct Event {
     order_id: Option<DbUuid>,
     value: Option<Money>,
     at: NaiveDateTime,
-}
-
-fn insert(conn: &mut DbConnection, thread: &Thread, what: Step) -> QueryResult<()> {
-    let (tz, window) = settings(conn, thread.merchant_id)?;
-    let latest = match thread.latest_touch_id {
-        Some(id) => Some(conversations::touch(conn, id)?),
-        None => None,
-    };
-    let touch = within_window(latest, what.at, window);
-    let dims = touch.as_ref().map_or_else(Dims::organic, Dims::of);
-    let event = |kind: FunnelStep, value: Option<Money>| Event {
-        merchant_id: thread.merchant_id,
-        thread_id: thread.id,
-        kind: kind.as_str(),
-        touch_id: touch.as_ref().map(|t| t.id),
-        first_touch_id: thread.first_touch_id,
-        dims: dims.clone(),
-        product_id: what.product_id.map(DbUuid),
-        bookable_id: what.bookable_id.map(DbUuid),
-        order_id: what.order_id.map(DbUuid),
-        value,
-        at: what.at,
-    };
-    if matches!(
-        what.step,
-        FunnelStep::ProductView | FunnelStep::AddToCart | FunnelStep::Checkout
-    ) {
-        let acted_before = funnel_events::table
-            .filter(funnel_events::thread_id.eq(thread.id))
-            .select(funnel_events::id)
-            .first::<DbUuid>(conn)
-            .optional()?
-            .is_some();
-        if !acted_before {
-            write(conn, &event(FunnelStep::Engaged, None), tz)?;
-        }
-    }
-    write(conn, &event(what.step, what.value), tz)
 }
 
 /// The merchant-local day of an instant.

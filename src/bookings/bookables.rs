@@ -360,16 +360,25 @@ pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &BookableQuery) -> Qu
         .collect()
 }
 
-/// Whether the merchant has a room type open for booking (one round trip, no rows loaded).
-pub fn any_active(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
+/// Whether the merchant has a room type open for booking, as an expression to select (with the
+/// merchant, say: one round trip, no rows loaded).
+pub fn any_active(merchant_id: Uuid) -> diesel::dsl::exists<ActiveOf> {
+    diesel::dsl::exists(
         bookables::table
             .filter(bookables::merchant_id.eq(DbUuid(merchant_id)))
             .filter(bookables::deleted_at.is_null())
             .filter(bookables::active.eq(true)),
-    ))
-    .get_result(conn)
+    )
 }
+
+/// The merchant's room types on sale.
+pub type ActiveOf = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<bookables::table, diesel::dsl::Eq<bookables::merchant_id, DbUuid>>,
+        diesel::dsl::IsNull<bookables::deleted_at>,
+    >,
+    diesel::dsl::Eq<bookables::active, bool>,
+>;
 
 /// Locks the merchant's live bookable for the rest of the transaction (on PostgreSQL; SQLite's
 /// `BEGIN IMMEDIATE` already admits one writer): holds and unit changes of one bookable queue up, so a

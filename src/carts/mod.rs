@@ -219,9 +219,25 @@ fn ensure_open(
     thread_id: Uuid,
     currency: Currency,
 ) -> QueryResult<Uuid> {
-    if let Some(cart) = open_cart(conn, thread_id)? {
-        return Ok(cart.id);
+    let open: Option<DbUuid> = carts::table
+        .filter(carts::thread_id.eq(DbUuid(thread_id)))
+        .filter(carts::status.eq("open"))
+        .select(carts::id)
+        .first(conn)
+        .optional()?;
+    match open {
+        Some(id) => Ok(id.0),
+        None => create(conn, merchant_id, thread_id, currency),
     }
+}
+
+/// Opens a new cart for the thread (the caller saw none open).
+fn create(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+    currency: Currency,
+) -> QueryResult<Uuid> {
     let id = Uuid::now_v7();
     let at = now();
     diesel::insert_into(carts::table)
@@ -269,18 +285,27 @@ pub fn add_priced(
     quantity: u32,
     offer: Option<(Uuid, Money)>,
 ) -> Result<Cart, CartError> {
-    let cart_id = ensure_open(conn, merchant_id, thread_id, variant.price.currency())?;
-    let cart = open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)?;
+    // The cart is read once; what it becomes is worked out here rather than read again.
+    let mut cart = match open_cart(conn, thread_id)? {
+        Some(cart) => cart,
+        None => {
+            let currency = variant.price.currency();
+            Cart {
+                id: create(conn, merchant_id, thread_id, currency)?,
+                thread_id,
+                currency,
+                lines: Vec::new(),
+                offers_seen: Vec::new(),
+                discount: None,
+            }
+        }
+    };
     let already: u32 = cart
         .lines
         .iter()
         .filter(|l| l.variant_id == Some(variant.id))
         .map(|l| l.quantity)
         .sum();
-    let same_line = cart
-        .lines
-        .iter()
-        .find(|l| l.variant_id == Some(variant.id) && l.offer_id == offer.map(|o| o.0));
     let wanted = already + quantity;
     let stock = u32::try_from(variant.stock.max(0)).unwrap_or(u32::MAX);
     if wanted > stock.min(MAX_QUANTITY) {
@@ -289,11 +314,16 @@ pub fn add_priced(
         });
     }
     let at = now();
+    let same_line = cart
+        .lines
+        .iter_mut()
+        .find(|l| l.variant_id == Some(variant.id) && l.offer_id == offer.map(|o| o.0));
     match same_line {
         Some(line) => {
+            line.quantity += quantity;
             diesel::update(cart_lines::table.find(DbUuid(line.id)))
                 .set((
-                    cart_lines::quantity.eq(i32::try_from(line.quantity + quantity).unwrap_or(i32::MAX)),
+                    cart_lines::quantity.eq(i32::try_from(line.quantity).unwrap_or(i32::MAX)),
                     cart_lines::updated_at.eq(at),
                 ))
                 .execute(conn)?;
@@ -302,28 +332,42 @@ pub fn add_priced(
             if cart.lines.len() >= MAX_LINES {
                 return Err(CartError::Full);
             }
+            let line = CartLine {
+                id: Uuid::now_v7(),
+                variant_id: Some(variant.id),
+                product_id: Some(product.id),
+                title: product.fields.title.clone(),
+                variant_name: variant.name.clone(),
+                sku: variant.sku.clone(),
+                image_url: product.fields.image_url.clone(),
+                unit_price: offer.map_or(variant.price, |o| o.1),
+                quantity,
+                offer_id: offer.map(|o| o.0),
+                booking_id: None,
+            };
             diesel::insert_into(cart_lines::table)
                 .values((
-                    cart_lines::id.eq(DbUuid(Uuid::now_v7())),
-                    cart_lines::cart_id.eq(DbUuid(cart_id)),
-                    cart_lines::variant_id.eq(DbUuid(variant.id)),
-                    cart_lines::product_id.eq(DbUuid(product.id)),
-                    cart_lines::title.eq(&product.fields.title),
-                    cart_lines::variant_name.eq(&variant.name),
-                    cart_lines::sku.eq(&variant.sku),
-                    cart_lines::image_url.eq(&product.fields.image_url),
-                    cart_lines::unit_price_minor.eq(offer.map_or(variant.price, |o| o.1).minor()),
-                    cart_lines::offer_id.eq(offer.map(|o| DbUuid(o.0))),
-                    cart_lines::currency.eq(variant.price.currency().code()),
+                    cart_lines::id.eq(DbUuid(line.id)),
+                    cart_lines::cart_id.eq(DbUuid(cart.id)),
+                    cart_lines::variant_id.eq(line.variant_id.map(DbUuid)),
+                    cart_lines::product_id.eq(line.product_id.map(DbUuid)),
+                    cart_lines::title.eq(&line.title),
+                    cart_lines::variant_name.eq(&line.variant_name),
+                    cart_lines::sku.eq(&line.sku),
+                    cart_lines::image_url.eq(&line.image_url),
+                    cart_lines::unit_price_minor.eq(line.unit_price.minor()),
+                    cart_lines::offer_id.eq(line.offer_id.map(DbUuid)),
+                    cart_lines::currency.eq(line.unit_price.currency().code()),
                     cart_lines::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
                     cart_lines::created_at.eq(at),
                     cart_lines::updated_at.eq(at),
                 ))
                 .execute(conn)?;
+            cart.lines.push(line);
         }
     }
-    touch(conn, cart_id)?;
-    open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)
+    touch(conn, cart.id)?;
+    Ok(cart)
 }
 
 /// Sets a line's quantity (0 removes it); refused beyond the variant's stock. Call inside a transaction.
@@ -334,12 +378,13 @@ pub fn set_quantity(
     quantity: u32,
     stock: Option<i64>,
 ) -> Result<Cart, CartError> {
-    let cart = open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)?;
-    if !cart.lines.iter().any(|l| l.id == line_id) {
+    let mut cart = open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)?;
+    let Some(index) = cart.lines.iter().position(|l| l.id == line_id) else {
         return Err(CartError::StaleLine);
-    }
+    };
     if quantity == 0 {
         diesel::delete(cart_lines::table.find(DbUuid(line_id))).execute(conn)?;
+        cart.lines.remove(index);
     } else {
         let limit = stock
             .map_or(0, |s| u32::try_from(s.max(0)).unwrap_or(u32::MAX))
@@ -353,9 +398,10 @@ pub fn set_quantity(
                 cart_lines::updated_at.eq(now()),
             ))
             .execute(conn)?;
+        cart.lines[index].quantity = quantity;
     }
     touch(conn, cart.id)?;
-    open_cart(conn, thread_id)?.ok_or(CartError::StaleLine)
+    Ok(cart)
 }
 
 /// Records what became of an offer for a cart: `shown`, `accepted` or `declined` (each offer is shown

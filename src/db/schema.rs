@@ -656,3 +656,5 @@ diesel::joinable!(bookable_nights -> bookables (bookable_id));
 diesel::joinable!(bookings -> bookables (bookable_id));
 
 diesel::allow_tables_to_appear_in_same_query!(bookables, bookable_rates, bookable_nights, bookings);
+// The shop's menu asks whether the merchant has rooms in the same round trip as the merchant.
+diesel::allow_tables_to_appear_in_same_query!(merchants, bookables);

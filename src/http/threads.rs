@@ -287,7 +287,7 @@ async fn send(
             AgentSendError::Db(e) => e.into(),
             AgentSendError::Unavailable(e) => e.into(),
         })?;
-    state.wakers.outbox.notify_one();
+    state.wakers.outbox.wake();
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({
         "queued": queued.outbox_ids,
         "messaging_type": match queued.messaging_type {
@@ -421,7 +421,7 @@ async fn replay(
     if !replayed {
         return Err(ApiError::not_found("dead event"));
     }
-    state.wakers.events.notify_one();
+    state.wakers.events.wake();
     tracing::info!(merchant.id = %caller.merchant_id, event.id = %id, "dead event replayed");
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({"id": id, "status": "pending"})))
 }

@@ -84,14 +84,16 @@ async fn receive(
     }
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("bad_request", "the delivery is not UTF-8"))?;
-    let (id, unsplit) = state
+    let (id, split) = state
         .db
         .query(move |conn| inbound::receive_delivery(conn, "messenger", &text))
         .await?;
-    if unsplit {
-        state.wakers.inbox.notify_one();
-    } else {
-        state.wakers.events.notify_one();
+    let unsplit = split.is_none();
+    match split {
+        Some(customers) => customers
+            .into_iter()
+            .for_each(|c| state.wakers.events.wake_for(c)),
+        None => state.wakers.inbox.notify_one(),
     }
     tracing::debug!(inbox.id = %id, unsplit, "Messenger delivery stored");
     Ok(HttpResponse::Ok()

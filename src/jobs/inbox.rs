@@ -19,7 +19,7 @@ pub(super) async fn split_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
                     return;
                 }
             }
-            Ok(_) => ctx.wakers.events.notify_one(),
+            Ok(_) => ctx.wakers.events.wake(),
             Err(e) => {
                 tracing::error!(error = %e, "inbox split failed");
                 if !idle(&ctx.wakers.inbox, &mut stopped).await {
@@ -112,7 +112,7 @@ async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Resul
             Err(e) => tracing::warn!(inbox.id = %id.0, error = %e, "delivery split failed; will retry"),
         }
     }
-    ctx.wakers.events.notify_one();
+    ctx.wakers.events.wake();
     Ok(())
 }
 
@@ -130,7 +130,16 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
     };
     let work = |customer_id: DbUuid| apply_customer(ctx.clone(), customer_id);
     let concurrency = ctx.config.worker_concurrency;
-    super::pipeline(&ctx.wakers.events, &mut stopped, concurrency, "events", due, work).await;
+    super::pipeline(
+        &ctx.wakers.events,
+        super::POLL,
+        &mut stopped,
+        concurrency,
+        "events",
+        due,
+        work,
+    )
+    .await;
 }
 
 /// Applies the customer's due events in one visit to the database (one blocking task, one pooled
@@ -152,9 +161,11 @@ async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: DbUuid) -> Result<
             .await?;
     }
     match applied {
-        Applied::Done(n) if n > 0 => {
-            ctx.wakers.outbox.notify_one();
-            Ok(n)
+        Applied::Done { applied, sends } => {
+            if let Some(thread) = sends {
+                ctx.wakers.outbox.wake_for(thread);
+            }
+            Ok(applied)
         }
         _ => Ok(0),
     }

@@ -25,14 +25,73 @@ use crate::messenger::graph::GraphClient;
 pub struct Wakers {
     /// A delivery was stored.
     pub inbox: Notify,
-    /// Events were stored.
-    pub events: Notify,
-    /// Messages were queued.
-    pub outbox: Notify,
+    /// Events were stored (for these shoppers, when known).
+    pub events: Hints,
+    /// Messages were queued (on these threads, when known).
+    pub outbox: Hints,
     /// Orders need a Checkout Session, or Stripe events arrived.
     pub payments: Notify,
     /// Conversions API events were queued.
     pub conversions: Notify,
+}
+
+/// Wakes a worker that works key by key (shoppers, threads) when work is queued in this process, naming
+/// the key when the producer knows it: the worker then starts on that key without asking the database
+/// what is due. Work of keys not named (queued by a producer that does not say, or by another process)
+/// is found by asking, on an unnamed wake-up or at the next poll.
+#[derive(Debug, Default)]
+pub struct Hints {
+    notify: Notify,
+    named: std::sync::Mutex<Named>,
+}
+
+#[derive(Debug, Default)]
+struct Named {
+    keys: Vec<DbUuid>,
+    /// Work of keys not named is due too (or too many were named).
+    unnamed: bool,
+}
+
+/// The most keys kept between two wake-ups; beyond, the worker asks the database instead.
+const MAX_NAMED: usize = 4096;
+
+impl Hints {
+    /// Work is due for `key`.
+    pub fn wake_for(&self, key: DbUuid) {
+        {
+            let mut named = self
+                .named
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if named.keys.len() < MAX_NAMED {
+                named.keys.push(key);
+            } else {
+                named.unnamed = true;
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Work is due, for keys the caller does not name.
+    pub fn wake(&self) {
+        self.named
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unnamed = true;
+        self.notify.notify_one();
+    }
+
+    /// The keys named since the last call, and whether work of other keys is due too.
+    fn take(&self) -> (Vec<DbUuid>, bool) {
+        let mut named = self
+            .named
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (
+            std::mem::take(&mut named.keys),
+            std::mem::take(&mut named.unnamed),
+        )
+    }
 }
 
 /// What every worker uses.
@@ -96,12 +155,14 @@ async fn idle(notify: &Notify, stopped: &mut watch::Receiver<bool>) -> bool {
 
 /// Works on up to `concurrency` keys (shoppers, threads) at once, each in its own task, and starts the
 /// next as soon as one is done rather than after a whole batch, so one slow shopper or send never holds
-/// the others up. Due keys are asked for (`due(limit)`) once woken (work queued in this process) or at a
-/// poll (work queued by other processes), but only when every key of the last answer has been started
-/// and a task is free: under load one question serves many keys. A key found due while it was being
-/// worked on makes the question be asked again once it is done. On stop, the tasks in flight finish.
+/// the others up. Keys named by a wake-up are worked on directly. Due keys are asked for (`due(limit)`)
+/// after an unnamed wake-up or at a poll (work queued by other processes), but only when every key of
+/// the last answer has been started and a task is free: under load one question serves many keys. A
+/// key named while it was being worked on is worked on again once done; one found due by asking makes
+/// the question be asked again then. On stop, the tasks in flight finish.
 async fn pipeline<Q, QF, W, WF>(
-    notify: &Notify,
+    hints: &Hints,
+    poll_every: Duration,
     stopped: &mut watch::Receiver<bool>,
     concurrency: usize,
     what: &'static str,
@@ -118,9 +179,12 @@ async fn pipeline<Q, QF, W, WF>(
     let mut tasks = tokio::task::JoinSet::new();
     // The key each running task works on.
     let mut working: HashMap<tokio::task::Id, DbUuid> = HashMap::new();
+    // Keys found due (by asking) or named while in work.
     let mut again: HashSet<DbUuid> = HashSet::new();
+    let mut named_again: HashSet<DbUuid> = HashSet::new();
     let mut queue: VecDeque<DbUuid> = VecDeque::new();
-    let mut poll = tokio::time::interval(POLL);
+    let mut queued: HashSet<DbUuid> = HashSet::new();
+    let mut poll = tokio::time::interval(poll_every);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Work may be due (woken, polled, or the last answer filled its limit).
     let mut maybe_due = true;
@@ -133,7 +197,7 @@ async fn pipeline<Q, QF, W, WF>(
                     for key in keys {
                         if working.values().any(|k| *k == key) {
                             again.insert(key);
-                        } else if !queue.contains(&key) {
+                        } else if queued.insert(key) {
                             queue.push_back(key);
                         }
                     }
@@ -143,6 +207,7 @@ async fn pipeline<Q, QF, W, WF>(
         }
         while tasks.len() < concurrency {
             let Some(key) = queue.pop_front() else { break };
+            queued.remove(&key);
             let task = tasks.spawn(work(key));
             working.insert(task.id(), key);
         }
@@ -161,13 +226,26 @@ async fn pipeline<Q, QF, W, WF>(
                 };
                 // A key found due while in work may have had its work done meanwhile: ask again
                 // rather than redo it blindly.
-                if let Some(key) = working.remove(&id)
-                    && again.remove(&key)
-                {
-                    maybe_due = true;
+                if let Some(key) = working.remove(&id) {
+                    if named_again.remove(&key) && queued.insert(key) {
+                        queue.push_back(key);
+                    }
+                    if again.remove(&key) {
+                        maybe_due = true;
+                    }
                 }
             }
-            _ = notify.notified() => maybe_due = true,
+            _ = hints.notify.notified() => {
+                let (keys, unnamed) = hints.take();
+                maybe_due |= unnamed;
+                for key in keys {
+                    if working.values().any(|k| *k == key) {
+                        named_again.insert(key);
+                    } else if queued.insert(key) {
+                        queue.push_back(key);
+                    }
+                }
+            }
             _ = poll.tick() => maybe_due = true,
             _ = stopped.changed() => {}
         }
@@ -181,4 +259,140 @@ fn backoff(base: Duration, attempt: i32) -> chrono::Duration {
     let base_ms: i64 = first.saturating_mul(1i64 << attempt.clamp(0, 16)).min(300_000);
     let jitter = i64::from(u16::from_le_bytes(crate::config::random_bytes::<2>())) % (base_ms / 4 + 1);
     chrono::Duration::milliseconds(base_ms + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn key(n: u128) -> DbUuid {
+        DbUuid(uuid::Uuid::from_u128(n))
+    }
+
+    /// A pipeline that never polls within a test, whose due query answers nothing and counts how often
+    /// it is asked, and whose work records each key (waiting for `gate` when it is set).
+    struct Harness {
+        hints: Hints,
+        asked: Arc<AtomicUsize>,
+        worked: Arc<Mutex<Vec<DbUuid>>>,
+        gate: Arc<Notify>,
+        gated: bool,
+    }
+
+    impl Harness {
+        fn new(gated: bool) -> Harness {
+            Harness {
+                hints: Hints::default(),
+                asked: Arc::default(),
+                worked: Arc::default(),
+                gate: Arc::default(),
+                gated,
+            }
+        }
+
+        /// Runs the pipeline while `steps` run, then stops it.
+        async fn run(&self, steps: impl std::future::Future<Output = ()>) {
+            let (stop, mut stopped) = watch::channel(false);
+            let due = |_limit: usize| {
+                self.asked.fetch_add(1, Ordering::SeqCst);
+                async { Ok(Vec::new()) }
+            };
+            let work = |k: DbUuid| {
+                let (worked, gate, gated) = (self.worked.clone(), self.gate.clone(), self.gated);
+                async move {
+                    if gated {
+                        gate.notified().await;
+                    }
+                    worked
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(k);
+                    Ok(1)
+                }
+            };
+            let hour = Duration::from_secs(3600);
+            let driver = pipeline(&self.hints, hour, &mut stopped, 2, "test", due, work);
+            let steps = async {
+                let finished = tokio::time::timeout(Duration::from_secs(10), steps).await;
+                let _ = stop.send(true);
+                assert!(finished.is_ok(), "the pipeline did not do the work within 10 s");
+            };
+            tokio::join!(driver, steps);
+        }
+
+        fn worked(&self) -> Vec<DbUuid> {
+            self.worked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        }
+
+        async fn until_worked(&self, n: usize) {
+            while self.worked().len() < n {
+                tokio::task::yield_now().await;
+            }
+        }
+
+        /// Lets the pipeline take up its first question and first poll.
+        async fn settle() {
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_named_key_is_worked_on_without_asking_what_is_due() {
+        let h = Harness::new(false);
+        h.run(async {
+            Harness::settle().await;
+            let asked = h.asked.load(Ordering::SeqCst);
+
+            h.hints.wake_for(key(1));
+            h.hints.wake_for(key(2));
+            h.until_worked(2).await;
+
+            assert_eq!(h.asked.load(Ordering::SeqCst), asked);
+        })
+        .await;
+        assert_eq!(h.worked(), [key(1), key(2)]);
+    }
+
+    #[tokio::test]
+    async fn a_key_named_while_in_work_is_worked_on_again_once_done() {
+        let h = Harness::new(true);
+        h.run(async {
+            Harness::settle().await;
+            h.hints.wake_for(key(7));
+            Harness::settle().await;
+            h.hints.wake_for(key(7));
+            Harness::settle().await;
+
+            h.gate.notify_one();
+            h.until_worked(1).await;
+            h.gate.notify_one();
+            h.until_worked(2).await;
+        })
+        .await;
+        assert_eq!(h.worked(), [key(7), key(7)], "worked twice, one after the other");
+    }
+
+    #[tokio::test]
+    async fn an_unnamed_wake_up_asks_what_is_due() {
+        let h = Harness::new(false);
+        h.run(async {
+            Harness::settle().await;
+            let asked = h.asked.load(Ordering::SeqCst);
+
+            h.hints.wake();
+            while h.asked.load(Ordering::SeqCst) == asked {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(h.worked().is_empty());
+    }
 }

@@ -67,7 +67,7 @@ pub(super) async fn payments_loop(ctx: Arc<WorkerContext>, mut stopped: watch::R
             Err(e) => tracing::error!(error = %e, "reconciling unpaid orders failed"),
         }
         if busy > 0 {
-            ctx.wakers.outbox.notify_one();
+            ctx.wakers.outbox.wake();
         }
         if busy == 0 && !idle(&ctx.wakers.payments, &mut stopped).await {
             return;

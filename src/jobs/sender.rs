@@ -67,7 +67,16 @@ pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Recei
     };
     let work = |thread_id: DbUuid| leased_send(ctx.clone(), limiter.clone(), thread_id);
     let concurrency = ctx.config.worker_concurrency;
-    super::pipeline(&ctx.wakers.outbox, &mut stopped, concurrency, "sender", due, work).await;
+    super::pipeline(
+        &ctx.wakers.outbox,
+        super::POLL,
+        &mut stopped,
+        concurrency,
+        "sender",
+        due,
+        work,
+    )
+    .await;
 }
 
 /// What a send came to, recorded on its outbox row.
@@ -116,9 +125,7 @@ async fn leased_send(
             let Some(thread) = outbox::lease(conn, thread_id, &owner, now() + LEASE)? else {
                 return Ok(None);
             };
-            let queued = outbox::queued_for(conn, thread_id)?;
-            // A thread's messages all go through its Page.
-            let token = crate::merchants::pages::access_token(conn, &thread.page_id)?;
+            let (queued, token) = outbox::queued_with_token(conn, thread_id)?;
             Ok(Some((thread, queued, token)))
         })
         .await?;

@@ -224,6 +224,16 @@ pub fn get(conn: &mut DbConnection, id: Uuid) -> QueryResult<Merchant> {
         .try_into()
 }
 
+/// The merchant, and whether it has a room type open for booking (the shop then offers stays), in one
+/// round trip.
+pub fn get_with_rooms(conn: &mut DbConnection, id: Uuid) -> QueryResult<(Merchant, bool)> {
+    let (row, rooms): (MerchantRow, bool) = merchants::table
+        .find(DbUuid(id))
+        .select((MerchantRow::as_select(), crate::bookings::any_active(id)))
+        .first(conn)?;
+    Ok((row.try_into()?, rooms))
+}
+
 /// The demo merchant loaded under `slug`, if any.
 pub fn find_demo(conn: &mut DbConnection, slug: &str) -> QueryResult<Option<Merchant>> {
     merchants::table

@@ -196,20 +196,20 @@ impl DbShop<'_> {
     }
 }
 
-/// Answers one shopper event on the thread.
+/// Answers one shopper event on the thread, first marking it seen when `mark_seen`.
 pub fn answer(
     conn: &mut DbConnection,
     customer: &Customer,
     thread: &Thread,
     input: Input<'_>,
     payments: bool,
+    mark_seen: bool,
 ) -> QueryResult<()> {
-    let merchant = crate::merchants::get(conn, customer.merchant_id.0)?;
+    let (merchant, has_rooms) = crate::merchants::get_with_rooms(conn, customer.merchant_id.0)?;
     let cart = carts::open_cart(conn, thread.id.0)?;
     let at = crate::db::now();
     let stays = stays_of(conn, merchant.id, cart.as_ref())?;
     let stay_room = thread.stay_bookable_id.map(|r| r.0);
-    let has_rooms = bookings::any_active(conn, merchant.id)?;
     let turn = Turn {
         at,
         merchant_name: &merchant.name,
@@ -228,7 +228,11 @@ pub fn answer(
         },
     )?;
     let mut replies = outcome.replies;
+    // The cart as the commands leave it, when they say; `None` when a change leaves it to be read again.
+    let mut changed_cart: Option<Option<carts::Cart>> = Some(cart.clone());
     let mut show_cart = outcome.then_show_cart;
+    let mut funnel =
+        attribution::ThreadFunnel::with_settings(thread, merchant.timezone, merchant.attribution_window_days);
     let mut offer_for = outcome.then_offer_for;
     let mut show_stay = outcome.then_show_stay;
     // Outside business hours the first message of the (local) day gets the away text; shopping goes on.
@@ -242,7 +246,7 @@ pub fn answer(
     for command in outcome.commands {
         match command {
             Command::Viewed { product } => {
-                attribution::record(conn, thread, FunnelStep::ProductView, Some(product), None)?;
+                funnel.record(conn, FunnelStep::ProductView, Some(product), None)?;
             }
             Command::Add { variant, quantity } => {
                 let Some((product, variant)) =
@@ -251,9 +255,10 @@ pub fn answer(
                     continue;
                 };
                 match carts::add(conn, merchant.id, thread.id.0, &product, &variant, quantity) {
-                    Ok(_) => {
+                    Ok(updated) => {
+                        changed_cart = Some(Some(updated));
                         let value = variant.price.checked_mul(i64::from(quantity)).ok();
-                        attribution::record(conn, thread, FunnelStep::AddToCart, Some(product.id), value)?;
+                        funnel.record(conn, FunnelStep::AddToCart, Some(product.id), value)?;
                     }
                     // Sold between the engine's look and now: say so instead of the confirmation.
                     Err(CartError::OutOfStock { available }) => {
@@ -278,6 +283,7 @@ pub fn answer(
                 if let Some(booking) = stay {
                     if quantity == 0 && carts::set_quantity(conn, thread.id.0, line, 0, None).is_ok() {
                         release_quietly(conn, booking)?;
+                        changed_cart = None;
                     }
                     continue;
                 }
@@ -291,7 +297,8 @@ pub fn answer(
                     None => None,
                 };
                 match carts::set_quantity(conn, thread.id.0, line, quantity, stock) {
-                    Ok(_) | Err(CartError::StaleLine) => {}
+                    Ok(updated) => changed_cart = Some(Some(updated)),
+                    Err(CartError::StaleLine) => {}
                     Err(CartError::OutOfStock { available }) => {
                         replies.extend(crate::messenger::render::Message::text(&format!(
                             "Sorry, only {available} in stock."
@@ -318,11 +325,14 @@ pub fn answer(
                     1,
                     Some((offer, view.price)),
                 ) {
-                    Ok(_) => {
+                    Ok(mut updated) => {
                         carts::record_offer(conn, cart.id, offer, "accepted")?;
-                        attribution::record(
+                        if !updated.offers_seen.contains(&offer) {
+                            updated.offers_seen.push(offer);
+                        }
+                        changed_cart = Some(Some(updated));
+                        funnel.record(
                             conn,
-                            thread,
                             FunnelStep::AddToCart,
                             Some(view.product.id),
                             Some(view.price),
@@ -340,6 +350,11 @@ pub fn answer(
                 if let Some(cart) = cart.as_ref() {
                     carts::record_offer(conn, cart.id, offer, "declined")?;
                 }
+                if let Some(Some(updated)) = changed_cart.as_mut()
+                    && !updated.offers_seen.contains(&offer)
+                {
+                    updated.offers_seen.push(offer);
+                }
             }
             Command::Checkout { cart: _ } if !payments => {
                 replies.extend(crate::messenger::render::Message::text(
@@ -349,15 +364,17 @@ pub fn answer(
                 conversations::set_mode(conn, thread.id.0, Mode::Agent)?;
             }
             Command::Checkout { cart: _ } => {
-                replies.extend(checkout(conn, &merchant, thread, cart.as_ref(), at)?);
+                replies.extend(checkout(conn, &merchant, &mut funnel, cart.as_ref(), at)?);
+                changed_cart = None;
             }
             Command::ApplyCode { discount } => {
                 if let Some(cart) = cart.as_ref() {
                     carts::set_discount(conn, cart.id, Some(discount))?;
                 }
+                changed_cart = None;
             }
             Command::ViewedRoom { bookable } => {
-                attribution::record_stay(conn, thread, FunnelStep::ProductView, bookable, None)?;
+                funnel.record_stay(conn, FunnelStep::ProductView, bookable, None)?;
             }
             Command::AskDates { bookable } => {
                 conversations::set_stay_room(conn, thread.id.0, Some(bookable))?
@@ -374,15 +391,10 @@ pub fn answer(
                     thread_id: Some(thread.id.0),
                     expires_at: at + HOLD_BEFORE_CHECKOUT,
                 };
+                changed_cart = None;
                 match hold_in_cart(conn, &merchant, thread, &request, None)? {
                     Ok(booking) => {
-                        attribution::record_stay(
-                            conn,
-                            thread,
-                            FunnelStep::AddToCart,
-                            bookable,
-                            Some(booking.total),
-                        )?;
+                        funnel.record_stay(conn, FunnelStep::AddToCart, bookable, Some(booking.total))?;
                     }
                     Err(refusal) => {
                         replies = refusal;
@@ -422,11 +434,12 @@ pub fn answer(
                     thread_id: Some(thread.id.0),
                     expires_at: old.expires_at,
                 };
+                changed_cart = None;
                 match hold_in_cart(conn, &merchant, thread, &request, Some(price))? {
                     Ok(_) => {
                         carts::record_offer(conn, cart.id, offer, "accepted")?;
                         let extra = price.checked_sub(current).ok();
-                        attribution::record_stay(conn, thread, FunnelStep::AddToCart, room.id, extra)?;
+                        funnel.record_stay(conn, FunnelStep::AddToCart, room.id, extra)?;
                         replies.extend(Message::text(&format!("Upgraded to the {}.", room.spec.name)));
                     }
                     Err(refusal) => {
@@ -467,9 +480,10 @@ pub fn answer(
                     Some((offer, price)),
                 ) {
                     Ok(_) => {
+                        changed_cart = None;
                         carts::record_offer(conn, cart.id, offer, "accepted")?;
                         let value = price.checked_mul(i64::from(units)).ok();
-                        attribution::record(conn, thread, FunnelStep::AddToCart, Some(product.id), value)?;
+                        funnel.record(conn, FunnelStep::AddToCart, Some(product.id), value)?;
                         replies.extend(Message::text(&format!("Added {}.", product.fields.title)));
                     }
                     Err(CartError::OutOfStock { available }) => {
@@ -485,7 +499,10 @@ pub fn answer(
         replies.extend(held_stay_replies(conn, merchant.id, thread, at)?);
     }
     if show_cart {
-        let cart = carts::open_cart(conn, thread.id.0)?;
+        let cart = match changed_cart {
+            Some(known) => known,
+            None => carts::open_cart(conn, thread.id.0)?,
+        };
         replies.extend(engine::cart_replies(cart.as_ref(), at)?);
         if let (Some(product), Some(cart)) = (offer_for, cart.as_ref()) {
             let offers = DbShop {
@@ -499,7 +516,7 @@ pub fn answer(
             }
         }
     }
-    outbox::enqueue_replies(conn, thread, &customer.psid, replies)
+    outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, replies)
 }
 
 /// How long a stay is held before checkout; checkout moves its end to the Checkout Session's.
@@ -634,24 +651,18 @@ fn held_stay_replies(
 fn freeze(
     conn: &mut DbConnection,
     merchant: &crate::merchants::Merchant,
-    thread: &Thread,
+    funnel: &mut attribution::ThreadFunnel<'_>,
     at: chrono::NaiveDateTime,
 ) -> QueryResult<Result<crate::checkout::orders::CheckedOut, crate::checkout::orders::CheckoutRefusal>> {
     use crate::checkout::orders::{self, CheckoutRefusal};
     let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
         .map(|m| crate::money::Money::from_minor(m, merchant.currency));
-    let touch = attribution::attributed_touch(conn, thread, at)?.map(|t| (t.id.0, t.ad_id));
+    let thread = funnel.thread();
+    let touch = funnel.attributed_touch(conn, at)?.map(|t| (t.id.0, t.ad_id));
     match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
         Ok(done) => {
             if done.created {
-                attribution::record_order(
-                    conn,
-                    thread,
-                    FunnelStep::Checkout,
-                    done.order.id,
-                    done.order.total,
-                    at,
-                )?;
+                funnel.record_order(conn, FunnelStep::Checkout, done.order.id, done.order.total, at)?;
             }
             Ok(Ok(done))
         }
@@ -677,12 +688,12 @@ fn order_messages(order: &crate::checkout::orders::Order) -> QueryResult<Vec<Mes
 fn checkout(
     conn: &mut DbConnection,
     merchant: &crate::merchants::Merchant,
-    thread: &Thread,
+    funnel: &mut attribution::ThreadFunnel<'_>,
     cart: Option<&carts::Cart>,
     at: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<Message>> {
     use crate::checkout::orders::CheckoutRefusal;
-    match freeze(conn, merchant, thread, at)? {
+    match freeze(conn, merchant, funnel, at)? {
         Ok(done) => order_messages(&done.order),
         Err(CheckoutRefusal::EmptyCart) => engine::cart_replies(cart, at),
         Err(CheckoutRefusal::SoldOut {
@@ -729,7 +740,12 @@ pub fn checkout_for_agent(
     crate::db::write_transaction(conn, |conn| {
         let thread = conversations::thread(conn, merchant_id, thread_id)?;
         let merchant = crate::merchants::get(conn, merchant_id)?;
-        match freeze(conn, &merchant, &thread, crate::db::now())? {
+        let mut funnel = attribution::ThreadFunnel::with_settings(
+            &thread,
+            merchant.timezone,
+            merchant.attribution_window_days,
+        );
+        match freeze(conn, &merchant, &mut funnel, crate::db::now())? {
             Ok(done) => {
                 super::payments::tell(conn, &done.order, order_messages(&done.order)?)?;
                 Ok(Ok(done.order))

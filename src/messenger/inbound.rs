@@ -51,8 +51,13 @@ fn millis_to_utc(ms: i64) -> NaiveDateTime {
 /// Stores a verified delivery already split into its events, in one transaction (the 200 goes out only
 /// after it commits): the common path, one commit and no worker in between. When that transaction fails
 /// (two deliveries racing to create the same customer, say), the delivery is stored whole instead and the
-/// split worker takes it later. Returns the delivery's id and whether it still waits to be split.
-pub fn receive_delivery(conn: &mut DbConnection, source: &str, body: &str) -> QueryResult<(Uuid, bool)> {
+/// split worker takes it later. Returns the delivery's id and the shoppers it brought events for, or
+/// `None` when it still waits to be split.
+pub fn receive_delivery(
+    conn: &mut DbConnection,
+    source: &str,
+    body: &str,
+) -> QueryResult<(Uuid, Option<Vec<DbUuid>>)> {
     let id = Uuid::now_v7();
     let parsed = webhook::parse(body.as_bytes());
     let split = write_transaction(conn, |conn| {
@@ -71,10 +76,10 @@ pub fn receive_delivery(conn: &mut DbConnection, source: &str, body: &str) -> Qu
         store_events(conn, DbUuid(id), parsed.as_deref().unwrap_or_default())
     });
     match split {
-        Ok(_) => Ok((id, false)),
+        Ok(customers) => Ok((id, Some(customers))),
         Err(e) => {
             tracing::debug!(error = %e, "delivery not split on arrival; stored for the split worker");
-            Ok((store_delivery(conn, source, body)?, true))
+            Ok((store_delivery(conn, source, body)?, None))
         }
     }
 }
@@ -96,7 +101,7 @@ pub fn split_delivery(conn: &mut DbConnection, id: DbUuid, body: &str) -> QueryR
         ))
         .execute(conn)?;
         match (claimed, &parsed) {
-            (1, Ok(events)) => store_events(conn, id, events),
+            (1, Ok(events)) => Ok(store_events(conn, id, events)?.len()),
             _ => Ok(0),
         }
     })
@@ -121,18 +126,27 @@ pub fn delivery_failed(conn: &mut DbConnection, id: DbUuid, error: &str) -> Quer
 }
 
 /// Stores a delivery's events; returns how many were new.
-fn store_events(conn: &mut DbConnection, inbox_id: DbUuid, events: &[InboundEvent]) -> QueryResult<usize> {
-    let mut stored = 0;
+/// Stores the events (a redelivered one is skipped); returns the shoppers with a new event to apply,
+/// each once.
+fn store_events(
+    conn: &mut DbConnection,
+    inbox_id: DbUuid,
+    events: &[InboundEvent],
+) -> QueryResult<Vec<DbUuid>> {
+    let mut customers = Vec::new();
     for event in events {
-        if store_event(conn, inbox_id, event)? {
-            stored += 1;
+        if let Some(customer) = store_event(conn, inbox_id, event)?
+            && !customers.contains(&customer)
+        {
+            customers.push(customer);
         }
     }
-    Ok(stored)
+    Ok(customers)
 }
 
-/// Stores one event unless its Page already has one with the same key (a redelivery); false then.
-fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &InboundEvent) -> QueryResult<bool> {
+/// Stores one event unless its Page already has one with the same key (a redelivery); returns its
+/// shopper when it was stored for a known Page (to be applied).
+fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &InboundEvent) -> QueryResult<Option<DbUuid>> {
     // The Page's merchant and the shopper's customer row, in one round trip.
     let known: Option<(DbUuid, Option<DbUuid>)> = pages::table
         .left_join(
@@ -183,7 +197,7 @@ fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &InboundEvent) -> Q
     if stored && customer.is_none() {
         tracing::warn!(page.id = %e.page_id, "event for a Page no merchant connected: recorded and skipped");
     }
-    Ok(stored)
+    Ok(customer.filter(|_| stored))
 }
 
 /// Customers with an event due now.
@@ -243,8 +257,13 @@ pub enum Applied {
     /// The shopper's profile must be asked for first (an HTTP call, outside any transaction); the
     /// Page's token, when it has a working one.
     NeedsProfile(Customer, Option<String>),
-    /// This many events were applied.
-    Done(usize),
+    /// This many events were applied; `sends`: the thread they queued sends on, if any.
+    Done {
+        /// Events applied.
+        applied: usize,
+        /// The shopper's thread, when sends were queued on it.
+        sends: Option<DbUuid>,
+    },
     /// An event failed: nothing of this pass was kept, the event is to be retried later (the ones
     /// before it are applied again on the next pass).
     Failed {
@@ -280,17 +299,20 @@ pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -
             let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
             return Ok(Applied::NeedsProfile(customer, token));
         }
-        let mut applied = 0;
+        let (mut applied, mut sends) = (0, None);
         for event in pending_events(conn, customer_id)? {
             if event.next_attempt_at > now() {
                 break;
             }
             match apply(conn, &customer, &event, policy) {
-                Ok(()) => applied += 1,
+                Ok(queued) => {
+                    applied += 1;
+                    sends = sends.or(queued);
+                }
                 Err(e) => return Err(Abort::Event(Box::new((event, e)))),
             }
         }
-        Ok(Applied::Done(applied))
+        Ok(Applied::Done { applied, sends })
     });
     match outcome {
         Ok(applied) => Ok(applied),
@@ -322,13 +344,14 @@ fn lock_customer(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Option<Cust
     }
 }
 
-/// Applies one event and marks it done, in the caller's transaction.
+/// Applies one event and marks it done, in the caller's transaction; returns the thread when sends were
+/// queued on it.
 fn apply(
     conn: &mut DbConnection,
     customer: &Customer,
     row: &PendingEvent,
     policy: Policy,
-) -> QueryResult<()> {
+) -> QueryResult<Option<DbUuid>> {
     let done = diesel::update(
         messenger_events::table
             .find(row.id)
@@ -341,29 +364,31 @@ fn apply(
     ))
     .execute(conn)?;
     if done == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let raw: serde_json::Value = serde_json::from_str(&row.payload)
         .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
     let Some(event) = webhook::event(&row.page_id, &raw, false, None) else {
-        return Ok(());
+        return Ok(None);
     };
     handle(conn, customer, &event, row.occurred_at, policy)
 }
 
+/// Carries out one event; returns the thread when sends were queued on it.
 fn handle(
     conn: &mut DbConnection,
     customer: &Customer,
     event: &InboundEvent,
     at: NaiveDateTime,
     policy: Policy,
-) -> QueryResult<()> {
+) -> QueryResult<Option<DbUuid>> {
     let mut thread = conversations::ensure_thread(conn, customer)?;
     if event.kind.is_shopper_action() {
         let is_message = matches!(event.kind, EventKind::Message { .. });
         thread = conversations::note_shopper_action(conn, &thread, at, is_message)?;
     }
     let mut input: Option<crate::engine::Input<'_>> = None;
+    let mut mark_seen = false;
     match &event.kind {
         EventKind::Message {
             mid,
@@ -394,9 +419,8 @@ fn handle(
                     occurred_at: at,
                 },
             )?;
-            if !event.standby {
-                outbox::enqueue_action(conn, &thread, &customer.psid, "mark_seen")?;
-            }
+            // Marked seen with the replies, in the same statement.
+            mark_seen = !event.standby;
             input = Some(match (quick_reply, text) {
                 (Some(payload), _) => crate::engine::Input::Tap {
                     payload,
@@ -473,9 +497,13 @@ fn handle(
         && thread.bot_may_answer(reply_at)
         && thread.window_open(reply_at)
     {
-        super::conversation::answer(conn, customer, &thread, input, policy.payments)?;
+        super::conversation::answer(conn, customer, &thread, input, policy.payments, mark_seen)?;
+        return Ok(Some(thread.id));
+    } else if mark_seen {
+        outbox::enqueue_action(conn, &thread, &customer.psid, "mark_seen")?;
+        return Ok(Some(thread.id));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Records a failed attempt: retried later with backoff, dead-lettered after [`MAX_ATTEMPTS`].

@@ -126,16 +126,20 @@ pub fn enqueue_message(
     Ok(id)
 }
 
-/// Queues the bot's replies to the shopper, in order, after a typing indicator when there are several
-/// (cards with pictures take a moment to arrive), and records them on the thread: two statements
-/// whatever their number.
+/// Queues the bot's replies to the shopper, in order, after marking the shopper's message seen (when
+/// `mark_seen`) and a typing indicator when there are several (cards with pictures take a moment to
+/// arrive), and records them on the thread: two statements whatever their number.
 pub fn enqueue_replies(
     conn: &mut DbConnection,
     thread: &Thread,
     psid: &str,
+    mark_seen: bool,
     replies: Vec<Message>,
 ) -> QueryResult<()> {
-    let mut rows = Vec::with_capacity(replies.len() + 1);
+    let mut rows = Vec::with_capacity(replies.len() + 2);
+    if mark_seen {
+        rows.push(action_row(psid, "mark_seen")?);
+    }
     if replies.len() > 1 {
         rows.push(action_row(psid, "typing_on")?);
     }
@@ -309,14 +313,26 @@ pub fn release(conn: &mut DbConnection, thread_id: DbUuid, owner: &str) -> Query
     Ok(())
 }
 
-/// The thread's queued sends, in order.
-pub fn queued_for(conn: &mut DbConnection, thread_id: DbUuid) -> QueryResult<Vec<Queued>> {
-    outbox::table
+/// The thread's queued sends, in order, with the access token of their Page while it works (a
+/// thread's sends all go through its Page), in one round trip.
+pub fn queued_with_token(
+    conn: &mut DbConnection,
+    thread_id: DbUuid,
+) -> QueryResult<(Vec<Queued>, Option<String>)> {
+    use crate::db::schema::pages;
+    let rows: Vec<(Queued, Option<String>)> = outbox::table
+        .left_join(
+            pages::table.on(pages::page_id
+                .eq(outbox::page_id)
+                .and(pages::token_status.eq("ok"))),
+        )
         .filter(outbox::thread_id.eq(thread_id))
         .filter(outbox::status.eq("queued"))
         .order(outbox::id.asc())
-        .select(Queued::as_select())
-        .load(conn)
+        .select((Queued::as_select(), pages::access_token.nullable()))
+        .load(conn)?;
+    let token = rows.first().and_then(|(_, token)| token.clone());
+    Ok((rows.into_iter().map(|(queued, _)| queued).collect(), token))
 }
 
 /// Records Meta's answer to a successful send, with Meta's message id (which the thread's message list

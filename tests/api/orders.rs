@@ -1498,3 +1498,59 @@ async fn fifty_shoppers_checking_out_the_last_ten_units_at_once_make_exactly_ten
     assert_eq!(reserved(db, s.slippers, "committed"), 10);
     assert_eq!(stock(db, s.slippers), 0, "never below zero, nothing oversold");
 }
+
+#[tokio::test]
+async fn every_cart_change_answers_the_cart_exactly_as_it_is_then_stored() {
+    let s = shop(20).await;
+    let db = &s.app.db;
+    let t = thread(db, s.merchant.id, "psid-cart");
+    let offer_price = euros(720);
+
+    // a new cart, a second line, the same variant again, the same variant at an offer's price
+    let first = add(db, s.merchant.id, t, s.slippers, 1);
+    assert_eq!(Some(&first), open_cart(db, t).as_ref());
+    let second = add(db, s.merchant.id, t, s.socks, 2);
+    assert_eq!(Some(&second), open_cart(db, t).as_ref());
+    let merged = add(db, s.merchant.id, t, s.slippers, 2);
+    assert_eq!(merged.lines.len(), 2);
+    assert_eq!(merged.line_of(s.slippers).map(|l| l.quantity), Some(3));
+    assert_eq!(Some(&merged), open_cart(db, t).as_ref());
+    let offered = db
+        .query_blocking(move |conn| {
+            let (product, variant) = threadcart::catalog::variant_with_product(conn, s.merchant.id, s.socks)
+                .unwrap()
+                .unwrap();
+            let offer = Uuid::now_v7();
+            Ok(carts::add_priced(
+                conn,
+                s.merchant.id,
+                t,
+                &product,
+                &variant,
+                1,
+                Some((offer, offer_price)),
+            )
+            .unwrap())
+        })
+        .unwrap();
+    assert_eq!(
+        offered.lines.len(),
+        3,
+        "an offer's line stays apart from the catalog-priced one"
+    );
+    assert_eq!(offered.lines[2].unit_price, offer_price);
+    assert_eq!(Some(&offered), open_cart(db, t).as_ref());
+
+    // quantity changed, then a line removed
+    let line = offered.lines[1].id;
+    let changed = db
+        .query_blocking(move |conn| Ok(carts::set_quantity(conn, t, line, 5, Some(10)).unwrap()))
+        .unwrap();
+    assert_eq!(changed.lines[1].quantity, 5);
+    assert_eq!(Some(&changed), open_cart(db, t).as_ref());
+    let removed = db
+        .query_blocking(move |conn| Ok(carts::set_quantity(conn, t, line, 0, None).unwrap()))
+        .unwrap();
+    assert_eq!(removed.lines.len(), 2);
+    assert_eq!(Some(&removed), open_cart(db, t).as_ref());
+}

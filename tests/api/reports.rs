@@ -88,15 +88,16 @@ fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
             let (product, v) = threadcart::catalog::variant_with_product(conn, merchant_id, variant)
                 .unwrap()
                 .unwrap();
-            attribution::record(conn, &thread, FunnelStep::ProductView, Some(product.id), None)?;
+            let mut funnel = attribution::ThreadFunnel::new(&thread);
+            funnel.record(conn, FunnelStep::ProductView, Some(product.id), None)?;
             threadcart::carts::add(conn, merchant_id, thread_id, &product, &v, quantity).unwrap();
-            attribution::record(conn, &thread, FunnelStep::AddToCart, Some(product.id), None)?;
+            funnel.record(conn, FunnelStep::AddToCart, Some(product.id), None)?;
             let at = now();
-            let touch = attribution::attributed_touch(conn, &thread, at)?.map(|t| (t.id.0, t.ad_id));
+            let touch = funnel.attributed_touch(conn, at)?.map(|t| (t.id.0, t.ad_id));
             let order = orders::checkout(conn, merchant_id, thread_id, at, None, touch)
                 .unwrap()
                 .order;
-            attribution::record_order(conn, &thread, FunnelStep::Checkout, order.id, order.total, at)?;
+            funnel.record_order(conn, FunnelStep::Checkout, order.id, order.total, at)?;
             assert!(orders::transition(
                 conn,
                 order.id,
