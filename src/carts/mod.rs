@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::catalog::{Product, Variant};
 use crate::db::schema::{cart_lines, cart_offers, carts};
-use crate::db::{DbConnection, DbUuid, now};
+use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::discounts::Discount;
 use crate::money::{Currency, Money, MoneyError};
 
@@ -255,9 +255,12 @@ fn create(
 }
 
 fn touch(conn: &mut DbConnection, cart_id: Uuid) -> QueryResult<()> {
-    diesel::update(carts::table.find(DbUuid(cart_id)))
-        .set(carts::updated_at.eq(now()))
-        .execute(conn)?;
+    prepared::update(
+        carts::table,
+        carts::updated_at.eq(now()),
+        carts::id.eq(DbUuid(cart_id)),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
@@ -407,12 +410,13 @@ pub fn set_quantity(
 /// Records what became of an offer for a cart: `shown`, `accepted` or `declined` (each offer is shown
 /// once per cart).
 pub fn record_offer(conn: &mut DbConnection, cart_id: Uuid, offer_id: Uuid, status: &str) -> QueryResult<()> {
-    let updated = diesel::update(
-        cart_offers::table
-            .filter(cart_offers::cart_id.eq(DbUuid(cart_id)))
-            .filter(cart_offers::offer_id.eq(DbUuid(offer_id))),
+    let updated = prepared::update(
+        cart_offers::table,
+        cart_offers::status.eq(status),
+        cart_offers::cart_id
+            .eq(DbUuid(cart_id))
+            .and(cart_offers::offer_id.eq(DbUuid(offer_id))),
     )
-    .set(cart_offers::status.eq(status))
     .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(cart_offers::table)

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::db::schema::{customers, messages, threads, touches};
-use crate::db::{DbConnection, DbUuid, now};
+use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::messenger::webhook::Referral;
 
 /// The standard messaging window after a shopper's action.
@@ -161,19 +161,25 @@ pub fn set_profile(
     customer_id: Uuid,
     profile: Option<(Option<String>, Option<String>, Option<i32>)>,
 ) -> QueryResult<()> {
-    let target = customers::table.find(DbUuid(customer_id));
+    let target = customers::id.eq(DbUuid(customer_id));
     match profile {
-        Some((first_name, locale, tz)) => diesel::update(target)
-            .set((
+        Some((first_name, locale, tz)) => prepared::update(
+            customers::table,
+            (
                 customers::first_name.eq(first_name),
                 customers::locale.eq(locale),
                 customers::timezone_offset.eq(tz),
                 customers::profile_status.eq("ok"),
-            ))
-            .execute(conn)?,
-        None => diesel::update(target)
-            .set(customers::profile_status.eq("unavailable"))
-            .execute(conn)?,
+            ),
+            target,
+        )
+        .execute(conn)?,
+        None => prepared::update(
+            customers::table,
+            customers::profile_status.eq("unavailable"),
+            target,
+        )
+        .execute(conn)?,
     };
     Ok(())
 }
@@ -237,14 +243,17 @@ pub fn note_shopper_action(
     }
     let window_ends_at = thread.window_ends_at.map_or(end, |e| e.max(end));
     let last_inbound_at = thread.last_inbound_at.map_or(at, |l| l.max(at));
-    diesel::update(threads::table.find(thread.id))
-        .set((
+    prepared::update(
+        threads::table,
+        (
             threads::window_ends_at.eq(window_ends_at),
             threads::last_inbound_at.eq(last_inbound_at),
             threads::ctm_pending.eq(ctm_pending),
             threads::updated_at.eq(now()),
-        ))
-        .execute(conn)?;
+        ),
+        threads::id.eq(thread.id),
+    )
+    .execute(conn)?;
     Ok(Thread {
         window_ends_at: Some(window_ends_at),
         last_inbound_at: Some(last_inbound_at),
@@ -280,15 +289,18 @@ pub fn record_touch(
         .execute(conn)?;
     let first = thread.first_touch_id.unwrap_or(id);
     let ctm_pending = thread.ctm_pending || referral.source == "ADS";
-    diesel::update(threads::table.find(thread.id))
-        .set((
+    prepared::update(
+        threads::table,
+        (
             threads::first_touch_id.eq(first),
             threads::latest_touch_id.eq(id),
             threads::latest_ad_id.eq(&referral.ad_id),
             threads::ctm_pending.eq(ctm_pending),
             threads::updated_at.eq(now()),
-        ))
-        .execute(conn)?;
+        ),
+        threads::id.eq(thread.id),
+    )
+    .execute(conn)?;
     Ok(Thread {
         first_touch_id: Some(first),
         latest_touch_id: Some(id),

@@ -3,6 +3,7 @@
 //! The backend is chosen from the `DATABASE_URL` scheme, never by trial: a wrong PostgreSQL password must
 //! surface as that error, not silently become an SQLite file. Everything backend-specific lives here.
 
+pub mod prepared;
 pub mod schema;
 pub mod types;
 

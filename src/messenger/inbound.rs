@@ -10,7 +10,7 @@ use super::outbox::{self, METADATA_PREFIX};
 use super::webhook::{self, EventKind, InboundEvent};
 use crate::conversations::{self, Customer, Direction, NewMessage};
 use crate::db::schema::{customers, messenger_events, pages, webhook_inbox};
-use crate::db::{DbConnection, DbUuid, now, write_transaction};
+use crate::db::{DbConnection, DbUuid, now, prepared, write_transaction};
 
 /// Retries of an event before it is dead-lettered.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -352,16 +352,17 @@ fn apply(
     row: &PendingEvent,
     policy: Policy,
 ) -> QueryResult<Option<DbUuid>> {
-    let done = diesel::update(
-        messenger_events::table
-            .find(row.id)
-            .filter(messenger_events::status.eq("pending")),
+    let done = prepared::update(
+        messenger_events::table,
+        (
+            messenger_events::status.eq("done"),
+            messenger_events::processed_at.eq(now()),
+            messenger_events::attempts.eq(row.attempts + 1),
+        ),
+        messenger_events::id
+            .eq(row.id)
+            .and(messenger_events::status.eq("pending")),
     )
-    .set((
-        messenger_events::status.eq("done"),
-        messenger_events::processed_at.eq(now()),
-        messenger_events::attempts.eq(row.attempts + 1),
-    ))
     .execute(conn)?;
     if done == 0 {
         return Ok(None);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::render::Message;
 use crate::conversations::{Direction, Thread};
 use crate::db::schema::{outbox, threads};
-use crate::db::{DbConnection, DbUuid, now};
+use crate::db::{DbConnection, DbUuid, now, prepared};
 
 /// The prefix of the Send API `metadata` we put on our messages, so their echoes are recognised.
 pub const METADATA_PREFIX: &str = "threadcart:";
@@ -281,34 +281,32 @@ pub fn lease(
     until: NaiveDateTime,
 ) -> QueryResult<Option<Thread>> {
     let at = now();
-    let update = diesel::update(
-        threads::table.find(thread_id).filter(
+    prepared::update(
+        threads::table,
+        (
+            threads::send_lease_owner.eq(owner),
+            threads::send_lease_until.eq(until),
+        ),
+        threads::id.eq(thread_id).and(
             threads::send_lease_until
                 .is_null()
                 .or(threads::send_lease_until.lt(at))
                 .or(threads::send_lease_owner.eq(owner)),
         ),
     )
-    .set((
-        threads::send_lease_owner.eq(owner),
-        threads::send_lease_until.eq(until),
-    ));
-    // `RETURNING` is typed per backend: the statement is finished in each arm.
-    crate::per_backend!(conn, |c| update
-        .returning(Thread::as_returning())
-        .get_result(c)
-        .optional())
+    .returning(Thread::as_returning())
+    .get_result(conn)
+    .optional()
 }
 
 /// Gives the lease back.
 pub fn release(conn: &mut DbConnection, thread_id: DbUuid, owner: &str) -> QueryResult<()> {
     let none: Option<NaiveDateTime> = None;
-    diesel::update(
-        threads::table
-            .find(thread_id)
-            .filter(threads::send_lease_owner.eq(owner)),
+    prepared::update(
+        threads::table,
+        threads::send_lease_until.eq(none),
+        threads::id.eq(thread_id).and(threads::send_lease_owner.eq(owner)),
     )
-    .set(threads::send_lease_until.eq(none))
     .execute(conn)?;
     Ok(())
 }
@@ -338,38 +336,47 @@ pub fn queued_with_token(
 /// Records Meta's answer to a successful send, with Meta's message id (which the thread's message list
 /// reads from here).
 pub fn mark_sent(conn: &mut DbConnection, q: &Queued, provider_id: Option<&str>) -> QueryResult<()> {
-    diesel::update(outbox::table.find(q.id))
-        .set((
+    prepared::update(
+        outbox::table,
+        (
             outbox::status.eq("sent"),
             outbox::provider_message_id.eq(provider_id),
             outbox::sent_at.eq(now()),
             outbox::attempts.eq(q.attempts + 1),
-        ))
-        .execute(conn)?;
+        ),
+        outbox::id.eq(q.id),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
 /// Schedules another try.
 pub fn mark_retry(conn: &mut DbConnection, q: &Queued, error: &str, next: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(outbox::table.find(q.id))
-        .set((
+    prepared::update(
+        outbox::table,
+        (
             outbox::attempts.eq(q.attempts + 1),
             outbox::last_error.eq(error),
             outbox::next_attempt_at.eq(next),
-        ))
-        .execute(conn)?;
+        ),
+        outbox::id.eq(q.id),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
 /// Ends a send without it reaching the shopper: `failed`, `expired` (window closed) or `dead` (retries
 /// exhausted), with the reason.
 pub fn mark_final(conn: &mut DbConnection, q: &Queued, status: &str, error: &str) -> QueryResult<()> {
-    diesel::update(outbox::table.find(q.id))
-        .set((
+    prepared::update(
+        outbox::table,
+        (
             outbox::status.eq(status),
             outbox::attempts.eq(q.attempts + 1),
             outbox::last_error.eq(error),
-        ))
-        .execute(conn)?;
+        ),
+        outbox::id.eq(q.id),
+    )
+    .execute(conn)?;
     Ok(())
 }

@@ -140,3 +140,67 @@ async fn a_connection_the_database_server_dropped_is_replaced_by_the_pool() {
     assert!(failed.is_err(), "the dead connection's query fails");
     assert_ne!(replaced, pid, "the next query runs on a new connection");
 }
+
+#[test]
+fn a_hot_update_is_prepared_once_per_connection_and_reused() {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use diesel::prelude::*;
+    use std::sync::{Arc, Mutex};
+    use threadcart::db::schema::webhook_inbox;
+    let database = crate::helpers::TestDatabase::new();
+    let mut conn = threadcart::db::establish(&database.url).unwrap();
+    threadcart::db::run_migrations(&mut conn).unwrap();
+    let id = threadcart::messenger::inbound::store_delivery(&mut conn, "messenger", "{}").unwrap();
+    let id = threadcart::db::DbUuid(id);
+    let cached: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = cached.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().unwrap().push(sql.to_owned());
+        }
+    });
+    let mark = |conn: &mut threadcart::db::DbConnection, from: &str, to: &str| {
+        threadcart::db::prepared::update(
+            webhook_inbox::table,
+            (webhook_inbox::status.eq(to), webhook_inbox::attempts.eq(1)),
+            webhook_inbox::id.eq(id).and(webhook_inbox::status.eq(from)),
+        )
+        .execute(conn)
+        .unwrap()
+    };
+
+    let changed = [
+        mark(&mut conn, "pending", "done"),
+        mark(&mut conn, "pending", "dead"),
+        mark(&mut conn, "done", "dead"),
+    ];
+    diesel::update(webhook_inbox::table.find(id))
+        .set(webhook_inbox::attempts.eq(2))
+        .execute(&mut conn)
+        .unwrap();
+
+    assert_eq!(changed, [1, 0, 1], "each update changes what its filter names");
+    let status: String = webhook_inbox::table
+        .find(id)
+        .select(webhook_inbox::status)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(status, "dead");
+    let updates: Vec<String> = cached
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|sql| sql.starts_with("UPDATE"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        updates.len(),
+        1,
+        "prepared once, reused twice; diesel's own update is not cached: {updates:?}"
+    );
+    let sql = updates[0].replace('`', "\"");
+    assert!(
+        sql.starts_with(r#"UPDATE "webhook_inbox" SET "status" = "#),
+        "{sql}"
+    );
+}
