@@ -176,15 +176,19 @@ fn options_json(options: &BTreeMap<String, String>) -> String {
 }
 
 fn load_variants(conn: &mut DbConnection, product_ids: &[Uuid]) -> QueryResult<Vec<Variant>> {
-    let ids: Vec<DbUuid> = product_ids.iter().copied().map(DbUuid).collect();
-    variants::table
-        .filter(variants::product_id.eq_any(ids))
+    let ordered = variants::table
         .order((variants::product_id.asc(), variants::position.asc()))
-        .select(VariantRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(Variant::try_from)
-        .collect()
+        .select(VariantRow::as_select());
+    // One product (a card, a cart line) is the common case: `= $1` keeps one plan for every call, where
+    // PostgreSQL plans `= ANY($1)` anew each time.
+    let rows: Vec<VariantRow> = match product_ids {
+        [id] => ordered.filter(variants::product_id.eq(DbUuid(*id))).load(conn)?,
+        _ => {
+            let ids: Vec<DbUuid> = product_ids.iter().copied().map(DbUuid).collect();
+            ordered.filter(variants::product_id.eq_any(ids)).load(conn)?
+        }
+    };
+    rows.into_iter().map(Variant::try_from).collect()
 }
 
 fn attach_variants(conn: &mut DbConnection, rows: Vec<ProductRow>) -> QueryResult<Vec<Product>> {

@@ -228,42 +228,71 @@ pub fn thread(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResu
 }
 
 /// A shopper acted at `at`: the window reopens for 24 hours, or 7 days when this is the first message
-/// after a Click-to-Messenger ad.
-pub fn note_shopper_action(
-    conn: &mut DbConnection,
-    thread: &Thread,
-    at: NaiveDateTime,
-    is_message: bool,
-) -> QueryResult<Thread> {
+/// after a Click-to-Messenger ad. Computed only: [`save_progress`] stores it.
+pub fn note_shopper_action(thread: &Thread, at: NaiveDateTime, is_message: bool) -> Thread {
     let mut end = at + STANDARD_WINDOW;
     let mut ctm_pending = thread.ctm_pending;
     if ctm_pending && is_message {
         end = at + CTM_WINDOW;
         ctm_pending = false;
     }
-    let window_ends_at = thread.window_ends_at.map_or(end, |e| e.max(end));
-    let last_inbound_at = thread.last_inbound_at.map_or(at, |l| l.max(at));
+    Thread {
+        window_ends_at: Some(thread.window_ends_at.map_or(end, |e| e.max(end))),
+        last_inbound_at: Some(thread.last_inbound_at.map_or(at, |l| l.max(at))),
+        ctm_pending,
+        ..thread.clone()
+    }
+}
+
+/// Stores what an event moved on the thread (its window, its first and latest touch) when anything
+/// did, in one statement. The event worker writes it last, just before committing, so the thread's row
+/// is locked only briefly (the sender takes and gives back its send lease on that row).
+pub fn save_progress(conn: &mut DbConnection, before: &Thread, after: &Thread) -> QueryResult<()> {
+    let moved = |t: &Thread| {
+        (
+            t.window_ends_at,
+            t.last_inbound_at,
+            t.ctm_pending,
+            t.first_touch_id,
+            t.latest_touch_id,
+            t.latest_ad_id.clone(),
+        )
+    };
+    if moved(before) == moved(after) {
+        return Ok(());
+    }
     prepared::update(
         threads::table,
         (
-            threads::window_ends_at.eq(window_ends_at),
-            threads::last_inbound_at.eq(last_inbound_at),
-            threads::ctm_pending.eq(ctm_pending),
+            threads::window_ends_at.eq(after.window_ends_at),
+            threads::last_inbound_at.eq(after.last_inbound_at),
+            threads::ctm_pending.eq(after.ctm_pending),
+            threads::first_touch_id.eq(after.first_touch_id),
+            threads::latest_touch_id.eq(after.latest_touch_id),
+            threads::latest_ad_id.eq(&after.latest_ad_id),
             threads::updated_at.eq(now()),
         ),
-        threads::id.eq(thread.id),
+        threads::id.eq(after.id),
     )
     .execute(conn)?;
-    Ok(Thread {
-        window_ends_at: Some(window_ends_at),
-        last_inbound_at: Some(last_inbound_at),
-        ctm_pending,
-        ..thread.clone()
-    })
+    Ok(())
 }
 
 /// Stores a referral as a touch on the thread and keeps the first and latest touch at hand.
 pub fn record_touch(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    referral: &Referral,
+    at: NaiveDateTime,
+) -> QueryResult<Thread> {
+    let touched = add_touch(conn, thread, referral, at)?;
+    save_progress(conn, thread, &touched)?;
+    Ok(touched)
+}
+
+/// Stores a referral as a touch; the thread it answers names it as its latest touch (and first, when
+/// it is), for [`save_progress`] to store.
+pub fn add_touch(
     conn: &mut DbConnection,
     thread: &Thread,
     referral: &Referral,
@@ -287,25 +316,11 @@ pub fn record_touch(
             touches::created_at.eq(now()),
         ))
         .execute(conn)?;
-    let first = thread.first_touch_id.unwrap_or(id);
-    let ctm_pending = thread.ctm_pending || referral.source == "ADS";
-    prepared::update(
-        threads::table,
-        (
-            threads::first_touch_id.eq(first),
-            threads::latest_touch_id.eq(id),
-            threads::latest_ad_id.eq(&referral.ad_id),
-            threads::ctm_pending.eq(ctm_pending),
-            threads::updated_at.eq(now()),
-        ),
-        threads::id.eq(thread.id),
-    )
-    .execute(conn)?;
     Ok(Thread {
-        first_touch_id: Some(first),
+        first_touch_id: Some(thread.first_touch_id.unwrap_or(id)),
         latest_touch_id: Some(id),
         latest_ad_id: referral.ad_id.clone(),
-        ctm_pending,
+        ctm_pending: thread.ctm_pending || referral.source == "ADS",
         ..thread.clone()
     })
 }

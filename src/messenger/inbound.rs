@@ -383,10 +383,11 @@ fn handle(
     at: NaiveDateTime,
     policy: Policy,
 ) -> QueryResult<Option<DbUuid>> {
-    let mut thread = conversations::ensure_thread(conn, customer)?;
+    let stored = conversations::ensure_thread(conn, customer)?;
+    let mut thread = stored.clone();
     if event.kind.is_shopper_action() {
         let is_message = matches!(event.kind, EventKind::Message { .. });
-        thread = conversations::note_shopper_action(conn, &thread, at, is_message)?;
+        thread = conversations::note_shopper_action(&thread, at, is_message);
     }
     let mut input: Option<crate::engine::Input<'_>> = None;
     let mut mark_seen = false;
@@ -475,7 +476,7 @@ fn handle(
                 },
             )?;
             if let Some(r) = referral {
-                thread = conversations::record_touch(conn, &thread, r, at)?;
+                thread = conversations::add_touch(conn, &thread, r, at)?;
             }
             input = Some(crate::engine::Input::Tap {
                 payload: payload.as_deref().unwrap_or_default(),
@@ -483,7 +484,7 @@ fn handle(
             });
         }
         EventKind::Referral(r) => {
-            thread = conversations::record_touch(conn, &thread, r, at)?;
+            thread = conversations::add_touch(conn, &thread, r, at)?;
             input = Some(crate::engine::Input::Referral(r));
         }
         EventKind::Delivery { .. }
@@ -493,18 +494,22 @@ fn handle(
         | EventKind::Other(_) => {}
     }
     let reply_at = now();
-    if let Some(input) = input
+    let sends = if let Some(input) = input
         && !event.standby
         && thread.bot_may_answer(reply_at)
         && thread.window_open(reply_at)
     {
         super::conversation::answer(conn, customer, &thread, input, policy.payments, mark_seen)?;
-        return Ok(Some(thread.id));
+        Some(thread.id)
     } else if mark_seen {
         outbox::enqueue_action(conn, &thread, &customer.psid, "mark_seen")?;
-        return Ok(Some(thread.id));
-    }
-    Ok(None)
+        Some(thread.id)
+    } else {
+        None
+    };
+    // Last, so the thread's row stays locked only until the commit that follows.
+    conversations::save_progress(conn, &stored, &thread)?;
+    Ok(sends)
 }
 
 /// Records a failed attempt: retried later with backoff, dead-lettered after [`MAX_ATTEMPTS`].
