@@ -108,6 +108,17 @@ pub struct ThreadFunnel<'t> {
     settings: Option<(chrono_tz::Tz, i32)>,
     latest: Option<Option<Touch>>,
     acted: bool,
+    /// Daily rollup additions kept for [`ThreadFunnel::flush_rollup`], when held.
+    held: Option<Vec<Rollup>>,
+}
+
+/// One addition to the daily rollup.
+#[derive(Debug)]
+struct Rollup {
+    day: NaiveDate,
+    kind: &'static str,
+    dims: Dims,
+    value: Option<Money>,
 }
 
 impl<'t> ThreadFunnel<'t> {
@@ -118,7 +129,28 @@ impl<'t> ThreadFunnel<'t> {
             settings: None,
             latest: None,
             acted: false,
+            held: None,
         }
+    }
+
+    /// Keeps the daily rollup's additions until [`ThreadFunnel::flush_rollup`] (the events themselves
+    /// are written at once). A rollup row is shared by every shopper of an ad on a day: updated at the
+    /// end of a shopper's transaction, it stays locked only until the commit, not through the rest of
+    /// the shopper's action.
+    pub fn hold_rollup(mut self) -> Self {
+        self.held = Some(Vec::new());
+        self
+    }
+
+    /// Adds what was held to the daily rollup, in one order for every transaction (so two of them
+    /// never wait for each other's rows crosswise). Call it last in the transaction.
+    pub fn flush_rollup(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
+        let mut held = self.held.replace(Vec::new()).unwrap_or_default();
+        held.sort_by(|a, b| (a.day, a.kind, &a.dims).cmp(&(b.day, b.kind, &b.dims)));
+        for r in held {
+            roll_up(conn, self.thread.merchant_id, r.day, r.kind, &r.dims, r.value, 1)?;
+        }
+        Ok(())
     }
 
     /// The thread's funnel under settings the caller has read already (the merchant's timezone and
@@ -243,13 +275,29 @@ impl<'t> ThreadFunnel<'t> {
                 .optional()?
                 .is_some();
             if !acted_before {
-                write(conn, &event(FunnelStep::Engaged, None), tz)?;
+                self.write(conn, &event(FunnelStep::Engaged, None), tz)?;
             }
         }
-        write(conn, &event(what.step, what.value), tz)?;
+        self.write(conn, &event(what.step, what.value), tz)?;
         // The thread has an event now: the next step needs no look.
         self.acted = true;
         Ok(())
+    }
+
+    fn write(&mut self, conn: &mut DbConnection, e: &Event, tz: chrono_tz::Tz) -> QueryResult<()> {
+        match &mut self.held {
+            None => write(conn, e, tz),
+            Some(held) => {
+                insert_event(conn, e)?;
+                held.push(Rollup {
+                    day: local_day(tz, e.at),
+                    kind: e.kind,
+                    dims: e.dims.clone(),
+                    value: e.value,
+                });
+                Ok(())
+            }
+        }
     }
 }
 
@@ -348,7 +396,7 @@ impl Step {
 }
 
 /// What a report groups by, taken from the attributed touch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Dims {
     pub organic: bool,
     pub ad_id: Option<String>,
@@ -400,6 +448,19 @@ pub fn local_day(tz: chrono_tz::Tz, at: NaiveDateTime) -> NaiveDate {
 }
 
 fn write(conn: &mut DbConnection, e: &Event, tz: chrono_tz::Tz) -> QueryResult<()> {
+    insert_event(conn, e)?;
+    roll_up(
+        conn,
+        e.merchant_id,
+        local_day(tz, e.at),
+        e.kind,
+        &e.dims,
+        e.value,
+        1,
+    )
+}
+
+fn insert_event(conn: &mut DbConnection, e: &Event) -> QueryResult<()> {
     diesel::insert_into(funnel_events::table)
         .values((
             funnel_events::id.eq(DbUuid(Uuid::now_v7())),
@@ -422,15 +483,7 @@ fn write(conn: &mut DbConnection, e: &Event, tz: chrono_tz::Tz) -> QueryResult<(
             funnel_events::occurred_at.eq(e.at),
         ))
         .execute(conn)?;
-    roll_up(
-        conn,
-        e.merchant_id,
-        local_day(tz, e.at),
-        e.kind,
-        &e.dims,
-        e.value,
-        1,
-    )
+    Ok(())
 }
 
 /// Adds `events` events worth `value` to the merchant's day.

@@ -232,7 +232,8 @@ pub fn answer(
     let mut changed_cart: Option<Option<carts::Cart>> = Some(cart.clone());
     let mut show_cart = outcome.then_show_cart;
     let mut funnel =
-        attribution::ThreadFunnel::with_settings(thread, merchant.timezone, merchant.attribution_window_days);
+        attribution::ThreadFunnel::with_settings(thread, merchant.timezone, merchant.attribution_window_days)
+            .hold_rollup();
     let mut offer_for = outcome.then_offer_for;
     let mut show_stay = outcome.then_show_stay;
     // Outside business hours the first message of the (local) day gets the away text; shopping goes on.
@@ -516,7 +517,8 @@ pub fn answer(
             }
         }
     }
-    outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, replies)
+    outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, replies)?;
+    funnel.flush_rollup(conn)
 }
 
 /// How long a stay is held before checkout; checkout moves its end to the Checkout Session's.

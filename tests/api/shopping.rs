@@ -138,6 +138,39 @@ async fn a_shopper_from_a_slippers_ad_picks_size_42_and_sees_the_right_total() {
             .iter()
             .any(|(k, ad)| k == "add_to_cart" && ad.as_deref() == Some("AD-42"))
     );
+    // The daily rollup the reports read (added to at the end of each shopper transaction) counts
+    // every one of those events, and their value, under the ad.
+    let (events, rolled_up) = {
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        use threadcart::db::schema::{funnel_daily, funnel_events};
+        m.app
+            .db
+            .query_blocking(|conn| {
+                let events: Vec<(String, Option<i64>)> = funnel_events::table
+                    .filter(funnel_events::ad_id.eq("AD-42"))
+                    .select((funnel_events::kind, funnel_events::value_minor))
+                    .load(conn)?;
+                let rolled_up: Vec<(String, i64, i64)> = funnel_daily::table
+                    .filter(funnel_daily::ad_id.eq("AD-42"))
+                    .select((
+                        funnel_daily::kind,
+                        funnel_daily::events,
+                        funnel_daily::value_minor,
+                    ))
+                    .order(funnel_daily::kind)
+                    .load(conn)?;
+                diesel::QueryResult::Ok((events, rolled_up))
+            })
+            .unwrap()
+    };
+    let mut by_kind = std::collections::BTreeMap::<String, (i64, i64)>::new();
+    for (kind, value) in events {
+        let entry = by_kind.entry(kind).or_default();
+        *entry = (entry.0 + 1, entry.1 + value.unwrap_or(0));
+    }
+    let events: Vec<(String, i64, i64)> = by_kind.into_iter().map(|(k, (n, v))| (k, n, v)).collect();
+    assert!(events.iter().any(|(kind, ..)| kind == "engaged"), "{events:?}");
+    assert_eq!(rolled_up, events);
 
     // Checkout is not open yet: a person takes over, and the bot stays quiet.
     let seen = sent_to(&m, "U1").len();
