@@ -145,7 +145,10 @@ impl<'t> ThreadFunnel<'t> {
     /// Adds what was held to the daily rollup, in one order for every transaction (so two of them
     /// never wait for each other's rows crosswise). Call it last in the transaction.
     pub fn flush_rollup(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
-        let mut held = self.held.replace(Vec::new()).unwrap_or_default();
+        let Some(held) = self.held.as_mut() else {
+            return Ok(());
+        };
+        let mut held = std::mem::take(held);
         held.sort_by(|a, b| (a.day, a.kind, &a.dims).cmp(&(b.day, b.kind, &b.dims)));
         for r in held {
             roll_up(conn, self.thread.merchant_id, r.day, r.kind, &r.dims, r.value, 1)?;

@@ -59,10 +59,7 @@ impl Hints {
     /// Work is due for `key`.
     pub fn wake_for(&self, key: DbUuid) {
         {
-            let mut named = self
-                .named
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut named = self.named();
             if named.keys.len() < MAX_NAMED {
                 named.keys.push(key);
             } else {
@@ -74,19 +71,20 @@ impl Hints {
 
     /// Work is due, for keys the caller does not name.
     pub fn wake(&self) {
+        self.named().unnamed = true;
+        self.notify.notify_one();
+    }
+
+    fn named(&self) -> std::sync::MutexGuard<'_, Named> {
+        // The lists stay consistent whatever a panicking holder did: each change is one assignment.
         self.named
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .unnamed = true;
-        self.notify.notify_one();
     }
 
     /// The keys named since the last call, and whether work of other keys is due too.
     fn take(&self) -> (Vec<DbUuid>, bool) {
-        let mut named = self
-            .named
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut named = self.named();
         (
             std::mem::take(&mut named.keys),
             std::mem::take(&mut named.unnamed),
