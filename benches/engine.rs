@@ -9,9 +9,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use threadcart::carts::{Cart, CartLine};
 use threadcart::catalog::domain::ProductFields;
 use threadcart::catalog::{Product, Variant};
+use threadcart::engine::Referral;
 use threadcart::engine::payload::{self, Payload};
 use threadcart::engine::{GET_STARTED, Input, MemoryShop, Turn, respond};
-use threadcart::messenger::webhook::Referral;
 use threadcart::money::{Currency, Money};
 use uuid::Uuid;
 
@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
         post_id: None,
         product_id: Some(product.fields.retailer_id.clone()),
         ads_context_data: None,
+        ..Referral::default()
     };
     let choose = payload::encode(&Payload::ChooseOption {
         product: product.id,

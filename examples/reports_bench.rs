@@ -20,7 +20,7 @@ use threadcart::attribution::{self, report};
 use threadcart::conversations;
 use threadcart::db::schema::{funnel_events, merchants};
 use threadcart::db::{self, Db, DbUuid, now};
-use threadcart::messenger::webhook::Referral;
+use threadcart::engine::Referral;
 use threadcart::money::Currency;
 use uuid::Uuid;
 
@@ -107,8 +107,13 @@ fn seed(conn: &mut db::DbConnection, events: usize) -> Result<Uuid, diesel::resu
     let mut threads = Vec::with_capacity(THREADS);
     db::write_transaction(conn, |conn| {
         for i in 0..THREADS {
-            let customer =
-                conversations::ensure_customer(conn, merchant.id, "bench-page", &format!("bench-{i}"))?;
+            let customer = conversations::ensure_customer(
+                conn,
+                merchant.id,
+                threadcart::kernel::Channel::Messenger,
+                "bench-page",
+                &format!("bench-{i}"),
+            )?;
             let customer = conversations::customer(conn, customer)?;
             let thread = conversations::ensure_thread(conn, &customer)?;
             let ad = format!("ad-{}", i % ADS);

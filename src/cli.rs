@@ -195,12 +195,12 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                     other => other.into(),
                 })
             })?;
-            let graph = crate::messenger::graph::GraphClient::new(
+            let graph = crate::channels::meta::graph::GraphClient::new(
                 &config.graph_api_base,
                 &config.graph_api_version,
                 config.messenger_app_secret.clone(),
             )?;
-            let status = actix_web::rt::System::new().block_on(crate::messenger::profile::set_profile(
+            let status = actix_web::rt::System::new().block_on(crate::channels::meta::profile::set_profile(
                 &db,
                 &graph,
                 &page.page_id,

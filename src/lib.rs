@@ -1,4 +1,5 @@
-//! threadcart: the service behind a Messenger thread between a shopper and a business.
+//! threadcart: the service behind a conversation between a shopper and a business, on Messenger,
+//! Instagram Direct or the merchant's own web chat.
 //!
 //! See `README.md` for the journey and the layout; each module says why it exists.
 
@@ -7,6 +8,7 @@ pub mod auth;
 pub mod bookings;
 pub mod carts;
 pub mod catalog;
+pub mod channels;
 pub mod checkout;
 pub mod cli;
 pub mod config;
@@ -19,8 +21,8 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod kernel;
 pub mod merchants;
-pub mod messenger;
 pub mod metrics;
 pub mod money;
 pub mod offers;

@@ -13,10 +13,10 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::TokenIssuer;
 use crate::auth::rate_limit::FailureLimiter;
+use crate::channels::meta::graph::GraphClient;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::{Wakers, WorkerContext, Workers};
-use crate::messenger::graph::GraphClient;
 use crate::metrics::Metrics;
 
 /// What every handler can reach.
@@ -65,6 +65,17 @@ impl Application {
         } else {
             (config, None)
         };
+        // Events stored by a version before the neutral inbox get their neutral form before any worker
+        // reads them.
+        let filled = db.query_blocking(|conn| {
+            crate::conversations::inbox::fill_neutral_forms(
+                conn,
+                crate::channels::meta::webhook::decode_stored,
+            )
+        })?;
+        if filled > 0 {
+            tracing::info!(events = filled, "pending events given their neutral form");
+        }
         let graph = GraphClient::new(
             &config.graph_api_base,
             &config.graph_api_version,

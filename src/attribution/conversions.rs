@@ -1,6 +1,11 @@
 //! Conversions API for Business Messaging: purchases told to Meta so ads can optimise for them. Events are
 //! queued with the order's paid move (one row per `event_id`: Meta does not deduplicate these), posted by
 //! a worker, retried with backoff, and skipped once older than Meta accepts (7 days).
+//!
+//! Only Meta's channels report: a Messenger purchase names the Page and the shopper's page-scoped id, an
+//! Instagram one the Instagram account and the shopper's Instagram-scoped id (`messaging_channel:
+//! instagram`), through the dataset of the Page the account is connected to. A web chat purchase is in
+//! our own funnel only.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -8,6 +13,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{conversion_events, customers, pages, threads};
 use crate::db::{DbConnection, DbUuid, now};
+use crate::kernel::Channel;
 use crate::money::Money;
 
 /// Meta refuses a request holding an event older than this.
@@ -49,6 +55,8 @@ pub struct ConversionEvent {
     pub created_at: NaiveDateTime,
     /// When Meta took it.
     pub sent_at: Option<NaiveDateTime>,
+    /// `messenger` or `instagram`.
+    pub channel: String,
 }
 
 impl ConversionEvent {
@@ -81,10 +89,15 @@ pub fn configure(
     Ok(n > 0)
 }
 
-/// The Page's dataset and its token, if set.
-pub fn dataset_of(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<(String, String)>> {
+/// The dataset and its token, if set, of the Page `account_id` is (or of the Page its Instagram account
+/// is).
+pub fn dataset_of(conn: &mut DbConnection, account_id: &str) -> QueryResult<Option<(String, String)>> {
     let row: Option<(Option<String>, Option<String>)> = pages::table
-        .filter(pages::page_id.eq(page_id))
+        .filter(
+            pages::page_id
+                .eq(account_id)
+                .or(pages::instagram_account_id.eq(account_id)),
+        )
         .select((pages::capi_dataset_id, pages::capi_access_token))
         .first(conn)
         .optional()?;
@@ -112,12 +125,17 @@ pub fn queue(
     value: Money,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let (merchant_id, page_id, psid): (DbUuid, String, String) = threads::table
+    let (merchant_id, page_id, psid, channel): (DbUuid, String, String, String) = threads::table
         .inner_join(customers::table)
         .filter(threads::id.eq(DbUuid(thread_id)))
-        .select((threads::merchant_id, threads::page_id, customers::psid))
+        .select((
+            threads::merchant_id,
+            threads::page_id,
+            customers::psid,
+            threads::channel,
+        ))
         .first(conn)?;
-    if dataset_of(conn, &page_id)?.is_none() {
+    if !Channel::parse(&channel).is_some_and(Channel::is_meta) || dataset_of(conn, &page_id)?.is_none() {
         return Ok(false);
     }
     let insert = diesel::insert_into(conversion_events::table)
@@ -136,6 +154,7 @@ pub fn queue(
             conversion_events::attempts.eq(0),
             conversion_events::next_attempt_at.eq(now()),
             conversion_events::created_at.eq(now()),
+            conversion_events::channel.eq(&channel),
         ))
         .on_conflict(conversion_events::event_id)
         .do_nothing();
@@ -258,9 +277,16 @@ pub fn payload(e: &ConversionEvent) -> QueryResult<String> {
         custom_data: CustomData<'a>,
     }
     #[derive(serde::Serialize)]
-    struct UserData<'a> {
-        page_id: &'a str,
-        page_scoped_user_id: &'a str,
+    #[serde(untagged)]
+    enum UserData<'a> {
+        Messenger {
+            page_id: &'a str,
+            page_scoped_user_id: &'a str,
+        },
+        Instagram {
+            instagram_business_account_id: &'a str,
+            ig_sid: &'a str,
+        },
     }
     #[derive(serde::Serialize)]
     struct CustomData<'a> {
@@ -269,17 +295,30 @@ pub fn payload(e: &ConversionEvent) -> QueryResult<String> {
     }
     let corrupt = |e: serde_json::Error| diesel::result::Error::SerializationError(Box::new(e));
     let value = serde_json::value::RawValue::from_string(e.value()?.amount_string()).map_err(corrupt)?;
+    let (messaging_channel, user_data) = match Channel::parse(&e.channel) {
+        Some(Channel::Instagram) => (
+            "instagram",
+            UserData::Instagram {
+                instagram_business_account_id: &e.page_id,
+                ig_sid: &e.psid,
+            },
+        ),
+        _ => (
+            "messenger",
+            UserData::Messenger {
+                page_id: &e.page_id,
+                page_scoped_user_id: &e.psid,
+            },
+        ),
+    };
     serde_json::to_string(&Body {
         data: [Data {
             event_name: &e.event_name,
             event_time: e.event_time.and_utc().timestamp(),
             action_source: "business_messaging",
-            messaging_channel: "messenger",
+            messaging_channel,
             event_id: &e.event_id,
-            user_data: UserData {
-                page_id: &e.page_id,
-                page_scoped_user_id: &e.psid,
-            },
+            user_data,
             custom_data: CustomData {
                 value,
                 currency: &e.currency,

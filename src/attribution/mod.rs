@@ -251,7 +251,9 @@ impl<'t> ThreadFunnel<'t> {
     fn insert(&mut self, conn: &mut DbConnection, what: Step) -> QueryResult<()> {
         let (tz, _) = self.settings(conn)?;
         let touch = self.attributed_touch(conn, what.at)?;
-        let dims = touch.as_ref().map_or_else(Dims::organic, Dims::of);
+        let dims = touch
+            .as_ref()
+            .map_or_else(|| Dims::organic_on(&self.thread.channel), Dims::of);
         let thread = self.thread;
         let event = |kind: FunnelStep, value: Option<Money>| Event {
             merchant_id: thread.merchant_id,
@@ -346,6 +348,7 @@ pub fn record_refund(
         first_touch_id: p.first_touch_id,
         dims: Dims {
             organic: p.organic,
+            channel: Some(p.channel),
             ad_id: p.ad_id,
             ref_: p.ref_,
             source: p.source,
@@ -374,6 +377,7 @@ struct PurchaseRow {
     source: Option<String>,
     campaign: Option<String>,
     touch_product: Option<String>,
+    channel: String,
 }
 
 struct Step {
@@ -402,6 +406,8 @@ impl Step {
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Dims {
     pub organic: bool,
+    /// The channel of the thread (`messenger`, `instagram`, `webchat`).
+    pub channel: Option<String>,
     pub ad_id: Option<String>,
     pub ref_: Option<String>,
     pub source: Option<String>,
@@ -412,20 +418,28 @@ pub(crate) struct Dims {
 
 impl Dims {
     /// The dimensions of a touch.
+    /// The campaign is the `ref`'s `c=`, else (a web chat opened on a tagged page) `utm_campaign`.
     pub(crate) fn of(touch: &Touch) -> Dims {
         Dims {
             organic: false,
+            channel: Some(touch.channel.clone()),
             ad_id: touch.ad_id.clone(),
             ref_: touch.ref_.clone(),
             source: Some(touch.source.clone()),
-            campaign: touch.ref_.as_deref().and_then(campaign_of),
+            campaign: touch
+                .ref_
+                .as_deref()
+                .and_then(campaign_of)
+                .or_else(|| touch.utm_campaign.clone().filter(|c| !c.is_empty())),
             product: touch.product_id.clone(),
         }
     }
 
-    fn organic() -> Dims {
+    /// A step with no touch in the window, on `channel`.
+    pub(crate) fn organic_on(channel: &str) -> Dims {
         Dims {
             organic: true,
+            channel: Some(channel.to_owned()),
             ..Dims::default()
         }
     }
@@ -473,6 +487,7 @@ fn insert_event(conn: &mut DbConnection, e: &Event) -> QueryResult<()> {
             funnel_events::touch_id.eq(e.touch_id),
             funnel_events::first_touch_id.eq(e.first_touch_id),
             funnel_events::organic.eq(e.dims.organic),
+            funnel_events::channel.eq(e.dims.channel.as_deref().unwrap_or("messenger")),
             funnel_events::ad_id.eq(&e.dims.ad_id),
             funnel_events::ref_.eq(&e.dims.ref_),
             funnel_events::source.eq(&e.dims.source),
@@ -506,6 +521,7 @@ fn roll_up(
             funnel_daily::day.eq(day),
             funnel_daily::kind.eq(kind),
             funnel_daily::organic.eq(dims.organic),
+            funnel_daily::channel.eq(text(&dims.channel)),
             funnel_daily::ad_id.eq(text(&dims.ad_id)),
             funnel_daily::ref_.eq(text(&dims.ref_)),
             funnel_daily::source.eq(text(&dims.source)),
@@ -520,6 +536,7 @@ fn roll_up(
             funnel_daily::day,
             funnel_daily::kind,
             funnel_daily::organic,
+            funnel_daily::channel,
             funnel_daily::ad_id,
             funnel_daily::ref_,
             funnel_daily::source,
@@ -566,6 +583,13 @@ mod tests {
             product_id: None,
             ads_context_data: None,
             occurred_at: at,
+            channel: "messenger".into(),
+            page_url: None,
+            utm_source: None,
+            utm_medium: None,
+            utm_campaign: None,
+            utm_content: None,
+            utm_term: None,
         }
     }
 

@@ -31,6 +31,9 @@ pub enum GroupBy {
     Source,
     /// The product the ad advertised (its retailer id).
     Product,
+    /// The conversation's channel (`messenger`, `instagram`, `webchat`); organic steps count on their
+    /// channel too.
+    Channel,
 }
 
 impl GroupBy {
@@ -42,6 +45,7 @@ impl GroupBy {
             "campaign" => Some(GroupBy::Campaign),
             "source" => Some(GroupBy::Source),
             "product" => Some(GroupBy::Product),
+            "channel" => Some(GroupBy::Channel),
             _ => None,
         }
     }
@@ -53,6 +57,17 @@ impl GroupBy {
             GroupBy::Campaign => d.campaign.clone(),
             GroupBy::Source => d.source.clone(),
             GroupBy::Product => d.product.clone(),
+            GroupBy::Channel => d.channel.clone(),
+        }
+    }
+
+    /// The row a step goes to: its group, or the organic row (except by channel, where every step
+    /// has its channel).
+    fn row_of(self, d: &Dims) -> (bool, Option<String>) {
+        if d.organic && self != GroupBy::Channel {
+            (true, None)
+        } else {
+            (false, self.key(d))
         }
     }
 }
@@ -134,6 +149,7 @@ fn rollup_cells(
         String,
         String,
         String,
+        String,
         i64,
         i64,
     );
@@ -149,6 +165,7 @@ fn rollup_cells(
             funnel_daily::day,
             funnel_daily::kind,
             funnel_daily::organic,
+            funnel_daily::channel,
             funnel_daily::ad_id,
             funnel_daily::ref_,
             funnel_daily::source,
@@ -162,12 +179,26 @@ fn rollup_cells(
     Ok(rows
         .into_iter()
         .map(
-            |(day, kind, organic, ad_id, ref_, source, campaign, product, currency, events, value_minor)| {
+            |(
+                day,
+                kind,
+                organic,
+                channel,
+                ad_id,
+                ref_,
+                source,
+                campaign,
+                product,
+                currency,
+                events,
+                value_minor,
+            )| {
                 Cell {
                     day,
                     kind,
                     dims: Dims {
                         organic,
+                        channel: opt(channel),
                         ad_id: opt(ad_id),
                         ref_: opt(ref_),
                         source: opt(source),
@@ -198,6 +229,7 @@ pub(crate) fn raw_cells(
         NaiveDateTime,
         String,
         bool,
+        String,
         Option<String>,
         Option<String>,
         Option<String>,
@@ -222,6 +254,7 @@ pub(crate) fn raw_cells(
             funnel_events::occurred_at,
             funnel_events::kind,
             funnel_events::organic,
+            funnel_events::channel,
             funnel_events::ad_id,
             funnel_events::ref_,
             funnel_events::source,
@@ -233,11 +266,11 @@ pub(crate) fn raw_cells(
         .load(conn)?;
     let mut cells: BTreeMap<CellKey, i64> = BTreeMap::new();
     let mut values: HashMap<CellKey, i64> = HashMap::new();
-    for (at, kind, organic, ad_id, ref_, source, campaign, product, currency, value) in rows {
+    for (at, kind, organic, channel, ad_id, ref_, source, campaign, product, currency, value) in rows {
         let key = (
             local_day(tz, at),
             kind,
-            vec![ad_id, ref_, source, campaign, product],
+            vec![Some(channel), ad_id, ref_, source, campaign, product],
             organic,
             currency.unwrap_or_default(),
         );
@@ -255,6 +288,7 @@ pub(crate) fn raw_cells(
                 kind,
                 dims: Dims {
                     organic,
+                    channel: d.next().flatten(),
                     ad_id: d.next().flatten(),
                     ref_: d.next().flatten(),
                     source: d.next().flatten(),
@@ -295,6 +329,7 @@ fn rollup_groups(
         GroupBy::Campaign => "campaign",
         GroupBy::Source => "source",
         GroupBy::Product => "product",
+        GroupBy::Channel => "channel",
     };
     let rows: Vec<(String, bool, String, String, i64, i64)> = funnel_daily::table
         .filter(funnel_daily::merchant_id.eq(DbUuid(merchant_id)))
@@ -318,6 +353,7 @@ fn rollup_groups(
                 GroupBy::Campaign => dims.campaign = value,
                 GroupBy::Source => dims.source = value,
                 GroupBy::Product => dims.product = value,
+                GroupBy::Channel => dims.channel = value,
             }
             Cell {
                 day: p.from,
@@ -485,14 +521,10 @@ pub fn funnel(
     group_by: GroupBy,
 ) -> QueryResult<Vec<FunnelRow>> {
     let mut groups: BTreeMap<(bool, Option<String>), Acc> = BTreeMap::new();
-    let key_of = |d: &Dims| -> (bool, Option<String>) {
-        if d.organic {
-            (true, None)
-        } else {
-            (false, group_by.key(d))
-        }
-    };
-    groups.entry((true, None)).or_default();
+    let key_of = |d: &Dims| group_by.row_of(d);
+    if group_by != GroupBy::Channel {
+        groups.entry((true, None)).or_default();
+    }
 
     let cells = if merchant_tz(conn, merchant_id)? == p.tz {
         rollup_groups(conn, merchant_id, p, group_by)?
@@ -505,17 +537,17 @@ pub fn funnel(
     for t in touches_in(conn, merchant_id, p)? {
         groups.entry(key_of(&Dims::of(&t))).or_default().row.referrals += 1;
     }
-    let started: Vec<Option<DbUuid>> = threads::table
+    let started: Vec<(Option<DbUuid>, String)> = threads::table
         .filter(threads::merchant_id.eq(DbUuid(merchant_id)))
         .filter(threads::created_at.ge(p.start()))
         .filter(threads::created_at.lt(p.end()))
-        .select(threads::first_touch_id)
+        .select((threads::first_touch_id, threads::channel))
         .load(conn)?;
-    let firsts = touches_by_id(conn, started.iter().flatten().copied().collect())?;
-    for first in started {
+    let firsts = touches_by_id(conn, started.iter().filter_map(|(t, _)| *t).collect())?;
+    for (first, channel) in started {
         let dims = first
             .and_then(|id| firsts.get(&id))
-            .map_or_else(Dims::organic, Dims::of);
+            .map_or_else(|| Dims::organic_on(&channel), Dims::of);
         groups.entry(key_of(&dims)).or_default().row.threads += 1;
     }
 
@@ -527,6 +559,7 @@ pub fn funnel(
         GroupBy::Campaign => "funnel_events.campaign",
         GroupBy::Source => "funnel_events.source",
         GroupBy::Product => "funnel_events.touch_product",
+        GroupBy::Channel => "funnel_events.channel",
     };
     let purchases: Vec<(bool, Option<String>, NaiveDateTime, Option<NaiveDateTime>)> = funnel_events::table
         .left_join(touches::table.on(touches::id.nullable().eq(funnel_events::first_touch_id)))
@@ -542,7 +575,11 @@ pub fn funnel(
         ))
         .load(conn)?;
     for (organic, value, at, first_at) in purchases {
-        let key = if organic { (true, None) } else { (false, value) };
+        let key = if organic && group_by != GroupBy::Channel {
+            (true, None)
+        } else {
+            (false, value)
+        };
         if let Some(first_at) = first_at {
             let secs = (at - first_at).num_seconds();
             groups.entry(key).or_default().to_purchase.push(secs);

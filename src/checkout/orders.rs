@@ -825,11 +825,17 @@ pub fn checkout(
             .filter(|_| totals.discount.is_some())
             .map(|d| DbUuid(d.id));
         let (touch_id, ad_id) = touch.map_or((None, None), |(t, ad)| (Some(DbUuid(t)), ad));
+        // The order is made on the thread's channel (for reports and the Conversions API).
+        let channel: String = crate::db::schema::threads::table
+            .find(DbUuid(thread_id))
+            .select(crate::db::schema::threads::channel)
+            .first(conn)?;
         diesel::insert_into(orders::table)
             .values((
                 orders::id.eq(DbUuid(order_id)),
                 orders::merchant_id.eq(DbUuid(merchant_id)),
                 orders::thread_id.eq(DbUuid(thread_id)),
+                orders::channel.eq(channel),
                 orders::cart_id.eq(DbUuid(cart.id)),
                 orders::number.eq(&number),
                 orders::status.eq(OrderStatus::AwaitingPayment.as_str()),

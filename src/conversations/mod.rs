@@ -1,20 +1,32 @@
-//! Customers (one per Page and PSID), their thread, the touches that brought them (ad clicks, m.me
-//! links), the messages both ways, and the messaging window that decides what may be sent.
+//! The conversation core, shared by every channel: customers (one per channel account and shopper),
+//! their thread, the touches that brought them (ad clicks, links, web chat visits), the messages both
+//! ways, each channel's messaging window ([`window`]), the durable inbox of events ([`inbox`]), the turn
+//! that answers them ([`turn`]), and the queue of replies ([`outbox`]).
+//!
+//! A turn: a channel parses what the shopper did into a neutral [`event::Inbound`]; the inbox stores it
+//! and applies each shopper's events in order; the turn asks the engine, applies its commands (carts,
+//! offers, codes, holds, funnel) and queues its neutral replies. Channels only parse, verify, render and
+//! send: Meta's channels render the queued replies when the sender sends them, the web chat serves them
+//! as they are.
 
-use chrono::{Duration, NaiveDateTime};
+pub mod agent;
+pub mod event;
+pub mod inbox;
+pub mod notices;
+pub mod outbox;
+mod shop;
+pub mod turn;
+pub mod window;
+
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::db::schema::{customers, messages, threads, touches};
 use crate::db::{DbConnection, DbUuid, now, prepared};
-use crate::messenger::webhook::Referral;
-
-/// The standard messaging window after a shopper's action.
-pub const STANDARD_WINDOW: Duration = Duration::hours(24);
-/// The window after the first message that followed a Click-to-Messenger ad.
-pub const CTM_WINDOW: Duration = Duration::days(7);
-/// How long after the shopper's last message a human agent may still answer (`HUMAN_AGENT` tag).
-pub const HUMAN_AGENT_WINDOW: Duration = Duration::days(7);
+use crate::engine::Referral;
+use crate::kernel::Channel;
+pub use window::{HUMAN_AGENT_WINDOW, MessagingType, Window, Writer};
 
 /// Who answers in a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +66,7 @@ pub struct Thread {
     pub merchant_id: DbUuid,
     /// Customer.
     pub customer_id: DbUuid,
-    /// Meta's Page id.
+    /// The channel account: a Page's id, an Instagram account's id, the web chat's id.
     pub page_id: String,
     /// `bot` or `agent`.
     pub mode: String,
@@ -80,12 +92,24 @@ pub struct Thread {
     pub created_at: NaiveDateTime,
     /// Changed.
     pub updated_at: NaiveDateTime,
+    /// `messenger`, `instagram` or `webchat`.
+    pub channel: String,
 }
 
 impl Thread {
+    /// The thread's channel.
+    pub fn channel(&self) -> Channel {
+        Channel::parse(&self.channel).unwrap_or(Channel::Messenger)
+    }
+
+    /// The thread's channel's messaging policy.
+    pub fn window(&self) -> Window {
+        Window::of(self.channel())
+    }
+
     /// True while a standard message may be sent.
     pub fn window_open(&self, at: NaiveDateTime) -> bool {
-        self.window_ends_at.is_some_and(|end| at < end)
+        self.window().is_open(self, at)
     }
 
     /// True while the bot may answer: bot mode, and no human active.
@@ -102,9 +126,9 @@ pub struct Customer {
     pub id: DbUuid,
     /// Merchant.
     pub merchant_id: DbUuid,
-    /// Page.
+    /// The channel account (see [`Thread::page_id`]).
     pub page_id: String,
-    /// Page-scoped user id.
+    /// The shopper's id on the account: Page-scoped (PSID), Instagram-scoped (IGSID), web chat visitor.
     pub psid: String,
     /// From the User Profile API, when allowed.
     pub first_name: Option<String>,
@@ -116,12 +140,22 @@ pub struct Customer {
     pub profile_status: String,
     /// Created.
     pub created_at: NaiveDateTime,
+    /// `messenger`, `instagram` or `webchat`.
+    pub channel: String,
 }
 
-/// Finds or creates the customer for (Page, PSID).
+impl Customer {
+    /// The customer's channel.
+    pub fn channel(&self) -> Channel {
+        Channel::parse(&self.channel).unwrap_or(Channel::Messenger)
+    }
+}
+
+/// Finds or creates the customer for (channel account, shopper id).
 pub fn ensure_customer(
     conn: &mut DbConnection,
     merchant_id: Uuid,
+    channel: Channel,
     page_id: &str,
     psid: &str,
 ) -> QueryResult<Uuid> {
@@ -142,6 +176,7 @@ pub fn ensure_customer(
             customers::page_id.eq(page_id),
             customers::psid.eq(psid),
             customers::created_at.eq(now()),
+            customers::channel.eq(channel.as_str()),
         ))
         .execute(conn)?;
     Ok(id)
@@ -205,6 +240,7 @@ pub fn ensure_thread(conn: &mut DbConnection, customer: &Customer) -> QueryResul
             threads::ctm_pending.eq(false),
             threads::created_at.eq(at),
             threads::updated_at.eq(at),
+            threads::channel.eq(&customer.channel),
         ))
         .execute(conn)?;
     threads::table
@@ -227,21 +263,10 @@ pub fn thread(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResu
         .first(conn)
 }
 
-/// A shopper acted at `at`: the window reopens for 24 hours, or 7 days when this is the first message
-/// after a Click-to-Messenger ad. Computed only: [`save_progress`] stores it.
+/// A shopper acted at `at`: the thread's channel's window moves (see [`Window::after_shopper_action`]).
+/// Computed only: [`save_progress`] stores it.
 pub fn note_shopper_action(thread: &Thread, at: NaiveDateTime, is_message: bool) -> Thread {
-    let mut end = at + STANDARD_WINDOW;
-    let mut ctm_pending = thread.ctm_pending;
-    if ctm_pending && is_message {
-        end = at + CTM_WINDOW;
-        ctm_pending = false;
-    }
-    Thread {
-        window_ends_at: Some(thread.window_ends_at.map_or(end, |e| e.max(end))),
-        last_inbound_at: Some(thread.last_inbound_at.map_or(at, |l| l.max(at))),
-        ctm_pending,
-        ..thread.clone()
-    }
+    thread.window().after_shopper_action(thread, at, is_message)
 }
 
 /// Stores what an event moved on the thread (its window, its first and latest touch) when anything
@@ -314,13 +339,20 @@ pub fn add_touch(
             touches::ads_context_data.eq(&referral.ads_context_data),
             touches::occurred_at.eq(at),
             touches::created_at.eq(now()),
+            touches::channel.eq(&thread.channel),
+            touches::page_url.eq(&referral.page_url),
+            touches::utm_source.eq(&referral.utm.utm_source),
+            touches::utm_medium.eq(&referral.utm.utm_medium),
+            touches::utm_campaign.eq(&referral.utm.utm_campaign),
+            touches::utm_content.eq(&referral.utm.utm_content),
+            touches::utm_term.eq(&referral.utm.utm_term),
         ))
         .execute(conn)?;
     Ok(Thread {
         first_touch_id: Some(thread.first_touch_id.unwrap_or(id)),
         latest_touch_id: Some(id),
         latest_ad_id: referral.ad_id.clone(),
-        ctm_pending: thread.ctm_pending || referral.source == "ADS",
+        ctm_pending: thread.ctm_pending || (thread.channel().is_meta() && referral.source == "ADS"),
         ..thread.clone()
     })
 }
@@ -349,6 +381,20 @@ pub struct Touch {
     pub ads_context_data: Option<String>,
     /// When the shopper arrived.
     pub occurred_at: NaiveDateTime,
+    /// The channel.
+    pub channel: String,
+    /// The page a web chat was opened on.
+    pub page_url: Option<String>,
+    /// `utm_source` of that page.
+    pub utm_source: Option<String>,
+    /// `utm_medium`.
+    pub utm_medium: Option<String>,
+    /// `utm_campaign`.
+    pub utm_campaign: Option<String>,
+    /// `utm_content`.
+    pub utm_content: Option<String>,
+    /// `utm_term`.
+    pub utm_term: Option<String>,
 }
 
 /// The thread's touches, oldest first.
@@ -459,6 +505,7 @@ pub fn record_message(conn: &mut DbConnection, thread: &Thread, m: &NewMessage<'
             messages::payload.eq(m.payload),
             messages::occurred_at.eq(m.occurred_at),
             messages::created_at.eq(now()),
+            messages::channel.eq(&thread.channel),
         ))
         .execute(conn)?;
     Ok(id)
@@ -469,6 +516,8 @@ pub fn record_message(conn: &mut DbConnection, thread: &Thread, m: &NewMessage<'
 pub struct ThreadQuery {
     /// Only threads in this mode.
     pub mode: Option<Mode>,
+    /// Only threads on this channel.
+    pub channel: Option<Channel>,
     /// Only threads whose latest touch came from this ad.
     pub ad_id: Option<String>,
     /// Only threads with (true) or without (false) an open cart holding something.
@@ -494,6 +543,9 @@ pub fn list_threads(
         .into_boxed();
     if let Some(mode) = q.mode {
         query = query.filter(threads::mode.eq(mode.as_str()));
+    }
+    if let Some(channel) = q.channel {
+        query = query.filter(threads::channel.eq(channel.as_str()));
     }
     if let Some(ad_id) = &q.ad_id {
         query = query.filter(threads::latest_ad_id.eq(ad_id.clone()));

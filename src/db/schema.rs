@@ -50,6 +50,7 @@ diesel::table! {
         profile_status -> Text,
         capi_dataset_id -> Nullable<Text>,
         capi_access_token -> Nullable<Text>,
+        instagram_account_id -> Nullable<Text>,
     }
 }
 
@@ -123,6 +124,7 @@ diesel::table! {
         timezone_offset -> Nullable<Integer>,
         profile_status -> Text,
         created_at -> Timestamp,
+        channel -> Text,
     }
 }
 
@@ -130,7 +132,7 @@ diesel::table! {
     use diesel::sql_types::*;
     use crate::db::PortableUuid;
 
-    messenger_events (id) {
+    inbound_events (id) {
         id -> PortableUuid,
         inbox_id -> PortableUuid,
         merchant_id -> Nullable<PortableUuid>,
@@ -147,6 +149,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         processed_at -> Nullable<Timestamp>,
+        channel -> Text,
+        event -> Nullable<Text>,
     }
 }
 
@@ -173,6 +177,7 @@ diesel::table! {
         updated_at -> Timestamp,
         away_sent_on -> Nullable<Text>,
         stay_bookable_id -> Nullable<PortableUuid>,
+        channel -> Text,
     }
 }
 
@@ -195,6 +200,13 @@ diesel::table! {
         ads_context_data -> Nullable<Text>,
         occurred_at -> Timestamp,
         created_at -> Timestamp,
+        channel -> Text,
+        page_url -> Nullable<Text>,
+        utm_source -> Nullable<Text>,
+        utm_medium -> Nullable<Text>,
+        utm_campaign -> Nullable<Text>,
+        utm_content -> Nullable<Text>,
+        utm_term -> Nullable<Text>,
     }
 }
 
@@ -214,6 +226,7 @@ diesel::table! {
         payload -> Nullable<Text>,
         occurred_at -> Timestamp,
         created_at -> Timestamp,
+        channel -> Text,
     }
 }
 
@@ -239,6 +252,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        parts_sent -> Integer,
     }
 }
 
@@ -305,6 +319,7 @@ diesel::table! {
         touch_product -> Nullable<Text>,
         order_id -> Nullable<PortableUuid>,
         organic -> Bool,
+        channel -> Text,
     }
 }
 
@@ -312,11 +327,12 @@ diesel::table! {
     use diesel::sql_types::*;
     use crate::db::PortableUuid;
 
-    funnel_daily (merchant_id, day, kind, organic, ad_id, ref_, source, campaign, product, currency) {
+    funnel_daily (merchant_id, day, kind, organic, channel, ad_id, ref_, source, campaign, product, currency) {
         merchant_id -> PortableUuid,
         day -> Date,
         kind -> Text,
         organic -> Bool,
+        channel -> Text,
         ad_id -> Text,
         #[sql_name = "ref"]
         ref_ -> Text,
@@ -350,6 +366,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        channel -> Text,
     }
 }
 
@@ -459,6 +476,7 @@ diesel::table! {
         checked_at -> Nullable<Timestamp>,
         receipt -> Nullable<Text>,
         late_payment -> Nullable<Text>,
+        channel -> Text,
     }
 }
 
@@ -550,6 +568,34 @@ diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(reservations -> orders (order_id));
 diesel::joinable!(refunds -> orders (order_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    webchats (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        public_key -> Text,
+        allowed_origins -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    webchat_visitors (customer_id) {
+        customer_id -> PortableUuid,
+        webchat_id -> PortableUuid,
+        token_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(webchat_visitors -> customers (customer_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     merchants,
     api_keys,
@@ -558,7 +604,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     variants,
     webhook_inbox,
     customers,
-    messenger_events,
+    inbound_events,
     threads,
     touches,
     messages,
@@ -577,6 +623,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     reservations,
     stripe_events,
     refunds,
+    webchats,
+    webchat_visitors,
 );
 
 diesel::table! {

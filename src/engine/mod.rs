@@ -7,10 +7,13 @@
 
 mod memory;
 pub mod payload;
+mod referral;
+pub mod reply;
 pub mod stays;
 pub mod text;
 
 pub use memory::MemoryShop;
+pub use referral::{Referral, Utm};
 pub use stays::{StayOfferKind, StayOfferView, stay_replies, unavailable};
 
 use diesel::QueryResult;
@@ -21,9 +24,8 @@ use chrono::NaiveDate;
 use crate::bookings::{Alternatives, Bookable, Booking, NightAvailability, StayDates};
 use crate::carts::Cart;
 use crate::catalog::{Product, Variant};
-use crate::messenger::render::{Button, Card, Message, QuickReply, RenderError};
-use crate::messenger::webhook::Referral;
 use payload::Payload;
+use reply::{Action, Card, Choice, EmptyPage, Reply};
 use text::TextIntent;
 
 pub use payload::GET_STARTED;
@@ -254,7 +256,7 @@ pub struct Outcome {
     /// Changes to make, in order.
     pub commands: Vec<Command>,
     /// Messages to send, in order.
-    pub replies: Vec<Message>,
+    pub replies: Vec<Reply>,
     /// After the commands, send the cart as it then is ([`cart_replies`]).
     pub then_show_cart: bool,
     /// A product was added: after the cart, show the first offer it triggers ([`pick_offer`]).
@@ -264,7 +266,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn reply(replies: Vec<Message>) -> Outcome {
+    fn reply(replies: Vec<Reply>) -> Outcome {
         Outcome {
             replies,
             ..Outcome::default()
@@ -285,37 +287,27 @@ pub fn respond(turn: &Turn<'_>, shop: &mut dyn Shop) -> QueryResult<Outcome> {
         Input::Attachment => Outcome::reply(with_menu(
             turn,
             "Thanks! I can't look at pictures, but I can help you shop:",
-        )?),
+        )),
     };
     Ok(outcome)
 }
 
-fn render(e: RenderError) -> diesel::result::Error {
-    diesel::result::Error::SerializationError(Box::new(e))
-}
-
 /// The quick replies every dead end offers: "Book a stay" too when the merchant has rooms.
-fn menu(has_rooms: bool) -> Result<Vec<QuickReply>, RenderError> {
-    let mut replies = vec![QuickReply::text(
-        "Shop",
-        &payload::encode(&Payload::Shop { page: 0 }),
-    )?];
+fn menu(has_rooms: bool) -> Vec<Choice> {
+    let mut replies = vec![Choice::new("Shop", &payload::encode(&Payload::Shop { page: 0 }))];
     if has_rooms {
-        replies.push(QuickReply::text(
+        replies.push(Choice::new(
             "Book a stay",
             &payload::encode(&Payload::Rooms { page: 0 }),
-        )?);
+        ));
     }
-    replies.push(QuickReply::text("My cart", &payload::encode(&Payload::Cart))?);
-    replies.push(QuickReply::text(
-        "Talk to a person",
-        &payload::encode(&Payload::Human),
-    )?);
-    Ok(replies)
+    replies.push(Choice::new("My cart", &payload::encode(&Payload::Cart)));
+    replies.push(Choice::new("Talk to a person", &payload::encode(&Payload::Human)));
+    replies
 }
 
-fn with_menu(turn: &Turn<'_>, text: &str) -> QueryResult<Vec<Message>> {
-    Message::text_with_quick_replies(text, menu(turn.has_rooms).map_err(render)?).map_err(render)
+fn with_menu(turn: &Turn<'_>, text: &str) -> Vec<Reply> {
+    Reply::text_with_choices(text, menu(turn.has_rooms))
 }
 
 fn hello(turn: &Turn<'_>) -> String {
@@ -353,7 +345,7 @@ fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResu
             None => format!("{} Here is the product you asked about:", hello(turn)),
         };
         let mut outcome = product_card(&product)?;
-        outcome.replies.splice(0..0, Message::text(&intro));
+        outcome.replies.splice(0..0, Reply::text(&intro));
         return Ok(outcome);
     }
     let intro = format!(
@@ -362,7 +354,7 @@ fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResu
         turn.merchant_name
     );
     let mut outcome = browse(shop, 0)?;
-    outcome.replies.splice(0..0, Message::text(&intro));
+    outcome.replies.splice(0..0, Reply::text(&intro));
     Ok(outcome)
 }
 
@@ -393,7 +385,7 @@ fn room_entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> Quer
         None => format!("{} Here is the room you asked about:", hello(turn)),
     };
     let mut outcome = stays::room(turn, &room, shop)?;
-    outcome.replies.splice(0..0, Message::text(&intro));
+    outcome.replies.splice(0..0, Reply::text(&intro));
     Ok(Some(outcome))
 }
 
@@ -427,7 +419,7 @@ fn option_word(product: &Product) -> &'static str {
     }
 }
 
-fn card(product: &Product, with_details_button: bool) -> Result<Card, RenderError> {
+fn card(product: &Product, with_details_button: bool) -> Card {
     let mut card = Card::new(&product.fields.title);
     card = card.subtitle(&price_label(product).unwrap_or_else(|| "Out of stock".into()));
     if let Some(image) = &product.fields.image_url {
@@ -440,44 +432,39 @@ fn card(product: &Product, with_details_button: bool) -> Result<Card, RenderErro
     match available.as_slice() {
         [] => {}
         [only] if product.variants.len() == 1 => {
-            card = card.button(Button::postback(
+            card = card.button(Action::postback(
                 "Add to cart",
                 &payload::encode(&Payload::Add { variant: only.id }),
-            )?);
+            ));
         }
         _ => {
             let title = format!("Choose {}", option_word(product));
-            card = card.button(Button::postback(
+            card = card.button(Action::postback(
                 &title,
                 &payload::encode(&Payload::ChooseOption {
                     product: product.id,
                     page: 0,
                 }),
-            )?);
+            ));
         }
     }
     if with_details_button {
-        card = card.button(Button::postback(
+        card = card.button(Action::postback(
             "Details",
             &payload::encode(&Payload::Product { product: product.id }),
-        )?);
+        ));
     }
-    Ok(card)
+    card
 }
 
 /// One product's card, and the funnel event of seeing it.
 fn product_card(product: &Product) -> QueryResult<Outcome> {
-    let message =
-        Message::carousel(&[card(product, false).map_err(render)?], 0, |_| Card::new("")).map_err(render)?;
-    let mut replies = vec![message];
+    let mut replies = vec![Reply::card(card(product, false))];
     if product.variants.iter().all(|v| !in_stock(v)) {
-        replies.extend(
-            Message::text_with_quick_replies(
-                "This one is sold out for now. Anything else?",
-                menu(false).map_err(render)?,
-            )
-            .map_err(render)?,
-        );
+        replies.extend(Reply::text_with_choices(
+            "This one is sold out for now. Anything else?",
+            menu(false),
+        ));
     }
     Ok(Outcome {
         commands: vec![Command::Viewed { product: product.id }],
@@ -487,36 +474,22 @@ fn product_card(product: &Product) -> QueryResult<Outcome> {
 }
 
 /// A page of products as a carousel.
-fn carousel(products: &[Product], page: usize, more: impl Fn(usize) -> Payload) -> QueryResult<Message> {
-    let cards = products
-        .iter()
-        .map(|p| card(p, true))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(render)?;
-    Message::carousel(&cards, page, |next| {
-        let more_payload = payload::encode(&more(next));
-        let card = Card::new("More products").subtitle("See the next page");
-        match Button::postback("More", &more_payload) {
-            Ok(button) => card.button(button),
-            Err(_) => card,
-        }
+fn carousel(products: &[Product], page: usize, more: impl Fn(usize) -> Payload) -> Result<Reply, EmptyPage> {
+    let cards: Vec<Card> = products.iter().map(|p| card(p, true)).collect();
+    Reply::carousel(&cards, page, |next| {
+        Card::new("More products")
+            .subtitle("See the next page")
+            .button(Action::postback("More", &payload::encode(&more(next))))
     })
-    .map_err(render)
 }
 
 fn browse(shop: &mut dyn Shop, page: u16) -> QueryResult<Outcome> {
     let products = shop.browse(BROWSE_LIMIT)?;
     if products.is_empty() {
-        return Ok(Outcome::reply(
-            Message::text_with_quick_replies(
-                "Our catalog is empty for now. Would you like to talk to a person?",
-                vec![
-                    QuickReply::text("Talk to a person", &payload::encode(&Payload::Human))
-                        .map_err(render)?,
-                ],
-            )
-            .map_err(render)?,
-        ));
+        return Ok(Outcome::reply(Reply::text_with_choices(
+            "Our catalog is empty for now. Would you like to talk to a person?",
+            vec![Choice::new("Talk to a person", &payload::encode(&Payload::Human))],
+        )));
     }
     let page = usize::from(page);
     match carousel(&products, page, |next| Payload::Shop {
@@ -525,7 +498,8 @@ fn browse(shop: &mut dyn Shop, page: u16) -> QueryResult<Outcome> {
         Ok(message) => Ok(Outcome::reply(vec![message])),
         // A page past the end (an old "More" button): start again.
         Err(_) if page > 0 => browse(shop, 0),
-        Err(e) => Err(e),
+        // Page 0 of a list that is not empty always has items.
+        Err(_) => Ok(Outcome::default()),
     }
 }
 
@@ -537,7 +511,7 @@ fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> QueryResult<Outcome>
                 hello(turn),
                 turn.merchant_name
             );
-            Ok(Outcome::reply(with_menu(turn, &text)?))
+            Ok(Outcome::reply(with_menu(turn, &text)))
         }
         Payload::Shop { page } => browse(shop, page),
         Payload::Product { product } => match shop.product(product)? {
@@ -560,7 +534,7 @@ fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> QueryResult<Outcome>
         Payload::DeclineOffer { offer, cart } => match turn.cart {
             Some(c) if c.id == cart && c.offers_seen.contains(&offer) => Ok(Outcome {
                 commands: vec![Command::DeclineOffer { offer }],
-                replies: Message::text("No problem."),
+                replies: Reply::text("No problem."),
                 then_show_stay: c.lines.iter().any(|l| l.booking_id.is_some()),
                 ..Outcome::default()
             }),
@@ -602,7 +576,7 @@ fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> QueryResult<Outcome>
             shop,
         ),
         Payload::Human => Ok(hand_over()),
-        Payload::Help => Ok(Outcome::reply(help(turn)?)),
+        Payload::Help => Ok(Outcome::reply(help(turn))),
     }
 }
 
@@ -621,11 +595,11 @@ fn accept_offer(turn: &Turn<'_>, offer: Uuid, cart_id: Uuid, shop: &mut dyn Shop
         return stale(turn);
     };
     if !in_stock(&view.variant) {
-        return Ok(Outcome::reply(out_of_stock(&view.product, &view.variant, 0)?));
+        return Ok(Outcome::reply(out_of_stock(&view.product, &view.variant, 0)));
     }
     Ok(Outcome {
         commands: vec![Command::AcceptOffer { offer }],
-        replies: Message::text(&format!(
+        replies: Reply::text(&format!(
             "Added {} for {}.",
             line_name(&view.product.fields.title, &view.variant.name),
             view.price
@@ -644,7 +618,7 @@ pub fn pick_offer<'o>(cart: &Cart, offers: &'o [OfferView]) -> Option<&'o OfferV
 }
 
 /// An offer: the merchant's text, the item, its price (and the usual one), Yes or No.
-pub fn offer_replies(cart: &Cart, offer: &OfferView) -> QueryResult<Vec<Message>> {
+pub fn offer_replies(cart: &Cart, offer: &OfferView) -> QueryResult<Vec<Reply>> {
     let name = line_name(&offer.product.fields.title, &offer.variant.name);
     let price = if offer.price == offer.variant.price {
         format!("{name} for {}.", offer.price)
@@ -652,30 +626,25 @@ pub fn offer_replies(cart: &Cart, offer: &OfferView) -> QueryResult<Vec<Message>
         format!("{name} for {} instead of {}.", offer.price, offer.variant.price)
     };
     let text = format!("{} {price}", offer.text.trim());
-    Ok(vec![
-        Message::buttons(
-            &text,
-            vec![
-                Button::postback(
-                    "Yes, add it",
-                    &payload::encode(&Payload::AcceptOffer {
-                        offer: offer.id,
-                        cart: cart.id,
-                    }),
-                )
-                .map_err(render)?,
-                Button::postback(
-                    "No thanks",
-                    &payload::encode(&Payload::DeclineOffer {
-                        offer: offer.id,
-                        cart: cart.id,
-                    }),
-                )
-                .map_err(render)?,
-            ],
-        )
-        .map_err(render)?,
-    ])
+    Ok(vec![Reply::buttons(
+        &text,
+        vec![
+            Action::postback(
+                "Yes, add it",
+                &payload::encode(&Payload::AcceptOffer {
+                    offer: offer.id,
+                    cart: cart.id,
+                }),
+            ),
+            Action::postback(
+                "No thanks",
+                &payload::encode(&Payload::DeclineOffer {
+                    offer: offer.id,
+                    cart: cart.id,
+                }),
+            ),
+        ],
+    )])
 }
 
 fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> QueryResult<Option<Outcome>> {
@@ -683,16 +652,13 @@ fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> QueryResult<O
         return Ok(None);
     };
     let Some(cart) = turn.cart.filter(|c| !c.lines.is_empty()) else {
-        return Ok(Some(Outcome::reply(
-            Message::text_with_quick_replies(
-                &format!(
-                    "Code {}: add something to your cart first, then type it again.",
-                    discount.code
-                ),
-                vec![QuickReply::text("Shop", &payload::encode(&Payload::Shop { page: 0 })).map_err(render)?],
-            )
-            .map_err(render)?,
-        )));
+        return Ok(Some(Outcome::reply(Reply::text_with_choices(
+            &format!(
+                "Code {}: add something to your cart first, then type it again.",
+                discount.code
+            ),
+            vec![Choice::new("Shop", &payload::encode(&Payload::Shop { page: 0 }))],
+        ))));
     };
     let subtotal = cart.subtotal().map_err(|e| render_money(&e))?;
     Ok(Some(match discount.check(turn.at, subtotal) {
@@ -700,15 +666,15 @@ fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> QueryResult<O
             commands: vec![Command::ApplyCode {
                 discount: discount.id,
             }],
-            replies: Message::text(&format!("Code {} applied.", discount.code)),
+            replies: Reply::text(&format!("Code {} applied.", discount.code)),
             then_show_cart: true,
             ..Outcome::default()
         },
-        Err(refusal) => Outcome::reply(with_menu(turn, &format!("Code {}: {refusal}", discount.code))?),
+        Err(refusal) => Outcome::reply(with_menu(turn, &format!("Code {}: {refusal}", discount.code))),
     }))
 }
 
-fn help(turn: &Turn<'_>) -> QueryResult<Vec<Message>> {
+fn help(turn: &Turn<'_>) -> Vec<Reply> {
     with_menu(
         turn,
         "You can browse our products, type what you are looking for (\"wool socks\"), see your cart \
@@ -719,7 +685,7 @@ fn help(turn: &Turn<'_>) -> QueryResult<Vec<Message>> {
 fn hand_over() -> Outcome {
     Outcome {
         commands: vec![Command::HandToAgent],
-        replies: Message::text("Sure: a person from our team will answer you here shortly."),
+        replies: Reply::text("Sure: a person from our team will answer you here shortly."),
         ..Outcome::default()
     }
 }
@@ -729,7 +695,7 @@ fn stale(turn: &Turn<'_>) -> QueryResult<Outcome> {
     Ok(Outcome::reply(with_menu(
         turn,
         "Sorry, that item or button is no longer available. What would you like to do?",
-    )?))
+    )))
 }
 
 fn choose_option(turn: &Turn<'_>, product: &Product, page: u16) -> QueryResult<Outcome> {
@@ -738,14 +704,14 @@ fn choose_option(turn: &Turn<'_>, product: &Product, page: u16) -> QueryResult<O
         return Ok(Outcome::reply(with_menu(
             turn,
             &format!("{} is sold out for now. Anything else?", product.fields.title),
-        )?));
+        )));
     }
-    let replies = crate::messenger::render::paginate_quick_replies(
+    let replies = reply::paginate_choices(
         &available,
         usize::from(page),
-        |v| QuickReply::text(&v.name, &payload::encode(&Payload::Add { variant: v.id })),
+        |v| Choice::new(&v.name, &payload::encode(&Payload::Add { variant: v.id })),
         |next| {
-            QuickReply::text(
+            Choice::new(
                 "More",
                 &payload::encode(&Payload::ChooseOption {
                     product: product.id,
@@ -755,15 +721,12 @@ fn choose_option(turn: &Turn<'_>, product: &Product, page: u16) -> QueryResult<O
         },
     );
     match replies {
-        Ok(replies) => Ok(Outcome::reply(
-            Message::text_with_quick_replies(
-                &format!("Which {} of {}?", option_word(product), product.fields.title),
-                replies,
-            )
-            .map_err(render)?,
-        )),
+        Ok(replies) => Ok(Outcome::reply(Reply::text_with_choices(
+            &format!("Which {} of {}?", option_word(product), product.fields.title),
+            replies,
+        ))),
         Err(_) if page > 0 => choose_option(turn, product, 0),
-        Err(e) => Err(render(e)),
+        Err(_) => Ok(Outcome::default()),
     }
 }
 
@@ -778,14 +741,14 @@ fn add(turn: &Turn<'_>, product: &Product, variant: &Variant) -> QueryResult<Out
             product,
             variant,
             stock.saturating_sub(already),
-        )?));
+        )));
     }
     Ok(Outcome {
         commands: vec![Command::Add {
             variant: variant.id,
             quantity: 1,
         }],
-        replies: Message::text(&format!(
+        replies: Reply::text(&format!(
             "Added {} to your cart.",
             line_name(&product.fields.title, &variant.name)
         )),
@@ -804,28 +767,27 @@ fn line_name(title: &str, variant_name: &str) -> String {
 }
 
 /// The reply when a variant cannot be added (the engine's check, or the caller's under a race).
-pub fn out_of_stock(product: &Product, variant: &Variant, available: u32) -> QueryResult<Vec<Message>> {
+pub fn out_of_stock(product: &Product, variant: &Variant, available: u32) -> Vec<Reply> {
     let name = line_name(&product.fields.title, &variant.name);
     let text = if available == 0 {
         format!("Sorry, {name} is sold out.")
     } else {
         format!("Sorry, only {available} more of {name} can be added.")
     };
-    let mut replies = vec![QuickReply::text("My cart", &payload::encode(&Payload::Cart)).map_err(render)?];
+    let mut replies = vec![Choice::new("My cart", &payload::encode(&Payload::Cart))];
     if product.variants.iter().any(|v| v.id != variant.id && in_stock(v)) {
         replies.insert(
             0,
-            QuickReply::text(
+            Choice::new(
                 &format!("Other {}s", option_word(product)),
                 &payload::encode(&Payload::ChooseOption {
                     product: product.id,
                     page: 0,
                 }),
-            )
-            .map_err(render)?,
+            ),
         );
     }
-    Message::text_with_quick_replies(&text, replies).map_err(render)
+    Reply::text_with_choices(&text, replies)
 }
 
 fn change_line(turn: &Turn<'_>, line: Uuid, quantity: Option<u32>) -> QueryResult<Outcome> {
@@ -852,7 +814,7 @@ fn checkout(turn: &Turn<'_>, cart_id: Uuid) -> QueryResult<Outcome> {
             ..Outcome::default()
         }),
         _ => {
-            let mut replies = Message::text("Your cart has changed since; here it is now:");
+            let mut replies = Reply::text("Your cart has changed since; here it is now:");
             replies.extend(cart_replies(turn.cart, turn.at)?);
             Ok(Outcome::reply(replies))
         }
@@ -861,13 +823,12 @@ fn checkout(turn: &Turn<'_>, cart_id: Uuid) -> QueryResult<Outcome> {
 
 /// The cart: a card per line (add one, remove one, remove), then the total with Checkout and Keep
 /// shopping.
-pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResult<Vec<Message>> {
+pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResult<Vec<Reply>> {
     let Some(cart) = cart.filter(|c| !c.lines.is_empty()) else {
-        return Message::text_with_quick_replies(
+        return Ok(Reply::text_with_choices(
             "Your cart is empty.",
-            vec![QuickReply::text("Shop", &payload::encode(&Payload::Shop { page: 0 })).map_err(render)?],
-        )
-        .map_err(render);
+            vec![Choice::new("Shop", &payload::encode(&Payload::Shop { page: 0 }))],
+        ));
     };
     let mut cards = Vec::with_capacity(cart.lines.len());
     for line in &cart.lines {
@@ -881,41 +842,40 @@ pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResu
         }
         let quantity = u16::try_from(line.quantity).unwrap_or(u16::MAX);
         if line.booking_id.is_some() {
-            card = card.button(
-                Button::postback("Remove", &payload::encode(&Payload::Remove { line: line.id }))
-                    .map_err(render)?,
-            );
+            card = card.button(Action::postback(
+                "Remove",
+                &payload::encode(&Payload::Remove { line: line.id }),
+            ));
             cards.push(card);
             continue;
         }
         card = card
-            .button(
-                Button::postback(
-                    "Add one",
-                    &payload::encode(&Payload::SetQuantity {
-                        line: line.id,
-                        quantity: quantity.saturating_add(1),
-                    }),
-                )
-                .map_err(render)?,
-            )
-            .button(
-                Button::postback(
-                    "Remove one",
-                    &payload::encode(&Payload::SetQuantity {
-                        line: line.id,
-                        quantity: quantity.saturating_sub(1),
-                    }),
-                )
-                .map_err(render)?,
-            )
-            .button(
-                Button::postback("Remove", &payload::encode(&Payload::Remove { line: line.id }))
-                    .map_err(render)?,
-            );
+            .button(Action::postback(
+                "Add one",
+                &payload::encode(&Payload::SetQuantity {
+                    line: line.id,
+                    quantity: quantity.saturating_add(1),
+                }),
+            ))
+            .button(Action::postback(
+                "Remove one",
+                &payload::encode(&Payload::SetQuantity {
+                    line: line.id,
+                    quantity: quantity.saturating_sub(1),
+                }),
+            ))
+            .button(Action::postback(
+                "Remove",
+                &payload::encode(&Payload::Remove { line: line.id }),
+            ));
         cards.push(card);
     }
-    let mut replies = vec![Message::carousel(&cards, 0, |_| Card::new("…")).map_err(render)?];
+    // Past ten lines, the carousel shows nine and says how many more the cart holds.
+    let hidden = cards.len().saturating_sub(reply::MAX_CARDS - 1);
+    let shown = Reply::carousel(&cards, 0, |_| {
+        Card::new("More items").subtitle(&format!("{hidden} more in your cart"))
+    });
+    let mut replies: Vec<Reply> = shown.into_iter().collect();
     let totals = cart.totals(at).map_err(|e| render_money(&e))?;
     let summary = match &totals.discount {
         Some((code, off)) => format!(
@@ -926,18 +886,13 @@ pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResu
         ),
         None => format!("Your cart: {} item(s), total {}.", cart.units(), totals.total),
     };
-    replies.push(
-        Message::buttons(
-            &summary,
-            vec![
-                Button::postback("Checkout", &payload::encode(&Payload::Checkout { cart: cart.id }))
-                    .map_err(render)?,
-                Button::postback("Keep shopping", &payload::encode(&Payload::Shop { page: 0 }))
-                    .map_err(render)?,
-            ],
-        )
-        .map_err(render)?,
-    );
+    replies.push(Reply::buttons(
+        &summary,
+        vec![
+            Action::postback("Checkout", &payload::encode(&Payload::Checkout { cart: cart.id })),
+            Action::postback("Keep shopping", &payload::encode(&Payload::Shop { page: 0 })),
+        ],
+    ));
     Ok(replies)
 }
 
@@ -965,14 +920,14 @@ fn typed(turn: &Turn<'_>, typed: &str, shop: &mut dyn Shop) -> QueryResult<Outco
     match intent {
         TextIntent::Greeting => {
             let text = format!("{} How can I help?", hello(turn));
-            Ok(Outcome::reply(with_menu(turn, &text)?))
+            Ok(Outcome::reply(with_menu(turn, &text)))
         }
         TextIntent::Cart => Ok(Outcome::reply(cart_replies(turn.cart, turn.at)?)),
         TextIntent::Checkout => match turn.cart {
             Some(cart) if !cart.lines.is_empty() => checkout(turn, cart.id),
             _ => Ok(Outcome::reply(cart_replies(None, turn.at)?)),
         },
-        TextIntent::Help => Ok(Outcome::reply(help(turn)?)),
+        TextIntent::Help => Ok(Outcome::reply(help(turn))),
         TextIntent::Human => Ok(hand_over()),
         TextIntent::Shop => browse(shop, 0),
         TextIntent::Word(word) => match apply_code(turn, &word, shop)? {
@@ -983,7 +938,7 @@ fn typed(turn: &Turn<'_>, typed: &str, shop: &mut dyn Shop) -> QueryResult<Outco
             }
         },
         TextIntent::Search(words) => search(turn, &words, typed, 0, shop),
-        TextIntent::Empty => Ok(Outcome::reply(help(turn)?)),
+        TextIntent::Empty => Ok(Outcome::reply(help(turn))),
     }
 }
 
@@ -1006,7 +961,7 @@ fn search(
                 "I found nothing for “{}”. Try other words, or browse the shop:",
                 query.trim()
             ),
-        )?)),
+        ))),
         [only] => product_card(only),
         _ => {
             // The payload carries the search words, which find the same products again.
@@ -1018,7 +973,7 @@ fn search(
             }) {
                 Ok(message) => Ok(Outcome::reply(vec![message])),
                 Err(_) if page > 0 => search(turn, words, &query, 0, shop),
-                Err(e) => Err(e),
+                Err(_) => Ok(Outcome::default()),
             }
         }
     }
@@ -1099,8 +1054,8 @@ mod tests {
         }
     }
 
-    fn json(m: &Message) -> serde_json::Value {
-        serde_json::from_str(&serde_json::to_string(m).unwrap()).unwrap()
+    fn json(m: &Reply) -> serde_json::Value {
+        m.to_json()
     }
 
     fn ad(product_id: Option<&str>, reference: Option<&str>) -> Referral {
@@ -1113,6 +1068,7 @@ mod tests {
             post_id: None,
             product_id: product_id.map(str::to_owned),
             ads_context_data: None,
+            ..Referral::default()
         }
     }
 
@@ -1136,11 +1092,11 @@ mod tests {
 
         assert_eq!(out.commands, [Command::Viewed { product: slippers }]);
         assert_eq!(
-            out.replies[0].as_text(),
+            out.replies[0].text_of(),
             Some("Hi Anna! Thanks for your interest in “Slippers sale”. Here it is:")
         );
         let card = json(&out.replies[1]);
-        let element = &card["attachment"]["payload"]["elements"][0];
+        let element = &card["cards"][0];
         assert_eq!(element["title"], "Comfy slippers");
         assert_eq!(element["subtitle"], "49.90 EUR");
         assert_eq!(element["buttons"][0]["title"], "Choose size");
@@ -1159,14 +1115,8 @@ mod tests {
         let out = respond(&turn(Input::Referral(&referral), None), &mut shop).unwrap();
 
         let card = json(&out.replies[1]);
-        assert_eq!(
-            card["attachment"]["payload"]["elements"][0]["title"],
-            "Wool socks"
-        );
-        assert_eq!(
-            card["attachment"]["payload"]["elements"][0]["buttons"][0]["title"],
-            "Add to cart"
-        );
+        assert_eq!(card["cards"][0]["title"], "Wool socks");
+        assert_eq!(card["cards"][0]["buttons"][0]["title"], "Add to cart");
     }
 
     #[test]
@@ -1177,11 +1127,11 @@ mod tests {
         let out = respond(&turn(Input::Referral(&referral), None), &mut shop).unwrap();
 
         assert_eq!(
-            out.replies[0].as_text(),
+            out.replies[0].text_of(),
             Some("Hi Anna! Welcome to Comfy Shoes. Here is what we have:")
         );
         let carousel = json(&out.replies[1]);
-        let titles: Vec<&str> = carousel["attachment"]["payload"]["elements"]
+        let titles: Vec<&str> = carousel["cards"]
             .as_array()
             .unwrap()
             .iter()
@@ -1274,7 +1224,7 @@ mod tests {
         );
         assert!(out.then_show_cart);
         assert_eq!(
-            out.replies[0].as_text(),
+            out.replies[0].text_of(),
             Some("Added Comfy slippers (42) to your cart.")
         );
     }
@@ -1351,7 +1301,7 @@ mod tests {
 
             assert!(out.commands.is_empty(), "{payload}");
             assert_eq!(
-                out.replies[0].as_text(),
+                out.replies[0].text_of(),
                 Some("Sorry, that item or button is no longer available. What would you like to do?")
             );
         }
@@ -1362,7 +1312,7 @@ mod tests {
         let mut shop = shop();
         for typed in ["cart", "Mon PANIER"] {
             let out = respond(&turn(Input::Text(typed), None), &mut shop).unwrap();
-            assert_eq!(out.replies[0].as_text(), Some("Your cart is empty."), "{typed}");
+            assert_eq!(out.replies[0].text_of(), Some("Your cart is empty."), "{typed}");
         }
         let out = respond(&turn(Input::Text("I want to talk to a human"), None), &mut shop).unwrap();
         assert_eq!(out.commands, [Command::HandToAgent]);
@@ -1375,13 +1325,10 @@ mod tests {
         let one = respond(&turn(Input::Text("wool socks"), None), &mut shop).unwrap();
         let none = respond(&turn(Input::Text("umbrella"), None), &mut shop).unwrap();
 
-        assert_eq!(
-            json(&one.replies[0])["attachment"]["payload"]["elements"][0]["title"],
-            "Wool socks"
-        );
+        assert_eq!(json(&one.replies[0])["cards"][0]["title"], "Wool socks");
         assert!(
             none.replies[0]
-                .as_text()
+                .text_of()
                 .unwrap()
                 .starts_with("I found nothing for “umbrella”")
         );
@@ -1416,15 +1363,12 @@ mod tests {
 
         let lines = json(&replies[0]);
         assert_eq!(
-            lines["attachment"]["payload"]["elements"][0]["subtitle"],
+            lines["cards"][0]["subtitle"],
             "One size · 2 × 9.00 EUR = 18.00 EUR"
         );
         let total = json(&replies[1]);
-        assert_eq!(
-            total["attachment"]["payload"]["text"],
-            "Your cart: 2 item(s), total 18.00 EUR."
-        );
-        assert_eq!(total["attachment"]["payload"]["buttons"][0]["title"], "Checkout");
+        assert_eq!(total["text"], "Your cart: 2 item(s), total 18.00 EUR.");
+        assert_eq!(total["buttons"][0]["title"], "Checkout");
     }
 
     fn cart_with(product: &Product, variant: &Variant, quantity: u32) -> Cart {
@@ -1488,7 +1432,7 @@ mod tests {
         let out = respond(&tap(&stale, None), &mut shop).unwrap();
 
         assert!(out.commands.is_empty());
-        assert_eq!(out.replies[0].as_text(), Some("Your cart is empty."));
+        assert_eq!(out.replies[0].text_of(), Some("Your cart is empty."));
     }
 
     #[test]
@@ -1504,7 +1448,7 @@ mod tests {
 
         assert!(old.commands.is_empty());
         assert_eq!(
-            old.replies[0].as_text(),
+            old.replies[0].text_of(),
             Some("Your cart has changed since; here it is now:")
         );
         assert_eq!(current.commands, [Command::Checkout { cart: cart.id }]);
@@ -1536,7 +1480,7 @@ mod tests {
         );
         let replies = offer_replies(&cart, &offer).unwrap();
         assert_eq!(
-            json(&replies[0])["attachment"]["payload"]["text"],
+            json(&replies[0])["text"],
             "Add wool socks? Wool socks (One size) for 7.20 EUR instead of 9.00 EUR."
         );
         cart.offers_seen.push(offer.id);
@@ -1568,7 +1512,7 @@ mod tests {
 
         assert_eq!(taken.commands, [Command::AcceptOffer { offer: offer.id }]);
         assert_eq!(
-            taken.replies[0].as_text(),
+            taken.replies[0].text_of(),
             Some("Added Wool socks (One size) for 7.20 EUR.")
         );
         assert_eq!(skipped.commands, [Command::DeclineOffer { offer: offer.id }]);
@@ -1613,13 +1557,13 @@ mod tests {
 
         assert_eq!(applied.commands.len(), 1);
         assert!(matches!(applied.commands[0], Command::ApplyCode { .. }));
-        assert_eq!(applied.replies[0].as_text(), Some("Code XMAS10 applied."));
+        assert_eq!(applied.replies[0].text_of(), Some("Code XMAS10 applied."));
         assert!(expired.commands.is_empty());
-        assert!(expired.replies[0].as_text().unwrap().starts_with("Code XMAS10: "));
-        assert!(too_small.replies[0].as_text().unwrap().contains("50.00 EUR"));
+        assert!(expired.replies[0].text_of().unwrap().starts_with("Code XMAS10: "));
+        assert!(too_small.replies[0].text_of().unwrap().contains("50.00 EUR"));
         assert!(
             no_cart.replies[0]
-                .as_text()
+                .text_of()
                 .unwrap()
                 .contains("add something to your cart first")
         );
@@ -1629,10 +1573,7 @@ mod tests {
     fn a_word_that_is_no_code_is_searched_instead() {
         let out = respond(&turn(Input::Text("Wool"), None), &mut shop()).unwrap();
 
-        assert_eq!(
-            json(&out.replies[0])["attachment"]["payload"]["elements"][0]["title"],
-            "Wool socks"
-        );
+        assert_eq!(json(&out.replies[0])["cards"][0]["title"], "Wool socks");
     }
 
     #[test]
@@ -1644,7 +1585,7 @@ mod tests {
         let replies = cart_replies(Some(&cart), crate::db::now()).unwrap();
 
         assert_eq!(
-            json(&replies[1])["attachment"]["payload"]["text"],
+            json(&replies[1])["text"],
             "Your cart: 1 item(s), 9.00 EUR with code XMAS10 (-9.00 EUR): total 0.00 EUR."
         );
     }
@@ -1676,13 +1617,8 @@ mod tests {
         let search2 = respond(&tap(&search2, None), &mut shop).unwrap();
         let beyond = respond(&tap(&beyond, None), &mut shop).unwrap();
 
-        assert!(help.replies[0].as_text().unwrap().starts_with("You can browse"));
-        let count = |o: &Outcome| {
-            json(&o.replies[0])["attachment"]["payload"]["elements"]
-                .as_array()
-                .unwrap()
-                .len()
-        };
+        assert!(help.replies[0].text_of().unwrap().starts_with("You can browse"));
+        let count = |o: &Outcome| json(&o.replies[0])["cards"].as_array().unwrap().len();
         assert_eq!(
             count(&page2),
             7,
@@ -1720,30 +1656,46 @@ mod tests {
                 })
         }
 
-        fn within_limits(message: &Message) -> bool {
-            let v = json(message);
-            let text_ok = v["text"].as_str().is_none_or(|t| t.chars().count() <= 2000);
-            let quick = v["quick_replies"].as_array().map_or(0, Vec::len) <= 13
-                && v["quick_replies"].as_array().into_iter().flatten().all(|q| {
-                    q["title"].as_str().is_some_and(|t| t.chars().count() <= 20)
-                        && q["payload"].as_str().is_some_and(|p| p.chars().count() <= 1000)
-                });
-            let payload = &v["attachment"]["payload"];
-            let elements = payload["elements"].as_array().map_or(0, Vec::len) <= 10
-                && payload["elements"].as_array().into_iter().flatten().all(|e| {
-                    e["title"].as_str().is_some_and(|t| t.chars().count() <= 80)
-                        && e["subtitle"].as_str().is_none_or(|t| t.chars().count() <= 80)
-                        && e["buttons"].as_array().map_or(0, Vec::len) <= 3
-                });
-            let button_text = payload["text"].as_str().is_none_or(|t| t.chars().count() <= 640);
-            text_ok && quick && elements && button_text
+        /// Whether `reply` renders on every Meta channel, each Send API message within Meta's limits
+        /// (Messenger's; Instagram's text is measured in bytes).
+        fn within_limits(reply: &Reply) -> bool {
+            use crate::channels::meta::render::render;
+            use crate::kernel::Channel;
+            [Channel::Messenger, Channel::Instagram]
+                .into_iter()
+                .all(|channel| {
+                    let Ok(messages) = render(reply, channel) else {
+                        return false;
+                    };
+                    messages.iter().all(|message| {
+                        let v = serde_json::to_value(message).unwrap();
+                        let text_ok = v["text"].as_str().is_none_or(|t| match channel {
+                            Channel::Instagram => t.len() <= 1000,
+                            _ => t.chars().count() <= 2000,
+                        });
+                        let quick = v["quick_replies"].as_array().map_or(0, Vec::len) <= 13
+                            && v["quick_replies"].as_array().into_iter().flatten().all(|q| {
+                                q["title"].as_str().is_some_and(|t| t.chars().count() <= 20)
+                                    && q["payload"].as_str().is_some_and(|p| p.chars().count() <= 1000)
+                            });
+                        let payload = &v["attachment"]["payload"];
+                        let elements = payload["elements"].as_array().map_or(0, Vec::len) <= 10
+                            && payload["elements"].as_array().into_iter().flatten().all(|e| {
+                                e["title"].as_str().is_some_and(|t| t.chars().count() <= 80)
+                                    && e["subtitle"].as_str().is_none_or(|t| t.chars().count() <= 80)
+                                    && e["buttons"].as_array().map_or(0, Vec::len) <= 3
+                            });
+                        let button_text = payload["text"].as_str().is_none_or(|t| t.chars().count() <= 640);
+                        text_ok && quick && elements && button_text
+                    })
+                })
         }
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(64))]
 
             #[test]
-            fn any_catalog_renders_within_metas_limits(products in proptest::collection::vec(arbitrary_product(), 1..30), page in 0u16..4) {
+            fn any_catalog_renders_within_the_limits_of_every_meta_channel(products in proptest::collection::vec(arbitrary_product(), 1..30), page in 0u16..4) {
                 let mut shop = MemoryShop::new(products);
                 let first = shop.products[0].clone();
                 let inputs = [

@@ -13,10 +13,10 @@ use diesel::QueryResult;
 use uuid::Uuid;
 
 use super::payload::{self, Payload};
-use super::{Command, Outcome, Shop, Turn, render, stale, with_menu};
+use super::reply::{Action, Card, Choice, Reply};
+use super::{Command, Outcome, Shop, Turn, stale, with_menu};
 use crate::bookings::{Alternatives, Bookable, Booking, BookingStatus, StayDates, stay::local_today};
 use crate::carts::Cart;
-use crate::messenger::render::{Button, Card, Message, QuickReply};
 use crate::money::Money;
 
 /// How many arrival dates the quick replies offer, from today.
@@ -159,13 +159,10 @@ fn room_card(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> QueryResu
     if let Some(image) = &room.spec.image_url {
         card = card.image(image);
     }
-    Ok(card.button(
-        Button::postback(
-            "Choose dates",
-            &payload::encode(&Payload::Room { bookable: room.id }),
-        )
-        .map_err(render)?,
-    ))
+    Ok(card.button(Action::postback(
+        "Choose dates",
+        &payload::encode(&Payload::Room { bookable: room.id }),
+    )))
 }
 
 /// The room types as a carousel.
@@ -175,26 +172,25 @@ pub(super) fn rooms(turn: &Turn<'_>, shop: &mut dyn Shop, page: u16) -> QueryRes
         return Ok(Outcome::reply(with_menu(
             turn,
             "There are no rooms to book for now. Anything else?",
-        )?));
+        )));
     }
     let mut cards = Vec::with_capacity(rooms.len());
     for room in &rooms {
         cards.push(room_card(turn, room, shop)?);
     }
-    let message = Message::carousel(&cards, usize::from(page), |next| {
-        let card = Card::new("More rooms").subtitle("See the next page");
+    let message = Reply::carousel(&cards, usize::from(page), |next| {
         let more = payload::encode(&Payload::Rooms {
             page: u16::try_from(next).unwrap_or(u16::MAX),
         });
-        match Button::postback("More", &more) {
-            Ok(button) => card.button(button),
-            Err(_) => card,
-        }
+        Card::new("More rooms")
+            .subtitle("See the next page")
+            .button(Action::postback("More", &more))
     });
     match message {
         Ok(message) => Ok(Outcome::reply(vec![message])),
         Err(_) if page > 0 => rooms_page_zero(turn, shop),
-        Err(e) => Err(render(e)),
+        // Page 0 of a list that is not empty always has items.
+        Err(_) => Ok(Outcome::default()),
     }
 }
 
@@ -205,7 +201,7 @@ fn rooms_page_zero(turn: &Turn<'_>, shop: &mut dyn Shop) -> QueryResult<Outcome>
 /// One room's card, recorded as viewed, and the arrival question.
 pub(super) fn room(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> QueryResult<Outcome> {
     let card = room_card(turn, room, shop)?;
-    let mut replies = vec![Message::carousel(&[card], 0, |_| Card::new("")).map_err(render)?];
+    let mut replies = vec![Reply::card(card)];
     let mut ask = ask_arrival(turn, room)?;
     replies.append(&mut ask.replies);
     let mut commands = vec![Command::ViewedRoom { bookable: room.id }];
@@ -227,27 +223,23 @@ fn ask_arrival(turn: &Turn<'_>, room: &Bookable) -> QueryResult<Outcome> {
             1 => "Tomorrow".to_owned(),
             _ => day(date),
         };
-        replies.push(
-            QuickReply::text(
-                &label,
-                &payload::encode(&Payload::Arrival {
-                    bookable: room.id,
-                    arrival: date,
-                }),
-            )
-            .map_err(render)?,
-        );
+        replies.push(Choice::new(
+            &label,
+            &payload::encode(&Payload::Arrival {
+                bookable: room.id,
+                arrival: date,
+            }),
+        ));
     }
     Ok(Outcome {
         commands: vec![Command::AskDates { bookable: room.id }],
-        replies: Message::text_with_quick_replies(
+        replies: Reply::text_with_choices(
             &format!(
                 "When would you like to arrive at the {}? Tap a day, or type a date (24/12, 24 Dec).",
                 room.spec.name
             ),
             replies,
-        )
-        .map_err(render)?,
+        ),
         ..Outcome::default()
     })
 }
@@ -256,9 +248,7 @@ fn ask_arrival(turn: &Turn<'_>, room: &Bookable) -> QueryResult<Outcome> {
 pub(super) fn ask_nights(turn: &Turn<'_>, room: &Bookable, arrival: NaiveDate) -> QueryResult<Outcome> {
     if arrival < today(turn, room) {
         let mut outcome = ask_arrival(turn, room)?;
-        outcome
-            .replies
-            .splice(0..0, Message::text("That date has passed."));
+        outcome.replies.splice(0..0, Reply::text("That date has passed."));
         return Ok(outcome);
     }
     let spec = &room.spec;
@@ -270,22 +260,19 @@ pub(super) fn ask_nights(turn: &Turn<'_>, room: &Bookable, arrival: NaiveDate) -
         } else {
             format!("{nights} nights")
         };
-        replies.push(
-            QuickReply::text(
-                &label,
-                &payload::encode(&Payload::Nights {
-                    bookable: room.id,
-                    arrival,
-                    nights: u16::try_from(nights).unwrap_or(u16::MAX),
-                }),
-            )
-            .map_err(render)?,
-        );
+        replies.push(Choice::new(
+            &label,
+            &payload::encode(&Payload::Nights {
+                bookable: room.id,
+                arrival,
+                nights: u16::try_from(nights).unwrap_or(u16::MAX),
+            }),
+        ));
     }
-    Ok(Outcome::reply(
-        Message::text_with_quick_replies(&format!("Arriving {}. How many nights?", day(arrival)), replies)
-            .map_err(render)?,
-    ))
+    Ok(Outcome::reply(Reply::text_with_choices(
+        &format!("Arriving {}. How many nights?", day(arrival)),
+        replies,
+    )))
 }
 
 /// Nights chosen: how many guests.
@@ -308,23 +295,20 @@ pub(super) fn ask_guests(
         } else {
             format!("{guests} guests")
         };
-        replies.push(
-            QuickReply::text(
-                &label,
-                &payload::encode(&Payload::Guests {
-                    bookable: room.id,
-                    arrival,
-                    nights,
-                    guests: u16::try_from(guests).unwrap_or(u16::MAX),
-                }),
-            )
-            .map_err(render)?,
-        );
+        replies.push(Choice::new(
+            &label,
+            &payload::encode(&Payload::Guests {
+                bookable: room.id,
+                arrival,
+                nights,
+                guests: u16::try_from(guests).unwrap_or(u16::MAX),
+            }),
+        ));
     }
-    Ok(Outcome::reply(
-        Message::text_with_quick_replies(&format!("{}. How many guests?", stay_dates(stay)), replies)
-            .map_err(render)?,
-    ))
+    Ok(Outcome::reply(Reply::text_with_choices(
+        &format!("{}. How many guests?", stay_dates(stay)),
+        replies,
+    )))
 }
 
 /// Whether every night of `stay` has a unit free in `room`.
@@ -355,7 +339,7 @@ pub(super) fn hold(
     }
     if !free(shop, room, stay)? {
         let alternatives = shop.alternatives(room, stay, guests, today(turn, room))?;
-        return Ok(Outcome::reply(unavailable(room, stay, guests, &alternatives)?));
+        return Ok(Outcome::reply(unavailable(room, stay, guests, &alternatives)));
     }
     Ok(Outcome {
         commands: vec![Command::Hold {
@@ -369,50 +353,36 @@ pub(super) fn hold(
 }
 
 /// No room for these dates: the nearest dates that work, or the other room types, as quick replies.
-pub fn unavailable(
-    room: &Bookable,
-    stay: StayDates,
-    guests: u32,
-    alternatives: &Alternatives,
-) -> QueryResult<Vec<Message>> {
+pub fn unavailable(room: &Bookable, stay: StayDates, guests: u32, alternatives: &Alternatives) -> Vec<Reply> {
     let mut replies = Vec::new();
     let nights = u16::try_from(stay.nights()).unwrap_or(u16::MAX);
     let guests16 = u16::try_from(guests).unwrap_or(u16::MAX);
     if let Some(dates) = alternatives.dates {
-        replies.push(
-            QuickReply::text(
-                &format!("From {}", day(dates.arrival())),
-                &payload::encode(&Payload::Guests {
-                    bookable: room.id,
-                    arrival: dates.arrival(),
-                    nights,
-                    guests: guests16,
-                }),
-            )
-            .map_err(render)?,
-        );
+        replies.push(Choice::new(
+            &format!("From {}", day(dates.arrival())),
+            &payload::encode(&Payload::Guests {
+                bookable: room.id,
+                arrival: dates.arrival(),
+                nights,
+                guests: guests16,
+            }),
+        ));
     }
     for other in alternatives.rooms.iter().take(10) {
-        replies.push(
-            QuickReply::text(
-                &other.spec.name,
-                &payload::encode(&Payload::Guests {
-                    bookable: other.id,
-                    arrival: stay.arrival(),
-                    nights,
-                    guests: guests16,
-                }),
-            )
-            .map_err(render)?,
-        );
+        replies.push(Choice::new(
+            &other.spec.name,
+            &payload::encode(&Payload::Guests {
+                bookable: other.id,
+                arrival: stay.arrival(),
+                nights,
+                guests: guests16,
+            }),
+        ));
     }
-    replies.push(
-        QuickReply::text(
-            "Other dates",
-            &payload::encode(&Payload::Room { bookable: room.id }),
-        )
-        .map_err(render)?,
-    );
+    replies.push(Choice::new(
+        "Other dates",
+        &payload::encode(&Payload::Room { bookable: room.id }),
+    ));
     let text = match (alternatives.dates, alternatives.rooms.is_empty()) {
         (Some(dates), true) => format!(
             "Sorry, the {} is not available {}. It is from {}:",
@@ -437,7 +407,7 @@ pub fn unavailable(
             stay_dates(stay)
         ),
     };
-    Message::text_with_quick_replies(&text, replies).map_err(render)
+    Reply::text_with_choices(&text, replies)
 }
 
 /// The held stay a button was made for, while it is still held.
@@ -459,7 +429,7 @@ pub(super) fn take_offer(
         return Ok(Outcome::reply(with_menu(
             turn,
             "Sorry, that stay is no longer held for you. Book it again?",
-        )?));
+        )));
     };
     if !cart.offers_seen.contains(&offer) {
         return stale(turn);
@@ -476,7 +446,7 @@ pub(super) fn take_offer(
                         "Sorry, the {} has just been taken for your dates.",
                         room.spec.name
                     ),
-                )?));
+                )));
             }
             Ok(Outcome {
                 commands: vec![Command::Upgrade { offer, booking }],
@@ -522,7 +492,7 @@ pub fn stay_replies(
     booking: &Booking,
     room: &Bookable,
     shop: &mut dyn Shop,
-) -> QueryResult<(Vec<Message>, Option<Uuid>)> {
+) -> QueryResult<(Vec<Reply>, Option<Uuid>)> {
     let line_price = cart
         .lines
         .iter()
@@ -567,7 +537,7 @@ pub fn stay_replies(
     }
     let minutes = (booking.expires_at - turn_at).num_minutes().max(1);
     text.push_str(&format!(" I am holding it for you for {minutes} minutes."));
-    let mut replies = Message::text(&text);
+    let mut replies = Reply::text(&text);
     let mut shown = None;
     for offer in shop.stay_offers(room.id)? {
         if cart.offers_seen.contains(&offer.id) {
@@ -580,20 +550,16 @@ pub fn stay_replies(
         }
     }
     let total = cart.totals(turn_at).map_err(|e| super::render_money(&e))?.total;
-    replies.push(
-        Message::buttons(
-            &format!("Total {total}. Ready to book?"),
-            vec![
-                Button::postback(
-                    "Book and pay",
-                    &payload::encode(&Payload::Checkout { cart: cart.id }),
-                )
-                .map_err(render)?,
-                Button::postback("My cart", &payload::encode(&Payload::Cart)).map_err(render)?,
-            ],
-        )
-        .map_err(render)?,
-    );
+    replies.push(Reply::buttons(
+        &format!("Total {total}. Ready to book?"),
+        vec![
+            Action::postback(
+                "Book and pay",
+                &payload::encode(&Payload::Checkout { cart: cart.id }),
+            ),
+            Action::postback("My cart", &payload::encode(&Payload::Cart)),
+        ],
+    ));
     Ok((replies, shown))
 }
 
@@ -605,16 +571,15 @@ fn offer_message(
     current: Money,
     offer: &StayOfferView,
     shop: &mut dyn Shop,
-) -> QueryResult<Option<Message>> {
+) -> QueryResult<Option<Reply>> {
     let stay = booking.stay;
-    let decline = Button::postback(
+    let decline = Action::postback(
         "No thanks",
         &payload::encode(&Payload::DeclineOffer {
             offer: offer.id,
             cart: cart.id,
         }),
-    )
-    .map_err(render)?;
+    );
     let (text, take) = match &offer.kind {
         StayOfferKind::Upgrade { room, night_delta } => {
             if booking.guests > room.spec.max_guests || !free(shop, room, stay)? {
@@ -630,14 +595,13 @@ fn offer_message(
             };
             (
                 format!("{} {} for {price}.", offer.text.trim(), room.spec.name),
-                Button::postback(
+                Action::postback(
                     "Upgrade",
                     &payload::encode(&Payload::Upgrade {
                         offer: offer.id,
                         booking: booking.id,
                     }),
-                )
-                .map_err(render)?,
+                ),
             )
         }
         StayOfferKind::AddOn {
@@ -660,20 +624,17 @@ fn offer_message(
             };
             (
                 format!("{} {} for {price}.", offer.text.trim(), product.fields.title),
-                Button::postback(
+                Action::postback(
                     "Yes, add it",
                     &payload::encode(&Payload::AddOn {
                         offer: offer.id,
                         booking: booking.id,
                     }),
-                )
-                .map_err(render)?,
+                ),
             )
         }
     };
-    Ok(Some(
-        Message::buttons(&text, vec![take, decline]).map_err(render)?,
-    ))
+    Ok(Some(Reply::buttons(&text, vec![take, decline])))
 }
 
 #[cfg(test)]
@@ -684,8 +645,8 @@ mod tests {
     use super::*;
     use crate::bookings::BookableSpec;
     use crate::carts::CartLine;
+    use crate::engine::Referral;
     use crate::engine::{GET_STARTED, Input, MemoryShop, respond};
-    use crate::messenger::webhook::Referral;
     use crate::money::Currency;
 
     fn eur(minor: i64) -> Money {
@@ -774,11 +735,11 @@ mod tests {
         }
     }
 
-    fn json(m: &Message) -> serde_json::Value {
-        serde_json::to_value(m).unwrap()
+    fn json(m: &Reply) -> serde_json::Value {
+        m.to_json()
     }
 
-    fn quick_titles(m: &Message) -> Vec<String> {
+    fn quick_titles(m: &Reply) -> Vec<String> {
         json(m)["quick_replies"]
             .as_array()
             .unwrap()
@@ -845,7 +806,7 @@ mod tests {
 
         let out = respond(&turn(tap(&rooms), None, &[], None), &mut shop).unwrap();
 
-        let cards = json(&out.replies[0])["attachment"]["payload"]["elements"].clone();
+        let cards = json(&out.replies[0])["cards"].clone();
         assert_eq!(cards.as_array().unwrap().len(), 3);
         assert_eq!(cards[0]["title"], "Honeymoon Suite");
         assert_eq!(cards[0]["subtitle"], "from 240.00 EUR / night · up to 2 guests");
@@ -865,6 +826,7 @@ mod tests {
             post_id: None,
             product_id: None,
             ads_context_data: None,
+            ..Referral::default()
         };
 
         let out = respond(&turn(Input::Referral(&referral), None, &[], None), &mut shop).unwrap();
@@ -876,10 +838,7 @@ mod tests {
                 Command::AskDates { bookable: suite }
             ]
         );
-        assert_eq!(
-            json(&out.replies[1])["attachment"]["payload"]["elements"][0]["title"],
-            "Honeymoon Suite"
-        );
+        assert_eq!(json(&out.replies[1])["cards"][0]["title"], "Honeymoon Suite");
         let days = quick_titles(&out.replies[2]);
         assert_eq!(&days[..3], ["Today", "Tomorrow", "Wed 23 Dec"]);
     }
@@ -897,6 +856,7 @@ mod tests {
             post_id: None,
             product_id: Some(sea.simple().to_string()),
             ads_context_data: None,
+            ..Referral::default()
         };
 
         let out = respond(&turn(Input::Referral(&referral), None, &[], None), &mut shop).unwrap();
@@ -913,7 +873,7 @@ mod tests {
             let out = respond(&turn(Input::Text(typed), None, &[], Some(suite)), &mut shop).unwrap();
 
             assert_eq!(
-                out.replies[0].as_text(),
+                out.replies[0].text_of(),
                 Some("Arriving Thu 24 Dec. How many nights?"),
                 "{typed}"
             );
@@ -929,7 +889,7 @@ mod tests {
 
         assert!(
             out.replies[0]
-                .as_text()
+                .text_of()
                 .unwrap()
                 .starts_with("I found nothing for")
         );
@@ -963,7 +923,7 @@ mod tests {
         assert!(free.then_show_stay);
         assert!(full.commands.is_empty());
         assert_eq!(
-            full.replies[0].as_text(),
+            full.replies[0].text_of(),
             Some(
                 "Sorry, the Honeymoon Suite is not available Thu 24 Dec → Sun 27 Dec 2026. It is from \
                  Sat 26 Dec → Tue 29 Dec 2026, or another room is free on your dates:"
@@ -973,10 +933,18 @@ mod tests {
             quick_titles(&full.replies[0]),
             [
                 "From Sat 26 Dec",
-                "Sea-view Honeymoon…",
+                "Sea-view Honeymoon Suite",
                 "Double Room",
                 "Other dates"
             ]
+        );
+        // Messenger shows 20 characters of a quick reply's title.
+        let rendered =
+            crate::channels::meta::render::render(&full.replies[0], crate::kernel::Channel::Messenger)
+                .unwrap();
+        assert_eq!(
+            serde_json::to_value(&rendered[0]).unwrap()["quick_replies"][1]["title"],
+            "Sea-view Honeymoon…"
         );
     }
 
@@ -997,11 +965,11 @@ mod tests {
         assert!(gone.commands.is_empty());
         assert!(
             gone.replies[0]
-                .as_text()
+                .text_of()
                 .unwrap()
                 .starts_with("Sorry, that item or button")
         );
-        assert_eq!(past.replies[0].as_text(), Some("That date has passed."));
+        assert_eq!(past.replies[0].text_of(), Some("That date has passed."));
     }
 
     #[test]
@@ -1014,7 +982,7 @@ mod tests {
         let (replies, shown) = stay_replies(now(), &cart, &booking, &suite, &mut shop).unwrap();
 
         assert_eq!(
-            replies[0].as_text(),
+            replies[0].text_of(),
             Some(
                 "Honeymoon Suite, Thu 24 Dec → Sun 27 Dec 2026 (2 guests):\nThu 24 Dec: 240.00 EUR\nFri \
                  25 Dec: 290.00 EUR\nSat 26 Dec: 240.00 EUR\nTotal 770.00 EUR. I am holding it for you for \
@@ -1022,14 +990,11 @@ mod tests {
             )
         );
         assert_eq!(
-            json(&replies[1])["attachment"]["payload"]["text"],
+            json(&replies[1])["text"],
             "Wake up to the sea: Sea-view Honeymoon Suite for +40.00 EUR / night (+120.00 EUR for your stay)."
         );
         assert_eq!(shown, Some(shop.stay_offers[0].1.id));
-        assert_eq!(
-            json(&replies[2])["attachment"]["payload"]["buttons"][0]["title"],
-            "Book and pay"
-        );
+        assert_eq!(json(&replies[2])["buttons"][0]["title"], "Book and pay");
     }
 
     #[test]
@@ -1064,7 +1029,7 @@ mod tests {
         assert!(skipped.then_show_stay);
         assert!(late.commands.is_empty());
         assert_eq!(
-            late.replies[0].as_text(),
+            late.replies[0].text_of(),
             Some("Sorry, that stay is no longer held for you. Book it again?")
         );
     }
@@ -1077,7 +1042,7 @@ mod tests {
             let out = respond(&turn(Input::Text(typed), None, &[], None), &mut shop).unwrap();
 
             assert_eq!(
-                json(&out.replies[0])["attachment"]["payload"]["elements"][0]["title"],
+                json(&out.replies[0])["cards"][0]["title"],
                 "Honeymoon Suite",
                 "{typed}"
             );

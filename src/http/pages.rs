@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::{Caller, Permission};
+use crate::channels::meta::profile;
 use crate::error::{ApiError, is_unique_violation_on};
 use crate::merchants::pages::{self, NewPage, Page};
-use crate::messenger::profile;
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {

@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, timestamp};
 use crate::auth::{Caller, Permission};
+use crate::conversations::MessagingType;
+use crate::conversations::agent::{self, AgentSendError};
+use crate::conversations::inbox::{self, StoredEvent};
 use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery, Touch};
 use crate::db::now;
 use crate::error::ApiError;
-use crate::messenger::agent::{self, AgentSendError};
-use crate::messenger::inbound::{self, StoredEvent};
-use crate::messenger::outbox::MessagingType;
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -32,6 +32,7 @@ pub(super) fn routes(api: &mut Api<'_>) {
 #[derive(Serialize)]
 struct TouchBody {
     id: Uuid,
+    channel: String,
     source: String,
     #[serde(rename = "type")]
     kind: String,
@@ -42,13 +43,23 @@ struct TouchBody {
     post_id: Option<String>,
     product_id: Option<String>,
     ads_context_data: Option<serde_json::Value>,
+    page_url: Option<String>,
+    utm: Option<crate::engine::Utm>,
     occurred_at: String,
 }
 
 impl From<Touch> for TouchBody {
     fn from(t: Touch) -> Self {
+        let utm = crate::engine::Utm {
+            utm_source: t.utm_source,
+            utm_medium: t.utm_medium,
+            utm_campaign: t.utm_campaign,
+            utm_content: t.utm_content,
+            utm_term: t.utm_term,
+        };
         TouchBody {
             id: t.id.0,
+            channel: t.channel,
             source: t.source,
             kind: t.kind,
             ref_: t.ref_,
@@ -57,6 +68,8 @@ impl From<Touch> for TouchBody {
             post_id: t.post_id,
             product_id: t.product_id,
             ads_context_data: t.ads_context_data.and_then(|d| serde_json::from_str(&d).ok()),
+            page_url: t.page_url,
+            utm: (!utm.is_empty()).then_some(utm),
             occurred_at: timestamp(t.occurred_at),
         }
     }
@@ -79,7 +92,8 @@ struct WindowBody {
 #[derive(Serialize)]
 struct ThreadBody {
     id: Uuid,
-    page_id: String,
+    channel: String,
+    page_id: Option<String>,
     mode: String,
     bot_paused_until: Option<String>,
     customer: CustomerBody,
@@ -95,7 +109,9 @@ fn thread_body(t: Thread, c: Customer, touches: Option<Vec<Touch>>) -> ThreadBod
     let at = now();
     ThreadBody {
         id: t.id.0,
-        page_id: t.page_id.clone(),
+        channel: t.channel.clone(),
+        // A web chat thread belongs to no Page: its account is the merchant's web chat.
+        page_id: t.channel().is_meta().then(|| t.page_id.clone()),
         mode: t.mode.clone(),
         bot_paused_until: t.human_active_until.filter(|u| *u > at).map(timestamp),
         customer: CustomerBody {
@@ -120,6 +136,7 @@ struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
     mode: Option<String>,
+    channel: Option<String>,
     ad_id: Option<String>,
     has_open_cart: Option<bool>,
 }
@@ -146,8 +163,19 @@ async fn list(
             )])
         })?),
     };
+    let channel = match params.channel.as_deref() {
+        None => None,
+        Some(c) => Some(crate::kernel::Channel::parse(c).ok_or_else(|| {
+            ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+                "channel",
+                "invalid_channel",
+                "channel is messenger, instagram or webchat",
+            )])
+        })?),
+    };
     let query = ThreadQuery {
         mode,
+        channel,
         ad_id: params.ad_id,
         has_open_cart: params.has_open_cart,
         before: page.uuid_cursor()?,
@@ -289,7 +317,7 @@ async fn send(
         })?;
     state.wakers.outbox.wake();
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({
-        "queued": queued.outbox_ids,
+        "queued": 1,
         "messaging_type": match queued.messaging_type {
             MessagingType::Response => "RESPONSE",
             MessagingType::HumanAgent => "MESSAGE_TAG",
@@ -347,6 +375,7 @@ struct EventParams {
 #[derive(Serialize)]
 struct EventBody {
     id: Uuid,
+    channel: String,
     page_id: String,
     psid: String,
     kind: String,
@@ -361,6 +390,7 @@ impl From<StoredEvent> for EventBody {
     fn from(e: StoredEvent) -> Self {
         EventBody {
             id: e.id.0,
+            channel: e.channel,
             page_id: e.page_id,
             psid: e.psid,
             kind: e.kind,
@@ -397,7 +427,7 @@ async fn events(
     let (limit, after) = (page.limit()?, page.uuid_cursor()?);
     let items = state
         .db
-        .query(move |conn| inbound::list_events(conn, caller.merchant_id, &status, after, limit + 1))
+        .query(move |conn| inbox::list_events(conn, caller.merchant_id, &status, after, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,
@@ -416,7 +446,7 @@ async fn replay(
     let id = path.into_inner();
     let replayed = state
         .db
-        .query(move |conn| inbound::replay(conn, caller.merchant_id, id))
+        .query(move |conn| inbox::replay(conn, caller.merchant_id, id))
         .await?;
     if !replayed {
         return Err(ApiError::not_found("dead event"));
@@ -528,7 +558,7 @@ async fn checkout(
     let id = path.into_inner();
     let result = state
         .db
-        .query(move |conn| crate::messenger::conversation::checkout_for_agent(conn, caller.merchant_id, id))
+        .query(move |conn| crate::conversations::turn::checkout_for_agent(conn, caller.merchant_id, id))
         .await
         .map_err(|e| super::pages::not_found_as("thread", e))?;
     match result {

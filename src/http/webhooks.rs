@@ -1,6 +1,7 @@
-//! Webhook endpoints. A Messenger delivery is verified over its raw bytes, stored with its events (or
-//! whole, for the split worker, when that fails) and acknowledged before any of them is applied, so
-//! Meta gets its 200 in milliseconds and a crash loses nothing.
+//! Webhook endpoints. A Messenger or Instagram delivery (one endpoint, one app secret) is verified over
+//! its raw bytes, stored with its events (or whole, for the split worker, when that fails) and
+//! acknowledged before any of them is applied, so Meta gets its 200 in milliseconds and a crash loses
+//! nothing.
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,8 +10,9 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::Api;
+use crate::channels::meta::webhook;
+use crate::conversations::inbox;
 use crate::error::ApiError;
-use crate::messenger::{inbound, webhook};
 use crate::startup::AppState;
 
 /// The largest delivery accepted.
@@ -84,9 +86,10 @@ async fn receive(
     }
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("bad_request", "the delivery is not UTF-8"))?;
+    let parsed = webhook::parse(text.as_bytes()).map_err(|e| e.to_string());
     let (id, split) = state
         .db
-        .query(move |conn| inbound::receive_delivery(conn, "messenger", &text))
+        .query(move |conn| inbox::receive_delivery(conn, "messenger", &text, &parsed))
         .await?;
     let unsplit = split.is_none();
     match split {

@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use super::{WorkerContext, backoff, idle};
 use crate::attribution::conversions::{self, ConversionEvent, MAX_AGE};
+use crate::channels::meta::graph::ErrorClass;
 use crate::db::{DbError, now};
-use crate::messenger::graph::ErrorClass;
 
 /// Events still failing after this many tries are marked failed.
 const MAX_ATTEMPTS: i32 = 8;

@@ -6,9 +6,10 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::{WorkerContext, backoff, idle};
+use crate::channels::meta::webhook;
 use crate::conversations;
+use crate::conversations::inbox::{self as inbound, Applied, Policy};
 use crate::db::{DbError, DbUuid, now};
-use crate::messenger::inbound::{self, Applied, Policy};
 
 /// Splits stored deliveries into events.
 pub(super) async fn split_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
@@ -37,7 +38,7 @@ async fn split_some(ctx: &WorkerContext) -> Result<usize, DbError> {
     let batch = i64::try_from(ctx.config.worker_concurrency * 16).unwrap_or(64);
     let deliveries = ctx
         .db
-        .query(move |conn| inbound::pending_deliveries(conn, batch))
+        .query(move |conn| inbound::pending_deliveries(conn, "messenger", batch))
         .await?;
     if deliveries.is_empty() {
         return Ok(0);
@@ -62,8 +63,8 @@ fn by_shopper(deliveries: Vec<(DbUuid, String)>) -> Vec<Vec<(DbUuid, String)>> {
     let mut chains: Vec<Vec<(DbUuid, String)>> = Vec::new();
     let mut chain_of: HashMap<(String, String), usize> = HashMap::new();
     for (id, body) in deliveries {
-        let shoppers: Vec<(String, String)> = crate::messenger::webhook::parse(body.as_bytes())
-            .map(|events| events.into_iter().map(|e| (e.page_id, e.psid)).collect())
+        let shoppers: Vec<(String, String)> = webhook::parse(body.as_bytes())
+            .map(|events| events.into_iter().map(|e| (e.account, e.user)).collect())
             .unwrap_or_default();
         let mut joined: Vec<usize> = shoppers.iter().filter_map(|s| chain_of.get(s).copied()).collect();
         joined.sort_unstable();
@@ -102,9 +103,12 @@ async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Resul
     for (id, body) in chain {
         let result = ctx
             .db
-            .query(move |conn| match inbound::split_delivery(conn, id, &body) {
-                Ok(n) => Ok(Ok(n)),
-                Err(e) => inbound::delivery_failed(conn, id, &e.to_string()).map(|()| Err(e)),
+            .query(move |conn| {
+                let parsed = webhook::parse(body.as_bytes()).map_err(|e| e.to_string());
+                match inbound::split_delivery(conn, id, &parsed) {
+                    Ok(n) => Ok(Ok(n)),
+                    Err(e) => inbound::delivery_failed(conn, id, &e.to_string()).map(|()| Err(e)),
+                }
             })
             .await?;
         match result {

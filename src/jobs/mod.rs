@@ -16,9 +16,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::channels::meta::graph::GraphClient;
 use crate::config::Config;
 use crate::db::{Db, DbUuid};
-use crate::messenger::graph::GraphClient;
 
 /// Wakes the workers when work is queued in this process.
 #[derive(Debug, Default)]

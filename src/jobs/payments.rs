@@ -16,8 +16,8 @@ use crate::checkout::stripe::{
     CheckoutLine, CheckoutSession, NewCheckout, PaymentStatus, RefundReason, SessionStatus, StripeClient,
     StripeError,
 };
+use crate::conversations::notices as thread;
 use crate::db::{DbError, now};
-use crate::messenger::payments as thread;
 
 /// Calls at creating a session before the order is given up.
 const MAX_SESSION_TRIES: i32 = 5;

@@ -1,5 +1,6 @@
-//! The sender: drains the outbox in order per thread, within the messaging window and Meta's rate limit,
-//! and records Meta's message id or the final error of every send.
+//! The sender: drains the outbox in order per thread, within the thread's channel's window and Meta's
+//! rate limit, rendering each neutral reply within its channel's limits as it sends it, and records
+//! Meta's message id or the final error of every send.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, watch};
 
 use super::{WorkerContext, backoff};
-use crate::conversations::{HUMAN_AGENT_WINDOW, Thread};
+use crate::channels::meta::{self, graph::ErrorClass};
+use crate::conversations::outbox::{self, Queued};
+use crate::conversations::{MessagingType, Thread};
 use crate::db::{DbConnection, DbError, DbUuid, now};
-use crate::messenger::graph::ErrorClass;
-use crate::messenger::outbox::{self, Queued};
 
 /// Sends after this many failed tries are dead-lettered.
 const MAX_ATTEMPTS: i32 = 8;
@@ -125,15 +126,15 @@ async fn leased_send(
             let Some(thread) = outbox::lease(conn, thread_id, &owner, now() + LEASE)? else {
                 return Ok(None);
             };
-            let (queued, token) = outbox::queued_with_token(conn, thread_id)?;
-            Ok(Some((thread, queued, token)))
+            let (queued, page) = outbox::queued_with_token(conn, thread_id)?;
+            Ok(Some((thread, queued, page)))
         })
         .await?;
-    let Some((thread, queued, token)) = leased else {
+    let Some((thread, queued, page)) = leased else {
         return Ok(0);
     };
     let mut marks = Vec::new();
-    let result = send_thread(&ctx, &limiter, &thread, queued, token, &mut marks).await;
+    let result = send_thread(&ctx, &limiter, &thread, queued, page, &mut marks).await;
     let owner = ctx.owner.clone();
     ctx.db
         .query(move |conn| {
@@ -153,7 +154,7 @@ async fn send_thread(
     limiter: &PageLimiter,
     thread: &Thread,
     queued: Vec<Queued>,
-    mut token: Option<String>,
+    mut page: Option<outbox::SendingPage>,
     marks: &mut Vec<Mark>,
 ) -> Result<usize, DbError> {
     let mut handled = 0;
@@ -167,14 +168,8 @@ async fn send_thread(
         }
         handled += 1;
         // The window is checked again at sending time: it may have closed while the message waited.
-        let at = now();
-        let allowed = match q.messaging_type.as_deref() {
-            Some("MESSAGE_TAG") => thread
-                .last_inbound_at
-                .is_some_and(|l| at < l + HUMAN_AGENT_WINDOW),
-            _ => thread.window_open(at),
-        };
-        if !allowed {
+        let messaging_type = MessagingType::from_wire(q.messaging_type.as_deref());
+        if !thread.window().still_allows(thread, now(), messaging_type) {
             marks.push(Mark::Final(
                 q,
                 "expired",
@@ -182,7 +177,7 @@ async fn send_thread(
             ));
             continue;
         }
-        let Some(page_token) = token.as_deref() else {
+        let Some(sending) = page.as_ref() else {
             marks.push(Mark::Final(
                 q,
                 "failed",
@@ -190,8 +185,25 @@ async fn send_thread(
             ));
             continue;
         };
-        limiter.acquire(&q.page_id).await;
-        match ctx.graph.send(&q.page_id, page_token, &q.body).await {
+        let bodies = meta::send_bodies(
+            thread.channel(),
+            meta::Queued {
+                id: q.id.0,
+                psid: &q.psid,
+                kind: &q.kind,
+                body: &q.body,
+                messaging_type: q.messaging_type.as_deref(),
+            },
+        );
+        let bodies = match bodies {
+            Ok(bodies) => bodies,
+            Err(e) => {
+                tracing::error!(outbox.id = %q.id.0, error = %e, "a queued reply cannot be rendered");
+                marks.push(Mark::Final(q, "failed", format!("cannot be rendered: {e}")));
+                continue;
+            }
+        };
+        match send_parts(ctx, limiter, &q, sending, &bodies).await {
             Ok(message_id) => marks.push(Mark::Sent(q, message_id)),
             Err(e) => {
                 let class = e.class();
@@ -212,12 +224,12 @@ async fn send_thread(
                     }
                     ErrorClass::Retry => marks.push(Mark::Final(q, "dead", error)),
                     ErrorClass::TokenBroken => {
-                        let page_id = q.page_id.clone();
+                        let page_id = sending.page_id.clone();
                         ctx.db
                             .query(move |conn| crate::merchants::pages::mark_token_broken(conn, &page_id))
                             .await?;
                         // The rest of the batch is not sent with the broken token.
-                        token = None;
+                        page = None;
                         marks.push(Mark::Final(q, "failed", error));
                     }
                     ErrorClass::OutsideWindow | ErrorClass::Unreachable | ErrorClass::Permanent => {
@@ -228,4 +240,33 @@ async fn send_thread(
         }
     }
     Ok(handled)
+}
+
+/// Sends the Send API messages of one queued send in order, from the first not sent yet (a reply sent
+/// in several remembers how many went, so a retry never repeats them); answers Meta's id of the last.
+async fn send_parts(
+    ctx: &WorkerContext,
+    limiter: &PageLimiter,
+    q: &Queued,
+    page: &outbox::SendingPage,
+    bodies: &[String],
+) -> Result<Option<String>, crate::channels::meta::graph::GraphError> {
+    let from = usize::try_from(q.parts_sent).unwrap_or(0);
+    let mut message_id = None;
+    for (part, body) in bodies.iter().enumerate().skip(from) {
+        limiter.acquire(&page.page_id).await;
+        message_id = ctx.graph.send(&page.page_id, &page.token, body).await?;
+        let sent = i32::try_from(part + 1).unwrap_or(i32::MAX);
+        if part + 1 < bodies.len() {
+            let q = q.clone();
+            if let Err(e) = ctx
+                .db
+                .query(move |conn| outbox::mark_parts_sent(conn, &q, sent))
+                .await
+            {
+                tracing::warn!(error = %e, "progress of a reply sent in parts not saved");
+            }
+        }
+    }
+    Ok(message_id)
 }

@@ -193,10 +193,15 @@ pub fn disconnect(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> 
     Ok(n == 1)
 }
 
-/// The Page's access token, unless its token is broken or the Page is not connected.
+/// The access token of the Page `page_id` is (or of the Page an Instagram account `page_id` is connected
+/// to), unless its token is broken or the Page is not connected.
 pub fn access_token(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<String>> {
     pages::table
-        .filter(pages::page_id.eq(page_id))
+        .filter(
+            pages::page_id
+                .eq(page_id)
+                .or(pages::instagram_account_id.eq(page_id)),
+        )
         .filter(pages::token_status.eq("ok"))
         .select(pages::access_token)
         .first(conn)

@@ -150,7 +150,7 @@ fn a_hot_update_is_prepared_once_per_connection_and_reused() {
     let database = crate::helpers::TestDatabase::new();
     let mut conn = threadcart::db::establish(&database.url).unwrap();
     threadcart::db::run_migrations(&mut conn).unwrap();
-    let id = threadcart::messenger::inbound::store_delivery(&mut conn, "messenger", "{}").unwrap();
+    let id = threadcart::conversations::inbox::store_delivery(&mut conn, "messenger", "{}").unwrap();
     let id = threadcart::db::DbUuid(id);
     let cached: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = cached.clone();

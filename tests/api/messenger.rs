@@ -228,7 +228,7 @@ async fn a_delivery_is_stored_split_into_its_events_before_it_is_acknowledged() 
     assert_eq!(m.app.post_webhook(&delivery(PAGE_ID, events)).await.status(), 200);
 
     use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
-    use threadcart::db::schema::{messenger_events, webhook_inbox};
+    use threadcart::db::schema::{inbound_events as messenger_events, webhook_inbox};
     // No worker has run in between: the 200 came after the events were stored.
     let (events, unsplit) = m
         .app
@@ -366,7 +366,7 @@ async fn events_for_an_unknown_page_are_recorded_and_skipped() {
 
     eventually("the delivery is split", || async {
         use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
-        use threadcart::db::schema::messenger_events;
+        use threadcart::db::schema::inbound_events as messenger_events;
         m.app
             .db
             .query_blocking(|conn| {
@@ -701,7 +701,7 @@ async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restar
         PAGE_ID,
         vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
     );
-    db.query_blocking(|conn| threadcart::messenger::inbound::store_delivery(conn, "messenger", &body))
+    db.query_blocking(|conn| threadcart::conversations::inbox::store_delivery(conn, "messenger", &body))
         .unwrap();
     drop(db);
 
@@ -911,7 +911,7 @@ async fn a_referral_into_an_existing_thread_adds_a_touch_and_reopens_the_window(
 #[tokio::test]
 async fn every_event_type_is_applied_once_and_marked_done() {
     use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
-    use threadcart::db::schema::messenger_events;
+    use threadcart::db::schema::inbound_events as messenger_events;
     let m = spawn_messenger_app().await;
     let ts = now_ms();
     let events = vec![

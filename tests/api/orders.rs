@@ -90,7 +90,13 @@ async fn stocked(
 /// The thread of a new shopper `psid` of the merchant.
 fn thread(db: &Db, merchant_id: Uuid, psid: &str) -> Uuid {
     db.query_blocking(|conn| {
-        let customer = conversations::ensure_customer(conn, merchant_id, PAGE, psid)?;
+        let customer = conversations::ensure_customer(
+            conn,
+            merchant_id,
+            threadcart::kernel::Channel::Messenger,
+            PAGE,
+            psid,
+        )?;
         let customer = conversations::customer(conn, customer)?;
         Ok(conversations::ensure_thread(conn, &customer)?.id.0)
     })

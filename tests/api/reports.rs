@@ -8,7 +8,7 @@ use threadcart::attribution::{self, FunnelStep};
 use threadcart::checkout::orders::{self, Order, OrderStatus};
 use threadcart::conversations;
 use threadcart::db::{Db, DbUuid, now};
-use threadcart::messenger::webhook::Referral;
+use threadcart::engine::Referral;
 use threadcart::money::{Currency, Money};
 use uuid::Uuid;
 
@@ -51,7 +51,13 @@ fn eur(minor: i64) -> Money {
 /// A new shopper's thread on the Page.
 fn shopper(db: &Db, merchant_id: Uuid, psid: &str) -> Uuid {
     db.query_blocking(|conn| {
-        let customer = conversations::ensure_customer(conn, merchant_id, PAGE_ID, psid)?;
+        let customer = conversations::ensure_customer(
+            conn,
+            merchant_id,
+            threadcart::kernel::Channel::Messenger,
+            PAGE_ID,
+            psid,
+        )?;
         let customer = conversations::customer(conn, customer)?;
         Ok(conversations::ensure_thread(conn, &customer)?.id.0)
     })
@@ -69,6 +75,7 @@ fn touched(db: &Db, thread_id: Uuid, ad: Option<&str>, ref_: Option<&str>, at: N
         post_id: None,
         product_id: ad.map(|_| "GIFT-01".to_owned()),
         ads_context_data: None,
+        ..Referral::default()
     };
     db.query_blocking(|conn| {
         let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
@@ -105,7 +112,7 @@ fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
                 Some("pi_1"),
                 now()
             )?);
-            threadcart::messenger::payments::order_moved(conn, &order, OrderStatus::Paid)?;
+            threadcart::conversations::notices::order_moved(conn, &order, OrderStatus::Paid)?;
             orders::load_order(conn, order.id)
         })
         .unwrap()

@@ -1,4 +1,9 @@
-//! Typed builders for Send API `message` objects that Meta cannot reject for their shape or length.
+//! Typed builders for Send API `message` objects that Meta cannot reject for their shape or length, and
+//! [`render`], which turns a neutral [`Reply`] into them within a channel's limits.
+//!
+//! Messenger and Instagram share the Send API and most of its limits; Instagram takes text of at most
+//! 1000 bytes (Messenger: 2000 characters) and has no receipt template, so a receipt goes to an
+//! Instagram shopper as text (see `fixtures/reference/meta.md`).
 //!
 //! The Send API refuses a message that breaks one of its limits. The shopper then never sees the
 //! reply, and we only find out from a log line after the conversation has moved on. So every
@@ -13,6 +18,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use unicode_segmentation::UnicodeSegmentation;
 
+use crate::engine::reply::{self, Reply};
+use crate::kernel::Channel;
 use crate::money::{Currency, Money};
 
 /// Longest `text` message; longer text goes out as several messages.
@@ -326,6 +333,17 @@ pub enum RenderError {
         /// Replies allowed.
         max: usize,
     },
+    /// The request could not be written as JSON.
+    #[error("the message could not be written as JSON: {0}")]
+    Json(String),
+    /// More cards than a carousel takes.
+    #[error("{count} cards given; at most {max} fit in a carousel")]
+    TooManyCards {
+        /// Cards given.
+        count: usize,
+        /// Cards allowed.
+        max: usize,
+    },
     /// More buttons than a card or a button template takes.
     #[error("{count} buttons given; at most {max} are allowed")]
     TooManyButtons {
@@ -388,6 +406,8 @@ impl RenderError {
             RenderError::InvalidUrl { .. } => "invalid_url",
             RenderError::TooManyQuickReplies { .. } => "too_many_quick_replies",
             RenderError::TooManyButtons { .. } => "too_many_buttons",
+            RenderError::TooManyCards { .. } => "too_many_cards",
+            RenderError::Json(_) => "json",
             RenderError::CardTitleOnly => "card_title_only",
             RenderError::EmptyPage { .. } => "empty_page",
             RenderError::TooManyReceiptLines { .. } => "too_many_receipt_lines",
@@ -421,7 +441,7 @@ impl Message {
     /// whitespace at a cut is dropped), or, in a run with no whitespace, at the last grapheme
     /// boundary. Only a single grapheme cluster longer than the limit is cut between characters.
     pub fn text(body: &str) -> Vec<Message> {
-        split_text(body, MAX_TEXT_CHARS)
+        split_text_by(body, MAX_TEXT_CHARS, Measure::Chars)
             .into_iter()
             .map(|chunk| Message::new(Content::Text(chunk.to_owned())))
             .collect()
@@ -827,22 +847,46 @@ fn page_of<T>(items: &[T], page: usize, max: usize) -> Result<(&[T], Option<usiz
     }
 }
 
+/// How a channel counts the length of text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Measure {
+    /// Unicode scalar values (Messenger).
+    Chars,
+    /// UTF-8 bytes (Instagram).
+    Bytes,
+}
+
+impl Measure {
+    fn of(self, text: &str) -> usize {
+        match self {
+            Measure::Chars => text.chars().count(),
+            Measure::Bytes => text.len(),
+        }
+    }
+}
+
 /// Splits `body` into non-blank chunks of at most `max_chars` characters (see `Message::text`).
+#[cfg(test)]
 fn split_text(body: &str, max_chars: usize) -> Vec<&str> {
+    split_text_by(body, max_chars, Measure::Chars)
+}
+
+/// Splits `body` into non-blank chunks of at most `max` in `measure` (see `Message::text`).
+fn split_text_by(body: &str, max: usize, measure: Measure) -> Vec<&str> {
     if is_blank(body) {
         return Vec::new();
     }
-    if body.chars().count() <= max_chars {
+    if measure.of(body) <= max {
         return vec![body];
     }
     let mut chunks = Vec::new();
     let mut rest = trim_blank_start(body);
     while !rest.is_empty() {
-        if rest.chars().count() <= max_chars {
+        if measure.of(rest) <= max {
             chunks.push(trim_blank_end(rest));
             break;
         }
-        let (chunk, next) = split_once(rest, max_chars);
+        let (chunk, next) = split_once(rest, max, measure);
         // Only a cut inside an oversized cluster such as "\r\n" at a limit of 1 can leave a blank head.
         if !is_blank(chunk) {
             chunks.push(chunk);
@@ -852,10 +896,10 @@ fn split_text(body: &str, max_chars: usize) -> Vec<&str> {
     chunks
 }
 
-/// Cuts a head of at most `max_chars` characters off `text`, which starts with a non-blank grapheme
-/// and is longer than that: at the last whitespace that fits, else at the last grapheme boundary.
-fn split_once(text: &str, max_chars: usize) -> (&str, &str) {
-    let max_chars = max_chars.max(1);
+/// Cuts a head of at most `max` (in `measure`) off `text`, which starts with a non-blank grapheme and
+/// is longer than that: at the last whitespace that fits, else at the last grapheme boundary.
+fn split_once(text: &str, max: usize, measure: Measure) -> (&str, &str) {
+    let max = max.max(1);
     let mut used = 0;
     let mut fitting_end = 0;
     let mut content_end = 0;
@@ -866,11 +910,11 @@ fn split_once(text: &str, max_chars: usize) -> (&str, &str) {
         if blank && content_end > 0 {
             word_end = Some(content_end);
         }
-        let chars = grapheme.chars().count();
-        if used + chars > max_chars {
+        let size = measure.of(grapheme);
+        if used + size > max {
             break;
         }
-        used += chars;
+        used += size;
         fitting_end = start + grapheme.len();
         if !blank {
             content_end = fitting_end;
@@ -878,10 +922,18 @@ fn split_once(text: &str, max_chars: usize) -> (&str, &str) {
     }
     let cut_at = match (word_end, fitting_end) {
         (Some(end), _) => end,
-        (None, 0) => text
-            .char_indices()
-            .nth(max_chars)
-            .map_or(text.len(), |(index, _)| index),
+        // A single grapheme longer than the limit: cut between its characters, at least one.
+        (None, 0) => {
+            let mut end = 0;
+            for (index, c) in text.char_indices() {
+                let next = index + c.len_utf8();
+                if end > 0 && text.get(..next).is_some_and(|head| measure.of(head) > max) {
+                    break;
+                }
+                end = next;
+            }
+            end
+        }
         (None, end) => end,
     };
     text.split_at_checked(cut_at).unwrap_or((text, ""))
@@ -909,6 +961,139 @@ fn trim_blank_end(text: &str) -> &str {
         .find(|(_, grapheme)| !is_blank(grapheme))
         .map_or(0, |(index, grapheme)| index + grapheme.len());
     text.get(..end).unwrap_or_default()
+}
+
+/// What a channel of the Send API accepts beyond the shared limits.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Longest text message.
+    max_text: usize,
+    /// How text is measured.
+    measure: Measure,
+    /// Whether the receipt template exists.
+    receipt: bool,
+}
+
+impl Limits {
+    fn of(channel: Channel) -> Limits {
+        match channel {
+            // Instagram: "Message text must be UTF-8 and be 1,000 bytes or less"; no receipt template.
+            Channel::Instagram => Limits {
+                max_text: 1000,
+                measure: Measure::Bytes,
+                receipt: false,
+            },
+            Channel::Messenger | Channel::Webchat => Limits {
+                max_text: MAX_TEXT_CHARS,
+                measure: Measure::Chars,
+                receipt: true,
+            },
+        }
+    }
+
+    /// Text messages for `body`, the quick replies on the last one.
+    fn text(self, body: &str, quick_replies: Vec<QuickReply>) -> Result<Vec<Message>, RenderError> {
+        if quick_replies.len() > MAX_QUICK_REPLIES {
+            return Err(RenderError::TooManyQuickReplies {
+                count: quick_replies.len(),
+                max: MAX_QUICK_REPLIES,
+            });
+        }
+        let mut messages: Vec<Message> = split_text_by(body, self.max_text, self.measure)
+            .into_iter()
+            .map(|chunk| Message::new(Content::Text(chunk.to_owned())))
+            .collect();
+        if !quick_replies.is_empty() {
+            let last = messages.last_mut().ok_or(RenderError::Empty { field: "text" })?;
+            last.quick_replies = quick_replies;
+        }
+        Ok(messages)
+    }
+}
+
+/// A neutral button as a Send API button.
+fn button(action: &reply::Action) -> Result<Button, RenderError> {
+    match action {
+        reply::Action::Postback { title, payload } => Button::postback(title, payload),
+        reply::Action::Link { title, url } | reply::Action::Pay { title, url, .. } => Button::url(title, url),
+    }
+}
+
+/// A neutral card as a Send API card.
+fn card(card: &reply::Card) -> Result<Card, RenderError> {
+    let mut out = Card::new(&card.title);
+    if let Some(subtitle) = &card.subtitle {
+        out = out.subtitle(subtitle);
+    }
+    if let Some(image) = &card.image_url {
+        out = out.image(image);
+    }
+    if let Some(url) = &card.default_url {
+        out = out.default_url(url);
+    }
+    for action in &card.buttons {
+        out = out.button(button(action)?);
+    }
+    Ok(out)
+}
+
+/// The Send API messages that say `reply` on `channel` (Messenger or Instagram), in order: long text in
+/// several messages, a receipt as text where the channel has no receipt template.
+pub fn render(reply: &Reply, channel: Channel) -> Result<Vec<Message>, RenderError> {
+    let limits = Limits::of(channel);
+    match reply {
+        Reply::Text { text, quick_replies } => {
+            let quick_replies = quick_replies
+                .iter()
+                .map(|c| QuickReply::text(&c.title, &c.payload))
+                .collect::<Result<Vec<_>, _>>()?;
+            limits.text(text, quick_replies)
+        }
+        Reply::Cards(cards) => {
+            if cards.len() > MAX_CAROUSEL_CARDS {
+                return Err(RenderError::TooManyCards {
+                    count: cards.len(),
+                    max: MAX_CAROUSEL_CARDS,
+                });
+            }
+            let elements = cards
+                .iter()
+                .map(|c| card(c)?.element())
+                .collect::<Result<Vec<_>, _>>()?;
+            if elements.is_empty() {
+                return Err(RenderError::Empty { field: "elements" });
+            }
+            Ok(vec![Message::template(Template::Generic { elements })])
+        }
+        Reply::Buttons { text, buttons } => {
+            let buttons = buttons.iter().map(button).collect::<Result<Vec<_>, _>>()?;
+            Ok(vec![Message::buttons(text, buttons)?])
+        }
+        Reply::Receipt(receipt) if limits.receipt => Ok(vec![Message::receipt(Receipt {
+            recipient_name: receipt.recipient_name.clone(),
+            order_number: receipt.order_number.clone(),
+            payment_method: receipt.payment_method.clone(),
+            timestamp_secs: receipt.timestamp_secs,
+            order_url: receipt.order_url.clone(),
+            elements: receipt
+                .lines
+                .iter()
+                .map(|l| ReceiptLine {
+                    title: l.title.clone(),
+                    subtitle: l.subtitle.clone(),
+                    quantity: l.quantity,
+                    price: l.price,
+                    image_url: l.image_url.clone(),
+                })
+                .collect(),
+            adjustments: receipt.adjustments.clone(),
+            subtotal: receipt.subtotal,
+            shipping: None,
+            tax: None,
+            total: receipt.total,
+        })?]),
+        Reply::Receipt(receipt) => limits.text(&receipt.to_plain_text(), Vec::new()),
+    }
 }
 
 #[cfg(test)]
@@ -1670,6 +1855,7 @@ mod tests {
             RenderError::InvalidUrl { field: "url" },
             RenderError::TooManyQuickReplies { count: 14, max: 13 },
             RenderError::TooManyButtons { count: 4, max: 3 },
+            RenderError::TooManyCards { count: 11, max: 10 },
             RenderError::CardTitleOnly,
             RenderError::EmptyPage { page: 3 },
             RenderError::TooManyReceiptLines { count: 101, max: 100 },
@@ -1692,6 +1878,7 @@ mod tests {
                 "invalid_url",
                 "too_many_quick_replies",
                 "too_many_buttons",
+                "too_many_cards",
                 "card_title_only",
                 "empty_page",
                 "too_many_receipt_lines",

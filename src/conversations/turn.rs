@@ -1,199 +1,168 @@
-//! Runs the engine on one event of a thread and carries out what it decided: cart changes, funnel
-//! events, handover, and the replies queued in the outbox, all in the caller's transaction.
+//! The turn: one event of a shopper, on any channel, carried out in the caller's transaction. The
+//! shopper's message is recorded, an ad or link becomes a touch, the channel's window moves, and when the
+//! bot may answer, the engine decides; its commands are applied (carts, offers, codes, holds, funnel
+//! events, handover) and its neutral replies queued.
 
+use chrono::NaiveDateTime;
 use diesel::QueryResult;
 use uuid::Uuid;
 
-use super::outbox;
+use super::event::{EventKind, Inbound};
+use super::inbox::Policy;
+use super::outbox::{self, SenderAction};
+use super::shop::{DbShop, query};
 use crate::attribution::{self, FunnelStep};
-use crate::bookings::{self, Bookable, HoldError, HoldRequest, NightAvailability};
+use crate::bookings::{self, HoldError, HoldRequest};
 use crate::carts::{self, CartError};
-use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
-use crate::conversations::{self, Customer, Mode, Thread};
-use crate::db::DbConnection;
-use crate::engine::{self, Command, Input, OfferView, Shop, StayOfferKind, StayOfferView, Turn};
-use crate::messenger::render::Message;
+use crate::catalog;
+use crate::conversations::{self, Customer, Direction, Mode, NewMessage, Thread};
+use crate::db::{DbConnection, DbUuid, now};
+use crate::engine::reply::{Choice, Reply};
+use crate::engine::{self, Command, Input, Shop, StayOfferKind, StayOfferView, Turn};
 
-/// The merchant's catalog, read through the connection of the event's transaction.
-struct DbShop<'c> {
-    conn: &'c mut DbConnection,
-    merchant_id: Uuid,
-}
-
-fn query<T>(r: Result<T, CatalogError>) -> QueryResult<T> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(CatalogError::NotFound(_)) => Err(diesel::result::Error::NotFound),
-        Err(CatalogError::Db(e)) => Err(e),
-        Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+/// Carries out one event of the customer's conversation, in the caller's transaction; returns the
+/// thread when replies were queued on it.
+pub fn take(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    event: &Inbound,
+    at: NaiveDateTime,
+    policy: Policy,
+) -> QueryResult<Option<DbUuid>> {
+    let stored = conversations::ensure_thread(conn, customer)?;
+    let mut thread = stored.clone();
+    if event.kind.is_shopper_action() {
+        let is_message = matches!(event.kind, EventKind::Message { .. });
+        thread = conversations::note_shopper_action(&thread, at, is_message);
     }
-}
-
-fn found<T>(r: QueryResult<T>) -> QueryResult<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(diesel::result::Error::NotFound) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-impl Shop for DbShop<'_> {
-    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>> {
-        found(query(catalog::get_product(self.conn, self.merchant_id, id)))
-    }
-
-    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>> {
-        query(catalog::find_by_retailer_id(
-            self.conn,
-            self.merchant_id,
-            retailer_id,
-        ))
-    }
-
-    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>> {
-        query(catalog::variant_with_product(self.conn, self.merchant_id, id))
-    }
-
-    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>> {
-        catalog::browse(self.conn, self.merchant_id, i64::try_from(limit).unwrap_or(100))
-    }
-
-    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>> {
-        let q = ProductQuery {
-            after: None,
-            limit: i64::try_from(limit).unwrap_or(100),
-            words: words.to_vec(),
-        };
-        catalog::list_products(self.conn, self.merchant_id, &q)
-    }
-
-    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>> {
-        let offers = crate::offers::triggered_by(self.conn, self.merchant_id, product)?;
-        let mut views = Vec::with_capacity(offers.len());
-        for offer in offers {
-            if let Some(view) = self.view(offer)? {
-                views.push(view);
-            }
-        }
-        Ok(views)
-    }
-
-    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>> {
-        match crate::offers::get(self.conn, self.merchant_id, id)? {
-            Some(offer) if offer.active => self.view(offer),
-            _ => Ok(None),
-        }
-    }
-
-    fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>> {
-        crate::discounts::find_by_code(self.conn, self.merchant_id, code)
-    }
-
-    fn rooms(&mut self) -> QueryResult<Vec<Bookable>> {
-        let q = bookings::BookableQuery {
-            after: None,
-            limit: 100,
-            active_only: true,
-        };
-        bookings::list(self.conn, self.merchant_id, &q)
-    }
-
-    fn room(&mut self, id: Uuid) -> QueryResult<Option<Bookable>> {
-        Ok(bookings::get(self.conn, self.merchant_id, id)?.filter(|b| b.spec.active))
-    }
-
-    fn nights(
-        &mut self,
-        room: &Bookable,
-        from: chrono::NaiveDate,
-        to: chrono::NaiveDate,
-    ) -> QueryResult<Vec<NightAvailability>> {
-        match bookings::availability(self.conn, self.merchant_id, room.id, from, to) {
-            Ok(nights) => Ok(nights),
-            Err(bookings::BookableError::Db(e)) => Err(e),
-            Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
-        }
-    }
-
-    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>> {
-        let offers = crate::offers::triggered_by_bookable(self.conn, self.merchant_id, room)?;
-        let mut views = Vec::with_capacity(offers.len());
-        for offer in offers {
-            if let Some(view) = self.stay_view(offer)? {
-                views.push(view);
-            }
-        }
-        Ok(views)
-    }
-
-    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>> {
-        match crate::offers::get(self.conn, self.merchant_id, id)? {
-            Some(offer) if offer.active => self.stay_view(offer),
-            _ => Ok(None),
-        }
-    }
-}
-
-impl DbShop<'_> {
-    /// An upgrade or add-on with its room or item, when they are still offered.
-    fn stay_view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<StayOfferView>> {
-        use crate::offers::{OfferTarget, OfferTrigger};
-        if !matches!(offer.trigger, OfferTrigger::Bookable(_)) {
-            return Ok(None);
-        }
-        let kind = match offer.target {
-            OfferTarget::Bookable { id, night_delta } => match self.room(id)? {
-                Some(room) => StayOfferKind::Upgrade { room, night_delta },
-                None => return Ok(None),
-            },
-            OfferTarget::Variant { id, per_night } => {
-                let Some((product, variant)) =
-                    query(catalog::variant_with_product(self.conn, self.merchant_id, id))?
-                else {
-                    return Ok(None);
-                };
-                let price = offer
-                    .price(variant.price)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                StayOfferKind::AddOn {
-                    product,
-                    variant,
-                    price,
-                    per_night,
+    let mut input: Option<Input<'_>> = None;
+    let mut mark_seen = false;
+    let record = |conn: &mut DbConnection, thread: &Thread, m: NewMessage<'_>| {
+        conversations::record_message(conn, thread, &m).map(|_| ())
+    };
+    match &event.kind {
+        EventKind::Message {
+            mid,
+            text,
+            quick_reply,
+            attachments,
+            referral,
+        } => {
+            let kind = if quick_reply.is_some() {
+                "quick_reply"
+            } else if text.is_none() && !attachments.is_empty() {
+                "attachment"
+            } else {
+                "text"
+            };
+            let payload = quick_reply
+                .clone()
+                .or_else(|| (!attachments.is_empty()).then(|| attachments.join(",")));
+            record(
+                conn,
+                &thread,
+                NewMessage {
+                    direction: Direction::In,
+                    author: "shopper",
+                    kind,
+                    mid: Some(mid),
+                    text: text.as_deref(),
+                    payload: payload.as_deref(),
+                    occurred_at: at,
+                },
+            )?;
+            // Marked seen with the replies, in the same statement.
+            mark_seen = !event.passive;
+            input = Some(match (referral, quick_reply, text) {
+                // A message that came from an ad or a link (Instagram's Click-to-Direct): the entry.
+                (Some(r), _, _) => {
+                    thread = conversations::add_touch(conn, &thread, r, at)?;
+                    Input::Referral(r)
                 }
+                (None, Some(payload), _) => Input::Tap {
+                    payload,
+                    referral: None,
+                },
+                (None, None, Some(text)) => Input::Text(text),
+                (None, None, None) => Input::Attachment,
+            });
+        }
+        EventKind::Echo { mid, ours, text } => {
+            if !ours {
+                // A person answered from the Page Inbox (or another app): the bot steps back.
+                record(
+                    conn,
+                    &thread,
+                    NewMessage {
+                        direction: Direction::Out,
+                        author: "human",
+                        kind: "text",
+                        mid: Some(mid),
+                        text: text.as_deref(),
+                        payload: None,
+                        occurred_at: at,
+                    },
+                )?;
+                conversations::human_replied(conn, &thread, at + policy.human_idle)?;
+                thread.human_active_until = Some(at + policy.human_idle);
             }
-        };
-        Ok(Some(StayOfferView {
-            id: offer.id,
-            text: offer.text,
-            kind,
-        }))
+        }
+        EventKind::Postback {
+            title,
+            payload,
+            referral,
+        } => {
+            record(
+                conn,
+                &thread,
+                NewMessage {
+                    direction: Direction::In,
+                    author: "shopper",
+                    kind: "postback",
+                    mid: None,
+                    text: title.as_deref(),
+                    payload: payload.as_deref(),
+                    occurred_at: at,
+                },
+            )?;
+            if let Some(r) = referral {
+                thread = conversations::add_touch(conn, &thread, r, at)?;
+            }
+            input = Some(Input::Tap {
+                payload: payload.as_deref().unwrap_or_default(),
+                referral: referral.as_ref(),
+            });
+        }
+        EventKind::Referral(r) => {
+            thread = conversations::add_touch(conn, &thread, r, at)?;
+            input = Some(Input::Referral(r));
+        }
+        EventKind::Visit(r) => {
+            thread = conversations::add_touch(conn, &thread, r, at)?;
+        }
+        EventKind::Delivery { .. }
+        | EventKind::Read { .. }
+        | EventKind::Reaction { .. }
+        | EventKind::Optin { .. }
+        | EventKind::Other(_) => {}
     }
-
-    /// An offer with its variant and price, when the variant is still sold.
-    fn view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<OfferView>> {
-        let Some(variant_id) = offer.target.variant() else {
-            return Ok(None);
-        };
-        let Some((product, variant)) = query(catalog::variant_with_product(
-            self.conn,
-            self.merchant_id,
-            variant_id,
-        ))?
-        else {
-            return Ok(None);
-        };
-        let price = offer
-            .price(variant.price)
-            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-        Ok(Some(OfferView {
-            id: offer.id,
-            text: offer.text,
-            product,
-            variant,
-            price,
-        }))
-    }
+    let reply_at = now();
+    let sends = if let Some(input) = input
+        && !event.passive
+        && thread.bot_may_answer(reply_at)
+        && thread.window_open(reply_at)
+    {
+        answer(conn, customer, &thread, input, policy.payments, mark_seen)?;
+        Some(thread.id)
+    } else if mark_seen && thread.channel().is_meta() {
+        outbox::enqueue_action(conn, &thread, &customer.psid, SenderAction::MarkSeen)?;
+        Some(thread.id)
+    } else {
+        None
+    };
+    // Last, so the thread's row stays locked only until the commit that follows.
+    conversations::save_progress(conn, &stored, &thread)?;
+    Ok(sends)
 }
 
 /// Answers one shopper event on the thread, first marking it seen when `mark_seen`.
@@ -241,7 +210,7 @@ pub fn answer(
         let today = crate::merchants::hours::BusinessHours::local_date(merchant.timezone, at);
         if thread.away_sent_on.as_deref() != Some(today.as_str()) {
             conversations::set_away_sent_on(conn, thread.id.0, &today)?;
-            replies.splice(0..0, crate::messenger::render::Message::text(away));
+            replies.splice(0..0, Reply::text(away));
         }
     }
     for command in outcome.commands {
@@ -263,14 +232,12 @@ pub fn answer(
                     }
                     // Sold between the engine's look and now: say so instead of the confirmation.
                     Err(CartError::OutOfStock { available }) => {
-                        replies = engine::out_of_stock(&product, &variant, available)?;
+                        replies = engine::out_of_stock(&product, &variant, available);
                         show_cart = false;
                         offer_for = None;
                     }
                     Err(CartError::Full) => {
-                        replies = crate::messenger::render::Message::text(
-                            "Your cart is full: check it out or remove something first.",
-                        );
+                        replies = Reply::text("Your cart is full: check it out or remove something first.");
                     }
                     Err(CartError::StaleLine) => {}
                     Err(CartError::Db(e)) => return Err(e),
@@ -301,9 +268,7 @@ pub fn answer(
                     Ok(updated) => changed_cart = Some(Some(updated)),
                     Err(CartError::StaleLine) => {}
                     Err(CartError::OutOfStock { available }) => {
-                        replies.extend(crate::messenger::render::Message::text(&format!(
-                            "Sorry, only {available} in stock."
-                        )));
+                        replies.extend(Reply::text(&format!("Sorry, only {available} in stock.")));
                     }
                     Err(CartError::Full) => {}
                     Err(CartError::Db(e)) => return Err(e),
@@ -340,7 +305,7 @@ pub fn answer(
                         )?;
                     }
                     Err(CartError::OutOfStock { available }) => {
-                        replies = engine::out_of_stock(&view.product, &view.variant, available)?;
+                        replies = engine::out_of_stock(&view.product, &view.variant, available);
                         show_cart = false;
                     }
                     Err(CartError::Full | CartError::StaleLine) => {}
@@ -358,7 +323,7 @@ pub fn answer(
                 }
             }
             Command::Checkout { cart: _ } if !payments => {
-                replies.extend(crate::messenger::render::Message::text(
+                replies.extend(Reply::text(
                     "Thank you! Online payment is not open yet in this shop: a person from our team will \
                      finish your order with you here.",
                 ));
@@ -441,7 +406,7 @@ pub fn answer(
                         carts::record_offer(conn, cart.id, offer, "accepted")?;
                         let extra = price.checked_sub(current).ok();
                         funnel.record_stay(conn, FunnelStep::AddToCart, room.id, extra)?;
-                        replies.extend(Message::text(&format!("Upgraded to the {}.", room.spec.name)));
+                        replies.extend(Reply::text(&format!("Upgraded to the {}.", room.spec.name)));
                     }
                     Err(refusal) => {
                         replies = refusal;
@@ -485,10 +450,10 @@ pub fn answer(
                         carts::record_offer(conn, cart.id, offer, "accepted")?;
                         let value = price.checked_mul(i64::from(units)).ok();
                         funnel.record(conn, FunnelStep::AddToCart, Some(product.id), value)?;
-                        replies.extend(Message::text(&format!("Added {}.", product.fields.title)));
+                        replies.extend(Reply::text(&format!("Added {}.", product.fields.title)));
                     }
                     Err(CartError::OutOfStock { available }) => {
-                        replies = engine::out_of_stock(&product, &variant, available)?;
+                        replies = engine::out_of_stock(&product, &variant, available);
                     }
                     Err(CartError::Full | CartError::StaleLine) => {}
                     Err(CartError::Db(e)) => return Err(e),
@@ -517,7 +482,7 @@ pub fn answer(
             }
         }
     }
-    outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, replies)?;
+    outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, &replies)?;
     funnel.flush_rollup(conn)
 }
 
@@ -560,7 +525,7 @@ fn hold_in_cart(
     thread: &Thread,
     request: &HoldRequest,
     price: Option<crate::money::Money>,
-) -> QueryResult<Result<bookings::Booking, Vec<Message>>> {
+) -> QueryResult<Result<bookings::Booking, Vec<Reply>>> {
     let booking = match bookings::hold(conn, merchant.id, request) {
         Ok(booking) => booking,
         Err(HoldError::Db(e)) => return Err(e),
@@ -569,7 +534,7 @@ fn hold_in_cart(
         }
         Err(HoldError::Unavailable) => {
             let Some(room) = bookings::get(conn, merchant.id, request.bookable_id)? else {
-                return Ok(Err(Message::text("Sorry, that room is no longer offered.")));
+                return Ok(Err(Reply::text("Sorry, that room is no longer offered.")));
             };
             let today = bookings::stay::local_today(room.spec.timezone, crate::db::now());
             let alternatives = match bookings::nearest_available(
@@ -589,9 +554,9 @@ fn hold_in_cart(
                 request.stay,
                 request.guests,
                 &alternatives,
-            )?));
+            )));
         }
-        Err(refusal) => return Ok(Err(Message::text(&format!("Sorry: {refusal}.")))),
+        Err(refusal) => return Ok(Err(Reply::text(&format!("Sorry: {refusal}.")))),
     };
     let Some(room) = bookings::get(conn, merchant.id, booking.bookable_id)? else {
         return Err(diesel::result::Error::NotFound);
@@ -627,7 +592,7 @@ fn held_stay_replies(
     merchant_id: Uuid,
     thread: &Thread,
     at: chrono::NaiveDateTime,
-) -> QueryResult<Vec<Message>> {
+) -> QueryResult<Vec<Reply>> {
     let Some(cart) = carts::open_cart(conn, thread.id.0)? else {
         return Ok(Vec::new());
     };
@@ -676,10 +641,10 @@ fn freeze(
 
 /// What the shopper reads once their order exists: the Pay button, or a word while the payment page
 /// is being made.
-fn order_messages(order: &crate::checkout::orders::Order) -> QueryResult<Vec<Message>> {
+fn order_messages(order: &crate::checkout::orders::Order) -> QueryResult<Vec<Reply>> {
     match &order.stripe_session_url {
-        Some(url) => super::payments::pay_button(order, url),
-        None => Ok(Message::text(&format!(
+        Some(url) => Ok(super::notices::pay_button(order, url)),
+        None => Ok(Reply::text(&format!(
             "Order {}: {}. One moment, I am preparing your secure payment page…",
             order.number, order.total
         ))),
@@ -693,7 +658,7 @@ fn checkout(
     funnel: &mut attribution::ThreadFunnel<'_>,
     cart: Option<&carts::Cart>,
     at: chrono::NaiveDateTime,
-) -> QueryResult<Vec<Message>> {
+) -> QueryResult<Vec<Reply>> {
     use crate::checkout::orders::CheckoutRefusal;
     match freeze(conn, merchant, funnel, at)? {
         Ok(done) => order_messages(&done.order),
@@ -703,27 +668,23 @@ fn checkout(
             variant_name,
             available,
         }) => {
-            let mut replies = Message::text(&format!(
+            let mut replies = Reply::text(&format!(
                 "Sorry, only {available} left of {title} ({variant_name}): please change your cart."
             ));
             replies.extend(engine::cart_replies(cart, at)?);
             Ok(replies)
         }
-        Err(CheckoutRefusal::StayEnded { title, dates }) => Message::text_with_quick_replies(
+        Err(CheckoutRefusal::StayEnded { title, dates }) => Ok(Reply::text_with_choices(
             &format!("Sorry, the hold on the {title} ({dates}) has ended. Book it again?"),
-            vec![
-                crate::messenger::render::QuickReply::text(
-                    "Book a stay",
-                    &engine::payload::encode(&engine::payload::Payload::Rooms { page: 0 }),
-                )
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
-            ],
-        )
-        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e))),
-        Err(CheckoutRefusal::BelowMinimum { minimum }) => Ok(Message::text(&format!(
+            vec![Choice::new(
+                "Book a stay",
+                &engine::payload::encode(&engine::payload::Payload::Rooms { page: 0 }),
+            )],
+        )),
+        Err(CheckoutRefusal::BelowMinimum { minimum }) => Ok(Reply::text(&format!(
             "Online payment needs an order of at least {minimum}: add something to your cart."
         ))),
-        Err(CheckoutRefusal::PaymentInProgress { number }) => Ok(Message::text(&format!(
+        Err(CheckoutRefusal::PaymentInProgress { number }) => Ok(Reply::text(&format!(
             "The payment of order {number} is being processed; we will tell you here when it is confirmed."
         ))),
         // Handled by `freeze`.
@@ -749,7 +710,7 @@ pub fn checkout_for_agent(
         );
         match freeze(conn, &merchant, &mut funnel, crate::db::now())? {
             Ok(done) => {
-                super::payments::tell(conn, &done.order, order_messages(&done.order)?)?;
+                super::notices::tell(conn, &done.order, &order_messages(&done.order)?)?;
                 Ok(Ok(done.order))
             }
             Err(refusal) => Ok(Err(refusal.to_string())),

@@ -1,16 +1,18 @@
-//! Messages written by the merchant's agents through the API: sent inside the messaging window, or with
-//! the `HUMAN_AGENT` tag up to 7 days after the shopper's last action when the Page has that
-//! permission; refused otherwise, never sent with a retired tag.
+//! Messages written by the merchant's agents through the API, on the thread's channel and within its
+//! rules (see [`super::window`]): on a Meta channel, inside the messaging window, or with the
+//! `HUMAN_AGENT` tag up to 7 days after the shopper's last action when the Page has that permission;
+//! refused otherwise, never sent with a retired tag. The web chat has no window.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{self, MessagingType};
-use super::render::Message;
-use crate::conversations::{self, HUMAN_AGENT_WINDOW, Mode};
+use super::outbox;
+use super::window::{MessagingType, Writer};
+use crate::conversations::{self, Mode};
 use crate::db::schema::{customers, pages};
 use crate::db::{DbConnection, now, write_transaction};
+use crate::engine::reply::Reply;
 
 /// Why an agent's message was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +40,6 @@ pub enum AgentSendError {
 /// What was queued.
 #[derive(Debug, Clone, Copy)]
 pub struct Queued {
-    /// The outbox rows, one per chunk of text.
-    pub outbox_ids: usize,
     /// How it will be sent.
     pub messaging_type: MessagingType,
 }
@@ -66,38 +66,34 @@ pub fn send_text(
             other => other.into(),
         })?;
         let at = now();
-        let messaging_type = if thread.window_open(at) {
-            MessagingType::Response
-        } else {
-            let human_agent: bool = pages::table
-                .filter(pages::page_id.eq(&thread.page_id))
+        let human_agent_enabled = !thread.window_open(at)
+            && pages::table
+                .filter(
+                    pages::page_id
+                        .eq(&thread.page_id)
+                        .or(pages::instagram_account_id.eq(&thread.page_id)),
+                )
                 .select(pages::human_agent_enabled)
                 .first(conn)
                 .optional()?
                 .unwrap_or(false);
-            let within_seven_days = thread
-                .last_inbound_at
-                .is_some_and(|l| at < l + HUMAN_AGENT_WINDOW);
-            if !(human_agent && within_seven_days) {
-                return Err(AgentSendError::WindowClosed {
-                    window_ends_at: thread.window_ends_at,
-                });
-            }
-            MessagingType::HumanAgent
+        let Some(messaging_type) =
+            thread
+                .window()
+                .allows(&thread, at, Writer::Person { human_agent_enabled })
+        else {
+            return Err(AgentSendError::WindowClosed {
+                window_ends_at: thread.window_ends_at,
+            });
         };
         let psid: String = customers::table
             .find(thread.customer_id)
             .select(customers::psid)
             .first(conn)?;
-        let messages = Message::text(text);
-        let count = messages.len();
-        for message in messages {
-            outbox::enqueue_message(conn, &thread, &psid, message, "agent", messaging_type)?;
+        for reply in Reply::text(text) {
+            outbox::enqueue_message(conn, &thread, &psid, &reply, "agent", messaging_type)?;
         }
         conversations::set_mode(conn, thread.id.0, Mode::Agent)?;
-        Ok(Queued {
-            outbox_ids: count,
-            messaging_type,
-        })
+        Ok(Queued { messaging_type })
     })
 }

@@ -1,57 +1,48 @@
-//! The durable outbox: every message to a shopper is first a row here (written in the same transaction
-//! as what caused it), then sent by the sender worker in order per thread. A crash never loses a reply,
-//! and processing an event twice can never queue its reply twice.
+//! The durable outbox: every message to a shopper is first recorded here, in the same transaction as what
+//! caused it, so a crash never loses a reply and processing an event twice can never queue its reply
+//! twice.
+//!
+//! On a Meta channel (Messenger, Instagram) each reply is also a row for the sender worker, which sends
+//! them in order per thread: the row holds the neutral reply (or a sender action), and the channel
+//! renders it within its own limits when it is sent. On the web chat the thread's messages are the
+//! stream the visitor reads, so a reply is only recorded.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Serialize;
 use uuid::Uuid;
 
-use super::render::Message;
+use super::window::MessagingType;
 use crate::conversations::{Direction, Thread};
 use crate::db::schema::{outbox, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
+use crate::engine::reply::Reply;
 
-/// The prefix of the Send API `metadata` we put on our messages, so their echoes are recognised.
-pub const METADATA_PREFIX: &str = "threadcart:";
-
-/// How a message is sent (messenger.md §4.2).
+/// What a send shows the shopper besides messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessagingType {
-    /// A reply inside the standard window.
-    Response,
-    /// A human agent's message after the standard window, within 7 days (`MESSAGE_TAG` + `HUMAN_AGENT`).
-    HumanAgent,
+pub enum SenderAction {
+    /// The shopper's message was seen.
+    MarkSeen,
+    /// An answer is on its way.
+    TypingOn,
 }
 
-#[derive(Serialize)]
-struct Recipient<'a> {
-    id: &'a str,
-}
-
-#[derive(Serialize)]
-struct SendBody<'a> {
-    recipient: Recipient<'a>,
-    messaging_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tag: Option<&'static str>,
-    message: &'a Message,
-}
-
-#[derive(Serialize)]
-struct ActionBody<'a> {
-    recipient: Recipient<'a>,
-    sender_action: &'a str,
+impl SenderAction {
+    /// The Send API name (stored as the row's body).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderAction::MarkSeen => "mark_seen",
+            SenderAction::TypingOn => "typing_on",
+        }
+    }
 }
 
 /// One send to queue: a message (recorded on the thread too) or a sender action.
 enum Outgoing {
     Message {
         message_id: Uuid,
+        kind: &'static str,
         text: Option<String>,
-        json: String,
-        messaging_type: &'static str,
-        tag: Option<&'static str>,
+        messaging_type: MessagingType,
     },
     Action,
 }
@@ -63,67 +54,43 @@ struct Row {
     what: Outgoing,
 }
 
-fn serialization(e: impl std::error::Error + Send + Sync + 'static) -> diesel::result::Error {
-    diesel::result::Error::SerializationError(Box::new(e))
-}
-
-/// The outbox row (and the thread's message) for `message` to `psid`.
-fn message_row(psid: &str, message: Message, messaging_type: MessagingType) -> QueryResult<Row> {
-    let id = Uuid::now_v7();
-    let message = message
-        .with_metadata(&format!("{METADATA_PREFIX}{id}"))
-        .map_err(serialization)?;
-    let (type_name, tag) = match messaging_type {
-        MessagingType::Response => ("RESPONSE", None),
-        MessagingType::HumanAgent => ("MESSAGE_TAG", Some("HUMAN_AGENT")),
+/// The row (and the thread's message) for `reply`.
+fn message_row(reply: &Reply, messaging_type: MessagingType) -> Row {
+    let kind = match reply {
+        Reply::Text { .. } => "text",
+        Reply::Cards(_) | Reply::Buttons { .. } | Reply::Receipt(_) => "template",
     };
-    let body = serde_json::to_string(&SendBody {
-        recipient: Recipient { id: psid },
-        messaging_type: type_name,
-        tag,
-        message: &message,
-    })
-    .map_err(serialization)?;
-    Ok(Row {
-        id,
-        body,
+    Row {
+        id: Uuid::now_v7(),
+        body: reply.to_json().to_string(),
         what: Outgoing::Message {
             message_id: Uuid::now_v7(),
-            text: message.as_text().map(str::to_owned),
-            json: serde_json::to_string(&message).map_err(serialization)?,
-            messaging_type: type_name,
-            tag,
+            kind,
+            text: reply.text_of().map(str::to_owned),
+            messaging_type,
         },
-    })
+    }
 }
 
-/// The outbox row for a sender action (`mark_seen`, `typing_on`).
-fn action_row(psid: &str, action: &str) -> QueryResult<Row> {
-    let body = serde_json::to_string(&ActionBody {
-        recipient: Recipient { id: psid },
-        sender_action: action,
-    })
-    .map_err(serialization)?;
-    Ok(Row {
+/// The row for a sender action.
+fn action_row(action: SenderAction) -> Row {
+    Row {
         id: Uuid::now_v7(),
-        body,
+        body: action.as_str().to_owned(),
         what: Outgoing::Action,
-    })
+    }
 }
 
-/// Queues `message` to the thread's shopper and records it on the thread; returns the outbox id.
+/// Queues `reply` to the thread's shopper and records it on the thread.
 pub fn enqueue_message(
     conn: &mut DbConnection,
     thread: &Thread,
     psid: &str,
-    message: Message,
+    reply: &Reply,
     author: &str,
     messaging_type: MessagingType,
-) -> QueryResult<Uuid> {
-    let row = message_row(psid, message, messaging_type)?;
-    let id = row.id;
-    insert(conn, thread, psid, author, &[row])?;
-    Ok(id)
+) -> QueryResult<()> {
+    insert(conn, thread, psid, author, &[message_row(reply, messaging_type)])
 }
 
 /// Queues the bot's replies to the shopper, in order, after marking the shopper's message seen (when
@@ -134,36 +101,31 @@ pub fn enqueue_replies(
     thread: &Thread,
     psid: &str,
     mark_seen: bool,
-    replies: Vec<Message>,
+    replies: &[Reply],
 ) -> QueryResult<()> {
     let mut rows = Vec::with_capacity(replies.len() + 2);
     if mark_seen {
-        rows.push(action_row(psid, "mark_seen")?);
+        rows.push(action_row(SenderAction::MarkSeen));
     }
     if replies.len() > 1 {
-        rows.push(action_row(psid, "typing_on")?);
+        rows.push(action_row(SenderAction::TypingOn));
     }
-    for message in replies {
-        rows.push(message_row(psid, message, MessagingType::Response)?);
-    }
+    rows.extend(replies.iter().map(|r| message_row(r, MessagingType::Response)));
     insert(conn, thread, psid, "bot", &rows)
 }
 
-/// Queues a sender action (`mark_seen`, `typing_on`).
+/// Queues a sender action.
 pub fn enqueue_action(
     conn: &mut DbConnection,
     thread: &Thread,
     psid: &str,
-    action: &str,
-) -> QueryResult<Uuid> {
-    let row = action_row(psid, action)?;
-    let id = row.id;
-    insert(conn, thread, psid, "bot", &[row])?;
-    Ok(id)
+    action: SenderAction,
+) -> QueryResult<()> {
+    insert(conn, thread, psid, "bot", &[action_row(action)])
 }
 
-/// Inserts the rows' messages into the thread (one multi-row statement), then the rows into the outbox
-/// (another).
+/// Inserts the rows' messages into the thread (one multi-row statement), then, on a Meta channel, the
+/// rows into the outbox (another).
 fn insert(
     conn: &mut DbConnection,
     thread: &Thread,
@@ -178,8 +140,8 @@ fn insert(
         .filter_map(|row| match &row.what {
             Outgoing::Message {
                 message_id,
+                kind,
                 text,
-                json,
                 ..
             } => Some((
                 messages::id.eq(DbUuid(*message_id)),
@@ -187,12 +149,13 @@ fn insert(
                 messages::thread_id.eq(thread.id),
                 messages::direction.eq(Direction::Out.as_str()),
                 messages::author.eq(author),
-                messages::kind.eq(if text.is_some() { "text" } else { "template" }),
+                messages::kind.eq(*kind),
                 messages::mid.eq(None::<&str>),
                 messages::text.eq(text.as_deref()),
-                messages::payload.eq(Some(json.as_str())),
+                messages::payload.eq(Some(row.body.as_str())),
                 messages::occurred_at.eq(at),
                 messages::created_at.eq(at),
+                messages::channel.eq(&thread.channel),
             )),
             Outgoing::Action => None,
         })
@@ -203,17 +166,19 @@ fn insert(
             .values(&messages)
             .execute(c))?;
     }
+    if !thread.channel().is_meta() {
+        return Ok(());
+    }
     let queued: Vec<_> = rows
         .iter()
         .map(|row| {
-            let (kind, message_id, messaging_type, tag) = match &row.what {
+            let (kind, message_id, wire) = match &row.what {
                 Outgoing::Message {
                     message_id,
                     messaging_type,
-                    tag,
                     ..
-                } => ("message", Some(DbUuid(*message_id)), Some(*messaging_type), *tag),
-                Outgoing::Action => ("sender_action", None, None, None),
+                } => ("message", Some(DbUuid(*message_id)), Some(messaging_type.wire())),
+                Outgoing::Action => ("sender_action", None, None),
             };
             (
                 outbox::id.eq(DbUuid(row.id)),
@@ -224,8 +189,8 @@ fn insert(
                 outbox::psid.eq(psid),
                 outbox::kind.eq(kind),
                 outbox::body.eq(&row.body),
-                outbox::messaging_type.eq(messaging_type),
-                outbox::tag.eq(tag),
+                outbox::messaging_type.eq(wire.map(|(t, _)| t)),
+                outbox::tag.eq(wire.and_then(|(_, tag)| tag)),
                 outbox::status.eq("queued"),
                 outbox::attempts.eq(0),
                 outbox::next_attempt_at.eq(at),
@@ -247,11 +212,14 @@ pub struct Queued {
     pub id: DbUuid,
     /// Thread.
     pub thread_id: DbUuid,
-    /// Page.
+    /// The channel account.
     pub page_id: String,
+    /// The shopper.
+    pub psid: String,
     /// `message` or `sender_action`.
     pub kind: String,
-    /// The Send API body.
+    /// A message's neutral reply as JSON; a sender action's name. (Rows queued before replies were
+    /// neutral hold a whole Send API body.)
     pub body: String,
     /// `RESPONSE` or `MESSAGE_TAG`.
     pub messaging_type: Option<String>,
@@ -259,6 +227,8 @@ pub struct Queued {
     pub attempts: i32,
     /// Not before.
     pub next_attempt_at: NaiveDateTime,
+    /// How many Send API messages of a reply sent in several went already.
+    pub parts_sent: i32,
 }
 
 /// Threads with a send due now.
@@ -311,26 +281,47 @@ pub fn release(conn: &mut DbConnection, thread_id: DbUuid, owner: &str) -> Query
     Ok(())
 }
 
-/// The thread's queued sends, in order, with the access token of their Page while it works (a
-/// thread's sends all go through its Page), in one round trip.
+/// The Page a thread's sends go through: a Messenger thread's own Page, or the Page an Instagram
+/// account is connected to; with its access token while it works.
+#[derive(Debug, Clone)]
+pub struct SendingPage {
+    /// The Page's id (the Send API's `/{page-id}/messages`).
+    pub page_id: String,
+    /// Its access token.
+    pub token: String,
+}
+
+/// The thread's queued sends, in order, with the Page they go through while its token works, in one
+/// round trip.
 pub fn queued_with_token(
     conn: &mut DbConnection,
     thread_id: DbUuid,
-) -> QueryResult<(Vec<Queued>, Option<String>)> {
+) -> QueryResult<(Vec<Queued>, Option<SendingPage>)> {
     use crate::db::schema::pages;
-    let rows: Vec<(Queued, Option<String>)> = outbox::table
+    type Row = (Queued, Option<String>, Option<String>);
+    let rows: Vec<Row> = outbox::table
         .left_join(
             pages::table.on(pages::page_id
                 .eq(outbox::page_id)
+                .or(pages::instagram_account_id.eq(outbox::page_id.nullable()))
                 .and(pages::token_status.eq("ok"))),
         )
         .filter(outbox::thread_id.eq(thread_id))
         .filter(outbox::status.eq("queued"))
         .order(outbox::id.asc())
-        .select((Queued::as_select(), pages::access_token.nullable()))
+        .select((
+            Queued::as_select(),
+            pages::page_id.nullable(),
+            pages::access_token.nullable(),
+        ))
         .load(conn)?;
-    let token = rows.first().and_then(|(_, token)| token.clone());
-    Ok((rows.into_iter().map(|(queued, _)| queued).collect(), token))
+    let page = rows.first().and_then(|(_, page_id, token)| {
+        Some(SendingPage {
+            page_id: page_id.clone()?,
+            token: token.clone()?,
+        })
+    });
+    Ok((rows.into_iter().map(|(queued, ..)| queued).collect(), page))
 }
 
 /// Records Meta's answer to a successful send, with Meta's message id (which the thread's message list
@@ -347,6 +338,12 @@ pub fn mark_sent(conn: &mut DbConnection, q: &Queued, provider_id: Option<&str>)
         outbox::id.eq(q.id),
     )
     .execute(conn)?;
+    Ok(())
+}
+
+/// Records that the first `parts` Send API messages of a reply sent in several went out.
+pub fn mark_parts_sent(conn: &mut DbConnection, q: &Queued, parts: i32) -> QueryResult<()> {
+    prepared::update(outbox::table, outbox::parts_sent.eq(parts), outbox::id.eq(q.id)).execute(conn)?;
     Ok(())
 }
 

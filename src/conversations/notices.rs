@@ -1,20 +1,18 @@
-//! What the shopper hears about their order: the Pay button once Stripe has a page for it, the receipt once
-//! paid, a word when the payment failed. Sent only inside the messaging window (no tag may carry them).
+//! What the shopper hears about their order, on whatever channel the order was made: the Pay button once
+//! Stripe has a page for it, the receipt once paid, a word when the payment failed. On a Meta channel
+//! they go out only inside the messaging window (no tag may carry them); the web chat has no window.
 
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{self, MessagingType};
-use super::render::{Button, Message, Receipt, ReceiptLine};
+use super::outbox;
+use super::window::{MessagingType, Writer};
 use crate::attribution::{self, FunnelStep};
 use crate::checkout::orders::{Order, OrderStatus};
 use crate::conversations::{self, Mode};
 use crate::db::schema::customers;
 use crate::db::{DbConnection, DbUuid, now};
-
-fn render(e: super::render::RenderError) -> diesel::result::Error {
-    diesel::result::Error::SerializationError(Box::new(e))
-}
+use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply};
 
 /// The thread's shopper's Messenger locale.
 pub fn customer_locale(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<String>> {
@@ -25,43 +23,43 @@ pub fn customer_locale(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<
         .first(conn)
 }
 
-/// Queues messages on the order's thread when the window is open; false when they could not be sent.
-pub fn tell(conn: &mut DbConnection, order: &Order, messages: Vec<Message>) -> QueryResult<bool> {
+/// Queues replies on the order's thread when its channel allows it now; false when they could not be
+/// sent.
+pub fn tell(conn: &mut DbConnection, order: &Order, replies: &[Reply]) -> QueryResult<bool> {
     let Some(thread_id) = order.thread_id else {
         return Ok(false);
     };
     let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
-    if !thread.window_open(now()) {
+    let Some(messaging_type @ MessagingType::Response) =
+        thread.window().allows(&thread, now(), Writer::Automation)
+    else {
         tracing::info!(order.id = %order.id, "messaging window closed: the shopper is not told");
         return Ok(false);
-    }
+    };
     let psid: String = customers::table
         .find(thread.customer_id)
         .select(customers::psid)
         .first(conn)?;
-    for message in messages {
-        outbox::enqueue_message(conn, &thread, &psid, message, "bot", MessagingType::Response)?;
+    for reply in replies {
+        outbox::enqueue_message(conn, &thread, &psid, reply, "bot", messaging_type)?;
     }
     Ok(true)
 }
 
-/// "Pay 59.90 EUR": a URL button to Stripe's page.
-pub fn pay_button(order: &Order, url: &str) -> QueryResult<Vec<Message>> {
-    Ok(vec![
-        Message::buttons(
-            &format!(
-                "Your order {} comes to {}. Pay securely on Stripe:",
-                order.number, order.total
-            ),
-            vec![Button::url(&format!("Pay {}", order.total), url).map_err(render)?],
-        )
-        .map_err(render)?,
-    ])
+/// "Pay 59.90 EUR": a button to Stripe's page.
+pub fn pay_button(order: &Order, url: &str) -> Vec<Reply> {
+    vec![Reply::buttons(
+        &format!(
+            "Your order {} comes to {}. Pay securely on Stripe:",
+            order.number, order.total
+        ),
+        vec![Action::pay(&format!("Pay {}", order.total), url)],
+    )]
 }
 
 /// Sends the Pay button once the payments worker has the page.
 pub fn send_pay_button(conn: &mut DbConnection, order: &Order, url: &str) -> QueryResult<()> {
-    tell(conn, order, pay_button(order, url)?)?;
+    tell(conn, order, &pay_button(order, url))?;
     Ok(())
 }
 
@@ -70,7 +68,7 @@ pub fn payment_unavailable(conn: &mut DbConnection, order: &Order) -> QueryResul
     tell(
         conn,
         order,
-        Message::text(
+        &Reply::text(
             "Sorry, the payment page could not be opened. A person from our team will help you here.",
         ),
     )?;
@@ -80,14 +78,14 @@ pub fn payment_unavailable(conn: &mut DbConnection, order: &Order) -> QueryResul
     Ok(())
 }
 
-fn receipt(order: &Order, first_name: Option<&str>) -> Result<Message, super::render::RenderError> {
-    Message::receipt(Receipt {
+fn receipt(order: &Order, first_name: Option<&str>) -> Reply {
+    Reply::Receipt(Box::new(Receipt {
         recipient_name: first_name.unwrap_or("Customer").to_owned(),
         order_number: order.number.clone(),
         payment_method: "Stripe".into(),
         timestamp_secs: order.paid_at.map(|t| t.and_utc().timestamp()),
         order_url: None,
-        elements: order
+        lines: order
             .lines
             .iter()
             .map(|l| ReceiptLine {
@@ -106,10 +104,8 @@ fn receipt(order: &Order, first_name: Option<&str>) -> Result<Message, super::re
             .into_iter()
             .collect(),
         subtotal: Some(order.subtotal),
-        shipping: None,
-        tax: None,
         total: order.total,
-    })
+    }))
 }
 
 /// A payment that arrived after the order had ended, and whose stock was gone by then: it went back in
@@ -120,7 +116,7 @@ pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryRes
          meanwhile. We refunded the full {}; your bank shows it within a few days.",
         order.number, order.total
     );
-    tell(conn, order, Message::text(&text))?;
+    tell(conn, order, &Reply::text(&text))?;
     Ok(())
 }
 
@@ -154,11 +150,11 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
                 paid_at: order.paid_at.or(Some(now())),
                 ..order.clone()
             };
-            let mut messages = Message::text(&format!("Thank you! Order {} is paid.", order.number));
-            messages.push(receipt(&paid, first_name.as_deref()).map_err(render)?);
+            let mut messages = Reply::text(&format!("Thank you! Order {} is paid.", order.number));
+            messages.push(receipt(&paid, first_name.as_deref()));
             let receipt = match order.thread_id {
                 None => "no_thread",
-                Some(_) if tell(conn, order, messages)? => "sent",
+                Some(_) if tell(conn, order, &messages)? => "sent",
                 Some(_) => "window_closed",
             };
             crate::checkout::orders::set_receipt(conn, order.id, receipt)?;
@@ -167,7 +163,7 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
             tell(
                 conn,
                 order,
-                Message::text(&format!(
+                &Reply::text(&format!(
                     "Thank you! Order {} waits for your bank to confirm the payment; we will tell you here.",
                     order.number
                 )),
@@ -179,12 +175,8 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
                 order.number
             );
             let retry = crate::engine::payload::encode(&crate::engine::payload::Payload::Cart);
-            let messages = Message::text_with_quick_replies(
-                &text,
-                vec![super::render::QuickReply::text("Try again", &retry).map_err(render)?],
-            )
-            .map_err(render)?;
-            tell(conn, order, messages)?;
+            let messages = Reply::text_with_choices(&text, vec![Choice::new("Try again", &retry)]);
+            tell(conn, order, &messages)?;
         }
         OrderStatus::Expired
         | OrderStatus::PartiallyRefunded

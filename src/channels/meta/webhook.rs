@@ -1,12 +1,21 @@
-//! Messenger webhook deliveries: signature check over the raw bytes, and parsing of the envelope into
-//! typed events, each with the key that makes a redelivery recognisable.
+//! Meta's webhook deliveries for Messenger (`"object": "page"`) and Instagram Direct (`"object":
+//! "instagram"`): signature check over the raw bytes, and parsing of the envelope into neutral
+//! [`Inbound`] events, each with the key that makes a redelivery recognisable.
 //!
-//! Meta batches at two levels (`entry[]`, then `messaging[]`/`standby[]`) and documents timestamps both as
-//! numbers of milliseconds and as strings of seconds, so both are accepted.
+//! Both channels share the Messenger Platform's shapes: `entry[].id` is the Page's id, or the Instagram
+//! professional account's; `messaging[]` objects carry `message`, `postback`, `referral`, `read`,
+//! `reaction` ... An Instagram Click-to-Direct ad's referral rides on the shopper's first message
+//! (`message.referral`). Meta batches at two levels (`entry[]`, then `messaging[]`/`standby[]`) and
+//! documents timestamps both as numbers of milliseconds and as strings of seconds, so both are accepted.
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::METADATA_PREFIX;
+use crate::conversations::event::{EventKind, Inbound};
+use crate::engine::Referral;
+use crate::kernel::Channel;
 
 /// True when `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`, compared in constant time.
 pub fn signature_is_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
@@ -33,147 +42,14 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A referral: an ad click or an m.me link with a `ref`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Referral {
-    /// `ADS`, `SHORTLINK`, or whatever Meta adds (kept as given).
-    pub source: String,
-    /// `OPEN_THREAD`, `LEAD_COMPLETE` ...
-    pub kind: String,
-    /// The `ref` parameter.
-    pub ref_: Option<String>,
-    /// The ad, for `source: ADS`.
-    pub ad_id: Option<String>,
-    /// The ad's title.
-    pub ad_title: Option<String>,
-    /// The ad's post.
-    pub post_id: Option<String>,
-    /// The advertised catalog item's retailer id.
-    pub product_id: Option<String>,
-    /// `ads_context_data` whole, as JSON text.
-    pub ads_context_data: Option<String>,
-}
-
-/// What happened, by the key present in the messaging object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventKind {
-    /// The shopper sent a message (text, quick reply tap, attachments).
-    Message {
-        /// Message id.
-        mid: String,
-        /// Text, or a quick reply's title.
-        text: Option<String>,
-        /// A quick reply's payload.
-        quick_reply: Option<String>,
-        /// Attachment types (`image`, `sticker` ...).
-        attachments: Vec<String>,
-    },
-    /// A message the Page sent, echoed back (by us, or by a human in the Page Inbox).
-    Echo {
-        /// Message id.
-        mid: String,
-        /// The app that sent it.
-        app_id: Option<String>,
-        /// Our Send API `metadata`, when we sent it.
-        metadata: Option<String>,
-        /// Its text.
-        text: Option<String>,
-    },
-    /// A button, Get Started or menu tap.
-    Postback {
-        /// The button's title.
-        title: Option<String>,
-        /// Our payload.
-        payload: Option<String>,
-        /// Present when the tap opened a new thread from an ad or link.
-        referral: Option<Referral>,
-    },
-    /// An existing thread re-entered from an ad or link.
-    Referral(Referral),
-    /// Our messages were delivered.
-    Delivery {
-        /// Everything before this instant is delivered (ms).
-        watermark: i64,
-    },
-    /// The shopper read our messages.
-    Read {
-        /// Everything before this instant is read (ms).
-        watermark: i64,
-    },
-    /// The shopper reacted to a message.
-    Reaction {
-        /// `react` or `unreact`.
-        action: String,
-        /// The reaction's name or emoji.
-        reaction: Option<String>,
-        /// The message reacted to.
-        mid: Option<String>,
-    },
-    /// A marketing-messages opt-in.
-    Optin {
-        /// The opt-in's type.
-        kind: Option<String>,
-    },
-    /// Anything else (handover notices, policy enforcement ...), kept but not acted on.
-    Other(String),
-}
-
-impl EventKind {
-    /// The stored name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::Message { .. } => "message",
-            EventKind::Echo { .. } => "echo",
-            EventKind::Postback { .. } => "postback",
-            EventKind::Referral(_) => "referral",
-            EventKind::Delivery { .. } => "delivery",
-            EventKind::Read { .. } => "read",
-            EventKind::Reaction { .. } => "reaction",
-            EventKind::Optin { .. } => "optin",
-            EventKind::Other(_) => "other",
-        }
-    }
-
-    /// True for what the shopper did (it opens the messaging window).
-    pub fn is_shopper_action(&self) -> bool {
-        matches!(
-            self,
-            EventKind::Message { .. }
-                | EventKind::Postback { .. }
-                | EventKind::Referral(_)
-                | EventKind::Reaction { .. }
-                | EventKind::Optin { .. }
-        )
-    }
-}
-
-/// One event of a delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboundEvent {
-    /// The Page (`entry[].id`).
-    pub page_id: String,
-    /// The shopper's page-scoped id (the recipient, for echoes).
-    pub psid: String,
-    /// When it happened, Unix milliseconds.
-    pub timestamp_ms: i64,
-    /// Recognises a redelivery of the same event.
-    pub dedup_key: String,
-    /// Came through `standby[]` (another app owns the thread).
-    pub standby: bool,
-    /// What happened.
-    pub kind: EventKind,
-    /// The messaging object as delivered.
-    pub raw: Value,
-}
-
 /// Why a delivery could not be read at all.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     /// Not JSON.
     #[error("the body is not JSON: {0}")]
     NotJson(String),
-    /// JSON, but not a Messenger envelope.
-    #[error("not a Messenger delivery: {0}")]
+    /// JSON, but not a Messenger or Instagram envelope.
+    #[error("not a Messenger or Instagram delivery: {0}")]
     NotMessenger(String),
 }
 
@@ -219,19 +95,27 @@ pub fn referral(v: &Value) -> Referral {
         post_id: ads.and_then(|a| text(a, "post_id")),
         product_id: ads.and_then(|a| text(a, "product_id")),
         ads_context_data: ads.map(Value::to_string),
+        ..Referral::default()
     }
 }
 
 fn event_kind(m: &Value) -> EventKind {
     if let Some(msg) = m.get("message") {
         let mid = text(msg, "mid").unwrap_or_default();
-        if msg.get("is_echo").and_then(Value::as_bool).unwrap_or(false) {
+        let flag = |key: &str| msg.get(key).and_then(Value::as_bool).unwrap_or(false);
+        if flag("is_echo") {
             return EventKind::Echo {
                 mid,
-                app_id: text(msg, "app_id"),
-                metadata: text(msg, "metadata"),
+                ours: text(msg, "metadata").is_some_and(|m| m.starts_with(METADATA_PREFIX)),
                 text: text(msg, "text"),
             };
+        }
+        // Instagram tells of a message the shopper deleted, or one it cannot show us.
+        if flag("is_deleted") {
+            return EventKind::Other("message_deleted".into());
+        }
+        if flag("is_unsupported") {
+            return EventKind::Other("message_unsupported".into());
         }
         return EventKind::Message {
             mid,
@@ -242,6 +126,7 @@ fn event_kind(m: &Value) -> EventKind {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(|x| text(x, "type")).collect())
                 .unwrap_or_default(),
+            referral: msg.get("referral").filter(|r| r.is_object()).map(referral),
         };
     }
     if let Some(p) = m.get("postback") {
@@ -308,44 +193,59 @@ fn dedup_key(kind: &EventKind, m: &Value, psid: &str, ts: i64) -> String {
     }
 }
 
-/// Reads one messaging object of Page `page_id`; `None` when it names no shopper.
-pub fn event(page_id: &str, m: &Value, standby: bool, fallback_ms: Option<i64>) -> Option<InboundEvent> {
+/// Reads one messaging object of the account `account_id` (a Page, or an Instagram account); `None` when
+/// it names no shopper.
+pub fn event(
+    channel: Channel,
+    account_id: &str,
+    m: &Value,
+    standby: bool,
+    fallback_ms: Option<i64>,
+) -> Option<Inbound> {
     let kind = event_kind(m);
     let (from, to) = (
         m.get("sender").and_then(|s| text(s, "id")),
         m.get("recipient").and_then(|s| text(s, "id")),
     );
-    // Echoes come from the Page: the shopper is the recipient.
+    // Echoes come from the business: the shopper is the recipient.
     let psid = match kind {
         EventKind::Echo { .. } => to,
         _ => from,
     };
-    let psid = psid.filter(|p| p != page_id)?;
+    let psid = psid.filter(|p| p != account_id)?;
     let timestamp_ms = lenient_millis(m.get("timestamp"))
         .or(fallback_ms)
         .unwrap_or_default();
-    Some(InboundEvent {
+    Some(Inbound {
+        channel,
         dedup_key: dedup_key(&kind, m, &psid, timestamp_ms),
-        page_id: page_id.to_owned(),
-        psid,
+        account: account_id.to_owned(),
+        user: psid,
         timestamp_ms,
-        standby,
+        passive: standby,
         kind,
         raw: m.clone(),
     })
 }
 
+/// Reads a messaging object stored by a version that kept only the raw form (see
+/// [`crate::conversations::inbox::fill_neutral_forms`]).
+pub fn decode_stored(channel: Channel, account_id: &str, raw: &Value) -> Option<Inbound> {
+    event(channel, account_id, raw, false, None)
+}
+
 /// Parses a verified delivery into its events, in the order delivered.
-pub fn parse(body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(body: &[u8]) -> Result<Vec<Inbound>, ParseError> {
     let envelope: Value = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
-    match envelope.get("object").and_then(Value::as_str) {
-        Some("page") => {}
+    let channel = match envelope.get("object").and_then(Value::as_str) {
+        Some("page") => Channel::Messenger,
+        Some("instagram") => Channel::Instagram,
         other => {
             return Err(ParseError::NotMessenger(format!(
-                "object is {other:?}, expected \"page\""
+                "object is {other:?}, expected \"page\" or \"instagram\""
             )));
         }
-    }
+    };
     let entries = envelope
         .get("entry")
         .and_then(Value::as_array)
@@ -358,7 +258,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
         let entry_time = lenient_millis(entry.get("time"));
         for (list, standby) in [("messaging", false), ("standby", true)] {
             for m in entry.get(list).and_then(Value::as_array).into_iter().flatten() {
-                events.extend(event(&page_id, m, standby, entry_time));
+                events.extend(event(channel, &page_id, m, standby, entry_time));
             }
         }
     }
@@ -401,7 +301,8 @@ mod tests {
         let events = parse(body).unwrap();
         assert_eq!(events.len(), 1);
         let e = &events[0];
-        assert_eq!((e.page_id.as_str(), e.psid.as_str()), ("PAGE", "USER"));
+        assert_eq!((e.account.as_str(), e.user.as_str()), ("PAGE", "USER"));
+        assert_eq!(e.channel, Channel::Messenger);
         assert_eq!(e.dedup_key, "p:m-1");
         let EventKind::Postback {
             referral: Some(r), ..
@@ -422,9 +323,54 @@ mod tests {
           {"sender":{"id":"PAGE"},"recipient":{"id":"USER"},"timestamp":1,
            "message":{"is_echo":true,"app_id":263902037430900,"mid":"m-9","text":"hi"}}]}]}"#;
         let e = &parse(body).unwrap()[0];
-        assert_eq!(e.psid, "USER");
+        assert_eq!(e.user, "USER");
         assert_eq!(e.dedup_key, "e:m-9");
-        assert!(matches!(&e.kind, EventKind::Echo { app_id: Some(a), .. } if a == "263902037430900"));
+        assert!(matches!(&e.kind, EventKind::Echo { ours: false, .. }));
+    }
+
+    #[test]
+    fn an_echo_carrying_our_metadata_is_ours() {
+        let body = br#"{"object":"page","entry":[{"id":"PAGE","messaging":[
+          {"sender":{"id":"PAGE"},"recipient":{"id":"USER"},"timestamp":1,
+           "message":{"is_echo":true,"mid":"m-10","text":"hi","metadata":"threadcart:0190"}}]}]}"#;
+        assert!(matches!(
+            &parse(body).unwrap()[0].kind,
+            EventKind::Echo { ours: true, .. }
+        ));
+    }
+
+    #[test]
+    fn an_instagram_click_to_direct_message_carries_its_ad_on_the_message() {
+        let body = br#"{"object":"instagram","entry":[{"id":"IG-1","time":1569262486134,"messaging":[
+          {"sender":{"id":"IGSID-7"},"recipient":{"id":"IG-1"},"timestamp":1569262485349,
+           "message":{"mid":"ig-m-1","text":"Is this available?",
+             "referral":{"ref":"p=SLIP-01","ad_id":"AD-IG","source":"ADS","type":"OPEN_THREAD",
+               "ads_context_data":{"ad_title":"Slippers","photo_url":"https://x.example/p.jpg"}}}}]}]}"#;
+        let e = &parse(body).unwrap()[0];
+        assert_eq!(e.channel, Channel::Instagram);
+        assert_eq!((e.account.as_str(), e.user.as_str()), ("IG-1", "IGSID-7"));
+        let EventKind::Message {
+            referral: Some(r),
+            text,
+            ..
+        } = &e.kind
+        else {
+            panic!("expected a message with a referral, got {:?}", e.kind)
+        };
+        assert_eq!(text.as_deref(), Some("Is this available?"));
+        assert_eq!(
+            (r.ad_id.as_deref(), r.ref_.as_deref()),
+            (Some("AD-IG"), Some("p=SLIP-01"))
+        );
+        assert_eq!(r.ad_title.as_deref(), Some("Slippers"));
+    }
+
+    #[test]
+    fn an_instagram_message_the_shopper_deleted_asks_for_no_answer() {
+        let body = br#"{"object":"instagram","entry":[{"id":"IG-1","messaging":[
+          {"sender":{"id":"IGSID-7"},"recipient":{"id":"IG-1"},"timestamp":1,
+           "message":{"mid":"ig-m-2","is_deleted":true}}]}]}"#;
+        assert!(matches!(&parse(body).unwrap()[0].kind, EventKind::Other(k) if k == "message_deleted"));
     }
 
     #[test]
@@ -436,16 +382,17 @@ mod tests {
         let events = parse(body).unwrap();
         let keys: Vec<&str> = events.iter().map(|e| e.dedup_key.as_str()).collect();
         assert_eq!(keys, ["m:a", "rd:U2:1458668856253", "d:U3:1458668856254"]);
-        assert!(events[2].standby);
+        assert!(events[2].passive);
         assert_eq!(events[2].timestamp_ms, 1_458_692_752_000);
     }
 
     #[test]
-    fn a_delivery_that_is_not_a_page_object_is_refused() {
+    fn a_delivery_that_is_neither_a_page_nor_an_instagram_object_is_refused() {
         assert!(matches!(
-            parse(br#"{"object":"instagram","entry":[]}"#),
+            parse(br#"{"object":"whatsapp_business_account","entry":[]}"#),
             Err(ParseError::NotMessenger(_))
         ));
+        assert!(parse(br#"{"object":"instagram","entry":[]}"#).unwrap().is_empty());
         assert!(matches!(parse(b"not json"), Err(ParseError::NotJson(_))));
     }
 }

@@ -1,0 +1,133 @@
+//! What a shopper did, in no channel's shape. Every channel reads its own deliveries (Meta's webhook
+//! `messaging` objects, the web chat's calls) into [`Inbound`] events, which the inbox stores and the
+//! turn answers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Referral;
+use crate::kernel::Channel;
+
+/// One event of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// The channel.
+    pub channel: Channel,
+    /// The business's account on the channel: a Page's id, an Instagram professional account's id, the
+    /// merchant's web chat id.
+    pub account: String,
+    /// The shopper's id on that account (PSID, IGSID, web chat visitor).
+    pub user: String,
+    /// When it happened, Unix milliseconds.
+    pub timestamp_ms: i64,
+    /// Recognises a redelivery of the same event on the account.
+    pub dedup_key: String,
+    /// Came while another app owns the conversation (Messenger's `standby`): recorded, never answered.
+    #[serde(default)]
+    pub passive: bool,
+    /// What happened.
+    pub kind: EventKind,
+    /// The event as delivered (kept for the dead-letter list).
+    #[serde(skip)]
+    pub raw: serde_json::Value,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The shopper sent a message: text, a quick reply's tap, attachments.
+    Message {
+        /// The channel's message id.
+        mid: String,
+        /// Text, or a quick reply's title.
+        text: Option<String>,
+        /// A quick reply's payload.
+        quick_reply: Option<String>,
+        /// Attachment types (`image`, `sticker` ...).
+        #[serde(default)]
+        attachments: Vec<String>,
+        /// The ad or link the message came from (an Instagram Click-to-Direct ad, an ig.me link).
+        #[serde(default)]
+        referral: Option<Referral>,
+    },
+    /// A message the business sent, seen again: ours (threadcart sent it), or a person's from another
+    /// app (the Page Inbox), after which the bot steps back.
+    Echo {
+        /// The channel's message id.
+        mid: String,
+        /// Sent by threadcart.
+        ours: bool,
+        /// Its text.
+        text: Option<String>,
+    },
+    /// A button, Get Started or menu tap.
+    Postback {
+        /// The button's title.
+        title: Option<String>,
+        /// Our payload.
+        payload: Option<String>,
+        /// Present when the tap opened the conversation from an ad or a link.
+        referral: Option<Referral>,
+    },
+    /// The shopper came back through an ad or a link: a touch, answered.
+    Referral(Referral),
+    /// The shopper came back to the web chat without naming anything: a touch, not answered.
+    Visit(Referral),
+    /// Our messages were delivered.
+    Delivery {
+        /// Everything before this instant is delivered (ms).
+        watermark: i64,
+    },
+    /// The shopper read our messages.
+    Read {
+        /// Everything before this instant is read (ms).
+        watermark: i64,
+    },
+    /// The shopper reacted to a message.
+    Reaction {
+        /// `react` or `unreact`.
+        action: String,
+        /// The reaction's name or emoji.
+        reaction: Option<String>,
+        /// The message reacted to.
+        mid: Option<String>,
+    },
+    /// A marketing-messages opt-in.
+    Optin {
+        /// The opt-in's type.
+        kind: Option<String>,
+    },
+    /// Anything else (handover notices, policy enforcement ...), kept but not acted on.
+    Other(String),
+}
+
+impl EventKind {
+    /// The stored name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Message { .. } => "message",
+            EventKind::Echo { .. } => "echo",
+            EventKind::Postback { .. } => "postback",
+            EventKind::Referral(_) => "referral",
+            EventKind::Visit(_) => "visit",
+            EventKind::Delivery { .. } => "delivery",
+            EventKind::Read { .. } => "read",
+            EventKind::Reaction { .. } => "reaction",
+            EventKind::Optin { .. } => "optin",
+            EventKind::Other(_) => "other",
+        }
+    }
+
+    /// True for what the shopper did (it opens a Meta channel's messaging window).
+    pub fn is_shopper_action(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Message { .. }
+                | EventKind::Postback { .. }
+                | EventKind::Referral(_)
+                | EventKind::Visit(_)
+                | EventKind::Reaction { .. }
+                | EventKind::Optin { .. }
+        )
+    }
+}

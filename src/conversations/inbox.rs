@@ -1,0 +1,532 @@
+//! The durable inbox, shared by every channel: deliveries stored before they are acknowledged, split
+//! into events (deduplicated on the channel account and the event's key), and each shopper's events
+//! applied in timestamp order, one shopper at a time across every server process (the customer's row is
+//! held while they are applied).
+//!
+//! Each event keeps its raw form as delivered (`payload`, for the dead-letter list) and its neutral
+//! form (`event`, an [`Inbound`] as JSON), which is what the turn reads: the inbox never needs a
+//! channel's parser again once an event is stored.
+
+use chrono::{DateTime, Duration, NaiveDateTime};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::event::Inbound;
+use super::{Customer, turn};
+use crate::db::schema::{customers, inbound_events, pages, webchats, webhook_inbox};
+use crate::db::{DbConnection, DbUuid, now, prepared, write_transaction};
+use crate::kernel::Channel;
+
+/// Retries of an event before it is dead-lettered.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// Stores a verified delivery whole, for the split worker; the 200 goes out only after this commits.
+pub fn store_delivery(conn: &mut DbConnection, source: &str, body: &str) -> QueryResult<Uuid> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(webhook_inbox::table)
+        .values((
+            webhook_inbox::id.eq(DbUuid(id)),
+            webhook_inbox::source.eq(source),
+            webhook_inbox::body.eq(body),
+            webhook_inbox::status.eq("pending"),
+            webhook_inbox::attempts.eq(0),
+            webhook_inbox::received_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Deliveries of `source` waiting to be split, oldest first.
+pub fn pending_deliveries(
+    conn: &mut DbConnection,
+    source: &str,
+    limit: i64,
+) -> QueryResult<Vec<(DbUuid, String)>> {
+    webhook_inbox::table
+        .filter(webhook_inbox::source.eq(source))
+        .filter(webhook_inbox::status.eq("pending"))
+        .order(webhook_inbox::id.asc())
+        .select((webhook_inbox::id, webhook_inbox::body))
+        .limit(limit)
+        .load(conn)
+}
+
+fn millis_to_utc(ms: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .map(|d| d.naive_utc())
+        .unwrap_or_else(now)
+}
+
+/// Stores a verified delivery already split into its events (`parsed`: the events, or why the body
+/// could not be read), in one transaction (the 200 goes out only after it commits): the common path,
+/// one commit and no worker in between. When that transaction fails (two deliveries racing to create
+/// the same customer, say), the delivery is stored whole instead and the split worker takes it later.
+/// Returns the delivery's id and the shoppers it brought events for, or `None` when it still waits to
+/// be split.
+pub fn receive_delivery(
+    conn: &mut DbConnection,
+    source: &str,
+    body: &str,
+    parsed: &Result<Vec<Inbound>, String>,
+) -> QueryResult<(Uuid, Option<Vec<DbUuid>>)> {
+    let id = Uuid::now_v7();
+    let split = write_transaction(conn, |conn| {
+        diesel::insert_into(webhook_inbox::table)
+            .values((
+                webhook_inbox::id.eq(DbUuid(id)),
+                webhook_inbox::source.eq(source),
+                webhook_inbox::body.eq(body),
+                webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
+                webhook_inbox::attempts.eq(0),
+                webhook_inbox::last_error.eq(parsed.as_ref().err()),
+                webhook_inbox::received_at.eq(now()),
+                webhook_inbox::processed_at.eq(now()),
+            ))
+            .execute(conn)?;
+        store_events(conn, DbUuid(id), parsed.as_deref().unwrap_or_default())
+    });
+    match split {
+        Ok(customers) => Ok((id, Some(customers))),
+        Err(e) => {
+            tracing::debug!(error = %e, "delivery not split on arrival; stored for the split worker");
+            Ok((store_delivery(conn, source, body)?, None))
+        }
+    }
+}
+
+/// Splits one stored delivery into its events (`parsed`, read from its body by its channel), in one
+/// transaction with marking it done, so a crash or a second process can never split it twice. Returns
+/// how many new events were stored.
+pub fn split_delivery(
+    conn: &mut DbConnection,
+    id: DbUuid,
+    parsed: &Result<Vec<Inbound>, String>,
+) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        let claimed = diesel::update(
+            webhook_inbox::table
+                .find(id)
+                .filter(webhook_inbox::status.eq("pending")),
+        )
+        .set((
+            webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
+            webhook_inbox::processed_at.eq(now()),
+            webhook_inbox::last_error.eq(parsed.as_ref().err()),
+        ))
+        .execute(conn)?;
+        match (claimed, parsed) {
+            (1, Ok(events)) => Ok(store_events(conn, id, events)?.len()),
+            _ => Ok(0),
+        }
+    })
+}
+
+/// Records a failed split so it is retried later (and given up after a while).
+pub fn delivery_failed(conn: &mut DbConnection, id: DbUuid, error: &str) -> QueryResult<()> {
+    diesel::update(webhook_inbox::table.find(id))
+        .set((
+            webhook_inbox::attempts.eq(webhook_inbox::attempts + 1),
+            webhook_inbox::last_error.eq(error),
+        ))
+        .execute(conn)?;
+    diesel::update(
+        webhook_inbox::table
+            .find(id)
+            .filter(webhook_inbox::attempts.ge(MAX_ATTEMPTS)),
+    )
+    .set(webhook_inbox::status.eq("dead"))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Stores the events (a redelivered one is skipped); returns the shoppers with a new event to apply,
+/// each once.
+pub fn store_events(
+    conn: &mut DbConnection,
+    inbox_id: DbUuid,
+    events: &[Inbound],
+) -> QueryResult<Vec<DbUuid>> {
+    let mut customers = Vec::new();
+    for event in events {
+        if let Some(customer) = store_event(conn, inbox_id, event)?
+            && !customers.contains(&customer)
+        {
+            customers.push(customer);
+        }
+    }
+    Ok(customers)
+}
+
+/// The merchant of a channel account and the shopper's customer row, when the account is connected,
+/// in one round trip.
+fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(DbUuid, Option<DbUuid>)>> {
+    let customer = customers::table
+        .filter(customers::page_id.eq(&e.account))
+        .filter(customers::psid.eq(&e.user))
+        .select(customers::id)
+        .single_value();
+    match e.channel {
+        Channel::Messenger => pages::table
+            .filter(pages::page_id.eq(&e.account))
+            .select((pages::merchant_id, customer))
+            .first(conn)
+            .optional(),
+        Channel::Instagram => pages::table
+            .filter(pages::instagram_account_id.eq(&e.account))
+            .select((pages::merchant_id, customer))
+            .first(conn)
+            .optional(),
+        Channel::Webchat => {
+            let Ok(id) = Uuid::parse_str(&e.account) else {
+                return Ok(None);
+            };
+            webchats::table
+                .find(DbUuid(id))
+                .select((webchats::merchant_id, customer))
+                .first(conn)
+                .optional()
+        }
+    }
+}
+
+/// Stores one event unless its account already has one with the same key (a redelivery); returns its
+/// shopper when it was stored for a connected account (to be applied).
+fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryResult<Option<DbUuid>> {
+    let (merchant, customer) = match account_of(conn, e)? {
+        Some((merchant, Some(customer))) => (Some(merchant), Some(customer)),
+        Some((merchant, None)) => (
+            Some(merchant),
+            Some(DbUuid(super::ensure_customer(
+                conn, merchant.0, e.channel, &e.account, &e.user,
+            )?)),
+        ),
+        None => (None, None),
+    };
+    let neutral =
+        serde_json::to_string(e).map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+    let at = now();
+    let insert = diesel::insert_into(inbound_events::table)
+        .values((
+            inbound_events::id.eq(DbUuid(Uuid::now_v7())),
+            inbound_events::inbox_id.eq(inbox_id),
+            inbound_events::merchant_id.eq(merchant),
+            inbound_events::customer_id.eq(customer),
+            inbound_events::page_id.eq(&e.account),
+            inbound_events::psid.eq(&e.user),
+            inbound_events::dedup_key.eq(&e.dedup_key),
+            inbound_events::kind.eq(e.kind.name()),
+            inbound_events::occurred_at.eq(millis_to_utc(e.timestamp_ms)),
+            inbound_events::payload.eq(e.raw.to_string()),
+            // Unknown accounts are recorded and skipped, never retried.
+            inbound_events::status.eq(if customer.is_some() {
+                "pending"
+            } else {
+                "unknown_page"
+            }),
+            inbound_events::attempts.eq(0),
+            inbound_events::next_attempt_at.eq(at),
+            inbound_events::created_at.eq(at),
+            inbound_events::channel.eq(e.channel.as_str()),
+            inbound_events::event.eq(neutral),
+        ))
+        .on_conflict((inbound_events::page_id, inbound_events::dedup_key))
+        .do_nothing();
+    let stored = crate::per_backend!(conn, |c| insert.execute(c))? == 1;
+    if stored && customer.is_none() {
+        tracing::warn!(
+            channel = %e.channel,
+            account.id = %e.account,
+            "event for an account no merchant connected: recorded and skipped"
+        );
+    }
+    Ok(customer.filter(|_| stored))
+}
+
+/// Gives every pending event stored without its neutral form (by a version before the neutral inbox)
+/// that form, read by `decode` from its channel, account and raw payload; returns how many.
+pub fn fill_neutral_forms(
+    conn: &mut DbConnection,
+    decode: impl Fn(Channel, &str, &serde_json::Value) -> Option<Inbound>,
+) -> QueryResult<usize> {
+    let rows: Vec<(DbUuid, String, String, String)> = inbound_events::table
+        .filter(inbound_events::event.is_null())
+        .filter(inbound_events::status.eq("pending"))
+        .select((
+            inbound_events::id,
+            inbound_events::channel,
+            inbound_events::page_id,
+            inbound_events::payload,
+        ))
+        .load(conn)?;
+    let mut filled = 0;
+    for (id, channel, account, payload) in rows {
+        let raw: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+        let event = Channel::parse(&channel)
+            .and_then(|c| decode(c, &account, &raw))
+            .and_then(|e| serde_json::to_string(&e).ok());
+        if let Some(event) = event {
+            diesel::update(inbound_events::table.find(id))
+                .set(inbound_events::event.eq(event))
+                .execute(conn)?;
+            filled += 1;
+        }
+    }
+    Ok(filled)
+}
+
+/// Customers with an event due now.
+pub fn customers_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<DbUuid>> {
+    let ids: Vec<Option<DbUuid>> = inbound_events::table
+        .filter(inbound_events::status.eq("pending"))
+        .filter(inbound_events::next_attempt_at.le(at))
+        .select(inbound_events::customer_id)
+        .distinct()
+        .limit(limit)
+        .load(conn)?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
+/// A stored event waiting to be applied.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = inbound_events)]
+pub struct PendingEvent {
+    /// Id.
+    pub id: DbUuid,
+    /// When it happened.
+    pub occurred_at: NaiveDateTime,
+    /// The neutral event, as JSON.
+    pub event: Option<String>,
+    /// Tries so far.
+    pub attempts: i32,
+    /// Not before.
+    pub next_attempt_at: NaiveDateTime,
+}
+
+/// The customer's pending events in timestamp order.
+pub fn pending_events(conn: &mut DbConnection, customer_id: DbUuid) -> QueryResult<Vec<PendingEvent>> {
+    inbound_events::table
+        .filter(inbound_events::customer_id.eq(customer_id))
+        .filter(inbound_events::status.eq("pending"))
+        .order((inbound_events::occurred_at.asc(), inbound_events::id.asc()))
+        .select(PendingEvent::as_select())
+        .load(conn)
+}
+
+/// Settings the event handling needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// How long the bot stays quiet after a human answered from the Page Inbox.
+    pub human_idle: Duration,
+    /// Stripe is configured: checkout opens a payment page (else a person takes over).
+    pub payments: bool,
+}
+
+/// What became of a customer's due events.
+#[derive(Debug)]
+pub enum Applied {
+    /// Another worker holds the customer: nothing was done.
+    Busy,
+    /// The shopper's profile must be asked for first (an HTTP call, outside any transaction); the
+    /// Page's token, when it has a working one.
+    NeedsProfile(Customer, Option<String>),
+    /// This many events were applied; `sends`: the thread they queued replies on, if any.
+    Done {
+        /// Events applied.
+        applied: usize,
+        /// The shopper's thread, when replies were queued on it.
+        sends: Option<DbUuid>,
+    },
+    /// An event failed: nothing of this pass was kept, the event is to be retried later (the ones
+    /// before it are applied again on the next pass).
+    Failed {
+        /// The event that failed.
+        event: PendingEvent,
+        /// Why.
+        error: diesel::result::Error,
+    },
+}
+
+/// Why the transaction of [`apply_due`] ended early.
+enum Abort {
+    Db(diesel::result::Error),
+    Event(Box<(PendingEvent, diesel::result::Error)>),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Db(e)
+    }
+}
+
+/// Applies the customer's due events in timestamp order, and marks them done, in one transaction that
+/// holds the customer's row: one worker per shopper across every process (PostgreSQL's `FOR UPDATE SKIP
+/// LOCKED`; SQLite's `BEGIN IMMEDIATE` admits one writer), each event's effects (messages, touches,
+/// window, queued replies) exactly once. A later event waits for an earlier one being retried.
+pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -> QueryResult<Applied> {
+    let outcome = write_transaction(conn, |conn| {
+        let Some(customer) = lock_customer(conn, customer_id)? else {
+            return Ok(Applied::Busy);
+        };
+        if customer.profile_status == "pending" {
+            let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
+            return Ok(Applied::NeedsProfile(customer, token));
+        }
+        let (mut applied, mut sends) = (0, None);
+        for event in pending_events(conn, customer_id)? {
+            if event.next_attempt_at > now() {
+                break;
+            }
+            match apply(conn, &customer, &event, policy) {
+                Ok(queued) => {
+                    applied += 1;
+                    sends = sends.or(queued);
+                }
+                Err(e) => return Err(Abort::Event(Box::new((event, e)))),
+            }
+        }
+        Ok(Applied::Done { applied, sends })
+    });
+    match outcome {
+        Ok(applied) => Ok(applied),
+        Err(Abort::Event(failed)) => {
+            let (event, error) = *failed;
+            Ok(Applied::Failed { event, error })
+        }
+        Err(Abort::Db(e)) => Err(e),
+    }
+}
+
+/// The customer, its row locked for the rest of the transaction; `None` when another transaction holds
+/// it (PostgreSQL). On SQLite the transaction is the only writer already.
+fn lock_customer(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Option<Customer>> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => customers::table
+            .find(id)
+            .select(Customer::as_select())
+            .for_update()
+            .skip_locked()
+            .first(c)
+            .optional(),
+        DbConnection::Sqlite(c) => customers::table
+            .find(id)
+            .select(Customer::as_select())
+            .first(c)
+            .optional(),
+    }
+}
+
+/// Applies one event and marks it done, in the caller's transaction; returns the thread when replies
+/// were queued on it.
+fn apply(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    row: &PendingEvent,
+    policy: Policy,
+) -> QueryResult<Option<DbUuid>> {
+    let done = prepared::update(
+        inbound_events::table,
+        (
+            inbound_events::status.eq("done"),
+            inbound_events::processed_at.eq(now()),
+            inbound_events::attempts.eq(row.attempts + 1),
+        ),
+        inbound_events::id
+            .eq(row.id)
+            .and(inbound_events::status.eq("pending")),
+    )
+    .execute(conn)?;
+    if done == 0 {
+        return Ok(None);
+    }
+    let event: Inbound = serde_json::from_str(row.event.as_deref().unwrap_or_default())
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    turn::take(conn, customer, &event, row.occurred_at, policy)
+}
+
+/// Records a failed attempt: retried later with backoff, dead-lettered after [`MAX_ATTEMPTS`].
+pub fn event_failed(
+    conn: &mut DbConnection,
+    row: &PendingEvent,
+    error: &str,
+    next: NaiveDateTime,
+) -> QueryResult<()> {
+    let attempts = row.attempts + 1;
+    diesel::update(inbound_events::table.find(row.id))
+        .set((
+            inbound_events::attempts.eq(attempts),
+            inbound_events::last_error.eq(error),
+            inbound_events::next_attempt_at.eq(next),
+            inbound_events::status.eq(if attempts >= MAX_ATTEMPTS {
+                "dead"
+            } else {
+                "pending"
+            }),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// An event as the dead-letter API shows it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = inbound_events)]
+pub struct StoredEvent {
+    /// Id.
+    pub id: DbUuid,
+    /// The channel account.
+    pub page_id: String,
+    /// Shopper.
+    pub psid: String,
+    /// `message`, `postback` ...
+    pub kind: String,
+    /// `pending`, `done`, `dead`, `unknown_page`.
+    pub status: String,
+    /// Tries.
+    pub attempts: i32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub occurred_at: NaiveDateTime,
+    /// The event as delivered.
+    pub payload: String,
+    /// The channel.
+    pub channel: String,
+}
+
+/// A page of the merchant's events in `status`, oldest first.
+pub fn list_events(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    status: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<StoredEvent>> {
+    let mut query = inbound_events::table
+        .filter(inbound_events::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(inbound_events::status.eq(status.to_owned()))
+        .order(inbound_events::id.asc())
+        .limit(limit)
+        .select(StoredEvent::as_select())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(inbound_events::id.gt(DbUuid(after)));
+    }
+    query.load(conn)
+}
+
+/// Puts a dead event of the merchant back in the queue; false when there is no such dead event.
+pub fn replay(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<bool> {
+    let n = diesel::update(
+        inbound_events::table
+            .find(DbUuid(id))
+            .filter(inbound_events::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(inbound_events::status.eq("dead")),
+    )
+    .set((
+        inbound_events::status.eq("pending"),
+        inbound_events::attempts.eq(0),
+        inbound_events::next_attempt_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}

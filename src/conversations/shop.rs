@@ -1,0 +1,192 @@
+//! The engine's view of the merchant's shop ([`Shop`]), read through the connection of the event's
+//! transaction.
+
+use diesel::QueryResult;
+use uuid::Uuid;
+
+use crate::bookings::{self, Bookable, NightAvailability};
+use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
+use crate::db::DbConnection;
+use crate::engine::{OfferView, Shop, StayOfferKind, StayOfferView};
+
+/// The merchant's catalog, read through the connection of the event's transaction.
+pub(super) struct DbShop<'c> {
+    pub(super) conn: &'c mut DbConnection,
+    pub(super) merchant_id: Uuid,
+}
+
+pub(super) fn query<T>(r: Result<T, CatalogError>) -> QueryResult<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(CatalogError::NotFound(_)) => Err(diesel::result::Error::NotFound),
+        Err(CatalogError::Db(e)) => Err(e),
+        Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+    }
+}
+
+fn found<T>(r: QueryResult<T>) -> QueryResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(diesel::result::Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Shop for DbShop<'_> {
+    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>> {
+        found(query(catalog::get_product(self.conn, self.merchant_id, id)))
+    }
+
+    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>> {
+        query(catalog::find_by_retailer_id(
+            self.conn,
+            self.merchant_id,
+            retailer_id,
+        ))
+    }
+
+    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>> {
+        query(catalog::variant_with_product(self.conn, self.merchant_id, id))
+    }
+
+    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>> {
+        catalog::browse(self.conn, self.merchant_id, i64::try_from(limit).unwrap_or(100))
+    }
+
+    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>> {
+        let q = ProductQuery {
+            after: None,
+            limit: i64::try_from(limit).unwrap_or(100),
+            words: words.to_vec(),
+        };
+        catalog::list_products(self.conn, self.merchant_id, &q)
+    }
+
+    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>> {
+        let offers = crate::offers::triggered_by(self.conn, self.merchant_id, product)?;
+        let mut views = Vec::with_capacity(offers.len());
+        for offer in offers {
+            if let Some(view) = self.view(offer)? {
+                views.push(view);
+            }
+        }
+        Ok(views)
+    }
+
+    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>> {
+        match crate::offers::get(self.conn, self.merchant_id, id)? {
+            Some(offer) if offer.active => self.view(offer),
+            _ => Ok(None),
+        }
+    }
+
+    fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>> {
+        crate::discounts::find_by_code(self.conn, self.merchant_id, code)
+    }
+
+    fn rooms(&mut self) -> QueryResult<Vec<Bookable>> {
+        let q = bookings::BookableQuery {
+            after: None,
+            limit: 100,
+            active_only: true,
+        };
+        bookings::list(self.conn, self.merchant_id, &q)
+    }
+
+    fn room(&mut self, id: Uuid) -> QueryResult<Option<Bookable>> {
+        Ok(bookings::get(self.conn, self.merchant_id, id)?.filter(|b| b.spec.active))
+    }
+
+    fn nights(
+        &mut self,
+        room: &Bookable,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> QueryResult<Vec<NightAvailability>> {
+        match bookings::availability(self.conn, self.merchant_id, room.id, from, to) {
+            Ok(nights) => Ok(nights),
+            Err(bookings::BookableError::Db(e)) => Err(e),
+            Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+        }
+    }
+
+    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>> {
+        let offers = crate::offers::triggered_by_bookable(self.conn, self.merchant_id, room)?;
+        let mut views = Vec::with_capacity(offers.len());
+        for offer in offers {
+            if let Some(view) = self.stay_view(offer)? {
+                views.push(view);
+            }
+        }
+        Ok(views)
+    }
+
+    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>> {
+        match crate::offers::get(self.conn, self.merchant_id, id)? {
+            Some(offer) if offer.active => self.stay_view(offer),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl DbShop<'_> {
+    /// An upgrade or add-on with its room or item, when they are still offered.
+    fn stay_view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<StayOfferView>> {
+        use crate::offers::{OfferTarget, OfferTrigger};
+        if !matches!(offer.trigger, OfferTrigger::Bookable(_)) {
+            return Ok(None);
+        }
+        let kind = match offer.target {
+            OfferTarget::Bookable { id, night_delta } => match self.room(id)? {
+                Some(room) => StayOfferKind::Upgrade { room, night_delta },
+                None => return Ok(None),
+            },
+            OfferTarget::Variant { id, per_night } => {
+                let Some((product, variant)) =
+                    query(catalog::variant_with_product(self.conn, self.merchant_id, id))?
+                else {
+                    return Ok(None);
+                };
+                let price = offer
+                    .price(variant.price)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                StayOfferKind::AddOn {
+                    product,
+                    variant,
+                    price,
+                    per_night,
+                }
+            }
+        };
+        Ok(Some(StayOfferView {
+            id: offer.id,
+            text: offer.text,
+            kind,
+        }))
+    }
+
+    /// An offer with its variant and price, when the variant is still sold.
+    fn view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<OfferView>> {
+        let Some(variant_id) = offer.target.variant() else {
+            return Ok(None);
+        };
+        let Some((product, variant)) = query(catalog::variant_with_product(
+            self.conn,
+            self.merchant_id,
+            variant_id,
+        ))?
+        else {
+            return Ok(None);
+        };
+        let price = offer
+            .price(variant.price)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        Ok(Some(OfferView {
+            id: offer.id,
+            text: offer.text,
+            product,
+            variant,
+            price,
+        }))
+    }
+}
