@@ -32,6 +32,7 @@ struct DemoMerchant {
     timezone: String,
     api_key: String,
     page: DemoPage,
+    webchat: DemoWebchat,
     products: Vec<ProductCreate>,
     #[serde(default)]
     offers: Vec<DemoOffer>,
@@ -81,6 +82,13 @@ struct DemoDiscount {
     percent_off: Option<String>,
 }
 
+/// The web chat's fixed public key and the origins it allows (besides the server's own pages).
+#[derive(Deserialize)]
+struct DemoWebchat {
+    public_key: String,
+    allowed_origins: Vec<String>,
+}
+
 #[derive(Deserialize)]
 struct DemoPage {
     page_id: String,
@@ -101,6 +109,8 @@ pub struct Loaded {
     pub page_id: String,
     /// Its public owner API key.
     pub api_key: String,
+    /// Its web chat's public key (the widget's `data-key`).
+    pub webchat_key: String,
     /// Products in the fixture.
     pub products: usize,
 }
@@ -202,6 +212,9 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
                 .map_err(|e| DemoError::Fixture(format!("{}: {e}", m.slug)))?;
         }
     }
+    let origins = crate::channels::webchat::parse_origins(&m.webchat.allowed_origins)
+        .map_err(|e| DemoError::Fixture(format!("{}: webchat origins: {e:?}", m.slug)))?;
+    crate::channels::webchat::ensure_fixed(conn, merchant.id, &m.webchat.public_key, &origins)?;
     for bookable in &m.bookables {
         load_bookable(conn, &merchant, &m.slug, bookable)?;
     }
@@ -214,6 +227,7 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
         name: merchant.name,
         merchant_id: merchant.id,
         page_id: m.page.page_id.clone(),
+        webchat_key: m.webchat.public_key.clone(),
         api_key: m.api_key.clone(),
         products: m.products.len(),
     })

@@ -84,7 +84,7 @@ pub enum Permission {
     ManageMerchant,
     /// Create and revoke API keys.
     ManageKeys,
-    /// Connect and disconnect Messenger Pages.
+    /// Connect and disconnect channels: Messenger Pages, Instagram accounts, the web chat.
     ManagePages,
     /// Read products and variants.
     ReadCatalog,

@@ -69,29 +69,39 @@ pub fn receive_delivery(
     body: &str,
     parsed: &Result<Vec<Inbound>, String>,
 ) -> QueryResult<(Uuid, Option<Vec<DbUuid>>)> {
-    let id = Uuid::now_v7();
-    let split = write_transaction(conn, |conn| {
-        diesel::insert_into(webhook_inbox::table)
-            .values((
-                webhook_inbox::id.eq(DbUuid(id)),
-                webhook_inbox::source.eq(source),
-                webhook_inbox::body.eq(body),
-                webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
-                webhook_inbox::attempts.eq(0),
-                webhook_inbox::last_error.eq(parsed.as_ref().err()),
-                webhook_inbox::received_at.eq(now()),
-                webhook_inbox::processed_at.eq(now()),
-            ))
-            .execute(conn)?;
-        store_events(conn, DbUuid(id), parsed.as_deref().unwrap_or_default())
-    });
+    let split = write_transaction(conn, |conn| record_delivery(conn, source, body, parsed));
     match split {
-        Ok(customers) => Ok((id, Some(customers))),
+        Ok((id, customers)) => Ok((id, Some(customers))),
         Err(e) => {
             tracing::debug!(error = %e, "delivery not split on arrival; stored for the split worker");
             Ok((store_delivery(conn, source, body)?, None))
         }
     }
+}
+
+/// Stores a delivery as split already, with its events, in the caller's transaction; returns its id
+/// and the shoppers it brought events for.
+pub fn record_delivery(
+    conn: &mut DbConnection,
+    source: &str,
+    body: &str,
+    parsed: &Result<Vec<Inbound>, String>,
+) -> QueryResult<(Uuid, Vec<DbUuid>)> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(webhook_inbox::table)
+        .values((
+            webhook_inbox::id.eq(DbUuid(id)),
+            webhook_inbox::source.eq(source),
+            webhook_inbox::body.eq(body),
+            webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
+            webhook_inbox::attempts.eq(0),
+            webhook_inbox::last_error.eq(parsed.as_ref().err()),
+            webhook_inbox::received_at.eq(now()),
+            webhook_inbox::processed_at.eq(now()),
+        ))
+        .execute(conn)?;
+    let customers = store_events(conn, DbUuid(id), parsed.as_deref().unwrap_or_default())?;
+    Ok((id, customers))
 }
 
 /// Splits one stored delivery into its events (`parsed`, read from its body by its channel), in one

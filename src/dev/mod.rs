@@ -11,6 +11,7 @@
 
 mod graph;
 mod pay;
+mod shop;
 mod simulator;
 pub mod stripe;
 
@@ -231,6 +232,7 @@ pub fn wire(mut config: Config, port: u16) -> anyhow::Result<(Config, DevState)>
 /// Installs the dev routes (only called in dev mode).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     simulator::routes(cfg);
+    shop::routes(cfg);
     graph::routes(cfg);
     pay::routes(cfg);
 }

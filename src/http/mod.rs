@@ -17,6 +17,7 @@ mod orders;
 mod pages;
 mod reports;
 mod threads;
+mod webchat;
 mod webhooks;
 
 use actix_web::http::Method;
@@ -65,6 +66,7 @@ fn register(api: &mut Api<'_>) {
     reports::routes(api);
     threads::routes(api);
     webhooks::routes(api);
+    webchat::routes(api);
     dashboard::routes(api);
 }
 

@@ -315,7 +315,7 @@ async fn send(
             AgentSendError::Db(e) => e.into(),
             AgentSendError::Unavailable(e) => e.into(),
         })?;
-    state.wakers.outbox.wake();
+    state.wakers.replies_queued(crate::db::DbUuid(id));
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({
         "queued": 1,
         "messaging_type": match queued.messaging_type {

@@ -167,7 +167,7 @@ async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: DbUuid) -> Result<
     match applied {
         Applied::Done { applied, sends } => {
             if let Some(thread) = sends {
-                ctx.wakers.outbox.wake_for(thread);
+                ctx.wakers.replies_queued(thread);
             }
             Ok(applied)
         }

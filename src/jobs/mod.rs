@@ -33,6 +33,41 @@ pub struct Wakers {
     pub payments: Notify,
     /// Conversions API events were queued.
     pub conversions: Notify,
+    /// Messages were recorded on these threads (the web chat's event streams listen).
+    pub messages: Bulletin,
+}
+
+impl Wakers {
+    /// Replies were queued on `thread`: its sender starts, and its listeners read them.
+    pub fn replies_queued(&self, thread: DbUuid) {
+        self.outbox.wake_for(thread);
+        self.messages.publish(thread);
+    }
+}
+
+/// Tells this process's listeners that a thread has new messages. A listener that falls behind misses
+/// names, not messages: the listeners also read the database at an interval (other processes'
+/// messages).
+#[derive(Debug)]
+pub struct Bulletin(tokio::sync::broadcast::Sender<DbUuid>);
+
+impl Default for Bulletin {
+    fn default() -> Self {
+        Bulletin(tokio::sync::broadcast::channel(1024).0)
+    }
+}
+
+impl Bulletin {
+    /// `thread` has new messages.
+    pub fn publish(&self, thread: DbUuid) {
+        // No listener is not an error.
+        let _ = self.0.send(thread);
+    }
+
+    /// Listens from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<DbUuid> {
+        self.0.subscribe()
+    }
 }
 
 /// Wakes a worker that works key by key (shoppers, threads) when work is queued in this process, naming

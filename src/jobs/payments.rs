@@ -156,7 +156,7 @@ async fn create_session(
         cancel_url: format!("{base}/checkout/cancel?order={}", order.id),
         locale: locale(customer_locale.as_deref()),
     };
-    let order_id = order.id;
+    let (order_id, thread_id) = (order.id, order.thread_id);
     match stripe.create_checkout_session(&request, &call.key).await {
         Ok(session) => {
             let Some(url) = session.url.clone() else {
@@ -178,6 +178,7 @@ async fn create_session(
                 })
                 .await?;
             if recorded {
+                told(ctx, order_id, thread_id);
                 tracing::info!(order.id = %order_id, "Checkout Session created");
             } else if let Err(e) = stripe.expire_checkout_session(&session_id).await {
                 // The order ended while its session was being made: that page must not take a payment.
@@ -208,6 +209,7 @@ async fn create_session(
                     thread::payment_unavailable(conn, &order)
                 })
                 .await?;
+            told(ctx, order_id, thread_id);
         }
     }
     Ok(())
@@ -331,7 +333,7 @@ async fn apply_status(
     next: OrderStatus,
     payment_intent: Option<String>,
 ) -> Result<(), ApplyError> {
-    let order_id = order.id;
+    let (order_id, thread_id) = (order.id, order.thread_id);
     let intent = payment_intent.clone();
     let snapshot = order.clone();
     let moved = ctx
@@ -344,6 +346,9 @@ async fn apply_status(
             Ok(moved)
         })
         .await?;
+    if moved {
+        told(ctx, order_id, thread_id);
+    }
     if !moved && next == OrderStatus::Paid {
         settle_late(ctx, stripe, order, payment_intent).await?;
     }
@@ -360,7 +365,7 @@ async fn settle_late(
     order: Order,
     payment_intent: Option<String>,
 ) -> Result<(), ApplyError> {
-    let order_id = order.id;
+    let (order_id, thread_id) = (order.id, order.thread_id);
     let intent = payment_intent.clone();
     let outcome = ctx
         .db
@@ -375,6 +380,7 @@ async fn settle_late(
                     thread::order_moved(conn, &paid, OrderStatus::Paid)
                 })
                 .await?;
+            told(ctx, order_id, thread_id);
             Ok(())
         }
         LatePayment::RefundDue => {
@@ -404,6 +410,7 @@ async fn settle_late(
                     thread::late_payment_refunded(conn, &refunded)
                 })
                 .await?;
+            told(ctx, order_id, thread_id);
             Ok(())
         }
     }
@@ -602,4 +609,13 @@ async fn apply_refund_or_dispute(ctx: &WorkerContext, event: &Pending) -> Result
             }
         })
         .await
+}
+
+/// The shopper may have been told something about the order in its thread: the sender and the thread's
+/// listeners are woken.
+fn told(ctx: &WorkerContext, order_id: uuid::Uuid, thread_id: Option<uuid::Uuid>) {
+    if let Some(thread) = thread_id {
+        tracing::debug!(order.id = %order_id, "order's thread told");
+        ctx.wakers.replies_queued(crate::db::DbUuid(thread));
+    }
 }
