@@ -198,6 +198,8 @@ pub struct Order {
     /// A payment that arrived after the order had ended here: `honoured` (the stock was still there,
     /// the order is paid) or `refunded` (it was not: the payment went back in full).
     pub late_payment: Option<String>,
+    /// The channel of the conversation it was made in (`messenger`, `instagram`, `webchat`).
+    pub channel: String,
     /// Lines in the cart's order.
     pub lines: Vec<OrderLine>,
 }
@@ -398,6 +400,7 @@ struct OrderRow {
     session_tries: i32,
     receipt: Option<String>,
     late_payment: Option<String>,
+    channel: String,
 }
 
 #[derive(Queryable, Selectable)]
@@ -476,6 +479,7 @@ impl OrderRow {
             session_tries: self.session_tries,
             receipt: self.receipt,
             late_payment: self.late_payment,
+            channel: self.channel,
             lines,
         })
     }

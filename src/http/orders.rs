@@ -46,6 +46,7 @@ pub(super) struct OrderBody {
     total: MoneyDto,
     refunded: MoneyDto,
     thread_id: Option<Uuid>,
+    channel: String,
     ad_id: Option<String>,
     lines: Vec<LineBody>,
     stripe_session_id: Option<String>,
@@ -70,6 +71,7 @@ impl From<Order> for OrderBody {
             total: o.total.into(),
             refunded: o.refunded.into(),
             thread_id: o.thread_id,
+            channel: o.channel,
             ad_id: o.ad_id,
             lines: o
                 .lines

@@ -30,3 +30,4 @@ mod stock;
 mod stripe;
 mod stripe_fake;
 mod tenancy;
+mod webchat;

@@ -615,6 +615,8 @@ pub fn messages_after(
     let rows: Vec<Row> = q.load(conn)?;
     Ok(rows
         .into_iter()
+        // The conversation's opening is an event of the visitor's without words: nothing to show.
+        .filter(|(_, direction, _, text, _, _)| direction != "in" || text.is_some())
         .map(|(id, direction, author, text, payload, at)| {
             let mut json = match (direction.as_str(), payload.as_deref().and_then(Reply::from_json)) {
                 ("out", Some(reply)) => reply.to_json(),
