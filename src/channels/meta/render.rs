@@ -1167,6 +1167,104 @@ mod tests {
         inner.as_ptr() as usize - outer.as_ptr() as usize
     }
 
+    // ---- the neutral model, per channel -------------------------------------------------------
+
+    /// The replies of a shop's conversation, one of each shape.
+    fn neutral_replies() -> Vec<Reply> {
+        use crate::engine::reply::{Action, Card as NCard, Choice, Receipt as NReceipt, ReceiptLine as NLine};
+        let eur = |minor| money(minor, "EUR");
+        vec![
+            Reply::text_with_choices(
+                "Which size of Comfy slippers?",
+                vec![Choice::new("42", "tc1:add:42"), Choice::new("Sea-view Honeymoon Suite", "tc1:room:1")],
+            )
+            .remove(0),
+            Reply::Cards(vec![
+                NCard::new("Comfy slippers")
+                    .subtitle("49.90 EUR")
+                    .image("https://example.com/slip-01.jpg")
+                    .default_url("https://example.com/slippers")
+                    .button(Action::postback("Choose size", "tc1:opt:1:0")),
+            ]),
+            Reply::buttons(
+                "Your order CS-00001 comes to 49.90 EUR. Pay securely on Stripe:",
+                vec![Action::pay("Pay 49.90 EUR", "https://checkout.stripe.com/c/pay/cs_test_1")],
+            ),
+            Reply::Receipt(Box::new(NReceipt {
+                recipient_name: "Anna".into(),
+                order_number: "CS-00001".into(),
+                payment_method: "Stripe".into(),
+                timestamp_secs: Some(1_765_000_000),
+                order_url: None,
+                lines: vec![NLine {
+                    title: "Comfy slippers".into(),
+                    subtitle: Some("42".into()),
+                    quantity: Some(1),
+                    price: eur(4990),
+                    image_url: None,
+                }],
+                adjustments: vec![("Code WELCOME10".into(), eur(499))],
+                subtotal: Some(eur(4990)),
+                total: eur(4491),
+            })),
+        ]
+    }
+
+    fn rendered(channel: Channel) -> Vec<Message> {
+        neutral_replies()
+            .iter()
+            .flat_map(|r| render(r, channel).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn messenger_renders_every_reply_shape_with_its_templates() {
+        insta::assert_snapshot!(json(&rendered(Channel::Messenger)));
+    }
+
+    #[test]
+    fn instagram_renders_the_same_replies_with_a_receipt_as_text() {
+        let messages = rendered(Channel::Instagram);
+        assert!(
+            messages
+                .iter()
+                .all(|m| !json(m).contains("\"template_type\": \"receipt\""))
+        );
+        insta::assert_snapshot!(json(&messages));
+    }
+
+    #[test]
+    fn the_web_chat_shows_the_neutral_replies_as_they_are() {
+        let shown: Vec<serde_json::Value> = neutral_replies().iter().map(Reply::to_json).collect();
+        insta::assert_snapshot!(json(&shown));
+    }
+
+    #[test]
+    fn instagram_text_is_cut_into_messages_of_at_most_1000_bytes() {
+        // 600 two-byte letters: 1200 bytes, within Messenger's 2000 characters.
+        let text = "é".repeat(300) + " " + &"é".repeat(300);
+        let reply = Reply::text(&text).remove(0);
+
+        let instagram = render(&reply, Channel::Instagram).unwrap();
+        let messenger = render(&reply, Channel::Messenger).unwrap();
+
+        assert_eq!(messenger.len(), 1);
+        assert_eq!(instagram.len(), 2);
+        assert!(texts(&instagram).iter().all(|t| t.len() <= 1000));
+        assert_eq!(texts(&instagram).concat(), text.replace(' ', ""));
+    }
+
+    #[test]
+    fn more_than_ten_cards_are_refused_rather_than_cut() {
+        let cards: Vec<crate::engine::reply::Card> = (0..11)
+            .map(|i| crate::engine::reply::Card::new(&format!("Card {i}")).subtitle("x"))
+            .collect();
+        assert_eq!(
+            render(&Reply::Cards(cards), Channel::Messenger),
+            Err(RenderError::TooManyCards { count: 11, max: 10 })
+        );
+    }
+
     // ---- cut --------------------------------------------------------------------------------
 
     #[test]
