@@ -23,7 +23,7 @@ fn spec_routes() -> BTreeSet<(String, String)> {
             current = Some(format!("/{path}"));
         } else if let (Some(path), Some(key)) = (&current, line.strip_prefix("    ")) {
             let key = key.trim_end().trim_end_matches(':');
-            if ["get", "post", "put", "patch", "delete"].contains(&key) {
+            if ["get", "post", "put", "patch", "delete", "options"].contains(&key) {
                 routes.insert((key.to_uppercase(), path.clone()));
             }
         }
