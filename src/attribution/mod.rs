@@ -8,16 +8,32 @@
 
 pub mod conversions;
 pub mod report;
+pub mod touches;
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use uuid::Uuid;
 
-use crate::conversations::{self, Thread, Touch};
 use crate::db::schema::{funnel_daily, funnel_events, merchants};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::money::Money;
+pub use touches::Touch;
+
+/// What the funnel needs of a conversation's thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadView {
+    /// The thread.
+    pub id: DbUuid,
+    /// Its merchant.
+    pub merchant_id: DbUuid,
+    /// Its channel (`messenger`, `instagram`, `webchat`).
+    pub channel: String,
+    /// Its first touch.
+    pub first_touch_id: Option<DbUuid>,
+    /// Its latest touch.
+    pub latest_touch_id: Option<DbUuid>,
+}
 
 /// The attribution window when the merchant has not set one.
 pub const DEFAULT_WINDOW_DAYS: i32 = 7;
@@ -103,8 +119,8 @@ fn settings(conn: &mut DbConnection, merchant_id: DbUuid) -> QueryResult<(chrono
 /// The funnel of one thread through the steps of one shopper action: the merchant's settings, the
 /// thread's latest touch and whether the shopper acted before are each read once, however many steps
 /// are recorded.
-pub struct ThreadFunnel<'t> {
-    thread: &'t Thread,
+pub struct ThreadFunnel {
+    thread: ThreadView,
     settings: Option<(chrono_tz::Tz, i32)>,
     latest: Option<Option<Touch>>,
     acted: bool,
@@ -121,9 +137,9 @@ struct Rollup {
     value: Option<Money>,
 }
 
-impl<'t> ThreadFunnel<'t> {
+impl ThreadFunnel {
     /// The thread's funnel; the merchant's settings are read when first needed.
-    pub fn new(thread: &'t Thread) -> ThreadFunnel<'t> {
+    pub fn new(thread: ThreadView) -> ThreadFunnel {
         ThreadFunnel {
             thread,
             settings: None,
@@ -158,7 +174,7 @@ impl<'t> ThreadFunnel<'t> {
 
     /// The thread's funnel under settings the caller has read already (the merchant's timezone and
     /// attribution window).
-    pub fn with_settings(thread: &'t Thread, tz: chrono_tz::Tz, window_days: i32) -> ThreadFunnel<'t> {
+    pub fn with_settings(thread: ThreadView, tz: chrono_tz::Tz, window_days: i32) -> ThreadFunnel {
         ThreadFunnel {
             settings: Some((tz, window_days)),
             ..ThreadFunnel::new(thread)
@@ -166,8 +182,8 @@ impl<'t> ThreadFunnel<'t> {
     }
 
     /// The thread.
-    pub fn thread(&self) -> &'t Thread {
-        self.thread
+    pub fn thread(&self) -> &ThreadView {
+        &self.thread
     }
 
     fn settings(&mut self, conn: &mut DbConnection) -> QueryResult<(chrono_tz::Tz, i32)> {
@@ -192,7 +208,7 @@ impl<'t> ThreadFunnel<'t> {
             Some(latest) => latest.clone(),
             None => {
                 let latest = match self.thread.latest_touch_id {
-                    Some(id) => Some(conversations::touch(conn, id)?),
+                    Some(id) => Some(touches::touch(conn, id)?),
                     None => None,
                 };
                 self.latest = Some(latest.clone());
@@ -254,7 +270,7 @@ impl<'t> ThreadFunnel<'t> {
         let dims = touch
             .as_ref()
             .map_or_else(|| Dims::organic_on(&self.thread.channel), Dims::of);
-        let thread = self.thread;
+        let thread = self.thread.clone();
         let event = |kind: FunnelStep, value: Option<Money>| Event {
             merchant_id: thread.merchant_id,
             thread_id: thread.id,
@@ -309,7 +325,7 @@ impl<'t> ThreadFunnel<'t> {
 /// Records a checkout or purchase of an order at `at`, with its attributed touch.
 pub fn record_order(
     conn: &mut DbConnection,
-    thread: &Thread,
+    thread: ThreadView,
     step: FunnelStep,
     order_id: Uuid,
     value: Money,

@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::Touch;
 use super::{Dims, FunnelStep, local_day};
-use crate::conversations::Touch;
 use crate::db::schema::{funnel_daily, funnel_events, merchants, threads, touches};
 use crate::db::{DbConnection, DbUuid};
 use crate::money::{Currency, Money};

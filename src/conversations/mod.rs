@@ -22,7 +22,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::db::schema::{customers, messages, threads, touches};
+use crate::db::schema::{customers, messages, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::Referral;
 use crate::kernel::Channel;
@@ -105,6 +105,17 @@ impl Thread {
     /// The thread's channel's messaging policy.
     pub fn window(&self) -> Window {
         Window::of(self.channel())
+    }
+
+    /// What attribution needs of the thread.
+    pub fn funnel_view(&self) -> crate::attribution::ThreadView {
+        crate::attribution::ThreadView {
+            id: self.id,
+            merchant_id: self.merchant_id,
+            channel: self.channel.clone(),
+            first_touch_id: self.first_touch_id,
+            latest_touch_id: self.latest_touch_id,
+        }
     }
 
     /// True while a standard message may be sent.
@@ -315,39 +326,15 @@ pub fn record_touch(
     Ok(touched)
 }
 
-/// Stores a referral as a touch; the thread it answers names it as its latest touch (and first, when
-/// it is), for [`save_progress`] to store.
+/// Stores a referral as a touch (see [`crate::attribution::touches`]); the thread it answers names it as
+/// its latest touch (and first, when it is), for [`save_progress`] to store.
 pub fn add_touch(
     conn: &mut DbConnection,
     thread: &Thread,
     referral: &Referral,
     at: NaiveDateTime,
 ) -> QueryResult<Thread> {
-    let id = DbUuid(Uuid::now_v7());
-    diesel::insert_into(touches::table)
-        .values((
-            touches::id.eq(id),
-            touches::merchant_id.eq(thread.merchant_id),
-            touches::thread_id.eq(thread.id),
-            touches::source.eq(&referral.source),
-            touches::kind.eq(&referral.kind),
-            touches::ref_.eq(&referral.ref_),
-            touches::ad_id.eq(&referral.ad_id),
-            touches::ad_title.eq(&referral.ad_title),
-            touches::post_id.eq(&referral.post_id),
-            touches::product_id.eq(&referral.product_id),
-            touches::ads_context_data.eq(&referral.ads_context_data),
-            touches::occurred_at.eq(at),
-            touches::created_at.eq(now()),
-            touches::channel.eq(&thread.channel),
-            touches::page_url.eq(&referral.page_url),
-            touches::utm_source.eq(&referral.utm.utm_source),
-            touches::utm_medium.eq(&referral.utm.utm_medium),
-            touches::utm_campaign.eq(&referral.utm.utm_campaign),
-            touches::utm_content.eq(&referral.utm.utm_content),
-            touches::utm_term.eq(&referral.utm.utm_term),
-        ))
-        .execute(conn)?;
+    let id = crate::attribution::touches::record(conn, &thread.funnel_view(), referral, at)?;
     Ok(Thread {
         first_touch_id: Some(thread.first_touch_id.unwrap_or(id)),
         latest_touch_id: Some(id),
@@ -355,60 +342,6 @@ pub fn add_touch(
         ctm_pending: thread.ctm_pending || (thread.channel().is_meta() && referral.source == "ADS"),
         ..thread.clone()
     })
-}
-
-/// A touch as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = touches)]
-pub struct Touch {
-    /// Id.
-    pub id: DbUuid,
-    /// `ADS`, `SHORTLINK` ...
-    pub source: String,
-    /// `OPEN_THREAD` ...
-    pub kind: String,
-    /// The `ref` parameter.
-    pub ref_: Option<String>,
-    /// The ad.
-    pub ad_id: Option<String>,
-    /// The ad's title.
-    pub ad_title: Option<String>,
-    /// The ad's post.
-    pub post_id: Option<String>,
-    /// The advertised product's retailer id.
-    pub product_id: Option<String>,
-    /// All of `ads_context_data`, as JSON text.
-    pub ads_context_data: Option<String>,
-    /// When the shopper arrived.
-    pub occurred_at: NaiveDateTime,
-    /// The channel.
-    pub channel: String,
-    /// The page a web chat was opened on.
-    pub page_url: Option<String>,
-    /// `utm_source` of that page.
-    pub utm_source: Option<String>,
-    /// `utm_medium`.
-    pub utm_medium: Option<String>,
-    /// `utm_campaign`.
-    pub utm_campaign: Option<String>,
-    /// `utm_content`.
-    pub utm_content: Option<String>,
-    /// `utm_term`.
-    pub utm_term: Option<String>,
-}
-
-/// The thread's touches, oldest first.
-pub fn touches_of(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Vec<Touch>> {
-    touches::table
-        .filter(touches::thread_id.eq(DbUuid(thread_id)))
-        .order((touches::occurred_at.asc(), touches::id.asc()))
-        .select(Touch::as_select())
-        .load(conn)
-}
-
-/// The touch with `id`.
-pub fn touch(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Touch> {
-    touches::table.find(id).select(Touch::as_select()).first(conn)
 }
 
 /// A human answered from another app (the Page Inbox): the bot stays quiet until `until`.

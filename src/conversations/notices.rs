@@ -132,7 +132,7 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
                     let at = order.paid_at.unwrap_or_else(now);
                     attribution::record_order(
                         conn,
-                        &thread,
+                        thread.funnel_view(),
                         FunnelStep::Purchase,
                         order.id,
                         order.total,

@@ -200,9 +200,12 @@ pub fn answer(
     // The cart as the commands leave it, when they say; `None` when a change leaves it to be read again.
     let mut changed_cart: Option<Option<carts::Cart>> = Some(cart.clone());
     let mut show_cart = outcome.then_show_cart;
-    let mut funnel =
-        attribution::ThreadFunnel::with_settings(thread, merchant.timezone, merchant.attribution_window_days)
-            .hold_rollup();
+    let mut funnel = attribution::ThreadFunnel::with_settings(
+        thread.funnel_view(),
+        merchant.timezone,
+        merchant.attribution_window_days,
+    )
+    .hold_rollup();
     let mut offer_for = outcome.then_offer_for;
     let mut show_stay = outcome.then_show_stay;
     // Outside business hours the first message of the (local) day gets the away text; shopping goes on.
@@ -618,15 +621,15 @@ fn held_stay_replies(
 fn freeze(
     conn: &mut DbConnection,
     merchant: &crate::merchants::Merchant,
-    funnel: &mut attribution::ThreadFunnel<'_>,
+    funnel: &mut attribution::ThreadFunnel,
     at: chrono::NaiveDateTime,
 ) -> QueryResult<Result<crate::checkout::orders::CheckedOut, crate::checkout::orders::CheckoutRefusal>> {
     use crate::checkout::orders::{self, CheckoutRefusal};
     let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
         .map(|m| crate::money::Money::from_minor(m, merchant.currency));
-    let thread = funnel.thread();
+    let thread_id = funnel.thread().id.0;
     let touch = funnel.attributed_touch(conn, at)?.map(|t| (t.id.0, t.ad_id));
-    match orders::checkout(conn, merchant.id, thread.id.0, at, minimum, touch) {
+    match orders::checkout(conn, merchant.id, thread_id, at, minimum, touch) {
         Ok(done) => {
             if done.created {
                 funnel.record_order(conn, FunnelStep::Checkout, done.order.id, done.order.total, at)?;
@@ -655,7 +658,7 @@ fn order_messages(order: &crate::checkout::orders::Order) -> QueryResult<Vec<Rep
 fn checkout(
     conn: &mut DbConnection,
     merchant: &crate::merchants::Merchant,
-    funnel: &mut attribution::ThreadFunnel<'_>,
+    funnel: &mut attribution::ThreadFunnel,
     cart: Option<&carts::Cart>,
     at: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<Reply>> {
@@ -704,7 +707,7 @@ pub fn checkout_for_agent(
         let thread = conversations::thread(conn, merchant_id, thread_id)?;
         let merchant = crate::merchants::get(conn, merchant_id)?;
         let mut funnel = attribution::ThreadFunnel::with_settings(
-            &thread,
+            thread.funnel_view(),
             merchant.timezone,
             merchant.attribution_window_days,
         );

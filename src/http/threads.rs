@@ -8,11 +8,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, timestamp};
+use crate::attribution::{Touch, touches};
 use crate::auth::{Caller, Permission};
 use crate::conversations::MessagingType;
 use crate::conversations::agent::{self, AgentSendError};
 use crate::conversations::inbox::{self, StoredEvent};
-use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery, Touch};
+use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery};
 use crate::db::now;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -205,7 +206,7 @@ async fn get(
         .query(move |conn| {
             let t = conversations::thread(conn, caller.merchant_id, id)?;
             let c = conversations::customer(conn, t.customer_id.0)?;
-            let touches = conversations::touches_of(conn, id)?;
+            let touches = touches::touches_of(conn, id)?;
             Ok((t, c, touches))
         })
         .await

@@ -95,7 +95,7 @@ fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
             let (product, v) = threadcart::catalog::variant_with_product(conn, merchant_id, variant)
                 .unwrap()
                 .unwrap();
-            let mut funnel = attribution::ThreadFunnel::new(&thread);
+            let mut funnel = attribution::ThreadFunnel::new(thread.funnel_view());
             funnel.record(conn, FunnelStep::ProductView, Some(product.id), None)?;
             threadcart::carts::add(conn, merchant_id, thread_id, &product, &v, quantity).unwrap();
             funnel.record(conn, FunnelStep::AddToCart, Some(product.id), None)?;

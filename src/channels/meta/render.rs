@@ -1171,12 +1171,17 @@ mod tests {
 
     /// The replies of a shop's conversation, one of each shape.
     fn neutral_replies() -> Vec<Reply> {
-        use crate::engine::reply::{Action, Card as NCard, Choice, Receipt as NReceipt, ReceiptLine as NLine};
+        use crate::engine::reply::{
+            Action, Card as NCard, Choice, Receipt as NReceipt, ReceiptLine as NLine,
+        };
         let eur = |minor| money(minor, "EUR");
         vec![
             Reply::text_with_choices(
                 "Which size of Comfy slippers?",
-                vec![Choice::new("42", "tc1:add:42"), Choice::new("Sea-view Honeymoon Suite", "tc1:room:1")],
+                vec![
+                    Choice::new("42", "tc1:add:42"),
+                    Choice::new("Sea-view Honeymoon Suite", "tc1:room:1"),
+                ],
             )
             .remove(0),
             Reply::Cards(vec![
@@ -1188,7 +1193,10 @@ mod tests {
             ]),
             Reply::buttons(
                 "Your order CS-00001 comes to 49.90 EUR. Pay securely on Stripe:",
-                vec![Action::pay("Pay 49.90 EUR", "https://checkout.stripe.com/c/pay/cs_test_1")],
+                vec![Action::pay(
+                    "Pay 49.90 EUR",
+                    "https://checkout.stripe.com/c/pay/cs_test_1",
+                )],
             ),
             Reply::Receipt(Box::new(NReceipt {
                 recipient_name: "Anna".into(),
