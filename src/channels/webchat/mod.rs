@@ -75,7 +75,7 @@ impl From<Row> for Webchat {
 impl Webchat {
     /// Whether a browser at `origin` may use this web chat.
     pub fn allows(&self, origin: &str) -> bool {
-        Origin::parse(origin).is_ok_and(|o| self.allowed_origins.iter().any(|a| *a == o.0))
+        Origin::parse(origin).is_ok_and(|o| self.allowed_origins.contains(&o.0))
     }
 }
 
