@@ -191,6 +191,11 @@ pub fn wire(mut config: Config, port: u16) -> anyhow::Result<(Config, DevState)>
         );
     }
     let base = format!("http://{}", SocketAddr::new(config.addr.ip(), port));
+    // A public URL left to its default names the address as configured: on port 0 (tests), the port
+    // actually bound is where pages such as the dev shop are served, and where the web chat knows its own.
+    if config.public_url == format!("http://{}", config.addr) {
+        config.public_url.clone_from(&base);
+    }
     if !config.graph_api_base_given {
         config.graph_api_base = format!("{base}/dev/graph");
     }
@@ -253,6 +258,7 @@ fn escape(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -274,6 +280,31 @@ mod tests {
         ] {
             assert!(!url_is_loopback(url), "{url}");
         }
+    }
+
+    #[test]
+    fn a_default_public_url_names_the_port_bound_and_a_given_one_is_kept() {
+        let config = |vars: &'static [(&'static str, &'static str)]| {
+            Config::from_lookup(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+            .unwrap()
+        };
+
+        let (on_port_0, _) = wire(config(&[("THREADCART_ADDR", "127.0.0.1:0")]), 40123).unwrap();
+        let (given, _) = wire(
+            config(&[
+                ("THREADCART_ADDR", "127.0.0.1:0"),
+                ("THREADCART_PUBLIC_URL", "http://localhost:8000"),
+            ]),
+            40123,
+        )
+        .unwrap();
+
+        assert_eq!(on_port_0.public_url, "http://127.0.0.1:40123");
+        assert_eq!(given.public_url, "http://localhost:8000");
     }
 
     #[test]

@@ -212,6 +212,31 @@ impl Browser {
             .await
     }
 
+    /// Waits up to 15 seconds for `script` (a function body) to answer something other than null or
+    /// false; answers it. On a timeout, `diagnose` (another body) says what the page showed.
+    async fn wait_until(&self, what: &str, script: &str, diagnose: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let found = self.script(script).await;
+            if !found.is_null() && found != json!(false) && found.get("error").is_none() {
+                return found;
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                panic!(
+                    "timed out waiting for {what} ({found}); the page shows:\n{}",
+                    self.script(diagnose).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the element WebDriver named `id` (one a script answered, inside a shadow root too).
+    async fn click_element(&self, id: &str) {
+        let done = self.post(&format!("/element/{id}/click"), json!({})).await;
+        assert!(done.is_null(), "clicking {id}: {done}");
+    }
+
     async fn text(&self, id: &str) -> String {
         self.get(&format!("/element/{id}/text"))
             .await
@@ -845,4 +870,399 @@ async fn the_dashboard_shows_each_role_only_what_it_may_use() {
         json!(0),
         "no section was refused"
     );
+}
+
+/// A function body run with `root` bound to the web chat widget's shadow root (it answers null before
+/// the widget is on the page). XPath cannot reach into a shadow root; scripts can.
+fn in_chat(body: &str) -> String {
+    format!(
+        "const host = document.getElementById('threadcart-chat'); \
+         const root = host && host.shadowRoot; if (!root) return null; {body}"
+    )
+}
+
+/// What the chat's panel shows, for a failed wait.
+fn chat_text() -> String {
+    in_chat(
+        "return root.querySelector('.log').innerText + '\\n[quick replies] ' + root.querySelector('.qr').innerText + '\\n[status] ' + root.querySelector('.status').innerText",
+    )
+}
+
+/// Waits for `script` (run in the chat's shadow root) to answer something.
+async fn wait_in_chat(browser: &Browser, what: &str, script: &str) -> Value {
+    browser.wait_until(what, &in_chat(script), &chat_text()).await
+}
+
+/// Waits for the chat's last button or link labelled `label`; answers its WebDriver element id.
+async fn chat_control(browser: &Browser, label: &str) -> String {
+    let label = serde_json::to_string(label).unwrap();
+    let found = wait_in_chat(
+        browser,
+        &format!("the chat's {label}"),
+        &format!(
+            "return Array.from(root.querySelectorAll('button, a')).filter((b) => b.textContent.trim() === {label}).pop() || null"
+        ),
+    )
+    .await;
+    found[ELEMENT].as_str().unwrap().to_owned()
+}
+
+/// Taps the chat's last button or link labelled `label`.
+async fn tap_in_chat(browser: &Browser, label: &str) {
+    let id = chat_control(browser, label).await;
+    browser.click_element(&id).await;
+}
+
+/// Opens the chat from its launcher, unless it is open already (it stays open from page to page).
+async fn open_chat(browser: &Browser) {
+    let launcher = wait_in_chat(
+        browser,
+        "the chat's launcher",
+        "return root.querySelector('.launcher')",
+    )
+    .await;
+    let expanded = browser
+        .script(&in_chat(
+            "return root.querySelector('.launcher').getAttribute('aria-expanded')",
+        ))
+        .await;
+    if expanded != "true" {
+        browser.click_element(launcher[ELEMENT].as_str().unwrap()).await;
+    }
+    wait_in_chat(
+        browser,
+        "the open panel",
+        "return !root.querySelector('.panel').hidden",
+    )
+    .await;
+}
+
+/// Waits for the chat to show a receipt; answers its text.
+async fn chat_receipt(browser: &Browser) -> String {
+    let found = wait_in_chat(
+        browser,
+        "the receipt",
+        "const r = root.querySelector('.log .receipt'); return r && r.innerText",
+    )
+    .await;
+    found.as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_visitor_buys_through_the_web_chat_on_the_demo_shop_and_still_sees_the_history_after_a_reload() {
+    let Some(browser) = browser_or_skip(
+        "a_visitor_buys_through_the_web_chat_on_the_demo_shop_and_still_sees_the_history_after_a_reload",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    let shop = format!("{}/dev/shop", app.address);
+
+    // Ask about the slippers: the chat opens on their card
+    browser.open(&shop).await;
+    browser
+        .wait_until(
+            "the widget's script",
+            "return Boolean(window.threadcart)",
+            "return document.body.innerHTML",
+        )
+        .await;
+    browser
+        .click("//li[h2[.='Comfy slippers']]/button[@data-threadcart-ref='p=SLIP-01']")
+        .await;
+    let card = wait_in_chat(
+        &browser,
+        "the slippers' card",
+        "const c = Array.from(root.querySelectorAll('.log .card')).find((c) => c.querySelector('.title').textContent === 'Comfy slippers'); return c ? c.innerText : null",
+    )
+    .await;
+    let card = card.as_str().unwrap();
+    assert!(
+        card.contains("49.90 EUR") && card.contains("Choose size"),
+        "{card}"
+    );
+    let focused = browser
+        .script(&in_chat("return root.activeElement && root.activeElement.id"))
+        .await;
+    assert_eq!(focused, "tc-input", "opening moves the focus into the panel");
+
+    // Size 42, no socks, checkout
+    tap_in_chat(&browser, "Choose size").await;
+    let size = wait_in_chat(
+        &browser,
+        "the size quick replies",
+        "return Array.from(root.querySelectorAll('.qr button')).find((b) => b.textContent === '42') || null",
+    )
+    .await;
+    browser.click_element(size[ELEMENT].as_str().unwrap()).await;
+    wait_in_chat(
+        &browser,
+        "the size tapped, shown as the shopper's and the quick replies gone",
+        "return Array.from(root.querySelectorAll('.log li.in')).some((li) => li.textContent.includes('42')) \
+         && root.querySelectorAll('.qr button').length === 0",
+    )
+    .await;
+    tap_in_chat(&browser, "No thanks").await;
+    wait_in_chat(
+        &browser,
+        "the offer declined",
+        "return Array.from(root.querySelectorAll('.log li.out .bubble')).some((b) => b.textContent === 'No problem.')",
+    )
+    .await;
+    tap_in_chat(&browser, "Checkout").await;
+
+    // The pay link opens a new tab: follow it here, and pay on the dev payment page
+    let pay = wait_in_chat(
+        &browser,
+        "the pay link",
+        "const a = Array.from(root.querySelectorAll('.log a.btn.pay')).pop(); return a ? [a.href, a.target, a.rel, a.textContent] : null",
+    )
+    .await;
+    assert_eq!(pay[1], "_blank", "{pay}");
+    assert_eq!(pay[2], "noopener", "{pay}");
+    assert!(pay[3].as_str().unwrap().starts_with("Pay "), "{pay}");
+    let pay_url = pay[0].as_str().unwrap();
+    assert!(
+        pay_url.starts_with(&format!("{}/dev/pay/", app.address)),
+        "{pay_url}"
+    );
+    browser.open(pay_url).await;
+    browser.click("//button[@id='pay']").await;
+    browser.wait_for("//h1[@id='paid']").await;
+
+    // Back on the shop: the receipt is in the chat
+    browser.open(&shop).await;
+    open_chat(&browser).await;
+    let receipt = chat_receipt(&browser).await;
+    let token = app.token(DEMO_KEY).await;
+    let orders: Value = app
+        .get("/v1/orders?status=paid", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let number = orders["data"][0]["number"].as_str().unwrap();
+    assert!(
+        receipt.contains(number) && receipt.contains("Comfy slippers") && receipt.contains("49.90 EUR"),
+        "{receipt}"
+    );
+    let before = browser
+        .script(&in_chat(
+            "return Array.from(root.querySelectorAll('.log li')).map((li) => li.dataset.id)",
+        ))
+        .await;
+
+    // A reload: the same conversation, its history shown once
+    browser.post("/refresh", json!({})).await;
+    open_chat(&browser).await;
+    assert!(chat_receipt(&browser).await.contains(number));
+    let after = wait_in_chat(
+        &browser,
+        "the whole history",
+        &format!(
+            "const ids = Array.from(root.querySelectorAll('.log li')).map((li) => li.dataset.id); \
+             return ids.length >= {} ? ids : null",
+            before.as_array().unwrap().len()
+        ),
+    )
+    .await;
+    let (before, after) = (before.as_array().unwrap(), after.as_array().unwrap());
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "the history, in the same order"
+    );
+    let unique: std::collections::HashSet<&Value> = after.iter().collect();
+    assert_eq!(unique.len(), after.len(), "each message once: {after:?}");
+    wait_in_chat(
+        &browser,
+        "the slippers' card in the history",
+        "return Array.from(root.querySelectorAll('.log .card .title')).some((t) => t.textContent === 'Comfy slippers')",
+    )
+    .await;
+
+    // The token is kept in the browser, and never was in a URL
+    let kept = browser
+        .script(
+            "const v = JSON.parse(localStorage.getItem('threadcart:wc_demo_comfy_shoes_00000000000000')); \
+             return [v.token, v.conversation_id, performance.getEntries().map((e) => e.name)]",
+        )
+        .await;
+    let visitor_token = kept[0].as_str().unwrap();
+    assert!(visitor_token.starts_with("wv_"), "{kept}");
+    assert!(
+        !kept[2].to_string().contains(visitor_token),
+        "the token is in a URL: {kept}"
+    );
+    let shot = browser.screenshot(None).await;
+    let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("webchat-receipt.png");
+    std::fs::write(&saved, &shot).unwrap();
+    eprintln!("screenshot of the web chat's receipt: {}", saved.display());
+}
+
+#[tokio::test]
+async fn the_web_chat_fits_a_phone_and_can_be_used_with_the_keyboard() {
+    let Some(browser) = browser_or_skip("the_web_chat_fits_a_phone_and_can_be_used_with_the_keyboard").await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    browser
+        .post("/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+    browser.open(&format!("{}/dev/shop", app.address)).await;
+    browser
+        .wait_until(
+            "the widget's script",
+            "return Boolean(window.threadcart)",
+            "return document.body.innerHTML",
+        )
+        .await;
+    let on = |what: &str| {
+        in_chat(&format!(
+            "return document.activeElement === host && root.activeElement !== null && root.activeElement.matches('{what}')"
+        ))
+    };
+
+    // Tab to the launcher; its focus is visible
+    let mut presses = 0;
+    while browser.script(&on(".launcher")).await != json!(true) {
+        browser.press(&[TAB]).await;
+        presses += 1;
+        assert!(presses < 60, "Tab never reached the chat's launcher");
+    }
+    let outline = browser
+        .script(&in_chat(
+            "const s = getComputedStyle(root.querySelector('.launcher')); return [s.outlineStyle, s.outlineWidth]",
+        ))
+        .await;
+    assert_ne!(outline[0], "none", "the focus is visible: {outline}");
+
+    // Enter opens the panel, over the whole screen, the focus in its input
+    browser.press(&[ENTER]).await;
+    assert_eq!(browser.script(&on("#tc-input")).await, json!(true));
+    wait_in_chat(
+        &browser,
+        "the greeting",
+        "return root.querySelector('.log li.out') !== null",
+    )
+    .await;
+    let fits = browser
+        .script(&in_chat(
+            "const box = (s) => { const r = root.querySelector(s).getBoundingClientRect(); \
+               return r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight && r.width > 0 && r.height > 0; }; \
+             const panel = root.querySelector('.panel').getBoundingClientRect(); \
+             return [box('.panel'), box('#tc-input'), box('.send'), panel.width, \
+               document.documentElement.clientWidth, document.documentElement.scrollWidth <= innerWidth]",
+        ))
+        .await;
+    assert_eq!(
+        fits.as_array().unwrap()[..3],
+        [json!(true), json!(true), json!(true)],
+        "the panel, its input and Send are inside the screen: {fits}"
+    );
+    assert!(
+        fits[4].as_f64().unwrap() <= 400.0,
+        "not a phone-sized window: {fits}"
+    );
+    assert_eq!(
+        fits[3], fits[4],
+        "the panel takes the whole width (but a desktop scroll bar): {fits}"
+    );
+    assert_eq!(fits[5], true, "nothing scrolls sideways: {fits}");
+
+    // Type and Enter: the message is sent and shown as the shopper's, the input emptied
+    browser.press_text("Do you have boots?").await;
+    browser.press(&[ENTER]).await;
+    wait_in_chat(
+        &browser,
+        "the shopper's message",
+        "return Array.from(root.querySelectorAll('.log li.in .bubble')).some((b) => b.textContent === 'Do you have boots?') \
+         && root.querySelector('#tc-input').value === ''",
+    )
+    .await;
+    let shot = browser.screenshot(None).await;
+    let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("webchat-phone.png");
+    std::fs::write(&saved, &shot).unwrap();
+    eprintln!("screenshot of the web chat on a phone: {}", saved.display());
+
+    // Escape closes it; the focus is back on the launcher
+    browser.press(&["\u{E00C}"]).await;
+    assert_eq!(browser.script(&on(".launcher")).await, json!(true));
+    assert_eq!(
+        browser
+            .script(&in_chat("return [root.querySelector('.panel').hidden, root.querySelector('.launcher').getAttribute('aria-expanded')]"))
+            .await,
+        json!([true, "false"])
+    );
+}
+
+#[tokio::test]
+async fn the_web_chat_reconnects_a_dropped_event_stream_from_the_last_message_it_has() {
+    let Some(browser) =
+        browser_or_skip("the_web_chat_reconnects_a_dropped_event_stream_from_the_last_message_it_has").await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    browser.open(&format!("{}/dev/shop", app.address)).await;
+    browser
+        .wait_until(
+            "the widget's script",
+            "return Boolean(window.threadcart)",
+            "return document.body.innerHTML",
+        )
+        .await;
+    // The page's fetch notes each stream's Last-Event-ID and breaks the first stream after a second, as
+    // a dropped connection would.
+    browser
+        .script(
+            "const real = window.fetch; window.streams = []; \
+             window.fetch = (url, init) => real(url, init).then((res) => { \
+               if (!String(url).endsWith('/events')) return res; \
+               window.streams.push((init.headers || {})['Last-Event-ID'] || null); \
+               if (window.streams.length > 1) return res; \
+               const reader = res.body.getReader(); \
+               const body = new ReadableStream({ \
+                 start(c) { setTimeout(() => { reader.cancel(); c.error(new TypeError('dropped')); }, 1000); }, \
+                 pull(c) { return reader.read().then(({ value, done }) => { if (!done) c.enqueue(value); }); }, \
+               }); \
+               return new Response(body, { status: res.status, headers: res.headers }); \
+             }); \
+             window.threadcart.open();",
+        )
+        .await;
+
+    // Act: the greeting comes, the stream drops, the widget reconnects by itself
+    wait_in_chat(
+        &browser,
+        "the greeting",
+        "return root.querySelector('.log li.out') !== null",
+    )
+    .await;
+    let resumed = browser
+        .wait_until(
+            "a second stream",
+            "return window.streams.length > 1 ? window.streams : null",
+            "return window.streams",
+        )
+        .await;
+
+    // Assert: it asked for what followed the last message shown, and what is said next comes through
+    let last = browser
+        .script(&in_chat(
+            "return Array.from(root.querySelectorAll('.log li')).pop().dataset.id",
+        ))
+        .await;
+    assert_eq!(resumed[1], last, "{resumed}");
+    browser.press_text("Still there?").await;
+    browser.press(&[ENTER]).await;
+    wait_in_chat(
+        &browser,
+        "the message, through the new stream",
+        "return Array.from(root.querySelectorAll('.log li.in .bubble')).some((b) => b.textContent === 'Still there?')",
+    )
+    .await;
 }
