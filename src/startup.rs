@@ -156,7 +156,7 @@ async fn observe(
     let started = Instant::now();
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let mut res = next.call(req).await?;
     let route = res
         .request()
