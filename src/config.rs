@@ -37,6 +37,9 @@ pub struct Config {
     pub auth_max_failures: u32,
     /// The window of that limit.
     pub auth_failure_window: Duration,
+    /// The header a trusted reverse proxy puts the client's address in (`X-Forwarded-For`); none: the
+    /// connection's peer address is the client's (see `http::client_ip`).
+    pub trusted_proxy_header: Option<actix_web::http::header::HeaderName>,
     /// Verifies `X-Hub-Signature-256`; webhooks are refused until set.
     pub messenger_app_secret: Option<SecretString>,
     /// The GET handshake's `hub.verify_token`.
@@ -163,6 +166,17 @@ impl Config {
             }
         };
         let database_url = env.or("DATABASE_URL", "sqlite://threadcart.db");
+        let trusted_proxy_header = match env.get("THREADCART_TRUSTED_PROXY_HEADER") {
+            None => None,
+            Some(name) => Some(
+                actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    ConfigError::new(
+                        "THREADCART_TRUSTED_PROXY_HEADER",
+                        format!("`{name}` is not a header name such as X-Forwarded-For"),
+                    )
+                })?,
+            ),
+        };
         Ok(Config {
             database_url: SecretString::from(database_url),
             db_max_connections: env.number("THREADCART_DB_MAX_CONNECTIONS", 10)?,
@@ -176,6 +190,7 @@ impl Config {
             token_ttl: Duration::from_secs(15 * 60),
             auth_max_failures: env.number("THREADCART_AUTH_MAX_FAILURES", 10)?,
             auth_failure_window: Duration::from_secs(env.number("THREADCART_AUTH_FAILURE_WINDOW_SECS", 300)?),
+            trusted_proxy_header,
             messenger_app_secret: env.secret("MESSENGER_APP_SECRET"),
             messenger_verify_token: env.secret("MESSENGER_VERIFY_TOKEN"),
             graph_api_base: base_url(
@@ -292,6 +307,14 @@ mod tests {
         assert!(!printed.contains("must-not-leak"));
         assert!(!printed.contains("sk_test_leakme"));
         assert!(!printed.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_header_is_read_as_a_header_name() {
+        let c = config(&[("THREADCART_TRUSTED_PROXY_HEADER", "X-Forwarded-For")]).unwrap();
+        assert_eq!(c.trusted_proxy_header.unwrap().as_str(), "x-forwarded-for");
+        assert!(config(&[("THREADCART_TRUSTED_PROXY_HEADER", "not a header")]).is_err());
+        assert!(config(&[]).unwrap().trusted_proxy_header.is_none());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::db::Db;
 use crate::jobs::{Wakers, WorkerContext, Workers};
 use crate::messenger::graph::GraphClient;
 use crate::metrics::Metrics;
+use crate::telemetry::RequestSpan;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -108,7 +109,7 @@ impl Application {
                     })
                     .default_service(web::to(crate::http::not_found))
                     .wrap(middleware::from_fn(observe))
-                    .wrap(TracingLogger::default())
+                    .wrap(TracingLogger::<RequestSpan>::new())
             }
         })
         .shutdown_timeout(shutdown)

@@ -16,6 +16,7 @@ mod graph;
 mod health;
 mod helpers;
 mod import;
+mod logs;
 mod messenger;
 mod offers;
 mod openapi;
