@@ -33,10 +33,15 @@ pub struct Config {
     pub jwt_secret_is_ephemeral: bool,
     /// Lifetime of access tokens.
     pub token_ttl: Duration,
-    /// Failed `/v1/auth/token` attempts allowed per client address and window.
+    /// Failed `/v1/auth/token` attempts allowed per client address, and per key prefix, and window.
     pub auth_max_failures: u32,
     /// The window of that limit.
     pub auth_failure_window: Duration,
+    /// Refused webhook deliveries (bad or missing signature, wrong verify token) allowed per client
+    /// address and window, then 429.
+    pub webhook_max_rejects: u32,
+    /// The window of that limit.
+    pub webhook_reject_window: Duration,
     /// The header a trusted reverse proxy puts the client's address in (`X-Forwarded-For`); none: the
     /// connection's peer address is the client's (see `http::client_ip`).
     pub trusted_proxy_header: Option<actix_web::http::header::HeaderName>,
@@ -190,6 +195,10 @@ impl Config {
             token_ttl: Duration::from_secs(15 * 60),
             auth_max_failures: env.number("THREADCART_AUTH_MAX_FAILURES", 10)?,
             auth_failure_window: Duration::from_secs(env.number("THREADCART_AUTH_FAILURE_WINDOW_SECS", 300)?),
+            webhook_max_rejects: env.number("THREADCART_WEBHOOK_MAX_REJECTS", 60)?,
+            webhook_reject_window: Duration::from_secs(
+                env.number("THREADCART_WEBHOOK_REJECT_WINDOW_SECS", 300)?,
+            ),
             trusted_proxy_header,
             messenger_app_secret: env.secret("MESSENGER_APP_SECRET"),
             messenger_verify_token: env.secret("MESSENGER_VERIFY_TOKEN"),

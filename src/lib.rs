@@ -24,5 +24,6 @@ pub mod messenger;
 pub mod metrics;
 pub mod money;
 pub mod offers;
+pub mod rate_limit;
 pub mod startup;
 pub mod telemetry;

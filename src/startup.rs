@@ -12,7 +12,6 @@ use actix_web::{App, HttpMessage, HttpServer, middleware, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::TokenIssuer;
-use crate::auth::rate_limit::FailureLimiter;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::{Wakers, WorkerContext, Workers};
@@ -30,8 +29,6 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     /// Request metrics.
     pub metrics: Metrics,
-    /// Brute-force protection of the token endpoint.
-    pub auth_limiter: FailureLimiter,
     /// Wakes the workers when work is queued.
     pub wakers: Arc<Wakers>,
     /// The Graph API (Messenger profile on Page connection).
@@ -88,7 +85,6 @@ impl Application {
             graph: graph.clone(),
             wakers: wakers.clone(),
             tokens: TokenIssuer::new(&config.jwt_secret, config.token_ttl),
-            auth_limiter: FailureLimiter::new(config.auth_max_failures, config.auth_failure_window),
             metrics: Metrics::default(),
             db,
             config: Arc::new(config),

@@ -68,6 +68,11 @@ impl From<ApiKeyRow> for ApiKey {
     }
 }
 
+/// The first characters of a key (`tc_` and 8 hex digits), kept to recognise it.
+pub fn prefix_of(plaintext: &str) -> String {
+    plaintext.chars().take(11).collect()
+}
+
 /// The stored hash of a key.
 pub fn hash_key(plaintext: &str) -> String {
     hex(&Sha256::digest(plaintext.as_bytes()))
@@ -82,7 +87,7 @@ pub fn create(
     plaintext: Option<String>,
 ) -> QueryResult<NewKey> {
     let plaintext = plaintext.unwrap_or_else(|| format!("tc_{}", hex(&random_bytes::<32>())));
-    let prefix: String = plaintext.chars().take(11).collect();
+    let prefix = prefix_of(&plaintext);
     let id = Uuid::now_v7();
     let created_at = now();
     diesel::insert_into(api_keys::table)

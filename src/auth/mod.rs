@@ -3,9 +3,9 @@
 //! [`Permission`]. Everything a caller reads or writes is scoped to `caller.merchant_id`.
 
 pub mod keys;
-pub mod rate_limit;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +15,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::db::DbConnection;
 use crate::error::ApiError;
+use crate::rate_limit::{self, Verdict};
 use crate::startup::AppState;
 
 const ISSUER: &str = "threadcart";
@@ -102,6 +104,54 @@ pub enum Permission {
     ManageOrders,
     /// Read funnel reports and the Conversions API events.
     ReadReports,
+}
+
+/// The rate-limit bucket of failed token exchanges per client address.
+pub const FAILED_BY_CLIENT: &str = "auth_failed_client";
+/// The rate-limit bucket of failed token exchanges per key prefix (the first 11 characters given).
+pub const FAILED_BY_KEY_PREFIX: &str = "auth_failed_key_prefix";
+
+/// What exchanging an API key gave.
+#[derive(Debug)]
+pub enum Exchange {
+    /// A live key: a token may be issued.
+    Key(keys::ApiKey),
+    /// No live key matches; within the failures allowed.
+    Refused,
+    /// No live key matches, and the client (or the key prefix) has used up its failures: retry after
+    /// these seconds.
+    Limited(u64),
+}
+
+/// Looks the key up, then, only when it is refused, counts the failure per client address and per key
+/// prefix. A live key always passes: failures from the same address (behind one NAT or proxy, every
+/// merchant's) or on the same prefix lock no one with a valid key out; they only stop the guessing.
+pub fn exchange(
+    conn: &mut DbConnection,
+    plaintext: &str,
+    client: IpAddr,
+    max_failures: u32,
+    window: Duration,
+) -> diesel::QueryResult<Exchange> {
+    if !plaintext.is_empty()
+        && plaintext.len() <= 200
+        && let Some(key) = keys::find_live_by_plaintext(conn, plaintext)?
+    {
+        return Ok(Exchange::Key(key));
+    }
+    let by_client = rate_limit::hit(conn, FAILED_BY_CLIENT, &client.to_string(), max_failures, window)?;
+    let by_prefix = rate_limit::hit(
+        conn,
+        FAILED_BY_KEY_PREFIX,
+        &keys::prefix_of(plaintext),
+        max_failures,
+        window,
+    )?;
+    Ok(match (by_client, by_prefix) {
+        (Verdict::Allowed, Verdict::Allowed) => Exchange::Refused,
+        (Verdict::RetryAfter(a), Verdict::RetryAfter(b)) => Exchange::Limited(a.max(b)),
+        (Verdict::RetryAfter(secs), _) | (_, Verdict::RetryAfter(secs)) => Exchange::Limited(secs),
+    })
 }
 
 /// The claims of an access token.

@@ -651,6 +651,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_limits (bucket, key) {
+        bucket -> Text,
+        key -> Text,
+        hits -> Integer,
+        resets_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(bookable_rates -> bookables (bookable_id));
 diesel::joinable!(bookable_nights -> bookables (bookable_id));
 diesel::joinable!(bookings -> bookables (bookable_id));

@@ -23,6 +23,7 @@ mod openapi;
 mod orders;
 mod pages;
 mod payments;
+mod rate_limits;
 mod reports;
 mod shopping;
 mod simulator;
