@@ -272,6 +272,9 @@ pub fn answer(
                             "Your cart is full: check it out or remove something first.",
                         );
                     }
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies = Message::text(&format!("Your cart cannot hold that much: {e}."));
+                    }
                     Err(CartError::StaleLine) => {}
                     Err(CartError::Db(e)) => return Err(e),
                 }
@@ -306,6 +309,9 @@ pub fn answer(
                         )));
                     }
                     Err(CartError::Full) => {}
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies.extend(Message::text(&format!("Your cart cannot hold that much: {e}.")));
+                    }
                     Err(CartError::Db(e)) => return Err(e),
                 }
             }
@@ -344,6 +350,9 @@ pub fn answer(
                         show_cart = false;
                     }
                     Err(CartError::Full | CartError::StaleLine) => {}
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies = Message::text(&format!("Your cart cannot hold that much: {e}."));
+                    }
                     Err(CartError::Db(e)) => return Err(e),
                 }
             }
@@ -491,6 +500,9 @@ pub fn answer(
                         replies = engine::out_of_stock(&product, &variant, available)?;
                     }
                     Err(CartError::Full | CartError::StaleLine) => {}
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies = Message::text(&format!("Your cart cannot hold that much: {e}."));
+                    }
                     Err(CartError::Db(e)) => return Err(e),
                 }
             }
@@ -611,6 +623,12 @@ fn hold_in_cart(
         price,
     ) {
         Ok(replaced) => replaced,
+        Err(e @ CartError::TooLarge { .. }) => {
+            release_quietly(conn, booking.id)?;
+            return Ok(Err(Message::text(&format!(
+                "Your cart cannot hold that much: {e}."
+            ))));
+        }
         Err(CartError::Db(e)) => return Err(e),
         Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
     };
