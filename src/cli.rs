@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::merchants::pages::{self, NewPage};
 use crate::merchants::{self, NewMerchant};
+use crate::secrets::Secrets;
 use crate::startup::Application;
 
 /// threadcart: conversational commerce on Messenger.
@@ -131,7 +132,7 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             }
             let demo = demo.unwrap_or(db.backend() == crate::db::Backend::Sqlite);
             if demo {
-                for m in crate::demo::load(&db)? {
+                for m in crate::demo::load(&db, &Secrets::for_database(&config)?)? {
                     tracing::info!(merchant = %m.name, merchant.id = %m.merchant_id, page.id = %m.page_id,
                         "demo merchant ready (its public API key is printed by `threadcart demo`)");
                 }
@@ -180,12 +181,13 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 },
         } => {
             let new = NewPage::parse(&page_id, name.as_deref(), &access_token).map_err(describe)?;
+            let secrets = Secrets::for_database(&config)?;
             let page = db.run_blocking(|conn| -> anyhow::Result<_> {
                 merchants::get(conn, merchant).map_err(|e| match e {
                     diesel::result::Error::NotFound => anyhow::anyhow!("no merchant with id {merchant}"),
                     other => other.into(),
                 })?;
-                pages::connect(conn, merchant, &new).map_err(|e| match e {
+                pages::connect(conn, &secrets, merchant, &new).map_err(|e| match e {
                     diesel::result::Error::DatabaseError(
                         diesel::result::DatabaseErrorKind::UniqueViolation,
                         _,
@@ -214,7 +216,9 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 "messenger_profile": status,
             }))
         }
-        Command::Demo => print(&json!({"merchants": crate::demo::load(&db)?})),
+        Command::Demo => print(&json!({
+            "merchants": crate::demo::load(&db, &Secrets::for_database(&config)?)?
+        })),
     }
 }
 

@@ -25,5 +25,6 @@ pub mod metrics;
 pub mod money;
 pub mod offers;
 pub mod rate_limit;
+pub mod secrets;
 pub mod startup;
 pub mod telemetry;

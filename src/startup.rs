@@ -17,6 +17,7 @@ use crate::db::Db;
 use crate::jobs::{Wakers, WorkerContext, Workers};
 use crate::messenger::graph::GraphClient;
 use crate::metrics::Metrics;
+use crate::secrets::Secrets;
 use crate::telemetry::RequestSpan;
 
 /// What every handler can reach.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub wakers: Arc<Wakers>,
     /// The Graph API (Messenger profile on Page connection).
     pub graph: GraphClient,
+    /// Seals and opens the tokens stored in the database.
+    pub secrets: Secrets,
     /// Stripe, when `STRIPE_SECRET_KEY` is set (refunds).
     pub stripe: Option<crate::checkout::stripe::StripeClient>,
 }
@@ -51,6 +54,20 @@ impl Application {
             tracing::warn!(
                 "THREADCART_JWT_SECRET is not set: using a random key, so access tokens end with this process \
                  and are not shared with other instances"
+            );
+        }
+        let secrets = Secrets::for_database(&config)?;
+        // Tokens stored in plaintext before encryption, or sealed with the key being rotated away from,
+        // are sealed with the current key; a token neither key opens stops the start here.
+        let resealed = db
+            .run_blocking(|conn| {
+                crate::merchants::pages::reseal_tokens(conn, &secrets).map_err(anyhow::Error::from)
+            })
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        if resealed > 0 {
+            tracing::info!(
+                tokens = resealed,
+                "stored tokens encrypted with THREADCART_SECRETS_KEY"
             );
         }
         let listener = TcpListener::bind(config.addr)
@@ -83,6 +100,7 @@ impl Application {
         let state = web::Data::new(AppState {
             stripe: stripe.clone(),
             graph: graph.clone(),
+            secrets: secrets.clone(),
             wakers: wakers.clone(),
             tokens: TokenIssuer::new(&config.jwt_secret, config.token_ttl),
             metrics: Metrics::default(),
@@ -118,6 +136,7 @@ impl Application {
             wakers,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             stripe,
+            secrets,
         }));
         tracing::info!(
             port,

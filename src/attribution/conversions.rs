@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::db::schema::{conversion_events, customers, pages, threads};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::money::Money;
+use crate::secrets::{Secrets, open_stored};
 
 /// Meta refuses a request holding an event older than this.
 pub const MAX_AGE: chrono::Duration = chrono::Duration::days(7);
@@ -60,9 +61,10 @@ impl ConversionEvent {
     }
 }
 
-/// A Page's Conversions API settings, given by the merchant.
+/// A Page's Conversions API settings, given by the merchant (the token sealed).
 pub fn configure(
     conn: &mut DbConnection,
+    secrets: &Secrets,
     merchant_id: Uuid,
     page_id: &str,
     dataset_id: &str,
@@ -75,20 +77,32 @@ pub fn configure(
     )
     .set((
         pages::capi_dataset_id.eq(dataset_id),
-        pages::capi_access_token.eq(access_token),
+        pages::capi_access_token.eq(secrets.seal(access_token).as_str()),
     ))
     .execute(conn)?;
     Ok(n > 0)
 }
 
-/// The Page's dataset and its token, if set.
-pub fn dataset_of(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<(String, String)>> {
+/// The Page's dataset and its token as stored, if set.
+fn stored_dataset(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<(String, String)>> {
     let row: Option<(Option<String>, Option<String>)> = pages::table
         .filter(pages::page_id.eq(page_id))
         .select((pages::capi_dataset_id, pages::capi_access_token))
         .first(conn)
         .optional()?;
     Ok(row.and_then(|(d, t)| d.zip(t)))
+}
+
+/// The Page's dataset and its token (opened), if set.
+pub fn dataset_of(
+    conn: &mut DbConnection,
+    secrets: &Secrets,
+    page_id: &str,
+) -> QueryResult<Option<(String, String)>> {
+    match stored_dataset(conn, page_id)? {
+        Some((dataset, sealed)) => Ok(Some((dataset, open_stored(secrets, sealed)?))),
+        None => Ok(None),
+    }
 }
 
 /// The Page's dataset id (not its token), if set.
@@ -117,7 +131,7 @@ pub fn queue(
         .filter(threads::id.eq(DbUuid(thread_id)))
         .select((threads::merchant_id, threads::page_id, customers::psid))
         .first(conn)?;
-    if dataset_of(conn, &page_id)?.is_none() {
+    if stored_dataset(conn, &page_id)?.is_none() {
         return Ok(false);
     }
     let insert = diesel::insert_into(conversion_events::table)

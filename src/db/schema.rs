@@ -50,6 +50,7 @@ diesel::table! {
         profile_status -> Text,
         capi_dataset_id -> Nullable<Text>,
         capi_access_token -> Nullable<Text>,
+        token_last4 -> Text,
     }
 }
 

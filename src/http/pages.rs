@@ -65,7 +65,10 @@ async fn connect(
     let token = body.access_token.clone();
     let page = state
         .db
-        .query(move |conn| pages::connect(conn, caller.merchant_id, &new))
+        .query({
+            let state = state.clone();
+            move |conn| pages::connect(conn, &state.secrets, caller.merchant_id, &new)
+        })
         .await
         .map_err(|e| match e {
             crate::db::DbError::Query(q) if is_unique_violation_on(&q, "pages") => ApiError::conflict(
@@ -184,7 +187,10 @@ async fn update(
     };
     let page = state
         .db
-        .query(move |conn| pages::update(conn, caller.merchant_id, &page_id, &change))
+        .query({
+            let state = state.clone();
+            move |conn| pages::update(conn, &state.secrets, caller.merchant_id, &page_id, &change)
+        })
         .await
         .map_err(|e| not_found_as("Page", e))?;
     let page = match new_token {

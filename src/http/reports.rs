@@ -344,9 +344,12 @@ async fn set_conversions(
     }
     let page_id = path.into_inner();
     let (merchant_id, page, dataset) = (caller.merchant_id, page_id.clone(), dataset_id.clone());
+    let secrets = state.secrets.clone();
     let found = state
         .db
-        .query(move |conn| conversions::configure(conn, merchant_id, &page, &dataset, &access_token))
+        .query(move |conn| {
+            conversions::configure(conn, &secrets, merchant_id, &page, &dataset, &access_token)
+        })
         .await?;
     if !found {
         return Err(ApiError::not_found("Page"));

@@ -315,6 +315,7 @@ pub fn release(conn: &mut DbConnection, thread_id: DbUuid, owner: &str) -> Query
 /// thread's sends all go through its Page), in one round trip.
 pub fn queued_with_token(
     conn: &mut DbConnection,
+    secrets: &crate::secrets::Secrets,
     thread_id: DbUuid,
 ) -> QueryResult<(Vec<Queued>, Option<String>)> {
     use crate::db::schema::pages;
@@ -329,7 +330,10 @@ pub fn queued_with_token(
         .order(outbox::id.asc())
         .select((Queued::as_select(), pages::access_token.nullable()))
         .load(conn)?;
-    let token = rows.first().and_then(|(_, token)| token.clone());
+    let token = match rows.first().and_then(|(_, token)| token.clone()) {
+        Some(sealed) => Some(crate::secrets::open_stored(secrets, sealed)?),
+        None => None,
+    };
     Ok((rows.into_iter().map(|(queued, _)| queued).collect(), token))
 }
 

@@ -16,6 +16,10 @@ use uuid::Uuid;
 /// The JWT secret every test server signs with (tests forge tokens with it).
 pub const JWT_SECRET: &str = "test-jwt-secret-test-jwt-secret-0123456789";
 
+/// The key every test server encrypts tokens with (32 bytes, `threadcart-test-secrets-key-0032`); a test
+/// of SQLite's key file unsets it with `("THREADCART_SECRETS_KEY", "")`.
+pub const SECRETS_KEY: &str = "dGhyZWFkY2FydC10ZXN0LXNlY3JldHMta2V5LTAwMzI=";
+
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
         threadcart::telemetry::init(threadcart::config::LogFormat::Pretty, "info");
@@ -42,15 +46,18 @@ impl TestDatabase {
                     postgres: Some((admin, name)),
                 }
             }
-            _ => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("threadcart.db").display());
-                TestDatabase {
-                    url,
-                    _dir: Some(dir),
-                    postgres: None,
-                }
-            }
+            _ => TestDatabase::sqlite(),
+        }
+    }
+
+    /// A temporary SQLite file, whatever backend the suite runs on (for what only SQLite does: dev mode).
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("threadcart.db").display());
+        TestDatabase {
+            url,
+            _dir: Some(dir),
+            postgres: None,
         }
     }
 
@@ -86,6 +93,8 @@ pub struct TestApp {
     pub port: u16,
     pub db: Db,
     pub client: reqwest::Client,
+    /// The server's keys, for tests that write or read tokens in the database themselves.
+    pub secrets: threadcart::secrets::Secrets,
     pub database: TestDatabase,
 }
 
@@ -96,6 +105,7 @@ pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
         ("THREADCART_ADDR".into(), "127.0.0.1:0".into()),
         ("THREADCART_JWT_SECRET".into(), JWT_SECRET.into()),
         ("THREADCART_DB_MAX_CONNECTIONS".into(), "4".into()),
+        ("THREADCART_SECRETS_KEY".into(), SECRETS_KEY.into()),
     ];
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
@@ -119,6 +129,7 @@ pub async fn spawn_app_on(database: TestDatabase, extra: &[(&str, &str)]) -> Tes
     LazyLock::force(&TRACING);
     let config = test_config(&database.url, extra);
     let db = Db::connect(config.database_url(), config.db_max_connections).unwrap();
+    let secrets = threadcart::secrets::Secrets::for_database(&config).unwrap();
     let app = Application::build(config, db.clone()).unwrap();
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
@@ -127,6 +138,7 @@ pub async fn spawn_app_on(database: TestDatabase, extra: &[(&str, &str)]) -> Tes
         port,
         db,
         client: reqwest::Client::new(),
+        secrets,
         database,
     }
 }

@@ -20,10 +20,9 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `threadcart ARGS` on a random loopback port with JSON logs at `trace`, and waits until it
-    /// listens.
-    pub async fn start(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        let database = TestDatabase::new();
+    /// Starts `threadcart ARGS` on `database`, on a random loopback port with JSON logs at `trace`, and
+    /// waits until it listens.
+    pub async fn start(database: TestDatabase, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_threadcart"));
         command
             .args(args)
@@ -31,6 +30,7 @@ impl ServerProcess {
             .env("THREADCART_ADDR", "127.0.0.1:0")
             .env("THREADCART_LOG_FORMAT", "json")
             .env("RUST_LOG", "trace")
+            .env("THREADCART_SECRETS_KEY", crate::helpers::SECRETS_KEY)
             .env_remove("THREADCART_DEMO")
             .env_remove("THREADCART_DEV")
             .env_remove("GRAPH_API_BASE")
@@ -91,7 +91,12 @@ impl ServerProcess {
 #[tokio::test]
 async fn request_logs_carry_the_path_and_route_pattern_but_never_the_query_string() {
     // Arrange
-    let server = ServerProcess::start(&["serve"], &[("MESSENGER_VERIFY_TOKEN", "verify-qx7Kp1")]).await;
+    let server = ServerProcess::start(
+        TestDatabase::new(),
+        &["serve"],
+        &[("MESSENGER_VERIFY_TOKEN", "verify-qx7Kp1")],
+    )
+    .await;
     let client = reqwest::Client::new();
     let product = uuid::Uuid::now_v7();
 
@@ -132,9 +137,11 @@ async fn request_logs_carry_the_path_and_route_pattern_but_never_the_query_strin
 
 #[tokio::test]
 async fn dev_mode_logs_never_show_a_page_token_or_an_appsecret_proof() {
-    // Arrange: a bare `threadcart` on loopback and SQLite is dev mode, with the demo merchants; the
-    // outbox's Send API calls reach the server's own stand-in for Meta, token and proof in their URL.
-    let server = ServerProcess::start(&[], &[("THREADCART_RETRY_BASE_MS", "10")]).await;
+    // Arrange: a bare `threadcart` on loopback and SQLite (whatever backend the suite runs on) is dev
+    // mode, with the demo merchants; the outbox's Send API calls reach the server's own stand-in for
+    // Meta, token and proof in their URL.
+    let server =
+        ServerProcess::start(TestDatabase::sqlite(), &[], &[("THREADCART_RETRY_BASE_MS", "10")]).await;
     let client = reqwest::Client::new();
 
     // Act: a shopper arrives from an ad; the Page answers through the Send API.

@@ -26,6 +26,7 @@ mod pages;
 mod payments;
 mod rate_limits;
 mod reports;
+mod secrets;
 mod shopping;
 mod simulator;
 mod stays;

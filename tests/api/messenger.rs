@@ -695,7 +695,9 @@ async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restar
             .unwrap()
     };
     let page = threadcart::merchants::pages::NewPage::parse(PAGE_ID, None, "EAAG-page-token-1234").unwrap();
-    db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, merchant.id, &page))
+    let config = crate::helpers::test_config(&database.url, &[]);
+    let secrets = threadcart::secrets::Secrets::for_database(&config).unwrap();
+    db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, &secrets, merchant.id, &page))
         .unwrap();
     let body = delivery(
         PAGE_ID,

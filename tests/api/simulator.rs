@@ -18,7 +18,7 @@ pub const DEMO_KEY: &str = "tc_demo_comfy_shoes_owner_key_0000000000000000000000
 /// A server in dev mode with the demo merchants loaded, as `cargo run` starts.
 pub async fn spawn_dev_app() -> TestApp {
     let app = spawn_app_with(&[("THREADCART_DEV", "true"), ("THREADCART_RETRY_BASE_MS", "10")]).await;
-    threadcart::demo::load(&app.db).unwrap();
+    threadcart::demo::load(&app.db, &app.secrets).unwrap();
     app
 }
 
