@@ -182,11 +182,24 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         } => {
             let new = NewPage::parse(&page_id, name.as_deref(), &access_token).map_err(describe)?;
             let secrets = Secrets::for_database(&config)?;
-            let page = db.run_blocking(|conn| -> anyhow::Result<_> {
+            db.run_blocking(|conn| {
                 merchants::get(conn, merchant).map_err(|e| match e {
                     diesel::result::Error::NotFound => anyhow::anyhow!("no merchant with id {merchant}"),
                     other => other.into(),
-                })?;
+                })
+            })?;
+            let graph = crate::messenger::graph::GraphClient::new(
+                &config.graph_api_base,
+                &config.graph_api_version,
+                config.messenger_app_secret.clone(),
+            )?;
+            let runtime = actix_web::rt::System::new();
+            runtime.block_on(crate::merchants::ownership::confirm_page(
+                &graph,
+                &new.page_id,
+                &access_token,
+            ))?;
+            let page = db.run_blocking(|conn| -> anyhow::Result<_> {
                 pages::connect(conn, &secrets, merchant, &new).map_err(|e| match e {
                     diesel::result::Error::DatabaseError(
                         diesel::result::DatabaseErrorKind::UniqueViolation,
@@ -197,12 +210,7 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                     other => other.into(),
                 })
             })?;
-            let graph = crate::messenger::graph::GraphClient::new(
-                &config.graph_api_base,
-                &config.graph_api_version,
-                config.messenger_app_secret.clone(),
-            )?;
-            let status = actix_web::rt::System::new().block_on(crate::messenger::profile::set_profile(
+            let status = runtime.block_on(crate::messenger::profile::set_profile(
                 &db,
                 &graph,
                 &page.page_id,

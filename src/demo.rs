@@ -129,6 +129,17 @@ impl From<diesel::result::Error> for DemoError {
     }
 }
 
+/// The demo Page whose made-up token `token` is, with its name (dev mode's stand-in for Meta answers
+/// `GET /me` with it).
+pub fn page_of_token(token: &str) -> Option<(String, Option<String>)> {
+    let fixture: Fixture = serde_json::from_str(DEMO_JSON).ok()?;
+    fixture
+        .merchants
+        .into_iter()
+        .find(|m| m.page.access_token == token)
+        .map(|m| (m.page.page_id, m.page.name))
+}
+
 /// Loads (or refreshes) every demo merchant. The demo Pages are inserted directly (their tokens are no
 /// real ones, Meta is not asked), sealed with `secrets` as every token.
 pub fn load(db: &Db, secrets: &Secrets) -> Result<Vec<Loaded>, DemoError> {

@@ -233,6 +233,7 @@ async fn without_a_secrets_key_sqlite_keeps_one_next_to_the_database_and_postgre
             let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let app = spawn_app_on(database, &extra).await;
             let m = app.merchant("Comfy Shoes").await;
+            graph.knows_page(PAGE_ID, "EAAG-page-token-1234");
             let res = app
                 .post(
                     "/v1/pages",

@@ -299,3 +299,29 @@ async fn paying_on_the_dev_payment_page_makes_the_order_paid_and_the_receipt_app
     let again = app.client.post(&url).send().await.unwrap();
     assert_eq!(again.status(), 409, "a completed session cannot be paid twice");
 }
+
+#[tokio::test]
+async fn dev_mode_answers_who_a_page_token_is_for_so_pages_connect_without_meta() {
+    // Arrange
+    let app = spawn_dev_app().await;
+    let token = app.token(DEMO_KEY).await;
+    let connect = |page_id: &'static str, access_token: &'static str| {
+        app.post(
+            "/v1/pages",
+            &token,
+            json!({"page_id": page_id, "access_token": access_token}),
+        )
+    };
+
+    // Act
+    let named = connect("300000000000003", "dev-page-token-300000000000003").await;
+    let someone_elses = connect("300000000000004", "dev-page-token-300000000000005").await;
+    let unknown = connect("300000000000006", "EAAG-not-a-dev-token").await;
+    let demo = connect("100000000000001", "demo-page-token-comfy-shoes").await;
+
+    // Assert
+    assert_eq!(named.status(), 201);
+    assert_problem(someone_elses, 422, "page_token_mismatch").await;
+    assert_problem(unknown, 422, "page_token_invalid").await;
+    assert_problem(demo, 409, "page_already_connected").await;
+}

@@ -184,6 +184,7 @@ async fn another_merchants_page_answers_404_like_a_missing_one() {
     let app = spawn_app().await;
     let a = app.merchant("Shop A").await;
     let b = app.merchant("Shop B").await;
+    app.graph.knows_page("100000000000001", "EAABpage-token-of-a");
     let res = app
         .post(
             "/v1/pages",
@@ -274,11 +275,13 @@ async fn lists_contain_only_the_callers_own_items() {
             products.push(p["id"].as_str().unwrap().to_owned());
         }
         products.sort();
+        let page_token = format!("EAABtoken-{tag}-0001");
+        app.graph.knows_page(page_id, &page_token);
         let res = app
             .post(
                 "/v1/pages",
                 &m.token,
-                json!({"page_id": page_id, "access_token": format!("EAABtoken-{tag}-0001")}),
+                json!({"page_id": page_id, "access_token": page_token}),
             )
             .await;
         assert_eq!(res.status(), 201);
