@@ -126,15 +126,17 @@ pub fn find_live_by_plaintext(conn: &mut DbConnection, plaintext: &str) -> Query
         .map(|row| row.map(ApiKey::from))
 }
 
-/// True when the key exists for the merchant and is not revoked.
-pub fn is_live(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        api_keys::table
-            .filter(api_keys::id.eq(DbUuid(key_id)))
-            .filter(api_keys::merchant_id.eq(DbUuid(merchant_id)))
-            .filter(api_keys::revoked_at.is_null()),
-    ))
-    .get_result(conn)
+/// The key's role, when it exists for the merchant and is not revoked (one indexed read per call).
+pub fn live_role(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> QueryResult<Option<Role>> {
+    let role: Option<String> = api_keys::table
+        .filter(api_keys::id.eq(DbUuid(key_id)))
+        .filter(api_keys::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(api_keys::revoked_at.is_null())
+        .select(api_keys::role)
+        .first(conn)
+        .optional()?;
+    // The CHECK constraint keeps roles valid; an unknown one gets the least power, as in `ApiKey`.
+    Ok(role.map(|r| Role::parse(&r).unwrap_or(Role::Agent)))
 }
 
 /// A page of the merchant's live keys, after `cursor`.

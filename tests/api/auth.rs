@@ -205,6 +205,52 @@ async fn an_expired_token_answers_401_token_expired() {
 }
 
 #[tokio::test]
+async fn a_token_living_longer_than_an_hour_answers_401_invalid_token() {
+    // Arrange: rightly signed, but valid for a year (or an hour and a second).
+    let app = spawn_app().await;
+    let m = app.merchant("Comfy Shoes").await;
+    let now = now_secs();
+    let with_exp = |exp: u64| {
+        let mut claims = claims_for(&m);
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(exp);
+        forge(&hs256_header(), &claims, JWT_SECRET)
+    };
+
+    // Act
+    let year = app.get("/v1/merchant", &with_exp(now + 365 * 24 * 3600)).await;
+    let hour_and_a_second = app.get("/v1/merchant", &with_exp(now + 3601)).await;
+    let hour = app.get("/v1/merchant", &with_exp(now + 3600)).await;
+
+    // Assert
+    assert_problem(year, 401, "invalid_token").await;
+    assert_problem(hour_and_a_second, 401, "invalid_token").await;
+    assert_eq!(hour.status(), 200);
+}
+
+#[tokio::test]
+async fn a_token_claiming_another_role_than_its_keys_gets_only_the_keys_role() {
+    // Arrange: a catalog key's token, re-signed claiming the owner role.
+    let app = spawn_app().await;
+    let owner = app.merchant("Comfy Shoes").await;
+    let catalog = app.key_with_role(&owner, "catalog").await;
+    let mut claims = claims_for(&catalog);
+    claims["role"] = json!("owner");
+    let token = forge(&hs256_header(), &claims, JWT_SECRET);
+
+    // Act: an owner-only route.
+    let res = app.post("/v1/api-keys", &token, json!({"role": "owner"})).await;
+
+    // Assert
+    assert_problem(res, 403, "forbidden").await;
+    assert_eq!(
+        app.get("/v1/products", &token).await.status(),
+        200,
+        "the key's own role works"
+    );
+}
+
+#[tokio::test]
 async fn a_token_signed_with_another_secret_answers_401_invalid_token() {
     let app = spawn_app().await;
     let m = app.merchant("Comfy Shoes").await;
