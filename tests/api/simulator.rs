@@ -146,6 +146,30 @@ async fn dev_mode_refuses_to_start_on_an_address_other_than_loopback() {
 }
 
 #[tokio::test]
+async fn dev_mode_refuses_a_public_url_whose_host_is_not_loopback_whatever_it_starts_with() {
+    for public_url in [
+        "http://localhost:1@evil.example",
+        "http://127.0.0.1@evil.example:8080",
+        "http://localhost.evil.example",
+        "http://[::1]@evil.example/",
+    ] {
+        let database = TestDatabase::new();
+        let config: Config = test_config(
+            &database.url,
+            &[("THREADCART_DEV", "true"), ("THREADCART_PUBLIC_URL", public_url)],
+        );
+        let db = Db::connect(config.database_url(), config.db_max_connections).unwrap();
+
+        let started = Application::build(config, db);
+
+        let Err(e) = started else {
+            panic!("dev mode started with THREADCART_PUBLIC_URL={public_url}");
+        };
+        assert!(e.to_string().contains("loopback"), "{e}");
+    }
+}
+
+#[tokio::test]
 async fn the_simulator_page_is_served_with_its_script_and_no_secret() {
     let app = spawn_dev_app().await;
     let res = app
