@@ -518,14 +518,21 @@ async fn checkout(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteThreads)?;
+    let id = path.into_inner();
     if state.stripe.is_none() {
-        return Err(ApiError::new(
+        // Another merchant's thread answers 404 whatever the setup.
+        state
+            .db
+            .query(move |conn| crate::conversations::thread(conn, caller.merchant_id, id))
+            .await
+            .map_err(|e| super::pages::not_found_as("thread", e))?;
+        return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
             "payments_disabled",
             "STRIPE_SECRET_KEY is not set: checkout needs Stripe",
+            None,
         ));
     }
-    let id = path.into_inner();
     let result = state
         .db
         .query(move |conn| crate::messenger::conversation::checkout_for_agent(conn, caller.merchant_id, id))

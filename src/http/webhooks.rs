@@ -93,10 +93,11 @@ async fn receive(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let Some(secret) = state.config.messenger_app_secret.clone() else {
-        return Err(ApiError::new(
+        return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
             "webhooks_disabled",
             "MESSENGER_APP_SECRET is not set: Messenger webhooks are refused",
+            None,
         ));
     };
     let body = super::read_limited(&req, payload, MAX_DELIVERY_BYTES).await?;
@@ -143,10 +144,11 @@ async fn receive_stripe(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let Some(secret) = state.config.stripe_webhook_secret.clone() else {
-        return Err(ApiError::new(
+        return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
             "webhooks_disabled",
             "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused",
+            None,
         ));
     };
     let body = super::read_limited(&req, payload, MAX_DELIVERY_BYTES).await?;

@@ -188,3 +188,81 @@ async fn dev_mode_logs_never_show_a_page_token_or_an_appsecret_proof() {
     );
     assert!(!log.contains("access_token="), "a token was logged:\n{log}");
 }
+
+#[tokio::test]
+async fn payments_disabled_is_logged_once_at_warn_never_as_an_error() {
+    // Arrange: the demo shop served without Stripe keys; a shopper writes, which opens a thread.
+    let server = ServerProcess::start(
+        TestDatabase::new(),
+        &["serve", "--demo", "true"],
+        &[
+            ("MESSENGER_APP_SECRET", crate::helpers::APP_SECRET),
+            ("GRAPH_API_BASE", "http://127.0.0.1:9"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let page = "100000000000001";
+    let body = crate::helpers::delivery(
+        page,
+        vec![
+            json!({"sender": {"id": "LOG-2"}, "recipient": {"id": page}, "timestamp": crate::helpers::now_ms(),
+                    "message": {"mid": "m-log-2", "text": "hi"}}),
+        ],
+    );
+    let delivered = client
+        .post(format!("{}/webhooks/messenger", server.address))
+        .header("x-hub-signature-256", crate::helpers::sign(body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status(), 200);
+    let token: Value = client
+        .post(format!("{}/v1/auth/token", server.address))
+        .json(&json!({"api_key": crate::simulator::DEMO_KEY}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let threads = || async {
+        let body: Value = client
+            .get(format!("{}/v1/threads", server.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"].as_array().cloned().unwrap_or_default()
+    };
+    eventually("the shopper's thread opens", || async {
+        !threads().await.is_empty()
+    })
+    .await;
+    let thread = threads().await[0]["id"].as_str().unwrap().to_owned();
+
+    // Act
+    let res = client
+        .post(format!("{}/v1/threads/{thread}/checkout", server.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.stop();
+
+    // Assert
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.contains("payments_disabled"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["level"], "WARN", "{lines:?}");
+}

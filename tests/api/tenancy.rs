@@ -337,3 +337,31 @@ async fn two_merchants_may_use_the_same_retailer_id_and_sku() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn without_stripe_another_merchants_order_thread_or_booking_answers_404_not_payments_disabled() {
+    // Arrange: no Stripe keys; ids that are not the caller's.
+    let app = spawn_app().await;
+    let m = app.merchant("Shop A").await;
+    let (order, thread, booking) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+
+    // Act
+    let refund = app
+        .post(&format!("/v1/orders/{order}/refunds"), &m.token, json!({}))
+        .await;
+    let checkout = app
+        .post(&format!("/v1/threads/{thread}/checkout"), &m.token, json!({}))
+        .await;
+    let cancel = app
+        .post(
+            &format!("/v1/bookings/{booking}/cancel"),
+            &m.token,
+            json!({"refund": true}),
+        )
+        .await;
+
+    // Assert
+    for res in [refund, checkout, cancel] {
+        assert_problem(res, 404, "not_found").await;
+    }
+}
