@@ -252,6 +252,14 @@ struct SendRequest {
     text: String,
 }
 
+/// An agent's text without control characters (escape sequences, bells, NULs, carriage returns ...):
+/// only newlines and tabs are kept. The shopper's app would show them as garbage, or worse.
+fn without_controls(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect()
+}
+
 async fn send(
     caller: Caller,
     state: web::Data<AppState>,
@@ -260,7 +268,7 @@ async fn send(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteThreads)?;
     let id = path.into_inner();
-    let text = body.into_inner().text;
+    let text = without_controls(&body.into_inner().text);
     let queued = state
         .db
         .run(move |conn| agent::send_text(conn, caller.merchant_id, id, &text))
