@@ -131,6 +131,8 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 config.dev = true;
             }
             let demo = demo.unwrap_or(db.backend() == crate::db::Backend::Sqlite);
+            // Resolved once (SQLite's key file read or made here), for the demo and the server alike.
+            config.secrets_key = Some(crate::secrets::key_for_database(&config)?);
             if demo {
                 for m in crate::demo::load(&db, &Secrets::for_database(&config)?)? {
                     tracing::info!(merchant = %m.name, merchant.id = %m.merchant_id, page.id = %m.page_id,

@@ -128,31 +128,10 @@ impl Secrets {
         }))
     }
 
-    /// The keys `config` names; without `THREADCART_SECRETS_KEY`, SQLite's key file (made on first use)
-    /// and an error on PostgreSQL.
+    /// The keys `config` names (see [`key_for_database`]).
     pub fn for_database(config: &Config) -> anyhow::Result<Secrets> {
-        let previous = config.secrets_key_previous.as_ref();
-        if let Some(key) = &config.secrets_key {
-            return Ok(Secrets::new(key, previous));
-        }
-        let url = config.database_url();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            anyhow::bail!(
-                "THREADCART_SECRETS_KEY is not set: on PostgreSQL the key that encrypts Page and Conversions \
-                 API tokens must be given (generate one with `openssl rand -base64 32` and keep it safe)"
-            );
-        }
-        let key = match key_file(url) {
-            Some(path) => file_key(&path)?,
-            None => {
-                tracing::warn!(
-                    "THREADCART_SECRETS_KEY is not set and the database is in memory: tokens are encrypted \
-                     with a key that ends with this process"
-                );
-                Key::generate()
-            }
-        };
-        Ok(Secrets::new(&key, previous))
+        let key = key_for_database(config)?;
+        Ok(Secrets::new(&key, config.secrets_key_previous.as_ref()))
     }
 
     /// Seals `plaintext` with the current key, under a fresh random nonce.
@@ -222,6 +201,31 @@ pub fn open_stored(secrets: &Secrets, stored: String) -> diesel::QueryResult<Str
         .open(&Sealed(stored))
         .map(|token| secrecy::ExposeSecret::expose_secret(&token).to_owned())
         .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+}
+
+/// The current key: `THREADCART_SECRETS_KEY`; without it, SQLite's key file (made on first use) and an
+/// error on PostgreSQL.
+pub fn key_for_database(config: &Config) -> anyhow::Result<Key> {
+    if let Some(key) = &config.secrets_key {
+        return Ok(key.clone());
+    }
+    let url = config.database_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!(
+            "THREADCART_SECRETS_KEY is not set: on PostgreSQL the key that encrypts Page and Conversions \
+             API tokens must be given (generate one with `openssl rand -base64 32` and keep it safe)"
+        );
+    }
+    match key_file(url) {
+        Some(path) => file_key(&path),
+        None => {
+            tracing::warn!(
+                "THREADCART_SECRETS_KEY is not set and the database is in memory: tokens are encrypted with \
+                 a key that ends with this process"
+            );
+            Ok(Key::generate())
+        }
+    }
 }
 
 /// Where SQLite keeps its key: `<database file>.key`; `None` for an in-memory database.
