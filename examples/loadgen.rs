@@ -193,6 +193,10 @@ struct GraphLog {
 
 type SharedLog = Arc<Mutex<GraphLog>>;
 
+/// The Page access tokens the generator gives (`<prefix><Page id>`), which its Graph API answers as that
+/// Page's.
+const LOADGEN_TOKEN_PREFIX: &str = "EAAG-loadgen-token-";
+
 async fn graph_answer(req: HttpRequest, body: web::Bytes, log: web::Data<SharedLog>) -> HttpResponse {
     let arrived = Instant::now();
     if req.method() == Method::POST && req.path().ends_with("/messages") {
@@ -218,6 +222,19 @@ async fn graph_answer(req: HttpRequest, body: web::Bytes, log: web::Data<SharedL
             log.first_reply.insert(psid.clone(), arrived);
         }
         return HttpResponse::Ok().json(json!({"recipient_id": psid, "message_id": message_id}));
+    }
+    if req.method() == Method::GET && req.path().ends_with("/me") {
+        // Whose token this is: threadcart connects a Page only when Meta says the token is the Page's.
+        let page = req.query_string().split('&').find_map(|pair| {
+            pair.strip_prefix("access_token=")?
+                .strip_prefix(LOADGEN_TOKEN_PREFIX)
+        });
+        return match page {
+            Some(page) => HttpResponse::Ok().json(json!({"id": page, "name": format!("Loadgen {page}")})),
+            None => HttpResponse::BadRequest()
+                .json(json!({"error": {"message": "Invalid OAuth access token",
+                "type": "OAuthException", "code": 190, "fbtrace_id": "loadgen"}})),
+        };
     }
     if req.method() == Method::GET {
         lock(&log).profiles += 1;
@@ -988,7 +1005,8 @@ async fn connect_pages(ctx: &Ctx, api_key: &str) -> Result<()> {
             .client
             .post(format!("{}/v1/pages", t.base))
             .bearer_auth(&token)
-            .json(&json!({"page_id": page, "name": format!("Loadgen {page}"), "access_token": "EAAG-loadgen-token"}))
+            .json(&json!({"page_id": page, "name": format!("Loadgen {page}"),
+                          "access_token": format!("{LOADGEN_TOKEN_PREFIX}{page}")}))
             .send()
             .await
             .context("POST /v1/pages")?;

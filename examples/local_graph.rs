@@ -1,6 +1,8 @@
 //! A local stand-in for Meta's Graph API, for trying threadcart without a Meta app: it answers the Send
 //! API and the User Profile API as Meta does and prints every message threadcart sends, one JSON line
-//! each. Run it, then start threadcart with `GRAPH_API_BASE=http://127.0.0.1:9099` (see the README).
+//! each; `GET /me` takes `dev-page-token-<Page id>` as that Page's token (threadcart connects a Page only
+//! when Meta says so). Run it, then start threadcart with `GRAPH_API_BASE=http://127.0.0.1:9099` (see the
+//! README).
 //!
 //! `cargo run --example local_graph [-- PORT]`
 
@@ -21,6 +23,19 @@ async fn answer(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         let n = SENT.fetch_add(1, Ordering::Relaxed) + 1;
         return HttpResponse::Ok()
             .json(json!({"recipient_id": parsed["recipient"]["id"], "message_id": format!("m_local_{n}")}));
+    }
+    if req.method() == "GET" && req.path().ends_with("/me") {
+        let page = req.query_string().split('&').find_map(|pair| {
+            pair.strip_prefix("access_token=")?
+                .strip_prefix("dev-page-token-")
+        });
+        return match page {
+            Some(page) => HttpResponse::Ok().json(json!({"id": page, "name": format!("Page {page}")})),
+            None => HttpResponse::BadRequest().json(
+                json!({"error": {"message": "Invalid OAuth access token - Cannot parse access token",
+                "type": "OAuthException", "code": 190}}),
+            ),
+        };
     }
     if req.method() == "GET" {
         return HttpResponse::Ok().json(json!({"first_name": "Anna", "locale": "en_GB", "timezone": 0}));

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::merchants::pages::{self, NewPage};
 use crate::merchants::{self, NewMerchant};
+use crate::secrets::Secrets;
 use crate::startup::Application;
 
 /// threadcart: conversational commerce on Messenger.
@@ -130,8 +131,10 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 config.dev = true;
             }
             let demo = demo.unwrap_or(db.backend() == crate::db::Backend::Sqlite);
+            // Resolved once (SQLite's key file read or made here), for the demo and the server alike.
+            config.secrets_key = Some(crate::secrets::key_for_database(&config)?);
             if demo {
-                for m in crate::demo::load(&db)? {
+                for m in crate::demo::load(&db, &Secrets::for_database(&config)?)? {
                     tracing::info!(merchant = %m.name, merchant.id = %m.merchant_id, page.id = %m.page_id,
                         "demo merchant ready (its public API key is printed by `threadcart demo`)");
                 }
@@ -180,12 +183,26 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 },
         } => {
             let new = NewPage::parse(&page_id, name.as_deref(), &access_token).map_err(describe)?;
-            let page = db.run_blocking(|conn| -> anyhow::Result<_> {
+            let secrets = Secrets::for_database(&config)?;
+            db.run_blocking(|conn| {
                 merchants::get(conn, merchant).map_err(|e| match e {
                     diesel::result::Error::NotFound => anyhow::anyhow!("no merchant with id {merchant}"),
                     other => other.into(),
-                })?;
-                pages::connect(conn, merchant, &new).map_err(|e| match e {
+                })
+            })?;
+            let graph = crate::channels::meta::graph::GraphClient::new(
+                &config.graph_api_base,
+                &config.graph_api_version,
+                config.messenger_app_secret.clone(),
+            )?;
+            let runtime = actix_web::rt::System::new();
+            runtime.block_on(crate::merchants::ownership::confirm_page(
+                &graph,
+                &new.page_id,
+                &access_token,
+            ))?;
+            let page = db.run_blocking(|conn| -> anyhow::Result<_> {
+                pages::connect(conn, &secrets, merchant, &new).map_err(|e| match e {
                     diesel::result::Error::DatabaseError(
                         diesel::result::DatabaseErrorKind::UniqueViolation,
                         _,
@@ -195,12 +212,7 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                     other => other.into(),
                 })
             })?;
-            let graph = crate::channels::meta::graph::GraphClient::new(
-                &config.graph_api_base,
-                &config.graph_api_version,
-                config.messenger_app_secret.clone(),
-            )?;
-            let status = actix_web::rt::System::new().block_on(crate::channels::meta::profile::set_profile(
+            let status = runtime.block_on(crate::channels::meta::profile::set_profile(
                 &db,
                 &graph,
                 &page.page_id,
@@ -214,7 +226,9 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 "messenger_profile": status,
             }))
         }
-        Command::Demo => print(&json!({"merchants": crate::demo::load(&db)?})),
+        Command::Demo => print(&json!({
+            "merchants": crate::demo::load(&db, &Secrets::for_database(&config)?)?
+        })),
     }
 }
 

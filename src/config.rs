@@ -33,10 +33,23 @@ pub struct Config {
     pub jwt_secret_is_ephemeral: bool,
     /// Lifetime of access tokens.
     pub token_ttl: Duration,
-    /// Failed `/v1/auth/token` attempts allowed per client address and window.
+    /// Failed `/v1/auth/token` attempts allowed per client address, and per key prefix, and window.
     pub auth_max_failures: u32,
     /// The window of that limit.
     pub auth_failure_window: Duration,
+    /// Refused webhook deliveries (bad or missing signature, wrong verify token) allowed per client
+    /// address and window, then 429.
+    pub webhook_max_rejects: u32,
+    /// The window of that limit.
+    pub webhook_reject_window: Duration,
+    /// The header a trusted reverse proxy puts the client's address in (`X-Forwarded-For`); none: the
+    /// connection's peer address is the client's (see `http::client_ip`).
+    pub trusted_proxy_header: Option<actix_web::http::header::HeaderName>,
+    /// Encrypts Page and Conversions API tokens at rest (`THREADCART_SECRETS_KEY`); none: SQLite keeps a
+    /// key file next to the database, PostgreSQL refuses to start (see `crate::secrets`).
+    pub secrets_key: Option<crate::secrets::Key>,
+    /// The key being rotated away from (`THREADCART_SECRETS_KEY_PREVIOUS`): still opens what it sealed.
+    pub secrets_key_previous: Option<crate::secrets::Key>,
     /// Verifies `X-Hub-Signature-256`; webhooks are refused until set.
     pub messenger_app_secret: Option<SecretString>,
     /// The GET handshake's `hub.verify_token`.
@@ -163,6 +176,26 @@ impl Config {
             }
         };
         let database_url = env.or("DATABASE_URL", "sqlite://threadcart.db");
+        let key = |name: &'static str| {
+            env.get(name)
+                .map(|text| {
+                    crate::secrets::Key::parse(&text).map_err(|e| ConfigError::new(name, e.to_string()))
+                })
+                .transpose()
+        };
+        let secrets_key = key("THREADCART_SECRETS_KEY")?;
+        let secrets_key_previous = key("THREADCART_SECRETS_KEY_PREVIOUS")?;
+        let trusted_proxy_header = match env.get("THREADCART_TRUSTED_PROXY_HEADER") {
+            None => None,
+            Some(name) => Some(
+                actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    ConfigError::new(
+                        "THREADCART_TRUSTED_PROXY_HEADER",
+                        format!("`{name}` is not a header name such as X-Forwarded-For"),
+                    )
+                })?,
+            ),
+        };
         Ok(Config {
             database_url: SecretString::from(database_url),
             db_max_connections: env.number("THREADCART_DB_MAX_CONNECTIONS", 10)?,
@@ -176,6 +209,13 @@ impl Config {
             token_ttl: Duration::from_secs(15 * 60),
             auth_max_failures: env.number("THREADCART_AUTH_MAX_FAILURES", 10)?,
             auth_failure_window: Duration::from_secs(env.number("THREADCART_AUTH_FAILURE_WINDOW_SECS", 300)?),
+            webhook_max_rejects: env.number("THREADCART_WEBHOOK_MAX_REJECTS", 60)?,
+            webhook_reject_window: Duration::from_secs(
+                env.number("THREADCART_WEBHOOK_REJECT_WINDOW_SECS", 300)?,
+            ),
+            trusted_proxy_header,
+            secrets_key,
+            secrets_key_previous,
             messenger_app_secret: env.secret("MESSENGER_APP_SECRET"),
             messenger_verify_token: env.secret("MESSENGER_VERIFY_TOKEN"),
             graph_api_base: base_url(
@@ -292,6 +332,24 @@ mod tests {
         assert!(!printed.contains("must-not-leak"));
         assert!(!printed.contains("sk_test_leakme"));
         assert!(!printed.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_header_is_read_as_a_header_name() {
+        let c = config(&[("THREADCART_TRUSTED_PROXY_HEADER", "X-Forwarded-For")]).unwrap();
+        assert_eq!(c.trusted_proxy_header.unwrap().as_str(), "x-forwarded-for");
+        assert!(config(&[("THREADCART_TRUSTED_PROXY_HEADER", "not a header")]).is_err());
+        assert!(config(&[]).unwrap().trusted_proxy_header.is_none());
+    }
+
+    #[test]
+    fn a_secrets_key_must_be_32_bytes_of_base64_and_is_never_printed() {
+        let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+        let c = config(&[("THREADCART_SECRETS_KEY", key)]).unwrap();
+        assert!(c.secrets_key.is_some() && c.secrets_key_previous.is_none());
+        assert!(!format!("{c:?}").contains(key));
+        let err = config(&[("THREADCART_SECRETS_KEY_PREVIOUS", "c2hvcnQ=")]).unwrap_err();
+        assert!(err.to_string().starts_with("THREADCART_SECRETS_KEY_PREVIOUS"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::db::{Db, DbConnection, write_transaction};
 use crate::merchants::pages::{self, NewPage};
 use crate::merchants::{self, Merchant, NewMerchant};
 use crate::money::MoneyDto;
+use crate::secrets::Secrets;
 
 /// The fixture, embedded so the binary carries it wherever it runs.
 const DEMO_JSON: &str = include_str!("../fixtures/demo.json");
@@ -138,17 +139,29 @@ impl From<diesel::result::Error> for DemoError {
     }
 }
 
-/// Loads (or refreshes) every demo merchant.
-pub fn load(db: &Db) -> Result<Vec<Loaded>, DemoError> {
+/// The demo Page whose made-up token `token` is, with its name (dev mode's stand-in for Meta answers
+/// `GET /me` with it).
+pub fn page_of_token(token: &str) -> Option<(String, Option<String>)> {
+    let fixture: Fixture = serde_json::from_str(DEMO_JSON).ok()?;
+    fixture
+        .merchants
+        .into_iter()
+        .find(|m| m.page.access_token == token)
+        .map(|m| (m.page.page_id, m.page.name))
+}
+
+/// Loads (or refreshes) every demo merchant. The demo Pages are inserted directly (their tokens are no
+/// real ones, Meta is not asked), sealed with `secrets` as every token.
+pub fn load(db: &Db, secrets: &Secrets) -> Result<Vec<Loaded>, DemoError> {
     let fixture: Fixture = serde_json::from_str(DEMO_JSON).map_err(|e| DemoError::Fixture(e.to_string()))?;
     fixture
         .merchants
         .iter()
-        .map(|m| db.run_blocking(|conn| load_one(conn, m)))
+        .map(|m| db.run_blocking(|conn| load_one(conn, secrets, m)))
         .collect()
 }
 
-fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoError> {
+fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Result<Loaded, DemoError> {
     let bad = |e: Vec<crate::catalog::domain::FieldError>| DemoError::Fixture(format!("{}: {e:?}", m.slug));
     let new = NewMerchant::parse(&m.name, &m.currency, &m.timezone).map_err(bad)?;
     let merchant = write_transaction(conn, |conn| -> Result<_, DemoError> {
@@ -162,7 +175,7 @@ fn load_one(conn: &mut DbConnection, m: &DemoMerchant) -> Result<Loaded, DemoErr
         match pages::get(conn, merchant.id, &page.page_id) {
             Ok(_) => {}
             Err(diesel::result::Error::NotFound) => {
-                pages::connect(conn, merchant.id, &page).map_err(|e| match e {
+                pages::connect(conn, secrets, merchant.id, &page).map_err(|e| match e {
                     diesel::result::Error::DatabaseError(
                         diesel::result::DatabaseErrorKind::UniqueViolation,
                         _,

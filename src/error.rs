@@ -20,6 +20,8 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
     cause: Option<anyhow::Error>,
+    /// A 5xx that is no fault of ours (a dependency down, a feature not configured): logged at WARN.
+    expected: bool,
 }
 
 /// The wire shape of a field error.
@@ -53,6 +55,22 @@ impl ApiError {
             errors: Vec::new(),
             retry_after_secs: None,
             cause: None,
+            expected: false,
+        }
+    }
+
+    /// A 5xx that is no fault of ours (Meta unreachable, payments not configured): the caller learns
+    /// what to do, the log gets one WARN line with the cause, never an ERROR.
+    pub fn upstream(
+        status: StatusCode,
+        code: &'static str,
+        detail: impl Into<String>,
+        cause: Option<anyhow::Error>,
+    ) -> Self {
+        ApiError {
+            cause,
+            expected: true,
+            ..Self::new(status, code, detail)
         }
     }
 
@@ -168,7 +186,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if self.status.is_server_error() {
             // Logged once, here, with the whole cause chain.
-            tracing::error!(error.code = self.code, error.cause = ?self.cause, "request failed");
+            if self.expected {
+                tracing::warn!(error.code = self.code, error.detail = %self.detail, error.cause = ?self.cause, "request refused");
+            } else {
+                tracing::error!(error.code = self.code, error.cause = ?self.cause, "request failed");
+            }
         }
         let title = self.status.canonical_reason().unwrap_or("Error");
         let body = ProblemBody {

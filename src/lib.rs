@@ -26,5 +26,7 @@ pub mod merchants;
 pub mod metrics;
 pub mod money;
 pub mod offers;
+pub mod rate_limit;
+pub mod secrets;
 pub mod startup;
 pub mod telemetry;

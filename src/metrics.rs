@@ -1,12 +1,15 @@
 //! Prometheus metrics: requests by route and status, a latency histogram, database pool usage.
 //!
-//! Routes are labelled by their pattern (`/v1/products/{product_id}`), never by the raw path, so the
-//! number of series stays bounded.
+//! Every label comes from a fixed set, so the number of series stays bounded whatever callers send:
+//! routes are labelled by their pattern (`/v1/products/{product_id}`, or `unmatched`), never by the raw
+//! path, and methods by [`method_label`] (a method outside the standard ones is `OTHER`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use actix_web::http::Method;
 
 use crate::db::PoolUsage;
 
@@ -22,8 +25,25 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<(String, String), Histogram>,
+    requests: BTreeMap<(&'static str, String, u16), u64>,
+    latency: BTreeMap<(&'static str, String), Histogram>,
+}
+
+/// The label of an HTTP method: its name for the standard methods, `OTHER` for anything else (a client
+/// may send any token as a method).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 /// The process's request metrics.
@@ -33,19 +53,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Records one finished request.
-    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// Records one finished request; `route` is the matched route's pattern (or `unmatched`), never a
+    /// path a client chose.
+    pub fn observe(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
         *inner
             .requests
-            .entry((method.to_owned(), route.to_owned(), status))
+            .entry((method, route.to_owned(), status))
             .or_default() += 1;
-        let h = inner
-            .latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let h = inner.latency.entry((method, route.to_owned())).or_default();
         let secs = elapsed.as_secs_f64();
         for (count, bound) in h.buckets.iter_mut().zip(BUCKETS) {
             if secs <= bound {
@@ -122,7 +141,7 @@ mod tests {
     #[test]
     fn a_request_shows_in_the_counter_and_every_bucket_above_its_latency() {
         let m = Metrics::default();
-        m.observe("GET", "/healthz", 200, Duration::from_millis(30));
+        m.observe(&Method::GET, "/healthz", 200, Duration::from_millis(30));
         let text = m.render(PoolUsage {
             connections: 2,
             idle: 1,
@@ -137,5 +156,16 @@ mod tests {
         assert!(text.contains("le=\"0.05\"} 1"));
         assert!(text.contains("le=\"+Inf\"} 1"));
         assert!(text.contains("threadcart_db_pool_max_connections 8"));
+    }
+
+    #[test]
+    fn methods_outside_the_standard_ones_share_one_label() {
+        for made_up in ["FOO", "get", "PROPFIND"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(made_up.as_bytes()).unwrap()),
+                "OTHER"
+            );
+        }
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
     }
 }

@@ -278,6 +278,29 @@ impl Currency {
     pub fn all() -> &'static [Currency] {
         CURRENCIES
     }
+
+    /// The largest amount, in minor units, a price or a total may reach: the most Stripe charges in one
+    /// payment (stripe.md §3), 8 digits of Stripe's units for most currencies (`99999999`, 999,999.99
+    /// EUR), 9 for INR and 12 for IDR. Stripe counts ISK and UGX with two decimals ISO does not have
+    /// (so two digits fewer here), and MGA without its two ISO decimals (two more here).
+    pub fn max_minor(&self) -> i64 {
+        let stripe_digits = match self.code {
+            "IDR" => 12,
+            "INR" => 9,
+            _ => 8,
+        };
+        let stripe_max = 10_i64.pow(stripe_digits) - 1;
+        match self.code {
+            "ISK" | "UGX" => stripe_max / 100,
+            "MGA" => stripe_max * 100,
+            _ => stripe_max,
+        }
+    }
+
+    /// [`Self::max_minor`] as money.
+    pub fn max_amount(&self) -> Money {
+        Money::from_minor(self.max_minor(), *self)
+    }
 }
 
 impl fmt::Display for Currency {
@@ -412,13 +435,23 @@ impl Money {
         Ok(Money::from_minor(minor, currency))
     }
 
-    /// Like `parse_amount`, but rejects any leading `-` (even "-0.00") with `Negative`; for prices.
+    /// Like `parse_amount`, but rejects any leading `-` (even "-0.00") with `Negative`, and more than
+    /// the currency's [`Currency::max_minor`] with `TooLarge`; for prices and every amount a merchant
+    /// gives (a price larger than Stripe can charge could never be paid).
     pub fn parse_price(amount: &str, currency: Currency) -> Result<Money, MoneyError> {
         let money = Money::parse_amount(amount, currency)?;
         if amount.starts_with('-') {
             return Err(MoneyError::Negative);
         }
-        Ok(money)
+        money.within_max()
+    }
+
+    /// This amount, unless it is more than its currency's [`Currency::max_minor`] (`TooLarge`).
+    pub fn within_max(self) -> Result<Money, MoneyError> {
+        if self.minor > self.currency.max_minor() {
+            return Err(MoneyError::TooLarge(self.currency.max_amount().to_string()));
+        }
+        Ok(self)
     }
 
     /// Parses a Meta catalog feed price "49.90 EUR": amount, one or more spaces, currency code.
@@ -665,6 +698,9 @@ pub enum MoneyError {
     /// The amount does not fit in i64 minor units.
     #[error("amount is out of range")]
     OutOfRange,
+    /// More than Stripe charges in one payment in the currency (the maximum, written out).
+    #[error("amount must be at most {0}, the most Stripe charges in one payment")]
+    TooLarge(String),
     /// Two amounts in different currencies were combined.
     #[error("cannot combine {0} with {1}")]
     CurrencyMismatch(&'static str, &'static str),
@@ -685,6 +721,7 @@ impl MoneyError {
             MoneyError::InvalidAmount(_) => "invalid_amount",
             MoneyError::Negative => "negative_amount",
             MoneyError::OutOfRange => "amount_out_of_range",
+            MoneyError::TooLarge(_) => "amount_too_large",
             MoneyError::CurrencyMismatch(_, _) => "currency_mismatch",
             MoneyError::InvalidPercent => "invalid_percent",
             MoneyError::InvalidFeedPrice(_) => "invalid_feed_price",
@@ -953,6 +990,23 @@ mod tests {
         let euro = currency("EUR");
         assert_eq!(Money::parse_price("49.90", euro), Ok(eur(4990)));
         assert_eq!(Money::parse_price("0", euro), Ok(eur(0)));
+    }
+
+    #[test]
+    fn parse_price_refuses_more_than_stripe_charges_in_one_payment() {
+        let euro = currency("EUR");
+        assert_eq!(Money::parse_price("999999.99", euro), Ok(eur(99_999_999)));
+        let error = Money::parse_price("1000000.00", euro).unwrap_err();
+        assert_eq!(error.code(), "amount_too_large");
+        assert_eq!(
+            error.to_string(),
+            "amount must be at most 999999.99 EUR, the most Stripe charges in one payment"
+        );
+        assert_eq!(currency("JPY").max_minor(), 99_999_999);
+        assert_eq!(currency("INR").max_minor(), 999_999_999);
+        assert_eq!(currency("IDR").max_minor(), 999_999_999_999);
+        assert_eq!(currency("ISK").max_amount().to_string(), "999999 ISK");
+        assert_eq!(currency("MGA").max_amount().to_string(), "99999999.00 MGA");
     }
 
     #[test]
@@ -1277,9 +1331,18 @@ mod tests {
         }
 
         #[test]
-        fn parse_price_round_trips_non_negative_amounts(minor in 0..=i64::MAX, c in any_currency()) {
-            let money = Money::from_minor(minor, c);
+        fn parse_price_round_trips_non_negative_amounts_up_to_the_maximum(minor in 0..=i64::MAX, c in any_currency()) {
+            let money = Money::from_minor(minor % (c.max_minor() + 1), c);
             prop_assert_eq!(Money::parse_price(&money.amount_string(), c), Ok(money));
+        }
+
+        #[test]
+        fn parse_price_refuses_amounts_above_the_maximum(minor in 0..=i64::MAX, c in any_currency()) {
+            let money = Money::from_minor(minor.max(c.max_minor() + 1), c);
+            prop_assert_eq!(
+                Money::parse_price(&money.amount_string(), c).map_err(|e| e.code()),
+                Err("amount_too_large")
+            );
         }
 
         #[test]

@@ -12,12 +12,13 @@ use actix_web::{App, HttpMessage, HttpServer, middleware, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::TokenIssuer;
-use crate::auth::rate_limit::FailureLimiter;
 use crate::channels::meta::graph::GraphClient;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::{Wakers, WorkerContext, Workers};
 use crate::metrics::Metrics;
+use crate::secrets::Secrets;
+use crate::telemetry::RequestSpan;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -29,12 +30,12 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     /// Request metrics.
     pub metrics: Metrics,
-    /// Brute-force protection of the token endpoint.
-    pub auth_limiter: FailureLimiter,
     /// Wakes the workers when work is queued.
     pub wakers: Arc<Wakers>,
     /// The Graph API (Messenger profile on Page connection).
     pub graph: GraphClient,
+    /// Seals and opens the tokens stored in the database.
+    pub secrets: Secrets,
     /// Stripe, when `STRIPE_SECRET_KEY` is set (refunds).
     pub stripe: Option<crate::checkout::stripe::StripeClient>,
 }
@@ -53,6 +54,20 @@ impl Application {
             tracing::warn!(
                 "THREADCART_JWT_SECRET is not set: using a random key, so access tokens end with this process \
                  and are not shared with other instances"
+            );
+        }
+        let secrets = Secrets::for_database(&config)?;
+        // Tokens stored in plaintext before encryption, or sealed with the key being rotated away from,
+        // are sealed with the current key; a token neither key opens stops the start here.
+        let resealed = db
+            .run_blocking(|conn| {
+                crate::merchants::pages::reseal_tokens(conn, &secrets).map_err(anyhow::Error::from)
+            })
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        if resealed > 0 {
+            tracing::info!(
+                tokens = resealed,
+                "stored tokens encrypted with THREADCART_SECRETS_KEY"
             );
         }
         let listener = TcpListener::bind(config.addr)
@@ -96,9 +111,9 @@ impl Application {
         let state = web::Data::new(AppState {
             stripe: stripe.clone(),
             graph: graph.clone(),
+            secrets: secrets.clone(),
             wakers: wakers.clone(),
             tokens: TokenIssuer::new(&config.jwt_secret, config.token_ttl),
-            auth_limiter: FailureLimiter::new(config.auth_max_failures, config.auth_failure_window),
             metrics: Metrics::default(),
             db,
             config: Arc::new(config),
@@ -119,7 +134,7 @@ impl Application {
                     })
                     .default_service(web::to(crate::http::not_found))
                     .wrap(middleware::from_fn(observe))
-                    .wrap(TracingLogger::default())
+                    .wrap(TracingLogger::<RequestSpan>::new())
             }
         })
         .shutdown_timeout(shutdown)
@@ -132,6 +147,7 @@ impl Application {
             wakers,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             stripe,
+            secrets,
         }));
         tracing::info!(
             port,
@@ -167,7 +183,7 @@ async fn observe(
     let started = Instant::now();
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let mut res = next.call(req).await?;
     let route = res
         .request()

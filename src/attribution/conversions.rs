@@ -15,6 +15,7 @@ use crate::db::schema::{conversion_events, customers, pages, threads};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::kernel::Channel;
 use crate::money::Money;
+use crate::secrets::{Secrets, open_stored};
 
 /// Meta refuses a request holding an event older than this.
 pub const MAX_AGE: chrono::Duration = chrono::Duration::days(7);
@@ -68,9 +69,10 @@ impl ConversionEvent {
     }
 }
 
-/// A Page's Conversions API settings, given by the merchant.
+/// A Page's Conversions API settings, given by the merchant (the token sealed).
 pub fn configure(
     conn: &mut DbConnection,
+    secrets: &Secrets,
     merchant_id: Uuid,
     page_id: &str,
     dataset_id: &str,
@@ -83,15 +85,15 @@ pub fn configure(
     )
     .set((
         pages::capi_dataset_id.eq(dataset_id),
-        pages::capi_access_token.eq(access_token),
+        pages::capi_access_token.eq(secrets.seal(access_token).as_str()),
     ))
     .execute(conn)?;
     Ok(n > 0)
 }
 
-/// The dataset and its token, if set, of the Page `account_id` is (or of the Page its Instagram account
-/// is).
-pub fn dataset_of(conn: &mut DbConnection, account_id: &str) -> QueryResult<Option<(String, String)>> {
+/// The dataset and its token as stored, if set, of the Page `account_id` is (or of the Page its
+/// Instagram account is).
+fn stored_dataset(conn: &mut DbConnection, account_id: &str) -> QueryResult<Option<(String, String)>> {
     let row: Option<(Option<String>, Option<String>)> = pages::table
         .filter(
             pages::page_id
@@ -102,6 +104,19 @@ pub fn dataset_of(conn: &mut DbConnection, account_id: &str) -> QueryResult<Opti
         .first(conn)
         .optional()?;
     Ok(row.and_then(|(d, t)| d.zip(t)))
+}
+
+/// The dataset and its token (opened), if set, of the Page `page_id` is (or of the Page its Instagram
+/// account is).
+pub fn dataset_of(
+    conn: &mut DbConnection,
+    secrets: &Secrets,
+    page_id: &str,
+) -> QueryResult<Option<(String, String)>> {
+    match stored_dataset(conn, page_id)? {
+        Some((dataset, sealed)) => Ok(Some((dataset, open_stored(secrets, sealed)?))),
+        None => Ok(None),
+    }
 }
 
 /// The Page's dataset id (not its token), if set.
@@ -135,7 +150,7 @@ pub fn queue(
             threads::channel,
         ))
         .first(conn)?;
-    if !Channel::parse(&channel).is_some_and(Channel::is_meta) || dataset_of(conn, &page_id)?.is_none() {
+    if !Channel::parse(&channel).is_some_and(Channel::is_meta) || stored_dataset(conn, &page_id)?.is_none() {
         return Ok(false);
     }
     let insert = diesel::insert_into(conversion_events::table)

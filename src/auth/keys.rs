@@ -68,6 +68,11 @@ impl From<ApiKeyRow> for ApiKey {
     }
 }
 
+/// The first characters of a key (`tc_` and 8 hex digits), kept to recognise it.
+pub fn prefix_of(plaintext: &str) -> String {
+    plaintext.chars().take(11).collect()
+}
+
 /// The stored hash of a key.
 pub fn hash_key(plaintext: &str) -> String {
     hex(&Sha256::digest(plaintext.as_bytes()))
@@ -82,7 +87,7 @@ pub fn create(
     plaintext: Option<String>,
 ) -> QueryResult<NewKey> {
     let plaintext = plaintext.unwrap_or_else(|| format!("tc_{}", hex(&random_bytes::<32>())));
-    let prefix: String = plaintext.chars().take(11).collect();
+    let prefix = prefix_of(&plaintext);
     let id = Uuid::now_v7();
     let created_at = now();
     diesel::insert_into(api_keys::table)
@@ -121,15 +126,17 @@ pub fn find_live_by_plaintext(conn: &mut DbConnection, plaintext: &str) -> Query
         .map(|row| row.map(ApiKey::from))
 }
 
-/// True when the key exists for the merchant and is not revoked.
-pub fn is_live(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        api_keys::table
-            .filter(api_keys::id.eq(DbUuid(key_id)))
-            .filter(api_keys::merchant_id.eq(DbUuid(merchant_id)))
-            .filter(api_keys::revoked_at.is_null()),
-    ))
-    .get_result(conn)
+/// The key's role, when it exists for the merchant and is not revoked (one indexed read per call).
+pub fn live_role(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> QueryResult<Option<Role>> {
+    let role: Option<String> = api_keys::table
+        .filter(api_keys::id.eq(DbUuid(key_id)))
+        .filter(api_keys::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(api_keys::revoked_at.is_null())
+        .select(api_keys::role)
+        .first(conn)
+        .optional()?;
+    // The CHECK constraint keeps roles valid; an unknown one gets the least power, as in `ApiKey`.
+    Ok(role.map(|r| Role::parse(&r).unwrap_or(Role::Agent)))
 }
 
 /// A page of the merchant's live keys, after `cursor`.

@@ -3,9 +3,9 @@
 //! [`Permission`]. Everything a caller reads or writes is scoped to `caller.merchant_id`.
 
 pub mod keys;
-pub mod rate_limit;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,11 +15,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::db::DbConnection;
 use crate::error::ApiError;
+use crate::rate_limit::{self, Verdict};
 use crate::startup::AppState;
 
 const ISSUER: &str = "threadcart";
 const AUDIENCE: &str = "threadcart-api";
+/// The longest lifetime (`exp` minus `iat`) a token may claim: ours live 15 minutes, and a token made
+/// with the secret to live longer is refused.
+const MAX_LIFETIME_SECS: u64 = 3600;
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -104,6 +109,60 @@ pub enum Permission {
     ReadReports,
 }
 
+/// The rate-limit bucket of failed token exchanges per client address.
+pub const FAILED_BY_CLIENT: &str = "auth_failed_client";
+/// The rate-limit bucket of failed token exchanges per key prefix (the first 11 characters given).
+pub const FAILED_BY_KEY_PREFIX: &str = "auth_failed_key_prefix";
+
+/// What exchanging an API key gave.
+#[derive(Debug)]
+pub enum Exchange {
+    /// A live key: a token may be issued.
+    Key(keys::ApiKey),
+    /// No live key matches; within the failures allowed.
+    Refused,
+    /// No live key matches, and the client (or the key prefix) has used up its failures: retry after
+    /// these seconds.
+    Limited(u64),
+}
+
+/// Looks the key up, then, only when it is refused, counts the failure per client address and per key
+/// prefix. A live key always passes: failures from the same address (behind one NAT or proxy, every
+/// merchant's) or on the same prefix lock no one with a valid key out; they only stop the guessing.
+pub fn exchange(
+    conn: &mut DbConnection,
+    plaintext: &str,
+    client: IpAddr,
+    max_failures: u32,
+    window: Duration,
+) -> diesel::QueryResult<Exchange> {
+    if !plaintext.is_empty()
+        && plaintext.len() <= 200
+        && let Some(key) = keys::find_live_by_plaintext(conn, plaintext)?
+    {
+        return Ok(Exchange::Key(key));
+    }
+    // Both counts in one transaction (rows locked in the same order by every caller), so a burst of
+    // failures is counted in one order in both buckets: exactly `max_failures` of them are refused
+    // with 401, the rest with 429.
+    let (by_client, by_prefix) = crate::db::write_transaction(conn, |conn| {
+        let by_client = rate_limit::hit(conn, FAILED_BY_CLIENT, &client.to_string(), max_failures, window)?;
+        let by_prefix = rate_limit::hit(
+            conn,
+            FAILED_BY_KEY_PREFIX,
+            &keys::prefix_of(plaintext),
+            max_failures,
+            window,
+        )?;
+        Ok::<_, diesel::result::Error>((by_client, by_prefix))
+    })?;
+    Ok(match (by_client, by_prefix) {
+        (Verdict::Allowed, Verdict::Allowed) => Exchange::Refused,
+        (Verdict::RetryAfter(a), Verdict::RetryAfter(b)) => Exchange::Limited(a.max(b)),
+        (Verdict::RetryAfter(secs), _) | (_, Verdict::RetryAfter(secs)) => Exchange::Limited(secs),
+    })
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -115,7 +174,7 @@ pub struct Claims {
     pub sub: Uuid,
     /// The API key the token was minted from (checked for revocation on every call).
     pub kid: Uuid,
-    /// The key's role.
+    /// The key's role when the token was issued (the API reads the key's role at every call).
     pub role: Role,
     /// Issued at (Unix seconds).
     pub iat: u64,
@@ -186,15 +245,20 @@ impl TokenIssuer {
             .map_err(ApiError::internal)
     }
 
-    /// Checks a token's signature (HS256 only: `alg: none` and others are refused), expiry, issuer and audience.
+    /// Checks a token's signature (HS256 only: `alg: none` and others are refused), expiry, issuer,
+    /// audience and lifetime (at most an hour from `iat` to `exp`).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })
+            })?;
+        if claims.exp.saturating_sub(claims.iat) > MAX_LIFETIME_SECS {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
     }
 }
 
@@ -205,7 +269,7 @@ pub struct Caller {
     pub merchant_id: Uuid,
     /// The API key behind the token.
     pub key_id: Uuid,
-    /// The key's role.
+    /// The key's role, as its row says now.
     pub role: Role,
 }
 
@@ -259,20 +323,18 @@ impl FromRequest for Caller {
                 }
             })?;
             let (merchant_id, key_id) = (claims.sub, claims.kid);
-            let live = state
+            // The role comes from the key's row, read with the revocation check: never from the token.
+            let role = state
                 .db
-                .run(move |conn| keys::is_live(conn, merchant_id, key_id).map_err(ApiError::from))
-                .await?;
-            if !live {
-                return Err(ApiError::unauthorized(
-                    "invalid_token",
-                    "the API key behind this token was revoked",
-                ));
-            }
+                .run(move |conn| keys::live_role(conn, merchant_id, key_id).map_err(ApiError::from))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::unauthorized("invalid_token", "the API key behind this token was revoked")
+                })?;
             Ok(Caller {
                 merchant_id,
                 key_id,
-                role: claims.role,
+                role,
             })
         })
     }
@@ -298,6 +360,16 @@ mod tests {
             .unwrap();
         assert_eq!((claims.sub, claims.kid, claims.role), (m, k, Role::Catalog));
         assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn a_token_living_longer_than_an_hour_is_invalid() {
+        let long = TokenIssuer::new(
+            &SecretString::from("test-secret-test-secret-test-secret!!"),
+            Duration::from_secs(3601),
+        );
+        let token = long.issue(Uuid::now_v7(), Uuid::now_v7(), Role::Owner).unwrap();
+        assert_eq!(issuer().verify(&token).unwrap_err(), TokenError::Invalid);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Carts: one open cart per thread, lines with a price snapshot taken when added, stock checked when
-//! adding (and again at checkout), totals in integer minor units.
+//! adding (and again at checkout), totals in integer minor units, never more than Stripe charges in one
+//! payment (a change that would take the lines past it is refused with [`CartError::TooLarge`]).
 
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -134,9 +135,31 @@ pub enum CartError {
     /// The cart is full.
     #[error("the cart is full")]
     Full,
+    /// The lines would add up to more than Stripe charges in one payment.
+    #[error("a cart holds at most {max}")]
+    TooLarge {
+        /// The most a cart's lines may add up to, in its currency.
+        max: Money,
+    },
     /// The database failed.
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
+}
+
+/// Refuses lines adding up to more than `extra` plus `lines` can: Stripe's maximum for the currency.
+fn within_max<'a>(
+    currency: Currency,
+    lines: impl IntoIterator<Item = &'a CartLine>,
+    extra: Money,
+) -> Result<(), CartError> {
+    let max = currency.max_amount();
+    let subtotal = lines
+        .into_iter()
+        .try_fold(extra, |sum, line| sum.checked_add(line.total()?));
+    match subtotal {
+        Ok(subtotal) if subtotal.minor() <= max.minor() => Ok(()),
+        _ => Err(CartError::TooLarge { max }),
+    }
 }
 
 #[derive(Queryable, Selectable)]
@@ -316,6 +339,13 @@ pub fn add_priced(
             available: stock.min(MAX_QUANTITY).saturating_sub(already),
         });
     }
+    let unit_price = offer.map_or(variant.price, |o| o.1);
+    let added = unit_price
+        .checked_mul(i64::from(quantity))
+        .map_err(|_| CartError::TooLarge {
+            max: cart.currency.max_amount(),
+        })?;
+    within_max(cart.currency, &cart.lines, added)?;
     let at = now();
     let same_line = cart
         .lines
@@ -343,7 +373,7 @@ pub fn add_priced(
                 variant_name: variant.name.clone(),
                 sku: variant.sku.clone(),
                 image_url: product.fields.image_url.clone(),
-                unit_price: offer.map_or(variant.price, |o| o.1),
+                unit_price,
                 quantity,
                 offer_id: offer.map(|o| o.0),
                 booking_id: None,
@@ -395,6 +425,16 @@ pub fn set_quantity(
         if quantity > limit {
             return Err(CartError::OutOfStock { available: limit });
         }
+        let changed = CartLine {
+            quantity,
+            ..cart.lines[index].clone()
+        };
+        let others = cart.lines.iter().filter(|l| l.id != line_id);
+        within_max(
+            cart.currency,
+            others.chain([&changed]),
+            Money::zero(cart.currency),
+        )?;
         diesel::update(cart_lines::table.find(DbUuid(line_id)))
             .set((
                 cart_lines::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
@@ -467,7 +507,17 @@ pub fn put_stay(
     image_url: Option<&str>,
     price: Money,
 ) -> Result<Vec<Uuid>, CartError> {
-    let cart_id = ensure_open(conn, merchant_id, thread_id, price.currency())?;
+    let cart_id = match open_cart(conn, thread_id)? {
+        Some(cart) => {
+            let kept = cart.lines.iter().filter(|l| l.booking_id.is_none());
+            within_max(cart.currency, kept, price)?;
+            cart.id
+        }
+        None => {
+            within_max(price.currency(), [], price)?;
+            create(conn, merchant_id, thread_id, price.currency())?
+        }
+    };
     let replaced: Vec<Option<DbUuid>> = cart_lines::table
         .filter(cart_lines::cart_id.eq(DbUuid(cart_id)))
         .filter(cart_lines::booking_id.is_not_null())

@@ -996,6 +996,20 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_price_of_every_currency_is_within_what_stripe_charges() {
+        for c in Currency::all() {
+            let limit = match c.code() {
+                "IDR" => 999_999_999_999,
+                "INR" => 999_999_999,
+                _ => 99_999_999,
+            };
+            if let Ok(amount) = to_stripe_amount(c.max_amount()) {
+                assert!(amount <= limit, "{c}: {amount}");
+            }
+        }
+    }
+
+    #[test]
     fn minimum_charges_are_stripes() {
         assert_eq!(minimum_charge(currency("EUR")), Some(50));
         assert_eq!(minimum_charge(currency("USD")), Some(50));

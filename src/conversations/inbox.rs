@@ -338,7 +338,7 @@ pub enum Applied {
     Busy,
     /// The shopper's profile must be asked for first (an HTTP call, outside any transaction); the
     /// Page's token, when it has a working one.
-    NeedsProfile(Customer, Option<String>),
+    NeedsProfile(Customer, Option<crate::secrets::Sealed>),
     /// This many events were applied; `sends`: the thread they queued replies on, if any.
     Done {
         /// Events applied.

@@ -295,6 +295,7 @@ pub struct SendingPage {
 /// round trip.
 pub fn queued_with_token(
     conn: &mut DbConnection,
+    secrets: &crate::secrets::Secrets,
     thread_id: DbUuid,
 ) -> QueryResult<(Vec<Queued>, Option<SendingPage>)> {
     use crate::db::schema::pages;
@@ -315,12 +316,13 @@ pub fn queued_with_token(
             pages::access_token.nullable(),
         ))
         .load(conn)?;
-    let page = rows.first().and_then(|(_, page_id, token)| {
-        Some(SendingPage {
-            page_id: page_id.clone()?,
-            token: token.clone()?,
-        })
-    });
+    let page = match rows.first() {
+        Some((_, Some(page_id), Some(sealed))) => Some(SendingPage {
+            page_id: page_id.clone(),
+            token: crate::secrets::open_stored(secrets, sealed.clone())?,
+        }),
+        _ => None,
+    };
     Ok((rows.into_iter().map(|(queued, ..)| queued).collect(), page))
 }
 

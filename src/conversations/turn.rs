@@ -242,6 +242,9 @@ pub fn answer(
                     Err(CartError::Full) => {
                         replies = Reply::text("Your cart is full: check it out or remove something first.");
                     }
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies = Reply::text(&format!("Your cart cannot hold that much: {e}."));
+                    }
                     Err(CartError::StaleLine) => {}
                     Err(CartError::Db(e)) => return Err(e),
                 }
@@ -274,6 +277,9 @@ pub fn answer(
                         replies.extend(Reply::text(&format!("Sorry, only {available} in stock.")));
                     }
                     Err(CartError::Full) => {}
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies.extend(Reply::text(&format!("Your cart cannot hold that much: {e}.")));
+                    }
                     Err(CartError::Db(e)) => return Err(e),
                 }
             }
@@ -312,6 +318,9 @@ pub fn answer(
                         show_cart = false;
                     }
                     Err(CartError::Full | CartError::StaleLine) => {}
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies = Reply::text(&format!("Your cart cannot hold that much: {e}."));
+                    }
                     Err(CartError::Db(e)) => return Err(e),
                 }
             }
@@ -459,6 +468,9 @@ pub fn answer(
                         replies = engine::out_of_stock(&product, &variant, available);
                     }
                     Err(CartError::Full | CartError::StaleLine) => {}
+                    Err(e @ CartError::TooLarge { .. }) => {
+                        replies = Reply::text(&format!("Your cart cannot hold that much: {e}."));
+                    }
                     Err(CartError::Db(e)) => return Err(e),
                 }
             }
@@ -579,6 +591,12 @@ fn hold_in_cart(
         price,
     ) {
         Ok(replaced) => replaced,
+        Err(e @ CartError::TooLarge { .. }) => {
+            release_quietly(conn, booking.id)?;
+            return Ok(Err(Reply::text(&format!(
+                "Your cart cannot hold that much: {e}."
+            ))));
+        }
         Err(CartError::Db(e)) => return Err(e),
         Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
     };

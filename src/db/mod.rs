@@ -102,7 +102,7 @@ pub enum DbError {
 }
 
 /// Turns a `sqlite://` URL into the path SQLite expects.
-fn sqlite_path(url: &str) -> &str {
+pub fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url)

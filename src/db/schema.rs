@@ -51,6 +51,7 @@ diesel::table! {
         capi_dataset_id -> Nullable<Text>,
         capi_access_token -> Nullable<Text>,
         instagram_account_id -> Nullable<Text>,
+        token_last4 -> Text,
     }
 }
 
@@ -696,6 +697,15 @@ diesel::table! {
         expires_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rate_limits (bucket, key) {
+        bucket -> Text,
+        key -> Text,
+        hits -> Integer,
+        resets_at -> Timestamp,
     }
 }
 

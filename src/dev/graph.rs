@@ -1,5 +1,8 @@
 //! Meta's Graph API as dev mode answers it: the Send API (messages recorded per Page and shopper for the
-//! simulator), the User Profile API (the first name the simulator gave), and the Messenger profile.
+//! simulator), the User Profile API (the first name the simulator gave), the Messenger profile, and
+//! `GET /me`, which says whose a token is when a Page is connected: a demo Page's token is its Page's,
+//! `dev-page-token-<Page id>` is that Page's (so any Page can be connected in dev mode), and any other
+//! token is refused as Meta refuses one it does not know.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -12,7 +15,37 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(messenger_profile),
     )
     .route("/dev/graph/{version}/{page_id}/messages", web::post().to(send))
+    .route("/dev/graph/{version}/me", web::get().to(me))
     .route("/dev/graph/{version}/{psid}", web::get().to(profile));
+}
+
+/// The prefix of the tokens dev mode takes as the Page named after it.
+const DEV_PAGE_TOKEN_PREFIX: &str = "dev-page-token-";
+
+/// The `access_token` of a call.
+fn token_of(req: &HttpRequest) -> Option<String> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .ok()?
+        .into_inner()
+        .into_iter()
+        .find_map(|(k, v)| (k == "access_token" && !v.is_empty()).then_some(v))
+}
+
+/// Whose Page the token is.
+async fn me(req: HttpRequest) -> HttpResponse {
+    let Some(token) = token_of(&req) else {
+        return oauth_error(400, 104, "An access token is required to request this resource.");
+    };
+    let named = token
+        .strip_prefix(DEV_PAGE_TOKEN_PREFIX)
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .map(|id| (id.to_owned(), None));
+    match named.or_else(|| crate::demo::page_of_token(&token)) {
+        Some((id, name)) => {
+            HttpResponse::Ok().json(json!({"id": id, "name": name.unwrap_or_else(|| format!("Page {id}"))}))
+        }
+        None => oauth_error(400, 190, "Invalid OAuth access token - Cannot parse access token"),
+    }
 }
 
 /// Meta's error body.
@@ -23,8 +56,7 @@ fn oauth_error(status: u16, code: i64, message: &str) -> HttpResponse {
 }
 
 fn has_token(req: &HttpRequest) -> bool {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .is_ok_and(|q| q.iter().any(|(k, v)| k == "access_token" && !v.is_empty()))
+    token_of(req).is_some()
 }
 
 async fn messenger_profile(req: HttpRequest) -> HttpResponse {

@@ -16,7 +16,7 @@ mod simulator;
 pub mod stripe;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -158,18 +158,23 @@ fn hmac_hex(secret: &SecretString, message: &[u8]) -> Option<String> {
     Some(crate::config::hex(&mac.finalize().into_bytes()))
 }
 
-/// True when `url`'s host is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+/// True when `url` is an http(s) URL whose host is a loopback address (`127.0.0.0/8`, `::1`,
+/// `localhost`). The URL is parsed as a browser would: in `http://localhost:1@evil.example` the host is
+/// `evil.example` (what comes before `@` is a user name and password).
 pub fn url_is_loopback(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
+    use url::{Host, Url};
+    let Ok(parsed) = Url::parse(url) else {
+        return false;
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return false;
+    }
+    match parsed.host() {
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// True when the server would listen and be reached only on loopback: where dev mode may run.
@@ -277,6 +282,11 @@ mod tests {
             "http://0.0.0.0:8080",
             "http://10.0.0.1",
             "http://localhost.evil.com",
+            "http://localhost:1@evil.example",
+            "http://127.0.0.1:8080@evil.example/",
+            "http://[::1]@evil.example",
+            "ftp://127.0.0.1",
+            "127.0.0.1:8080",
         ] {
             assert!(!url_is_loopback(url), "{url}");
         }

@@ -226,7 +226,6 @@ async fn cancel_booking(
 /// Refunds a cancelled stay's share of its paid order through Stripe (outside any transaction, with a key
 /// of the booking's own, so a repeated cancel refunds once), and records the refund on the order.
 async fn refund_stay(state: &AppState, merchant_id: Uuid, id: Uuid) -> Result<serde_json::Value, ApiError> {
-    let stripe = super::orders::refunding_stripe(state)?;
     let owed = super::run(state, move |conn| bookings::stay_refund(conn, merchant_id, id)).await?;
     if let Some(made) = owed.made {
         // A repeated cancel: the refund was made the first time.
@@ -237,6 +236,7 @@ async fn refund_stay(state: &AppState, merchant_id: Uuid, id: Uuid) -> Result<se
             owed.order_id,
         ));
     }
+    let stripe = super::orders::refunding_stripe(state)?;
     let key = bookings::stay_refund_key(id);
     let refund = stripe
         .create_refund(

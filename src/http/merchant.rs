@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::keys::{self, ApiKey};
-use crate::auth::{Caller, Permission, Role};
+use crate::auth::{self, Caller, Exchange, Permission, Role};
 use crate::catalog::domain::FieldError;
 use crate::error::ApiError;
 use crate::merchants;
@@ -44,34 +44,31 @@ async fn token(
     state: web::Data<AppState>,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    // Counted as a failure from here on (so concurrent guesses cannot all slip under the limit),
-    // given back below unless the key is refused.
-    state
-        .auth_limiter
-        .begin(ip)
-        .map_err(ApiError::too_many_requests)?;
+    let config = &state.config;
+    let client = super::client_ip(
+        req.headers(),
+        req.peer_addr(),
+        config.trusted_proxy_header.as_ref(),
+    );
+    let (max, window) = (config.auth_max_failures, config.auth_failure_window);
     let plaintext = body.into_inner().api_key;
-    let found = if plaintext.is_empty() || plaintext.len() > 200 {
-        Ok(None)
-    } else {
-        state
-            .db
-            .query(move |conn| keys::find_live_by_plaintext(conn, &plaintext))
-            .await
-    };
-    if !matches!(found, Ok(None)) {
-        state.auth_limiter.forgive(ip);
-    }
-    let Some(key) = found? else {
-        tracing::info!(client.ip = %ip, "token refused: unknown or revoked API key");
-        return Err(ApiError::unauthorized(
-            "invalid_api_key",
-            "the API key is unknown or revoked",
-        ));
+    let exchanged = state
+        .db
+        .query(move |conn| auth::exchange(conn, &plaintext, client, max, window))
+        .await?;
+    let key = match exchanged {
+        Exchange::Key(key) => key,
+        Exchange::Refused => {
+            tracing::info!(client.ip = %client, "token refused: unknown or revoked API key");
+            return Err(ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is unknown or revoked",
+            ));
+        }
+        Exchange::Limited(secs) => {
+            tracing::warn!(client.ip = %client, retry_after_secs = secs, "token refused: too many failures");
+            return Err(ApiError::too_many_requests(secs));
+        }
     };
     let access_token = state.tokens.issue(key.merchant_id, key.id, key.role)?;
     tracing::info!(merchant.id = %key.merchant_id, key.id = %key.id, "access token issued");

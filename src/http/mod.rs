@@ -6,10 +6,12 @@
 mod bookables;
 mod bookings;
 mod catalog;
+pub mod client_ip;
 mod dashboard;
 mod discounts;
 mod health;
 
+pub use client_ip::client_ip;
 pub use health::OPENAPI_YAML;
 mod merchant;
 mod offers;

@@ -266,13 +266,15 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The Stripe client refunds go through; 503 `payments_disabled` without Stripe keys.
+/// The Stripe client refunds go through; 503 `payments_disabled` without Stripe keys (ask only once the
+/// order or booking is known to be the caller's: another merchant's answers 404 whatever the setup).
 pub(super) fn refunding_stripe(state: &AppState) -> Result<crate::checkout::stripe::StripeClient, ApiError> {
     state.stripe.clone().ok_or_else(|| {
-        ApiError::new(
+        ApiError::upstream(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             "payments_disabled",
             "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
+            None,
         )
     })
 }
@@ -307,13 +309,13 @@ async fn refund(
     use crate::catalog::domain::FieldError;
     use crate::checkout::stripe::RefundReason;
     caller.require(Permission::ManageOrders)?;
-    let stripe = refunding_stripe(&state)?;
     let id = path.into_inner();
     let order = state
         .db
         .query(move |conn| orders::get(conn, caller.merchant_id, id))
         .await?
         .ok_or_else(|| ApiError::not_found("order"))?;
+    let stripe = refunding_stripe(&state)?;
     let body = body.into_inner();
     let reason = match body.reason.as_deref() {
         None => None,

@@ -1,4 +1,4 @@
-//! Connecting Messenger Pages to the caller's merchant.
+//! Connecting Messenger Pages to the caller's merchant, once Meta confirms the token is the Page's.
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -8,6 +8,7 @@ use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::channels::meta::profile;
 use crate::error::{ApiError, is_unique_violation_on};
+use crate::merchants::ownership::{self, OwnershipError};
 use crate::merchants::pages::{self, NewPage, Page};
 use crate::startup::AppState;
 
@@ -61,11 +62,17 @@ async fn connect(
     caller.require(Permission::ManagePages)?;
     let new = NewPage::parse(&body.page_id, body.name.as_deref(), &body.access_token)
         .map_err(ApiError::validation)?;
+    ownership::confirm_page(&state.graph, &new.page_id, &body.access_token)
+        .await
+        .map_err(refused)?;
     let page_id = new.page_id.clone();
     let token = body.access_token.clone();
     let page = state
         .db
-        .query(move |conn| pages::connect(conn, caller.merchant_id, &new))
+        .query({
+            let state = state.clone();
+            move |conn| pages::connect(conn, &state.secrets, caller.merchant_id, &new)
+        })
         .await
         .map_err(|e| match e {
             crate::db::DbError::Query(q) if is_unique_violation_on(&q, "pages") => ApiError::conflict(
@@ -146,6 +153,35 @@ async fn disconnect(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Why a Page's token was not accepted, for the caller.
+fn refused(e: OwnershipError) -> ApiError {
+    use actix_web::http::StatusCode;
+    match e {
+        OwnershipError::Mismatch { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "page_token_mismatch",
+            format!("{e}: give the Page's own Page access token"),
+        ),
+        OwnershipError::TokenRefused(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "page_token_invalid",
+            e.to_string(),
+        ),
+        OwnershipError::MetaError(cause) => ApiError::upstream(
+            StatusCode::BAD_GATEWAY,
+            "meta_error",
+            "Meta's Graph API failed to confirm the token; try again",
+            Some(cause.into()),
+        ),
+        OwnershipError::Unreachable(cause) => ApiError::upstream(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "meta_unreachable",
+            "Meta's Graph API could not be reached to confirm the token; try again",
+            Some(cause.into()),
+        ),
+    }
+}
+
 /// Maps a missing row to a 404 naming `what`.
 pub(super) fn not_found_as(what: &str, e: crate::db::DbError) -> ApiError {
     match e {
@@ -178,13 +214,28 @@ async fn update(
         .map(|t| NewPage::parse_token(&t))
         .transpose()
         .map_err(|e| ApiError::validation(vec![e]))?;
+    if let Some(token) = &new_token {
+        // The caller's Page first (another merchant's answers 404 before Meta is asked anything).
+        let id = page_id.clone();
+        state
+            .db
+            .query(move |conn| pages::get(conn, caller.merchant_id, &id))
+            .await
+            .map_err(|e| not_found_as("Page", e))?;
+        ownership::confirm_page(&state.graph, &page_id, token)
+            .await
+            .map_err(refused)?;
+    }
     let change = pages::PageChange {
         access_token,
         human_agent_enabled: body.human_agent_enabled,
     };
     let page = state
         .db
-        .query(move |conn| pages::update(conn, caller.merchant_id, &page_id, &change))
+        .query({
+            let state = state.clone();
+            move |conn| pages::update(conn, &state.secrets, caller.merchant_id, &page_id, &change)
+        })
         .await
         .map_err(|e| not_found_as("Page", e))?;
     let page = match new_token {

@@ -150,12 +150,19 @@ const CSV_HEADER: &[&str] = &[
     "median_seconds_to_purchase",
 ];
 
-/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). A cell a spreadsheet would
+/// run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return: an ad id or a ref
+/// comes from outside) starts with a single quote, which spreadsheets read as "text follows".
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -344,9 +351,12 @@ async fn set_conversions(
     }
     let page_id = path.into_inner();
     let (merchant_id, page, dataset) = (caller.merchant_id, page_id.clone(), dataset_id.clone());
+    let secrets = state.secrets.clone();
     let found = state
         .db
-        .query(move |conn| conversions::configure(conn, merchant_id, &page, &dataset, &access_token))
+        .query(move |conn| {
+            conversions::configure(conn, &secrets, merchant_id, &page, &dataset, &access_token)
+        })
         .await?;
     if !found {
         return Err(ApiError::not_found("Page"));

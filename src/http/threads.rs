@@ -281,6 +281,14 @@ struct SendRequest {
     text: String,
 }
 
+/// An agent's text without control characters (escape sequences, bells, NULs, carriage returns ...):
+/// only newlines and tabs are kept. The shopper's app would show them as garbage, or worse.
+fn without_controls(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect()
+}
+
 async fn send(
     caller: Caller,
     state: web::Data<AppState>,
@@ -289,7 +297,7 @@ async fn send(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteThreads)?;
     let id = path.into_inner();
-    let text = body.into_inner().text;
+    let text = without_controls(&body.into_inner().text);
     let queued = state
         .db
         .run(move |conn| agent::send_text(conn, caller.merchant_id, id, &text))
@@ -549,14 +557,21 @@ async fn checkout(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteThreads)?;
+    let id = path.into_inner();
     if state.stripe.is_none() {
-        return Err(ApiError::new(
+        // Another merchant's thread answers 404 whatever the setup.
+        state
+            .db
+            .query(move |conn| crate::conversations::thread(conn, caller.merchant_id, id))
+            .await
+            .map_err(|e| super::pages::not_found_as("thread", e))?;
+        return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
             "payments_disabled",
             "STRIPE_SECRET_KEY is not set: checkout needs Stripe",
+            None,
         ));
     }
-    let id = path.into_inner();
     let result = state
         .db
         .query(move |conn| crate::conversations::turn::checkout_for_agent(conn, caller.merchant_id, id))

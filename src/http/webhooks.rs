@@ -13,10 +13,35 @@ use super::Api;
 use crate::channels::meta::webhook;
 use crate::conversations::inbox;
 use crate::error::ApiError;
+use crate::rate_limit::{self, Verdict};
 use crate::startup::AppState;
 
 /// The largest delivery accepted.
 pub const MAX_DELIVERY_BYTES: usize = 1024 * 1024;
+
+/// The rate-limit bucket of refused webhook calls, per client address.
+pub const REJECTED_BY_CLIENT: &str = "webhook_rejected_client";
+
+/// Counts a refused webhook call from the client: `refusal` within the limit, 429 past it (so a
+/// client probing signatures or verify tokens is slowed down, on every instance alike).
+async fn refuse(state: &AppState, req: &HttpRequest, refusal: ApiError) -> ApiError {
+    let config = &state.config;
+    let client = super::client_ip(
+        req.headers(),
+        req.peer_addr(),
+        config.trusted_proxy_header.as_ref(),
+    );
+    let (max, window) = (config.webhook_max_rejects, config.webhook_reject_window);
+    let counted = state
+        .db
+        .query(move |conn| rate_limit::hit(conn, REJECTED_BY_CLIENT, &client.to_string(), max, window))
+        .await;
+    match counted {
+        Ok(Verdict::Allowed) => refusal,
+        Ok(Verdict::RetryAfter(secs)) => ApiError::too_many_requests(secs),
+        Err(e) => e.into(),
+    }
+}
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/webhooks/messenger", handshake)
@@ -35,7 +60,11 @@ struct Handshake {
 }
 
 /// Meta's subscription check: echo `hub.challenge` when the verify token matches.
-async fn handshake(state: web::Data<AppState>, query: web::Query<Handshake>) -> HttpResponse {
+async fn handshake(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<Handshake>,
+) -> Result<HttpResponse, ApiError> {
     let expected = state.config.messenger_verify_token.as_ref();
     let ok = match (expected, &query.mode, &query.verify_token, &query.challenge) {
         (Some(expected), Some(mode), Some(given), Some(_)) if mode == "subscribe" => {
@@ -44,14 +73,17 @@ async fn handshake(state: web::Data<AppState>, query: web::Query<Handshake>) -> 
         _ => false,
     };
     match (ok, &query.challenge) {
-        (true, Some(challenge)) => HttpResponse::Ok()
+        (true, Some(challenge)) => Ok(HttpResponse::Ok()
             .content_type("text/plain")
-            .body(challenge.clone()),
+            .body(challenge.clone())),
         _ => {
             tracing::warn!("Messenger webhook handshake refused");
-            HttpResponse::Forbidden()
-                .content_type("text/plain")
-                .body("verify token mismatch")
+            let refusal = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "verify_token_mismatch",
+                "hub.verify_token does not match MESSENGER_VERIFY_TOKEN",
+            );
+            Err(refuse(&state, &req, refusal).await)
         }
     }
 }
@@ -63,10 +95,11 @@ async fn receive(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let Some(secret) = state.config.messenger_app_secret.clone() else {
-        return Err(ApiError::new(
+        return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
             "webhooks_disabled",
             "MESSENGER_APP_SECRET is not set: Messenger webhooks are refused",
+            None,
         ));
     };
     let body = super::read_limited(&req, payload, MAX_DELIVERY_BYTES).await?;
@@ -79,10 +112,9 @@ async fn receive(
             signature.present = signature.is_some(),
             "Messenger delivery with a bad signature refused"
         );
-        return Err(ApiError::unauthorized(
-            "invalid_signature",
-            "X-Hub-Signature-256 does not match the body",
-        ));
+        let refusal =
+            ApiError::unauthorized("invalid_signature", "X-Hub-Signature-256 does not match the body");
+        return Err(refuse(&state, &req, refusal).await);
     }
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("bad_request", "the delivery is not UTF-8"))?;
@@ -115,10 +147,11 @@ async fn receive_stripe(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let Some(secret) = state.config.stripe_webhook_secret.clone() else {
-        return Err(ApiError::new(
+        return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
             "webhooks_disabled",
             "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused",
+            None,
         ));
     };
     let body = super::read_limited(&req, payload, MAX_DELIVERY_BYTES).await?;
@@ -135,10 +168,8 @@ async fn receive_stripe(
         STRIPE_TOLERANCE_SECS,
     ) {
         tracing::warn!(error = %e, "Stripe event with a bad signature refused");
-        return Err(ApiError::unauthorized(
-            "invalid_signature",
-            "Stripe-Signature does not match the body",
-        ));
+        let refusal = ApiError::unauthorized("invalid_signature", "Stripe-Signature does not match the body");
+        return Err(refuse(&state, &req, refusal).await);
     }
     let event = crate::checkout::stripe::parse_event(&body)
         .map_err(|_| ApiError::bad_request("bad_request", "the body is not a Stripe event"))?;

@@ -59,12 +59,12 @@ async fn post(ctx: &WorkerContext, e: ConversionEvent) -> Result<(), DbError> {
             .query(move |conn| conversions::finish(conn, id, "skipped", Some("older than 7 days")))
             .await;
     }
-    let page_id = e.page_id.clone();
+    let (page_id, secrets) = (e.page_id.clone(), ctx.secrets.clone());
     let (dataset, body) = ctx
         .db
         .query(move |conn| {
             Ok((
-                conversions::dataset_of(conn, &page_id)?,
+                conversions::dataset_of(conn, &secrets, &page_id)?,
                 conversions::payload(&e)?,
             ))
         })

@@ -206,9 +206,20 @@ fn policy(ctx: &WorkerContext) -> Policy {
 async fn fetch_profile(
     ctx: &WorkerContext,
     customer: &conversations::Customer,
-    token: Option<String>,
+    token: Option<crate::secrets::Sealed>,
 ) -> Option<(Option<String>, Option<String>, Option<i32>)> {
-    match ctx.graph.profile(&customer.psid, &token?).await {
+    let token = match ctx.secrets.open(&token?) {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(customer.id = %customer.id.0, error = %e, "the Page's token cannot be opened");
+            return None;
+        }
+    };
+    match ctx
+        .graph
+        .profile(&customer.psid, secrecy::ExposeSecret::expose_secret(&token))
+        .await
+    {
         Ok(p) => Some((p.first_name, p.locale, p.timezone)),
         Err(e) => {
             tracing::info!(customer.id = %customer.id.0, error = %e, "profile unavailable");

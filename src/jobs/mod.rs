@@ -141,6 +141,8 @@ pub struct WorkerContext {
     pub owner: String,
     /// Stripe, when `STRIPE_SECRET_KEY` is set.
     pub stripe: Option<crate::checkout::stripe::StripeClient>,
+    /// Opens the stored tokens.
+    pub secrets: crate::secrets::Secrets,
 }
 
 /// The running workers.

@@ -119,14 +119,14 @@ async fn leased_send(
     limiter: Arc<PageLimiter>,
     thread_id: DbUuid,
 ) -> Result<usize, DbError> {
-    let owner = ctx.owner.clone();
+    let (owner, secrets) = (ctx.owner.clone(), ctx.secrets.clone());
     let leased = ctx
         .db
         .query(move |conn| {
             let Some(thread) = outbox::lease(conn, thread_id, &owner, now() + LEASE)? else {
                 return Ok(None);
             };
-            let (queued, page) = outbox::queued_with_token(conn, thread_id)?;
+            let (queued, page) = outbox::queued_with_token(conn, &secrets, thread_id)?;
             Ok(Some((thread, queued, page)))
         })
         .await?;

@@ -1,6 +1,7 @@
 //! Merchants: the tenants. Every other table hangs off a merchant, and every query is scoped to one.
 
 pub mod hours;
+pub mod ownership;
 pub mod pages;
 
 use chrono::NaiveDateTime;

@@ -1,6 +1,6 @@
 //! Messenger Pages connected to a merchant. A Page id is unique across all merchants: inbound webhooks
-//! are routed by it. The Page access token is stored for the Send API and never returned (only its last
-//! four characters).
+//! are routed by it. The Page access token is stored encrypted (see `crate::secrets`) for the Send API and
+//! never returned (only its last four characters, kept beside it).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::catalog::domain::FieldError;
 use crate::db::schema::pages;
 use crate::db::{DbConnection, DbUuid, now};
+use crate::secrets::{Sealed, Secrets, SecretsError};
 
 /// A connected Page, without its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +39,7 @@ struct PageRow {
     page_id: String,
     merchant_id: DbUuid,
     name: Option<String>,
-    access_token: String,
+    token_last4: String,
     connected_at: NaiveDateTime,
     token_status: String,
     human_agent_enabled: bool,
@@ -47,13 +48,11 @@ struct PageRow {
 
 impl From<PageRow> for Page {
     fn from(row: PageRow) -> Self {
-        let chars: Vec<char> = row.access_token.chars().collect();
-        let last4: String = chars.iter().skip(chars.len().saturating_sub(4)).collect();
         Page {
             page_id: row.page_id,
             merchant_id: row.merchant_id.0,
             name: row.name,
-            token_last4: last4,
+            token_last4: row.token_last4,
             connected_at: row.connected_at,
             token_status: row.token_status,
             human_agent_enabled: row.human_agent_enabled,
@@ -124,8 +123,21 @@ impl NewPage {
     }
 }
 
-/// Connects a Page; a unique violation means it is connected already (to this or another merchant).
-pub fn connect(conn: &mut DbConnection, merchant_id: Uuid, new: &NewPage) -> QueryResult<Page> {
+/// The last four characters of a token, to recognise it.
+fn last4(token: &SecretString) -> String {
+    use secrecy::ExposeSecret;
+    let chars: Vec<char> = token.expose_secret().chars().collect();
+    chars.iter().skip(chars.len().saturating_sub(4)).collect()
+}
+
+/// Connects a Page, its token sealed; a unique violation means it is connected already (to this or
+/// another merchant). Only for a Page whose token Meta confirmed (or the demo's, which is no real one).
+pub fn connect(
+    conn: &mut DbConnection,
+    secrets: &Secrets,
+    merchant_id: Uuid,
+    new: &NewPage,
+) -> QueryResult<Page> {
     use secrecy::ExposeSecret;
     let connected_at = now();
     diesel::insert_into(pages::table)
@@ -134,7 +146,8 @@ pub fn connect(conn: &mut DbConnection, merchant_id: Uuid, new: &NewPage) -> Que
             pages::merchant_id.eq(DbUuid(merchant_id)),
             pages::page_id.eq(&new.page_id),
             pages::name.eq(&new.name),
-            pages::access_token.eq(new.access_token.expose_secret()),
+            pages::access_token.eq(secrets.seal(new.access_token.expose_secret()).as_str()),
+            pages::token_last4.eq(last4(&new.access_token)),
             pages::connected_at.eq(connected_at),
         ))
         .execute(conn)?;
@@ -193,10 +206,11 @@ pub fn disconnect(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> 
     Ok(n == 1)
 }
 
-/// The access token of the Page `page_id` is (or of the Page an Instagram account `page_id` is connected
-/// to), unless its token is broken or the Page is not connected.
-pub fn access_token(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<String>> {
-    pages::table
+/// The access token as stored (sealed: open it where it is sent) of the Page `page_id` is (or of the
+/// Page an Instagram account `page_id` is connected to), unless its token is broken or the Page is not
+/// connected.
+pub fn access_token(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<Sealed>> {
+    let stored: Option<String> = pages::table
         .filter(
             pages::page_id
                 .eq(page_id)
@@ -205,7 +219,68 @@ pub fn access_token(conn: &mut DbConnection, page_id: &str) -> QueryResult<Optio
         .filter(pages::token_status.eq("ok"))
         .select(pages::access_token)
         .first(conn)
-        .optional()
+        .optional()?;
+    Ok(stored.map(Sealed::from_stored))
+}
+
+/// Why the stored tokens could not all be sealed with the current key.
+#[derive(Debug, thiserror::Error)]
+pub enum ResealError {
+    /// A token opens with neither key.
+    #[error("the stored token of Page {page_id}: {error}")]
+    Secret {
+        /// The Page.
+        page_id: String,
+        /// Why.
+        error: SecretsError,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Seals every stored token (Page and Conversions API) with the current key: the ones stored in plaintext
+/// before tokens were encrypted, and the ones only the previous key opens (a rotation). Run at start;
+/// idempotent, and a row is rewritten only if it still holds what was read, so instances starting
+/// together do no harm. Answers how many tokens were sealed anew; a token neither key opens is an error
+/// (the wrong key was given: starting would leave every send failing).
+pub fn reseal_tokens(conn: &mut DbConnection, secrets: &Secrets) -> Result<usize, ResealError> {
+    let rows: Vec<(DbUuid, String, String, Option<String>)> = pages::table
+        .select((
+            pages::id,
+            pages::page_id,
+            pages::access_token,
+            pages::capi_access_token,
+        ))
+        .load(conn)?;
+    let mut resealed = 0;
+    for (id, page_id, token, capi_token) in rows {
+        let failed = |error| ResealError::Secret {
+            page_id: page_id.clone(),
+            error,
+        };
+        if let Some(sealed) = secrets.reseal(&token).map_err(failed)? {
+            resealed += diesel::update(
+                pages::table
+                    .filter(pages::id.eq(id))
+                    .filter(pages::access_token.eq(&token)),
+            )
+            .set(pages::access_token.eq(sealed.as_str()))
+            .execute(conn)?;
+        }
+        if let Some(capi_token) = capi_token
+            && let Some(sealed) = secrets.reseal(&capi_token).map_err(failed)?
+        {
+            resealed += diesel::update(
+                pages::table
+                    .filter(pages::id.eq(id))
+                    .filter(pages::capi_access_token.eq(&capi_token)),
+            )
+            .set(pages::capi_access_token.eq(sealed.as_str()))
+            .execute(conn)?;
+        }
+    }
+    Ok(resealed)
 }
 
 /// Meta refused the Page's token: stop using it until the merchant gives a new one.
@@ -226,9 +301,10 @@ pub struct PageChange {
     pub human_agent_enabled: Option<bool>,
 }
 
-/// Applies a change to the merchant's Page.
+/// Applies a change to the merchant's Page (a new token sealed).
 pub fn update(
     conn: &mut DbConnection,
+    secrets: &Secrets,
     merchant_id: Uuid,
     page_id: &str,
     change: &PageChange,
@@ -240,7 +316,8 @@ pub fn update(
     if let Some(token) = &change.access_token {
         diesel::update(target)
             .set((
-                pages::access_token.eq(token.expose_secret()),
+                pages::access_token.eq(secrets.seal(token.expose_secret()).as_str()),
+                pages::token_last4.eq(last4(token)),
                 pages::token_status.eq("ok"),
             ))
             .execute(conn)?;

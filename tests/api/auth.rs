@@ -205,6 +205,52 @@ async fn an_expired_token_answers_401_token_expired() {
 }
 
 #[tokio::test]
+async fn a_token_living_longer_than_an_hour_answers_401_invalid_token() {
+    // Arrange: rightly signed, but valid for a year (or an hour and a second).
+    let app = spawn_app().await;
+    let m = app.merchant("Comfy Shoes").await;
+    let now = now_secs();
+    let with_exp = |exp: u64| {
+        let mut claims = claims_for(&m);
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(exp);
+        forge(&hs256_header(), &claims, JWT_SECRET)
+    };
+
+    // Act
+    let year = app.get("/v1/merchant", &with_exp(now + 365 * 24 * 3600)).await;
+    let hour_and_a_second = app.get("/v1/merchant", &with_exp(now + 3601)).await;
+    let hour = app.get("/v1/merchant", &with_exp(now + 3600)).await;
+
+    // Assert
+    assert_problem(year, 401, "invalid_token").await;
+    assert_problem(hour_and_a_second, 401, "invalid_token").await;
+    assert_eq!(hour.status(), 200);
+}
+
+#[tokio::test]
+async fn a_token_claiming_another_role_than_its_keys_gets_only_the_keys_role() {
+    // Arrange: a catalog key's token, re-signed claiming the owner role.
+    let app = spawn_app().await;
+    let owner = app.merchant("Comfy Shoes").await;
+    let catalog = app.key_with_role(&owner, "catalog").await;
+    let mut claims = claims_for(&catalog);
+    claims["role"] = json!("owner");
+    let token = forge(&hs256_header(), &claims, JWT_SECRET);
+
+    // Act: an owner-only route.
+    let res = app.post("/v1/api-keys", &token, json!({"role": "owner"})).await;
+
+    // Assert
+    assert_problem(res, 403, "forbidden").await;
+    assert_eq!(
+        app.get("/v1/products", &token).await.status(),
+        200,
+        "the key's own role works"
+    );
+}
+
+#[tokio::test]
 async fn a_token_signed_with_another_secret_answers_401_invalid_token() {
     let app = spawn_app().await;
     let m = app.merchant("Comfy Shoes").await;
@@ -467,13 +513,12 @@ async fn brute_force_on_the_token_endpoint_is_rate_limited() {
     // Arrange
     let app = spawn_app_with(&[("THREADCART_AUTH_MAX_FAILURES", "3")]).await;
     let m = app.merchant("Comfy Shoes").await;
-    for i in 0..3 {
-        let guess = format!("tc_{i:064}");
-        assert_problem(app.post_token(&guess).await, 401, "invalid_api_key").await;
+    for _ in 0..3 {
+        assert_problem(app.post_token(&guess()).await, 401, "invalid_api_key").await;
     }
 
-    // Act: the fourth attempt, even with the right key.
-    let res = app.post_token(&m.api_key).await;
+    // Act: the fourth guess.
+    let res = app.post_token(&guess()).await;
 
     // Assert
     let retry_after: u64 = res
@@ -491,6 +536,132 @@ async fn brute_force_on_the_token_endpoint_is_rate_limited() {
         200,
         "issued tokens still work"
     );
+}
+
+/// A wrong key of the right shape, with a prefix of its own.
+fn guess() -> String {
+    format!("tc_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+/// `POST /v1/auth/token` with `X-Forwarded-For: forwarded`.
+async fn post_token_via(app: &TestApp, api_key: &str, forwarded: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/v1/auth/token", app.address))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"api_key": api_key}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_key_passes_even_after_its_address_used_up_its_failures() {
+    // Arrange: behind one NAT, someone else used up the address's failures.
+    let app = spawn_app_with(&[("THREADCART_AUTH_MAX_FAILURES", "3")]).await;
+    let m = app.merchant("Comfy Shoes").await;
+    for _ in 0..4 {
+        app.post_token(&guess()).await;
+    }
+    assert_problem(app.post_token(&guess()).await, 429, "rate_limited").await;
+
+    // Act
+    let res = app.post_token(&m.api_key).await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn failures_are_counted_per_client_address_taken_from_the_trusted_proxy_header() {
+    // Arrange: every request comes from the proxy; it appends the address it saw.
+    let app = spawn_app_with(&[
+        ("THREADCART_AUTH_MAX_FAILURES", "3"),
+        ("THREADCART_TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+    ])
+    .await;
+    for forged in ["10.9.9.1", "10.9.9.2", "10.9.9.3"] {
+        // What the client sent itself is left of the proxy's entry, and ignored.
+        let res = post_token_via(&app, &guess(), &format!("{forged}, 203.0.113.7")).await;
+        assert_problem(res, 401, "invalid_api_key").await;
+    }
+
+    // Act
+    let same_client = post_token_via(&app, &guess(), "10.9.9.4, 203.0.113.7").await;
+    let other_client = post_token_via(&app, &guess(), "203.0.113.7, 198.51.100.9").await;
+
+    // Assert
+    assert_problem(same_client, 429, "rate_limited").await;
+    assert_problem(other_client, 401, "invalid_api_key").await;
+}
+
+#[tokio::test]
+async fn a_forwarded_for_header_is_ignored_without_a_trusted_proxy_header() {
+    // Arrange: no proxy is configured, so the header is the client's word.
+    let app = spawn_app_with(&[("THREADCART_AUTH_MAX_FAILURES", "3")]).await;
+    for n in 1..=3 {
+        post_token_via(&app, &guess(), &format!("198.51.100.{n}")).await;
+    }
+
+    // Act
+    let res = post_token_via(&app, &guess(), "198.51.100.4").await;
+
+    // Assert
+    assert_problem(res, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn failures_are_counted_per_key_prefix_across_client_addresses() {
+    // Arrange: guesses at one key's prefix from many addresses.
+    let app = spawn_app_with(&[
+        ("THREADCART_AUTH_MAX_FAILURES", "3"),
+        ("THREADCART_TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+    ])
+    .await;
+    let m = app.merchant("Comfy Shoes").await;
+    let prefix = &m.api_key[..11];
+    let near = |n: usize| format!("{prefix}{}", format!("{n}").repeat(56));
+    for n in 1..=3 {
+        let res = post_token_via(&app, &near(n), &format!("198.51.100.{n}")).await;
+        assert_problem(res, 401, "invalid_api_key").await;
+    }
+
+    // Act
+    let fourth = post_token_via(&app, &near(4), "198.51.100.4").await;
+    let other_prefix = post_token_via(&app, &guess(), "198.51.100.5").await;
+    let the_key = post_token_via(&app, &m.api_key, "198.51.100.6").await;
+
+    // Assert
+    assert_problem(fourth, 429, "rate_limited").await;
+    assert_problem(other_prefix, 401, "invalid_api_key").await;
+    assert_eq!(the_key.status(), 200, "the key itself always passes");
+}
+
+#[tokio::test]
+async fn failed_exchanges_are_counted_in_the_database_so_every_instance_shares_them() {
+    // Arrange: a second server on the same database.
+    let first = spawn_app_with(&[("THREADCART_AUTH_MAX_FAILURES", "3")]).await;
+    let config = crate::helpers::test_config(&first.database.url, &[("THREADCART_AUTH_MAX_FAILURES", "3")]);
+    let db = threadcart::db::Db::connect(config.database_url(), 2).unwrap();
+    let second = threadcart::startup::Application::build(config, db).unwrap();
+    let second_address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    let post_second = |key: String| {
+        first
+            .client
+            .post(format!("{second_address}/v1/auth/token"))
+            .json(&json!({"api_key": key}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_problem(first.post_token(&guess()).await, 401, "invalid_api_key").await;
+    }
+    assert_problem(post_second(guess()).await.unwrap(), 401, "invalid_api_key").await;
+
+    // Act
+    let res = post_second(guess()).await.unwrap();
+
+    // Assert
+    assert_problem(res, 429, "rate_limited").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,9 +816,9 @@ async fn successful_exchanges_do_not_count_towards_the_failure_limit() {
     for _ in 0..10 {
         assert_eq!(app.post_token(&m.api_key).await.status(), 200);
     }
-    for i in 0..3 {
-        let guess = format!("tc_{i:064}");
-        assert_problem(app.post_token(&guess).await, 401, "invalid_api_key").await;
+    for _ in 0..3 {
+        assert_problem(app.post_token(&guess()).await, 401, "invalid_api_key").await;
     }
-    assert_problem(app.post_token(&m.api_key).await, 429, "rate_limited").await;
+    assert_problem(app.post_token(&guess()).await, 429, "rate_limited").await;
+    assert_eq!(app.post_token(&m.api_key).await.status(), 200);
 }

@@ -7,10 +7,17 @@ use serde_json::Value;
 use crate::helpers::{TestDatabase, spawn_app_on};
 
 fn threadcart(database_url: &str, args: &[&str]) -> Output {
+    threadcart_with(database_url, args, &[])
+}
+
+/// `threadcart ARGS` with more environment variables.
+fn threadcart_with(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_threadcart"))
         .args(args)
+        .envs(env.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("THREADCART_LOG_FORMAT", "pretty")
+        .env("THREADCART_SECRETS_KEY", crate::helpers::SECRETS_KEY)
         .env_remove("THREADCART_DEMO")
         .output()
         .unwrap()
@@ -78,33 +85,50 @@ async fn merchant_create_with_an_unknown_currency_fails_with_one_line() {
     assert!(one_line_error(&out).contains("--currency"));
 }
 
+/// `threadcart ARGS` against the local Graph API `graph`, run off the test's runtime (which must go on
+/// serving `graph` meanwhile).
+async fn threadcart_meta(database_url: &str, args: &[&str], graph: &crate::graph::FakeGraph) -> Output {
+    let (url, base) = (database_url.to_owned(), graph.base.clone());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        threadcart_with(&url, &args, &[("GRAPH_API_BASE", &base)])
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn page_connect_links_a_page_and_refuses_one_already_connected() {
     let db = TestDatabase::new();
+    let graph = crate::graph::FakeGraph::start().await;
+    graph.knows_page("123456789", "EAAGsecret1234");
+    graph.knows_page("987654321", "EAAGsecret5678");
     let merchant = json_stdout(&threadcart(&db.url, &["merchant", "create", "--name", "Shop"]));
     let id = merchant["merchant_id"].as_str().unwrap();
-    let connect = |page: &str| {
-        threadcart(
-            &db.url,
-            &[
-                "page",
-                "connect",
-                "--merchant",
-                id,
-                "--page-id",
-                page,
-                "--access-token",
-                "EAAGsecret1234",
-            ],
-        )
+    let connect = |page: &'static str, token: &'static str| {
+        let args = [
+            "page",
+            "connect",
+            "--merchant",
+            id,
+            "--page-id",
+            page,
+            "--access-token",
+            token,
+        ];
+        let (url, graph) = (&db.url, &graph);
+        async move { threadcart_meta(url, &args, graph).await }
     };
 
-    let first = json_stdout(&connect("123456789"));
-    let again = connect("123456789");
+    let first = json_stdout(&connect("123456789", "EAAGsecret1234").await);
+    let again = connect("123456789", "EAAGsecret1234").await;
 
     assert_eq!(first["page_id"], "123456789");
     assert_eq!(first["token_last4"], "1234");
-    assert!(!String::from_utf8_lossy(&connect("987654321").stdout).contains("EAAGsecret"));
+    assert!(
+        !String::from_utf8_lossy(&connect("987654321", "EAAGsecret5678").await.stdout).contains("EAAGsecret")
+    );
     assert!(one_line_error(&again).contains("already connected"));
 }
 
@@ -222,6 +246,7 @@ async fn serve_stops_cleanly_on_sigterm() {
         .env("DATABASE_URL", &db.url)
         .env("THREADCART_ADDR", format!("127.0.0.1:{port}"))
         .env("THREADCART_DEMO", "false")
+        .env("THREADCART_SECRETS_KEY", crate::helpers::SECRETS_KEY)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -256,4 +281,34 @@ async fn serve_stops_cleanly_on_sigterm() {
         panic!("the server did not stop within 10 s of SIGTERM")
     });
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn page_connect_refuses_a_token_meta_says_is_another_pages_with_one_line() {
+    let db = TestDatabase::new();
+    let graph = crate::graph::FakeGraph::start().await;
+    graph.knows_page("200000000000002", "EAAGtheirs5678");
+    let merchant = json_stdout(&threadcart(&db.url, &["merchant", "create", "--name", "Shop"]));
+    let id = merchant["merchant_id"].as_str().unwrap();
+    let connect = |token: &'static str| {
+        let args = [
+            "page",
+            "connect",
+            "--merchant",
+            id,
+            "--page-id",
+            "123456789",
+            "--access-token",
+            token,
+        ];
+        let (url, graph) = (&db.url, &graph);
+        async move { threadcart_meta(url, &args, graph).await }
+    };
+
+    let mismatch = connect("EAAGtheirs5678").await;
+    let unknown = connect("EAAGunknown9999").await;
+
+    assert!(one_line_error(&mismatch).contains("not Page 123456789's"));
+    assert!(one_line_error(&unknown).contains("Meta refused the access token"));
+    assert!(!String::from_utf8_lossy(&mismatch.stderr).contains("EAAGtheirs"));
 }

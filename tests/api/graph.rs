@@ -1,7 +1,9 @@
 //! A local HTTP server that answers as Meta's Graph API does (messenger.md §4-§6): the Send API and the
-//! User Profile API, and the Conversions API's `/{dataset_id}/events`, with scripted errors, recording every request it gets.
+//! User Profile API, the Conversions API's `/{dataset_id}/events`, and `GET /me` (a Page access token it
+//! was told about answers its Page; any other token gets Meta's OAuthException, code 190), with
+//! scripted errors, recording every request it gets.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -35,6 +37,10 @@ struct State {
     events_replies: VecDeque<(u16, Value)>,
     profile_fails: bool,
     sent: u64,
+    /// Page access tokens and the Page each is for.
+    page_tokens: HashMap<String, String>,
+    /// The next `GET /me` answers this status with Meta's error body.
+    me_fails: Option<u16>,
 }
 
 /// The fake Graph API.
@@ -87,6 +93,28 @@ impl FakeGraph {
         self.received()
             .into_iter()
             .filter(|r| r.method == "POST" && r.path.ends_with("/events"))
+            .collect()
+    }
+
+    /// `token` is Page `page_id`'s access token: `GET /me` with it answers that Page.
+    pub fn knows_page(&self, page_id: &str, token: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .page_tokens
+            .insert(token.to_owned(), page_id.to_owned());
+    }
+
+    /// The next `GET /me` fails with `status` (a 5xx: Meta's own trouble).
+    pub fn fail_next_token_check(&self, status: u16) {
+        self.state.lock().unwrap().me_fails = Some(status);
+    }
+
+    /// The `GET /me` requests received, in order.
+    pub fn token_checks(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/me"))
             .collect()
     }
 
@@ -151,6 +179,29 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
         }
         let n = parsed["data"].as_array().map_or(0, Vec::len);
         return HttpResponse::Ok().json(json!({"events_received": n, "fbtrace_id": "AbCdEf"}));
+    }
+    if req.method() == "GET" && req.path().ends_with("/me") {
+        if let Some(status) = s.me_fails.take() {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(
+                graph_error(
+                    2,
+                    0,
+                    "An unexpected error has occurred. Please retry your request later.",
+                ),
+            );
+        }
+        let token = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("access_token").cloned())
+            .unwrap_or_default();
+        return match s.page_tokens.get(&token) {
+            Some(page_id) => {
+                HttpResponse::Ok().json(json!({"id": page_id, "name": format!("Page {page_id}")}))
+            }
+            None => HttpResponse::BadRequest().json(json!({"error": {
+                "message": "Invalid OAuth access token - Cannot parse access token",
+                "type": "OAuthException", "code": 190, "fbtrace_id": "AxIIVeNpuf3y2jeXdufRcEX"}})),
+        };
     }
     if req.path().ends_with("/me/messenger_profile") {
         return HttpResponse::Ok().json(json!({"result": "success"}));

@@ -204,3 +204,50 @@ fn a_hot_update_is_prepared_once_per_connection_and_reused() {
         "{sql}"
     );
 }
+
+/// The `/metrics` page as text.
+async fn metrics_page(app: &crate::helpers::TestApp) -> String {
+    reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A request with a made-up HTTP method to a made-up path.
+async fn made_up_request(app: &crate::helpers::TestApp, n: usize) {
+    let method = reqwest::Method::from_bytes(format!("MADEUP{n}").as_bytes()).unwrap();
+    app.client
+        .request(
+            method,
+            format!("{}/probe-{n}-{}", app.address, uuid::Uuid::new_v4()),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn many_made_up_methods_and_paths_do_not_grow_the_metrics_page() {
+    // Arrange: one request of each kind is counted already (reading the page is one of them).
+    let app = spawn_app().await;
+    made_up_request(&app, 0).await;
+    metrics_page(&app).await;
+    let before = metrics_page(&app).await;
+
+    // Act
+    for n in 1..=200 {
+        made_up_request(&app, n).await;
+    }
+
+    // Assert: the same series, only their counts moved.
+    let after = metrics_page(&app).await;
+    assert_eq!(after.lines().count(), before.lines().count(), "{after}");
+    assert!(!after.contains("MADEUP") && !after.contains("probe-"), "{after}");
+    assert!(
+        after
+            .contains(r#"threadcart_http_requests_total{method="OTHER",route="unmatched",status="404"} 201"#),
+        "{after}"
+    );
+}

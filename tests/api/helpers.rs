@@ -16,6 +16,10 @@ use uuid::Uuid;
 /// The JWT secret every test server signs with (tests forge tokens with it).
 pub const JWT_SECRET: &str = "test-jwt-secret-test-jwt-secret-0123456789";
 
+/// The key every test server encrypts tokens with (32 bytes, `threadcart-test-secrets-key-0032`); a test
+/// of SQLite's key file unsets it with `("THREADCART_SECRETS_KEY", "")`.
+pub const SECRETS_KEY: &str = "dGhyZWFkY2FydC10ZXN0LXNlY3JldHMta2V5LTAwMzI=";
+
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
         threadcart::telemetry::init(threadcart::config::LogFormat::Pretty, "info");
@@ -42,15 +46,18 @@ impl TestDatabase {
                     postgres: Some((admin, name)),
                 }
             }
-            _ => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("threadcart.db").display());
-                TestDatabase {
-                    url,
-                    _dir: Some(dir),
-                    postgres: None,
-                }
-            }
+            _ => TestDatabase::sqlite(),
+        }
+    }
+
+    /// A temporary SQLite file, whatever backend the suite runs on (for what only SQLite does: dev mode).
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("threadcart.db").display());
+        TestDatabase {
+            url,
+            _dir: Some(dir),
+            postgres: None,
         }
     }
 
@@ -83,9 +90,13 @@ fn admin_execute(_: &str, _: &str) {
 /// A running server and what tests need to talk to it.
 pub struct TestApp {
     pub address: String,
+    /// The local Graph API the server talks to (unless the test gave its own `GRAPH_API_BASE`).
+    pub graph: crate::graph::FakeGraph,
     pub port: u16,
     pub db: Db,
     pub client: reqwest::Client,
+    /// The server's keys, for tests that write or read tokens in the database themselves.
+    pub secrets: threadcart::secrets::Secrets,
     pub database: TestDatabase,
 }
 
@@ -96,6 +107,7 @@ pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
         ("THREADCART_ADDR".into(), "127.0.0.1:0".into()),
         ("THREADCART_JWT_SECRET".into(), JWT_SECRET.into()),
         ("THREADCART_DB_MAX_CONNECTIONS".into(), "4".into()),
+        ("THREADCART_SECRETS_KEY".into(), SECRETS_KEY.into()),
     ];
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
@@ -114,19 +126,40 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     spawn_app_on(TestDatabase::new(), extra).await
 }
 
-/// Starts the application on an existing test database (to share it with the CLI).
+/// Starts the application on an existing test database (to share it with the CLI), talking to a local
+/// Graph API of its own.
 pub async fn spawn_app_on(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_graph(database, crate::graph::FakeGraph::start().await, extra).await
+}
+
+/// Starts the application on `database`, talking to `graph` (unless `extra` names another
+/// `GRAPH_API_BASE`).
+pub async fn spawn_app_with_graph(
+    database: TestDatabase,
+    graph: crate::graph::FakeGraph,
+    extra: &[(&str, &str)],
+) -> TestApp {
     LazyLock::force(&TRACING);
-    let config = test_config(&database.url, extra);
+    // Dev mode answers Meta's API itself (at /dev/graph) unless GRAPH_API_BASE is given.
+    let dev = extra.contains(&("THREADCART_DEV", "true"));
+    let mut vars: Vec<(&str, &str)> = Vec::new();
+    if !dev {
+        vars.push(("GRAPH_API_BASE", graph.base.as_str()));
+    }
+    vars.extend_from_slice(extra);
+    let config = test_config(&database.url, &vars);
     let db = Db::connect(config.database_url(), config.db_max_connections).unwrap();
+    let secrets = threadcart::secrets::Secrets::for_database(&config).unwrap();
     let app = Application::build(config, db.clone()).unwrap();
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        graph,
         port,
         db,
         client: reqwest::Client::new(),
+        secrets,
         database,
     }
 }
@@ -325,8 +358,9 @@ async fn spawn_messenger_app_full(database: TestDatabase, more: Vec<(&'static st
     let mut env = messenger_env(&graph);
     env.extend(more);
     let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = spawn_app_on(database, &extra).await;
+    let app = spawn_app_with_graph(database, graph.clone(), &extra).await;
     let merchant = app.merchant("Comfy Shoes").await;
+    graph.knows_page(PAGE_ID, "EAAG-page-token-1234");
     let res = app
         .post(
             "/v1/pages",

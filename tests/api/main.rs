@@ -4,6 +4,7 @@
 // A failed unwrap is a failed test here: that is what tests are for.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod amounts;
 mod auth;
 mod bookings;
 mod browser;
@@ -16,13 +17,16 @@ mod graph;
 mod health;
 mod helpers;
 mod import;
+mod logs;
 mod messenger;
 mod offers;
 mod openapi;
 mod orders;
 mod pages;
 mod payments;
+mod rate_limits;
 mod reports;
+mod secrets;
 mod shopping;
 mod simulator;
 mod stays;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::graph::graph_error;
 use crate::helpers::{
-    MessengerApp, PAGE_ID, VERIFY_TOKEN, ad_postback, delivery, eventually, now_ms, sign,
+    MessengerApp, PAGE_ID, VERIFY_TOKEN, ad_postback, assert_problem, delivery, eventually, now_ms, sign,
     spawn_messenger_app, text_message, threads,
 };
 
@@ -441,6 +441,40 @@ async fn an_agent_message_inside_the_window_is_sent_as_a_response() {
     assert_eq!(detail["mode"], "agent", "an agent writing takes the thread over");
 }
 
+#[tokio::test]
+async fn control_characters_are_stripped_from_an_agents_text_but_newlines_and_tabs_kept() {
+    // Arrange
+    let m = spawn_messenger_app().await;
+    let thread = thread_with_greeting(&m, "U1").await;
+
+    // Act: a bell, an escape sequence, a NUL, CR LF, DEL and a C1 control, with a tab and a newline.
+    let res = m
+        .app
+        .post(
+            &format!("/v1/threads/{thread}/messages"),
+            &m.merchant.token,
+            json!({"text": "Hello\u{0007} Léa\u{001b}[31m here\u{0000}\r\nSize:\t42\u{007f}\u{0085}!"}),
+        )
+        .await;
+    let only_controls = m
+        .app
+        .post(
+            &format!("/v1/threads/{thread}/messages"),
+            &m.merchant.token,
+            json!({"text": "\u{0007}\u{001b}"}),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(res.status(), 202);
+    assert_problem(only_controls, 422, "validation_failed").await;
+    eventually("the agent's message is sent", || async {
+        m.graph.texts_to("U1").len() == 2
+    })
+    .await;
+    assert_eq!(m.graph.texts_to("U1")[1], "Hello Léa[31m here\nSize:\t42!");
+}
+
 fn close_window(m: &MessengerApp, thread: &str, hours_ago: i64) {
     use diesel::{QueryDsl, RunQueryDsl};
     use threadcart::db::schema::threads;
@@ -602,6 +636,7 @@ async fn an_invalid_page_token_marks_the_page_broken_until_a_new_token_is_given(
         page["token_status"] == "broken"
     })
     .await;
+    m.graph.knows_page(PAGE_ID, "EAAG-new-token-5678");
     let page: Value = m
         .app
         .patch(
@@ -695,7 +730,9 @@ async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restar
             .unwrap()
     };
     let page = threadcart::merchants::pages::NewPage::parse(PAGE_ID, None, "EAAG-page-token-1234").unwrap();
-    db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, merchant.id, &page))
+    let config = crate::helpers::test_config(&database.url, &[]);
+    let secrets = threadcart::secrets::Secrets::for_database(&config).unwrap();
+    db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, &secrets, merchant.id, &page))
         .unwrap();
     let body = delivery(
         PAGE_ID,
@@ -801,7 +838,7 @@ async fn a_refused_profile_is_tolerated_and_the_greeting_goes_without_a_name() {
         .graph
         .received()
         .into_iter()
-        .find(|r| r.method == "GET")
+        .find(|r| r.method == "GET" && !r.path.ends_with("/me"))
         .unwrap();
     assert_eq!(profile_call.path, "/v25.0/U1");
     assert!(profile_call.param("fields").unwrap().contains("first_name"));

@@ -6,7 +6,7 @@
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with};
 
 const PAGE_ID: &str = "100000000000001";
 
@@ -20,8 +20,9 @@ fn last4(token: &str) -> String {
     token[token.len() - 4..].to_owned()
 }
 
-/// `POST /v1/pages`.
+/// `POST /v1/pages` with a token Meta knows as the Page's.
 async fn connect(app: &TestApp, token: &str, page_id: &str, name: &str, access_token: &str) -> Response {
+    app.graph.knows_page(page_id, access_token);
     app.post(
         "/v1/pages",
         token,
@@ -270,4 +271,118 @@ async fn a_malformed_page_list_cursor_answers_400_bad_request() {
 
         assert_problem(res, 400, "bad_request").await;
     }
+}
+
+// ---- Meta confirms the token is the Page's ------------------------------------------------------
+
+#[tokio::test]
+async fn a_merchant_cannot_connect_a_page_with_a_token_meta_says_is_another_pages() {
+    // Arrange: the token is Meta's for the merchant's own Page 200000000000002.
+    let app = spawn_app_with(&[("MESSENGER_APP_SECRET", "test-app-secret")]).await;
+    let m = app.merchant("Comfy Shoes").await;
+    let access_token = page_token();
+    app.graph.knows_page("200000000000002", &access_token);
+
+    // Act: claiming someone else's Page with it.
+    let res = app
+        .post(
+            "/v1/pages",
+            &m.token,
+            json!({"page_id": PAGE_ID, "name": "Not mine", "access_token": access_token}),
+        )
+        .await;
+
+    // Assert
+    let problem = assert_problem(res, 422, "page_token_mismatch").await;
+    assert!(!problem.to_string().contains(&access_token), "{problem}");
+    let list: Value = app.get("/v1/pages", &m.token).await.json().await.unwrap();
+    assert_eq!(list["data"], json!([]), "nothing was connected");
+    let check = app.graph.token_checks().pop().expect("Meta was asked");
+    assert_eq!(check.path, "/v25.0/me");
+    assert_eq!(check.param("fields").as_deref(), Some("id%2Cname"));
+    assert_eq!(check.param("access_token"), Some(access_token));
+    assert!(check.param("appsecret_proof").is_some_and(|p| p.len() == 64));
+}
+
+#[tokio::test]
+async fn a_token_meta_does_not_know_answers_422_page_token_invalid() {
+    let app = spawn_app().await;
+    let m = app.merchant("Comfy Shoes").await;
+
+    let res = app
+        .post(
+            "/v1/pages",
+            &m.token,
+            json!({"page_id": PAGE_ID, "access_token": page_token()}),
+        )
+        .await;
+
+    let problem = assert_problem(res, 422, "page_token_invalid").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("code 190"),
+        "{problem}"
+    );
+    let list: Value = app.get("/v1/pages", &m.token).await.json().await.unwrap();
+    assert_eq!(list["data"], json!([]));
+}
+
+#[tokio::test]
+async fn when_meta_cannot_be_reached_connecting_a_page_answers_503_meta_unreachable() {
+    // Nothing listens on port 9 (discard) of loopback here.
+    let app = spawn_app_with(&[("GRAPH_API_BASE", "http://127.0.0.1:9")]).await;
+    let m = app.merchant("Comfy Shoes").await;
+
+    let res = app
+        .post(
+            "/v1/pages",
+            &m.token,
+            json!({"page_id": PAGE_ID, "access_token": page_token()}),
+        )
+        .await;
+
+    assert_problem(res, 503, "meta_unreachable").await;
+}
+
+#[tokio::test]
+async fn when_meta_fails_to_answer_connecting_a_page_answers_502_meta_error() {
+    let app = spawn_app().await;
+    let m = app.merchant("Comfy Shoes").await;
+    let access_token = page_token();
+    app.graph.knows_page(PAGE_ID, &access_token);
+    app.graph.fail_next_token_check(500);
+
+    let failed = app
+        .post(
+            "/v1/pages",
+            &m.token,
+            json!({"page_id": PAGE_ID, "access_token": access_token}),
+        )
+        .await;
+    let again = connect(&app, &m.token, PAGE_ID, "Comfy Shoes", &access_token).await;
+
+    assert_problem(failed, 502, "meta_error").await;
+    assert_eq!(again.status(), 201, "a retry succeeds");
+}
+
+#[tokio::test]
+async fn a_new_token_for_a_connected_page_is_checked_with_meta_too() {
+    // Arrange
+    let app = spawn_app().await;
+    let m = app.merchant("Comfy Shoes").await;
+    let first = page_token();
+    assert_eq!(
+        connect(&app, &m.token, PAGE_ID, "Comfy", &first).await.status(),
+        201
+    );
+    let others = page_token();
+    app.graph.knows_page("200000000000002", &others);
+    let path = format!("/v1/pages/{PAGE_ID}");
+
+    // Act
+    let res = app.patch(&path, &m.token, json!({"access_token": others})).await;
+
+    // Assert
+    assert_problem(res, 422, "page_token_mismatch").await;
+    let kept: Value = app.get(&path, &m.token).await.json().await.unwrap();
+    assert_eq!(kept["token_last4"], last4(&first));
 }

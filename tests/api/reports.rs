@@ -435,6 +435,88 @@ async fn reports_the_csv_report_has_the_rows_and_numbers_of_the_json_one() {
 }
 
 #[tokio::test]
+async fn reports_csv_cells_that_a_spreadsheet_would_run_as_formulas_start_with_a_quote() {
+    // Arrange: shoppers from ads whose ids a spreadsheet would take for formulas (ids come from Meta's
+    // deliveries, so from outside).
+    let m = spawn_messenger_app().await;
+    let ads = [
+        "=HYPERLINK(\"http://evil.example\")",
+        "+1+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\tTAB",
+        "\rCR",
+        "AD-PLAIN",
+    ];
+    for (n, ad) in ads.iter().enumerate() {
+        let psid = format!("U{n}");
+        let event = crate::helpers::ad_postback(
+            &psid,
+            crate::helpers::now_ms(),
+            &format!("pb-{n}"),
+            ad,
+            "Slippers",
+            "S",
+        );
+        assert_eq!(
+            m.app
+                .post_webhook(&crate::helpers::delivery(PAGE_ID, vec![event]))
+                .await
+                .status(),
+            200
+        );
+    }
+    let token = m.merchant.token.clone();
+    eventually("every ad has its row", || async {
+        let report = funnel(&m.app, &token, "ad").await;
+        let rows = report["rows"].as_array().unwrap();
+        rows.iter().filter(|r| r["key"].is_string()).count() == ads.len()
+    })
+    .await;
+
+    // Act
+    let csv = m
+        .app
+        .client
+        .get(format!(
+            "{}/v1/reports/funnel?{}&group_by=ad",
+            m.app.address,
+            period()
+        ))
+        .bearer_auth(&token)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    // Assert: read as CSV, every cell that began with = + - @ tab or CR begins with a quote (the
+    // organic row's key is empty).
+    let keys: Vec<String> = csv::ReaderBuilder::new()
+        .from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[0].to_owned())
+        .filter(|key| !key.is_empty())
+        .collect();
+    let mut expected: Vec<String> = ads
+        .iter()
+        .map(|ad| {
+            if ad.starts_with("AD") {
+                (*ad).to_owned()
+            } else {
+                format!("'{ad}")
+            }
+        })
+        .collect();
+    expected.sort();
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys, expected, "{csv}");
+}
+
+#[tokio::test]
 async fn reports_the_ads_daily_series_shows_todays_steps() {
     let s = shop().await;
     let thread = shopper(s.db(), s.merchant(), "psid-7");

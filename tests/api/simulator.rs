@@ -18,7 +18,7 @@ pub const DEMO_KEY: &str = "tc_demo_comfy_shoes_owner_key_0000000000000000000000
 /// A server in dev mode with the demo merchants loaded, as `cargo run` starts.
 pub async fn spawn_dev_app() -> TestApp {
     let app = spawn_app_with(&[("THREADCART_DEV", "true"), ("THREADCART_RETRY_BASE_MS", "10")]).await;
-    threadcart::demo::load(&app.db).unwrap();
+    threadcart::demo::load(&app.db, &app.secrets).unwrap();
     app
 }
 
@@ -143,6 +143,30 @@ async fn dev_mode_refuses_to_start_on_an_address_other_than_loopback() {
         panic!("dev mode started with a public URL");
     };
     assert!(e.to_string().contains("loopback"), "{e}");
+}
+
+#[tokio::test]
+async fn dev_mode_refuses_a_public_url_whose_host_is_not_loopback_whatever_it_starts_with() {
+    for public_url in [
+        "http://localhost:1@evil.example",
+        "http://127.0.0.1@evil.example:8080",
+        "http://localhost.evil.example",
+        "http://[::1]@evil.example/",
+    ] {
+        let database = TestDatabase::new();
+        let config: Config = test_config(
+            &database.url,
+            &[("THREADCART_DEV", "true"), ("THREADCART_PUBLIC_URL", public_url)],
+        );
+        let db = Db::connect(config.database_url(), config.db_max_connections).unwrap();
+
+        let started = Application::build(config, db);
+
+        let Err(e) = started else {
+            panic!("dev mode started with THREADCART_PUBLIC_URL={public_url}");
+        };
+        assert!(e.to_string().contains("loopback"), "{e}");
+    }
 }
 
 #[tokio::test]
@@ -298,4 +322,30 @@ async fn paying_on_the_dev_payment_page_makes_the_order_paid_and_the_receipt_app
     assert_eq!(order["total"]["amount"], "49.90", "{orders}");
     let again = app.client.post(&url).send().await.unwrap();
     assert_eq!(again.status(), 409, "a completed session cannot be paid twice");
+}
+
+#[tokio::test]
+async fn dev_mode_answers_who_a_page_token_is_for_so_pages_connect_without_meta() {
+    // Arrange
+    let app = spawn_dev_app().await;
+    let token = app.token(DEMO_KEY).await;
+    let connect = |page_id: &'static str, access_token: &'static str| {
+        app.post(
+            "/v1/pages",
+            &token,
+            json!({"page_id": page_id, "access_token": access_token}),
+        )
+    };
+
+    // Act
+    let named = connect("300000000000003", "dev-page-token-300000000000003").await;
+    let someone_elses = connect("300000000000004", "dev-page-token-300000000000005").await;
+    let unknown = connect("300000000000006", "EAAG-not-a-dev-token").await;
+    let demo = connect("100000000000001", "demo-page-token-comfy-shoes").await;
+
+    // Assert
+    assert_eq!(named.status(), 201);
+    assert_problem(someone_elses, 422, "page_token_mismatch").await;
+    assert_problem(unknown, 422, "page_token_invalid").await;
+    assert_problem(demo, 409, "page_already_connected").await;
 }

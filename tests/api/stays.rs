@@ -15,12 +15,12 @@ use crate::helpers::{
 };
 
 /// A date `days` from today, in the future in any timezone.
-fn in_days(days: u64) -> NaiveDate {
+pub fn in_days(days: u64) -> NaiveDate {
     Utc::now().date_naive() + Days::new(days + 2)
 }
 
 /// A room type of the shop, in Paris, at `price` a night.
-async fn room(m: &MessengerApp, name: &str, units: i64, price: &str) -> Uuid {
+pub async fn room(m: &MessengerApp, name: &str, units: i64, price: &str) -> Uuid {
     let res = m
         .app
         .post(
@@ -55,7 +55,7 @@ async fn hotel(m: &MessengerApp) -> (Uuid, Uuid) {
 }
 
 /// Units free per night from `from` for `nights` nights.
-async fn available(m: &MessengerApp, bookable: Uuid, from: NaiveDate, nights: u64) -> Vec<i64> {
+pub async fn available(m: &MessengerApp, bookable: Uuid, from: NaiveDate, nights: u64) -> Vec<i64> {
     let to = from + Days::new(nights);
     let body: Value = m
         .app
@@ -93,8 +93,8 @@ fn text_starts(message: &Value, start: &str) -> bool {
 }
 
 /// The shopper asks for a room, picks the suite, types the arrival, 2 nights, 2 guests; answers the
-/// message of the held stay's summary.
-async fn hold_the_suite(m: &MessengerApp, psid: &str, arrival: NaiveDate) -> Value {
+/// message of the held stay's summary (or of why it could not be held).
+pub async fn hold_the_suite(m: &MessengerApp, psid: &str, arrival: NaiveDate) -> Value {
     let seen = sent_to(m, psid).len();
     say(m, psid, "book a room").await;
     let rooms = next_message(m, psid, seen, |v| template(v)["template_type"] == "generic").await;
@@ -128,7 +128,9 @@ async fn hold_the_suite(m: &MessengerApp, psid: &str, arrival: NaiveDate) -> Val
     let seen = sent_to(m, psid).len();
     tap_quick_reply(m, psid, "2 guests", quick_reply(&guests, "2 guests")).await;
     next_message(m, psid, seen, |v| {
-        text_starts(v, "Honeymoon Suite,") || text_starts(v, "Sorry, the Honeymoon Suite")
+        text_starts(v, "Honeymoon Suite,")
+            || text_starts(v, "Sorry, the Honeymoon Suite")
+            || text_starts(v, "Your cart cannot hold that much")
     })
     .await
 }

@@ -184,6 +184,7 @@ async fn another_merchants_page_answers_404_like_a_missing_one() {
     let app = spawn_app().await;
     let a = app.merchant("Shop A").await;
     let b = app.merchant("Shop B").await;
+    app.graph.knows_page("100000000000001", "EAABpage-token-of-a");
     let res = app
         .post(
             "/v1/pages",
@@ -274,11 +275,13 @@ async fn lists_contain_only_the_callers_own_items() {
             products.push(p["id"].as_str().unwrap().to_owned());
         }
         products.sort();
+        let page_token = format!("EAABtoken-{tag}-0001");
+        app.graph.knows_page(page_id, &page_token);
         let res = app
             .post(
                 "/v1/pages",
                 &m.token,
-                json!({"page_id": page_id, "access_token": format!("EAABtoken-{tag}-0001")}),
+                json!({"page_id": page_id, "access_token": page_token}),
             )
             .await;
         assert_eq!(res.status(), 201);
@@ -333,4 +336,32 @@ async fn two_merchants_may_use_the_same_retailer_id_and_sku() {
         "sku_taken",
     )
     .await;
+}
+
+#[tokio::test]
+async fn without_stripe_another_merchants_order_thread_or_booking_answers_404_not_payments_disabled() {
+    // Arrange: no Stripe keys; ids that are not the caller's.
+    let app = spawn_app().await;
+    let m = app.merchant("Shop A").await;
+    let (order, thread, booking) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+
+    // Act
+    let refund = app
+        .post(&format!("/v1/orders/{order}/refunds"), &m.token, json!({}))
+        .await;
+    let checkout = app
+        .post(&format!("/v1/threads/{thread}/checkout"), &m.token, json!({}))
+        .await;
+    let cancel = app
+        .post(
+            &format!("/v1/bookings/{booking}/cancel"),
+            &m.token,
+            json!({"refund": true}),
+        )
+        .await;
+
+    // Assert
+    for res in [refund, checkout, cancel] {
+        assert_problem(res, 404, "not_found").await;
+    }
 }

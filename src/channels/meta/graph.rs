@@ -96,6 +96,16 @@ pub struct Profile {
     pub timezone: Option<i32>,
 }
 
+/// Who an access token speaks for, as `GET /me` answers: a Page access token answers its Page.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct TokenOwner {
+    /// The Page's (or user's) id.
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// The Graph API client.
 #[derive(Clone)]
 pub struct GraphClient {
@@ -223,6 +233,27 @@ impl GraphClient {
             return Err(Self::read_error(res).await);
         }
         Ok(())
+    }
+
+    /// Who `token` speaks for: `GET /me?fields=id,name` with the token (and `appsecret_proof`).
+    #[tracing::instrument(skip_all)]
+    pub async fn token_owner(&self, token: &str) -> Result<TokenOwner, GraphError> {
+        let url = format!("{}/{}/me", self.base, self.version);
+        let mut query = self.auth_query(token);
+        query.push(("fields", "id,name".into()));
+        let res = self
+            .http
+            .get(url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(Self::read_error(res).await);
+        }
+        res.json()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))
     }
 
     /// The shopper's first name, locale and timezone.
