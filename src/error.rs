@@ -118,7 +118,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                format!("too many failed attempts: retry in {retry_after_secs} seconds"),
+                format!("too many requests: retry in {retry_after_secs} seconds"),
             )
         }
     }

@@ -33,6 +33,28 @@ const STREAM_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// The widget's script.
 const WIDGET_JS: &str = include_str!("webchat_widget.js");
 
+/// What a visitor (or a client address, before there is a visitor) may do per window, on every
+/// instance alike: (rate-limit bucket, events, window in seconds).
+struct Limit(&'static str, u32, u64);
+
+/// Conversations opened or resumed, per client address.
+const OPENS: Limit = Limit("webchat_open_client", 30, 60);
+/// Messages said, per visitor.
+const SAYS: Limit = Limit("webchat_say_visitor", 20, 60);
+/// Lists read, per visitor.
+const LISTS: Limit = Limit("webchat_list_visitor", 120, 60);
+/// Event streams opened, per visitor (a stream lasts 10 minutes; reconnects are few).
+const STREAMS: Limit = Limit("webchat_stream_visitor", 30, 600);
+
+/// Counts one event of `limit` for `key`: an error past the limit.
+fn count(conn: &mut crate::db::DbConnection, limit: &Limit, key: &str) -> Result<(), ApiError> {
+    let Limit(bucket, max, secs) = *limit;
+    match crate::rate_limit::hit(conn, bucket, key, max, Duration::from_secs(secs))? {
+        crate::rate_limit::Verdict::Allowed => Ok(()),
+        crate::rate_limit::Verdict::RetryAfter(secs) => Err(ApiError::too_many_requests(secs)),
+    }
+}
+
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/webchat", get_settings)
         .route(Method::PUT, "/v1/webchat", put_settings)
@@ -296,9 +318,16 @@ async fn open_inner(
     let key = body.key;
     let token = bearer(req);
     let origin = origin.filter(|o| !own(state, o)).map(str::to_owned);
+    let client = super::client_ip(
+        req.headers(),
+        req.peer_addr(),
+        state.config.trusted_proxy_header.as_ref(),
+    )
+    .to_string();
     let opened = state
         .db
         .run(move |conn| {
+            count(conn, &OPENS, &client)?;
             let Some(w) = webchat::by_key(conn, &key)? else {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -330,6 +359,7 @@ async fn visitor_of(
     req: &HttpRequest,
     state: &AppState,
     conversation: Uuid,
+    limit: &'static Limit,
 ) -> Result<(Visitor, Option<String>), ApiError> {
     let Some(token) = bearer(req) else {
         return Err(ApiError::unauthorized(
@@ -352,6 +382,9 @@ async fn visitor_of(
                 None => true,
                 Some(o) => webchat::settings(conn, visitor.merchant_id)?.allows(o),
             };
+            if allowed && visitor.conversation_id == Some(conversation) {
+                count(conn, limit, &visitor.customer_id.to_string())?;
+            }
             Ok((visitor, allowed))
         })
         .await?;
@@ -381,7 +414,7 @@ async fn say(
     payload: web::Payload,
 ) -> HttpResponse {
     let conversation = path.into_inner();
-    let (visitor, origin) = match visitor_of(&req, &state, conversation).await {
+    let (visitor, origin) = match visitor_of(&req, &state, conversation, &SAYS).await {
         Ok(v) => v,
         Err(e) => return with_cors(allowed_origin(&req, &e).as_deref(), Err(e)),
     };
@@ -440,7 +473,7 @@ async fn list(
     params: web::Query<ListParams>,
 ) -> HttpResponse {
     let conversation = path.into_inner();
-    let (_, origin) = match visitor_of(&req, &state, conversation).await {
+    let (_, origin) = match visitor_of(&req, &state, conversation, &LISTS).await {
         Ok(v) => v,
         Err(e) => return with_cors(allowed_origin(&req, &e).as_deref(), Err(e)),
     };
@@ -480,7 +513,7 @@ async fn list(
 /// `data:` its JSON. With `Last-Event-ID`, the messages after that one come first.
 async fn events(req: HttpRequest, state: web::Data<AppState>, path: web::Path<Uuid>) -> HttpResponse {
     let conversation = path.into_inner();
-    let (_, origin) = match visitor_of(&req, &state, conversation).await {
+    let (_, origin) = match visitor_of(&req, &state, conversation, &STREAMS).await {
         Ok(v) => v,
         Err(e) => return with_cors(allowed_origin(&req, &e).as_deref(), Err(e)),
     };

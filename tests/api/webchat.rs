@@ -557,3 +557,33 @@ async fn a_retried_message_with_the_same_client_id_is_taken_once() {
         .count();
     assert_eq!(from_visitor, 1);
 }
+
+#[tokio::test]
+async fn a_visitor_who_says_too_much_too_fast_is_told_to_wait() {
+    let m = spawn_messenger_app().await;
+    let key = webchat_key(&m).await;
+    let v = Visitor::arrive(&m, &key, json!({})).await;
+
+    for i in 0..20 {
+        let res = v.say(json!({"text": format!("hello {i}")})).await;
+        assert_eq!(res.status(), 202, "message {i}");
+    }
+    let refused = v.say(json!({"text": "one more"})).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(refused.headers()["access-control-allow-origin"], SITE);
+    assert_problem(refused, 429, "rate_limited").await;
+    // Another visitor is not held back.
+    let other = Visitor::arrive(&m, &key, json!({})).await;
+    assert_eq!(other.say(json!({"text": "hi"})).await.status(), 202);
+}
+
+#[tokio::test]
+async fn one_address_opening_conversations_without_end_is_told_to_wait() {
+    let m = spawn_messenger_app().await;
+    let key = webchat_key(&m).await;
+    for i in 0..30 {
+        let res = open(&m, json!({"key": key}), None).await;
+        assert_eq!(res.status(), 201, "opening {i}");
+    }
+    assert_problem(open(&m, json!({"key": key}), None).await, 429, "rate_limited").await;
+}
