@@ -69,7 +69,7 @@ enum MerchantCommand {
 
 #[derive(Debug, Subcommand)]
 enum PageCommand {
-    /// Connect a Messenger Page to a merchant.
+    /// Connect a Messenger Page (and the Instagram account linked to it) to a merchant.
     Connect {
         /// The merchant's id.
         #[arg(long)]
@@ -83,6 +83,9 @@ enum PageCommand {
         /// Display name.
         #[arg(long)]
         name: Option<String>,
+        /// The Instagram professional account linked to the Page (its Direct messages come too).
+        #[arg(long)]
+        instagram_account_id: Option<String>,
     },
 }
 
@@ -180,9 +183,15 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                     page_id,
                     access_token,
                     name,
+                    instagram_account_id,
                 },
         } => {
-            let new = NewPage::parse(&page_id, name.as_deref(), &access_token).map_err(describe)?;
+            let mut new = NewPage::parse(&page_id, name.as_deref(), &access_token).map_err(describe)?;
+            new.instagram_account_id = instagram_account_id
+                .as_deref()
+                .map(pages::parse_instagram_account_id)
+                .transpose()
+                .map_err(|e| describe(vec![e]))?;
             let secrets = Secrets::for_database(&config)?;
             db.run_blocking(|conn| {
                 merchants::get(conn, merchant).map_err(|e| match e {
@@ -201,14 +210,23 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 &new.page_id,
                 &access_token,
             ))?;
+            if let Some(instagram) = &new.instagram_account_id {
+                runtime.block_on(crate::merchants::ownership::confirm_instagram(
+                    &graph,
+                    &new.page_id,
+                    &access_token,
+                    instagram,
+                ))?;
+            }
             let page = db.run_blocking(|conn| -> anyhow::Result<_> {
                 pages::connect(conn, &secrets, merchant, &new).map_err(|e| match e {
                     diesel::result::Error::DatabaseError(
                         diesel::result::DatabaseErrorKind::UniqueViolation,
                         _,
-                    ) => {
-                        anyhow::anyhow!("Page {} is already connected to a merchant", new.page_id)
-                    }
+                    ) => anyhow::anyhow!(
+                        "Page {} (or its Instagram account) is already connected to a merchant",
+                        new.page_id
+                    ),
                     other => other.into(),
                 })
             })?;
@@ -224,6 +242,7 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 "name": page.name,
                 "token_last4": page.token_last4,
                 "messenger_profile": status,
+                "instagram_account_id": page.instagram_account_id,
             }))
         }
         Command::Demo => print(&json!({

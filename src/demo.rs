@@ -95,6 +95,7 @@ struct DemoPage {
     page_id: String,
     name: Option<String>,
     access_token: String,
+    instagram_account_id: Option<String>,
 }
 
 /// What `threadcart demo` prints for each merchant.
@@ -108,6 +109,8 @@ pub struct Loaded {
     pub merchant_id: Uuid,
     /// Its Messenger Page id.
     pub page_id: String,
+    /// The Instagram professional account connected with the Page.
+    pub instagram_account_id: Option<String>,
     /// Its public owner API key.
     pub api_key: String,
     /// Its web chat's public key (the widget's `data-key`).
@@ -137,6 +140,16 @@ impl From<diesel::result::Error> for DemoError {
     fn from(e: diesel::result::Error) -> Self {
         DemoError::Db(e.into())
     }
+}
+
+/// The Instagram account a demo Page is linked to (what dev mode's Graph API answers for it).
+pub fn instagram_of_page(page_id: &str) -> Option<String> {
+    let fixture: Fixture = serde_json::from_str(DEMO_JSON).ok()?;
+    fixture
+        .merchants
+        .into_iter()
+        .find(|m| m.page.page_id == page_id)
+        .and_then(|m| m.page.instagram_account_id)
 }
 
 /// The demo Page whose made-up token `token` is, with its name (dev mode's stand-in for Meta answers
@@ -170,9 +183,18 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
             None => merchants::create(conn, &new, Some(&m.slug))?,
         };
         keys::ensure_fixed(conn, merchant.id, Role::Owner, &m.api_key)?;
-        let page =
+        let mut page =
             NewPage::parse(&m.page.page_id, m.page.name.as_deref(), &m.page.access_token).map_err(bad)?;
+        page.instagram_account_id = m.page.instagram_account_id.clone();
         match pages::get(conn, merchant.id, &page.page_id) {
+            // Loaded before its Instagram account was in the fixture: connect it now.
+            Ok(existing) if existing.instagram_account_id != page.instagram_account_id => {
+                let change = pages::PageChange {
+                    instagram_account_id: Some(page.instagram_account_id.clone()),
+                    ..pages::PageChange::default()
+                };
+                pages::update(conn, secrets, merchant.id, &page.page_id, &change)?;
+            }
             Ok(_) => {}
             Err(diesel::result::Error::NotFound) => {
                 pages::connect(conn, secrets, merchant.id, &page).map_err(|e| match e {
@@ -240,6 +262,7 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
         name: merchant.name,
         merchant_id: merchant.id,
         page_id: m.page.page_id.clone(),
+        instagram_account_id: m.page.instagram_account_id.clone(),
         webchat_key: m.webchat.public_key.clone(),
         api_key: m.api_key.clone(),
         products: m.products.len(),

@@ -31,10 +31,6 @@ pub fn take(
 ) -> QueryResult<Option<DbUuid>> {
     let stored = conversations::ensure_thread(conn, customer)?;
     let mut thread = stored.clone();
-    if event.kind.is_shopper_action() {
-        let is_message = matches!(event.kind, EventKind::Message { .. });
-        thread = conversations::note_shopper_action(&thread, at, is_message);
-    }
     let mut input: Option<Input<'_>> = None;
     let mut mark_seen = false;
     let record = |conn: &mut DbConnection, thread: &Thread, m: NewMessage<'_>| {
@@ -145,6 +141,12 @@ pub fn take(
         | EventKind::Reaction { .. }
         | EventKind::Optin { .. }
         | EventKind::Other(_) => {}
+    }
+    // After the touch: the message that carries an ad (Instagram's Click-to-Direct) is the first message
+    // after that ad, and opens the ad's longer window.
+    if event.kind.is_shopper_action() {
+        let is_message = matches!(event.kind, EventKind::Message { .. });
+        thread = conversations::note_shopper_action(&thread, at, is_message);
     }
     let reply_at = now();
     let sends = if let Some(input) = input

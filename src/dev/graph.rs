@@ -1,8 +1,9 @@
 //! Meta's Graph API as dev mode answers it: the Send API (messages recorded per Page and shopper for the
-//! simulator), the User Profile API (the first name the simulator gave), the Messenger profile, and
-//! `GET /me`, which says whose a token is when a Page is connected: a demo Page's token is its Page's,
-//! `dev-page-token-<Page id>` is that Page's (so any Page can be connected in dev mode), and any other
-//! token is refused as Meta refuses one it does not know.
+//! simulator), the User Profile APIs of Messenger and Instagram (the first name the simulator gave), the
+//! Messenger profile, `GET /me`, which says whose a token is when a Page is connected (a demo Page's
+//! token is its Page's, `dev-page-token-<Page id>` is that Page's, so any Page can be connected in dev
+//! mode, and any other token is refused as Meta refuses one it does not know), and a Page's linked
+//! Instagram account (a demo Page's from the fixture; any other Page `<Page id>`'s is `9<Page id>`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -100,7 +101,24 @@ async fn profile(
     if !has_token(&req) {
         return oauth_error(400, 104, "An access token is required to request this resource.");
     }
-    let (_, psid) = path.into_inner();
-    let first_name = dev.name(&psid).unwrap_or_else(|| "Shopper".to_owned());
-    HttpResponse::Ok().json(json!({"first_name": first_name, "locale": "en_GB", "timezone": 0, "id": psid}))
+    let (_, node) = path.into_inner();
+    let fields = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| {
+            q.into_inner()
+                .into_iter()
+                .find_map(|(k, v)| (k == "fields").then_some(v))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let name = || dev.name(&node).unwrap_or_else(|| "Shopper".to_owned());
+    if fields.contains("instagram_business_account") {
+        let linked = crate::demo::instagram_of_page(&node).unwrap_or_else(|| format!("9{node}"));
+        return HttpResponse::Ok().json(json!({"instagram_business_account": {"id": linked}, "id": node}));
+    }
+    if fields.contains("username") {
+        return HttpResponse::Ok()
+            .json(json!({"name": name(), "username": name().to_lowercase(), "id": node}));
+    }
+    HttpResponse::Ok().json(json!({"first_name": name(), "locale": "en_GB", "timezone": 0, "id": node}))
 }

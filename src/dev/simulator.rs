@@ -1,7 +1,8 @@
 //! The thread simulator: one page (`/dev/simulator`, HTML, CSS and JS embedded in the binary) and the
 //! three calls it makes: the Pages to choose from, a shopper's action (built into the delivery Meta
-//! would send, signed with the app secret and posted to the server's own `/webhooks/messenger`), and the
-//! thread's messages as the dev Graph API received them (long-polled).
+//! would send, on Messenger or Instagram Direct, signed with the app secret and posted to the server's
+//! own `/webhooks/messenger`), and the thread's messages as the dev Graph API received them
+//! (long-polled; an Instagram shopper's replies go through the Page too).
 
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ async fn page() -> HttpResponse {
 struct Advertised {
     /// `ads_context_data.product_id`: a retailer id, or a room's id.
     product_id: String,
+    /// The `ref` naming it (`p=` a product, `b=` a room), as an Instagram ad carries it.
+    #[serde(rename = "ref")]
+    reference: String,
     title: String,
 }
 
@@ -46,6 +50,8 @@ struct Advertised {
 struct PageChoice {
     page_id: String,
     name: String,
+    /// The Instagram account connected with the Page, whose shoppers can be played too.
+    instagram_account_id: Option<String>,
     advertised: Vec<Advertised>,
 }
 
@@ -60,6 +66,7 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                 let mut advertised: Vec<Advertised> = crate::catalog::browse(conn, merchant.id, 50)?
                     .into_iter()
                     .map(|p| Advertised {
+                        reference: format!("p={}", p.fields.retailer_id),
                         product_id: p.fields.retailer_id,
                         title: p.fields.title,
                     })
@@ -74,12 +81,14 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                     },
                 )?;
                 advertised.extend(rooms.into_iter().map(|b| Advertised {
+                    reference: format!("b={}", b.id.simple()),
                     product_id: b.id.to_string(),
                     title: b.spec.name,
                 }));
                 out.push(PageChoice {
                     name: page.name.unwrap_or_else(|| merchant.name.clone()),
                     page_id: page.page_id,
+                    instagram_account_id: page.instagram_account_id,
                     advertised,
                 });
             }
@@ -93,11 +102,14 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Action {
-    /// Taps Get Started under a Click-to-Messenger ad.
+    /// Taps Get Started under a Click-to-Messenger ad (on Instagram: sends the ad's first message, the
+    /// ad's `ref` naming what it advertises).
     Ad {
         ad_id: String,
         ad_title: String,
         product_id: String,
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
     },
     /// Opens the thread from an m.me link with a `ref`.
     Link {
@@ -112,9 +124,22 @@ enum Action {
     Postback { title: String, payload: String },
 }
 
+/// The channel a simulated shopper is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Channel {
+    /// The Page's Messenger.
+    #[default]
+    Messenger,
+    /// The Instagram account connected with the Page.
+    Instagram,
+}
+
 #[derive(Debug, Deserialize)]
 struct SendBody {
     page_id: String,
+    #[serde(default)]
+    channel: Channel,
     psid: String,
     /// The first name the dev Graph API answers for the shopper.
     name: Option<String>,
@@ -156,13 +181,26 @@ fn check(body: &SendBody) -> Result<(), ApiError> {
 }
 
 /// The messaging event Meta would deliver, and what the shopper sees of their own action.
-fn event(body: &SendBody, now_ms: i64) -> (Value, Value) {
+fn event(body: &SendBody, account_id: &str, now_ms: i64) -> (Value, Value) {
     let mid = format!("sim-{}", uuid::Uuid::new_v4().simple());
     let (event, shown) = match &body.action {
+        // A Click-to-Direct ad opens the conversation with a message that carries the ad.
+        Action::Ad {
+            ad_id,
+            ad_title,
+            reference,
+            ..
+        } if body.channel == Channel::Instagram => (
+            json!({"message": {"mid": mid, "text": "Hi! Is this available?",
+                "referral": {"ref": reference, "ad_id": ad_id, "source": "ADS", "type": "OPEN_THREAD",
+                    "ads_context_data": {"ad_title": ad_title}}}}),
+            json!({"text": "Hi! Is this available?", "note": format!("from the Instagram ad “{ad_title}” ({ad_id})")}),
+        ),
         Action::Ad {
             ad_id,
             ad_title,
             product_id,
+            ..
         } => (
             json!({"postback": {"title": "Get Started", "payload": "GET_STARTED", "mid": mid,
                 "referral": {"ad_id": ad_id, "source": "ADS", "type": "OPEN_THREAD",
@@ -190,7 +228,7 @@ fn event(body: &SendBody, now_ms: i64) -> (Value, Value) {
     };
     let mut event = event;
     event["sender"] = json!({"id": body.psid});
-    event["recipient"] = json!({"id": body.page_id});
+    event["recipient"] = json!({"id": account_id});
     event["timestamp"] = json!(now_ms);
     (event, shown)
 }
@@ -207,9 +245,30 @@ async fn send(
         dev.set_name(&body.psid, name);
     }
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let (event, shown) = event(&body, now_ms);
+    // An Instagram shopper writes to the Instagram account connected with the Page.
+    let (object, account_id) = match body.channel {
+        Channel::Messenger => ("page", body.page_id.clone()),
+        Channel::Instagram => {
+            let page_id = body.page_id.clone();
+            let account = state
+                .db
+                .query(move |conn| {
+                    use diesel::prelude::*;
+                    crate::db::schema::pages::table
+                        .filter(crate::db::schema::pages::page_id.eq(&page_id))
+                        .select(crate::db::schema::pages::instagram_account_id)
+                        .first::<Option<String>>(conn)
+                        .optional()
+                })
+                .await?
+                .flatten()
+                .ok_or_else(|| invalid("channel", "this Page has no Instagram account connected"))?;
+            ("instagram", account)
+        }
+    };
+    let (event, shown) = event(&body, &account_id, now_ms);
     let delivery =
-        json!({"object": "page", "entry": [{"id": body.page_id, "time": now_ms, "messaging": [event]}]})
+        json!({"object": object, "entry": [{"id": account_id, "time": now_ms, "messaging": [event]}]})
             .to_string();
     let signature = state
         .config
@@ -266,6 +325,7 @@ mod tests {
     fn body(action: Action) -> SendBody {
         SendBody {
             page_id: "100000000000001".into(),
+            channel: Channel::Messenger,
             psid: "SIM-1".into(),
             name: None,
             action,
@@ -279,7 +339,9 @@ mod tests {
                 ad_id: "AD-1".into(),
                 ad_title: "Comfy slippers".into(),
                 product_id: "SLIP-01".into(),
+                reference: None,
             }),
+            "100000000000001",
             7,
         );
         assert_eq!(e["postback"]["payload"], "GET_STARTED");
@@ -301,10 +363,26 @@ mod tests {
                 title: "42".into(),
                 payload: "tc1:x".into(),
             }),
+            "100000000000001",
             1,
         );
         assert_eq!(e["message"]["text"], "42");
         assert_eq!(e["message"]["quick_reply"]["payload"], "tc1:x");
+    }
+
+    #[test]
+    fn an_instagram_ad_arrival_is_a_message_carrying_the_ad_and_its_ref() {
+        let mut b = body(Action::Ad {
+            ad_id: "AD-IG".into(),
+            ad_title: "Comfy slippers".into(),
+            product_id: "SLIP-01".into(),
+            reference: Some("p=SLIP-01".into()),
+        });
+        b.channel = Channel::Instagram;
+        let (e, _) = event(&b, "17841400000000001", 3);
+        assert_eq!(e["message"]["referral"]["ref"], "p=SLIP-01");
+        assert_eq!(e["message"]["referral"]["source"], "ADS");
+        assert_eq!(e["recipient"]["id"], "17841400000000001");
     }
 
     #[test]

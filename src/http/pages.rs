@@ -27,6 +27,9 @@ struct ConnectRequest {
     #[serde(default)]
     name: Option<String>,
     access_token: String,
+    /// The Instagram professional account linked to the Page, to take its Direct messages too.
+    #[serde(default)]
+    instagram_account_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +41,7 @@ struct PageBody {
     token_status: String,
     human_agent_enabled: bool,
     messenger_profile: String,
+    instagram_account_id: Option<String>,
 }
 
 impl From<Page> for PageBody {
@@ -50,6 +54,7 @@ impl From<Page> for PageBody {
             token_status: p.token_status,
             human_agent_enabled: p.human_agent_enabled,
             messenger_profile: p.profile_status,
+            instagram_account_id: p.instagram_account_id,
         }
     }
 }
@@ -60,11 +65,22 @@ async fn connect(
     body: web::Json<ConnectRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManagePages)?;
-    let new = NewPage::parse(&body.page_id, body.name.as_deref(), &body.access_token)
+    let mut new = NewPage::parse(&body.page_id, body.name.as_deref(), &body.access_token)
         .map_err(ApiError::validation)?;
+    new.instagram_account_id = body
+        .instagram_account_id
+        .as_deref()
+        .map(pages::parse_instagram_account_id)
+        .transpose()
+        .map_err(|e| ApiError::validation(vec![e]))?;
     ownership::confirm_page(&state.graph, &new.page_id, &body.access_token)
         .await
         .map_err(refused)?;
+    if let Some(instagram) = &new.instagram_account_id {
+        ownership::confirm_instagram(&state.graph, &new.page_id, &body.access_token, instagram)
+            .await
+            .map_err(refused_instagram)?;
+    }
     let page_id = new.page_id.clone();
     let token = body.access_token.clone();
     let page = state
@@ -75,10 +91,7 @@ async fn connect(
         })
         .await
         .map_err(|e| match e {
-            crate::db::DbError::Query(q) if is_unique_violation_on(&q, "pages") => ApiError::conflict(
-                "page_already_connected",
-                format!("Page {page_id} is already connected to a merchant"),
-            ),
+            crate::db::DbError::Query(q) => taken(q, &page_id),
             other => other.into(),
         })?;
     tracing::info!(merchant.id = %caller.merchant_id, page.id = %page.page_id, "Page connected");
@@ -153,6 +166,39 @@ async fn disconnect(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A Page or an Instagram account connected to a merchant already, or another failure.
+fn taken(q: diesel::result::Error, page_id: &str) -> ApiError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let on_instagram = matches!(&q, Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+        if info.constraint_name().is_some_and(|c| c.contains("instagram"))
+            || info.message().contains("instagram_account_id"));
+    if on_instagram {
+        ApiError::conflict(
+            "instagram_account_already_connected",
+            "this Instagram account is already connected to a merchant",
+        )
+    } else if is_unique_violation_on(&q, "pages") {
+        ApiError::conflict(
+            "page_already_connected",
+            format!("Page {page_id} is already connected to a merchant"),
+        )
+    } else {
+        q.into()
+    }
+}
+
+/// Why an Instagram account was not accepted, for the caller.
+fn refused_instagram(e: OwnershipError) -> ApiError {
+    match e {
+        OwnershipError::Mismatch { .. } => ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "instagram_account_mismatch",
+            format!("{e}: Meta links another account (or none) to this Page"),
+        ),
+        other => refused(other),
+    }
+}
+
 /// Why a Page's token was not accepted, for the caller.
 fn refused(e: OwnershipError) -> ApiError {
     use actix_web::http::StatusCode;
@@ -197,6 +243,14 @@ struct UpdateRequest {
     access_token: Option<String>,
     #[serde(default)]
     human_agent_enabled: Option<bool>,
+    /// An id connects the Page's Instagram account, `null` disconnects it.
+    #[serde(default, deserialize_with = "present")]
+    instagram_account_id: Option<Option<String>>,
+}
+
+/// A field given as a value or `null` (`Some`), told apart from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 async fn update(
@@ -214,7 +268,13 @@ async fn update(
         .map(|t| NewPage::parse_token(&t))
         .transpose()
         .map_err(|e| ApiError::validation(vec![e]))?;
-    if let Some(token) = &new_token {
+    let instagram = match body.instagram_account_id {
+        Some(Some(id)) => Some(Some(
+            pages::parse_instagram_account_id(&id).map_err(|e| ApiError::validation(vec![e]))?,
+        )),
+        other => other,
+    };
+    if new_token.is_some() || matches!(instagram, Some(Some(_))) {
         // The caller's Page first (another merchant's answers 404 before Meta is asked anything).
         let id = page_id.clone();
         state
@@ -222,13 +282,25 @@ async fn update(
             .query(move |conn| pages::get(conn, caller.merchant_id, &id))
             .await
             .map_err(|e| not_found_as("Page", e))?;
+    }
+    if let Some(token) = &new_token {
         ownership::confirm_page(&state.graph, &page_id, token)
             .await
             .map_err(refused)?;
     }
+    if let Some(Some(account)) = &instagram {
+        let token = match &new_token {
+            Some(t) => t.clone(),
+            None => stored_token(&state, &page_id).await?,
+        };
+        ownership::confirm_instagram(&state.graph, &page_id, &token, account)
+            .await
+            .map_err(refused_instagram)?;
+    }
     let change = pages::PageChange {
         access_token,
         human_agent_enabled: body.human_agent_enabled,
+        instagram_account_id: instagram,
     };
     let page = state
         .db
@@ -237,7 +309,11 @@ async fn update(
             move |conn| pages::update(conn, &state.secrets, caller.merchant_id, &page_id, &change)
         })
         .await
-        .map_err(|e| not_found_as("Page", e))?;
+        .map_err(|e| match e {
+            crate::db::DbError::Query(diesel::result::Error::NotFound) => ApiError::not_found("Page"),
+            crate::db::DbError::Query(q) => taken(q, "this Page"),
+            other => other.into(),
+        })?;
     let page = match new_token {
         // A new token may come with a new app: set the profile again.
         Some(token) => pages::Page {
@@ -247,4 +323,24 @@ async fn update(
         None => page,
     };
     Ok(HttpResponse::Ok().json(PageBody::from(page)))
+}
+
+/// The Page's working access token, opened, to ask Meta about it.
+async fn stored_token(state: &AppState, page_id: &str) -> Result<String, ApiError> {
+    let id = page_id.to_owned();
+    let sealed = state
+        .db
+        .query(move |conn| pages::access_token(conn, &id))
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "page_token_broken",
+                "the Page's access token was refused by Meta: give a new one with the Instagram account",
+            )
+        })?;
+    state
+        .secrets
+        .open(&sealed)
+        .map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned())
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("the Page's token does not decrypt: {e}")))
 }

@@ -201,8 +201,8 @@ fn policy(ctx: &WorkerContext) -> Policy {
     }
 }
 
-/// Asks the User Profile API for the shopper's name, locale and timezone; a refusal (or no token) is
-/// remembered as no profile and never blocks the conversation.
+/// Asks the User Profile API (Messenger's or Instagram's) for the shopper's name, locale and timezone; a
+/// refusal (or no token) is remembered as no profile and never blocks the conversation.
 async fn fetch_profile(
     ctx: &WorkerContext,
     customer: &conversations::Customer,
@@ -215,11 +215,12 @@ async fn fetch_profile(
             return None;
         }
     };
-    match ctx
-        .graph
-        .profile(&customer.psid, secrecy::ExposeSecret::expose_secret(&token))
-        .await
-    {
+    let token = secrecy::ExposeSecret::expose_secret(&token);
+    let asked = match customer.channel() {
+        crate::kernel::Channel::Instagram => ctx.graph.instagram_profile(&customer.psid, token).await,
+        _ => ctx.graph.profile(&customer.psid, token).await,
+    };
+    match asked {
         Ok(p) => Some((p.first_name, p.locale, p.timezone)),
         Err(e) => {
             tracing::info!(customer.id = %customer.id.0, error = %e, "profile unavailable");

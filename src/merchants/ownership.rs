@@ -1,8 +1,9 @@
 //! Proof that a merchant may connect a channel account: Meta must say the token it gives is that
 //! account's, or anyone could connect an unclaimed Page id with any token and read its shoppers'
 //! messages. A Messenger Page is checked with `GET /me` and the Page access token (it answers its
-//! Page). An Instagram professional account and a WhatsApp number will get their own check beside
-//! [`confirm_page`], answering the same [`OwnershipError`].
+//! Page); an Instagram professional account with `GET /{page-id}?fields=instagram_business_account` and
+//! the same token (it answers the account linked to the Page). A WhatsApp number will get its own check
+//! beside them, answering the same [`OwnershipError`].
 
 use crate::channels::meta::graph::{GraphClient, GraphError, TokenOwner};
 
@@ -26,6 +27,38 @@ pub enum OwnershipError {
     Unreachable(GraphError),
 }
 
+fn refused(e: GraphError) -> OwnershipError {
+    match e {
+        GraphError::Transport(_) => OwnershipError::Unreachable(e),
+        GraphError::Api { status, .. } if status >= 500 => OwnershipError::MetaError(e),
+        GraphError::Api { code, message, .. } => {
+            OwnershipError::TokenRefused(format!("{message} (code {code})"))
+        }
+    }
+}
+
+/// Asks Meta which Instagram professional account is linked to Page `page_id` and accepts
+/// `instagram_account_id` only when it is that one.
+#[tracing::instrument(skip_all, fields(page.id = %page_id))]
+pub async fn confirm_instagram(
+    graph: &GraphClient,
+    page_id: &str,
+    token: &str,
+    instagram_account_id: &str,
+) -> Result<(), OwnershipError> {
+    let linked = graph
+        .instagram_account_of(page_id, token)
+        .await
+        .map_err(refused)?;
+    if linked.as_deref() != Some(instagram_account_id) {
+        tracing::warn!(linked = ?linked, "an Instagram account not linked to the Page was refused");
+        return Err(OwnershipError::Mismatch {
+            account: format!("Page {page_id}'s Instagram account {instagram_account_id}"),
+        });
+    }
+    Ok(())
+}
+
 /// Asks Meta who `token` speaks for and accepts it only when that is Page `page_id`.
 #[tracing::instrument(skip_all, fields(page.id = %page_id))]
 pub async fn confirm_page(
@@ -33,13 +66,7 @@ pub async fn confirm_page(
     page_id: &str,
     token: &str,
 ) -> Result<TokenOwner, OwnershipError> {
-    let owner = graph.token_owner(token).await.map_err(|e| match e {
-        GraphError::Transport(_) => OwnershipError::Unreachable(e),
-        GraphError::Api { status, .. } if status >= 500 => OwnershipError::MetaError(e),
-        GraphError::Api { code, message, .. } => {
-            OwnershipError::TokenRefused(format!("{message} (code {code})"))
-        }
-    })?;
+    let owner = graph.token_owner(token).await.map_err(refused)?;
     if owner.id != page_id {
         tracing::warn!(token.owner = %owner.id, "a Page token of another Page was refused");
         return Err(OwnershipError::Mismatch {

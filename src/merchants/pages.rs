@@ -1,5 +1,6 @@
-//! Messenger Pages connected to a merchant. A Page id is unique across all merchants: inbound webhooks
-//! are routed by it. The Page access token is stored encrypted (see `crate::secrets`) for the Send API and
+//! Messenger Pages connected to a merchant, each with the Instagram professional account Meta links to it,
+//! when the merchant connects that too. A Page id (and an Instagram account id) is unique across all
+//! merchants: inbound webhooks are routed by it. The Page access token is stored encrypted (see `crate::secrets`) for the Send API and
 //! never returned (only its last four characters, kept beside it).
 
 use chrono::NaiveDateTime;
@@ -31,6 +32,8 @@ pub struct Page {
     pub human_agent_enabled: bool,
     /// How setting its Messenger profile went: `pending`, `ok` or `failed: <reason>`.
     pub profile_status: String,
+    /// The Instagram professional account whose Direct messages go through this Page.
+    pub instagram_account_id: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -44,6 +47,7 @@ struct PageRow {
     token_status: String,
     human_agent_enabled: bool,
     profile_status: String,
+    instagram_account_id: Option<String>,
 }
 
 impl From<PageRow> for Page {
@@ -57,6 +61,7 @@ impl From<PageRow> for Page {
             token_status: row.token_status,
             human_agent_enabled: row.human_agent_enabled,
             profile_status: row.profile_status,
+            instagram_account_id: row.instagram_account_id,
         }
     }
 }
@@ -70,6 +75,8 @@ pub struct NewPage {
     pub name: Option<String>,
     /// Page access token.
     pub access_token: SecretString,
+    /// The Instagram professional account linked to the Page, to connect too.
+    pub instagram_account_id: Option<String>,
 }
 
 impl NewPage {
@@ -99,11 +106,24 @@ impl NewPage {
                 page_id: page_id.to_owned(),
                 name: name.map(str::to_owned),
                 access_token: SecretString::from(access_token.to_owned()),
+                instagram_account_id: None,
             })
         } else {
             Err(errors)
         }
     }
+}
+
+/// Validates an Instagram professional account id: digits, as Meta gives them.
+pub fn parse_instagram_account_id(id: &str) -> Result<String, FieldError> {
+    if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new(
+            "instagram_account_id",
+            "invalid_instagram_account_id",
+            "an Instagram account id is 1 to 32 digits",
+        ));
+    }
+    Ok(id.to_owned())
 }
 
 impl NewPage {
@@ -149,6 +169,7 @@ pub fn connect(
             pages::access_token.eq(secrets.seal(new.access_token.expose_secret()).as_str()),
             pages::token_last4.eq(last4(&new.access_token)),
             pages::connected_at.eq(connected_at),
+            pages::instagram_account_id.eq(&new.instagram_account_id),
         ))
         .execute(conn)?;
     get(conn, merchant_id, &new.page_id)
@@ -299,6 +320,8 @@ pub struct PageChange {
     pub access_token: Option<SecretString>,
     /// Whether the Page has the human-agent permission.
     pub human_agent_enabled: Option<bool>,
+    /// Connects (`Some(Some(id))`) or disconnects (`Some(None)`) the Page's Instagram account.
+    pub instagram_account_id: Option<Option<String>>,
 }
 
 /// Applies a change to the merchant's Page (a new token sealed).
@@ -325,6 +348,11 @@ pub fn update(
     if let Some(enabled) = change.human_agent_enabled {
         diesel::update(target)
             .set(pages::human_agent_enabled.eq(enabled))
+            .execute(conn)?;
+    }
+    if let Some(instagram) = &change.instagram_account_id {
+        diesel::update(target)
+            .set(pages::instagram_account_id.eq(instagram))
             .execute(conn)?;
     }
     get(conn, merchant_id, page_id)

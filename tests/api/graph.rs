@@ -39,6 +39,8 @@ struct State {
     sent: u64,
     /// Page access tokens and the Page each is for.
     page_tokens: HashMap<String, String>,
+    /// The Instagram account Meta links to a Page.
+    instagram_of: HashMap<String, String>,
     /// The next `GET /me` answers this status with Meta's error body.
     me_fails: Option<u16>,
 }
@@ -103,6 +105,16 @@ impl FakeGraph {
             .unwrap()
             .page_tokens
             .insert(token.to_owned(), page_id.to_owned());
+    }
+
+    /// Meta links Instagram account `instagram_account_id` to Page `page_id`
+    /// (`GET /{page_id}?fields=instagram_business_account` answers it).
+    pub fn links_instagram(&self, page_id: &str, instagram_account_id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .instagram_of
+            .insert(page_id.to_owned(), instagram_account_id.to_owned());
     }
 
     /// The next `GET /me` fails with `status` (a 5xx: Meta's own trouble).
@@ -205,6 +217,23 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
     }
     if req.path().ends_with("/me/messenger_profile") {
         return HttpResponse::Ok().json(json!({"result": "success"}));
+    }
+    let fields = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("fields").cloned())
+        .unwrap_or_default();
+    if req.method() == "GET" && fields == "instagram_business_account" {
+        // A Page node: the Instagram account linked to it, if any (Meta leaves the field out when none).
+        let page_id = req.path().rsplit('/').next().unwrap_or_default().to_owned();
+        return HttpResponse::Ok().json(match s.instagram_of.get(&page_id) {
+            Some(ig) => json!({"instagram_business_account": {"id": ig}, "id": page_id}),
+            None => json!({"id": page_id}),
+        });
+    }
+    if req.method() == "GET" && fields == "name,username" {
+        // Instagram's User Profile API.
+        return HttpResponse::Ok().json(json!({"name": "Inès Martin", "username": "ines.m",
+                                              "id": req.path().rsplit('/').next()}));
     }
     if req.method() == "GET" {
         if s.profile_fails {

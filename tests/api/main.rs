@@ -17,6 +17,7 @@ mod graph;
 mod health;
 mod helpers;
 mod import;
+mod instagram;
 mod logs;
 mod messenger;
 mod offers;

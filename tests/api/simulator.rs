@@ -222,6 +222,59 @@ async fn an_ad_arrival_sent_through_the_simulator_comes_back_as_the_product_card
     );
 }
 
+#[tokio::test]
+async fn the_simulator_plays_an_instagram_shopper_from_a_click_to_direct_ad() {
+    let app = spawn_dev_app().await;
+    let mut ines = Shopper::new(&app, "IG-SIM-INES");
+    let pages: Value = app
+        .client
+        .get(format!("{}/dev/simulator/pages", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shop = &pages["pages"][0];
+    assert_eq!(shop["instagram_account_id"], "17841400000000001");
+    assert_eq!(
+        shop["advertised"][0]["ref"],
+        format!("p={}", shop["advertised"][0]["product_id"].as_str().unwrap())
+    );
+
+    let res = app
+        .client
+        .post(format!("{}/dev/simulator/send", app.address))
+        .json(
+            &json!({"page_id": DEMO_PAGE, "channel": "instagram", "psid": ines.psid, "name": "Inès",
+                      "action": {"kind": "ad", "ad_id": "AD-IG-SIM", "ad_title": "Comfy slippers",
+                                 "product_id": "SLIP-01", "ref": "p=SLIP-01"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(res.status(), 202);
+    ines.expect("the greeting", |m| {
+        m["text"].as_str().is_some_and(|t| t.starts_with("Hi Inès!"))
+    })
+    .await;
+    let card = ines.expect("the product card", has("Choose size")).await;
+    assert_eq!(
+        card["attachment"]["payload"]["elements"][0]["title"],
+        "Comfy slippers"
+    );
+    let token = app.token(DEMO_KEY).await;
+    let threads: Value = app
+        .get("/v1/threads?channel=instagram", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(threads["data"][0]["customer"]["psid"], "IG-SIM-INES");
+    assert_eq!(threads["data"][0]["page_id"], "17841400000000001");
+}
+
 /// Takes `anna` from the ad `ad_id` to a cart of slippers in 42; answers the cart message.
 async fn cart_slippers_from_ad(anna: &mut Shopper<'_>, ad_id: &str) -> Value {
     anna.act(json!({"kind": "ad", "ad_id": ad_id, "ad_title": "Comfy slippers", "product_id": "SLIP-01"}))

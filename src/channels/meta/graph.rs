@@ -235,12 +235,16 @@ impl GraphClient {
         Ok(())
     }
 
-    /// Who `token` speaks for: `GET /me?fields=id,name` with the token (and `appsecret_proof`).
-    #[tracing::instrument(skip_all)]
-    pub async fn token_owner(&self, token: &str) -> Result<TokenOwner, GraphError> {
-        let url = format!("{}/{}/me", self.base, self.version);
+    /// `GET /{node}?fields=...` with the token (and `appsecret_proof`), read as `T`.
+    async fn get_fields<T: serde::de::DeserializeOwned>(
+        &self,
+        node: &str,
+        fields: &str,
+        token: &str,
+    ) -> Result<T, GraphError> {
+        let url = format!("{}/{}/{}", self.base, self.version, node);
         let mut query = self.auth_query(token);
-        query.push(("fields", "id,name".into()));
+        query.push(("fields", fields.to_owned()));
         let res = self
             .http
             .get(url)
@@ -256,25 +260,61 @@ impl GraphClient {
             .map_err(|e| GraphError::Transport(e.without_url().to_string()))
     }
 
+    /// Who `token` speaks for: `GET /me?fields=id,name` with the token (and `appsecret_proof`).
+    #[tracing::instrument(skip_all)]
+    pub async fn token_owner(&self, token: &str) -> Result<TokenOwner, GraphError> {
+        self.get_fields("me", "id,name", token).await
+    }
+
+    /// The Instagram professional account connected to Page `page_id`, as Meta tells it to the Page's
+    /// token: `GET /{page-id}?fields=instagram_business_account`.
+    #[tracing::instrument(skip_all, fields(page.id = %page_id))]
+    pub async fn instagram_account_of(
+        &self,
+        page_id: &str,
+        token: &str,
+    ) -> Result<Option<String>, GraphError> {
+        #[derive(Deserialize)]
+        struct Linked {
+            instagram_business_account: Option<Account>,
+        }
+        #[derive(Deserialize)]
+        struct Account {
+            id: String,
+        }
+        let linked: Linked = self
+            .get_fields(page_id, "instagram_business_account", token)
+            .await?;
+        Ok(linked.instagram_business_account.map(|a| a.id))
+    }
+
     /// The shopper's first name, locale and timezone.
     #[tracing::instrument(skip_all)]
     pub async fn profile(&self, psid: &str, token: &str) -> Result<Profile, GraphError> {
-        let url = format!("{}/{}/{}", self.base, self.version, psid);
-        let mut query = self.auth_query(token);
-        query.push(("fields", "first_name,locale,timezone".into()));
-        let res = self
-            .http
-            .get(url)
-            .query(&query)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
-        if !res.status().is_success() {
-            return Err(Self::read_error(res).await);
+        self.get_fields(psid, "first_name,locale,timezone", token).await
+    }
+
+    /// An Instagram shopper's name (Instagram's User Profile API has no first name or locale): the
+    /// first word of their name, else their username.
+    #[tracing::instrument(skip_all)]
+    pub async fn instagram_profile(&self, igsid: &str, token: &str) -> Result<Profile, GraphError> {
+        #[derive(Deserialize)]
+        struct Instagram {
+            name: Option<String>,
+            username: Option<String>,
         }
-        res.json()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))
+        let p: Instagram = self.get_fields(igsid, "name,username", token).await?;
+        let first = p
+            .name
+            .as_deref()
+            .and_then(|n| n.split_whitespace().next())
+            .map(str::to_owned)
+            .or(p.username);
+        Ok(Profile {
+            first_name: first,
+            locale: None,
+            timezone: None,
+        })
     }
 }
 
