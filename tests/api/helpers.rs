@@ -39,9 +39,20 @@ impl TestDatabase {
             Ok(admin) if admin.starts_with("postgres") => {
                 let name = format!("threadcart_test_{}", Uuid::new_v4().simple());
                 admin_execute(&admin, &format!("CREATE DATABASE {name}"));
-                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                let (path, query) = admin.split_once('?').unwrap_or((&admin, ""));
+                let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or(path);
+                // The servers of a test run talk to the local PostgreSQL without TLS unless told
+                // otherwise: libpq's OpenSSL state, torn down as the test process exits while pooled
+                // connections still close on other threads, crashed a passing test now and then.
+                let query = if query.contains("sslmode=") {
+                    query.to_owned()
+                } else if query.is_empty() {
+                    "sslmode=disable".to_owned()
+                } else {
+                    format!("{query}&sslmode=disable")
+                };
                 TestDatabase {
-                    url: format!("{base}/{name}"),
+                    url: format!("{base}/{name}?{query}"),
                     _dir: None,
                     postgres: Some((admin, name)),
                 }
