@@ -251,7 +251,7 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
     }
 }
 
-fn describe(errors: Vec<crate::catalog::domain::FieldError>) -> anyhow::Error {
+fn describe(errors: Vec<crate::kernel::FieldError>) -> anyhow::Error {
     let parts: Vec<String> = errors
         .iter()
         .map(|e| format!("--{}: {}", e.field.replace('_', "-"), e.detail))

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::DbConnection;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{self, Verdict};
 use crate::startup::AppState;
 
@@ -289,15 +289,18 @@ impl Caller {
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access_token>`")
+        ApiError::unauthorized(
+            ErrorCode::MissingToken,
+            "send `Authorization: Bearer <access_token>`",
+        )
     })?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not text"))?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthorized(ErrorCode::InvalidToken, "the Authorization header is not text")
+    })?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(ApiError::unauthorized(
-            "missing_token",
+            ErrorCode::MissingToken,
             "send `Authorization: Bearer <access_token>`",
         ));
     }
@@ -316,10 +319,10 @@ impl FromRequest for Caller {
                 state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
             let claims = state.tokens.verify(&token?).map_err(|e| match e {
                 TokenError::Expired => {
-                    ApiError::unauthorized("token_expired", "the access token has expired")
+                    ApiError::unauthorized(ErrorCode::TokenExpired, "the access token has expired")
                 }
                 TokenError::Invalid => {
-                    ApiError::unauthorized("invalid_token", "the access token is not valid")
+                    ApiError::unauthorized(ErrorCode::InvalidToken, "the access token is not valid")
                 }
             })?;
             let (merchant_id, key_id) = (claims.sub, claims.kid);
@@ -329,7 +332,10 @@ impl FromRequest for Caller {
                 .run(move |conn| keys::live_role(conn, merchant_id, key_id).map_err(ApiError::from))
                 .await?
                 .ok_or_else(|| {
-                    ApiError::unauthorized("invalid_token", "the API key behind this token was revoked")
+                    ApiError::unauthorized(
+                        ErrorCode::InvalidToken,
+                        "the API key behind this token was revoked",
+                    )
                 })?;
             Ok(Caller {
                 merchant_id,

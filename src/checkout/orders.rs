@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::carts::{Cart, CartLine, Totals};
+use crate::db::is_unique_violation_on;
 use crate::db::schema::{self, order_counters, order_lines, orders, refunds, reservations, variants};
 use crate::db::{DbConnection, DbUuid, now};
-use crate::error::is_unique_violation_on;
 use crate::money::{Currency, Money, MoneyError};
 
 /// How long a new order holds its stock before a Checkout Session is recorded for it: the session's own

@@ -415,3 +415,14 @@ macro_rules! per_backend {
         }
     };
 }
+
+/// True when `e` is a unique violation on `table` (PostgreSQL names the table, SQLite says it in the message).
+pub fn is_unique_violation_on(e: &diesel::result::Error, table: &str) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            info.table_name() == Some(table) || info.message().contains(&format!("{table}."))
+        }
+        _ => false,
+    }
+}

@@ -29,7 +29,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .run(|conn| db::migrations_applied(conn).map_err(ApiError::unavailable))
         .await
         .map_err(|e| match e.code() {
-            "service_unavailable" => e,
+            crate::error::ErrorCode::ServiceUnavailable => e,
             _ => ApiError::unavailable(anyhow::anyhow!("database unreachable")),
         })?;
     if !applied {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Api, ListBody, PageParams, parse_instant, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::checkout::orders::{self, Order, OrderQuery, OrderStatus};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::money::MoneyDto;
 use crate::startup::AppState;
 
@@ -120,7 +120,7 @@ async fn list(
     let status = match params.status.as_deref() {
         None => None,
         Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
-            ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+            ApiError::validation(vec![crate::kernel::FieldError::new(
                 "status",
                 "invalid_status",
                 "status is awaiting_payment, processing, paid, payment_failed, expired, partially_refunded or refunded",
@@ -260,7 +260,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         }
         _ => Err(ApiError::new(
             actix_web::http::StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key is 1 to 255 visible ASCII characters",
         )),
     }
@@ -272,7 +272,7 @@ pub(super) fn refunding_stripe(state: &AppState) -> Result<crate::checkout::stri
     state.stripe.clone().ok_or_else(|| {
         ApiError::upstream(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "payments_disabled",
+            ErrorCode::PaymentsDisabled,
             "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
             None,
         )
@@ -286,7 +286,7 @@ pub(super) fn refund_failed(e: crate::checkout::stripe::StripeError) -> ApiError
     } else {
         ApiError::new(
             actix_web::http::StatusCode::BAD_GATEWAY,
-            "stripe_refused",
+            ErrorCode::StripeRefused,
             format!("Stripe refused the refund: {e}"),
         )
     }
@@ -294,7 +294,7 @@ pub(super) fn refund_failed(e: crate::checkout::stripe::StripeError) -> ApiError
 
 fn key_reused() -> ApiError {
     ApiError::conflict(
-        "idempotency_key_reused",
+        ErrorCode::IdempotencyKeyReused,
         "this Idempotency-Key was used for a refund of another amount",
     )
 }
@@ -306,8 +306,8 @@ async fn refund(
     req: HttpRequest,
     body: web::Json<RefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    use crate::catalog::domain::FieldError;
     use crate::checkout::stripe::RefundReason;
+    use crate::kernel::FieldError;
     caller.require(Permission::ManageOrders)?;
     let id = path.into_inner();
     let order = state
@@ -370,7 +370,7 @@ async fn refund(
         (order.stripe_payment_intent_id.clone(), order.status)
     else {
         return Err(ApiError::conflict(
-            "not_refundable",
+            ErrorCode::NotRefundable,
             "only a paid order can be refunded",
         ));
     };

@@ -15,7 +15,7 @@ use crate::conversations::agent::{self, AgentSendError};
 use crate::conversations::inbox::{self, StoredEvent};
 use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery};
 use crate::db::now;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -157,7 +157,7 @@ async fn list(
     let mode = match params.mode.as_deref() {
         None => None,
         Some(m) => Some(Mode::parse(m).ok_or_else(|| {
-            ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+            ApiError::validation(vec![crate::kernel::FieldError::new(
                 "mode",
                 "invalid_mode",
                 "mode is bot or agent",
@@ -167,7 +167,7 @@ async fn list(
     let channel = match params.channel.as_deref() {
         None => None,
         Some(c) => Some(crate::kernel::Channel::parse(c).ok_or_else(|| {
-            ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+            ApiError::validation(vec![crate::kernel::FieldError::new(
                 "channel",
                 "invalid_channel",
                 "channel is messenger, instagram or webchat",
@@ -305,7 +305,7 @@ async fn send(
         .map_err(|e| match e {
             AgentSendError::NotFound => ApiError::not_found("thread"),
             AgentSendError::WindowClosed { window_ends_at } => ApiError::conflict(
-                "messaging_window_closed",
+                ErrorCode::MessagingWindowClosed,
                 match window_ends_at {
                     Some(end) => format!(
                         "the messaging window closed at {}; the shopper must write first",
@@ -314,13 +314,11 @@ async fn send(
                     None => "the shopper has not written yet: the messaging window is closed".into(),
                 },
             ),
-            AgentSendError::Invalid(detail) => {
-                ApiError::validation(vec![crate::catalog::domain::FieldError::new(
-                    "text",
-                    "invalid_text",
-                    detail,
-                )])
-            }
+            AgentSendError::Invalid(detail) => ApiError::validation(vec![crate::kernel::FieldError::new(
+                "text",
+                "invalid_text",
+                detail,
+            )]),
             AgentSendError::Db(e) => e.into(),
             AgentSendError::Unavailable(e) => e.into(),
         })?;
@@ -353,7 +351,7 @@ async fn handover(
     caller.require(Permission::WriteThreads)?;
     let id = path.into_inner();
     let mode = Mode::parse(&body.to).ok_or_else(|| {
-        ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+        ApiError::validation(vec![crate::kernel::FieldError::new(
             "to",
             "invalid_mode",
             "to is bot or agent",
@@ -421,13 +419,11 @@ async fn events(
     let params = params.into_inner();
     let status = params.status.unwrap_or_else(|| "dead".into());
     if !["dead", "pending", "done"].contains(&status.as_str()) {
-        return Err(ApiError::validation(vec![
-            crate::catalog::domain::FieldError::new(
-                "status",
-                "invalid_status",
-                "status is dead, pending or done",
-            ),
-        ]));
+        return Err(ApiError::validation(vec![crate::kernel::FieldError::new(
+            "status",
+            "invalid_status",
+            "status is dead, pending or done",
+        )]));
     }
     let page = PageParams {
         limit: params.limit,
@@ -567,7 +563,7 @@ async fn checkout(
             .map_err(|e| super::pages::not_found_as("thread", e))?;
         return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
-            "payments_disabled",
+            ErrorCode::PaymentsDisabled,
             "STRIPE_SECRET_KEY is not set: checkout needs Stripe",
             None,
         ));
@@ -582,6 +578,6 @@ async fn checkout(
             state.wakers.payments.notify_one();
             Ok(HttpResponse::Created().json(super::orders::OrderBody::from(order)))
         }
-        Err(reason) => Err(ApiError::conflict("checkout_refused", reason)),
+        Err(reason) => Err(ApiError::conflict(ErrorCode::CheckoutRefused, reason)),
     }
 }

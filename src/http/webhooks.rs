@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use super::Api;
 use crate::channels::meta::webhook;
 use crate::conversations::inbox;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{self, Verdict};
 use crate::startup::AppState;
 
@@ -80,7 +80,7 @@ async fn handshake(
             tracing::warn!("Messenger webhook handshake refused");
             let refusal = ApiError::new(
                 StatusCode::FORBIDDEN,
-                "verify_token_mismatch",
+                ErrorCode::VerifyTokenMismatch,
                 "hub.verify_token does not match MESSENGER_VERIFY_TOKEN",
             );
             Err(refuse(&state, &req, refusal).await)
@@ -97,7 +97,7 @@ async fn receive(
     let Some(secret) = state.config.messenger_app_secret.clone() else {
         return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks_disabled",
+            ErrorCode::WebhooksDisabled,
             "MESSENGER_APP_SECRET is not set: Messenger webhooks are refused",
             None,
         ));
@@ -112,12 +112,14 @@ async fn receive(
             signature.present = signature.is_some(),
             "Messenger delivery with a bad signature refused"
         );
-        let refusal =
-            ApiError::unauthorized("invalid_signature", "X-Hub-Signature-256 does not match the body");
+        let refusal = ApiError::unauthorized(
+            ErrorCode::InvalidSignature,
+            "X-Hub-Signature-256 does not match the body",
+        );
         return Err(refuse(&state, &req, refusal).await);
     }
     let text = String::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("bad_request", "the delivery is not UTF-8"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the delivery is not UTF-8"))?;
     let parsed = webhook::parse(text.as_bytes()).map_err(|e| e.to_string());
     let (id, split) = state
         .db
@@ -149,7 +151,7 @@ async fn receive_stripe(
     let Some(secret) = state.config.stripe_webhook_secret.clone() else {
         return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks_disabled",
+            ErrorCode::WebhooksDisabled,
             "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused",
             None,
         ));
@@ -168,13 +170,16 @@ async fn receive_stripe(
         STRIPE_TOLERANCE_SECS,
     ) {
         tracing::warn!(error = %e, "Stripe event with a bad signature refused");
-        let refusal = ApiError::unauthorized("invalid_signature", "Stripe-Signature does not match the body");
+        let refusal = ApiError::unauthorized(
+            ErrorCode::InvalidSignature,
+            "Stripe-Signature does not match the body",
+        );
         return Err(refuse(&state, &req, refusal).await);
     }
     let event = crate::checkout::stripe::parse_event(&body)
-        .map_err(|_| ApiError::bad_request("bad_request", "the body is not a Stripe event"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the body is not a Stripe event"))?;
     let text = String::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("bad_request", "the event is not UTF-8"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the event is not UTF-8"))?;
     let (id, kind) = (event.id.clone(), event.kind.clone());
     let new = state
         .db

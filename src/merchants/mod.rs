@@ -8,9 +8,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::catalog::domain::FieldError;
 use crate::db::schema::merchants;
 use crate::db::{DbConnection, DbUuid, now};
+use crate::kernel::FieldError;
 use crate::money::Currency;
 
 /// A merchant.
