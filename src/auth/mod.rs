@@ -15,10 +15,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::DbConnection;
+use crate::db::{Db, DbConnection};
 use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{self, Verdict};
-use crate::startup::AppState;
 
 const ISSUER: &str = "threadcart";
 const AUDIENCE: &str = "threadcart-api";
@@ -307,16 +306,24 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     Ok(token.trim().to_owned())
 }
 
+/// What checking an access token needs: the key it was signed with and the database (the key's row).
+/// Given to the application beside its state, for [`Caller`].
+pub struct Verifier {
+    /// The access tokens' issuer.
+    pub tokens: TokenIssuer,
+    /// The database.
+    pub db: Db,
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let state = req.app_data::<web::Data<Verifier>>().cloned();
         let token = bearer(req);
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("token verifier missing")))?;
             let claims = state.tokens.verify(&token?).map_err(|e| match e {
                 TokenError::Expired => {
                     ApiError::unauthorized(ErrorCode::TokenExpired, "the access token has expired")

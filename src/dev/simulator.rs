@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::{DevState, hmac_hex};
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::kernel::FieldError;
-use crate::startup::AppState;
 
 const PAGE: &str = include_str!("simulator.html");
 

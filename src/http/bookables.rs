@@ -15,10 +15,10 @@ use crate::bookings::{
 use crate::catalog::domain::{optional_text, optional_url, text};
 use crate::catalog::wire::double_option;
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::kernel::FieldError;
 use crate::merchants::{self, Merchant};
 use crate::money::{Money, MoneyDto};
-use crate::startup::AppState;
 
 /// The most nights one availability answer or one rate range covers.
 pub const MAX_RANGE_NIGHTS: i64 = 366;

@@ -10,9 +10,9 @@ use super::{Api, ListBody, PageParams, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::bookings::{self, Booking, BookingError, BookingQuery, BookingStatus};
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::kernel::FieldError;
 use crate::money::MoneyDto;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/bookings", list_bookings)

@@ -14,8 +14,8 @@ use crate::catalog::wire::{
 };
 use crate::catalog::{self, CatalogError, ProductPatch, ProductQuery, Upserted, VariantPatch};
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::kernel::FieldError;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/products", list_products)

@@ -13,8 +13,8 @@ use crate::discounts::{
     PatchInput,
 };
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::money::MoneyDto;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/discounts", list_discounts)

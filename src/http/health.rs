@@ -7,7 +7,7 @@ use serde_json::json;
 use super::Api;
 use crate::db;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::AppState;
 
 /// The OpenAPI description, embedded at build time.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");

@@ -9,10 +9,10 @@ use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::keys::{self, ApiKey};
 use crate::auth::{self, Caller, Exchange, Permission, Role};
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::kernel::FieldError;
 use crate::merchants;
 use crate::merchants::hours::BusinessHours;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/auth/token", token)

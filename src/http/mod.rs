@@ -13,11 +13,13 @@ mod health;
 
 pub use client_ip::client_ip;
 pub use health::OPENAPI_YAML;
+pub use state::AppState;
 mod merchant;
 mod offers;
 mod orders;
 mod pages;
 mod reports;
+mod state;
 mod threads;
 mod webchat;
 mod webhooks;
@@ -259,7 +261,7 @@ pub async fn read_limited(
 
 /// The caller's merchant's currency (prices and amounts must be in it).
 pub async fn merchant_currency(
-    state: &crate::startup::AppState,
+    state: &crate::http::AppState,
     merchant_id: uuid::Uuid,
 ) -> Result<crate::money::Currency, ApiError> {
     let m = state
@@ -271,7 +273,7 @@ pub async fn merchant_currency(
 
 /// Runs a module's database function, mapping its error to the API's once.
 pub async fn run<T, E>(
-    state: &crate::startup::AppState,
+    state: &crate::http::AppState,
     f: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError>
 where

@@ -9,12 +9,12 @@ use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::catalog::wire::double_option;
 use crate::error::ApiError;
+use crate::http::AppState;
 use crate::money::MoneyDto;
 use crate::offers::{
     self, NewOffer, Offer, OfferDiscount, OfferError, OfferKind, OfferPatch, OfferQuery, OfferTarget,
     OfferTrigger,
 };
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/offers", list_offers)

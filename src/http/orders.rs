@@ -9,8 +9,8 @@ use super::{Api, ListBody, PageParams, parse_instant, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::checkout::orders::{self, Order, OrderQuery, OrderStatus};
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::money::MoneyDto;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/orders", list)

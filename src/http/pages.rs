@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::{Caller, Permission};
+use crate::channels::meta::ownership::{self, OwnershipError};
 use crate::channels::meta::profile;
 use crate::db::is_unique_violation_on;
 use crate::error::{ApiError, ErrorCode};
-use crate::merchants::ownership::{self, OwnershipError};
+use crate::http::AppState;
 use crate::merchants::pages::{self, NewPage, Page};
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/pages", connect)

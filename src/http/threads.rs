@@ -16,7 +16,7 @@ use crate::conversations::inbox::{self, StoredEvent};
 use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery};
 use crate::db::now;
 use crate::error::{ApiError, ErrorCode};
-use crate::startup::AppState;
+use crate::http::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/threads", list)

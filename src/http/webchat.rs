@@ -18,7 +18,7 @@ use crate::channels::webchat::{self, Arrival, Said, Visitor, Webchat};
 use crate::db::DbUuid;
 use crate::engine::Utm;
 use crate::error::{ApiError, ErrorCode};
-use crate::startup::AppState;
+use crate::http::AppState;
 
 /// The largest body the public API takes.
 const BODY_LIMIT: usize = 16 * 1024;

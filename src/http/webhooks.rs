@@ -13,8 +13,8 @@ use super::Api;
 use crate::channels::meta::webhook;
 use crate::conversations::inbox;
 use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::rate_limit::{self, Verdict};
-use crate::startup::AppState;
 
 /// The largest delivery accepted.
 pub const MAX_DELIVERY_BYTES: usize = 1024 * 1024;

@@ -1,7 +1,6 @@
 //! Merchants: the tenants. Every other table hangs off a merchant, and every query is scoped to one.
 
 pub mod hours;
-pub mod ownership;
 pub mod pages;
 
 use chrono::NaiveDateTime;
