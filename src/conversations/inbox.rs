@@ -409,21 +409,7 @@ pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -
 /// The customer, its row locked for the rest of the transaction; `None` when another transaction holds
 /// it (PostgreSQL). On SQLite the transaction is the only writer already.
 fn lock_customer(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Option<Customer>> {
-    match conn {
-        #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c) => customers::table
-            .find(id)
-            .select(Customer::as_select())
-            .for_update()
-            .skip_locked()
-            .first(c)
-            .optional(),
-        DbConnection::Sqlite(c) => customers::table
-            .find(id)
-            .select(Customer::as_select())
-            .first(c)
-            .optional(),
-    }
+    crate::first_skip_locked!(conn, customers::table.find(id).select(Customer::as_select()))
 }
 
 /// Applies one event and marks it done, in the caller's transaction; returns the thread when replies
