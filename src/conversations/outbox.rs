@@ -166,7 +166,7 @@ fn insert(
             .values(&messages)
             .execute(c))?;
     }
-    if !thread.channel().is_meta() {
+    if !thread.channel.is_meta() {
         return Ok(());
     }
     let queued: Vec<_> = rows

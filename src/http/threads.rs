@@ -93,9 +93,9 @@ struct WindowBody {
 #[derive(Serialize)]
 struct ThreadBody {
     id: Uuid,
-    channel: String,
+    channel: &'static str,
     page_id: Option<String>,
-    mode: String,
+    mode: &'static str,
     bot_paused_until: Option<String>,
     customer: CustomerBody,
     window: WindowBody,
@@ -110,10 +110,10 @@ fn thread_body(t: Thread, c: Customer, touches: Option<Vec<Touch>>) -> ThreadBod
     let at = now();
     ThreadBody {
         id: t.id.0,
-        channel: t.channel.clone(),
+        channel: t.channel.as_str(),
         // A web chat thread belongs to no Page: its account is the merchant's web chat.
-        page_id: t.channel().is_meta().then(|| t.page_id.clone()),
-        mode: t.mode.clone(),
+        page_id: t.channel.is_meta().then(|| t.page_id.clone()),
+        mode: t.mode.as_str(),
         bot_paused_until: t.human_active_until.filter(|u| *u > at).map(timestamp),
         customer: CustomerBody {
             id: c.id.0,

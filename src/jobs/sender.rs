@@ -186,7 +186,7 @@ async fn send_thread(
             continue;
         };
         let bodies = meta::send_bodies(
-            thread.channel(),
+            thread.channel,
             meta::Queued {
                 id: q.id.0,
                 psid: &q.psid,

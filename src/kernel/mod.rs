@@ -4,8 +4,20 @@
 use std::fmt;
 
 /// A channel a conversation runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "snake_case")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Channel {
     /// Messenger: a Facebook Page's conversations.
     Messenger,
@@ -38,6 +50,8 @@ impl Channel {
         matches!(self, Channel::Messenger | Channel::Instagram)
     }
 }
+
+crate::text_enum_sql!(Channel);
 
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
