@@ -15,6 +15,7 @@ pub mod inbox;
 pub mod notices;
 pub mod outbox;
 mod shop;
+pub mod status;
 pub mod turn;
 pub mod window;
 
@@ -26,6 +27,7 @@ use crate::db::schema::{customers, messages, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::Referral;
 use crate::kernel::Channel;
+pub use status::{DeliveryStatus, EventStatus, OutboxStatus, ProfileStatus};
 pub use window::{HUMAN_AGENT_WINDOW, MessagingType, Window, Writer};
 
 /// Who answers in a thread.
@@ -147,8 +149,8 @@ pub struct Customer {
     pub locale: Option<String>,
     /// Hours from UTC.
     pub timezone_offset: Option<i32>,
-    /// `pending`, `ok` or `unavailable`.
-    pub profile_status: String,
+    /// Whether the channel's profile was asked.
+    pub profile_status: ProfileStatus,
     /// Created.
     pub created_at: NaiveDateTime,
     /// The channel.
@@ -208,14 +210,14 @@ pub fn set_profile(
                 customers::first_name.eq(first_name),
                 customers::locale.eq(locale),
                 customers::timezone_offset.eq(tz),
-                customers::profile_status.eq("ok"),
+                customers::profile_status.eq(ProfileStatus::Ok),
             ),
             target,
         )
         .execute(conn)?,
         None => prepared::update(
             customers::table,
-            customers::profile_status.eq("unavailable"),
+            customers::profile_status.eq(ProfileStatus::Unavailable),
             target,
         )
         .execute(conn)?,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{Api, ListBody, PageParams, timestamp};
 use crate::attribution::{Touch, touches};
 use crate::auth::{Caller, Permission};
+use crate::conversations::EventStatus;
 use crate::conversations::MessagingType;
 use crate::conversations::agent::{self, AgentSendError};
 use crate::conversations::inbox::{self, StoredEvent};
@@ -417,14 +418,18 @@ async fn events(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManageWebhooks)?;
     let params = params.into_inner();
-    let status = params.status.unwrap_or_else(|| "dead".into());
-    if !["dead", "pending", "done"].contains(&status.as_str()) {
-        return Err(ApiError::validation(vec![crate::kernel::FieldError::new(
-            "status",
-            "invalid_status",
-            "status is dead, pending or done",
-        )]));
-    }
+    let status = match params.status.as_deref().unwrap_or("dead") {
+        "dead" => EventStatus::Dead,
+        "pending" => EventStatus::Pending,
+        "done" => EventStatus::Done,
+        _ => {
+            return Err(ApiError::validation(vec![crate::kernel::FieldError::new(
+                "status",
+                "invalid_status",
+                "status is dead, pending or done",
+            )]));
+        }
+    };
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
@@ -432,7 +437,7 @@ async fn events(
     let (limit, after) = (page.limit()?, page.uuid_cursor()?);
     let items = state
         .db
-        .query(move |conn| inbox::list_events(conn, caller.merchant_id, &status, after, limit + 1))
+        .query(move |conn| inbox::list_events(conn, caller.merchant_id, status, after, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,
