@@ -587,6 +587,78 @@ mod tests {
         assert_eq!(page[12], Choice::new("More", "more1"));
     }
 
+    fn sizes(items: &[u32], page: usize) -> Result<Vec<Choice>, EmptyPage> {
+        paginate_choices(
+            items,
+            page,
+            |size| Choice::new(&format!("EU {size}"), &format!("SIZE:{size}")),
+            |next| Choice::new("More sizes", &format!("SIZES_PAGE:{next}")),
+        )
+    }
+
+    fn payloads(choices: &[Choice]) -> Vec<&str> {
+        choices.iter().map(|c| c.payload.as_str()).collect()
+    }
+
+    #[test]
+    fn thirteen_choices_fit_on_one_page_without_more() {
+        let items: Vec<u32> = (30..43).collect();
+        let page = sizes(&items, 0).unwrap();
+        assert_eq!(page.len(), 13);
+        assert_eq!(page[12].payload, "SIZE:42");
+        assert_eq!(sizes(&items, 1), Err(EmptyPage { page: 1 }));
+    }
+
+    #[test]
+    fn the_last_page_of_choices_takes_up_to_thirteen_and_the_middle_ones_twelve_and_more() {
+        let items: Vec<u32> = (1..=30).collect();
+        let (first, second, last) = (
+            sizes(&items, 0).unwrap(),
+            sizes(&items, 1).unwrap(),
+            sizes(&items, 2).unwrap(),
+        );
+        assert_eq!(payloads(&first)[11..], ["SIZE:12", "SIZES_PAGE:1"]);
+        assert_eq!(payloads(&second)[11..], ["SIZE:24", "SIZES_PAGE:2"]);
+        assert_eq!(
+            payloads(&last),
+            ["SIZE:25", "SIZE:26", "SIZE:27", "SIZE:28", "SIZE:29", "SIZE:30"]
+        );
+        let short: Vec<u32> = (1..=25).collect();
+        assert_eq!(sizes(&short, 1).unwrap().len(), 13);
+    }
+
+    #[test]
+    fn a_page_past_the_end_or_of_nothing_is_refused() {
+        let items: Vec<u32> = (1..=30).collect();
+        assert_eq!(sizes(&items, 3), Err(EmptyPage { page: 3 }));
+        assert_eq!(sizes(&items, usize::MAX), Err(EmptyPage { page: usize::MAX }));
+        assert_eq!(sizes(&[], 0), Err(EmptyPage { page: 0 }));
+        assert_eq!(
+            Reply::carousel(&[], 0, |_| Card::new("More")),
+            Err(EmptyPage { page: 0 })
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn following_more_pages_shows_every_item_once(len in 0_usize..100, max in 2_usize..15) {
+            let items: Vec<usize> = (0..len).collect();
+            let mut seen = Vec::new();
+            let mut page = Some(0);
+            while let Some(current) = page.filter(|_| len > 0) {
+                let (shown, next) = page_of(&items, current, max).unwrap();
+                proptest::prop_assert!(!shown.is_empty());
+                proptest::prop_assert!(shown.len() + usize::from(next.is_some()) <= max);
+                seen.extend_from_slice(shown);
+                page = next;
+                if next.is_none() {
+                    proptest::prop_assert_eq!(page_of(&items, current + 1, max), Err(EmptyPage { page: current + 1 }));
+                }
+            }
+            proptest::prop_assert_eq!(seen, items);
+        }
+    }
+
     #[test]
     fn blank_text_makes_no_reply() {
         assert!(Reply::text("  \n").is_empty());
