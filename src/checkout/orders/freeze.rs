@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::moves::apply;
 use super::rows::{OrderRow, load};
-use super::stock::{stock_left, take_stock};
+use super::stock::{reserve, stock_left, take_stock};
 use super::{Order, OrderStatus, lock_open_cart, one_transaction};
 use crate::carts::{Cart, CartLine, Totals};
-use crate::db::schema::{order_counters, order_lines, orders, reservations};
+use crate::db::schema::{order_counters, order_lines, orders};
 use crate::db::{DbConnection, DbUuid};
 use crate::error::is_unique_violation_on;
 use crate::money::{Money, MoneyError};
@@ -215,160 +215,26 @@ pub fn checkout(
     touch: Option<(Uuid, Option<String>)>,
 ) -> Result<CheckedOut, CheckoutRefusal> {
     one_transaction(conn, |conn| {
-        if !lock_open_cart(conn, merchant_id, thread_id)? {
-            return Err(CheckoutRefusal::EmptyCart);
-        }
-        let cart = crate::carts::open_cart(conn, thread_id)?.ok_or(CheckoutRefusal::EmptyCart)?;
-        if cart.lines.is_empty() {
-            return Err(CheckoutRefusal::EmptyCart);
-        }
-        let processing: Option<String> = orders::table
-            .filter(orders::cart_id.eq(DbUuid(cart.id)))
-            .filter(orders::status.eq(OrderStatus::Processing.as_str()))
-            .select(orders::number)
-            .first(conn)
-            .optional()?;
-        if let Some(number) = processing {
-            return Err(CheckoutRefusal::PaymentInProgress { number });
-        }
+        let cart = lock_cart_to_freeze(conn, merchant_id, thread_id)?;
+        refuse_while_processing(conn, &cart)?;
         let totals = cart.totals(at)?;
         let print = fingerprint(&cart, &totals);
         let awaiting = awaiting_of_thread(conn, thread_id)?;
-        if let Some(same) = awaiting.iter().find(|o| {
-            o.cart_id == Some(DbUuid(cart.id))
-                && o.cart_fingerprint == print
-                && o.expires_at.is_some_and(|end| end > at)
-        }) {
+        if let Some(same) = still_payable(&awaiting, &cart, &print, at) {
             return Ok(CheckedOut {
                 order: load(conn, same.id.0)?,
                 created: false,
                 superseded: Vec::new(),
             });
         }
-        if let Some(minimum) = minimum
-            && minimum.currency() == totals.total.currency()
-            && totals.total.minor() < minimum.minor()
-        {
-            return Err(CheckoutRefusal::BelowMinimum { minimum });
-        }
-
+        refuse_below_minimum(minimum, &totals)?;
         // The older orders give their stock back before this one takes it: a cart grown from 2 to 3 of a
-        // variant with 3 left must fit. The cart's stays are untied from them first: this order takes
-        // them over, still held.
-        let stays: Vec<Uuid> = cart.lines.iter().filter_map(|l| l.booking_id).collect();
-        crate::bookings::detach(conn, &stays)?;
-        let mut superseded = Vec::new();
-        for old in awaiting {
-            let id = old.id.0;
-            if apply(conn, &old, OrderStatus::Expired, None, at)? {
-                superseded.push(load(conn, id)?);
-            }
-        }
-
-        let wanted = units_by_variant(&cart).map_err(|line| CheckoutRefusal::SoldOut {
-            title: line.title.clone(),
-            variant_name: line.variant_name.clone(),
-            available: 0,
-        })?;
-        for (&variant_id, &(quantity, line)) in &wanted {
-            if !take_stock(conn, merchant_id, variant_id, quantity, at)? {
-                return Err(CheckoutRefusal::SoldOut {
-                    title: line.title.clone(),
-                    variant_name: line.variant_name.clone(),
-                    available: stock_left(conn, merchant_id, variant_id)?,
-                });
-            }
-        }
-
-        let name = crate::merchants::get(conn, merchant_id)?.name;
-        let number = format_number(&number_prefix(&name), next_number(conn, merchant_id)?);
-        let order_id = Uuid::now_v7();
-        let (discount_code, discount_off) = match &totals.discount {
-            Some((code, off)) => (Some(code.clone()), off.minor()),
-            None => (None, 0),
-        };
-        let discount_id = cart
-            .discount
-            .as_ref()
-            .filter(|_| totals.discount.is_some())
-            .map(|d| DbUuid(d.id));
-        let (touch_id, ad_id) = touch.map_or((None, None), |(t, ad)| (Some(DbUuid(t)), ad));
-        // The order is made on the thread's channel (for reports and the Conversions API).
-        let channel: String = crate::db::schema::threads::table
-            .find(DbUuid(thread_id))
-            .select(crate::db::schema::threads::channel)
-            .first(conn)?;
-        diesel::insert_into(orders::table)
-            .values((
-                orders::id.eq(DbUuid(order_id)),
-                orders::merchant_id.eq(DbUuid(merchant_id)),
-                orders::thread_id.eq(DbUuid(thread_id)),
-                orders::channel.eq(channel),
-                orders::cart_id.eq(DbUuid(cart.id)),
-                orders::number.eq(&number),
-                orders::status.eq(OrderStatus::AwaitingPayment.as_str()),
-                orders::disputed.eq(false),
-                orders::currency.eq(cart.currency.code()),
-                orders::subtotal_minor.eq(totals.subtotal.minor()),
-                orders::discount_minor.eq(discount_off),
-                orders::total_minor.eq(totals.total.minor()),
-                orders::refunded_minor.eq(0_i64),
-                orders::discount_id.eq(discount_id),
-                orders::discount_code.eq(discount_code),
-                orders::cart_fingerprint.eq(&print),
-                orders::attempt.eq(0),
-                orders::expires_at.eq(at + HOLD_BEFORE_SESSION),
-                orders::touch_id.eq(touch_id),
-                orders::ad_id.eq(ad_id),
-                orders::created_at.eq(at),
-                orders::updated_at.eq(at),
-            ))
-            .execute(conn)?;
-        for line in &cart.lines {
-            diesel::insert_into(order_lines::table)
-                .values((
-                    order_lines::id.eq(DbUuid(Uuid::now_v7())),
-                    order_lines::order_id.eq(DbUuid(order_id)),
-                    order_lines::variant_id.eq(line.variant_id.map(DbUuid)),
-                    order_lines::product_id.eq(line.product_id.map(DbUuid)),
-                    order_lines::title.eq(&line.title),
-                    order_lines::variant_name.eq(&line.variant_name),
-                    order_lines::sku.eq(&line.sku),
-                    order_lines::image_url.eq(&line.image_url),
-                    order_lines::unit_price_minor.eq(line.unit_price.minor()),
-                    order_lines::quantity.eq(i32::try_from(line.quantity).unwrap_or(i32::MAX)),
-                    order_lines::total_minor.eq(line.total()?.minor()),
-                    order_lines::offer_id.eq(line.offer_id.map(DbUuid)),
-                    order_lines::booking_id.eq(line.booking_id.map(DbUuid)),
-                ))
-                .execute(conn)?;
-            if let Some(booking) = line.booking_id {
-                // The stay is held until the order's hold ends, then the Checkout Session's.
-                match crate::bookings::attach_to_order(conn, booking, order_id, at + HOLD_BEFORE_SESSION) {
-                    Ok(_) => {}
-                    Err(crate::bookings::BookingError::Db(e)) => return Err(e.into()),
-                    Err(_) => {
-                        return Err(CheckoutRefusal::StayEnded {
-                            title: line.title.clone(),
-                            dates: line.variant_name.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        for (&variant_id, &(quantity, _)) in &wanted {
-            diesel::insert_into(reservations::table)
-                .values((
-                    reservations::id.eq(DbUuid(Uuid::now_v7())),
-                    reservations::order_id.eq(DbUuid(order_id)),
-                    reservations::variant_id.eq(DbUuid(variant_id)),
-                    reservations::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
-                    reservations::status.eq("held"),
-                    reservations::created_at.eq(at),
-                    reservations::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-        }
+        // variant with 3 left must fit.
+        let superseded = supersede(conn, &cart, awaiting, at)?;
+        let wanted = take_units(conn, merchant_id, &cart, at)?;
+        let (order_id, number) = insert_order(conn, merchant_id, &cart, &totals, &print, touch, at)?;
+        insert_lines(conn, order_id, &cart, at)?;
+        reserve(conn, order_id, wanted.iter().map(|(v, (q, _))| (*v, *q)), at)?;
         tracing::info!(
             order.id = %order_id,
             order.number = %number,
@@ -382,6 +248,210 @@ pub fn checkout(
             superseded,
         })
     })
+}
+
+/// Locks the thread's open cart and reads it; `EmptyCart` when there is none or it has no lines.
+fn lock_cart_to_freeze(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    thread_id: Uuid,
+) -> Result<Cart, CheckoutRefusal> {
+    if !lock_open_cart(conn, merchant_id, thread_id)? {
+        return Err(CheckoutRefusal::EmptyCart);
+    }
+    let cart = crate::carts::open_cart(conn, thread_id)?.ok_or(CheckoutRefusal::EmptyCart)?;
+    if cart.lines.is_empty() {
+        return Err(CheckoutRefusal::EmptyCart);
+    }
+    Ok(cart)
+}
+
+/// `PaymentInProgress` while an order of this cart waits for a delayed payment to be confirmed.
+fn refuse_while_processing(conn: &mut DbConnection, cart: &Cart) -> Result<(), CheckoutRefusal> {
+    let processing: Option<String> = orders::table
+        .filter(orders::cart_id.eq(DbUuid(cart.id)))
+        .filter(orders::status.eq(OrderStatus::Processing.as_str()))
+        .select(orders::number)
+        .first(conn)
+        .optional()?;
+    match processing {
+        Some(number) => Err(CheckoutRefusal::PaymentInProgress { number }),
+        None => Ok(()),
+    }
+}
+
+/// The order of the thread awaiting payment for this very cart content, whose hold still runs.
+fn still_payable<'a>(
+    awaiting: &'a [OrderRow],
+    cart: &Cart,
+    print: &str,
+    at: NaiveDateTime,
+) -> Option<&'a OrderRow> {
+    awaiting.iter().find(|o| {
+        o.cart_id == Some(DbUuid(cart.id))
+            && o.cart_fingerprint == print
+            && o.expires_at.is_some_and(|end| end > at)
+    })
+}
+
+/// `BelowMinimum` when the total is below Stripe's smallest charge in its currency (a minimum in another
+/// currency is ignored).
+fn refuse_below_minimum(minimum: Option<Money>, totals: &Totals) -> Result<(), CheckoutRefusal> {
+    match minimum {
+        Some(minimum)
+            if minimum.currency() == totals.total.currency() && totals.total.minor() < minimum.minor() =>
+        {
+            Err(CheckoutRefusal::BelowMinimum { minimum })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Expires the thread's orders awaiting payment for an older cart content, giving their stock back;
+/// answers those it expired. The cart's stays are untied from them first: the new order takes them
+/// over, still held.
+fn supersede(
+    conn: &mut DbConnection,
+    cart: &Cart,
+    awaiting: Vec<OrderRow>,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<Order>> {
+    let stays: Vec<Uuid> = cart.lines.iter().filter_map(|l| l.booking_id).collect();
+    crate::bookings::detach(conn, &stays)?;
+    let mut superseded = Vec::new();
+    for old in awaiting {
+        let id = old.id.0;
+        if apply(conn, &old, OrderStatus::Expired, None, at)? {
+            superseded.push(load(conn, id)?);
+        }
+    }
+    Ok(superseded)
+}
+
+/// Takes the cart's units from the stock, variant by variant in the lock order; `SoldOut` names the
+/// first line that does not fit (the caller's transaction gives back what was taken).
+fn take_units<'c>(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    cart: &'c Cart,
+    at: NaiveDateTime,
+) -> Result<BTreeMap<Uuid, (i64, &'c CartLine)>, CheckoutRefusal> {
+    let wanted = units_by_variant(cart).map_err(|line| CheckoutRefusal::SoldOut {
+        title: line.title.clone(),
+        variant_name: line.variant_name.clone(),
+        available: 0,
+    })?;
+    for (&variant_id, &(quantity, line)) in &wanted {
+        if !take_stock(conn, merchant_id, variant_id, quantity, at)? {
+            return Err(CheckoutRefusal::SoldOut {
+                title: line.title.clone(),
+                variant_name: line.variant_name.clone(),
+                available: stock_left(conn, merchant_id, variant_id)?,
+            });
+        }
+    }
+    Ok(wanted)
+}
+
+/// Inserts the order row, awaiting payment with its hold of [`HOLD_BEFORE_SESSION`], numbered from the
+/// merchant's counter, on the thread's channel; answers its id and number.
+fn insert_order(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    cart: &Cart,
+    totals: &Totals,
+    print: &str,
+    touch: Option<(Uuid, Option<String>)>,
+    at: NaiveDateTime,
+) -> QueryResult<(Uuid, String)> {
+    let name = crate::merchants::get(conn, merchant_id)?.name;
+    let number = format_number(&number_prefix(&name), next_number(conn, merchant_id)?);
+    let order_id = Uuid::now_v7();
+    let (discount_code, discount_off) = match &totals.discount {
+        Some((code, off)) => (Some(code.clone()), off.minor()),
+        None => (None, 0),
+    };
+    let discount_id = cart
+        .discount
+        .as_ref()
+        .filter(|_| totals.discount.is_some())
+        .map(|d| DbUuid(d.id));
+    let (touch_id, ad_id) = touch.map_or((None, None), |(t, ad)| (Some(DbUuid(t)), ad));
+    // The order is made on the thread's channel (for reports and the Conversions API).
+    let channel: String = crate::db::schema::threads::table
+        .find(DbUuid(cart.thread_id))
+        .select(crate::db::schema::threads::channel)
+        .first(conn)?;
+    diesel::insert_into(orders::table)
+        .values((
+            orders::id.eq(DbUuid(order_id)),
+            orders::merchant_id.eq(DbUuid(merchant_id)),
+            orders::thread_id.eq(DbUuid(cart.thread_id)),
+            orders::channel.eq(channel),
+            orders::cart_id.eq(DbUuid(cart.id)),
+            orders::number.eq(&number),
+            orders::status.eq(OrderStatus::AwaitingPayment.as_str()),
+            orders::disputed.eq(false),
+            orders::currency.eq(cart.currency.code()),
+            orders::subtotal_minor.eq(totals.subtotal.minor()),
+            orders::discount_minor.eq(discount_off),
+            orders::total_minor.eq(totals.total.minor()),
+            orders::refunded_minor.eq(0_i64),
+            orders::discount_id.eq(discount_id),
+            orders::discount_code.eq(discount_code),
+            orders::cart_fingerprint.eq(print),
+            orders::attempt.eq(0),
+            orders::expires_at.eq(at + HOLD_BEFORE_SESSION),
+            orders::touch_id.eq(touch_id),
+            orders::ad_id.eq(ad_id),
+            orders::created_at.eq(at),
+            orders::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok((order_id, number))
+}
+
+/// Copies the cart's lines into the order, and ties each stay to it; `StayEnded` names a stay no longer
+/// held.
+fn insert_lines(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    cart: &Cart,
+    at: NaiveDateTime,
+) -> Result<(), CheckoutRefusal> {
+    for line in &cart.lines {
+        diesel::insert_into(order_lines::table)
+            .values((
+                order_lines::id.eq(DbUuid(Uuid::now_v7())),
+                order_lines::order_id.eq(DbUuid(order_id)),
+                order_lines::variant_id.eq(line.variant_id.map(DbUuid)),
+                order_lines::product_id.eq(line.product_id.map(DbUuid)),
+                order_lines::title.eq(&line.title),
+                order_lines::variant_name.eq(&line.variant_name),
+                order_lines::sku.eq(&line.sku),
+                order_lines::image_url.eq(&line.image_url),
+                order_lines::unit_price_minor.eq(line.unit_price.minor()),
+                order_lines::quantity.eq(i32::try_from(line.quantity).unwrap_or(i32::MAX)),
+                order_lines::total_minor.eq(line.total()?.minor()),
+                order_lines::offer_id.eq(line.offer_id.map(DbUuid)),
+                order_lines::booking_id.eq(line.booking_id.map(DbUuid)),
+            ))
+            .execute(conn)?;
+        if let Some(booking) = line.booking_id {
+            // The stay is held until the order's hold ends, then the Checkout Session's.
+            match crate::bookings::attach_to_order(conn, booking, order_id, at + HOLD_BEFORE_SESSION) {
+                Ok(_) => {}
+                Err(crate::bookings::BookingError::Db(e)) => return Err(e.into()),
+                Err(_) => {
+                    return Err(CheckoutRefusal::StayEnded {
+                        title: line.title.clone(),
+                        dates: line.variant_name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

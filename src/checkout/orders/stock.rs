@@ -43,6 +43,30 @@ pub(super) fn stock_left(conn: &mut DbConnection, merchant_id: Uuid, variant_id:
     Ok(stock.unwrap_or(0).max(0))
 }
 
+/// Records the order's reservations, one `held` row per variant and its units (already taken with
+/// [`take_stock`]).
+pub(super) fn reserve(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    units: impl IntoIterator<Item = (Uuid, i64)>,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    for (variant_id, quantity) in units {
+        diesel::insert_into(reservations::table)
+            .values((
+                reservations::id.eq(DbUuid(Uuid::now_v7())),
+                reservations::order_id.eq(DbUuid(order_id)),
+                reservations::variant_id.eq(DbUuid(variant_id)),
+                reservations::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
+                reservations::status.eq("held"),
+                reservations::created_at.eq(at),
+                reservations::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Gives back the stock of the order's held reservations. Each reservation is marked released with a
 /// conditional update first, so its units come back once, whoever else releases it.
 pub(super) fn release(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime) -> QueryResult<()> {
