@@ -98,7 +98,7 @@ fn session_expiry(ttl: std::time::Duration) -> NaiveDateTime {
     now() + (ttl + EXPIRY_MARGIN).min(chrono::Duration::hours(24) - EXPIRY_MARGIN)
 }
 
-async fn create_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<usize, DbError> {
+async fn create_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<usize, ApplyError> {
     let waiting = ctx.db.query(|conn| orders::needing_session(conn, 20)).await?;
     let mut handled = 0;
     for order in waiting {
@@ -126,7 +126,7 @@ async fn create_session(
     stripe: &StripeClient,
     order: Order,
     call: SessionTry,
-) -> Result<(), DbError> {
+) -> Result<(), ApplyError> {
     let thread_id = order.thread_id;
     let customer_locale = match thread_id {
         Some(t) => ctx.db.query(move |conn| thread::customer_locale(conn, t)).await?,
@@ -204,9 +204,10 @@ async fn create_session(
         Err(e) => {
             tracing::error!(order.id = %order_id, tries = call.tries, error = %e, "Checkout Session could not be created");
             ctx.db
-                .query(move |conn| {
+                .run(move |conn| {
                     orders::transition(conn, order_id, OrderStatus::PaymentFailed, None, now())?;
-                    thread::payment_unavailable(conn, &order)
+                    thread::payment_unavailable(conn, &order)?;
+                    Ok::<_, ApplyError>(())
                 })
                 .await?;
             told(ctx, order_id, thread_id);
@@ -253,6 +254,14 @@ enum ApplyError {
     Stripe(#[from] StripeError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Move(#[from] orders::MoveError),
+}
+
+impl From<diesel::result::Error> for ApplyError {
+    fn from(e: diesel::result::Error) -> Self {
+        ApplyError::Db(e.into())
+    }
 }
 
 async fn apply_event(ctx: &WorkerContext, stripe: &StripeClient, event: &Pending) -> Result<(), ApplyError> {
@@ -338,12 +347,12 @@ async fn apply_status(
     let snapshot = order.clone();
     let moved = ctx
         .db
-        .query(move |conn| {
+        .run(move |conn| {
             let moved = orders::transition(conn, order_id, next, intent.as_deref(), now())?;
             if moved {
                 thread::order_moved(conn, &snapshot, next)?;
             }
-            Ok(moved)
+            Ok::<_, ApplyError>(moved)
         })
         .await?;
     if moved {

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::moves::apply;
+use super::moves::expire;
 use super::rows::{OrderRow, load};
 use super::stock::{reserve, stock_left, take_stock};
 use super::{Order, OrderStatus, lock_open_cart, one_transaction};
@@ -321,7 +321,7 @@ fn supersede(
     let mut superseded = Vec::new();
     for old in awaiting {
         let id = old.id.0;
-        if apply(conn, &old, OrderStatus::Expired, None, at)? {
+        if expire(conn, &old, at)? {
             superseded.push(load(conn, id)?);
         }
     }

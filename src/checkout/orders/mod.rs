@@ -31,7 +31,7 @@ pub use freeze::{
     CheckedOut, CheckoutRefusal, FALLBACK_PREFIX, HOLD_BEFORE_SESSION, checkout, fingerprint, format_number,
     number_prefix,
 };
-pub use moves::{LatePayment, settle_late_payment, transition};
+pub use moves::{LatePayment, MoveError, settle_late_payment, transition};
 pub use refunds::{
     KeyedRefund, RefundError, record_late_refund, record_refund, refund_by_request_key, set_disputed,
     set_refund_request_key,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::rows::{OrderRow, order_row};
 use super::stock::{commit, release, take_stock};
 use super::{OrderStatus, lock_cart, lock_order, one_transaction};
+use crate::bookings::BookingError;
 use crate::db::schema::{self, order_lines, orders, reservations};
 use crate::db::{DbConnection, DbUuid};
 
@@ -21,9 +22,21 @@ struct StatusMove<'a> {
     stripe_payment_intent_id: Option<&'a str>,
 }
 
-/// Moves `row` to `next` if the state machine allows it and nobody moved it first, with what the move
-/// means for stock, cart and discount. Call inside a write transaction.
-pub(super) fn apply(
+/// Why an order did not move. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// A stay the order pays for can no longer be booked: its hold ended before the order's and another
+    /// shopper took the last room. The payment is settled as a late one once the order expires.
+    #[error("a stay the order pays for can no longer be booked")]
+    StayTaken(#[source] BookingError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Sets `row`'s status to `next` if the state machine allows it and nobody moved it first; `paid_at` is
+/// set with `paid`, `payment_intent` stored when given. Call inside a write transaction.
+fn set_status(
     conn: &mut DbConnection,
     row: &OrderRow,
     next: OrderStatus,
@@ -49,35 +62,79 @@ pub(super) fn apply(
     if moved == 0 {
         return Ok(false);
     }
+    tracing::info!(order.id = %row.id.0, from = %current, to = %next, "order moved");
+    Ok(true)
+}
+
+/// Moves `row` to `next` (see [`set_status`]) with what the move means for stock, cart, discount and
+/// stays. Call inside a write transaction: a paid order whose stay is taken (`StayTaken`) leaves it to
+/// be rolled back.
+fn apply(
+    conn: &mut DbConnection,
+    row: &OrderRow,
+    next: OrderStatus,
+    payment_intent: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<bool, MoveError> {
+    if !set_status(conn, row, next, payment_intent, at)? {
+        return Ok(false);
+    }
     match next {
         OrderStatus::Paid => {
             commit(conn, row.id.0, at)?;
             confirm_stays(conn, row.id.0)?;
             close_cart_and_redeem(conn, row, at)?;
         }
-        OrderStatus::Expired | OrderStatus::PaymentFailed => {
-            release(conn, row.id.0, at)?;
-            crate::bookings::release_order(conn, row.id.0)?;
-        }
+        OrderStatus::Expired | OrderStatus::PaymentFailed => give_back(conn, row, at)?,
         OrderStatus::AwaitingPayment
         | OrderStatus::Processing
         | OrderStatus::PartiallyRefunded
         | OrderStatus::Refunded => {}
     }
-    tracing::info!(order.id = %row.id.0, from = %current, to = %next, "order moved");
     Ok(true)
 }
 
+/// Expires `row` (a newer cart content supersedes it) and gives its stock and stays back; false when it
+/// had moved already. Call inside a write transaction.
+pub(super) fn expire(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> QueryResult<bool> {
+    if !set_status(conn, row, OrderStatus::Expired, None, at)? {
+        return Ok(false);
+    }
+    give_back(conn, row, at)?;
+    Ok(true)
+}
+
+/// Moves `row` to a refund status (`partially_refunded`, `refunded`): nothing else changes with it.
+pub(super) fn mark_refunded(
+    conn: &mut DbConnection,
+    row: &OrderRow,
+    next: OrderStatus,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    debug_assert!(matches!(
+        next,
+        OrderStatus::PartiallyRefunded | OrderStatus::Refunded
+    ));
+    set_status(conn, row, next, None, at)
+}
+
+/// An order that ended unpaid gives its stock and its stays back.
+fn give_back(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> QueryResult<()> {
+    release(conn, row.id.0, at)?;
+    crate::bookings::release_order(conn, row.id.0)?;
+    Ok(())
+}
+
 /// Books the stays the order pays for. A stay whose nights went meanwhile (its hold ended before the
-/// order's, and another shopper took the last room) fails the move with `RollbackTransaction`: nothing
-/// is booked, and the payment is settled as a late one once the order expires.
-fn confirm_stays(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
+/// order's, and another shopper took the last room) is `StayTaken`: nothing is booked once the caller's
+/// transaction rolls back, and the payment is settled as a late one once the order expires.
+fn confirm_stays(conn: &mut DbConnection, order_id: Uuid) -> Result<(), MoveError> {
     match crate::bookings::confirm_order(conn, order_id) {
         Ok(()) => Ok(()),
-        Err(crate::bookings::BookingError::Db(e)) => Err(e),
+        Err(BookingError::Db(e)) => Err(e.into()),
         Err(e) => {
             tracing::warn!(order.id = %order_id, error = %e, "a paid stay could not be booked");
-            Err(diesel::result::Error::RollbackTransaction)
+            Err(MoveError::StayTaken(e))
         }
     }
 }
@@ -155,8 +212,8 @@ pub fn settle_late_payment(
         let retaken = conn.transaction(|conn| retake_stock(conn, &row, at));
         let outcome = match retaken {
             Ok(()) => LatePayment::Honoured,
-            Err(diesel::result::Error::RollbackTransaction) => LatePayment::RefundDue,
-            Err(e) => return Err(e),
+            Err(Retake::Gone) => LatePayment::RefundDue,
+            Err(Retake::Db(e)) => return Err(e),
         };
         let status = match outcome {
             LatePayment::Honoured => OrderStatus::Paid,
@@ -183,10 +240,29 @@ pub fn settle_late_payment(
     })
 }
 
-/// Takes the units of the order's released reservations from the stock again and commits them; a line
-/// whose variant left the catalog, or a variant without the units, fails with `RollbackTransaction` (the
-/// caller's savepoint undoes what was taken).
-fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> QueryResult<()> {
+/// Why a late payment's goods cannot be sold to it after all.
+#[derive(Debug, thiserror::Error)]
+enum Retake {
+    /// A line's variant left the catalog, a variant lacks the units, or a stay's nights are gone.
+    #[error("some of the order's goods are gone")]
+    Gone,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+impl From<MoveError> for Retake {
+    fn from(e: MoveError) -> Self {
+        match e {
+            MoveError::StayTaken(_) => Retake::Gone,
+            MoveError::Db(e) => Retake::Db(e),
+        }
+    }
+}
+
+/// Takes the units of the order's released reservations from the stock again and commits them, and
+/// books its stays; `Gone` when any of it cannot be had (the caller's savepoint undoes what was taken).
+fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> Result<(), Retake> {
     let orphan_lines: i64 = order_lines::table
         .filter(order_lines::order_id.eq(row.id))
         .filter(order_lines::variant_id.is_null())
@@ -194,7 +270,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> Q
         .count()
         .get_result(conn)?;
     if orphan_lines > 0 {
-        return Err(diesel::result::Error::RollbackTransaction);
+        return Err(Retake::Gone);
     }
     let released: Vec<(DbUuid, DbUuid, i32)> = reservations::table
         .filter(reservations::order_id.eq(row.id))
@@ -205,7 +281,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> Q
     confirm_stays(conn, row.id.0)?;
     for (id, variant_id, quantity) in released {
         if !take_stock(conn, row.merchant_id.0, variant_id.0, i64::from(quantity), at)? {
-            return Err(diesel::result::Error::RollbackTransaction);
+            return Err(Retake::Gone);
         }
         diesel::update(reservations::table.filter(reservations::id.eq(id)))
             .set((
@@ -222,7 +298,8 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> Q
 /// twice or out of order have one effect. `paid`: reservations committed (the stock stays taken), the
 /// cart closed (`checked_out`), the discount code redeemed (an exhausted code is logged, the order stays
 /// paid), `paid_at` set. `expired` and `payment_failed`: stock given back, the cart left open.
-/// `payment_intent`, when given, is stored. An unknown order is `NotFound`.
+/// `payment_intent`, when given, is stored. An unknown order is `Db(NotFound)`; a paid order whose stay
+/// can no longer be booked is `StayTaken`, and nothing changes.
 #[tracing::instrument(skip_all, fields(order.id = %order_id, order.next = %next))]
 pub fn transition(
     conn: &mut DbConnection,
@@ -230,7 +307,7 @@ pub fn transition(
     next: OrderStatus,
     payment_intent: Option<&str>,
     at: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> Result<bool, MoveError> {
     one_transaction(conn, |conn| {
         if next == OrderStatus::Paid {
             // The cart before the order, as in `checkout`.

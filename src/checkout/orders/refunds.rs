@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::moves::apply;
+use super::moves::mark_refunded;
 use super::rows::{corrupt, load, order_row};
 use super::{Order, OrderStatus, lock_order, one_transaction};
 use crate::db::schema::{orders, refunds};
@@ -144,7 +144,7 @@ pub fn record_refund(
             OrderStatus::PartiallyRefunded
         };
         let current = row.status()?;
-        if refunded > 0 && current != next && !apply(conn, &row, next, None, at)? {
+        if refunded > 0 && current != next && !mark_refunded(conn, &row, next, at)? {
             tracing::warn!(
                 order.id = %order_id,
                 order.status = %current,
