@@ -1,10 +1,11 @@
-//! Stripe's webhook events, stored before the 200 and deduplicated by Stripe's event id; a worker applies
-//! them (after asking Stripe for the session's current state), retrying failures with backoff.
+//! Stripe's webhook events, stored (raw, as received) before the 200 and deduplicated by Stripe's event id;
+//! a worker reads each back into its [`StripeEvent`] and applies it, retrying failures with backoff.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::stripe::StripeEvent;
+use super::stripe::StripeError;
+use super::webhook::StripeEvent;
 use crate::db::schema::stripe_events;
 use crate::db::{DbConnection, now};
 
@@ -22,7 +23,7 @@ pub fn store(conn: &mut DbConnection, event: &StripeEvent, body: &str) -> QueryR
     let inserted = diesel::insert_into(stripe_events::table)
         .values((
             stripe_events::id.eq(&event.id),
-            stripe_events::kind.eq(&event.kind),
+            stripe_events::kind.eq(event.kind.type_name()),
             stripe_events::payload.eq(body),
             stripe_events::status.eq("pending"),
             stripe_events::attempts.eq(0),
@@ -52,6 +53,13 @@ pub struct Pending {
     pub payload: String,
     /// Tries so far.
     pub attempts: i32,
+}
+
+impl Pending {
+    /// The event, read from its raw body with the parser that accepted it when it arrived.
+    pub fn event(&self) -> Result<StripeEvent, StripeError> {
+        StripeEvent::parse(self.payload.as_bytes())
+    }
 }
 
 /// Events due now, oldest first.

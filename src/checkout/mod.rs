@@ -4,3 +4,4 @@
 pub mod events;
 pub mod orders;
 pub mod stripe;
+pub mod webhook;

@@ -16,6 +16,7 @@ use crate::checkout::stripe::{
     CheckoutLine, CheckoutSession, NewCheckout, PaymentStatus, RefundReason, SessionStatus, StripeClient,
     StripeError,
 };
+use crate::checkout::webhook::{EventKind, RefundObject};
 use crate::conversations::notices as thread;
 use crate::db::{DbError, now};
 
@@ -216,15 +217,14 @@ async fn create_session(
     Ok(())
 }
 
-/// What an event means for its order, from the session as Stripe says it is now.
-fn next_status(kind: &str, session: &CheckoutSession) -> Option<OrderStatus> {
+/// What a session's state at Stripe means for its order; `delayed_payment_failed` when Stripe said so
+/// (`checkout.session.async_payment_failed`): a complete session is otherwise still processing.
+fn next_status(session: &CheckoutSession, delayed_payment_failed: bool) -> Option<OrderStatus> {
     match (session.status, session.payment_status) {
         (SessionStatus::Complete, PaymentStatus::Paid | PaymentStatus::NoPaymentRequired) => {
             Some(OrderStatus::Paid)
         }
-        (SessionStatus::Complete, _) if kind == "checkout.session.async_payment_failed" => {
-            Some(OrderStatus::PaymentFailed)
-        }
+        (SessionStatus::Complete, _) if delayed_payment_failed => Some(OrderStatus::PaymentFailed),
         (SessionStatus::Complete, _) => Some(OrderStatus::Processing),
         (SessionStatus::Expired, _) => Some(OrderStatus::Expired),
         _ => None,
@@ -266,46 +266,49 @@ impl From<diesel::result::Error> for ApplyError {
 
 async fn apply_event(ctx: &WorkerContext, stripe: &StripeClient, event: &Pending) -> Result<(), ApplyError> {
     let id = event.id.clone();
-    if event.kind == "charge.refunded" {
-        let outcome = sync_refunds(ctx, stripe, event).await?;
-        ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
-        return Ok(());
-    }
-    if event.kind.starts_with("refund.") || event.kind.starts_with("charge.dispute.") {
-        let outcome = apply_refund_or_dispute(ctx, event).await?;
-        ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
-        return Ok(());
-    }
-    if !event.kind.starts_with("checkout.session.") {
-        ctx.db
-            .query(move |conn| events::done(conn, &id, "ignored"))
-            .await?;
-        return Ok(());
-    }
-    let parsed = crate::checkout::stripe::parse_event(event.payload.as_bytes())?;
-    let Some(session_id) = parsed.object_id else {
-        ctx.db
-            .query(move |conn| events::done(conn, &id, "ignored"))
-            .await?;
-        return Ok(());
+    let outcome = match event.event()?.kind {
+        EventKind::CheckoutSessionCompleted { session_id }
+        | EventKind::CheckoutSessionAsyncPaymentSucceeded { session_id }
+        | EventKind::CheckoutSessionExpired { session_id } => {
+            apply_session_event(ctx, stripe, session_id, false).await?
+        }
+        EventKind::CheckoutSessionAsyncPaymentFailed { session_id } => {
+            apply_session_event(ctx, stripe, session_id, true).await?
+        }
+        EventKind::ChargeRefunded { payment_intent } => sync_refunds(ctx, stripe, payment_intent).await?,
+        EventKind::RefundCreated(refund)
+        | EventKind::RefundUpdated(refund)
+        | EventKind::RefundFailed(refund) => record_refund_event(ctx, refund).await?,
+        EventKind::DisputeCreated { payment_intent } => set_disputed(ctx, payment_intent, true).await?,
+        EventKind::DisputeClosed {
+            payment_intent,
+            status,
+        } if status.as_deref() == Some("won") => set_disputed(ctx, payment_intent, false).await?,
+        EventKind::DisputeClosed { .. } | EventKind::Other(_) => "ignored",
     };
+    ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
+    Ok(())
+}
+
+/// A `checkout.session.*` event: its order is brought to what the session says at Stripe now (events can
+/// be late, repeated or out of order). `ignored` when the session is not one of ours (another
+/// integration on the same Stripe account).
+async fn apply_session_event(
+    ctx: &WorkerContext,
+    stripe: &StripeClient,
+    session_id: String,
+    delayed_payment_failed: bool,
+) -> Result<&'static str, ApplyError> {
     let sid = session_id.clone();
     let Some(order) = ctx
         .db
         .query(move |conn| orders::find_by_session(conn, &sid))
         .await?
     else {
-        // Not one of ours (another integration on the same Stripe account).
-        ctx.db
-            .query(move |conn| events::done(conn, &id, "ignored"))
-            .await?;
-        return Ok(());
+        return Ok("ignored");
     };
-    // Events can be late, repeated or out of order: Stripe's current state decides.
     let session = stripe.retrieve_checkout_session(&session_id).await?;
-    let outcome = apply_session(ctx, stripe, order, &event.kind, &session).await?;
-    ctx.db.query(move |conn| events::done(conn, &id, outcome)).await?;
-    Ok(())
+    apply_session(ctx, stripe, order, delayed_payment_failed, &session).await
 }
 
 /// Brings the order to what its session says at Stripe now; answers `done`, or `review` when Stripe
@@ -314,10 +317,10 @@ async fn apply_session(
     ctx: &WorkerContext,
     stripe: &StripeClient,
     order: Order,
-    kind: &str,
+    delayed_payment_failed: bool,
     session: &CheckoutSession,
 ) -> Result<&'static str, ApplyError> {
-    let Some(next) = next_status(kind, session) else {
+    let Some(next) = next_status(session, delayed_payment_failed) else {
         return Ok("done");
     };
     if next == OrderStatus::Paid && session.total() != Some(order.total) {
@@ -444,7 +447,7 @@ async fn sweep(ctx: &WorkerContext, stripe: &StripeClient) -> Result<(), DbError
             other => other,
         };
         let applied = match session {
-            Ok(session) => apply_session(ctx, stripe, order, "checkout.session.expired", &session)
+            Ok(session) => apply_session(ctx, stripe, order, false, &session)
                 .await
                 .map(|_| ()),
             Err(e) => Err(e.into()),
@@ -475,7 +478,7 @@ async fn reconcile(
             .query(move |conn| orders::mark_checked(conn, order_id, Some(now())))
             .await?;
         let applied = match stripe.retrieve_checkout_session(&session_id).await {
-            Ok(session) => apply_session(ctx, stripe, order, "reconcile", &session)
+            Ok(session) => apply_session(ctx, stripe, order, false, &session)
                 .await
                 .map(|_| ()),
             Err(e) => Err(e.into()),
@@ -506,7 +509,7 @@ async fn close_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<()
                         .db
                         .query(move |conn| orders::load_order(conn, order_id))
                         .await?;
-                    match apply_session(ctx, stripe, order, "checkout.session.completed", &s).await {
+                    match apply_session(ctx, stripe, order, false, &s).await {
                         Ok(_) => true,
                         Err(e) => {
                             tracing::warn!(order.id = %order_id, error = %e, "late payment not settled; will retry");
@@ -536,16 +539,9 @@ async fn close_sessions(ctx: &WorkerContext, stripe: &StripeClient) -> Result<()
 async fn sync_refunds(
     ctx: &WorkerContext,
     stripe: &StripeClient,
-    event: &Pending,
+    payment_intent: String,
 ) -> Result<&'static str, ApplyError> {
-    let body: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
-    let Some(intent) = body["data"]["object"]["payment_intent"]
-        .as_str()
-        .map(str::to_owned)
-    else {
-        return Ok("ignored");
-    };
-    let pi = intent.clone();
+    let pi = payment_intent.clone();
     let Some(order) = ctx
         .db
         .query(move |conn| orders::find_by_payment_intent(conn, &pi))
@@ -553,7 +549,7 @@ async fn sync_refunds(
     else {
         return Ok("ignored");
     };
-    let refunds = stripe.list_refunds(&intent).await?;
+    let refunds = stripe.list_refunds(&payment_intent).await?;
     let order_id = order.id;
     ctx.db
         .query(move |conn| {
@@ -577,45 +573,43 @@ async fn sync_refunds(
 }
 
 /// `refund.*`: the refund (made through our API or in Stripe's dashboard) is recorded on its order, once
-/// per refund id; `charge.dispute.created` flags the order, a dispute closed as `won` clears the flag.
-/// Answers how the event ended: `done`, or `ignored` when it names no order of ours.
-async fn apply_refund_or_dispute(ctx: &WorkerContext, event: &Pending) -> Result<&'static str, DbError> {
-    let body: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
-    let object = body["data"]["object"].clone();
-    let Some(intent) = object["payment_intent"].as_str().map(str::to_owned) else {
-        return Ok("ignored");
-    };
-    let kind = event.kind.clone();
+/// per refund id. Answers how the event ended: `done`, or `ignored` when it names no order of ours.
+async fn record_refund_event(ctx: &WorkerContext, refund: RefundObject) -> Result<&'static str, DbError> {
     ctx.db
         .query(move |conn| {
-            let Some(order) = orders::find_by_payment_intent(conn, &intent)? else {
+            let Some(order) = orders::find_by_payment_intent(conn, &refund.payment_intent)? else {
                 return Ok("ignored");
             };
-            if kind.starts_with("refund.") {
-                let (Some(id), Some(amount)) = (object["id"].as_str(), object["amount"].as_i64()) else {
-                    return Ok("ignored");
-                };
-                let status = object["status"].as_str().unwrap_or("pending");
-                let Some(amount) = crate::checkout::stripe::from_stripe_amount(amount, order.currency) else {
-                    return Ok("ignored");
-                };
-                match orders::record_refund(conn, order.id, id, amount, status) {
-                    Ok(_) => Ok("done"),
-                    Err(orders::RefundError::Db(e)) => Err(e),
-                    Err(e) => {
-                        tracing::error!(order.id = %order.id, error = %e, "refund event not recorded");
-                        Ok("ignored")
-                    }
+            let Some(amount) = crate::checkout::stripe::from_stripe_amount(refund.amount, order.currency)
+            else {
+                return Ok("ignored");
+            };
+            match orders::record_refund(conn, order.id, &refund.id, amount, &refund.status) {
+                Ok(_) => Ok("done"),
+                Err(orders::RefundError::Db(e)) => Err(e),
+                Err(e) => {
+                    tracing::error!(order.id = %order.id, error = %e, "refund event not recorded");
+                    Ok("ignored")
                 }
-            } else if kind == "charge.dispute.created" {
-                orders::set_disputed(conn, order.id, true)?;
-                Ok("done")
-            } else if kind == "charge.dispute.closed" && object["status"] == "won" {
-                orders::set_disputed(conn, order.id, false)?;
-                Ok("done")
-            } else {
-                Ok("ignored")
             }
+        })
+        .await
+}
+
+/// `charge.dispute.created` flags the order, a dispute closed as `won` clears the flag. `ignored` when it
+/// names no order of ours.
+async fn set_disputed(
+    ctx: &WorkerContext,
+    payment_intent: String,
+    disputed: bool,
+) -> Result<&'static str, DbError> {
+    ctx.db
+        .query(move |conn| {
+            let Some(order) = orders::find_by_payment_intent(conn, &payment_intent)? else {
+                return Ok("ignored");
+            };
+            orders::set_disputed(conn, order.id, disputed)?;
+            Ok("done")
         })
         .await
 }
