@@ -73,11 +73,33 @@ pub fn due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResul
         .load(conn)
 }
 
-/// Marks an event applied (or deliberately ignored).
-pub fn done(conn: &mut DbConnection, id: &str, status: &str) -> QueryResult<()> {
+/// How an applied event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its effect is on the order (or there was none to have: the order was there already).
+    Done,
+    /// It names nothing of ours, or is not an event threadcart acts on.
+    Ignored,
+    /// Stripe charged another amount than the order's total: a person looks at it.
+    Review,
+}
+
+impl Outcome {
+    /// The stored status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Ignored => "ignored",
+            Outcome::Review => "review",
+        }
+    }
+}
+
+/// Marks an event applied, with how it ended.
+pub fn done(conn: &mut DbConnection, id: &str, outcome: Outcome) -> QueryResult<()> {
     diesel::update(stripe_events::table.find(id))
         .set((
-            stripe_events::status.eq(status),
+            stripe_events::status.eq(outcome.as_str()),
             stripe_events::processed_at.eq(now()),
         ))
         .execute(conn)?;

@@ -3,5 +3,6 @@
 
 pub mod events;
 pub mod orders;
+pub mod payments;
 pub mod stripe;
 pub mod webhook;
