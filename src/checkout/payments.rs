@@ -9,6 +9,8 @@
 //!   reconciling ([`Payments::reconcile`]) reach the same ends without a webhook.
 //! - A payment for an order that had already ended here is settled: honoured when its goods are still
 //!   there, refunded in full otherwise.
+//! - Refunds asked through the API, for an order ([`refund_order`]) or a cancelled stay ([`cancel_stay`]),
+//!   go to Stripe under an idempotency key, then are recorded.
 //!
 //! Calls to Stripe happen outside any transaction: the order is the recorded intent, Stripe's answer is
 //! recorded after. The payments worker only decides when (claims, retries, wakes); the HTTP handlers only
@@ -21,12 +23,13 @@ use uuid::Uuid;
 use super::events::Outcome;
 use super::orders::{self, LatePayment, MoveError, Order, OrderStatus, RefundError, SessionTry};
 use super::stripe::{
-    CheckoutLine, CheckoutSession, NewCheckout, PaymentStatus, RefundReason, SessionStatus, StripeClient,
-    StripeError, from_stripe_amount,
+    CheckoutLine, CheckoutSession, NewCheckout, PaymentStatus, Refund, RefundReason, SessionStatus,
+    StripeClient, StripeError, from_stripe_amount,
 };
 use super::webhook::{EventKind, RefundObject, StripeEvent};
-use crate::bookings::BookingError;
+use crate::bookings::{self, Booking, BookingError};
 use crate::db::{Db, DbConnection, DbError, now};
+use crate::money::{Money, MoneyError};
 
 /// Calls at creating a session before the order is given up.
 const MAX_SESSION_TRIES: i32 = 5;
@@ -35,9 +38,30 @@ const MAX_SESSION_TRIES: i32 = 5;
 /// request takes time or is repeated after a lost answer.
 const EXPIRY_MARGIN: chrono::Duration = chrono::Duration::seconds(90);
 
-/// Why a payment operation failed; the worker retries it.
+/// Why a payment operation failed. The worker retries; the HTTP edge maps each to its problem code.
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentsError {
+    /// `STRIPE_SECRET_KEY` is not set: refunds go through Stripe.
+    #[error("payments are disabled: STRIPE_SECRET_KEY is not set")]
+    Disabled,
+    /// No such order for this merchant.
+    #[error("order not found")]
+    OrderNotFound,
+    /// Only a paid (or partly refunded) order can be refunded.
+    #[error("only a paid order can be refunded")]
+    NotRefundable,
+    /// The amount is not more than zero and at most what is not yet refunded, in the order's currency.
+    #[error("a refund is more than zero and at most the {remaining} not yet refunded")]
+    InvalidRefund {
+        /// What is not yet refunded.
+        remaining: Money,
+    },
+    /// The `Idempotency-Key` was used for a refund of another amount.
+    #[error("this Idempotency-Key was used for a refund of another amount")]
+    KeyReused,
+    /// A booking could not be cancelled or refunded.
+    #[error(transparent)]
+    Booking(#[from] BookingError),
     /// A paid order's stay can no longer be booked (see [`MoveError::StayTaken`]).
     #[error("a stay the order pays for can no longer be booked")]
     StayTaken(#[source] BookingError),
@@ -47,6 +71,9 @@ pub enum PaymentsError {
     /// Stripe failed or refused ([`StripeError::is_retryable`] tells which).
     #[error(transparent)]
     Stripe(#[from] StripeError),
+    /// The order's money does not add up.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
     /// The database failed or could not be reached.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -588,4 +615,203 @@ impl<'a> Payments<'a> {
             .await?;
         Ok(outcome)
     }
+}
+
+/// A refund of an order asked through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundAsk {
+    /// What to give back; the whole amount not yet refunded when `None`.
+    pub amount: Option<Money>,
+    /// Why, as Stripe records it.
+    pub reason: Option<RefundReason>,
+    /// The caller's `Idempotency-Key`: a repeated request answers the refund it made.
+    pub request_key: Option<String>,
+}
+
+/// A refund as Stripe made it (now, or under the same key before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundMade {
+    /// `re_...`.
+    pub id: String,
+    /// Stripe's status.
+    pub status: String,
+    /// The amount.
+    pub amount: Money,
+    /// The order it was made for.
+    pub order_id: Uuid,
+}
+
+impl RefundMade {
+    fn new(refund: Refund, amount: Money, order_id: Uuid) -> RefundMade {
+        RefundMade {
+            id: refund.id,
+            status: refund.status,
+            amount,
+            order_id,
+        }
+    }
+}
+
+/// What refunding an order did: the refund and the order as it is now (as it was, for a repeated
+/// request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRefunded {
+    /// The refund.
+    pub refund: RefundMade,
+    /// The order.
+    pub order: Order,
+}
+
+/// A cancelled stay, with its refund when one was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StayCancelled {
+    /// The booking, cancelled.
+    pub booking: Booking,
+    /// The refund of its share of the paid order.
+    pub refund: Option<RefundMade>,
+}
+
+/// Refunds the merchant's paid order through Stripe (outside any transaction), then records the refund:
+/// the order becomes `partially_refunded` or `refunded`. Without an amount, all that is not yet refunded.
+/// Under a `request_key`, a repeated request answers the refund it made and never refunds twice (the same
+/// key with another amount is `KeyReused`); without one, a retry before the first refund was recorded is
+/// still refunded once (the key sent to Stripe names what was refunded so far and the amount).
+#[tracing::instrument(skip_all, fields(merchant.id = %merchant_id, order.id = %order_id))]
+pub async fn refund_order(
+    db: &Db,
+    stripe: Option<&StripeClient>,
+    merchant_id: Uuid,
+    order_id: Uuid,
+    ask: RefundAsk,
+) -> Result<OrderRefunded, PaymentsError> {
+    let order = db
+        .query(move |conn| orders::get(conn, merchant_id, order_id))
+        .await?
+        .ok_or(PaymentsError::OrderNotFound)?;
+    // Asked only once the order is known to be the caller's: another merchant's is not found, whatever
+    // the setup.
+    let stripe = stripe.ok_or(PaymentsError::Disabled)?;
+    if let Some(request_key) = ask.request_key.clone() {
+        // A repeated request answers the refund it made, whatever happened to the order since.
+        let made = db
+            .query(move |conn| orders::refund_by_request_key(conn, order_id, &request_key))
+            .await?;
+        if let Some(made) = made {
+            if ask.amount.is_some_and(|a| a != made.amount) {
+                return Err(PaymentsError::KeyReused);
+            }
+            let refund = RefundMade {
+                id: made.stripe_refund_id,
+                status: made.status,
+                amount: made.amount,
+                order_id,
+            };
+            return Ok(OrderRefunded { refund, order });
+        }
+    }
+    let remaining = order.total.checked_sub(order.refunded)?;
+    let amount = ask.amount.unwrap_or(remaining);
+    if amount.currency() != order.currency || amount.minor() <= 0 || amount.minor() > remaining.minor() {
+        return Err(PaymentsError::InvalidRefund { remaining });
+    }
+    let (Some(intent), OrderStatus::Paid | OrderStatus::PartiallyRefunded) =
+        (order.stripe_payment_intent_id.clone(), order.status)
+    else {
+        return Err(PaymentsError::NotRefundable);
+    };
+    // With the merchant's key, a repeated request reaches Stripe with the same key and is refunded once;
+    // without one, a retry before the first refund was recorded still is.
+    let key = match &ask.request_key {
+        Some(k) => format!("refund-{order_id}-{k}"),
+        None => format!("refund-{order_id}-{}-{}", order.refunded.minor(), amount.minor()),
+    };
+    let refund = stripe
+        .create_refund(&intent, amount, &key, ask.reason)
+        .await
+        .map_err(|e| match e {
+            StripeError::Api { kind, .. } if kind == "idempotency_error" => PaymentsError::KeyReused,
+            e => PaymentsError::Stripe(e),
+        })?;
+    let refund = RefundMade::new(refund, amount, order_id);
+    let order = record(db, &refund, ask.request_key).await?;
+    tracing::info!(merchant.id = %merchant_id, order.id = %order_id, refund.id = %refund.id, "refund created");
+    Ok(OrderRefunded { refund, order })
+}
+
+/// Cancels the merchant's held or confirmed booking and gives its nights back. With `refund`, the stay's
+/// share of its paid order is refunded through Stripe first (outside any transaction, with a key of the
+/// booking's own, so a repeated cancel refunds once) and recorded on the order; a booking without a paid
+/// order is `Booking(NothingToRefund)` and nothing changes.
+#[tracing::instrument(skip_all, fields(merchant.id = %merchant_id, booking.id = %booking_id))]
+pub async fn cancel_stay(
+    db: &Db,
+    stripe: Option<&StripeClient>,
+    merchant_id: Uuid,
+    booking_id: Uuid,
+    refund: bool,
+) -> Result<StayCancelled, PaymentsError> {
+    let refund = if refund {
+        Some(refund_stay(db, stripe, merchant_id, booking_id).await?)
+    } else {
+        None
+    };
+    let booking = db
+        .run(move |conn| bookings::cancel(conn, merchant_id, booking_id))
+        .await?;
+    Ok(StayCancelled { booking, refund })
+}
+
+/// Refunds a stay's share of its paid order (see [`bookings::stay_refund`]); a repeated cancel answers
+/// the refund made the first time.
+async fn refund_stay(
+    db: &Db,
+    stripe: Option<&StripeClient>,
+    merchant_id: Uuid,
+    booking_id: Uuid,
+) -> Result<RefundMade, PaymentsError> {
+    let owed = db
+        .run(move |conn| bookings::stay_refund(conn, merchant_id, booking_id))
+        .await?;
+    if let Some(made) = owed.made {
+        return Ok(RefundMade {
+            id: made.stripe_refund_id,
+            status: made.status,
+            amount: made.amount,
+            order_id: owed.order_id,
+        });
+    }
+    let stripe = stripe.ok_or(PaymentsError::Disabled)?;
+    let key = bookings::stay_refund_key(booking_id);
+    let refund = stripe
+        .create_refund(
+            &owed.payment_intent,
+            owed.amount,
+            &key,
+            Some(RefundReason::RequestedByCustomer),
+        )
+        .await?;
+    let refund = RefundMade::new(refund, owed.amount, owed.order_id);
+    record(db, &refund, Some(key)).await?;
+    tracing::info!(booking.id = %booking_id, order.id = %refund.order_id, refund.id = %refund.id, "stay refunded");
+    Ok(refund)
+}
+
+/// Records a refund Stripe made on its order, with the key it was asked under.
+async fn record(db: &Db, refund: &RefundMade, request_key: Option<String>) -> Result<Order, PaymentsError> {
+    let (order_id, refund_id, amount, status) = (
+        refund.order_id,
+        refund.id.clone(),
+        refund.amount,
+        refund.status.clone(),
+    );
+    db.run(move |conn| {
+        let order = orders::record_refund(conn, order_id, &refund_id, amount, &status)
+            .map_err(PaymentsError::RefundNotRecorded)?;
+        if let Some(key) = &request_key {
+            orders::set_refund_request_key(conn, &refund_id, key)
+                .map_err(|e| PaymentsError::RefundNotRecorded(e.into()))?;
+        }
+        Ok::<_, PaymentsError>(order)
+    })
+    .await
 }
