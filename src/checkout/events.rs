@@ -47,8 +47,6 @@ pub fn store(conn: &mut DbConnection, event: &StripeEvent, body: &str) -> QueryR
 pub struct Pending {
     /// `evt_...`.
     pub id: String,
-    /// The event type.
-    pub kind: String,
     /// The raw body.
     pub payload: String,
     /// Tries so far.

@@ -509,7 +509,7 @@ impl<'a> Payments<'a> {
 
     /// Expires at Stripe the session of an order that ended here (superseded by a changed cart, expired,
     /// failed), so that it can no longer be paid, and remembers it is closed. One that was paid meanwhile
-    /// is settled (honoured or refunded: see [`Payments::settle_late`]). An error leaves it open, for the
+    /// is settled (honoured when its goods are still there, refunded in full otherwise). An error leaves it open, for the
     /// next sweep.
     #[tracing::instrument(skip_all, fields(order.id = %order_id))]
     pub async fn close_session(

@@ -55,7 +55,7 @@ impl OrderStatus {
     /// `expired`, `payment_failed` or `refunded`:
     /// awaiting_payment -> processing | paid | payment_failed | expired; processing -> paid |
     /// payment_failed; paid -> partially_refunded | refunded; partially_refunded -> refunded.
-    /// (A second partial refund changes the refunded amount, not the status: see [`record_refund`].)
+    /// (A second partial refund changes the refunded amount, not the status: see [`super::record_refund`].)
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
