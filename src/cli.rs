@@ -12,7 +12,6 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::merchants::pages::{self, NewPage};
 use crate::merchants::{self, NewMerchant};
-use crate::secrets::Secrets;
 use crate::startup::Application;
 
 /// threadcart: conversational commerce on Messenger.
@@ -135,9 +134,9 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             }
             let demo = demo.unwrap_or(db.backend() == crate::db::Backend::Sqlite);
             // Resolved once (SQLite's key file read or made here), for the demo and the server alike.
-            config.secrets_key = Some(crate::secrets::key_for_database(&config)?);
+            config.secrets_key = Some(config.resolved_secrets_key()?);
             if demo {
-                for m in crate::demo::load(&db, &Secrets::for_database(&config)?)? {
+                for m in crate::demo::load(&db, &config.secrets()?)? {
                     tracing::info!(merchant = %m.name, merchant.id = %m.merchant_id, page.id = %m.page_id,
                         "demo merchant ready (its public API key is printed by `threadcart demo`)");
                 }
@@ -192,7 +191,7 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 .map(pages::parse_instagram_account_id)
                 .transpose()
                 .map_err(|e| describe(vec![e]))?;
-            let secrets = Secrets::for_database(&config)?;
+            let secrets = config.secrets()?;
             db.run_blocking(|conn| {
                 merchants::get(conn, merchant).map_err(|e| match e {
                     diesel::result::Error::NotFound => anyhow::anyhow!("no merchant with id {merchant}"),
@@ -205,13 +204,13 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 config.messenger_app_secret.clone(),
             )?;
             let runtime = actix_web::rt::System::new();
-            runtime.block_on(crate::merchants::ownership::confirm_page(
+            runtime.block_on(crate::channels::meta::ownership::confirm_page(
                 &graph,
                 &new.page_id,
                 &access_token,
             ))?;
             if let Some(instagram) = &new.instagram_account_id {
-                runtime.block_on(crate::merchants::ownership::confirm_instagram(
+                runtime.block_on(crate::channels::meta::ownership::confirm_instagram(
                     &graph,
                     &new.page_id,
                     &access_token,
@@ -246,12 +245,12 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             }))
         }
         Command::Demo => print(&json!({
-            "merchants": crate::demo::load(&db, &Secrets::for_database(&config)?)?
+            "merchants": crate::demo::load(&db, &config.secrets()?)?
         })),
     }
 }
 
-fn describe(errors: Vec<crate::catalog::domain::FieldError>) -> anyhow::Error {
+fn describe(errors: Vec<crate::kernel::FieldError>) -> anyhow::Error {
     let parts: Vec<String> = errors
         .iter()
         .map(|e| format!("--{}: {}", e.field.replace('_', "-"), e.detail))

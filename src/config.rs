@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::secrets::random_secret;
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -46,7 +48,7 @@ pub struct Config {
     /// connection's peer address is the client's (see `http::client_ip`).
     pub trusted_proxy_header: Option<actix_web::http::header::HeaderName>,
     /// Encrypts Page and Conversions API tokens at rest (`THREADCART_SECRETS_KEY`); none: SQLite keeps a
-    /// key file next to the database, PostgreSQL refuses to start (see `crate::secrets`).
+    /// key file next to the database, PostgreSQL refuses to start (see [`Config::secrets`]).
     pub secrets_key: Option<crate::secrets::Key>,
     /// The key being rotated away from (`THREADCART_SECRETS_KEY_PREVIOUS`): still opens what it sealed.
     pub secrets_key_previous: Option<crate::secrets::Key>,
@@ -140,6 +142,20 @@ fn base_url(name: &'static str, value: String) -> Result<String, ConfigError> {
 }
 
 impl Config {
+    /// The keys that seal the tokens stored in the database (see [`crate::secrets`]).
+    pub fn secrets(&self) -> anyhow::Result<crate::secrets::Secrets> {
+        crate::secrets::Secrets::for_database(
+            self.secrets_key.as_ref(),
+            self.secrets_key_previous.as_ref(),
+            self.database_url(),
+        )
+    }
+
+    /// The current secrets key: `THREADCART_SECRETS_KEY`, else SQLite's key file (made on first use).
+    pub fn resolved_secrets_key(&self) -> anyhow::Result<crate::secrets::Key> {
+        crate::secrets::key_for_database(self.secrets_key.as_ref(), self.database_url())
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
@@ -264,31 +280,6 @@ impl Config {
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
-}
-
-/// 256 random bits, hex-encoded.
-pub(crate) fn random_secret() -> String {
-    hex(&random_bytes::<32>())
-}
-
-/// Random bytes from the operating system.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // The OS random source failing is unrecoverable for a service that mints keys.
-    #[expect(clippy::expect_used, reason = "no safe way to continue without OS randomness")]
-    getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
-    bytes
-}
-
-/// Lower-case hex of bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

@@ -175,7 +175,7 @@ pub fn load(db: &Db, secrets: &Secrets) -> Result<Vec<Loaded>, DemoError> {
 }
 
 fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Result<Loaded, DemoError> {
-    let bad = |e: Vec<crate::catalog::domain::FieldError>| DemoError::Fixture(format!("{}: {e:?}", m.slug));
+    let bad = |e: Vec<crate::kernel::FieldError>| DemoError::Fixture(format!("{}: {e:?}", m.slug));
     let new = NewMerchant::parse(&m.name, &m.currency, &m.timezone).map_err(bad)?;
     let merchant = write_transaction(conn, |conn| -> Result<_, DemoError> {
         let merchant = match merchants::find_demo(conn, &m.slug)? {

@@ -9,13 +9,237 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::catalog::domain::FieldError;
 use crate::db::DbError;
+use crate::kernel::FieldError;
+
+/// Every problem `code` the API answers, in one place: the HTTP edge renders them, `openapi.yaml` lists
+/// them (a test holds the two together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The request is malformed in another way (query string, cursor, body encoding).
+    BadRequest,
+    /// A bookable with stays cannot be deleted.
+    BookableHasStays,
+    /// The booking was confirmed by another order.
+    BookingConfirmedElsewhere,
+    /// The booking is not held or confirmed.
+    BookingNotActive,
+    /// The cart cannot be checked out.
+    CheckoutRefused,
+    /// Another discount of the merchant has this code.
+    CodeTaken,
+    /// A resource with the same unique value exists.
+    Conflict,
+    /// The caller's role may not call this operation.
+    Forbidden,
+    /// An `Idempotency-Key` was used for another request.
+    IdempotencyKeyReused,
+    /// The Instagram account is connected to a Page already.
+    InstagramAccountAlreadyConnected,
+    /// Meta does not answer this Instagram account as the Page's.
+    InstagramAccountMismatch,
+    /// A stock change would make the stock negative.
+    InsufficientStock,
+    /// An unexpected error on our side.
+    InternalError,
+    /// The API key is unknown or revoked.
+    InvalidApiKey,
+    /// A catalog import body is unreadable as a whole.
+    InvalidFeed,
+    /// An `Idempotency-Key` header is malformed.
+    InvalidIdempotencyKey,
+    /// The body is not valid JSON, or not of the expected shape.
+    InvalidJson,
+    /// A webhook's signature is missing or does not match its body.
+    InvalidSignature,
+    /// The access token is malformed, badly signed, or its key was revoked.
+    InvalidToken,
+    /// The web chat visitor token is not one this web chat gave out.
+    InvalidVisitorToken,
+    /// A product's only variant cannot be deleted.
+    LastVariant,
+    /// The channel's rules allow no message now.
+    MessagingWindowClosed,
+    /// Meta's Graph API failed to answer.
+    MetaError,
+    /// Meta's Graph API could not be reached.
+    MetaUnreachable,
+    /// The route exists, not with this method.
+    MethodNotAllowed,
+    /// No bearer token.
+    MissingToken,
+    /// The nights are not available.
+    NotAvailable,
+    /// No such resource for the caller, or no such route.
+    NotFound,
+    /// Only a paid (or partly refunded) order can be refunded.
+    NotRefundable,
+    /// Nothing is left to refund.
+    NothingToRefund,
+    /// The page's origin is not among the web chat's allowed origins.
+    OriginNotAllowed,
+    /// The Page is connected already.
+    PageAlreadyConnected,
+    /// The Page's stored token no longer works.
+    PageTokenBroken,
+    /// Meta refused the Page access token.
+    PageTokenInvalid,
+    /// Meta says the token is another Page's.
+    PageTokenMismatch,
+    /// The body exceeds the size limit.
+    PayloadTooLarge,
+    /// Stripe is not configured.
+    PaymentsDisabled,
+    /// Too many requests: retry after `Retry-After` seconds.
+    RateLimited,
+    /// Another product of the merchant has this retailer id.
+    RetailerIdTaken,
+    /// A dependency (the database) is not ready.
+    ServiceUnavailable,
+    /// Another variant of the merchant has this SKU.
+    SkuTaken,
+    /// Stripe refused the call.
+    StripeRefused,
+    /// The access token has expired.
+    TokenExpired,
+    /// The units cannot go below the nights already held or booked.
+    UnitsTaken,
+    /// No web chat has this public key.
+    UnknownWebchatKey,
+    /// The body's content type is not accepted here.
+    UnsupportedMediaType,
+    /// One or more fields are invalid; see `errors`.
+    ValidationFailed,
+    /// The webhook handshake's verify token does not match.
+    VerifyTokenMismatch,
+    /// The server's own webhook refused a simulated delivery (dev mode).
+    WebhookRefused,
+    /// The webhook's secret is not configured.
+    WebhooksDisabled,
+}
+
+impl ErrorCode {
+    /// Every code.
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::BadRequest,
+        ErrorCode::BookableHasStays,
+        ErrorCode::BookingConfirmedElsewhere,
+        ErrorCode::BookingNotActive,
+        ErrorCode::CheckoutRefused,
+        ErrorCode::CodeTaken,
+        ErrorCode::Conflict,
+        ErrorCode::Forbidden,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::InstagramAccountAlreadyConnected,
+        ErrorCode::InstagramAccountMismatch,
+        ErrorCode::InsufficientStock,
+        ErrorCode::InternalError,
+        ErrorCode::InvalidApiKey,
+        ErrorCode::InvalidFeed,
+        ErrorCode::InvalidIdempotencyKey,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidSignature,
+        ErrorCode::InvalidToken,
+        ErrorCode::InvalidVisitorToken,
+        ErrorCode::LastVariant,
+        ErrorCode::MessagingWindowClosed,
+        ErrorCode::MetaError,
+        ErrorCode::MetaUnreachable,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::MissingToken,
+        ErrorCode::NotAvailable,
+        ErrorCode::NotFound,
+        ErrorCode::NotRefundable,
+        ErrorCode::NothingToRefund,
+        ErrorCode::OriginNotAllowed,
+        ErrorCode::PageAlreadyConnected,
+        ErrorCode::PageTokenBroken,
+        ErrorCode::PageTokenInvalid,
+        ErrorCode::PageTokenMismatch,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::PaymentsDisabled,
+        ErrorCode::RateLimited,
+        ErrorCode::RetailerIdTaken,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::SkuTaken,
+        ErrorCode::StripeRefused,
+        ErrorCode::TokenExpired,
+        ErrorCode::UnitsTaken,
+        ErrorCode::UnknownWebchatKey,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::ValidationFailed,
+        ErrorCode::VerifyTokenMismatch,
+        ErrorCode::WebhookRefused,
+        ErrorCode::WebhooksDisabled,
+    ];
+
+    /// The stable snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::BookableHasStays => "bookable_has_stays",
+            ErrorCode::BookingConfirmedElsewhere => "booking_confirmed_elsewhere",
+            ErrorCode::BookingNotActive => "booking_not_active",
+            ErrorCode::CheckoutRefused => "checkout_refused",
+            ErrorCode::CodeTaken => "code_taken",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::InstagramAccountAlreadyConnected => "instagram_account_already_connected",
+            ErrorCode::InstagramAccountMismatch => "instagram_account_mismatch",
+            ErrorCode::InsufficientStock => "insufficient_stock",
+            ErrorCode::InternalError => "internal_error",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::InvalidFeed => "invalid_feed",
+            ErrorCode::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidSignature => "invalid_signature",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InvalidVisitorToken => "invalid_visitor_token",
+            ErrorCode::LastVariant => "last_variant",
+            ErrorCode::MessagingWindowClosed => "messaging_window_closed",
+            ErrorCode::MetaError => "meta_error",
+            ErrorCode::MetaUnreachable => "meta_unreachable",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::MissingToken => "missing_token",
+            ErrorCode::NotAvailable => "not_available",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::NotRefundable => "not_refundable",
+            ErrorCode::NothingToRefund => "nothing_to_refund",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::PageAlreadyConnected => "page_already_connected",
+            ErrorCode::PageTokenBroken => "page_token_broken",
+            ErrorCode::PageTokenInvalid => "page_token_invalid",
+            ErrorCode::PageTokenMismatch => "page_token_mismatch",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::PaymentsDisabled => "payments_disabled",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::RetailerIdTaken => "retailer_id_taken",
+            ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::SkuTaken => "sku_taken",
+            ErrorCode::StripeRefused => "stripe_refused",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::UnitsTaken => "units_taken",
+            ErrorCode::UnknownWebchatKey => "unknown_webchat_key",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::VerifyTokenMismatch => "verify_token_mismatch",
+            ErrorCode::WebhookRefused => "webhook_refused",
+            ErrorCode::WebhooksDisabled => "webhooks_disabled",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A failure answered to an API caller.
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     detail: String,
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
@@ -47,7 +271,7 @@ struct ProblemBody<'a> {
 
 impl ApiError {
     /// An error with a status, a code and a sentence for the caller.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -63,7 +287,7 @@ impl ApiError {
     /// what to do, the log gets one WARN line with the cause, never an ERROR.
     pub fn upstream(
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         detail: impl Into<String>,
         cause: Option<anyhow::Error>,
     ) -> Self {
@@ -75,7 +299,7 @@ impl ApiError {
     }
 
     /// 400 with a specific code.
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
@@ -87,27 +311,35 @@ impl ApiError {
         };
         ApiError {
             errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+                detail,
+            )
         }
     }
 
     /// 401 with a specific code.
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, detail)
     }
 
     /// 403: authenticated, but the key's role does not allow this.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, detail)
     }
 
     /// 404, the same whether the thing is missing or belongs to another merchant.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("{what} not found"),
+        )
     }
 
     /// 409 with a specific code.
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }
 
@@ -117,7 +349,7 @@ impl ApiError {
             retry_after_secs: Some(retry_after_secs),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!("too many requests: retry in {retry_after_secs} seconds"),
             )
         }
@@ -127,7 +359,7 @@ impl ApiError {
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body is larger than the limit of {limit} bytes"),
         )
     }
@@ -138,7 +370,7 @@ impl ApiError {
             cause: Some(cause.into()),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                ErrorCode::InternalError,
                 "something went wrong on our side; it has been logged",
             )
         }
@@ -150,14 +382,14 @@ impl ApiError {
             cause: Some(cause.into()),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
+                ErrorCode::ServiceUnavailable,
                 "the service is temporarily unavailable; try again shortly",
             )
         }
     }
 
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 }
@@ -187,9 +419,9 @@ impl ResponseError for ApiError {
         if self.status.is_server_error() {
             // Logged once, here, with the whole cause chain.
             if self.expected {
-                tracing::warn!(error.code = self.code, error.detail = %self.detail, error.cause = ?self.cause, "request refused");
+                tracing::warn!(error.code = self.code.as_str(), error.detail = %self.detail, error.cause = ?self.cause, "request refused");
             } else {
-                tracing::error!(error.code = self.code, error.cause = ?self.cause, "request failed");
+                tracing::error!(error.code = self.code.as_str(), error.cause = ?self.cause, "request failed");
             }
         }
         let title = self.status.canonical_reason().unwrap_or("Error");
@@ -198,7 +430,7 @@ impl ResponseError for ApiError {
             title,
             status: self.status.as_u16(),
             detail: &self.detail,
-            code: self.code,
+            code: self.code.as_str(),
             errors: self
                 .errors
                 .iter()
@@ -236,21 +468,11 @@ impl From<diesel::result::Error> for ApiError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::NotFound => ApiError::not_found("resource"),
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                ApiError::conflict("conflict", "a resource with the same unique value already exists")
-            }
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => ApiError::conflict(
+                ErrorCode::Conflict,
+                "a resource with the same unique value already exists",
+            ),
             other => ApiError::internal(other),
         }
-    }
-}
-
-/// True when `e` is a unique violation on `table` (PostgreSQL names the table, SQLite says it in the message).
-pub fn is_unique_violation_on(e: &diesel::result::Error, table: &str) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match e {
-        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            info.table_name() == Some(table) || info.message().contains(&format!("{table}."))
-        }
-        _ => false,
     }
 }

@@ -66,7 +66,7 @@ pub fn hit(
         ))
         .returning((rate_limits::hits, rate_limits::resets_at));
     let (hits, resets_at): (i32, NaiveDateTime) = crate::per_backend!(conn, |c| upsert.get_result(c))?;
-    if crate::config::random_bytes::<1>()[0].is_multiple_of(SWEEP_ONE_IN) {
+    if crate::secrets::random_bytes::<1>()[0].is_multiple_of(SWEEP_ONE_IN) {
         sweep(conn, at)?;
     }
     Ok(verdict(hits, limit, resets_at - at))

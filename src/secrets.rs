@@ -23,8 +23,6 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::SecretString;
 
-use crate::config::Config;
-
 /// The prefix of the stored format.
 const V1: &str = "v1:";
 /// XChaCha20-Poly1305's nonce: long enough to be drawn at random for every value.
@@ -54,7 +52,7 @@ impl Key {
 
     /// 32 random bytes from the operating system.
     pub fn generate() -> Key {
-        Key(crate::config::random_bytes::<32>())
+        Key(random_bytes::<32>())
     }
 
     /// Standard base64, as `THREADCART_SECRETS_KEY` takes it.
@@ -128,15 +126,20 @@ impl Secrets {
         }))
     }
 
-    /// The keys `config` names (see [`key_for_database`]).
-    pub fn for_database(config: &Config) -> anyhow::Result<Secrets> {
-        let key = key_for_database(config)?;
-        Ok(Secrets::new(&key, config.secrets_key_previous.as_ref()))
+    /// The keys of the database at `database_url`: `given`, else the one [`key_for_database`] finds, and
+    /// the `previous` one still read.
+    pub fn for_database(
+        given: Option<&Key>,
+        previous: Option<&Key>,
+        database_url: &str,
+    ) -> anyhow::Result<Secrets> {
+        let key = key_for_database(given, database_url)?;
+        Ok(Secrets::new(&key, previous))
     }
 
     /// Seals `plaintext` with the current key, under a fresh random nonce.
     pub fn seal(&self, plaintext: &str) -> Sealed {
-        let nonce = crate::config::random_bytes::<NONCE_BYTES>();
+        let nonce = random_bytes::<NONCE_BYTES>();
         // XChaCha20-Poly1305 fails only for plaintexts beyond 256 GiB; tokens are at most 1000 characters.
         let ciphertext = self
             .0
@@ -205,11 +208,10 @@ pub fn open_stored(secrets: &Secrets, stored: String) -> diesel::QueryResult<Str
 
 /// The current key: `THREADCART_SECRETS_KEY`; without it, SQLite's key file (made on first use) and an
 /// error on PostgreSQL.
-pub fn key_for_database(config: &Config) -> anyhow::Result<Key> {
-    if let Some(key) = &config.secrets_key {
+pub fn key_for_database(given: Option<&Key>, url: &str) -> anyhow::Result<Key> {
+    if let Some(key) = given {
         return Ok(key.clone());
     }
-    let url = config.database_url();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         anyhow::bail!(
             "THREADCART_SECRETS_KEY is not set: on PostgreSQL the key that encrypts Page and Conversions \
@@ -266,6 +268,31 @@ fn file_key(path: &std::path::Path) -> anyhow::Result<Key> {
         }
         Err(e) => Err(anyhow::anyhow!("cannot create the secrets key file {shown}: {e}")),
     }
+}
+
+/// 256 random bits, hex-encoded.
+pub fn random_secret() -> String {
+    hex(&random_bytes::<32>())
+}
+
+/// Random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS random source failing is unrecoverable for a service that mints keys.
+    #[expect(clippy::expect_used, reason = "no safe way to continue without OS randomness")]
+    getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
+    bytes
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -15,30 +15,10 @@ use crate::auth::TokenIssuer;
 use crate::channels::meta::graph::GraphClient;
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::AppState;
 use crate::jobs::{Wakers, WorkerContext, Workers};
 use crate::metrics::Metrics;
-use crate::secrets::Secrets;
 use crate::telemetry::RequestSpan;
-
-/// What every handler can reach.
-pub struct AppState {
-    /// The database.
-    pub db: Db,
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// Access tokens.
-    pub tokens: TokenIssuer,
-    /// Request metrics.
-    pub metrics: Metrics,
-    /// Wakes the workers when work is queued.
-    pub wakers: Arc<Wakers>,
-    /// The Graph API (Messenger profile on Page connection).
-    pub graph: GraphClient,
-    /// Seals and opens the tokens stored in the database.
-    pub secrets: Secrets,
-    /// Stripe, when `STRIPE_SECRET_KEY` is set (refunds).
-    pub stripe: Option<crate::checkout::stripe::StripeClient>,
-}
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -56,7 +36,7 @@ impl Application {
                  and are not shared with other instances"
             );
         }
-        let secrets = Secrets::for_database(&config)?;
+        let secrets = config.secrets()?;
         // Tokens stored in plaintext before encryption, or sealed with the key being rotated away from,
         // are sealed with the current key; a token neither key opens stops the start here.
         let resealed = db
@@ -119,12 +99,20 @@ impl Application {
             config: Arc::new(config),
         });
         let shutdown = state.config.shutdown_timeout.as_secs();
+        // What the access-token extractor and the request span read, apart from the handlers' state.
+        let verifier = web::Data::new(crate::auth::Verifier {
+            tokens: state.tokens.clone(),
+            db: state.db.clone(),
+        });
+        let config = web::Data::from(state.config.clone());
         let server = HttpServer::new({
             let state = state.clone();
             move || {
                 let dev = dev.clone();
                 App::new()
                     .app_data(state.clone())
+                    .app_data(verifier.clone())
+                    .app_data(config.clone())
                     .configure(crate::http::configure)
                     .configure(move |cfg| {
                         if let Some(dev) = dev {

@@ -52,8 +52,8 @@ impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
         let trusted = request
-            .app_data::<web::Data<crate::startup::AppState>>()
-            .and_then(|state| state.config.trusted_proxy_header.clone());
+            .app_data::<web::Data<crate::config::Config>>()
+            .and_then(|config| config.trusted_proxy_header.clone());
         let client = crate::http::client_ip(request.headers(), request.peer_addr(), trusted.as_ref());
         let request_id = request
             .extensions()

@@ -326,7 +326,7 @@ pub async fn start(
             .map(|(_, v)| (*v).to_owned())
     })?;
     let db = threadcart::db::Db::connect(config.database_url(), 4)?;
-    threadcart::demo::load(&db, &threadcart::secrets::Secrets::for_database(&config)?)?;
+    threadcart::demo::load(&db, &config.secrets()?)?;
     let app = threadcart::startup::Application::build(config, db)?;
     let base = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());

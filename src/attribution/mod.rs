@@ -27,8 +27,8 @@ pub struct ThreadView {
     pub id: DbUuid,
     /// Its merchant.
     pub merchant_id: DbUuid,
-    /// Its channel (`messenger`, `instagram`, `webchat`).
-    pub channel: String,
+    /// Its channel.
+    pub channel: crate::kernel::Channel,
     /// Its first touch.
     pub first_touch_id: Option<DbUuid>,
     /// Its latest touch.
@@ -269,7 +269,7 @@ impl ThreadFunnel {
         let touch = self.attributed_touch(conn, what.at)?;
         let dims = touch
             .as_ref()
-            .map_or_else(|| Dims::organic_on(&self.thread.channel), Dims::of);
+            .map_or_else(|| Dims::organic_on(self.thread.channel.as_str()), Dims::of);
         let thread = self.thread.clone();
         let event = |kind: FunnelStep, value: Option<Money>| Event {
             merchant_id: thread.merchant_id,

@@ -33,7 +33,7 @@ pub fn record(
             touches::ads_context_data.eq(&referral.ads_context_data),
             touches::occurred_at.eq(at),
             touches::created_at.eq(now()),
-            touches::channel.eq(&thread.channel),
+            touches::channel.eq(thread.channel),
             touches::page_url.eq(&referral.page_url),
             touches::utm_source.eq(&referral.utm.utm_source),
             touches::utm_medium.eq(&referral.utm.utm_medium),

@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::Role;
-use crate::config::{hex, random_bytes};
 use crate::db::schema::api_keys;
 use crate::db::{DbConnection, DbUuid, now};
+use crate::secrets::{hex, random_bytes};
 
 /// The plaintext key, in the only moment it exists.
 pub struct NewKey {

@@ -15,10 +15,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::DbConnection;
-use crate::error::ApiError;
+use crate::db::{Db, DbConnection};
+use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{self, Verdict};
-use crate::startup::AppState;
 
 const ISSUER: &str = "threadcart";
 const AUDIENCE: &str = "threadcart-api";
@@ -289,19 +288,31 @@ impl Caller {
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access_token>`")
+        ApiError::unauthorized(
+            ErrorCode::MissingToken,
+            "send `Authorization: Bearer <access_token>`",
+        )
     })?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not text"))?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthorized(ErrorCode::InvalidToken, "the Authorization header is not text")
+    })?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(ApiError::unauthorized(
-            "missing_token",
+            ErrorCode::MissingToken,
             "send `Authorization: Bearer <access_token>`",
         ));
     }
     Ok(token.trim().to_owned())
+}
+
+/// What checking an access token needs: the key it was signed with and the database (the key's row).
+/// Given to the application beside its state, for [`Caller`].
+pub struct Verifier {
+    /// The access tokens' issuer.
+    pub tokens: TokenIssuer,
+    /// The database.
+    pub db: Db,
 }
 
 impl FromRequest for Caller {
@@ -309,17 +320,16 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let state = req.app_data::<web::Data<Verifier>>().cloned();
         let token = bearer(req);
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("token verifier missing")))?;
             let claims = state.tokens.verify(&token?).map_err(|e| match e {
                 TokenError::Expired => {
-                    ApiError::unauthorized("token_expired", "the access token has expired")
+                    ApiError::unauthorized(ErrorCode::TokenExpired, "the access token has expired")
                 }
                 TokenError::Invalid => {
-                    ApiError::unauthorized("invalid_token", "the access token is not valid")
+                    ApiError::unauthorized(ErrorCode::InvalidToken, "the access token is not valid")
                 }
             })?;
             let (merchant_id, key_id) = (claims.sub, claims.kid);
@@ -329,7 +339,10 @@ impl FromRequest for Caller {
                 .run(move |conn| keys::live_role(conn, merchant_id, key_id).map_err(ApiError::from))
                 .await?
                 .ok_or_else(|| {
-                    ApiError::unauthorized("invalid_token", "the API key behind this token was revoked")
+                    ApiError::unauthorized(
+                        ErrorCode::InvalidToken,
+                        "the API key behind this token was revoked",
+                    )
                 })?;
             Ok(Caller {
                 merchant_id,

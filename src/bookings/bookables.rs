@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::stay::local_today;
-use crate::catalog::domain::FieldError;
 use crate::db::schema::{bookable_nights, bookable_rates, bookables, bookings};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
+use crate::kernel::FieldError;
 use crate::money::{Currency, Money};
 
 /// The most units of one bookable.

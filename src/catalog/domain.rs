@@ -2,29 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::kernel::FieldError;
 use crate::money::{Currency, Money};
-
-/// A rule a field broke, reported to the caller with the field's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The field, as the caller named it (`variants[2].price`).
-    pub field: String,
-    /// Stable snake_case code.
-    pub code: &'static str,
-    /// A sentence for humans.
-    pub detail: String,
-}
-
-impl FieldError {
-    /// A field error.
-    pub fn new(field: impl Into<String>, code: &'static str, detail: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            code,
-            detail: detail.into(),
-        }
-    }
-}
 
 /// Checks a free-text identifier (retailer id, SKU): 1 to 100 characters, no control characters, no
 /// surrounding blanks. Meta catalog ids are free strings, so nothing stricter is asked.

@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::domain::{FieldError, ProductFields, ProductInput, VariantFields, VariantInput};
+use super::domain::{ProductFields, ProductInput, VariantFields, VariantInput};
 use super::wire::ProductCreate;
+use crate::kernel::FieldError;
 use crate::money::{Currency, Money};
 
 /// The largest feed accepted, in bytes.

@@ -12,11 +12,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use crate::db::is_unique_violation_on;
 use crate::db::schema::{products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::error::is_unique_violation_on;
+use crate::kernel::FieldError;
 use crate::money::{Currency, Money};
-use domain::{FieldError, NewProduct, ProductFields, VariantFields};
+use domain::{NewProduct, ProductFields, VariantFields};
 
 /// A product with its variants.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::domain::{FieldError, NewProduct, ProductInput, VariantInput};
+use super::domain::{NewProduct, ProductInput, VariantInput};
 use super::{Product, Variant};
-use crate::http::timestamp;
+use crate::kernel::FieldError;
+use crate::kernel::timestamp;
 use crate::money::{Currency, MoneyDto};
 
 /// `POST /v1/products` and each element of a JSON import.

@@ -331,7 +331,7 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
         mac.update(format!("{t}.").as_bytes());
         mac.update(body);
-        crate::config::hex(&mac.finalize().into_bytes())
+        crate::secrets::hex(&mac.finalize().into_bytes())
     }
 
     fn header(t: i64, signatures: &[String]) -> String {

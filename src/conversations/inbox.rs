@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::event::Inbound;
-use super::{Customer, turn};
+use super::{Customer, DeliveryStatus, EventStatus, ProfileStatus, turn};
 use crate::db::schema::{customers, inbound_events, pages, webchats, webhook_inbox};
 use crate::db::{DbConnection, DbUuid, now, prepared, write_transaction};
 use crate::kernel::Channel;
@@ -28,7 +28,7 @@ pub fn store_delivery(conn: &mut DbConnection, source: &str, body: &str) -> Quer
             webhook_inbox::id.eq(DbUuid(id)),
             webhook_inbox::source.eq(source),
             webhook_inbox::body.eq(body),
-            webhook_inbox::status.eq("pending"),
+            webhook_inbox::status.eq(DeliveryStatus::Pending),
             webhook_inbox::attempts.eq(0),
             webhook_inbox::received_at.eq(now()),
         ))
@@ -44,7 +44,7 @@ pub fn pending_deliveries(
 ) -> QueryResult<Vec<(DbUuid, String)>> {
     webhook_inbox::table
         .filter(webhook_inbox::source.eq(source))
-        .filter(webhook_inbox::status.eq("pending"))
+        .filter(webhook_inbox::status.eq(DeliveryStatus::Pending))
         .order(webhook_inbox::id.asc())
         .select((webhook_inbox::id, webhook_inbox::body))
         .limit(limit)
@@ -93,7 +93,11 @@ pub fn record_delivery(
             webhook_inbox::id.eq(DbUuid(id)),
             webhook_inbox::source.eq(source),
             webhook_inbox::body.eq(body),
-            webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
+            webhook_inbox::status.eq(if parsed.is_ok() {
+                DeliveryStatus::Done
+            } else {
+                DeliveryStatus::Dead
+            }),
             webhook_inbox::attempts.eq(0),
             webhook_inbox::last_error.eq(parsed.as_ref().err()),
             webhook_inbox::received_at.eq(now()),
@@ -116,10 +120,14 @@ pub fn split_delivery(
         let claimed = diesel::update(
             webhook_inbox::table
                 .find(id)
-                .filter(webhook_inbox::status.eq("pending")),
+                .filter(webhook_inbox::status.eq(DeliveryStatus::Pending)),
         )
         .set((
-            webhook_inbox::status.eq(if parsed.is_ok() { "done" } else { "dead" }),
+            webhook_inbox::status.eq(if parsed.is_ok() {
+                DeliveryStatus::Done
+            } else {
+                DeliveryStatus::Dead
+            }),
             webhook_inbox::processed_at.eq(now()),
             webhook_inbox::last_error.eq(parsed.as_ref().err()),
         ))
@@ -144,7 +152,7 @@ pub fn delivery_failed(conn: &mut DbConnection, id: DbUuid, error: &str) -> Quer
             .find(id)
             .filter(webhook_inbox::attempts.ge(MAX_ATTEMPTS)),
     )
-    .set(webhook_inbox::status.eq("dead"))
+    .set(webhook_inbox::status.eq(DeliveryStatus::Dead))
     .execute(conn)?;
     Ok(())
 }
@@ -229,9 +237,9 @@ fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryR
             inbound_events::payload.eq(e.raw.to_string()),
             // Unknown accounts are recorded and skipped, never retried.
             inbound_events::status.eq(if customer.is_some() {
-                "pending"
+                EventStatus::Pending
             } else {
-                "unknown_page"
+                EventStatus::UnknownPage
             }),
             inbound_events::attempts.eq(0),
             inbound_events::next_attempt_at.eq(at),
@@ -260,7 +268,7 @@ pub fn fill_neutral_forms(
 ) -> QueryResult<usize> {
     let rows: Vec<(DbUuid, String, String, String)> = inbound_events::table
         .filter(inbound_events::event.is_null())
-        .filter(inbound_events::status.eq("pending"))
+        .filter(inbound_events::status.eq(EventStatus::Pending))
         .select((
             inbound_events::id,
             inbound_events::channel,
@@ -287,7 +295,7 @@ pub fn fill_neutral_forms(
 /// Customers with an event due now.
 pub fn customers_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<DbUuid>> {
     let ids: Vec<Option<DbUuid>> = inbound_events::table
-        .filter(inbound_events::status.eq("pending"))
+        .filter(inbound_events::status.eq(EventStatus::Pending))
         .filter(inbound_events::next_attempt_at.le(at))
         .select(inbound_events::customer_id)
         .distinct()
@@ -316,7 +324,7 @@ pub struct PendingEvent {
 pub fn pending_events(conn: &mut DbConnection, customer_id: DbUuid) -> QueryResult<Vec<PendingEvent>> {
     inbound_events::table
         .filter(inbound_events::customer_id.eq(customer_id))
-        .filter(inbound_events::status.eq("pending"))
+        .filter(inbound_events::status.eq(EventStatus::Pending))
         .order((inbound_events::occurred_at.asc(), inbound_events::id.asc()))
         .select(PendingEvent::as_select())
         .load(conn)
@@ -377,7 +385,7 @@ pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -
         let Some(customer) = lock_customer(conn, customer_id)? else {
             return Ok(Applied::Busy);
         };
-        if customer.profile_status == "pending" {
+        if customer.profile_status == ProfileStatus::Pending {
             let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
             return Ok(Applied::NeedsProfile(customer, token));
         }
@@ -409,21 +417,7 @@ pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -
 /// The customer, its row locked for the rest of the transaction; `None` when another transaction holds
 /// it (PostgreSQL). On SQLite the transaction is the only writer already.
 fn lock_customer(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Option<Customer>> {
-    match conn {
-        #[cfg(feature = "postgres")]
-        DbConnection::Postgres(c) => customers::table
-            .find(id)
-            .select(Customer::as_select())
-            .for_update()
-            .skip_locked()
-            .first(c)
-            .optional(),
-        DbConnection::Sqlite(c) => customers::table
-            .find(id)
-            .select(Customer::as_select())
-            .first(c)
-            .optional(),
-    }
+    crate::first_skip_locked!(conn, customers::table.find(id).select(Customer::as_select()))
 }
 
 /// Applies one event and marks it done, in the caller's transaction; returns the thread when replies
@@ -437,13 +431,13 @@ fn apply(
     let done = prepared::update(
         inbound_events::table,
         (
-            inbound_events::status.eq("done"),
+            inbound_events::status.eq(EventStatus::Done),
             inbound_events::processed_at.eq(now()),
             inbound_events::attempts.eq(row.attempts + 1),
         ),
         inbound_events::id
             .eq(row.id)
-            .and(inbound_events::status.eq("pending")),
+            .and(inbound_events::status.eq(EventStatus::Pending)),
     )
     .execute(conn)?;
     if done == 0 {
@@ -468,9 +462,9 @@ pub fn event_failed(
             inbound_events::last_error.eq(error),
             inbound_events::next_attempt_at.eq(next),
             inbound_events::status.eq(if attempts >= MAX_ATTEMPTS {
-                "dead"
+                EventStatus::Dead
             } else {
-                "pending"
+                EventStatus::Pending
             }),
         ))
         .execute(conn)?;
@@ -507,13 +501,13 @@ pub struct StoredEvent {
 pub fn list_events(
     conn: &mut DbConnection,
     merchant_id: Uuid,
-    status: &str,
+    status: EventStatus,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<StoredEvent>> {
     let mut query = inbound_events::table
         .filter(inbound_events::merchant_id.eq(DbUuid(merchant_id)))
-        .filter(inbound_events::status.eq(status.to_owned()))
+        .filter(inbound_events::status.eq(status))
         .order(inbound_events::id.asc())
         .limit(limit)
         .select(StoredEvent::as_select())
@@ -530,10 +524,10 @@ pub fn replay(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResu
         inbound_events::table
             .find(DbUuid(id))
             .filter(inbound_events::merchant_id.eq(DbUuid(merchant_id)))
-            .filter(inbound_events::status.eq("dead")),
+            .filter(inbound_events::status.eq(EventStatus::Dead)),
     )
     .set((
-        inbound_events::status.eq("pending"),
+        inbound_events::status.eq(EventStatus::Pending),
         inbound_events::attempts.eq(0),
         inbound_events::next_attempt_at.eq(now()),
     ))

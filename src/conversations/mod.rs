@@ -15,6 +15,7 @@ pub mod inbox;
 pub mod notices;
 pub mod outbox;
 mod shop;
+pub mod status;
 pub mod turn;
 pub mod window;
 
@@ -26,10 +27,14 @@ use crate::db::schema::{customers, messages, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::Referral;
 use crate::kernel::Channel;
+pub use status::{DeliveryStatus, EventStatus, OutboxStatus, ProfileStatus};
 pub use window::{HUMAN_AGENT_WINDOW, MessagingType, Window, Writer};
 
 /// Who answers in a thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Mode {
     /// The bot answers.
     Bot,
@@ -56,6 +61,8 @@ impl Mode {
     }
 }
 
+crate::text_enum_sql!(Mode);
+
 /// A conversation thread with one shopper on one Page.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = threads)]
@@ -68,8 +75,8 @@ pub struct Thread {
     pub customer_id: DbUuid,
     /// The channel account: a Page's id, an Instagram account's id, the web chat's id.
     pub page_id: String,
-    /// `bot` or `agent`.
-    pub mode: String,
+    /// Who answers.
+    pub mode: Mode,
     /// A human replied from the Page Inbox: the bot stays quiet until then.
     pub human_active_until: Option<NaiveDateTime>,
     /// The shopper's last action.
@@ -92,19 +99,14 @@ pub struct Thread {
     pub created_at: NaiveDateTime,
     /// Changed.
     pub updated_at: NaiveDateTime,
-    /// `messenger`, `instagram` or `webchat`.
-    pub channel: String,
+    /// The channel.
+    pub channel: Channel,
 }
 
 impl Thread {
-    /// The thread's channel.
-    pub fn channel(&self) -> Channel {
-        Channel::parse(&self.channel).unwrap_or(Channel::Messenger)
-    }
-
     /// The thread's channel's messaging policy.
     pub fn window(&self) -> Window {
-        Window::of(self.channel())
+        Window::of(self.channel)
     }
 
     /// What attribution needs of the thread.
@@ -112,7 +114,7 @@ impl Thread {
         crate::attribution::ThreadView {
             id: self.id,
             merchant_id: self.merchant_id,
-            channel: self.channel.clone(),
+            channel: self.channel,
             first_touch_id: self.first_touch_id,
             latest_touch_id: self.latest_touch_id,
         }
@@ -125,7 +127,7 @@ impl Thread {
 
     /// True while the bot may answer: bot mode, and no human active.
     pub fn bot_may_answer(&self, at: NaiveDateTime) -> bool {
-        self.mode == Mode::Bot.as_str() && self.human_active_until.is_none_or(|until| at >= until)
+        self.mode == Mode::Bot && self.human_active_until.is_none_or(|until| at >= until)
     }
 }
 
@@ -147,19 +149,12 @@ pub struct Customer {
     pub locale: Option<String>,
     /// Hours from UTC.
     pub timezone_offset: Option<i32>,
-    /// `pending`, `ok` or `unavailable`.
-    pub profile_status: String,
+    /// Whether the channel's profile was asked.
+    pub profile_status: ProfileStatus,
     /// Created.
     pub created_at: NaiveDateTime,
-    /// `messenger`, `instagram` or `webchat`.
-    pub channel: String,
-}
-
-impl Customer {
-    /// The customer's channel.
-    pub fn channel(&self) -> Channel {
-        Channel::parse(&self.channel).unwrap_or(Channel::Messenger)
-    }
+    /// The channel.
+    pub channel: Channel,
 }
 
 /// Finds or creates the customer for (channel account, shopper id).
@@ -187,7 +182,7 @@ pub fn ensure_customer(
             customers::page_id.eq(page_id),
             customers::psid.eq(psid),
             customers::created_at.eq(now()),
-            customers::channel.eq(channel.as_str()),
+            customers::channel.eq(channel),
         ))
         .execute(conn)?;
     Ok(id)
@@ -215,14 +210,14 @@ pub fn set_profile(
                 customers::first_name.eq(first_name),
                 customers::locale.eq(locale),
                 customers::timezone_offset.eq(tz),
-                customers::profile_status.eq("ok"),
+                customers::profile_status.eq(ProfileStatus::Ok),
             ),
             target,
         )
         .execute(conn)?,
         None => prepared::update(
             customers::table,
-            customers::profile_status.eq("unavailable"),
+            customers::profile_status.eq(ProfileStatus::Unavailable),
             target,
         )
         .execute(conn)?,
@@ -247,11 +242,11 @@ pub fn ensure_thread(conn: &mut DbConnection, customer: &Customer) -> QueryResul
             threads::merchant_id.eq(customer.merchant_id),
             threads::customer_id.eq(customer.id),
             threads::page_id.eq(&customer.page_id),
-            threads::mode.eq(Mode::Bot.as_str()),
+            threads::mode.eq(Mode::Bot),
             threads::ctm_pending.eq(false),
             threads::created_at.eq(at),
             threads::updated_at.eq(at),
-            threads::channel.eq(&customer.channel),
+            threads::channel.eq(customer.channel),
         ))
         .execute(conn)?;
     threads::table
@@ -339,7 +334,7 @@ pub fn add_touch(
         first_touch_id: Some(thread.first_touch_id.unwrap_or(id)),
         latest_touch_id: Some(id),
         latest_ad_id: referral.ad_id.clone(),
-        ctm_pending: thread.ctm_pending || (thread.channel().is_meta() && referral.source == "ADS"),
+        ctm_pending: thread.ctm_pending || (thread.channel.is_meta() && referral.source == "ADS"),
         ..thread.clone()
     })
 }
@@ -376,7 +371,7 @@ pub fn set_mode(conn: &mut DbConnection, thread_id: Uuid, mode: Mode) -> QueryRe
     let human_active_until: Option<NaiveDateTime> = None;
     diesel::update(threads::table.find(DbUuid(thread_id)))
         .set((
-            threads::mode.eq(mode.as_str()),
+            threads::mode.eq(mode),
             threads::human_active_until.eq(human_active_until),
             threads::updated_at.eq(now()),
         ))
@@ -438,7 +433,7 @@ pub fn record_message(conn: &mut DbConnection, thread: &Thread, m: &NewMessage<'
             messages::payload.eq(m.payload),
             messages::occurred_at.eq(m.occurred_at),
             messages::created_at.eq(now()),
-            messages::channel.eq(&thread.channel),
+            messages::channel.eq(thread.channel),
         ))
         .execute(conn)?;
     Ok(id)
@@ -475,10 +470,10 @@ pub fn list_threads(
         .select((Thread::as_select(), Customer::as_select()))
         .into_boxed();
     if let Some(mode) = q.mode {
-        query = query.filter(threads::mode.eq(mode.as_str()));
+        query = query.filter(threads::mode.eq(mode));
     }
     if let Some(channel) = q.channel {
-        query = query.filter(threads::channel.eq(channel.as_str()));
+        query = query.filter(threads::channel.eq(channel));
     }
     if let Some(ad_id) = &q.ad_id {
         query = query.filter(threads::latest_ad_id.eq(ad_id.clone()));

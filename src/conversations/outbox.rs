@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::window::MessagingType;
-use crate::conversations::{Direction, Thread};
+use crate::conversations::{Direction, OutboxStatus, Thread};
 use crate::db::schema::{outbox, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::reply::Reply;
@@ -166,7 +166,7 @@ fn insert(
             .values(&messages)
             .execute(c))?;
     }
-    if !thread.channel().is_meta() {
+    if !thread.channel.is_meta() {
         return Ok(());
     }
     let queued: Vec<_> = rows
@@ -191,7 +191,7 @@ fn insert(
                 outbox::body.eq(&row.body),
                 outbox::messaging_type.eq(wire.map(|(t, _)| t)),
                 outbox::tag.eq(wire.and_then(|(_, tag)| tag)),
-                outbox::status.eq("queued"),
+                outbox::status.eq(OutboxStatus::Queued),
                 outbox::attempts.eq(0),
                 outbox::next_attempt_at.eq(at),
                 outbox::created_at.eq(at),
@@ -234,7 +234,7 @@ pub struct Queued {
 /// Threads with a send due now.
 pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<DbUuid>> {
     outbox::table
-        .filter(outbox::status.eq("queued"))
+        .filter(outbox::status.eq(OutboxStatus::Queued))
         .filter(outbox::next_attempt_at.le(at))
         .select(outbox::thread_id)
         .distinct()
@@ -308,7 +308,7 @@ pub fn queued_with_token(
                 .and(pages::token_status.eq("ok"))),
         )
         .filter(outbox::thread_id.eq(thread_id))
-        .filter(outbox::status.eq("queued"))
+        .filter(outbox::status.eq(OutboxStatus::Queued))
         .order(outbox::id.asc())
         .select((
             Queued::as_select(),
@@ -332,7 +332,7 @@ pub fn mark_sent(conn: &mut DbConnection, q: &Queued, provider_id: Option<&str>)
     prepared::update(
         outbox::table,
         (
-            outbox::status.eq("sent"),
+            outbox::status.eq(OutboxStatus::Sent),
             outbox::provider_message_id.eq(provider_id),
             outbox::sent_at.eq(now()),
             outbox::attempts.eq(q.attempts + 1),
@@ -366,7 +366,7 @@ pub fn mark_retry(conn: &mut DbConnection, q: &Queued, error: &str, next: NaiveD
 
 /// Ends a send without it reaching the shopper: `failed`, `expired` (window closed) or `dead` (retries
 /// exhausted), with the reason.
-pub fn mark_final(conn: &mut DbConnection, q: &Queued, status: &str, error: &str) -> QueryResult<()> {
+pub fn mark_final(conn: &mut DbConnection, q: &Queued, status: OutboxStatus, error: &str) -> QueryResult<()> {
     prepared::update(
         outbox::table,
         (

@@ -156,7 +156,7 @@ pub fn take(
     {
         answer(conn, customer, &thread, input, policy.payments, mark_seen)?;
         Some(thread.id)
-    } else if mark_seen && thread.channel().is_meta() {
+    } else if mark_seen && thread.channel.is_meta() {
         outbox::enqueue_action(conn, &thread, &customer.psid, SenderAction::MarkSeen)?;
         Some(thread.id)
     } else {

@@ -415,3 +415,28 @@ macro_rules! per_backend {
         }
     };
 }
+
+/// The one row `query` selects, held for the rest of the write transaction; `None` when another
+/// transaction holds it. The only locking that differs between the backends: PostgreSQL's `FOR UPDATE
+/// SKIP LOCKED`, while on SQLite the write transaction (`BEGIN IMMEDIATE`) is the only writer already.
+#[macro_export]
+macro_rules! first_skip_locked {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            #[cfg(feature = "postgres")]
+            $crate::db::DbConnection::Postgres(c) => $query.for_update().skip_locked().first(c).optional(),
+            $crate::db::DbConnection::Sqlite(c) => $query.first(c).optional(),
+        }
+    };
+}
+
+/// True when `e` is a unique violation on `table` (PostgreSQL names the table, SQLite says it in the message).
+pub fn is_unique_violation_on(e: &diesel::result::Error, table: &str) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            info.table_name() == Some(table) || info.message().contains(&format!("{table}."))
+        }
+        _ => false,
+    }
+}

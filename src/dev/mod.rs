@@ -155,7 +155,7 @@ impl DevState {
 fn hmac_hex(secret: &SecretString, message: &[u8]) -> Option<String> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).ok()?;
     mac.update(message);
-    Some(crate::config::hex(&mac.finalize().into_bytes()))
+    Some(crate::secrets::hex(&mac.finalize().into_bytes()))
 }
 
 /// True when `url` is an http(s) URL whose host is a loopback address (`127.0.0.0/8`, `::1`,
@@ -205,14 +205,14 @@ pub fn wire(mut config: Config, port: u16) -> anyhow::Result<(Config, DevState)>
         config.graph_api_base = format!("{base}/dev/graph");
     }
     if config.messenger_app_secret.is_none() {
-        config.messenger_app_secret = Some(SecretString::from(crate::config::random_secret()));
+        config.messenger_app_secret = Some(SecretString::from(crate::secrets::random_secret()));
     }
     let stripe = if config.stripe_secret_key.is_none() {
         config.stripe_secret_key = Some(SecretString::from(DEV_STRIPE_KEY));
         config.stripe_api_base = format!("{base}/dev/stripe");
         config.stripe_webhook_secret = Some(SecretString::from(format!(
             "whsec_dev_{}",
-            crate::config::random_secret()
+            crate::secrets::random_secret()
         )));
         Some(Mutex::new(StripeBook::new("dev", &format!("{base}/dev/pay"))))
     } else {

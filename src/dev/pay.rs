@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::{DevState, escape, hmac_hex, locked};
-use crate::startup::AppState;
+use crate::http::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/dev/stripe/{tail:.*}", web::to(stripe_api))

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::escape;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/dev/shop", web::get().to(page));

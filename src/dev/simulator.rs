@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{DevState, hmac_hex};
-use crate::catalog::domain::FieldError;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
+use crate::kernel::FieldError;
 
 const PAGE: &str = include_str!("simulator.html");
 
@@ -288,7 +288,7 @@ async fn send(
     if !(200..300).contains(&status) {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "webhook_refused",
+            ErrorCode::WebhookRefused,
             format!("/webhooks/messenger answered {status}"),
         ));
     }

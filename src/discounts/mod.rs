@@ -11,10 +11,10 @@ use diesel::prelude::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::catalog::domain::FieldError;
+use crate::db::is_unique_violation_on;
 use crate::db::schema::discounts;
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::error::is_unique_violation_on;
+use crate::kernel::FieldError;
 use crate::money::{Currency, Money, MoneyError};
 
 /// The shortest code.

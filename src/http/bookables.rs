@@ -12,12 +12,13 @@ use crate::bookings::{
     self, Bookable, BookableError, BookablePatch, BookableQuery, BookableSpec, MAX_GUESTS, MAX_UNITS,
     NightAvailability, RateRange, stay::MAX_STAY_NIGHTS,
 };
-use crate::catalog::domain::{FieldError, optional_text, optional_url, text};
+use crate::catalog::domain::{optional_text, optional_url, text};
 use crate::catalog::wire::double_option;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
+use crate::kernel::FieldError;
 use crate::merchants::{self, Merchant};
 use crate::money::{Money, MoneyDto};
-use crate::startup::AppState;
 
 /// The most nights one availability answer or one rate range covers.
 pub const MAX_RANGE_NIGHTS: i64 = 366;
@@ -47,13 +48,13 @@ impl From<BookableError> for ApiError {
             BookableError::NotFound => ApiError::not_found("bookable"),
             BookableError::Invalid(errors) => ApiError::validation(errors),
             BookableError::UnitsTaken { night, taken } => ApiError::conflict(
-                "units_taken",
+                ErrorCode::UnitsTaken,
                 format!(
                     "{taken} units are held or booked on the night of {night}: units cannot go below that"
                 ),
             ),
             BookableError::HasStays => ApiError::conflict(
-                "bookable_has_stays",
+                ErrorCode::BookableHasStays,
                 "stays are held or booked in this bookable from today on: cancel them first, or set `active` to false",
             ),
             BookableError::Db(db) => db.into(),

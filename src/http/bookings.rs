@@ -9,11 +9,11 @@ use uuid::Uuid;
 use super::{Api, ListBody, PageParams, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::bookings::{self, Booking, BookingError, BookingQuery, BookingStatus};
-use crate::catalog::domain::FieldError;
 use crate::checkout::payments;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
+use crate::kernel::FieldError;
 use crate::money::MoneyDto;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/bookings", list_bookings)
@@ -26,19 +26,19 @@ impl From<BookingError> for ApiError {
         match e {
             BookingError::NotFound => ApiError::not_found("booking"),
             BookingError::WrongStatus(status) => ApiError::conflict(
-                "booking_not_active",
+                ErrorCode::BookingNotActive,
                 format!("the booking is {status}: only held or confirmed bookings change"),
             ),
             BookingError::OtherOrder => ApiError::conflict(
-                "booking_confirmed_elsewhere",
+                ErrorCode::BookingConfirmedElsewhere,
                 "the booking is confirmed by another order",
             ),
             BookingError::NoLongerAvailable => ApiError::conflict(
-                "not_available",
+                ErrorCode::NotAvailable,
                 "the nights of the booking are no longer available",
             ),
             BookingError::NothingToRefund => ApiError::conflict(
-                "nothing_to_refund",
+                ErrorCode::NothingToRefund,
                 "the booking has no paid order to refund: cancel it without `refund`",
             ),
             BookingError::Db(db) => db.into(),
@@ -204,7 +204,7 @@ async fn cancel_booking(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 format!("the body is not valid JSON for this route: {e}"),
             )
         })?

@@ -7,14 +7,15 @@ use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, created};
 use crate::auth::{Caller, Permission};
-use crate::catalog::domain::{FieldError, ProductFields, VariantFields};
+use crate::catalog::domain::{ProductFields, VariantFields};
 use crate::catalog::import::{self, MAX_IMPORT_BYTES, RowError};
 use crate::catalog::wire::{
     ProductBody, ProductCreate, ProductUpdate, StockAdjustment, VariantBody, VariantCreate, VariantUpdate,
 };
 use crate::catalog::{self, CatalogError, ProductPatch, ProductQuery, Upserted, VariantPatch};
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
+use crate::kernel::FieldError;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/products", list_products)
@@ -45,10 +46,12 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::NotFound(what) => ApiError::not_found(what),
-            CatalogError::RetailerIdTaken(_) => ApiError::conflict("retailer_id_taken", e.to_string()),
-            CatalogError::SkuTaken(_) => ApiError::conflict("sku_taken", e.to_string()),
-            CatalogError::LastVariant => ApiError::conflict("last_variant", e.to_string()),
-            CatalogError::InsufficientStock { .. } => ApiError::conflict("insufficient_stock", e.to_string()),
+            CatalogError::RetailerIdTaken(_) => ApiError::conflict(ErrorCode::RetailerIdTaken, e.to_string()),
+            CatalogError::SkuTaken(_) => ApiError::conflict(ErrorCode::SkuTaken, e.to_string()),
+            CatalogError::LastVariant => ApiError::conflict(ErrorCode::LastVariant, e.to_string()),
+            CatalogError::InsufficientStock { .. } => {
+                ApiError::conflict(ErrorCode::InsufficientStock, e.to_string())
+            }
             CatalogError::Invalid(errors) => ApiError::validation(errors),
             CatalogError::Db(db) => db.into(),
             CatalogError::Unavailable(db) => db.into(),
@@ -303,7 +306,7 @@ async fn import_catalog(
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the feed as text/csv (Meta catalog columns) or application/json (a list of products)",
             ));
         }
@@ -320,7 +323,7 @@ async fn import_catalog(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::bad_request("invalid_feed", e.to_string()))?;
+    .map_err(|e| ApiError::bad_request(ErrorCode::InvalidFeed, e.to_string()))?;
     let (created_count, updated_count, errors) = super::run(&state, move |conn| {
         let mut errors: Vec<RowError> = parsed.errors;
         let (mut created_count, mut updated_count) = (0, 0);

@@ -12,9 +12,9 @@ use crate::discounts::{
     self, Discount, DiscountError, DiscountInput, DiscountKind, DiscountPatch, DiscountQuery, NewDiscount,
     PatchInput,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::money::MoneyDto;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/discounts", list_discounts)
@@ -28,7 +28,7 @@ impl From<DiscountError> for ApiError {
     fn from(e: DiscountError) -> Self {
         match e {
             DiscountError::NotFound => ApiError::not_found("discount"),
-            DiscountError::CodeTaken(_) => ApiError::conflict("code_taken", e.to_string()),
+            DiscountError::CodeTaken(_) => ApiError::conflict(ErrorCode::CodeTaken, e.to_string()),
             DiscountError::Invalid(errors) => ApiError::validation(errors),
             DiscountError::Db(db) => db.into(),
             DiscountError::Unavailable(db) => db.into(),

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::Api;
 use crate::db;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::AppState;
 
 /// The OpenAPI description, embedded at build time.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
@@ -29,7 +29,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .run(|conn| db::migrations_applied(conn).map_err(ApiError::unavailable))
         .await
         .map_err(|e| match e.code() {
-            "service_unavailable" => e,
+            crate::error::ErrorCode::ServiceUnavailable => e,
             _ => ApiError::unavailable(anyhow::anyhow!("database unreachable")),
         })?;
     if !applied {

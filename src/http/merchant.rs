@@ -8,11 +8,11 @@ use uuid::Uuid;
 use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::keys::{self, ApiKey};
 use crate::auth::{self, Caller, Exchange, Permission, Role};
-use crate::catalog::domain::FieldError;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
+use crate::kernel::FieldError;
 use crate::merchants;
 use crate::merchants::hours::BusinessHours;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/auth/token", token)
@@ -61,7 +61,7 @@ async fn token(
         Exchange::Refused => {
             tracing::info!(client.ip = %client, "token refused: unknown or revoked API key");
             return Err(ApiError::unauthorized(
-                "invalid_api_key",
+                ErrorCode::InvalidApiKey,
                 "the API key is unknown or revoked",
             ));
         }

@@ -13,11 +13,13 @@ mod health;
 
 pub use client_ip::client_ip;
 pub use health::OPENAPI_YAML;
+pub use state::AppState;
 mod merchant;
 mod offers;
 mod orders;
 mod pages;
 mod reports;
+mod state;
 mod threads;
 mod webchat;
 mod webhooks;
@@ -28,7 +30,7 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, web}
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The JSON body limit of ordinary routes.
 pub const JSON_LIMIT: usize = 256 * 1024;
@@ -97,7 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     cfg.app_data(json_config(JSON_LIMIT))
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            ApiError::bad_request("bad_request", format!("invalid query string: {e}")).into()
+            ApiError::bad_request(ErrorCode::BadRequest, format!("invalid query string: {e}")).into()
         }))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found("resource").into()));
 }
@@ -114,12 +116,12 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
                 }
                 JsonPayloadError::ContentType => ApiError::new(
                     actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "send the body as application/json",
                 )
                 .into(),
                 other => ApiError::bad_request(
-                    "invalid_json",
+                    ErrorCode::InvalidJson,
                     format!("the body is not valid JSON for this route: {other}"),
                 )
                 .into(),
@@ -131,7 +133,7 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
     ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.path()),
     )
     .error_response()
@@ -142,16 +144,13 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
     ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
     )
     .error_response()
 }
 
-/// RFC 3339 UTC with microseconds, as every timestamp on the wire.
-pub fn timestamp(t: chrono::NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+pub use crate::kernel::timestamp;
 
 /// A timestamp query parameter: RFC 3339 with an offset (`2026-11-25T10:00:00Z`) or a date
 /// (`2026-11-25`, midnight UTC); a clear validation problem naming `field` otherwise.
@@ -162,13 +161,11 @@ pub fn parse_instant(field: &str, value: &str) -> Result<chrono::NaiveDateTime, 
     if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         return Ok(d.and_time(chrono::NaiveTime::MIN));
     }
-    Err(ApiError::validation(vec![
-        crate::catalog::domain::FieldError::new(
-            field,
-            "invalid_timestamp",
-            "a date (2026-11-25) or an RFC 3339 timestamp (2026-11-25T10:00:00Z)",
-        ),
-    ]))
+    Err(ApiError::validation(vec![crate::kernel::FieldError::new(
+        field,
+        "invalid_timestamp",
+        "a date (2026-11-25) or an RFC 3339 timestamp (2026-11-25T10:00:00Z)",
+    )]))
 }
 
 /// `limit` and `cursor` of list routes.
@@ -189,13 +186,11 @@ impl PageParams {
         match self.limit {
             None => Ok(50),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::validation(vec![
-                crate::catalog::domain::FieldError::new(
-                    "limit",
-                    "out_of_range",
-                    format!("limit must be between 1 and {MAX_LIMIT}"),
-                ),
-            ])),
+            Some(_) => Err(ApiError::validation(vec![crate::kernel::FieldError::new(
+                "limit",
+                "out_of_range",
+                format!("limit must be between 1 and {MAX_LIMIT}"),
+            )])),
         }
     }
 
@@ -205,7 +200,7 @@ impl PageParams {
             .as_deref()
             .map(|c| {
                 uuid::Uuid::parse_str(c).map_err(|_| {
-                    ApiError::bad_request("bad_request", "the cursor is not one this API gave out")
+                    ApiError::bad_request(ErrorCode::BadRequest, "the cursor is not one this API gave out")
                 })
             })
             .transpose()
@@ -253,8 +248,9 @@ pub async fn read_limited(
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::bad_request("bad_request", format!("the body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(ErrorCode::BadRequest, format!("the body could not be read: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::payload_too_large(limit));
         }
@@ -265,7 +261,7 @@ pub async fn read_limited(
 
 /// The caller's merchant's currency (prices and amounts must be in it).
 pub async fn merchant_currency(
-    state: &crate::startup::AppState,
+    state: &crate::http::AppState,
     merchant_id: uuid::Uuid,
 ) -> Result<crate::money::Currency, ApiError> {
     let m = state
@@ -277,7 +273,7 @@ pub async fn merchant_currency(
 
 /// Runs a module's database function, mapping its error to the API's once.
 pub async fn run<T, E>(
-    state: &crate::startup::AppState,
+    state: &crate::http::AppState,
     f: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError>
 where

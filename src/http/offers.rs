@@ -9,12 +9,12 @@ use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::catalog::wire::double_option;
 use crate::error::ApiError;
+use crate::http::AppState;
 use crate::money::MoneyDto;
 use crate::offers::{
     self, NewOffer, Offer, OfferDiscount, OfferError, OfferKind, OfferPatch, OfferQuery, OfferTarget,
     OfferTrigger,
 };
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/offers", list_offers)
@@ -50,12 +50,12 @@ struct TriggerRef {
 }
 
 impl TriggerRef {
-    fn parse(&self, errors: &mut Vec<crate::catalog::domain::FieldError>) -> Option<OfferTrigger> {
+    fn parse(&self, errors: &mut Vec<crate::kernel::FieldError>) -> Option<OfferTrigger> {
         match (self.product_id, self.bookable_id) {
             (Some(id), None) => Some(OfferTrigger::Product(id)),
             (None, Some(id)) => Some(OfferTrigger::Bookable(id)),
             _ => {
-                errors.push(crate::catalog::domain::FieldError::new(
+                errors.push(crate::kernel::FieldError::new(
                     "trigger",
                     "invalid_trigger",
                     "give `product_id` or `bookable_id`",
@@ -97,8 +97,8 @@ struct TargetRef {
 }
 
 impl TargetRef {
-    fn parse(&self, errors: &mut Vec<crate::catalog::domain::FieldError>) -> Option<OfferTarget> {
-        use crate::catalog::domain::FieldError;
+    fn parse(&self, errors: &mut Vec<crate::kernel::FieldError>) -> Option<OfferTarget> {
+        use crate::kernel::FieldError;
         let per_night = match self.per.as_deref() {
             None | Some("stay") => false,
             Some("night") => true,

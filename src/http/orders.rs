@@ -7,13 +7,13 @@ use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, parse_instant, timestamp};
 use crate::auth::{Caller, Permission};
-use crate::catalog::domain::FieldError;
 use crate::checkout::orders::{self, Order, OrderQuery, OrderStatus};
 use crate::checkout::payments::{self, PaymentsError, RefundAsk, RefundMade};
 use crate::checkout::stripe::RefundReason;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
+use crate::kernel::FieldError;
 use crate::money::MoneyDto;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/orders", list)
@@ -262,7 +262,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         }
         _ => Err(ApiError::new(
             actix_web::http::StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key is 1 to 255 visible ASCII characters",
         )),
     }
@@ -336,13 +336,13 @@ impl From<PaymentsError> for ApiError {
         match e {
             PaymentsError::Disabled => ApiError::upstream(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "payments_disabled",
+                ErrorCode::PaymentsDisabled,
                 "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
                 None,
             ),
             PaymentsError::OrderNotFound => ApiError::not_found("order"),
             PaymentsError::NotRefundable => {
-                ApiError::conflict("not_refundable", "only a paid order can be refunded")
+                ApiError::conflict(ErrorCode::NotRefundable, "only a paid order can be refunded")
             }
             PaymentsError::InvalidRefund { remaining } => ApiError::validation(vec![FieldError::new(
                 "amount",
@@ -350,7 +350,7 @@ impl From<PaymentsError> for ApiError {
                 format!("a refund is more than zero and at most the {remaining} not yet refunded"),
             )]),
             PaymentsError::KeyReused => ApiError::conflict(
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used for a refund of another amount",
             ),
             // A refund Stripe did not make: 503 when a retry may succeed, 502 when it will not.
@@ -359,7 +359,7 @@ impl From<PaymentsError> for ApiError {
             }
             PaymentsError::Stripe(e) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                "stripe_refused",
+                ErrorCode::StripeRefused,
                 format!("Stripe refused the refund: {e}"),
             ),
             PaymentsError::Booking(e) => e.into(),

@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Api, ListBody, PageParams, created, timestamp};
 use crate::auth::{Caller, Permission};
+use crate::channels::meta::ownership::{self, OwnershipError};
 use crate::channels::meta::profile;
-use crate::error::{ApiError, is_unique_violation_on};
-use crate::merchants::ownership::{self, OwnershipError};
+use crate::db::is_unique_violation_on;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::merchants::pages::{self, NewPage, Page};
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/pages", connect)
@@ -116,7 +117,7 @@ async fn list(
         .is_some_and(|c| c.is_empty() || c.len() > 32 || !c.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(ApiError::bad_request(
-            "bad_request",
+            ErrorCode::BadRequest,
             "the cursor is not one this API gave out",
         ));
     }
@@ -174,12 +175,12 @@ fn taken(q: diesel::result::Error, page_id: &str) -> ApiError {
             || info.message().contains("instagram_account_id"));
     if on_instagram {
         ApiError::conflict(
-            "instagram_account_already_connected",
+            ErrorCode::InstagramAccountAlreadyConnected,
             "this Instagram account is already connected to a merchant",
         )
     } else if is_unique_violation_on(&q, "pages") {
         ApiError::conflict(
-            "page_already_connected",
+            ErrorCode::PageAlreadyConnected,
             format!("Page {page_id} is already connected to a merchant"),
         )
     } else {
@@ -192,7 +193,7 @@ fn refused_instagram(e: OwnershipError) -> ApiError {
     match e {
         OwnershipError::Mismatch { .. } => ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "instagram_account_mismatch",
+            ErrorCode::InstagramAccountMismatch,
             format!("{e}: Meta links another account (or none) to this Page"),
         ),
         other => refused(other),
@@ -205,23 +206,23 @@ fn refused(e: OwnershipError) -> ApiError {
     match e {
         OwnershipError::Mismatch { .. } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "page_token_mismatch",
+            ErrorCode::PageTokenMismatch,
             format!("{e}: give the Page's own Page access token"),
         ),
         OwnershipError::TokenRefused(_) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "page_token_invalid",
+            ErrorCode::PageTokenInvalid,
             e.to_string(),
         ),
         OwnershipError::MetaError(cause) => ApiError::upstream(
             StatusCode::BAD_GATEWAY,
-            "meta_error",
+            ErrorCode::MetaError,
             "Meta's Graph API failed to confirm the token; try again",
             Some(cause.into()),
         ),
         OwnershipError::Unreachable(cause) => ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
-            "meta_unreachable",
+            ErrorCode::MetaUnreachable,
             "Meta's Graph API could not be reached to confirm the token; try again",
             Some(cause.into()),
         ),
@@ -334,7 +335,7 @@ async fn stored_token(state: &AppState, page_id: &str) -> Result<String, ApiErro
         .await?
         .ok_or_else(|| {
             ApiError::conflict(
-                "page_token_broken",
+                ErrorCode::PageTokenBroken,
                 "the Page's access token was refused by Meta: give a new one with the Instagram account",
             )
         })?;

@@ -11,10 +11,10 @@ use super::{Api, ListBody, PageParams, timestamp};
 use crate::attribution::conversions::{self, ConversionEvent, ConversionQuery};
 use crate::attribution::report::{self, AdDay, FunnelRow, GroupBy, MAX_DAYS, Period};
 use crate::auth::{Caller, Permission};
-use crate::catalog::domain::FieldError;
 use crate::error::ApiError;
+use crate::http::AppState;
+use crate::kernel::FieldError;
 use crate::money::MoneyDto;
-use crate::startup::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/reports/funnel", funnel)

@@ -10,13 +10,14 @@ use uuid::Uuid;
 use super::{Api, ListBody, PageParams, timestamp};
 use crate::attribution::{Touch, touches};
 use crate::auth::{Caller, Permission};
+use crate::conversations::EventStatus;
 use crate::conversations::MessagingType;
 use crate::conversations::agent::{self, AgentSendError};
 use crate::conversations::inbox::{self, StoredEvent};
 use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery};
 use crate::db::now;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/threads", list)
@@ -93,9 +94,9 @@ struct WindowBody {
 #[derive(Serialize)]
 struct ThreadBody {
     id: Uuid,
-    channel: String,
+    channel: &'static str,
     page_id: Option<String>,
-    mode: String,
+    mode: &'static str,
     bot_paused_until: Option<String>,
     customer: CustomerBody,
     window: WindowBody,
@@ -110,10 +111,10 @@ fn thread_body(t: Thread, c: Customer, touches: Option<Vec<Touch>>) -> ThreadBod
     let at = now();
     ThreadBody {
         id: t.id.0,
-        channel: t.channel.clone(),
+        channel: t.channel.as_str(),
         // A web chat thread belongs to no Page: its account is the merchant's web chat.
-        page_id: t.channel().is_meta().then(|| t.page_id.clone()),
-        mode: t.mode.clone(),
+        page_id: t.channel.is_meta().then(|| t.page_id.clone()),
+        mode: t.mode.as_str(),
         bot_paused_until: t.human_active_until.filter(|u| *u > at).map(timestamp),
         customer: CustomerBody {
             id: c.id.0,
@@ -157,7 +158,7 @@ async fn list(
     let mode = match params.mode.as_deref() {
         None => None,
         Some(m) => Some(Mode::parse(m).ok_or_else(|| {
-            ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+            ApiError::validation(vec![crate::kernel::FieldError::new(
                 "mode",
                 "invalid_mode",
                 "mode is bot or agent",
@@ -167,7 +168,7 @@ async fn list(
     let channel = match params.channel.as_deref() {
         None => None,
         Some(c) => Some(crate::kernel::Channel::parse(c).ok_or_else(|| {
-            ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+            ApiError::validation(vec![crate::kernel::FieldError::new(
                 "channel",
                 "invalid_channel",
                 "channel is messenger, instagram or webchat",
@@ -305,7 +306,7 @@ async fn send(
         .map_err(|e| match e {
             AgentSendError::NotFound => ApiError::not_found("thread"),
             AgentSendError::WindowClosed { window_ends_at } => ApiError::conflict(
-                "messaging_window_closed",
+                ErrorCode::MessagingWindowClosed,
                 match window_ends_at {
                     Some(end) => format!(
                         "the messaging window closed at {}; the shopper must write first",
@@ -314,13 +315,11 @@ async fn send(
                     None => "the shopper has not written yet: the messaging window is closed".into(),
                 },
             ),
-            AgentSendError::Invalid(detail) => {
-                ApiError::validation(vec![crate::catalog::domain::FieldError::new(
-                    "text",
-                    "invalid_text",
-                    detail,
-                )])
-            }
+            AgentSendError::Invalid(detail) => ApiError::validation(vec![crate::kernel::FieldError::new(
+                "text",
+                "invalid_text",
+                detail,
+            )]),
             AgentSendError::Db(e) => e.into(),
             AgentSendError::Unavailable(e) => e.into(),
         })?;
@@ -353,7 +352,7 @@ async fn handover(
     caller.require(Permission::WriteThreads)?;
     let id = path.into_inner();
     let mode = Mode::parse(&body.to).ok_or_else(|| {
-        ApiError::validation(vec![crate::catalog::domain::FieldError::new(
+        ApiError::validation(vec![crate::kernel::FieldError::new(
             "to",
             "invalid_mode",
             "to is bot or agent",
@@ -419,16 +418,18 @@ async fn events(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManageWebhooks)?;
     let params = params.into_inner();
-    let status = params.status.unwrap_or_else(|| "dead".into());
-    if !["dead", "pending", "done"].contains(&status.as_str()) {
-        return Err(ApiError::validation(vec![
-            crate::catalog::domain::FieldError::new(
+    let status = match params.status.as_deref().unwrap_or("dead") {
+        "dead" => EventStatus::Dead,
+        "pending" => EventStatus::Pending,
+        "done" => EventStatus::Done,
+        _ => {
+            return Err(ApiError::validation(vec![crate::kernel::FieldError::new(
                 "status",
                 "invalid_status",
                 "status is dead, pending or done",
-            ),
-        ]));
-    }
+            )]));
+        }
+    };
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
@@ -436,7 +437,7 @@ async fn events(
     let (limit, after) = (page.limit()?, page.uuid_cursor()?);
     let items = state
         .db
-        .query(move |conn| inbox::list_events(conn, caller.merchant_id, &status, after, limit + 1))
+        .query(move |conn| inbox::list_events(conn, caller.merchant_id, status, after, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,
@@ -567,7 +568,7 @@ async fn checkout(
             .map_err(|e| super::pages::not_found_as("thread", e))?;
         return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
-            "payments_disabled",
+            ErrorCode::PaymentsDisabled,
             "STRIPE_SECRET_KEY is not set: checkout needs Stripe",
             None,
         ));
@@ -582,6 +583,6 @@ async fn checkout(
             state.wakers.payments.notify_one();
             Ok(HttpResponse::Created().json(super::orders::OrderBody::from(order)))
         }
-        Err(reason) => Err(ApiError::conflict("checkout_refused", reason)),
+        Err(reason) => Err(ApiError::conflict(ErrorCode::CheckoutRefused, reason)),
     }
 }

@@ -17,8 +17,8 @@ use crate::auth::{Caller, Permission};
 use crate::channels::webchat::{self, Arrival, Said, Visitor, Webchat};
 use crate::db::DbUuid;
 use crate::engine::Utm;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 
 /// The largest body the public API takes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -182,7 +182,7 @@ fn origin_part(url: &str) -> &str {
 fn origin_refused() -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
-        "origin_not_allowed",
+        ErrorCode::OriginNotAllowed,
         "this site is not among the web chat's allowed origins",
     )
 }
@@ -284,7 +284,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     let body = super::read_limited(req, payload, BODY_LIMIT).await?;
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("the body is not valid JSON for this route: {e}"),
         )
     })
@@ -295,7 +295,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 async fn open(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let origin = origin_of(&req);
     let result = open_inner(&req, &state, payload, origin.as_deref()).await;
-    let allowed = !matches!(&result, Err(e) if e.code() == "origin_not_allowed");
+    let allowed = !matches!(&result, Err(e) if e.code() == ErrorCode::OriginNotAllowed);
     with_cors(origin.as_deref().filter(|_| allowed), result)
 }
 
@@ -331,7 +331,7 @@ async fn open_inner(
             let Some(w) = webchat::by_key(conn, &key)? else {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "unknown_webchat_key",
+                    ErrorCode::UnknownWebchatKey,
                     "no web chat has this key",
                 ));
             };
@@ -363,7 +363,7 @@ async fn visitor_of(
 ) -> Result<(Visitor, Option<String>), ApiError> {
     let Some(token) = bearer(req) else {
         return Err(ApiError::unauthorized(
-            "missing_token",
+            ErrorCode::MissingToken,
             "send the visitor token as Authorization: Bearer <visitor_token>",
         ));
     };
@@ -374,7 +374,7 @@ async fn visitor_of(
         .run(move |conn| {
             let Some(visitor) = webchat::visitor(conn, &token)? else {
                 return Err(ApiError::unauthorized(
-                    "invalid_visitor_token",
+                    ErrorCode::InvalidVisitorToken,
                     "the visitor token is not one this web chat gave out",
                 ));
             };
@@ -427,13 +427,11 @@ async fn say(
                 title: body.title,
             },
             _ => {
-                return Err(ApiError::validation(vec![
-                    crate::catalog::domain::FieldError::new(
-                        "text",
-                        "text_or_payload",
-                        "send either text or payload",
-                    ),
-                ]));
+                return Err(ApiError::validation(vec![crate::kernel::FieldError::new(
+                    "text",
+                    "text_or_payload",
+                    "send either text or payload",
+                )]));
             }
         }
         .check()
@@ -457,7 +455,7 @@ async fn say(
 /// The origin to let read an error that happened before the visitor was known: the request's, unless
 /// the error is that this origin is not allowed.
 fn allowed_origin(req: &HttpRequest, e: &ApiError) -> Option<String> {
-    origin_of(req).filter(|_| e.code() != "origin_not_allowed")
+    origin_of(req).filter(|_| e.code() != ErrorCode::OriginNotAllowed)
 }
 
 #[derive(Deserialize)]
@@ -482,20 +480,19 @@ async fn list(
             .after
             .as_deref()
             .map(|a| {
-                Uuid::parse_str(a).map_err(|_| ApiError::bad_request("bad_request", "after is a message id"))
+                Uuid::parse_str(a)
+                    .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "after is a message id"))
             })
             .transpose()?;
         let limit = match params.limit {
             None => 100,
             Some(n) if (1..=MAX_MESSAGES).contains(&n) => n,
             Some(_) => {
-                return Err(ApiError::validation(vec![
-                    crate::catalog::domain::FieldError::new(
-                        "limit",
-                        "out_of_range",
-                        format!("limit must be between 1 and {MAX_MESSAGES}"),
-                    ),
-                ]));
+                return Err(ApiError::validation(vec![crate::kernel::FieldError::new(
+                    "limit",
+                    "out_of_range",
+                    format!("limit must be between 1 and {MAX_MESSAGES}"),
+                )]));
             }
         };
         let messages = state

@@ -13,9 +13,9 @@ use super::Api;
 use crate::channels::meta::webhook;
 use crate::checkout::webhook::{self as stripe_webhook, StripeEvent};
 use crate::conversations::inbox;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::AppState;
 use crate::rate_limit::{self, Verdict};
-use crate::startup::AppState;
 
 /// The largest delivery accepted.
 pub const MAX_DELIVERY_BYTES: usize = 1024 * 1024;
@@ -81,7 +81,7 @@ async fn handshake(
             tracing::warn!("Messenger webhook handshake refused");
             let refusal = ApiError::new(
                 StatusCode::FORBIDDEN,
-                "verify_token_mismatch",
+                ErrorCode::VerifyTokenMismatch,
                 "hub.verify_token does not match MESSENGER_VERIFY_TOKEN",
             );
             Err(refuse(&state, &req, refusal).await)
@@ -98,7 +98,7 @@ async fn receive(
     let Some(secret) = state.config.messenger_app_secret.clone() else {
         return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks_disabled",
+            ErrorCode::WebhooksDisabled,
             "MESSENGER_APP_SECRET is not set: Messenger webhooks are refused",
             None,
         ));
@@ -113,12 +113,14 @@ async fn receive(
             signature.present = signature.is_some(),
             "Messenger delivery with a bad signature refused"
         );
-        let refusal =
-            ApiError::unauthorized("invalid_signature", "X-Hub-Signature-256 does not match the body");
+        let refusal = ApiError::unauthorized(
+            ErrorCode::InvalidSignature,
+            "X-Hub-Signature-256 does not match the body",
+        );
         return Err(refuse(&state, &req, refusal).await);
     }
     let text = String::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("bad_request", "the delivery is not UTF-8"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the delivery is not UTF-8"))?;
     let parsed = webhook::parse(text.as_bytes()).map_err(|e| e.to_string());
     let (id, split) = state
         .db
@@ -151,7 +153,7 @@ async fn receive_stripe(
     let Some(secret) = state.config.stripe_webhook_secret.clone() else {
         return Err(ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks_disabled",
+            ErrorCode::WebhooksDisabled,
             "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused",
             None,
         ));
@@ -170,13 +172,16 @@ async fn receive_stripe(
         STRIPE_TOLERANCE_SECS,
     ) {
         tracing::warn!(error = %e, "Stripe event with a bad signature refused");
-        let refusal = ApiError::unauthorized("invalid_signature", "Stripe-Signature does not match the body");
+        let refusal = ApiError::unauthorized(
+            ErrorCode::InvalidSignature,
+            "Stripe-Signature does not match the body",
+        );
         return Err(refuse(&state, &req, refusal).await);
     }
     let event = StripeEvent::parse(&body)
-        .map_err(|_| ApiError::bad_request("bad_request", "the body is not a Stripe event"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the body is not a Stripe event"))?;
     let text = String::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("bad_request", "the event is not UTF-8"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the event is not UTF-8"))?;
     let (id, kind) = (event.id.clone(), event.kind.type_name().to_owned());
     let new = state
         .db

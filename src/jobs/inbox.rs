@@ -216,7 +216,7 @@ async fn fetch_profile(
         }
     };
     let token = secrecy::ExposeSecret::expose_secret(&token);
-    let asked = match customer.channel() {
+    let asked = match customer.channel {
         crate::kernel::Channel::Instagram => ctx.graph.instagram_profile(&customer.psid, token).await,
         _ => ctx.graph.profile(&customer.psid, token).await,
     };

@@ -292,7 +292,7 @@ async fn pipeline<Q, QF, W, WF>(
 fn backoff(base: Duration, attempt: i32) -> chrono::Duration {
     let first = i64::try_from(base.as_millis()).unwrap_or(1000).max(1);
     let base_ms: i64 = first.saturating_mul(1i64 << attempt.clamp(0, 16)).min(300_000);
-    let jitter = i64::from(u16::from_le_bytes(crate::config::random_bytes::<2>())) % (base_ms / 4 + 1);
+    let jitter = i64::from(u16::from_le_bytes(crate::secrets::random_bytes::<2>())) % (base_ms / 4 + 1);
     chrono::Duration::milliseconds(base_ms + jitter)
 }
 

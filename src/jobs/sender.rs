@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, watch};
 use super::{WorkerContext, backoff};
 use crate::channels::meta::{self, graph::ErrorClass};
 use crate::conversations::outbox::{self, Queued};
-use crate::conversations::{MessagingType, Thread};
+use crate::conversations::{MessagingType, OutboxStatus, Thread};
 use crate::db::{DbConnection, DbError, DbUuid, now};
 
 /// Sends after this many failed tries are dead-lettered.
@@ -87,7 +87,7 @@ enum Mark {
     /// Try again at the given time.
     Retry(Queued, String, chrono::NaiveDateTime),
     /// It will never reach the shopper: `failed`, `expired` or `dead`, and why.
-    Final(Queued, &'static str, String),
+    Final(Queued, OutboxStatus, String),
 }
 
 impl Mark {
@@ -95,7 +95,7 @@ impl Mark {
         match self {
             Mark::Sent(q, id) => outbox::mark_sent(conn, q, id.as_deref()),
             Mark::Retry(q, error, next) => outbox::mark_retry(conn, q, error, *next),
-            Mark::Final(q, status, error) => outbox::mark_final(conn, q, status, error),
+            Mark::Final(q, status, error) => outbox::mark_final(conn, q, *status, error),
         }
     }
 
@@ -172,7 +172,7 @@ async fn send_thread(
         if !thread.window().still_allows(thread, now(), messaging_type) {
             marks.push(Mark::Final(
                 q,
-                "expired",
+                OutboxStatus::Expired,
                 "the messaging window closed before sending".into(),
             ));
             continue;
@@ -180,13 +180,13 @@ async fn send_thread(
         let Some(sending) = page.as_ref() else {
             marks.push(Mark::Final(
                 q,
-                "failed",
+                OutboxStatus::Failed,
                 "the Page is disconnected or its token is broken".into(),
             ));
             continue;
         };
         let bodies = meta::send_bodies(
-            thread.channel(),
+            thread.channel,
             meta::Queued {
                 id: q.id.0,
                 psid: &q.psid,
@@ -199,7 +199,11 @@ async fn send_thread(
             Ok(bodies) => bodies,
             Err(e) => {
                 tracing::error!(outbox.id = %q.id.0, error = %e, "a queued reply cannot be rendered");
-                marks.push(Mark::Final(q, "failed", format!("cannot be rendered: {e}")));
+                marks.push(Mark::Final(
+                    q,
+                    OutboxStatus::Failed,
+                    format!("cannot be rendered: {e}"),
+                ));
                 continue;
             }
         };
@@ -211,7 +215,7 @@ async fn send_thread(
                 // Typing indicators and read marks are best effort: a failed one never holds up the
                 // messages behind it.
                 if q.kind == "sender_action" && class != ErrorClass::TokenBroken {
-                    marks.push(Mark::Final(q, "failed", error));
+                    marks.push(Mark::Final(q, OutboxStatus::Failed, error));
                     continue;
                 }
                 tracing::warn!(outbox.id = %q.id.0, page.id = %q.page_id, ?class, error = %error, "send failed");
@@ -222,7 +226,7 @@ async fn send_thread(
                         // Later messages of this thread wait, to keep their order.
                         break;
                     }
-                    ErrorClass::Retry => marks.push(Mark::Final(q, "dead", error)),
+                    ErrorClass::Retry => marks.push(Mark::Final(q, OutboxStatus::Dead, error)),
                     ErrorClass::TokenBroken => {
                         let page_id = sending.page_id.clone();
                         ctx.db
@@ -230,10 +234,10 @@ async fn send_thread(
                             .await?;
                         // The rest of the batch is not sent with the broken token.
                         page = None;
-                        marks.push(Mark::Final(q, "failed", error));
+                        marks.push(Mark::Final(q, OutboxStatus::Failed, error));
                     }
                     ErrorClass::OutsideWindow | ErrorClass::Unreachable | ErrorClass::Permanent => {
-                        marks.push(Mark::Final(q, "failed", error))
+                        marks.push(Mark::Final(q, OutboxStatus::Failed, error))
                     }
                 }
             }

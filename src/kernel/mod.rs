@@ -1,10 +1,23 @@
-//! The words every module shares: the channels a shopper talks to the merchant through.
+//! The words every module shares: the channels a shopper talks to the merchant through, a rule a field
+//! broke, and how an instant is written on the wire.
 
 use std::fmt;
 
 /// A channel a conversation runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "snake_case")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Channel {
     /// Messenger: a Facebook Page's conversations.
     Messenger,
@@ -38,10 +51,39 @@ impl Channel {
     }
 }
 
+crate::text_enum_sql!(Channel);
+
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A rule a field broke, reported to the caller with the field's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field, as the caller named it (`variants[2].price`).
+    pub field: String,
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// A sentence for humans.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, code: &'static str, detail: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// RFC 3339 UTC with microseconds, as every timestamp on the wire.
+pub fn timestamp(t: chrono::NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

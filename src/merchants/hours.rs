@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDateTime, NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::domain::FieldError;
+use crate::kernel::FieldError;
 
 /// Opening ranges per weekday (`mon` .. `sun`), each `"HH:MM-HH:MM"` in local time; a day absent or
 /// empty is closed.

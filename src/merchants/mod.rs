@@ -1,16 +1,15 @@
 //! Merchants: the tenants. Every other table hangs off a merchant, and every query is scoped to one.
 
 pub mod hours;
-pub mod ownership;
 pub mod pages;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::catalog::domain::FieldError;
 use crate::db::schema::merchants;
 use crate::db::{DbConnection, DbUuid, now};
+use crate::kernel::FieldError;
 use crate::money::Currency;
 
 /// A merchant.

@@ -8,9 +8,9 @@ use diesel::prelude::*;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::catalog::domain::FieldError;
 use crate::db::schema::pages;
 use crate::db::{DbConnection, DbUuid, now};
+use crate::kernel::FieldError;
 use crate::secrets::{Sealed, Secrets, SecretsError};
 
 /// A connected Page, without its token.

@@ -12,9 +12,9 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use uuid::Uuid;
 
-use crate::catalog::domain::FieldError;
 use crate::db::schema::{bookables, offers, products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
+use crate::kernel::FieldError;
 use crate::money::{Currency, Money, MoneyError};
 
 /// The longest merchant sentence, in characters.

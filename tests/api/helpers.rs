@@ -160,7 +160,7 @@ pub async fn spawn_app_with_graph(
     vars.extend_from_slice(extra);
     let config = test_config(&database.url, &vars);
     let db = Db::connect(config.database_url(), config.db_max_connections).unwrap();
-    let secrets = threadcart::secrets::Secrets::for_database(&config).unwrap();
+    let secrets = config.secrets().unwrap();
     let app = Application::build(config, db.clone()).unwrap();
     let port = app.port();
     tokio::spawn(app.run_until_stopped());

@@ -731,7 +731,7 @@ async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restar
     };
     let page = threadcart::merchants::pages::NewPage::parse(PAGE_ID, None, "EAAG-page-token-1234").unwrap();
     let config = crate::helpers::test_config(&database.url, &[]);
-    let secrets = threadcart::secrets::Secrets::for_database(&config).unwrap();
+    let secrets = config.secrets().unwrap();
     db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, &secrets, merchant.id, &page))
         .unwrap();
     let body = delivery(

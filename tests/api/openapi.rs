@@ -77,3 +77,24 @@ fn both_backends_have_the_same_migrations() {
     };
     assert_eq!(names("sqlite"), names("postgres"));
 }
+
+#[test]
+fn every_problem_code_the_server_answers_is_documented_in_openapi_yaml() {
+    use threadcart::error::ErrorCode;
+    let spec = threadcart::http::OPENAPI_YAML;
+    let undocumented: Vec<&str> = ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        // A dev-mode route's code: dev routes are not part of the API.
+        .filter(|c| *c != "webhook_refused")
+        .filter(|c| !spec.contains(&format!("`{c}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "codes missing from openapi.yaml: {undocumented:?}"
+    );
+    let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), ErrorCode::ALL.len(), "every code is distinct");
+}

@@ -140,7 +140,7 @@ impl GraphClient {
         let secret = self.app_secret.as_ref()?;
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).ok()?;
         mac.update(token.as_bytes());
-        Some(crate::config::hex(&mac.finalize().into_bytes()))
+        Some(crate::secrets::hex(&mac.finalize().into_bytes()))
     }
 
     fn auth_query(&self, token: &str) -> Vec<(&'static str, String)> {

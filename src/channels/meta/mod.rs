@@ -1,9 +1,10 @@
 //! Meta's Messenger Platform, shared by Messenger and Instagram Direct: webhook deliveries in (verified,
 //! parsed into neutral events), neutral replies rendered within each channel's limits and sent through
-//! the Send API with the Page's token, the Page's Messenger profile, and Meta's errors sorted into what
-//! to do about them.
+//! the Send API with the Page's token, the Page's Messenger profile, Meta's word that a token is the
+//! Page's (and an Instagram account the Page's), and Meta's errors sorted into what to do about them.
 
 pub mod graph;
+pub mod ownership;
 pub mod profile;
 pub mod render;
 pub mod webhook;

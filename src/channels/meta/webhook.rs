@@ -77,7 +77,7 @@ pub fn lenient_millis(v: Option<&Value>) -> Option<i64> {
 }
 
 fn short_hash(v: &str) -> String {
-    crate::config::hex(&Sha256::digest(v.as_bytes()))
+    crate::secrets::hex(&Sha256::digest(v.as_bytes()))
         .chars()
         .take(16)
         .collect()
@@ -273,7 +273,7 @@ mod tests {
     fn sign(secret: &str, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(body);
-        format!("sha256={}", crate::config::hex(&mac.finalize().into_bytes()))
+        format!("sha256={}", crate::secrets::hex(&mac.finalize().into_bytes()))
     }
 
     #[test]

@@ -13,8 +13,6 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::catalog::domain::FieldError;
-use crate::config::{hex, random_bytes};
 use crate::conversations::event::{EventKind, Inbound};
 use crate::conversations::{self, inbox};
 use crate::db::schema::{customers, messages, threads, webchat_visitors, webchats};
@@ -22,6 +20,8 @@ use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::engine::reply::Reply;
 use crate::engine::{GET_STARTED, Referral, Utm};
 use crate::kernel::Channel;
+use crate::kernel::FieldError;
+use crate::secrets::{hex, random_bytes};
 
 /// Most origins a web chat allows.
 pub const MAX_ORIGINS: usize = 20;

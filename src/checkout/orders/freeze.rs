@@ -13,9 +13,9 @@ use super::rows::{OrderRow, load};
 use super::stock::{reserve, stock_left, take_stock};
 use super::{Order, OrderStatus, lock_open_cart, one_transaction};
 use crate::carts::{Cart, CartLine, Totals};
+use crate::db::is_unique_violation_on;
 use crate::db::schema::{order_counters, order_lines, orders};
 use crate::db::{DbConnection, DbUuid};
-use crate::error::is_unique_violation_on;
 use crate::money::{Money, MoneyError};
 
 /// How long a new order holds its stock before a Checkout Session is recorded for it: the session's own

@@ -5,7 +5,7 @@
 //! the same token (it answers the account linked to the Page). A WhatsApp number will get its own check
 //! beside them, answering the same [`OwnershipError`].
 
-use crate::channels::meta::graph::{GraphClient, GraphError, TokenOwner};
+use super::graph::{GraphClient, GraphError, TokenOwner};
 
 /// Why Meta did not confirm a token as the account's.
 #[derive(Debug, thiserror::Error)]
