@@ -27,7 +27,7 @@ use super::stripe::{
     StripeClient, StripeError, from_stripe_amount,
 };
 use super::webhook::{EventKind, RefundObject, StripeEvent};
-use crate::bookings::{self, Booking, BookingError};
+use crate::bookings::{self, Booking, BookingError, BookingStatus};
 use crate::db::{Db, DbConnection, DbError, now};
 use crate::money::{Money, MoneyError};
 
@@ -761,8 +761,8 @@ pub async fn cancel_stay(
     Ok(StayCancelled { booking, refund })
 }
 
-/// Refunds a stay's share of its paid order (see [`bookings::stay_refund`]); a repeated cancel answers
-/// the refund made the first time.
+/// Refunds a stay's share of its paid order (see [`stay_owed`]); a repeated cancel answers the refund
+/// made the first time.
 async fn refund_stay(
     db: &Db,
     stripe: Option<&StripeClient>,
@@ -770,30 +770,107 @@ async fn refund_stay(
     booking_id: Uuid,
 ) -> Result<RefundMade, PaymentsError> {
     let owed = db
-        .run(move |conn| bookings::stay_refund(conn, merchant_id, booking_id))
+        .run(move |conn| stay_owed(conn, merchant_id, booking_id))
         .await?;
-    if let Some(made) = owed.made {
-        return Ok(RefundMade {
-            id: made.stripe_refund_id,
-            status: made.status,
-            amount: made.amount,
-            order_id: owed.order_id,
-        });
-    }
+    let (order_id, payment_intent, amount) = match owed {
+        StayOwed::Made(made) => return Ok(made),
+        StayOwed::Due {
+            order_id,
+            payment_intent,
+            amount,
+        } => (order_id, payment_intent, amount),
+    };
     let stripe = stripe.ok_or(PaymentsError::Disabled)?;
-    let key = bookings::stay_refund_key(booking_id);
+    let key = stay_refund_key(booking_id);
     let refund = stripe
         .create_refund(
-            &owed.payment_intent,
-            owed.amount,
+            &payment_intent,
+            amount,
             &key,
             Some(RefundReason::RequestedByCustomer),
         )
         .await?;
-    let refund = RefundMade::new(refund, owed.amount, owed.order_id);
+    let refund = RefundMade::new(refund, amount, order_id);
     record(db, &refund, Some(key)).await?;
     tracing::info!(booking.id = %booking_id, order.id = %refund.order_id, refund.id = %refund.id, "stay refunded");
     Ok(refund)
+}
+
+/// What cancelling a stay gives back.
+enum StayOwed {
+    /// A repeated cancel: the refund made the first time.
+    Made(RefundMade),
+    /// The stay's share of what its order was paid (its line, less its part of the order's discount), at
+    /// most what the order has not had refunded yet.
+    Due {
+        /// The order that paid for the stay.
+        order_id: Uuid,
+        /// Its PaymentIntent.
+        payment_intent: String,
+        /// The amount to refund.
+        amount: Money,
+    },
+}
+
+/// The `Idempotency-Key` of the refund of a cancelled stay, also recorded with the refund.
+fn stay_refund_key(booking_id: Uuid) -> String {
+    format!("booking-{booking_id}-cancel-refund")
+}
+
+/// The refund owed when the merchant's booking `booking_id` is cancelled: `NothingToRefund` when no paid
+/// order holds it (a hold, an unpaid order) or its order has nothing left to refund; a booking already
+/// expired or released is `WrongStatus`.
+fn stay_owed(conn: &mut DbConnection, merchant_id: Uuid, booking_id: Uuid) -> Result<StayOwed, BookingError> {
+    let booking = bookings::get_booking(conn, merchant_id, booking_id)?.ok_or(BookingError::NotFound)?;
+    if matches!(booking.status, BookingStatus::Expired | BookingStatus::Released) {
+        return Err(BookingError::WrongStatus(booking.status));
+    }
+    if let Some(order_id) = booking.order_id
+        && let Some(made) = orders::refund_by_request_key(conn, order_id, &stay_refund_key(booking_id))?
+    {
+        return Ok(StayOwed::Made(RefundMade {
+            id: made.stripe_refund_id,
+            status: made.status,
+            amount: made.amount,
+            order_id,
+        }));
+    }
+    let order = match booking.order_id {
+        Some(order_id) => orders::get(conn, merchant_id, order_id)?,
+        None => None,
+    };
+    let Some(order) =
+        order.filter(|o| matches!(o.status, OrderStatus::Paid | OrderStatus::PartiallyRefunded))
+    else {
+        return Err(BookingError::NothingToRefund);
+    };
+    let Some(payment_intent) = order.stripe_payment_intent_id.clone() else {
+        return Err(BookingError::NothingToRefund);
+    };
+    let line: i64 = order
+        .lines
+        .iter()
+        .filter(|l| l.booking_id == Some(booking_id))
+        .map(|l| l.total.minor())
+        .sum();
+    // The order's discount was spread over its lines: the stay gets back what was paid for it.
+    let subtotal = order.subtotal.minor();
+    let paid_share = if subtotal > 0 {
+        i64::try_from(i128::from(line) * i128::from(order.total.minor()) / i128::from(subtotal))
+            .unwrap_or(line)
+    } else {
+        0
+    };
+    let left = order.total.minor().saturating_sub(order.refunded.minor());
+    let amount = paid_share.min(left);
+    if amount <= 0 {
+        return Err(BookingError::NothingToRefund);
+    }
+    Ok(StayOwed::Due {
+        order_id: order.id,
+        payment_intent,
+        amount: Money::from_minor(amount, order.currency),
+    })
 }
 
 /// Records a refund Stripe made on its order, with the key it was asked under.
