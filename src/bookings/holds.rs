@@ -11,7 +11,6 @@ use uuid::Uuid;
 use super::bookables::{self, corrupt, int};
 use super::inventory::{self, Taken};
 use super::stay::{StayDates, local_today};
-use crate::checkout::orders::{self, OrderStatus};
 use crate::db::schema::bookings;
 use crate::db::{DbConnection, DbUuid, now, write_or_nested_transaction};
 use crate::money::{Currency, Money};
@@ -492,92 +491,8 @@ pub fn release(conn: &mut DbConnection, booking_id: Uuid) -> Result<Booking, Boo
     })
 }
 
-/// Whether the order paying for a booking has money that could be refunded.
-fn is_paid(status: OrderStatus) -> bool {
-    matches!(status, OrderStatus::Paid | OrderStatus::PartiallyRefunded)
-}
-
-/// What refunding a cancelled stay gives back: the stay's share of what its order was paid (its line,
-/// less its part of the order's discount), at most what the order has not had refunded yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StayRefund {
-    /// The order that paid for the stay.
-    pub order_id: Uuid,
-    /// Its PaymentIntent.
-    pub payment_intent: String,
-    /// The amount to refund.
-    pub amount: Money,
-    /// The refund already made for this cancellation (a repeated request), if any.
-    pub made: Option<orders::KeyedRefund>,
-}
-
-/// The `Idempotency-Key` of the refund of a cancelled stay, also recorded with the refund.
-pub fn stay_refund_key(booking_id: Uuid) -> String {
-    format!("booking-{booking_id}-cancel-refund")
-}
-
-/// The refund owed when the merchant's booking `booking_id` is cancelled: `NothingToRefund` when no paid
-/// order holds it (a hold, an unpaid order) or its order has nothing left to refund; a booking already
-/// expired or released is `WrongStatus`.
-pub fn stay_refund(
-    conn: &mut DbConnection,
-    merchant_id: Uuid,
-    booking_id: Uuid,
-) -> Result<StayRefund, BookingError> {
-    let booking = get_booking(conn, merchant_id, booking_id)?.ok_or(BookingError::NotFound)?;
-    if matches!(booking.status, BookingStatus::Expired | BookingStatus::Released) {
-        return Err(BookingError::WrongStatus(booking.status));
-    }
-    if let Some(order_id) = booking.order_id
-        && let Some(made) = orders::refund_by_request_key(conn, order_id, &stay_refund_key(booking_id))?
-    {
-        return Ok(StayRefund {
-            order_id,
-            payment_intent: String::new(),
-            amount: made.amount,
-            made: Some(made),
-        });
-    }
-    let order = match booking.order_id {
-        Some(order_id) => orders::get(conn, merchant_id, order_id)?,
-        None => None,
-    };
-    let Some(order) = order.filter(|o| is_paid(o.status)) else {
-        return Err(BookingError::NothingToRefund);
-    };
-    let Some(payment_intent) = order.stripe_payment_intent_id.clone() else {
-        return Err(BookingError::NothingToRefund);
-    };
-    let line: i64 = order
-        .lines
-        .iter()
-        .filter(|l| l.booking_id == Some(booking_id))
-        .map(|l| l.total.minor())
-        .sum();
-    // The order's discount was spread over its lines: the stay gets back what was paid for it.
-    let subtotal = order.subtotal.minor();
-    let paid_share = if subtotal > 0 {
-        i64::try_from(i128::from(line) * i128::from(order.total.minor()) / i128::from(subtotal))
-            .unwrap_or(line)
-    } else {
-        0
-    };
-    let left = order.total.minor().saturating_sub(order.refunded.minor());
-    let amount = paid_share.min(left);
-    if amount <= 0 {
-        return Err(BookingError::NothingToRefund);
-    }
-    Ok(StayRefund {
-        order_id: order.id,
-        payment_intent,
-        amount: Money::from_minor(amount, order.currency),
-        made: None,
-    })
-}
-
 /// Cancels the merchant's held or confirmed booking and gives its nights back; cancelling twice
-/// changes nothing. (A refund, when asked, is made through Stripe by the caller first: see
-/// [`stay_refund`].)
+/// changes nothing. (A refund, when asked, is made through Stripe by the payments service first.)
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id, booking.id = %booking_id))]
 pub fn cancel(conn: &mut DbConnection, merchant_id: Uuid, booking_id: Uuid) -> Result<Booking, BookingError> {
     write_or_nested_transaction(conn, |conn| {

@@ -22,9 +22,9 @@ pub use bookables::{
     any_active, create, delete, format_time, get, list, parse_time, set_rates, update,
 };
 pub use holds::{
-    Booking, BookingError, BookingQuery, BookingStatus, HoldError, HoldRequest, StayRefund, attach_to_order,
-    cancel, confirm, confirm_order, detach, expire_holds, follow_order, get_booking, hold, list_bookings,
-    of_order, release, release_order, reprice, stay_refund, stay_refund_key,
+    Booking, BookingError, BookingQuery, BookingStatus, HoldError, HoldRequest, attach_to_order, cancel,
+    confirm, confirm_order, detach, expire_holds, follow_order, get_booking, hold, list_bookings, of_order,
+    release, release_order, reprice,
 };
 pub use inventory::{
     Alternatives, NightAvailability, NightPrice, Quote, SEARCH_DAYS, availability, nearest_arrival,

@@ -1,10 +1,11 @@
-//! Stripe's webhook events, stored before the 200 and deduplicated by Stripe's event id; a worker applies
-//! them (after asking Stripe for the session's current state), retrying failures with backoff.
+//! Stripe's webhook events, stored (raw, as received) before the 200 and deduplicated by Stripe's event id;
+//! a worker reads each back into its [`StripeEvent`] and applies it, retrying failures with backoff.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::stripe::StripeEvent;
+use super::stripe::StripeError;
+use super::webhook::StripeEvent;
 use crate::db::schema::stripe_events;
 use crate::db::{DbConnection, now};
 
@@ -22,7 +23,7 @@ pub fn store(conn: &mut DbConnection, event: &StripeEvent, body: &str) -> QueryR
     let inserted = diesel::insert_into(stripe_events::table)
         .values((
             stripe_events::id.eq(&event.id),
-            stripe_events::kind.eq(&event.kind),
+            stripe_events::kind.eq(event.kind.type_name()),
             stripe_events::payload.eq(body),
             stripe_events::status.eq("pending"),
             stripe_events::attempts.eq(0),
@@ -46,12 +47,17 @@ pub fn store(conn: &mut DbConnection, event: &StripeEvent, body: &str) -> QueryR
 pub struct Pending {
     /// `evt_...`.
     pub id: String,
-    /// The event type.
-    pub kind: String,
     /// The raw body.
     pub payload: String,
     /// Tries so far.
     pub attempts: i32,
+}
+
+impl Pending {
+    /// The event, read from its raw body with the parser that accepted it when it arrived.
+    pub fn event(&self) -> Result<StripeEvent, StripeError> {
+        StripeEvent::parse(self.payload.as_bytes())
+    }
 }
 
 /// Events due now, oldest first.
@@ -65,11 +71,33 @@ pub fn due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResul
         .load(conn)
 }
 
-/// Marks an event applied (or deliberately ignored).
-pub fn done(conn: &mut DbConnection, id: &str, status: &str) -> QueryResult<()> {
+/// How an applied event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its effect is on the order (or there was none to have: the order was there already).
+    Done,
+    /// It names nothing of ours, or is not an event threadcart acts on.
+    Ignored,
+    /// Stripe charged another amount than the order's total: a person looks at it.
+    Review,
+}
+
+impl Outcome {
+    /// The stored status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Ignored => "ignored",
+            Outcome::Review => "review",
+        }
+    }
+}
+
+/// Marks an event applied, with how it ended.
+pub fn done(conn: &mut DbConnection, id: &str, outcome: Outcome) -> QueryResult<()> {
     diesel::update(stripe_events::table.find(id))
         .set((
-            stripe_events::status.eq(status),
+            stripe_events::status.eq(outcome.as_str()),
             stripe_events::processed_at.eq(now()),
         ))
         .execute(conn)?;

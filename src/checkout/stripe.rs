@@ -1,5 +1,5 @@
-//! Stripe: the calls threadcart makes to Stripe's API (Checkout Sessions, refunds) through async-stripe, and
-//! the check and parsing of Stripe's webhooks.
+//! Stripe: the calls threadcart makes to Stripe's API (Checkout Sessions, refunds) through async-stripe.
+//! Its webhooks are checked and parsed in [`super::webhook`].
 //!
 //! Amounts cross to Stripe as integers in Stripe's minor units, which are ours except for a few currencies
 //! (ISK and UGX are sent with two extra zeros, MGA without its two ISO decimals, three-decimal currencies in
@@ -7,20 +7,13 @@
 //! order's discount reaches Stripe inside the line prices: [`NewCheckout::discount`] is spread over the lines
 //! in proportion to their totals, a line splitting in two where cents do not divide evenly, and the session's
 //! `amount_total` is exactly the order's total.
-//!
-//! Webhooks are verified here without async-stripe (its check is not required to accept every `v1` during a
-//! secret roll) and parsed into the few fields threadcart acts on; the worker re-fetches the session before
-//! acting.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use ::stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use sha2::Sha256;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
     CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ProductData, RetrieveCheckoutSession,
@@ -29,7 +22,6 @@ use stripe_checkout::{
     CheckoutSessionLocale, CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus,
 };
 use stripe_core::refund::{CreateRefund, CreateRefundReason, ListRefund};
-use subtle::{Choice, ConstantTimeEq};
 use uuid::Uuid;
 
 use crate::money::{Currency, Money};
@@ -713,283 +705,13 @@ impl Refund {
     }
 }
 
-/// Why a webhook delivery's `Stripe-Signature` is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    /// No header.
-    #[error("no Stripe-Signature header")]
-    Missing,
-    /// Not `t=<unix>,v1=<hex>[,v1=<hex>...]`.
-    #[error("the Stripe-Signature header is not t=<unix>,v1=<hex>")]
-    Malformed,
-    /// No `v1` is the body's signature under the secret.
-    #[error("no v1 signature matches the body")]
-    Mismatch,
-    /// Signed too long ago, or too far in the future.
-    #[error("the signature's timestamp is outside the tolerance")]
-    Stale,
-    /// The endpoint secret is empty.
-    #[error("no webhook secret configured")]
-    NoSecret,
-}
-
-/// `t` as written and as a number, and every decodable `v1`; `None` without both.
-fn parse_signature_header(header: &str) -> Option<(&str, i64, Vec<Vec<u8>>)> {
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for item in header.split(',') {
-        let Some((key, value)) = item.split_once('=') else {
-            continue;
-        };
-        match key.trim() {
-            "t" if timestamp.is_some() => return None,
-            "t" => {
-                let written = value.trim();
-                timestamp = Some((written, written.parse::<i64>().ok()?));
-            }
-            "v1" => signatures.extend(decode_hex(value.trim())),
-            _ => {}
-        }
-    }
-    let (written, t) = timestamp?;
-    (!signatures.is_empty()).then_some((written, t, signatures))
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.is_empty() || !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
-
-/// Verifies a `Stripe-Signature` header over the raw body: HMAC-SHA256 of `"{t}.{body}"` under the endpoint
-/// secret must equal one of the `v1` values (several during a secret roll; other schemes are ignored),
-/// compared in constant time, and `t` must be within `tolerance_secs` of `now_unix` either way.
-pub fn verify_webhook(
-    secret: &[u8],
-    body: &[u8],
-    header: Option<&str>,
-    now_unix: i64,
-    tolerance_secs: i64,
-) -> Result<(), SignatureError> {
-    if secret.is_empty() {
-        return Err(SignatureError::NoSecret);
-    }
-    let header = header.ok_or(SignatureError::Missing)?;
-    let (written, timestamp, signatures) = parse_signature_header(header).ok_or(SignatureError::Malformed)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::NoSecret)?;
-    mac.update(written.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let expected = mac.finalize().into_bytes();
-    let expected: &[u8] = &expected;
-    let matched = signatures.iter().fold(Choice::from(0), |found, given| {
-        found | expected.ct_eq(given.as_slice())
-    });
-    if !bool::from(matched) {
-        return Err(SignatureError::Mismatch);
-    }
-    let tolerance = u64::try_from(tolerance_secs).unwrap_or(0);
-    if now_unix.abs_diff(timestamp) > tolerance {
-        return Err(SignatureError::Stale);
-    }
-    Ok(())
-}
-
-/// The fields of a Stripe event threadcart acts on; the rest stays in the stored raw body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StripeEvent {
-    /// `evt_...`: the deduplication key.
-    pub id: String,
-    /// `type`, such as `checkout.session.completed`; unknown types are kept as given.
-    pub kind: String,
-    /// Unix seconds.
-    pub created: i64,
-    /// `data.object.id`, such as `cs_...`.
-    pub object_id: Option<String>,
-    /// `data.object.object`, such as `checkout.session`.
-    pub object_type: Option<String>,
-    /// Live or test mode.
-    pub livemode: bool,
-}
-
-#[derive(Deserialize)]
-struct EventEnvelope {
-    id: String,
-    object: Option<String>,
-    #[serde(rename = "type")]
-    kind: String,
-    created: i64,
-    livemode: bool,
-    data: Option<EventData>,
-}
-
-#[derive(Deserialize)]
-struct EventData {
-    object: Option<EventObject>,
-}
-
-#[derive(Deserialize)]
-struct EventObject {
-    id: Option<String>,
-    object: Option<String>,
-}
-
-/// Parses a webhook body (already verified) into the fields threadcart acts on.
-pub fn parse_event(body: &[u8]) -> Result<StripeEvent, StripeError> {
-    let envelope: EventEnvelope = serde_json::from_slice(body).map_err(|e| {
-        // The error's own text may quote the body; say where it broke, not what it read.
-        StripeError::Decode(format!(
-            "not a Stripe event ({:?} error at line {}, column {})",
-            e.classify(),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    if envelope.object.as_deref().is_some_and(|o| o != "event") || envelope.id.is_empty() {
-        return Err(StripeError::Decode("not a Stripe event".into()));
-    }
-    let object = envelope.data.and_then(|d| d.object);
-    let (object_id, object_type) = match object {
-        Some(o) => (o.id, o.object),
-        None => (None, None),
-    };
-    Ok(StripeEvent {
-        id: envelope.id,
-        kind: envelope.kind,
-        created: envelope.created,
-        object_id,
-        object_type,
-        livemode: envelope.livemode,
-    })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const SECRET: &[u8] = b"whsec_test_secret";
     const NOW: i64 = 1_700_000_000;
-    const TOLERANCE: i64 = 300;
-    const BODY: &[u8] = br#"{"id":"evt_1","object":"event","type":"checkout.session.completed"}"#;
-
-    fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-        mac.update(format!("{t}.").as_bytes());
-        mac.update(body);
-        crate::secrets::hex(&mac.finalize().into_bytes())
-    }
-
-    fn header(t: i64, signatures: &[String]) -> String {
-        let mut h = format!("t={t}");
-        for s in signatures {
-            h.push_str(&format!(",v1={s}"));
-        }
-        h
-    }
-
-    fn verify(header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
-        verify_webhook(SECRET, body, header, NOW, TOLERANCE)
-    }
-
-    #[test]
-    fn a_valid_signature_passes() {
-        let h = header(NOW, &[sign(SECRET, NOW, BODY)]);
-        assert_eq!(verify(Some(&h), BODY), Ok(()));
-    }
-
-    #[test]
-    fn during_a_secret_roll_a_second_matching_v1_passes() {
-        let old = sign(b"whsec_old_secret", NOW, BODY);
-        let h = header(NOW, &[old, sign(SECRET, NOW, BODY)]);
-        assert_eq!(verify(Some(&h), BODY), Ok(()));
-    }
-
-    #[test]
-    fn the_test_mode_v0_scheme_is_ignored() {
-        let good = sign(SECRET, NOW, BODY);
-        let h =
-            format!("t={NOW},v1={good},v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39");
-        assert_eq!(verify(Some(&h), BODY), Ok(()));
-        let only_v0 = format!("t={NOW},v0={good}");
-        assert_eq!(verify(Some(&only_v0), BODY), Err(SignatureError::Malformed));
-    }
-
-    #[test]
-    fn a_signature_under_another_secret_is_refused() {
-        let h = header(NOW, &[sign(b"whsec_other", NOW, BODY)]);
-        assert_eq!(verify(Some(&h), BODY), Err(SignatureError::Mismatch));
-    }
-
-    #[test]
-    fn a_tampered_body_is_refused() {
-        let h = header(NOW, &[sign(SECRET, NOW, BODY)]);
-        let tampered = br#"{"id":"evt_2","object":"event","type":"checkout.session.completed"}"#;
-        assert_eq!(verify(Some(&h), tampered), Err(SignatureError::Mismatch));
-    }
-
-    #[test]
-    fn a_timestamp_older_than_the_tolerance_is_refused() {
-        let t = NOW - TOLERANCE - 1;
-        let h = header(t, &[sign(SECRET, t, BODY)]);
-        assert_eq!(verify(Some(&h), BODY), Err(SignatureError::Stale));
-        let edge = NOW - TOLERANCE;
-        let h = header(edge, &[sign(SECRET, edge, BODY)]);
-        assert_eq!(verify(Some(&h), BODY), Ok(()));
-    }
-
-    #[test]
-    fn a_timestamp_further_ahead_than_the_tolerance_is_refused() {
-        let t = NOW + TOLERANCE + 1;
-        let h = header(t, &[sign(SECRET, t, BODY)]);
-        assert_eq!(verify(Some(&h), BODY), Err(SignatureError::Stale));
-    }
-
-    #[test]
-    fn the_timestamp_is_part_of_what_is_signed() {
-        let h = header(NOW, &[sign(SECRET, NOW - 1, BODY)]);
-        assert_eq!(verify(Some(&h), BODY), Err(SignatureError::Mismatch));
-    }
-
-    #[test]
-    fn a_missing_header_is_refused() {
-        assert_eq!(verify(None, BODY), Err(SignatureError::Missing));
-    }
-
-    #[test]
-    fn garbled_headers_are_refused() {
-        let good = sign(SECRET, NOW, BODY);
-        for garbled in [
-            "",
-            "garbage",
-            "t=,v1=",
-            &format!("v1={good}"),
-            &format!("t=yesterday,v1={good}"),
-            &format!("t={NOW}"),
-            &format!("t={NOW},v1=not-hex"),
-            &format!("t={NOW},t={NOW},v1={good}"),
-        ] {
-            assert_eq!(
-                verify(Some(garbled), BODY),
-                Err(SignatureError::Malformed),
-                "{garbled}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_empty_secret_refuses_every_delivery() {
-        let h = header(NOW, &[sign(b"", NOW, BODY)]);
-        assert_eq!(
-            verify_webhook(b"", BODY, Some(&h), NOW, TOLERANCE),
-            Err(SignatureError::NoSecret)
-        );
-    }
 
     fn currency(code: &str) -> Currency {
         Currency::parse(code).unwrap()
@@ -1027,41 +749,6 @@ mod tests {
                 .iter()
                 .all(|(code, _)| Currency::parse(code).is_ok())
         );
-    }
-
-    #[test]
-    fn a_completed_checkout_event_parses() {
-        let body = include_bytes!("../../fixtures/stripe/event_checkout_session_completed.json");
-        let event = parse_event(body).unwrap();
-        assert_eq!(
-            event,
-            StripeEvent {
-                id: "evt_1Pgc7xB7WZ01zgkWcheckout".into(),
-                kind: "checkout.session.completed".into(),
-                created: 1_234_567_990,
-                object_id: Some("cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY".into()),
-                object_type: Some("checkout.session".into()),
-                livemode: false,
-            }
-        );
-    }
-
-    #[test]
-    fn an_event_of_an_unknown_type_parses_with_its_type_kept() {
-        let body = include_bytes!("../../fixtures/stripe/event_plan_created.json");
-        let event = parse_event(body).unwrap();
-        assert_eq!(event.kind, "plan.created");
-        assert_eq!(event.object_type.as_deref(), Some("plan"));
-        assert_eq!(event.object_id.as_deref(), Some("price_1PgafmB7WZ01zgkW6dKueIc5"));
-    }
-
-    #[test]
-    fn a_body_that_is_not_an_event_is_refused_without_quoting_it() {
-        let err = parse_event(br#"{"id": "evt_1", "type": 4242424242424242}"#).unwrap_err();
-        assert!(matches!(err, StripeError::Decode(_)));
-        assert!(!err.to_string().contains("4242"), "{err}");
-        let session = include_bytes!("../../fixtures/stripe/checkout_session.json");
-        assert!(matches!(parse_event(session), Err(StripeError::Decode(_))));
     }
 
     fn api(status: u16, kind: &str, code: Option<&str>) -> StripeError {

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{Api, ListBody, PageParams, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::bookings::{self, Booking, BookingError, BookingQuery, BookingStatus};
+use crate::checkout::payments;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
 use crate::kernel::FieldError;
@@ -208,74 +209,22 @@ async fn cancel_booking(
             )
         })?
     };
-    let id = path.into_inner();
-    let merchant_id = caller.merchant_id;
-    let refund = if body.refund {
-        Some(refund_stay(&state, merchant_id, id).await?)
-    } else {
-        None
-    };
-    let booking = super::run(&state, move |conn| bookings::cancel(conn, merchant_id, id)).await?;
-    let mut answer = serde_json::to_value(BookingBody::from(booking)).map_err(ApiError::internal)?;
-    if let Some(refund) = refund {
+    let cancelled = payments::cancel_stay(
+        &state.db,
+        state.stripe.as_ref(),
+        caller.merchant_id,
+        path.into_inner(),
+        body.refund,
+    )
+    .await?;
+    let mut answer =
+        serde_json::to_value(BookingBody::from(cancelled.booking)).map_err(ApiError::internal)?;
+    if let Some(refund) = cancelled.refund {
+        // A stay's refund is answered with the order it was made on.
+        let order_id = refund.order_id;
+        let mut refund = super::orders::refund_body(refund);
+        refund["order_id"] = serde_json::json!(order_id);
         answer["refund"] = refund;
     }
     Ok(HttpResponse::Ok().json(answer))
-}
-
-/// Refunds a cancelled stay's share of its paid order through Stripe (outside any transaction, with a key
-/// of the booking's own, so a repeated cancel refunds once), and records the refund on the order.
-async fn refund_stay(state: &AppState, merchant_id: Uuid, id: Uuid) -> Result<serde_json::Value, ApiError> {
-    let owed = super::run(state, move |conn| bookings::stay_refund(conn, merchant_id, id)).await?;
-    if let Some(made) = owed.made {
-        // A repeated cancel: the refund was made the first time.
-        return Ok(refund_answer(
-            &made.stripe_refund_id,
-            &made.status,
-            made.amount,
-            owed.order_id,
-        ));
-    }
-    let stripe = super::orders::refunding_stripe(state)?;
-    let key = bookings::stay_refund_key(id);
-    let refund = stripe
-        .create_refund(
-            &owed.payment_intent,
-            owed.amount,
-            &key,
-            Some(crate::checkout::stripe::RefundReason::RequestedByCustomer),
-        )
-        .await
-        .map_err(super::orders::refund_failed)?;
-    let (order_id, amount, refund_id, status) = (
-        owed.order_id,
-        owed.amount,
-        refund.id.clone(),
-        refund.status.clone(),
-    );
-    state
-        .db
-        .run(move |conn| {
-            crate::checkout::orders::record_refund(conn, order_id, &refund_id, amount, &status)
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("refund not recorded: {e}")))?;
-            crate::checkout::orders::set_refund_request_key(
-                conn,
-                &refund_id,
-                &bookings::stay_refund_key(id),
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
-    tracing::info!(booking.id = %id, order.id = %order_id, refund.id = %refund.id, "stay refunded");
-    Ok(refund_answer(&refund.id, &refund.status, amount, order_id))
-}
-
-/// A stay's refund as answered with its cancelled booking.
-fn refund_answer(id: &str, status: &str, amount: crate::money::Money, order_id: Uuid) -> serde_json::Value {
-    serde_json::json!({
-        "id": id,
-        "status": status,
-        "amount": crate::money::MoneyDto::from(amount),
-        "order_id": order_id,
-    })
 }

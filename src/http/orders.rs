@@ -8,8 +8,11 @@ use uuid::Uuid;
 use super::{Api, ListBody, PageParams, parse_instant, timestamp};
 use crate::auth::{Caller, Permission};
 use crate::checkout::orders::{self, Order, OrderQuery, OrderStatus};
+use crate::checkout::payments::{self, PaymentsError, RefundAsk, RefundMade};
+use crate::checkout::stripe::RefundReason;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
+use crate::kernel::FieldError;
 use crate::money::MoneyDto;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -120,7 +123,7 @@ async fn list(
     let status = match params.status.as_deref() {
         None => None,
         Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
-            ApiError::validation(vec![crate::kernel::FieldError::new(
+            ApiError::validation(vec![FieldError::new(
                 "status",
                 "invalid_status",
                 "status is awaiting_payment, processing, paid, payment_failed, expired, partially_refunded or refunded",
@@ -248,7 +251,6 @@ struct RefundRequest {
     reason: Option<String>,
 }
 
-/// Refunds a paid order through Stripe (outside any transaction), then records the refund.
 /// The request's `Idempotency-Key`: 1 to 255 visible ASCII characters.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
@@ -266,39 +268,45 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The Stripe client refunds go through; 503 `payments_disabled` without Stripe keys (ask only once the
-/// order or booking is known to be the caller's: another merchant's answers 404 whatever the setup).
-pub(super) fn refunding_stripe(state: &AppState) -> Result<crate::checkout::stripe::StripeClient, ApiError> {
-    state.stripe.clone().ok_or_else(|| {
-        ApiError::upstream(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::PaymentsDisabled,
-            "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
-            None,
-        )
-    })
-}
-
-/// A refund Stripe did not make: 503 when a retry may succeed, 502 `stripe_refused` when it will not.
-pub(super) fn refund_failed(e: crate::checkout::stripe::StripeError) -> ApiError {
-    if e.is_retryable() {
-        ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
-    } else {
-        ApiError::new(
-            actix_web::http::StatusCode::BAD_GATEWAY,
-            ErrorCode::StripeRefused,
-            format!("Stripe refused the refund: {e}"),
-        )
+impl RefundRequest {
+    /// The refund asked, with the request's `Idempotency-Key`.
+    fn parse(self, req: &HttpRequest) -> Result<RefundAsk, ApiError> {
+        let reason = match self.reason.as_deref() {
+            None => None,
+            Some("duplicate") => Some(RefundReason::Duplicate),
+            Some("fraudulent") => Some(RefundReason::Fraudulent),
+            Some("requested_by_customer") => Some(RefundReason::RequestedByCustomer),
+            Some(_) => {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    "reason",
+                    "invalid_reason",
+                    "reason is duplicate, fraudulent or requested_by_customer",
+                )]));
+            }
+        };
+        let amount = self
+            .amount
+            .map(|dto| dto.parse_price())
+            .transpose()
+            .map_err(|e| ApiError::validation(vec![FieldError::new("amount", e.code(), e.to_string())]))?;
+        Ok(RefundAsk {
+            amount,
+            reason,
+            request_key: idempotency_key(req)?,
+        })
     }
 }
 
-fn key_reused() -> ApiError {
-    ApiError::conflict(
-        ErrorCode::IdempotencyKeyReused,
-        "this Idempotency-Key was used for a refund of another amount",
-    )
+/// A refund as answered.
+pub(super) fn refund_body(refund: RefundMade) -> serde_json::Value {
+    serde_json::json!({
+        "id": refund.id,
+        "status": refund.status,
+        "amount": MoneyDto::from(refund.amount),
+    })
 }
 
+/// Refunds a paid order through Stripe, then records the refund (see [`payments::refund_order`]).
 async fn refund(
     caller: Caller,
     state: web::Data<AppState>,
@@ -306,128 +314,59 @@ async fn refund(
     req: HttpRequest,
     body: web::Json<RefundRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    use crate::checkout::stripe::RefundReason;
-    use crate::kernel::FieldError;
     caller.require(Permission::ManageOrders)?;
-    let id = path.into_inner();
-    let order = state
-        .db
-        .query(move |conn| orders::get(conn, caller.merchant_id, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    let stripe = refunding_stripe(&state)?;
-    let body = body.into_inner();
-    let reason = match body.reason.as_deref() {
-        None => None,
-        Some("duplicate") => Some(RefundReason::Duplicate),
-        Some("fraudulent") => Some(RefundReason::Fraudulent),
-        Some("requested_by_customer") => Some(RefundReason::RequestedByCustomer),
-        Some(_) => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "reason",
-                "invalid_reason",
-                "reason is duplicate, fraudulent or requested_by_customer",
-            )]));
-        }
-    };
-    let asked = body
-        .amount
-        .map(|dto| dto.parse_price())
-        .transpose()
-        .map_err(|e| ApiError::validation(vec![FieldError::new("amount", e.code(), e.to_string())]))?;
-    let request_key = idempotency_key(&req)?;
-    if let Some(request_key) = request_key.clone() {
-        // A repeated request answers the refund it made, whatever happened to the order since.
-        let made = state
-            .db
-            .query(move |conn| orders::refund_by_request_key(conn, id, &request_key))
-            .await?;
-        if let Some(made) = made {
-            if asked.is_some_and(|a| a != made.amount) {
-                return Err(key_reused());
-            }
-            return Ok(HttpResponse::Created().json(serde_json::json!({
-                "id": made.stripe_refund_id,
-                "status": made.status,
-                "amount": MoneyDto::from(made.amount),
-                "order": OrderBody::from(order),
-            })));
-        }
-    }
-    let remaining = order
-        .total
-        .checked_sub(order.refunded)
-        .map_err(ApiError::internal)?;
-    let amount = asked.unwrap_or(remaining);
-    if amount.currency() != order.currency || amount.minor() <= 0 || amount.minor() > remaining.minor() {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "amount",
-            "invalid_refund",
-            format!("a refund is more than zero and at most the {remaining} not yet refunded"),
-        )]));
-    }
-    let (Some(intent), OrderStatus::Paid | OrderStatus::PartiallyRefunded) =
-        (order.stripe_payment_intent_id.clone(), order.status)
-    else {
-        return Err(ApiError::conflict(
-            ErrorCode::NotRefundable,
-            "only a paid order can be refunded",
-        ));
-    };
-    // With the merchant's key, a repeated request reaches Stripe with the same key and is refunded once;
-    // without one, a retry before the first refund was recorded still is.
-    let key = match &request_key {
-        Some(k) => format!("refund-{}-{k}", order.id),
-        None => format!(
-            "refund-{}-{}-{}",
-            order.id,
-            order.refunded.minor(),
-            amount.minor()
-        ),
-    };
-    let refund = stripe
-        .create_refund(&intent, amount, &key, reason)
-        .await
-        .map_err(|e| {
-            if matches!(&e, crate::checkout::stripe::StripeError::Api { kind, .. } if kind == "idempotency_error") {
-                key_reused()
-            } else {
-                refund_failed(e)
-            }
-        })?;
-    let (refund_id, status) = (refund.id.clone(), refund.status.clone());
-    let order = state
-        .db
-        .run(move |conn| {
-            let order =
-                orders::record_refund(conn, id, &refund_id, amount, &status).map_err(RefundFailure::from)?;
-            if let Some(k) = &request_key {
-                orders::set_refund_request_key(conn, &refund_id, k).map_err(|e| RefundFailure(e.into()))?;
-            }
-            Ok::<_, RefundFailure>(order)
-        })
-        .await
-        .map_err(|RefundFailure(e)| ApiError::internal(e))?;
-    tracing::info!(merchant.id = %caller.merchant_id, order.id = %id, refund.id = %refund.id, "refund created");
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "id": refund.id,
-        "status": refund.status,
-        "amount": MoneyDto::from(amount),
-        "order": OrderBody::from(order),
-    })))
+    let ask = body.into_inner().parse(&req)?;
+    let refunded = payments::refund_order(
+        &state.db,
+        state.stripe.as_ref(),
+        caller.merchant_id,
+        path.into_inner(),
+        ask,
+    )
+    .await?;
+    let mut answer = refund_body(refunded.refund);
+    answer["order"] = serde_json::to_value(OrderBody::from(refunded.order)).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Created().json(answer))
 }
 
-/// Carries a refund-recording error through [`crate::db::Db::run`].
-struct RefundFailure(anyhow::Error);
-
-impl From<crate::db::DbError> for RefundFailure {
-    fn from(e: crate::db::DbError) -> Self {
-        RefundFailure(e.into())
-    }
-}
-
-impl From<crate::checkout::orders::RefundError> for RefundFailure {
-    fn from(e: crate::checkout::orders::RefundError) -> Self {
-        RefundFailure(e.into())
+/// What the payments service's refusals and failures answer, for orders and stays alike.
+impl From<PaymentsError> for ApiError {
+    fn from(e: PaymentsError) -> Self {
+        use actix_web::http::StatusCode;
+        match e {
+            PaymentsError::Disabled => ApiError::upstream(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::PaymentsDisabled,
+                "STRIPE_SECRET_KEY is not set: refunds go through Stripe",
+                None,
+            ),
+            PaymentsError::OrderNotFound => ApiError::not_found("order"),
+            PaymentsError::NotRefundable => {
+                ApiError::conflict(ErrorCode::NotRefundable, "only a paid order can be refunded")
+            }
+            PaymentsError::InvalidRefund { remaining } => ApiError::validation(vec![FieldError::new(
+                "amount",
+                "invalid_refund",
+                format!("a refund is more than zero and at most the {remaining} not yet refunded"),
+            )]),
+            PaymentsError::KeyReused => ApiError::conflict(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used for a refund of another amount",
+            ),
+            // A refund Stripe did not make: 503 when a retry may succeed, 502 when it will not.
+            PaymentsError::Stripe(e) if e.is_retryable() => {
+                ApiError::unavailable(anyhow::anyhow!("Stripe refund failed: {e}"))
+            }
+            PaymentsError::Stripe(e) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::StripeRefused,
+                format!("Stripe refused the refund: {e}"),
+            ),
+            PaymentsError::Booking(e) => e.into(),
+            PaymentsError::Db(e) => e.into(),
+            e @ (PaymentsError::RefundNotRecorded(_)
+            | PaymentsError::StayTaken(_)
+            | PaymentsError::Money(_)) => ApiError::internal(e),
+        }
     }
 }

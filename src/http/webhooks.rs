@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::Api;
 use crate::channels::meta::webhook;
+use crate::checkout::webhook::{self as stripe_webhook, StripeEvent};
 use crate::conversations::inbox;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
@@ -141,8 +142,9 @@ async fn receive(
 /// The tolerance on `Stripe-Signature` timestamps, as Stripe's own libraries use.
 const STRIPE_TOLERANCE_SECS: i64 = 300;
 
-/// A Stripe event: verified over the raw body against every `v1` signature, stored once per event id,
-/// acknowledged; a worker applies it.
+/// A Stripe event: verified over the raw body against every `v1` signature, parsed into its
+/// [`StripeEvent`] (the one parse: the worker reads the stored body back with the same parser), stored raw
+/// once per event id, acknowledged; a worker applies it.
 async fn receive_stripe(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -162,7 +164,7 @@ async fn receive_stripe(
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp();
-    if let Err(e) = crate::checkout::stripe::verify_webhook(
+    if let Err(e) = stripe_webhook::verify_webhook(
         secret.expose_secret().as_bytes(),
         &body,
         header,
@@ -176,11 +178,11 @@ async fn receive_stripe(
         );
         return Err(refuse(&state, &req, refusal).await);
     }
-    let event = crate::checkout::stripe::parse_event(&body)
+    let event = StripeEvent::parse(&body)
         .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the body is not a Stripe event"))?;
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the event is not UTF-8"))?;
-    let (id, kind) = (event.id.clone(), event.kind.clone());
+    let (id, kind) = (event.id.clone(), event.kind.type_name().to_owned());
     let new = state
         .db
         .query(move |conn| crate::checkout::events::store(conn, &event, &text))

@@ -15,7 +15,7 @@ use threadcart::checkout::orders::{
 };
 use threadcart::conversations;
 use threadcart::db::schema::{carts as carts_table, order_counters, refunds, reservations, variants};
-use threadcart::db::{Db, DbUuid, now, write_transaction};
+use threadcart::db::{Db, DbError, DbUuid, now, write_transaction};
 use threadcart::money::{Currency, Money};
 use uuid::Uuid;
 
@@ -135,7 +135,8 @@ fn checkout(db: &Db, merchant_id: Uuid, thread_id: Uuid) -> Result<CheckedOut, C
 }
 
 fn transition(db: &Db, order_id: Uuid, next: OrderStatus) -> bool {
-    db.query_blocking(|conn| orders::transition(conn, order_id, next, Some("pi_123"), now()))
+    db.run_blocking(|conn| Ok::<_, DbError>(orders::transition(conn, order_id, next, Some("pi_123"), now())))
+        .unwrap()
         .unwrap()
 }
 
@@ -953,7 +954,16 @@ async fn a_move_of_an_unknown_order_is_not_found() {
     let result = s
         .app
         .db
-        .query_blocking(|conn| orders::transition(conn, Uuid::now_v7(), OrderStatus::Paid, None, now()));
+        .run_blocking(|conn| {
+            Ok::<_, DbError>(orders::transition(
+                conn,
+                Uuid::now_v7(),
+                OrderStatus::Paid,
+                None,
+                now(),
+            ))
+        })
+        .unwrap();
 
     assert!(result.is_err());
 }

@@ -8,7 +8,7 @@ use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
 use serde_json::{Value, json};
 use threadcart::checkout::orders::{self, OrderStatus};
 use threadcart::db::schema;
-use threadcart::db::{DbUuid, now};
+use threadcart::db::{DbError, DbUuid, now};
 use uuid::Uuid;
 
 use crate::checkout::{
@@ -75,7 +75,10 @@ fn expire_here(m: &MessengerApp, id: &str) {
     let moved = m
         .app
         .db
-        .query_blocking(move |conn| orders::transition(conn, id, OrderStatus::Expired, None, now()))
+        .run_blocking(move |conn| {
+            Ok::<_, DbError>(orders::transition(conn, id, OrderStatus::Expired, None, now()))
+        })
+        .unwrap()
         .unwrap();
     assert!(moved);
 }

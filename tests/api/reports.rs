@@ -105,13 +105,7 @@ fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
                 .unwrap()
                 .order;
             funnel.record_order(conn, FunnelStep::Checkout, order.id, order.total, at)?;
-            assert!(orders::transition(
-                conn,
-                order.id,
-                OrderStatus::Paid,
-                Some("pi_1"),
-                now()
-            )?);
+            assert!(orders::transition(conn, order.id, OrderStatus::Paid, Some("pi_1"), now()).unwrap());
             threadcart::conversations::notices::order_moved(conn, &order, OrderStatus::Paid)?;
             orders::load_order(conn, order.id)
         })

@@ -5,7 +5,7 @@
 use chrono::{Days, NaiveDate, Utc};
 use serde_json::{Value, json};
 use threadcart::checkout::orders::{self, OrderStatus};
-use threadcart::db::now;
+use threadcart::db::{DbError, now};
 use uuid::Uuid;
 
 use crate::checkout::{post_stripe_event, shop_with_stripe};
@@ -274,7 +274,10 @@ async fn an_expired_order_gives_the_nights_of_its_stay_back() {
     let moved = m
         .app
         .db
-        .query_blocking(move |conn| orders::transition(conn, id, OrderStatus::Expired, None, now()))
+        .run_blocking(move |conn| {
+            Ok::<_, DbError>(orders::transition(conn, id, OrderStatus::Expired, None, now()))
+        })
+        .unwrap()
         .unwrap();
 
     assert!(moved);

@@ -1,0 +1,115 @@
+//! Stock reservations: units taken from `variants.stock` when an order is frozen, given back when it ends
+//! unpaid, kept for good once it is paid. Each change is one conditional statement, so stock never goes
+//! below zero and a reservation's units come back once, on either backend.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::schema::{reservations, variants};
+use crate::db::{DbConnection, DbUuid};
+
+/// Takes `quantity` units of the merchant's variant in one conditional statement; false when fewer are
+/// left (nothing taken).
+pub(super) fn take_stock(
+    conn: &mut DbConnection,
+    merchant_id: Uuid,
+    variant_id: Uuid,
+    quantity: i64,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let taken = diesel::update(
+        variants::table
+            .filter(variants::id.eq(DbUuid(variant_id)))
+            .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(variants::stock.ge(quantity)),
+    )
+    .set((
+        variants::stock.eq(variants::stock - quantity),
+        variants::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
+
+/// Units left of the merchant's variant (0 when it left the catalog).
+pub(super) fn stock_left(conn: &mut DbConnection, merchant_id: Uuid, variant_id: Uuid) -> QueryResult<i64> {
+    let stock: Option<i64> = variants::table
+        .filter(variants::id.eq(DbUuid(variant_id)))
+        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+        .select(variants::stock)
+        .first(conn)
+        .optional()?;
+    Ok(stock.unwrap_or(0).max(0))
+}
+
+/// Records the order's reservations, one `held` row per variant and its units (already taken with
+/// [`take_stock`]).
+pub(super) fn reserve(
+    conn: &mut DbConnection,
+    order_id: Uuid,
+    units: impl IntoIterator<Item = (Uuid, i64)>,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    for (variant_id, quantity) in units {
+        diesel::insert_into(reservations::table)
+            .values((
+                reservations::id.eq(DbUuid(Uuid::now_v7())),
+                reservations::order_id.eq(DbUuid(order_id)),
+                reservations::variant_id.eq(DbUuid(variant_id)),
+                reservations::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
+                reservations::status.eq("held"),
+                reservations::created_at.eq(at),
+                reservations::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Gives back the stock of the order's held reservations. Each reservation is marked released with a
+/// conditional update first, so its units come back once, whoever else releases it.
+pub(super) fn release(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime) -> QueryResult<()> {
+    let held: Vec<(DbUuid, DbUuid, i32)> = reservations::table
+        .filter(reservations::order_id.eq(DbUuid(order_id)))
+        .filter(reservations::status.eq("held"))
+        .order(reservations::variant_id.asc())
+        .select((reservations::id, reservations::variant_id, reservations::quantity))
+        .load(conn)?;
+    for (id, variant_id, quantity) in held {
+        let released = diesel::update(
+            reservations::table
+                .filter(reservations::id.eq(id))
+                .filter(reservations::status.eq("held")),
+        )
+        .set((
+            reservations::status.eq("released"),
+            reservations::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+        if released == 1 {
+            diesel::update(variants::table.filter(variants::id.eq(variant_id)))
+                .set((
+                    variants::stock.eq(variants::stock + i64::from(quantity)),
+                    variants::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the order's held stock for good: it was sold.
+pub(super) fn commit(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        reservations::table
+            .filter(reservations::order_id.eq(DbUuid(order_id)))
+            .filter(reservations::status.eq("held")),
+    )
+    .set((
+        reservations::status.eq("committed"),
+        reservations::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
