@@ -360,14 +360,14 @@ pub enum Applied {
         /// The event that failed.
         event: PendingEvent,
         /// Why.
-        error: diesel::result::Error,
+        error: turn::TurnError,
     },
 }
 
 /// Why the transaction of [`apply_due`] ended early.
 enum Abort {
     Db(diesel::result::Error),
-    Event(Box<(PendingEvent, diesel::result::Error)>),
+    Event(Box<(PendingEvent, turn::TurnError)>),
 }
 
 impl From<diesel::result::Error> for Abort {
@@ -427,7 +427,7 @@ fn apply(
     customer: &Customer,
     row: &PendingEvent,
     policy: Policy,
-) -> QueryResult<Option<DbUuid>> {
+) -> turn::TurnResult<Option<DbUuid>> {
     let done = prepared::update(
         inbound_events::table,
         (
@@ -443,8 +443,7 @@ fn apply(
     if done == 0 {
         return Ok(None);
     }
-    let event: Inbound = serde_json::from_str(row.event.as_deref().unwrap_or_default())
-        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    let event: Inbound = serde_json::from_str(row.event.as_deref().unwrap_or_default())?;
     turn::take(conn, customer, &event, row.occurred_at, policy)
 }
 

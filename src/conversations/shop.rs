@@ -1,13 +1,12 @@
 //! The engine's view of the merchant's shop ([`Shop`]), read through the connection of the event's
 //! transaction.
 
-use diesel::QueryResult;
 use uuid::Uuid;
 
 use crate::bookings::{self, Bookable, NightAvailability};
 use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
 use crate::db::DbConnection;
-use crate::engine::{OfferView, Shop, StayOfferKind, StayOfferView};
+use crate::engine::{self, OfferView, Shop, StayOfferKind, StayOfferView};
 
 /// The merchant's catalog, read through the connection of the event's transaction.
 pub(super) struct DbShop<'c> {
@@ -15,54 +14,55 @@ pub(super) struct DbShop<'c> {
     pub(super) merchant_id: Uuid,
 }
 
-pub(super) fn query<T>(r: Result<T, CatalogError>) -> QueryResult<T> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(CatalogError::NotFound(_)) => Err(diesel::result::Error::NotFound),
-        Err(CatalogError::Db(e)) => Err(e),
-        Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
-    }
+/// A catalog read as the engine sees it: a failure of the shop.
+fn read<T>(r: Result<T, CatalogError>) -> engine::Result<T> {
+    r.map_err(engine::Error::shop)
 }
 
-fn found<T>(r: QueryResult<T>) -> QueryResult<Option<T>> {
+/// A catalog read of one row; a missing row is `None`.
+fn found<T>(r: Result<T, CatalogError>) -> engine::Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(diesel::result::Error::NotFound) => Ok(None),
-        Err(e) => Err(e),
+        Err(CatalogError::NotFound(_)) => Ok(None),
+        Err(e) => Err(engine::Error::shop(e)),
     }
 }
 
 impl Shop for DbShop<'_> {
-    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>> {
-        found(query(catalog::get_product(self.conn, self.merchant_id, id)))
+    fn product(&mut self, id: Uuid) -> engine::Result<Option<Product>> {
+        found(catalog::get_product(self.conn, self.merchant_id, id))
     }
 
-    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>> {
-        query(catalog::find_by_retailer_id(
+    fn product_by_retailer_id(&mut self, retailer_id: &str) -> engine::Result<Option<Product>> {
+        read(catalog::find_by_retailer_id(
             self.conn,
             self.merchant_id,
             retailer_id,
         ))
     }
 
-    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>> {
-        query(catalog::variant_with_product(self.conn, self.merchant_id, id))
+    fn variant(&mut self, id: Uuid) -> engine::Result<Option<(Product, Variant)>> {
+        read(catalog::variant_with_product(self.conn, self.merchant_id, id))
     }
 
-    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>> {
-        catalog::browse(self.conn, self.merchant_id, i64::try_from(limit).unwrap_or(100))
+    fn browse(&mut self, limit: usize) -> engine::Result<Vec<Product>> {
+        Ok(catalog::browse(
+            self.conn,
+            self.merchant_id,
+            i64::try_from(limit).unwrap_or(100),
+        )?)
     }
 
-    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>> {
+    fn search(&mut self, words: &[String], limit: usize) -> engine::Result<Vec<Product>> {
         let q = ProductQuery {
             after: None,
             limit: i64::try_from(limit).unwrap_or(100),
             words: words.to_vec(),
         };
-        catalog::list_products(self.conn, self.merchant_id, &q)
+        Ok(catalog::list_products(self.conn, self.merchant_id, &q)?)
     }
 
-    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>> {
+    fn offers_for(&mut self, product: Uuid) -> engine::Result<Vec<OfferView>> {
         let offers = crate::offers::triggered_by(self.conn, self.merchant_id, product)?;
         let mut views = Vec::with_capacity(offers.len());
         for offer in offers {
@@ -73,27 +73,27 @@ impl Shop for DbShop<'_> {
         Ok(views)
     }
 
-    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>> {
+    fn offer(&mut self, id: Uuid) -> engine::Result<Option<OfferView>> {
         match crate::offers::get(self.conn, self.merchant_id, id)? {
             Some(offer) if offer.active => self.view(offer),
             _ => Ok(None),
         }
     }
 
-    fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>> {
-        crate::discounts::find_by_code(self.conn, self.merchant_id, code)
+    fn discount(&mut self, code: &str) -> engine::Result<Option<crate::discounts::Discount>> {
+        Ok(crate::discounts::find_by_code(self.conn, self.merchant_id, code)?)
     }
 
-    fn rooms(&mut self) -> QueryResult<Vec<Bookable>> {
+    fn rooms(&mut self) -> engine::Result<Vec<Bookable>> {
         let q = bookings::BookableQuery {
             after: None,
             limit: 100,
             active_only: true,
         };
-        bookings::list(self.conn, self.merchant_id, &q)
+        Ok(bookings::list(self.conn, self.merchant_id, &q)?)
     }
 
-    fn room(&mut self, id: Uuid) -> QueryResult<Option<Bookable>> {
+    fn room(&mut self, id: Uuid) -> engine::Result<Option<Bookable>> {
         Ok(bookings::get(self.conn, self.merchant_id, id)?.filter(|b| b.spec.active))
     }
 
@@ -102,15 +102,14 @@ impl Shop for DbShop<'_> {
         room: &Bookable,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> QueryResult<Vec<NightAvailability>> {
+    ) -> engine::Result<Vec<NightAvailability>> {
         match bookings::availability(self.conn, self.merchant_id, room.id, from, to) {
             Ok(nights) => Ok(nights),
-            Err(bookings::BookableError::Db(e)) => Err(e),
-            Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+            Err(e) => Err(engine::Error::shop(e)),
         }
     }
 
-    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>> {
+    fn stay_offers(&mut self, room: Uuid) -> engine::Result<Vec<StayOfferView>> {
         let offers = crate::offers::triggered_by_bookable(self.conn, self.merchant_id, room)?;
         let mut views = Vec::with_capacity(offers.len());
         for offer in offers {
@@ -121,7 +120,7 @@ impl Shop for DbShop<'_> {
         Ok(views)
     }
 
-    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>> {
+    fn stay_offer(&mut self, id: Uuid) -> engine::Result<Option<StayOfferView>> {
         match crate::offers::get(self.conn, self.merchant_id, id)? {
             Some(offer) if offer.active => self.stay_view(offer),
             _ => Ok(None),
@@ -131,7 +130,7 @@ impl Shop for DbShop<'_> {
 
 impl DbShop<'_> {
     /// An upgrade or add-on with its room or item, when they are still offered.
-    fn stay_view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<StayOfferView>> {
+    fn stay_view(&mut self, offer: crate::offers::Offer) -> engine::Result<Option<StayOfferView>> {
         use crate::offers::{OfferTarget, OfferTrigger};
         if !matches!(offer.trigger, OfferTrigger::Bookable(_)) {
             return Ok(None);
@@ -143,13 +142,11 @@ impl DbShop<'_> {
             },
             OfferTarget::Variant { id, per_night } => {
                 let Some((product, variant)) =
-                    query(catalog::variant_with_product(self.conn, self.merchant_id, id))?
+                    read(catalog::variant_with_product(self.conn, self.merchant_id, id))?
                 else {
                     return Ok(None);
                 };
-                let price = offer
-                    .price(variant.price)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                let price = offer.price(variant.price)?;
                 StayOfferKind::AddOn {
                     product,
                     variant,
@@ -166,11 +163,11 @@ impl DbShop<'_> {
     }
 
     /// An offer with its variant and price, when the variant is still sold.
-    fn view(&mut self, offer: crate::offers::Offer) -> QueryResult<Option<OfferView>> {
+    fn view(&mut self, offer: crate::offers::Offer) -> engine::Result<Option<OfferView>> {
         let Some(variant_id) = offer.target.variant() else {
             return Ok(None);
         };
-        let Some((product, variant)) = query(catalog::variant_with_product(
+        let Some((product, variant)) = read(catalog::variant_with_product(
             self.conn,
             self.merchant_id,
             variant_id,
@@ -178,9 +175,7 @@ impl DbShop<'_> {
         else {
             return Ok(None);
         };
-        let price = offer
-            .price(variant.price)
-            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        let price = offer.price(variant.price)?;
         Ok(Some(OfferView {
             id: offer.id,
             text: offer.text,

@@ -4,21 +4,57 @@
 //! events, handover) and its neutral replies queued.
 
 use chrono::NaiveDateTime;
-use diesel::QueryResult;
 use uuid::Uuid;
 
 use super::event::{EventKind, Inbound};
 use super::inbox::Policy;
 use super::outbox::{self, SenderAction};
-use super::shop::{DbShop, query};
+use super::shop::DbShop;
 use crate::attribution::{self, FunnelStep};
 use crate::bookings::{self, HoldError, HoldRequest};
 use crate::carts::{self, CartError};
-use crate::catalog;
+use crate::catalog::{self, CatalogError};
 use crate::conversations::{self, Customer, Direction, Mode, NewMessage, Thread};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::engine::reply::{Choice, Reply};
 use crate::engine::{self, Command, Input, Shop, StayOfferKind, StayOfferView, Turn};
+
+/// Why an event's turn could not be taken: the inbox retries the event with backoff and sets it aside
+/// after its last attempt. A refusal the shopper can be told about (sold out, no such code) is an answer,
+/// never one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// The engine could not answer.
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    /// The stored event is not one this version reads.
+    #[error("the stored event cannot be read: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    /// The catalog failed to answer a read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A room type's nights could not be read.
+    #[error(transparent)]
+    Room(#[from] bookings::BookableError),
+    /// A held stay could not be given back.
+    #[error(transparent)]
+    Booking(#[from] bookings::BookingError),
+    /// A stay could not be held for a reason the shopper cannot act on.
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    /// The cart could not be changed for a reason the shopper cannot act on.
+    #[error(transparent)]
+    Cart(#[from] CartError),
+    /// An amount could not be worked out.
+    #[error(transparent)]
+    Money(#[from] crate::money::MoneyError),
+}
+
+/// What a turn's steps return.
+pub type TurnResult<T> = Result<T, TurnError>;
 
 /// Carries out one event of the customer's conversation, in the caller's transaction; returns the
 /// thread when replies were queued on it.
@@ -28,7 +64,7 @@ pub fn take(
     event: &Inbound,
     at: NaiveDateTime,
     policy: Policy,
-) -> QueryResult<Option<DbUuid>> {
+) -> TurnResult<Option<DbUuid>> {
     let stored = conversations::ensure_thread(conn, customer)?;
     let mut thread = stored.clone();
     let mut input: Option<Input<'_>> = None;
@@ -175,7 +211,7 @@ pub fn answer(
     input: Input<'_>,
     payments: bool,
     mark_seen: bool,
-) -> QueryResult<()> {
+) -> TurnResult<()> {
     let (merchant, has_rooms) = crate::merchants::get_with_rooms(conn, customer.merchant_id.0)?;
     let cart = carts::open_cart(conn, thread.id.0)?;
     let at = crate::db::now();
@@ -224,8 +260,7 @@ pub fn answer(
                 funnel.record(conn, FunnelStep::ProductView, Some(product), None)?;
             }
             Command::Add { variant, quantity } => {
-                let Some((product, variant)) =
-                    query(catalog::variant_with_product(conn, merchant.id, variant))?
+                let Some((product, variant)) = catalog::variant_with_product(conn, merchant.id, variant)?
                 else {
                     continue;
                 };
@@ -248,7 +283,7 @@ pub fn answer(
                         replies = Reply::text(&format!("Your cart cannot hold that much: {e}."));
                     }
                     Err(CartError::StaleLine) => {}
-                    Err(CartError::Db(e)) => return Err(e),
+                    Err(CartError::Db(e)) => return Err(e.into()),
                 }
             }
             Command::SetQuantity { line, quantity } => {
@@ -265,9 +300,7 @@ pub fn answer(
                 }
                 let stock = match cart.as_ref().and_then(|c| c.lines.iter().find(|l| l.id == line)) {
                     Some(l) => match l.variant_id {
-                        Some(v) => {
-                            query(catalog::variant_with_product(conn, merchant.id, v))?.map(|(_, v)| v.stock)
-                        }
+                        Some(v) => catalog::variant_with_product(conn, merchant.id, v)?.map(|(_, v)| v.stock),
                         None => None,
                     },
                     None => None,
@@ -282,7 +315,7 @@ pub fn answer(
                     Err(e @ CartError::TooLarge { .. }) => {
                         replies.extend(Reply::text(&format!("Your cart cannot hold that much: {e}.")));
                     }
-                    Err(CartError::Db(e)) => return Err(e),
+                    Err(CartError::Db(e)) => return Err(e.into()),
                 }
             }
             Command::HandToAgent => conversations::set_mode(conn, thread.id.0, Mode::Agent)?,
@@ -323,7 +356,7 @@ pub fn answer(
                     Err(e @ CartError::TooLarge { .. }) => {
                         replies = Reply::text(&format!("Your cart cannot hold that much: {e}."));
                     }
-                    Err(CartError::Db(e)) => return Err(e),
+                    Err(CartError::Db(e)) => return Err(e.into()),
                 }
             }
             Command::DeclineOffer { offer } => {
@@ -473,7 +506,7 @@ pub fn answer(
                     Err(e @ CartError::TooLarge { .. }) => {
                         replies = Reply::text(&format!("Your cart cannot hold that much: {e}."));
                     }
-                    Err(CartError::Db(e)) => return Err(e),
+                    Err(CartError::Db(e)) => return Err(e.into()),
                 }
             }
         }
@@ -500,7 +533,7 @@ pub fn answer(
         }
     }
     outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, &replies)?;
-    funnel.flush_rollup(conn)
+    Ok(funnel.flush_rollup(conn)?)
 }
 
 /// How long a stay is held before checkout; checkout moves its end to the Checkout Session's.
@@ -511,7 +544,7 @@ fn stays_of(
     conn: &mut DbConnection,
     merchant_id: Uuid,
     cart: Option<&carts::Cart>,
-) -> QueryResult<Vec<bookings::Booking>> {
+) -> TurnResult<Vec<bookings::Booking>> {
     let mut stays = Vec::new();
     for id in cart
         .iter()
@@ -525,11 +558,10 @@ fn stays_of(
 }
 
 /// Gives a held stay's nights back; one that already ended is left as it is.
-fn release_quietly(conn: &mut DbConnection, booking: Uuid) -> QueryResult<()> {
+fn release_quietly(conn: &mut DbConnection, booking: Uuid) -> TurnResult<()> {
     match bookings::release(conn, booking) {
         Ok(_) | Err(bookings::BookingError::WrongStatus(_) | bookings::BookingError::NotFound) => Ok(()),
-        Err(bookings::BookingError::Db(e)) => Err(e),
-        Err(other) => Err(diesel::result::Error::QueryBuilderError(other.to_string().into())),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -542,30 +574,17 @@ fn hold_in_cart(
     thread: &Thread,
     request: &HoldRequest,
     price: Option<crate::money::Money>,
-) -> QueryResult<Result<bookings::Booking, Vec<Reply>>> {
+) -> TurnResult<Result<bookings::Booking, Vec<Reply>>> {
     let booking = match bookings::hold(conn, merchant.id, request) {
         Ok(booking) => booking,
-        Err(HoldError::Db(e)) => return Err(e),
-        Err(HoldError::DbUnavailable(e)) => {
-            return Err(diesel::result::Error::QueryBuilderError(e.to_string().into()));
-        }
+        Err(e @ (HoldError::Db(_) | HoldError::DbUnavailable(_))) => return Err(e.into()),
         Err(HoldError::Unavailable) => {
             let Some(room) = bookings::get(conn, merchant.id, request.bookable_id)? else {
                 return Ok(Err(Reply::text("Sorry, that room is no longer offered.")));
             };
             let today = bookings::stay::local_today(room.spec.timezone, crate::db::now());
-            let alternatives = match bookings::nearest_available(
-                conn,
-                merchant.id,
-                room.id,
-                request.stay,
-                request.guests,
-                today,
-            ) {
-                Ok(a) => a,
-                Err(bookings::BookableError::Db(e)) => return Err(e),
-                Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
-            };
+            let alternatives =
+                bookings::nearest_available(conn, merchant.id, room.id, request.stay, request.guests, today)?;
             return Ok(Err(engine::unavailable(
                 &room,
                 request.stay,
@@ -576,7 +595,7 @@ fn hold_in_cart(
         Err(refusal) => return Ok(Err(Reply::text(&format!("Sorry: {refusal}.")))),
     };
     let Some(room) = bookings::get(conn, merchant.id, booking.bookable_id)? else {
-        return Err(diesel::result::Error::NotFound);
+        return Err(diesel::result::Error::NotFound.into());
     };
     let price = price.unwrap_or(booking.total);
     if price != booking.total {
@@ -599,8 +618,7 @@ fn hold_in_cart(
                 "Your cart cannot hold that much: {e}."
             ))));
         }
-        Err(CartError::Db(e)) => return Err(e),
-        Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
+        Err(e) => return Err(e.into()),
     };
     for old in replaced {
         release_quietly(conn, old)?;
@@ -615,7 +633,7 @@ fn held_stay_replies(
     merchant_id: Uuid,
     thread: &Thread,
     at: chrono::NaiveDateTime,
-) -> QueryResult<Vec<Reply>> {
+) -> TurnResult<Vec<Reply>> {
     let Some(cart) = carts::open_cart(conn, thread.id.0)? else {
         return Ok(Vec::new());
     };
@@ -623,10 +641,10 @@ fn held_stay_replies(
         .into_iter()
         .find(|b| b.status == bookings::BookingStatus::Held)
     else {
-        return engine::cart_replies(Some(&cart), at);
+        return Ok(engine::cart_replies(Some(&cart), at)?);
     };
     let Some(room) = bookings::get(conn, merchant_id, booking.bookable_id)? else {
-        return engine::cart_replies(Some(&cart), at);
+        return Ok(engine::cart_replies(Some(&cart), at)?);
     };
     let mut shop = DbShop { conn, merchant_id };
     let (replies, shown) = engine::stay_replies(at, &cart, &booking, &room, &mut shop)?;
@@ -643,7 +661,7 @@ fn freeze(
     merchant: &crate::merchants::Merchant,
     funnel: &mut attribution::ThreadFunnel,
     at: chrono::NaiveDateTime,
-) -> QueryResult<Result<crate::checkout::orders::CheckedOut, crate::checkout::orders::CheckoutRefusal>> {
+) -> TurnResult<Result<crate::checkout::orders::CheckedOut, crate::checkout::orders::CheckoutRefusal>> {
     use crate::checkout::orders::{self, CheckoutRefusal};
     let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
         .map(|m| crate::money::Money::from_minor(m, merchant.currency));
@@ -656,15 +674,15 @@ fn freeze(
             }
             Ok(Ok(done))
         }
-        Err(CheckoutRefusal::Db(e)) => Err(e),
-        Err(CheckoutRefusal::Money(e)) => Err(diesel::result::Error::SerializationError(Box::new(e))),
+        Err(CheckoutRefusal::Db(e)) => Err(e.into()),
+        Err(CheckoutRefusal::Money(e)) => Err(e.into()),
         Err(refusal) => Ok(Err(refusal)),
     }
 }
 
 /// What the shopper reads once their order exists: the Pay button, or a word while the payment page
 /// is being made.
-fn order_messages(order: &crate::checkout::orders::Order) -> QueryResult<Vec<Reply>> {
+fn order_messages(order: &crate::checkout::orders::Order) -> TurnResult<Vec<Reply>> {
     match &order.stripe_session_url {
         Some(url) => Ok(super::notices::pay_button(order, url)),
         None => Ok(Reply::text(&format!(
@@ -681,11 +699,11 @@ fn checkout(
     funnel: &mut attribution::ThreadFunnel,
     cart: Option<&carts::Cart>,
     at: chrono::NaiveDateTime,
-) -> QueryResult<Vec<Reply>> {
+) -> TurnResult<Vec<Reply>> {
     use crate::checkout::orders::CheckoutRefusal;
     match freeze(conn, merchant, funnel, at)? {
         Ok(done) => order_messages(&done.order),
-        Err(CheckoutRefusal::EmptyCart) => engine::cart_replies(cart, at),
+        Err(CheckoutRefusal::EmptyCart) => Ok(engine::cart_replies(cart, at)?),
         Err(CheckoutRefusal::SoldOut {
             title,
             variant_name,
@@ -722,7 +740,7 @@ pub fn checkout_for_agent(
     conn: &mut DbConnection,
     merchant_id: Uuid,
     thread_id: Uuid,
-) -> QueryResult<Result<crate::checkout::orders::Order, String>> {
+) -> TurnResult<Result<crate::checkout::orders::Order, crate::checkout::orders::CheckoutRefusal>> {
     crate::db::write_transaction(conn, |conn| {
         let thread = conversations::thread(conn, merchant_id, thread_id)?;
         let merchant = crate::merchants::get(conn, merchant_id)?;
@@ -736,7 +754,7 @@ pub fn checkout_for_agent(
                 super::notices::tell(conn, &done.order, &order_messages(&done.order)?)?;
                 Ok(Ok(done.order))
             }
-            Err(refusal) => Ok(Err(refusal.to_string())),
+            Err(refusal) => Ok(Err(refusal)),
         }
     })
 }

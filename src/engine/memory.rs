@@ -2,7 +2,7 @@
 //! tests and its benchmark. It answers as the database-backed shop does (featured first, every search
 //! word must match the folded title, brand or retailer id).
 
-use diesel::QueryResult;
+use super::Result;
 use uuid::Uuid;
 
 use chrono::NaiveDate;
@@ -52,11 +52,11 @@ impl MemoryShop {
 }
 
 impl Shop for MemoryShop {
-    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>> {
+    fn product(&mut self, id: Uuid) -> Result<Option<Product>> {
         Ok(self.products.iter().find(|p| p.id == id).cloned())
     }
 
-    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>> {
+    fn product_by_retailer_id(&mut self, retailer_id: &str) -> Result<Option<Product>> {
         Ok(self
             .products
             .iter()
@@ -64,7 +64,7 @@ impl Shop for MemoryShop {
             .cloned())
     }
 
-    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>> {
+    fn variant(&mut self, id: Uuid) -> Result<Option<(Product, Variant)>> {
         Ok(self.products.iter().find_map(|p| {
             p.variants
                 .iter()
@@ -73,13 +73,13 @@ impl Shop for MemoryShop {
         }))
     }
 
-    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>> {
+    fn browse(&mut self, limit: usize) -> Result<Vec<Product>> {
         let featured = self.products.iter().filter(|p| p.fields.featured);
         let others = self.products.iter().filter(|p| !p.fields.featured);
         Ok(featured.chain(others).take(limit).cloned().collect())
     }
 
-    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>> {
+    fn search(&mut self, words: &[String], limit: usize) -> Result<Vec<Product>> {
         Ok(self
             .products
             .iter()
@@ -92,7 +92,7 @@ impl Shop for MemoryShop {
             .collect())
     }
 
-    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>> {
+    fn offers_for(&mut self, product: Uuid) -> Result<Vec<OfferView>> {
         Ok(self
             .offers
             .iter()
@@ -101,7 +101,7 @@ impl Shop for MemoryShop {
             .collect())
     }
 
-    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>> {
+    fn offer(&mut self, id: Uuid) -> Result<Option<OfferView>> {
         Ok(self
             .offers
             .iter()
@@ -109,21 +109,16 @@ impl Shop for MemoryShop {
             .map(|(_, o)| o.clone()))
     }
 
-    fn discount(&mut self, code: &str) -> QueryResult<Option<Discount>> {
+    fn discount(&mut self, code: &str) -> Result<Option<Discount>> {
         let code = code.trim().to_uppercase();
         Ok(self.discounts.iter().find(|d| d.code == code).cloned())
     }
 
-    fn rooms(&mut self) -> QueryResult<Vec<Bookable>> {
+    fn rooms(&mut self) -> Result<Vec<Bookable>> {
         Ok(self.rooms.iter().filter(|r| r.spec.active).cloned().collect())
     }
 
-    fn nights(
-        &mut self,
-        room: &Bookable,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> QueryResult<Vec<NightAvailability>> {
+    fn nights(&mut self, room: &Bookable, from: NaiveDate, to: NaiveDate) -> Result<Vec<NightAvailability>> {
         Ok(from
             .iter_days()
             .take_while(|n| *n < to)
@@ -152,7 +147,7 @@ impl Shop for MemoryShop {
             .collect())
     }
 
-    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>> {
+    fn stay_offers(&mut self, room: Uuid) -> Result<Vec<StayOfferView>> {
         Ok(self
             .stay_offers
             .iter()
@@ -161,7 +156,7 @@ impl Shop for MemoryShop {
             .collect())
     }
 
-    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>> {
+    fn stay_offer(&mut self, id: Uuid) -> Result<Option<StayOfferView>> {
         Ok(self
             .stay_offers
             .iter()

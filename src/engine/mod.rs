@@ -16,7 +16,6 @@ pub use memory::MemoryShop;
 pub use referral::{Referral, Utm};
 pub use stays::{StayOfferKind, StayOfferView, stay_replies, unavailable};
 
-use diesel::QueryResult;
 use uuid::Uuid;
 
 use chrono::NaiveDate;
@@ -30,44 +29,66 @@ use text::TextIntent;
 
 pub use payload::GET_STARTED;
 
+/// Why the engine could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The shop could not be read: its storage failed, or holds a row it cannot read.
+    #[error("the shop could not be read: {0}")]
+    Shop(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An amount could not be worked out (a sum overflowed, or currencies mixed).
+    #[error(transparent)]
+    Money(#[from] crate::money::MoneyError),
+}
+
+impl Error {
+    /// The shop failed with `e`.
+    pub fn shop(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Shop(Box::new(e))
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        Error::shop(e)
+    }
+}
+
+/// What the engine's reads and answers return.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// Products a carousel considers (its pages show 9 or 10 of them at a time).
 const BROWSE_LIMIT: usize = 100;
 
 /// What the engine may read of the merchant's catalog.
 pub trait Shop {
     /// A product by id.
-    fn product(&mut self, id: Uuid) -> QueryResult<Option<Product>>;
+    fn product(&mut self, id: Uuid) -> Result<Option<Product>>;
     /// A product by retailer id (what ads send back as `ads_context_data.product_id`).
-    fn product_by_retailer_id(&mut self, retailer_id: &str) -> QueryResult<Option<Product>>;
+    fn product_by_retailer_id(&mut self, retailer_id: &str) -> Result<Option<Product>>;
     /// A variant with its product.
-    fn variant(&mut self, id: Uuid) -> QueryResult<Option<(Product, Variant)>>;
+    fn variant(&mut self, id: Uuid) -> Result<Option<(Product, Variant)>>;
     /// Products to browse: featured first.
-    fn browse(&mut self, limit: usize) -> QueryResult<Vec<Product>>;
+    fn browse(&mut self, limit: usize) -> Result<Vec<Product>>;
     /// Products matching every word.
-    fn search(&mut self, words: &[String], limit: usize) -> QueryResult<Vec<Product>>;
+    fn search(&mut self, words: &[String], limit: usize) -> Result<Vec<Product>>;
     /// The active offers triggered by adding `product`.
-    fn offers_for(&mut self, product: Uuid) -> QueryResult<Vec<OfferView>>;
+    fn offers_for(&mut self, product: Uuid) -> Result<Vec<OfferView>>;
     /// An offer by id, when still active and its variant still sold.
-    fn offer(&mut self, id: Uuid) -> QueryResult<Option<OfferView>>;
+    fn offer(&mut self, id: Uuid) -> Result<Option<OfferView>>;
     /// The discount code `code` (any case), whatever its state.
-    fn discount(&mut self, code: &str) -> QueryResult<Option<crate::discounts::Discount>>;
+    fn discount(&mut self, code: &str) -> Result<Option<crate::discounts::Discount>>;
     /// The room types offered to shoppers, in creation order.
-    fn rooms(&mut self) -> QueryResult<Vec<Bookable>>;
+    fn rooms(&mut self) -> Result<Vec<Bookable>>;
     /// A room type offered to shoppers, by id.
-    fn room(&mut self, id: Uuid) -> QueryResult<Option<Bookable>> {
+    fn room(&mut self, id: Uuid) -> Result<Option<Bookable>> {
         Ok(self.rooms()?.into_iter().find(|r| r.id == id))
     }
     /// Units free and price of each night of `room` from `from` (included) to `to` (excluded).
-    fn nights(
-        &mut self,
-        room: &Bookable,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> QueryResult<Vec<NightAvailability>>;
+    fn nights(&mut self, room: &Bookable, from: NaiveDate, to: NaiveDate) -> Result<Vec<NightAvailability>>;
     /// The active upgrade and add-on offers for a stay held in `room`.
-    fn stay_offers(&mut self, room: Uuid) -> QueryResult<Vec<StayOfferView>>;
+    fn stay_offers(&mut self, room: Uuid) -> Result<Vec<StayOfferView>>;
     /// An upgrade or add-on offer by id, when still active and its target still offered.
-    fn stay_offer(&mut self, id: Uuid) -> QueryResult<Option<StayOfferView>>;
+    fn stay_offer(&mut self, id: Uuid) -> Result<Option<StayOfferView>>;
     /// What else would do when `stay` cannot be had in `room`: the nearest arrival that works (within
     /// [`crate::bookings::SEARCH_DAYS`], not before `today`) and the other rooms free on those dates,
     /// as [`crate::bookings::nearest_available`] answers them.
@@ -77,7 +98,7 @@ pub trait Shop {
         stay: StayDates,
         guests: u32,
         today: NaiveDate,
-    ) -> QueryResult<Alternatives> {
+    ) -> Result<Alternatives> {
         let window = chrono::Days::new(u64::from(crate::bookings::SEARCH_DAYS));
         let from = stay.arrival().checked_sub_days(window).unwrap_or(stay.arrival());
         let to = stay
@@ -275,7 +296,7 @@ impl Outcome {
 }
 
 /// Decides what to do about one event.
-pub fn respond(turn: &Turn<'_>, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+pub fn respond(turn: &Turn<'_>, shop: &mut dyn Shop) -> Result<Outcome> {
     let outcome = match turn.input {
         Input::Tap { payload, referral } => match (payload::decode(payload), referral) {
             (_, Some(r)) => entry(turn, r, shop)?,
@@ -326,7 +347,7 @@ fn ref_product(reference: &str) -> Option<&str> {
 }
 
 /// An ad click or a link: open on the advertised product or room, or the featured products.
-fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> Result<Outcome> {
     if let Some(outcome) = room_entry(turn, referral, shop)? {
         return Ok(outcome);
     }
@@ -360,7 +381,7 @@ fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResu
 
 /// An ad or ref naming a room (`b=` in the ref, or the ad's product id when it is no catalog product but
 /// a room's id or name): its card and the arrival question.
-fn room_entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> QueryResult<Option<Outcome>> {
+fn room_entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> Result<Option<Outcome>> {
     if !turn.has_rooms {
         return Ok(None);
     }
@@ -458,7 +479,7 @@ fn card(product: &Product, with_details_button: bool) -> Card {
 }
 
 /// One product's card, and the funnel event of seeing it.
-fn product_card(product: &Product) -> QueryResult<Outcome> {
+fn product_card(product: &Product) -> Result<Outcome> {
     let mut replies = vec![Reply::card(card(product, false))];
     if product.variants.iter().all(|v| !in_stock(v)) {
         replies.extend(Reply::text_with_choices(
@@ -483,7 +504,7 @@ fn carousel(products: &[Product], page: usize, more: impl Fn(usize) -> Payload) 
     })
 }
 
-fn browse(shop: &mut dyn Shop, page: u16) -> QueryResult<Outcome> {
+fn browse(shop: &mut dyn Shop, page: u16) -> Result<Outcome> {
     let products = shop.browse(BROWSE_LIMIT)?;
     if products.is_empty() {
         return Ok(Outcome::reply(Reply::text_with_choices(
@@ -503,7 +524,7 @@ fn browse(shop: &mut dyn Shop, page: u16) -> QueryResult<Outcome> {
     }
 }
 
-fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> Result<Outcome> {
     match p {
         Payload::GetStarted => {
             let text = format!(
@@ -580,7 +601,7 @@ fn tap(turn: &Turn<'_>, p: Payload, shop: &mut dyn Shop) -> QueryResult<Outcome>
     }
 }
 
-fn accept_offer(turn: &Turn<'_>, offer: Uuid, cart_id: Uuid, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+fn accept_offer(turn: &Turn<'_>, offer: Uuid, cart_id: Uuid, shop: &mut dyn Shop) -> Result<Outcome> {
     let Some(cart) = turn
         .cart
         .filter(|c| c.id == cart_id && c.offers_seen.contains(&offer))
@@ -618,7 +639,7 @@ pub fn pick_offer<'o>(cart: &Cart, offers: &'o [OfferView]) -> Option<&'o OfferV
 }
 
 /// An offer: the merchant's text, the item, its price (and the usual one), Yes or No.
-pub fn offer_replies(cart: &Cart, offer: &OfferView) -> QueryResult<Vec<Reply>> {
+pub fn offer_replies(cart: &Cart, offer: &OfferView) -> Result<Vec<Reply>> {
     let name = line_name(&offer.product.fields.title, &offer.variant.name);
     let price = if offer.price == offer.variant.price {
         format!("{name} for {}.", offer.price)
@@ -647,7 +668,7 @@ pub fn offer_replies(cart: &Cart, offer: &OfferView) -> QueryResult<Vec<Reply>> 
     )])
 }
 
-fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> QueryResult<Option<Outcome>> {
+fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> Result<Option<Outcome>> {
     let Some(discount) = shop.discount(word)? else {
         return Ok(None);
     };
@@ -660,7 +681,7 @@ fn apply_code(turn: &Turn<'_>, word: &str, shop: &mut dyn Shop) -> QueryResult<O
             vec![Choice::new("Shop", &payload::encode(&Payload::Shop { page: 0 }))],
         ))));
     };
-    let subtotal = cart.subtotal().map_err(|e| render_money(&e))?;
+    let subtotal = cart.subtotal()?;
     Ok(Some(match discount.check(turn.at, subtotal) {
         Ok(()) => Outcome {
             commands: vec![Command::ApplyCode {
@@ -691,14 +712,14 @@ fn hand_over() -> Outcome {
 }
 
 /// An old, deleted or foreign button: a friendly word and the menu, never an error.
-fn stale(turn: &Turn<'_>) -> QueryResult<Outcome> {
+fn stale(turn: &Turn<'_>) -> Result<Outcome> {
     Ok(Outcome::reply(with_menu(
         turn,
         "Sorry, that item or button is no longer available. What would you like to do?",
     )))
 }
 
-fn choose_option(turn: &Turn<'_>, product: &Product, page: u16) -> QueryResult<Outcome> {
+fn choose_option(turn: &Turn<'_>, product: &Product, page: u16) -> Result<Outcome> {
     let available: Vec<&Variant> = product.variants.iter().filter(|v| in_stock(v)).collect();
     if available.is_empty() {
         return Ok(Outcome::reply(with_menu(
@@ -730,7 +751,7 @@ fn choose_option(turn: &Turn<'_>, product: &Product, page: u16) -> QueryResult<O
     }
 }
 
-fn add(turn: &Turn<'_>, product: &Product, variant: &Variant) -> QueryResult<Outcome> {
+fn add(turn: &Turn<'_>, product: &Product, variant: &Variant) -> Result<Outcome> {
     let already = turn
         .cart
         .and_then(|c| c.line_of(variant.id))
@@ -790,7 +811,7 @@ pub fn out_of_stock(product: &Product, variant: &Variant, available: u32) -> Vec
     Reply::text_with_choices(&text, replies)
 }
 
-fn change_line(turn: &Turn<'_>, line: Uuid, quantity: Option<u32>) -> QueryResult<Outcome> {
+fn change_line(turn: &Turn<'_>, line: Uuid, quantity: Option<u32>) -> Result<Outcome> {
     let Some(found) = turn.cart.and_then(|c| c.lines.iter().find(|l| l.id == line)) else {
         return Ok(Outcome::reply(cart_replies(turn.cart, turn.at)?));
     };
@@ -807,7 +828,7 @@ fn change_line(turn: &Turn<'_>, line: Uuid, quantity: Option<u32>) -> QueryResul
     })
 }
 
-fn checkout(turn: &Turn<'_>, cart_id: Uuid) -> QueryResult<Outcome> {
+fn checkout(turn: &Turn<'_>, cart_id: Uuid) -> Result<Outcome> {
     match turn.cart {
         Some(cart) if cart.id == cart_id && !cart.lines.is_empty() => Ok(Outcome {
             commands: vec![Command::Checkout { cart: cart.id }],
@@ -823,7 +844,7 @@ fn checkout(turn: &Turn<'_>, cart_id: Uuid) -> QueryResult<Outcome> {
 
 /// The cart: a card per line (add one, remove one, remove), then the total with Checkout and Keep
 /// shopping.
-pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResult<Vec<Reply>> {
+pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> Result<Vec<Reply>> {
     let Some(cart) = cart.filter(|c| !c.lines.is_empty()) else {
         return Ok(Reply::text_with_choices(
             "Your cart is empty.",
@@ -832,7 +853,7 @@ pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResu
     };
     let mut cards = Vec::with_capacity(cart.lines.len());
     for line in &cart.lines {
-        let total = line.total().map_err(|e| render_money(&e))?;
+        let total = line.total()?;
         let mut card = Card::new(&line.title).subtitle(&format!(
             "{} · {} × {} = {}",
             line.variant_name, line.quantity, line.unit_price, total
@@ -876,7 +897,7 @@ pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResu
         Card::new("More items").subtitle(&format!("{hidden} more in your cart"))
     });
     let mut replies: Vec<Reply> = shown.into_iter().collect();
-    let totals = cart.totals(at).map_err(|e| render_money(&e))?;
+    let totals = cart.totals(at)?;
     let summary = match &totals.discount {
         Some((code, off)) => format!(
             "Your cart: {} item(s), {} with code {code} (-{off}): total {}.",
@@ -896,11 +917,7 @@ pub fn cart_replies(cart: Option<&Cart>, at: chrono::NaiveDateTime) -> QueryResu
     Ok(replies)
 }
 
-fn render_money(e: &crate::money::MoneyError) -> diesel::result::Error {
-    diesel::result::Error::SerializationError(e.to_string().into())
-}
-
-fn typed(turn: &Turn<'_>, typed: &str, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+fn typed(turn: &Turn<'_>, typed: &str, shop: &mut dyn Shop) -> Result<Outcome> {
     // The thread asked for an arrival date: a date answers it, read in the property's timezone.
     if let Some(room) = turn.stay_room.map(|id| shop.room(id)).transpose()?.flatten() {
         let today = crate::bookings::stay::local_today(room.spec.timezone, turn.at);
@@ -942,13 +959,7 @@ fn typed(turn: &Turn<'_>, typed: &str, shop: &mut dyn Shop) -> QueryResult<Outco
     }
 }
 
-fn search(
-    turn: &Turn<'_>,
-    words: &[String],
-    query: &str,
-    page: u16,
-    shop: &mut dyn Shop,
-) -> QueryResult<Outcome> {
+fn search(turn: &Turn<'_>, words: &[String], query: &str, page: u16, shop: &mut dyn Shop) -> Result<Outcome> {
     let found = if words.is_empty() {
         Vec::new()
     } else {

@@ -8,8 +8,8 @@
 //! checks that the nights look free, and renders the alternatives when they are not, or when the
 //! caller lost the last room to another shopper ([`unavailable`]).
 
+use super::Result;
 use chrono::{Datelike, Days, NaiveDate};
-use diesel::QueryResult;
 use uuid::Uuid;
 
 use super::payload::{self, Payload};
@@ -70,7 +70,7 @@ pub(super) fn ref_room(reference: &str) -> Option<&str> {
 
 /// The merchant's active room named `wanted` (its id, or its name in any case; in a ref, `-` or `+`
 /// stand for spaces).
-pub(super) fn find_room(shop: &mut dyn Shop, wanted: &str) -> QueryResult<Option<Bookable>> {
+pub(super) fn find_room(shop: &mut dyn Shop, wanted: &str) -> Result<Option<Bookable>> {
     let name = wanted.replace(['-', '+'], " ").to_lowercase();
     Ok(shop.rooms()?.into_iter().find(|r| {
         r.id.simple().to_string() == wanted
@@ -134,7 +134,7 @@ pub fn stay_line_name(stay: StayDates, guests: u32) -> String {
 }
 
 /// The lowest nightly price of the next [`FROM_PRICE_NIGHTS`] nights.
-fn from_price(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> QueryResult<Money> {
+fn from_price(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> Result<Money> {
     let from = today(turn, room);
     let to = from + Days::new(FROM_PRICE_NIGHTS);
     Ok(shop
@@ -145,7 +145,7 @@ fn from_price(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> QueryRes
         .unwrap_or(room.spec.base_price))
 }
 
-fn room_card(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> QueryResult<Card> {
+fn room_card(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> Result<Card> {
     let people = if room.spec.max_guests == 1 {
         "guest"
     } else {
@@ -166,7 +166,7 @@ fn room_card(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> QueryResu
 }
 
 /// The room types as a carousel.
-pub(super) fn rooms(turn: &Turn<'_>, shop: &mut dyn Shop, page: u16) -> QueryResult<Outcome> {
+pub(super) fn rooms(turn: &Turn<'_>, shop: &mut dyn Shop, page: u16) -> Result<Outcome> {
     let rooms = shop.rooms()?;
     if rooms.is_empty() {
         return Ok(Outcome::reply(with_menu(
@@ -194,12 +194,12 @@ pub(super) fn rooms(turn: &Turn<'_>, shop: &mut dyn Shop, page: u16) -> QueryRes
     }
 }
 
-fn rooms_page_zero(turn: &Turn<'_>, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+fn rooms_page_zero(turn: &Turn<'_>, shop: &mut dyn Shop) -> Result<Outcome> {
     rooms(turn, shop, 0)
 }
 
 /// One room's card, recorded as viewed, and the arrival question.
-pub(super) fn room(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> QueryResult<Outcome> {
+pub(super) fn room(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> Result<Outcome> {
     let card = room_card(turn, room, shop)?;
     let mut replies = vec![Reply::card(card)];
     let mut ask = ask_arrival(turn, room)?;
@@ -214,7 +214,7 @@ pub(super) fn room(turn: &Turn<'_>, room: &Bookable, shop: &mut dyn Shop) -> Que
 }
 
 /// Quick replies for the next days, and the invitation to type a date.
-fn ask_arrival(turn: &Turn<'_>, room: &Bookable) -> QueryResult<Outcome> {
+fn ask_arrival(turn: &Turn<'_>, room: &Bookable) -> Result<Outcome> {
     let first = today(turn, room);
     let mut replies = Vec::new();
     for (i, date) in first.iter_days().take(ARRIVAL_CHOICES as usize).enumerate() {
@@ -245,7 +245,7 @@ fn ask_arrival(turn: &Turn<'_>, room: &Bookable) -> QueryResult<Outcome> {
 }
 
 /// Arrival chosen: how many nights (within the room's minimum and maximum stay).
-pub(super) fn ask_nights(turn: &Turn<'_>, room: &Bookable, arrival: NaiveDate) -> QueryResult<Outcome> {
+pub(super) fn ask_nights(turn: &Turn<'_>, room: &Bookable, arrival: NaiveDate) -> Result<Outcome> {
     if arrival < today(turn, room) {
         let mut outcome = ask_arrival(turn, room)?;
         outcome.replies.splice(0..0, Reply::text("That date has passed."));
@@ -281,7 +281,7 @@ pub(super) fn ask_guests(
     room: &Bookable,
     arrival: NaiveDate,
     nights: u16,
-) -> QueryResult<Outcome> {
+) -> Result<Outcome> {
     let Ok(stay) = StayDates::new(arrival, u32::from(nights)) else {
         return ask_nights(turn, room, arrival);
     };
@@ -312,7 +312,7 @@ pub(super) fn ask_guests(
 }
 
 /// Whether every night of `stay` has a unit free in `room`.
-fn free(shop: &mut dyn Shop, room: &Bookable, stay: StayDates) -> QueryResult<bool> {
+fn free(shop: &mut dyn Shop, room: &Bookable, stay: StayDates) -> Result<bool> {
     let nights = shop.nights(room, stay.arrival(), stay.departure())?;
     Ok(nights.len() == stay.nights() as usize && nights.iter().all(|n| n.available > 0))
 }
@@ -325,7 +325,7 @@ pub(super) fn hold(
     nights: u16,
     guests: u16,
     shop: &mut dyn Shop,
-) -> QueryResult<Outcome> {
+) -> Result<Outcome> {
     let guests = u32::from(guests);
     if guests == 0 || guests > room.spec.max_guests {
         return ask_guests(turn, room, arrival, nights);
@@ -424,7 +424,7 @@ pub(super) fn take_offer(
     booking: Uuid,
     upgrade: bool,
     shop: &mut dyn Shop,
-) -> QueryResult<Outcome> {
+) -> Result<Outcome> {
     let (Some(stay), Some(cart)) = (held(turn, booking), turn.cart) else {
         return Ok(Outcome::reply(with_menu(
             turn,
@@ -471,7 +471,7 @@ pub fn upgrade_price(
     target: &Bookable,
     night_delta: Option<Money>,
     stay: StayDates,
-) -> QueryResult<Option<Money>> {
+) -> Result<Option<Money>> {
     let total = match night_delta {
         Some(delta) => delta
             .checked_mul(i64::from(stay.nights()))
@@ -492,7 +492,7 @@ pub fn stay_replies(
     booking: &Booking,
     room: &Bookable,
     shop: &mut dyn Shop,
-) -> QueryResult<(Vec<Reply>, Option<Uuid>)> {
+) -> Result<(Vec<Reply>, Option<Uuid>)> {
     let line_price = cart
         .lines
         .iter()
@@ -549,7 +549,7 @@ pub fn stay_replies(
             break;
         }
     }
-    let total = cart.totals(turn_at).map_err(|e| super::render_money(&e))?.total;
+    let total = cart.totals(turn_at)?.total;
     replies.push(Reply::buttons(
         &format!("Total {total}. Ready to book?"),
         vec![
@@ -571,7 +571,7 @@ fn offer_message(
     current: Money,
     offer: &StayOfferView,
     shop: &mut dyn Shop,
-) -> QueryResult<Option<Reply>> {
+) -> Result<Option<Reply>> {
     let stay = booking.stay;
     let decline = Action::postback(
         "No thanks",
@@ -588,7 +588,7 @@ fn offer_message(
             let Some(total) = upgrade_price(shop, current, room, *night_delta, stay)? else {
                 return Ok(None);
             };
-            let extra = total.checked_sub(current).map_err(|e| super::render_money(&e))?;
+            let extra = total.checked_sub(current)?;
             let price = match night_delta {
                 Some(delta) => format!("+{delta} / night (+{extra} for your stay)"),
                 None => format!("+{extra} for your stay"),
@@ -614,9 +614,7 @@ fn offer_message(
             if variant.stock < i64::from(units) || cart.line_of(variant.id).is_some() {
                 return Ok(None);
             }
-            let total = price
-                .checked_mul(i64::from(units))
-                .map_err(|e| super::render_money(&e))?;
+            let total = price.checked_mul(i64::from(units))?;
             let price = if *per_night {
                 format!("{price} per night ({total})")
             } else {

@@ -575,14 +575,23 @@ async fn checkout(
     }
     let result = state
         .db
-        .query(move |conn| crate::conversations::turn::checkout_for_agent(conn, caller.merchant_id, id))
-        .await
-        .map_err(|e| super::pages::not_found_as("thread", e))?;
+        .run(move |conn| {
+            use crate::conversations::turn::{TurnError, checkout_for_agent};
+            checkout_for_agent(conn, caller.merchant_id, id).map_err(|e| match e {
+                TurnError::Db(diesel::result::Error::NotFound) => ApiError::not_found("thread"),
+                TurnError::Db(e) => e.into(),
+                other => ApiError::internal(other),
+            })
+        })
+        .await?;
     match result {
         Ok(order) => {
             state.wakers.payments.notify_one();
             Ok(HttpResponse::Created().json(super::orders::OrderBody::from(order)))
         }
-        Err(reason) => Err(ApiError::conflict(ErrorCode::CheckoutRefused, reason)),
+        Err(refusal) => Err(ApiError::conflict(
+            ErrorCode::CheckoutRefused,
+            refusal.to_string(),
+        )),
     }
 }
