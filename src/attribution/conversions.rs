@@ -17,6 +17,20 @@ use crate::kernel::Channel;
 use crate::money::Money;
 use crate::secrets::{Secrets, open_stored};
 
+crate::text_state! {
+    /// Where a purchase told to Meta's Conversions API stands.
+    ConversionStatus {
+        /// Waiting to be posted (or retried).
+        Pending = "pending",
+        /// Meta took it.
+        Sent = "sent",
+        /// Meta refused it for good, or it cannot be posted.
+        Failed = "failed",
+        /// Too old to post (Meta takes events up to 7 days old).
+        Skipped = "skipped",
+    }
+}
+
 /// Meta refuses a request holding an event older than this.
 pub const MAX_AGE: chrono::Duration = chrono::Duration::days(7);
 
@@ -44,8 +58,8 @@ pub struct ConversionEvent {
     pub value_minor: i64,
     /// ISO 4217.
     pub currency: String,
-    /// `pending`, `sent`, `failed`, `skipped`.
-    pub status: String,
+    /// Where it stands.
+    pub status: ConversionStatus,
     /// Posts tried.
     pub attempts: i32,
     /// Next try (or the end of the current one's lease).
@@ -57,7 +71,7 @@ pub struct ConversionEvent {
     /// When Meta took it.
     pub sent_at: Option<NaiveDateTime>,
     /// `messenger` or `instagram`.
-    pub channel: String,
+    pub channel: Channel,
 }
 
 impl ConversionEvent {
@@ -165,7 +179,7 @@ pub fn queue(
             conversion_events::event_time.eq(at),
             conversion_events::value_minor.eq(value.minor()),
             conversion_events::currency.eq(value.currency().code()),
-            conversion_events::status.eq("pending"),
+            conversion_events::status.eq(ConversionStatus::Pending),
             conversion_events::attempts.eq(0),
             conversion_events::next_attempt_at.eq(now()),
             conversion_events::created_at.eq(now()),
@@ -186,7 +200,7 @@ pub fn claim(
     limit: i64,
 ) -> QueryResult<Vec<ConversionEvent>> {
     let due: Vec<ConversionEvent> = conversion_events::table
-        .filter(conversion_events::status.eq("pending"))
+        .filter(conversion_events::status.eq(ConversionStatus::Pending))
         .filter(conversion_events::next_attempt_at.le(at))
         .order(conversion_events::next_attempt_at.asc())
         .limit(limit)
@@ -197,7 +211,7 @@ pub fn claim(
         let taken = diesel::update(
             conversion_events::table
                 .filter(conversion_events::id.eq(e.id))
-                .filter(conversion_events::status.eq("pending"))
+                .filter(conversion_events::status.eq(ConversionStatus::Pending))
                 .filter(conversion_events::next_attempt_at.eq(e.next_attempt_at)),
         )
         .set(conversion_events::next_attempt_at.eq(at + lease))
@@ -209,15 +223,21 @@ pub fn claim(
     Ok(claimed)
 }
 
-/// Ends an event: `sent`, `failed` or `skipped`.
-pub fn finish(conn: &mut DbConnection, id: DbUuid, status: &str, error: Option<&str>) -> QueryResult<()> {
+/// Ends an event: sent, failed or skipped.
+pub fn finish(
+    conn: &mut DbConnection,
+    id: DbUuid,
+    status: ConversionStatus,
+    error: Option<&str>,
+) -> QueryResult<()> {
     let at = now();
     diesel::update(conversion_events::table.find(id))
         .set((
             conversion_events::status.eq(status),
-            conversion_events::attempts.eq(conversion_events::attempts + i32::from(status != "skipped")),
+            conversion_events::attempts
+                .eq(conversion_events::attempts + i32::from(status != ConversionStatus::Skipped)),
             conversion_events::last_error.eq(error),
-            conversion_events::sent_at.eq((status == "sent").then_some(at)),
+            conversion_events::sent_at.eq((status == ConversionStatus::Sent).then_some(at)),
         ))
         .execute(conn)?;
     Ok(())
@@ -239,7 +259,7 @@ pub fn retry(conn: &mut DbConnection, id: DbUuid, error: &str, next: NaiveDateTi
 #[derive(Debug, Clone, Default)]
 pub struct ConversionQuery {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<ConversionStatus>,
     /// Only this order's.
     pub order_id: Option<Uuid>,
     /// Only after this id.
@@ -258,7 +278,7 @@ pub fn list(
         .filter(conversion_events::merchant_id.eq(DbUuid(merchant_id)))
         .into_boxed();
     if let Some(s) = &q.status {
-        query = query.filter(conversion_events::status.eq(s.clone()));
+        query = query.filter(conversion_events::status.eq(*s));
     }
     if let Some(o) = q.order_id {
         query = query.filter(conversion_events::order_id.eq(DbUuid(o)));
@@ -310,8 +330,8 @@ pub fn payload(e: &ConversionEvent) -> QueryResult<String> {
     }
     let corrupt = |e: serde_json::Error| diesel::result::Error::SerializationError(Box::new(e));
     let value = serde_json::value::RawValue::from_string(e.value()?.amount_string()).map_err(corrupt)?;
-    let (messaging_channel, user_data) = match Channel::parse(&e.channel) {
-        Some(Channel::Instagram) => (
+    let (messaging_channel, user_data) = match e.channel {
+        Channel::Instagram => (
             "instagram",
             UserData::Instagram {
                 instagram_business_account_id: &e.page_id,

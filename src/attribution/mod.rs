@@ -438,7 +438,7 @@ impl Dims {
     pub(crate) fn of(touch: &Touch) -> Dims {
         Dims {
             organic: false,
-            channel: Some(touch.channel.clone()),
+            channel: Some(touch.channel.to_string()),
             ad_id: touch.ad_id.clone(),
             ref_: touch.ref_.clone(),
             source: Some(touch.source.clone()),
@@ -599,7 +599,7 @@ mod tests {
             product_id: None,
             ads_context_data: None,
             occurred_at: at,
-            channel: "messenger".into(),
+            channel: crate::kernel::Channel::Messenger,
             page_url: None,
             utm_source: None,
             utm_medium: None,

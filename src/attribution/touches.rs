@@ -70,7 +70,7 @@ pub struct Touch {
     /// When the shopper arrived.
     pub occurred_at: NaiveDateTime,
     /// The channel.
-    pub channel: String,
+    pub channel: crate::kernel::Channel,
     /// The page a web chat was opened on.
     pub page_url: Option<String>,
     /// `utm_source` of that page.

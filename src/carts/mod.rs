@@ -11,6 +11,28 @@ use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::discounts::Discount;
 use crate::money::{Currency, Money, MoneyError};
 
+crate::text_state! {
+    /// Where a cart stands: one open cart per thread, closed for good by a paid order.
+    CartStatus {
+        /// The shopper is filling it.
+        Open = "open",
+        /// Its order was paid.
+        CheckedOut = "checked_out",
+    }
+}
+
+crate::text_state! {
+    /// What became of an upsell offer for a cart.
+    OfferStatus {
+        /// The shopper was shown it.
+        Shown = "shown",
+        /// The shopper took it.
+        Accepted = "accepted",
+        /// The shopper said no.
+        Declined = "declined",
+    }
+}
+
 /// The most lines a cart holds.
 pub const MAX_LINES: usize = 50;
 /// The most units of one line.
@@ -187,7 +209,7 @@ fn corrupt(what: String) -> diesel::result::Error {
 pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<Cart>> {
     let row: Option<(DbUuid, String, Option<DbUuid>, DbUuid)> = carts::table
         .filter(carts::thread_id.eq(DbUuid(thread_id)))
-        .filter(carts::status.eq("open"))
+        .filter(carts::status.eq(CartStatus::Open))
         .select((carts::id, carts::currency, carts::discount_id, carts::merchant_id))
         .first(conn)
         .optional()?;
@@ -244,7 +266,7 @@ fn ensure_open(
 ) -> QueryResult<Uuid> {
     let open: Option<DbUuid> = carts::table
         .filter(carts::thread_id.eq(DbUuid(thread_id)))
-        .filter(carts::status.eq("open"))
+        .filter(carts::status.eq(CartStatus::Open))
         .select(carts::id)
         .first(conn)
         .optional()?;
@@ -268,7 +290,7 @@ fn create(
             carts::id.eq(DbUuid(id)),
             carts::merchant_id.eq(DbUuid(merchant_id)),
             carts::thread_id.eq(DbUuid(thread_id)),
-            carts::status.eq("open"),
+            carts::status.eq(CartStatus::Open),
             carts::currency.eq(currency.code()),
             carts::created_at.eq(at),
             carts::updated_at.eq(at),
@@ -447,9 +469,13 @@ pub fn set_quantity(
     Ok(cart)
 }
 
-/// Records what became of an offer for a cart: `shown`, `accepted` or `declined` (each offer is shown
-/// once per cart).
-pub fn record_offer(conn: &mut DbConnection, cart_id: Uuid, offer_id: Uuid, status: &str) -> QueryResult<()> {
+/// Records what became of an offer for a cart (each offer is shown once per cart).
+pub fn record_offer(
+    conn: &mut DbConnection,
+    cart_id: Uuid,
+    offer_id: Uuid,
+    status: OfferStatus,
+) -> QueryResult<()> {
     let updated = prepared::update(
         cart_offers::table,
         cart_offers::status.eq(status),
@@ -473,7 +499,11 @@ pub fn record_offer(conn: &mut DbConnection, cart_id: Uuid, offer_id: Uuid, stat
 }
 
 /// The status of an offer for a cart, if it was shown.
-pub fn offer_status(conn: &mut DbConnection, cart_id: Uuid, offer_id: Uuid) -> QueryResult<Option<String>> {
+pub fn offer_status(
+    conn: &mut DbConnection,
+    cart_id: Uuid,
+    offer_id: Uuid,
+) -> QueryResult<Option<OfferStatus>> {
     cart_offers::table
         .filter(cart_offers::cart_id.eq(DbUuid(cart_id)))
         .filter(cart_offers::offer_id.eq(DbUuid(offer_id)))

@@ -9,6 +9,22 @@ use super::webhook::StripeEvent;
 use crate::db::schema::stripe_events;
 use crate::db::{DbConnection, now};
 
+crate::text_state! {
+    /// Where a stored Stripe event stands.
+    EventStatus {
+        /// Waiting to be applied (or retried).
+        Pending = "pending",
+        /// Applied: its effect is on the order.
+        Done = "done",
+        /// Names nothing of ours, or is not an event threadcart acts on.
+        Ignored = "ignored",
+        /// Applied, and a person should look at it (Stripe charged another amount than the order's total).
+        Review = "review",
+        /// Failed too often.
+        Dead = "dead",
+    }
+}
+
 /// Tries before an event is dead-lettered.
 pub const MAX_ATTEMPTS: i32 = 8;
 
@@ -25,7 +41,7 @@ pub fn store(conn: &mut DbConnection, event: &StripeEvent, body: &str) -> QueryR
             stripe_events::id.eq(&event.id),
             stripe_events::kind.eq(event.kind.type_name()),
             stripe_events::payload.eq(body),
-            stripe_events::status.eq("pending"),
+            stripe_events::status.eq(EventStatus::Pending),
             stripe_events::attempts.eq(0),
             stripe_events::next_attempt_at.eq(at),
             stripe_events::received_at.eq(at),
@@ -63,7 +79,7 @@ impl Pending {
 /// Events due now, oldest first.
 pub fn due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<Pending>> {
     stripe_events::table
-        .filter(stripe_events::status.eq("pending"))
+        .filter(stripe_events::status.eq(EventStatus::Pending))
         .filter(stripe_events::next_attempt_at.le(at))
         .order(stripe_events::received_at.asc())
         .limit(limit)
@@ -84,11 +100,11 @@ pub enum Outcome {
 
 impl Outcome {
     /// The stored status.
-    pub fn as_str(self) -> &'static str {
+    pub fn status(self) -> EventStatus {
         match self {
-            Outcome::Done => "done",
-            Outcome::Ignored => "ignored",
-            Outcome::Review => "review",
+            Outcome::Done => EventStatus::Done,
+            Outcome::Ignored => EventStatus::Ignored,
+            Outcome::Review => EventStatus::Review,
         }
     }
 }
@@ -97,7 +113,7 @@ impl Outcome {
 pub fn done(conn: &mut DbConnection, id: &str, outcome: Outcome) -> QueryResult<()> {
     diesel::update(stripe_events::table.find(id))
         .set((
-            stripe_events::status.eq(outcome.as_str()),
+            stripe_events::status.eq(outcome.status()),
             stripe_events::processed_at.eq(now()),
         ))
         .execute(conn)?;
@@ -113,9 +129,9 @@ pub fn failed(conn: &mut DbConnection, event: &Pending, error: &str, next: Naive
             stripe_events::last_error.eq(error),
             stripe_events::next_attempt_at.eq(next),
             stripe_events::status.eq(if attempts >= MAX_ATTEMPTS {
-                "dead"
+                EventStatus::Dead
             } else {
-                "pending"
+                EventStatus::Pending
             }),
         ))
         .execute(conn)?;

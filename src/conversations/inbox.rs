@@ -493,7 +493,7 @@ pub struct StoredEvent {
     /// The event as delivered.
     pub payload: String,
     /// The channel.
-    pub channel: String,
+    pub channel: crate::kernel::Channel,
 }
 
 /// A page of the merchant's events in `status`, oldest first.

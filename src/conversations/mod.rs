@@ -485,7 +485,7 @@ pub fn list_threads(
         use crate::db::schema::{cart_lines, carts};
         let open = carts::table
             .inner_join(cart_lines::table)
-            .filter(carts::status.eq("open"))
+            .filter(carts::status.eq(crate::carts::CartStatus::Open))
             .select(carts::thread_id);
         query = if wanted {
             query.filter(threads::id.eq_any(open))
@@ -521,8 +521,8 @@ pub struct StoredMessage {
 /// What became of an outgoing message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// `queued`, `sent`, `failed`, `expired` or `dead`.
-    pub status: String,
+    /// Where the send stands.
+    pub status: OutboxStatus,
     /// Why it was not delivered.
     pub error: Option<String>,
 }
@@ -537,7 +537,7 @@ pub fn list_messages(
 ) -> QueryResult<Vec<(StoredMessage, Option<Delivery>)>> {
     let page = message_page(conn, thread_id, after, limit)?;
     let ids: Vec<DbUuid> = page.iter().map(|m| m.id).collect();
-    type Sent = (Option<DbUuid>, String, Option<String>, Option<String>);
+    type Sent = (Option<DbUuid>, OutboxStatus, Option<String>, Option<String>);
     let deliveries: Vec<Sent> = crate::db::schema::outbox::table
         .filter(crate::db::schema::outbox::message_id.eq_any(ids))
         .select((

@@ -305,7 +305,7 @@ pub fn queued_with_token(
             pages::table.on(pages::page_id
                 .eq(outbox::page_id)
                 .or(pages::instagram_account_id.eq(outbox::page_id.nullable()))
-                .and(pages::token_status.eq("ok"))),
+                .and(pages::token_status.eq(crate::merchants::pages::TokenStatus::Ok))),
         )
         .filter(outbox::thread_id.eq(thread_id))
         .filter(outbox::status.eq(OutboxStatus::Queued))

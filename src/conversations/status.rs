@@ -1,55 +1,6 @@
 //! The states of the conversation core's rows, stored as text (see `crate::db::types`).
 
-use std::fmt;
-
-/// Declares a text-stored state: its variants with their stored names, `as_str`, `parse` and the
-/// column mapping.
-macro_rules! state {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(
-            Debug,
-            Clone,
-            Copy,
-            PartialEq,
-            Eq,
-            Hash,
-            diesel::expression::AsExpression,
-            diesel::deserialize::FromSqlRow,
-        )]
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            /// The stored name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            /// Reads a stored name.
-            pub fn parse(s: &str) -> Option<$name> {
-                match s {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        crate::text_enum_sql!($name);
-    };
-}
-
-state! {
+crate::text_state! {
     /// Whether the channel's User Profile API was asked about a customer.
     ProfileStatus {
         /// Not asked yet: the next event asks first.
@@ -61,7 +12,7 @@ state! {
     }
 }
 
-state! {
+crate::text_state! {
     /// A delivery of the durable inbox.
     DeliveryStatus {
         /// Stored whole, waiting to be split into events.
@@ -73,7 +24,7 @@ state! {
     }
 }
 
-state! {
+crate::text_state! {
     /// An event of the durable inbox.
     EventStatus {
         /// Waiting to be applied (or to be retried).
@@ -87,7 +38,7 @@ state! {
     }
 }
 
-state! {
+crate::text_state! {
     /// A queued send of a Meta channel.
     OutboxStatus {
         /// Waiting to be sent (or retried).

@@ -336,7 +336,7 @@ pub fn answer(
                     Some((offer, view.price)),
                 ) {
                     Ok(mut updated) => {
-                        carts::record_offer(conn, cart.id, offer, "accepted")?;
+                        carts::record_offer(conn, cart.id, offer, carts::OfferStatus::Accepted)?;
                         if !updated.offers_seen.contains(&offer) {
                             updated.offers_seen.push(offer);
                         }
@@ -361,7 +361,7 @@ pub fn answer(
             }
             Command::DeclineOffer { offer } => {
                 if let Some(cart) = cart.as_ref() {
-                    carts::record_offer(conn, cart.id, offer, "declined")?;
+                    carts::record_offer(conn, cart.id, offer, carts::OfferStatus::Declined)?;
                 }
                 if let Some(Some(updated)) = changed_cart.as_mut()
                     && !updated.offers_seen.contains(&offer)
@@ -450,7 +450,7 @@ pub fn answer(
                 changed_cart = None;
                 match hold_in_cart(conn, &merchant, thread, &request, Some(price))? {
                     Ok(_) => {
-                        carts::record_offer(conn, cart.id, offer, "accepted")?;
+                        carts::record_offer(conn, cart.id, offer, carts::OfferStatus::Accepted)?;
                         let extra = price.checked_sub(current).ok();
                         funnel.record_stay(conn, FunnelStep::AddToCart, room.id, extra)?;
                         replies.extend(Reply::text(&format!("Upgraded to the {}.", room.spec.name)));
@@ -494,7 +494,7 @@ pub fn answer(
                 ) {
                     Ok(_) => {
                         changed_cart = None;
-                        carts::record_offer(conn, cart.id, offer, "accepted")?;
+                        carts::record_offer(conn, cart.id, offer, carts::OfferStatus::Accepted)?;
                         let value = price.checked_mul(i64::from(units)).ok();
                         funnel.record(conn, FunnelStep::AddToCart, Some(product.id), value)?;
                         replies.extend(Reply::text(&format!("Added {}.", product.fields.title)));
@@ -528,7 +528,7 @@ pub fn answer(
             .offers_for(product)?;
             if let Some(offer) = engine::pick_offer(cart, &offers) {
                 replies.extend(engine::offer_replies(cart, offer)?);
-                carts::record_offer(conn, cart.id, offer.id, "shown")?;
+                carts::record_offer(conn, cart.id, offer.id, carts::OfferStatus::Shown)?;
             }
         }
     }
@@ -649,7 +649,7 @@ fn held_stay_replies(
     let mut shop = DbShop { conn, merchant_id };
     let (replies, shown) = engine::stay_replies(at, &cart, &booking, &room, &mut shop)?;
     if let Some(offer) = shown {
-        carts::record_offer(conn, cart.id, offer, "shown")?;
+        carts::record_offer(conn, cart.id, offer, carts::OfferStatus::Shown)?;
     }
     Ok(replies)
 }

@@ -74,7 +74,7 @@ impl From<Order> for OrderBody {
             total: o.total.into(),
             refunded: o.refunded.into(),
             thread_id: o.thread_id,
-            channel: o.channel,
+            channel: o.channel.to_string(),
             ad_id: o.ad_id,
             lines: o
                 .lines
@@ -94,7 +94,7 @@ impl From<Order> for OrderBody {
             stripe_session_id: o.stripe_session_id,
             stripe_payment_intent_id: o.stripe_payment_intent_id,
             receipt: o.receipt,
-            late_payment: o.late_payment,
+            late_payment: o.late_payment.map(|l| l.as_str().to_owned()),
             expires_at: o.expires_at.map(timestamp),
             paid_at: o.paid_at.map(timestamp),
             created_at: timestamp(o.created_at),

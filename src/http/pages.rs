@@ -52,7 +52,7 @@ impl From<Page> for PageBody {
             name: p.name,
             token_last4: p.token_last4,
             connected_at: timestamp(p.connected_at),
-            token_status: p.token_status,
+            token_status: p.token_status.as_str().to_owned(),
             human_agent_enabled: p.human_agent_enabled,
             messenger_profile: p.profile_status,
             instagram_account_id: p.instagram_account_id,

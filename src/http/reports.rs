@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, timestamp};
-use crate::attribution::conversions::{self, ConversionEvent, ConversionQuery};
+use crate::attribution::conversions::{self, ConversionEvent, ConversionQuery, ConversionStatus};
 use crate::attribution::report::{self, AdDay, FunnelRow, GroupBy, MAX_DAYS, Period};
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
@@ -408,7 +408,7 @@ impl From<ConversionEvent> for ConversionBody {
             event_time: timestamp(e.event_time),
             page_id: e.page_id,
             order_id: e.order_id.map(|o| o.0),
-            status: e.status,
+            status: e.status.as_str().to_owned(),
             attempts: e.attempts,
             last_error: e.last_error,
             created_at: timestamp(e.created_at),
@@ -429,17 +429,18 @@ async fn list_conversions(
         cursor: params.cursor,
     };
     let (limit, after) = (page.limit()?, page.uuid_cursor()?);
-    if let Some(s) = &params.status
-        && !matches!(s.as_str(), "pending" | "sent" | "failed" | "skipped")
-    {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "status",
-            "invalid_status",
-            "status is one of pending, sent, failed, skipped",
-        )]));
-    }
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(s) => Some(ConversionStatus::parse(s).ok_or_else(|| {
+            ApiError::validation(vec![FieldError::new(
+                "status",
+                "invalid_status",
+                "status is one of pending, sent, failed, skipped",
+            )])
+        })?),
+    };
     let q = ConversionQuery {
-        status: params.status,
+        status,
         order_id: params.order_id,
         after,
         limit: limit + 1,

@@ -61,7 +61,7 @@ impl From<Touch> for TouchBody {
         };
         TouchBody {
             id: t.id.0,
-            channel: t.channel,
+            channel: t.channel.to_string(),
             source: t.source,
             kind: t.kind,
             ref_: t.ref_,
@@ -235,7 +235,8 @@ struct MessageBody {
 
 impl From<(StoredMessage, Option<Delivery>)> for MessageBody {
     fn from((m, delivery): (StoredMessage, Option<Delivery>)) -> Self {
-        let (delivery, delivery_error) = delivery.map_or((None, None), |d| (Some(d.status), d.error));
+        let (delivery, delivery_error) =
+            delivery.map_or((None, None), |d| (Some(d.status.to_string()), d.error));
         MessageBody {
             delivery,
             delivery_error,
@@ -398,7 +399,7 @@ impl From<StoredEvent> for EventBody {
     fn from(e: StoredEvent) -> Self {
         EventBody {
             id: e.id.0,
-            channel: e.channel,
+            channel: e.channel.to_string(),
             page_id: e.page_id,
             psid: e.psid,
             kind: e.kind,

@@ -238,7 +238,7 @@ async fn preflight_conversation(
             let w: Option<String> = threads::table
                 .inner_join(webchats::table.on(webchats::merchant_id.eq(threads::merchant_id)))
                 .filter(threads::id.eq(DbUuid(conversation)))
-                .filter(threads::channel.eq("webchat"))
+                .filter(threads::channel.eq(crate::kernel::Channel::Webchat))
                 .select(webchats::allowed_origins)
                 .first(conn)
                 .optional()?;

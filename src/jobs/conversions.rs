@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::{WorkerContext, backoff, idle};
-use crate::attribution::conversions::{self, ConversionEvent, MAX_AGE};
+use crate::attribution::conversions::{self, ConversionEvent, ConversionStatus, MAX_AGE};
 use crate::channels::meta::graph::ErrorClass;
 use crate::db::{DbError, now};
 
@@ -56,7 +56,9 @@ async fn post(ctx: &WorkerContext, e: ConversionEvent) -> Result<(), DbError> {
         tracing::info!(conversion.id = %id.0, "Conversions API event older than 7 days: skipped");
         return ctx
             .db
-            .query(move |conn| conversions::finish(conn, id, "skipped", Some("older than 7 days")))
+            .query(move |conn| {
+                conversions::finish(conn, id, ConversionStatus::Skipped, Some("older than 7 days"))
+            })
             .await;
     }
     let (page_id, secrets) = (e.page_id.clone(), ctx.secrets.clone());
@@ -72,14 +74,21 @@ async fn post(ctx: &WorkerContext, e: ConversionEvent) -> Result<(), DbError> {
     let Some((dataset_id, token)) = dataset else {
         return ctx
             .db
-            .query(move |conn| conversions::finish(conn, id, "failed", Some("the Page has no dataset")))
+            .query(move |conn| {
+                conversions::finish(
+                    conn,
+                    id,
+                    ConversionStatus::Failed,
+                    Some("the Page has no dataset"),
+                )
+            })
             .await;
     };
     match ctx.graph.post_events(&dataset_id, &token, &body).await {
         Ok(()) => {
             tracing::info!(conversion.id = %id.0, dataset.id = %dataset_id, "Conversions API event sent");
             ctx.db
-                .query(move |conn| conversions::finish(conn, id, "sent", None))
+                .query(move |conn| conversions::finish(conn, id, ConversionStatus::Sent, None))
                 .await
         }
         Err(err) => {
@@ -93,7 +102,7 @@ async fn post(ctx: &WorkerContext, e: ConversionEvent) -> Result<(), DbError> {
                     .await
             } else {
                 ctx.db
-                    .query(move |conn| conversions::finish(conn, id, "failed", Some(&error)))
+                    .query(move |conn| conversions::finish(conn, id, ConversionStatus::Failed, Some(&error)))
                     .await
             }
         }

@@ -13,6 +13,16 @@ use crate::db::{DbConnection, DbUuid, now};
 use crate::kernel::FieldError;
 use crate::secrets::{Sealed, Secrets, SecretsError};
 
+crate::text_state! {
+    /// Whether Meta still takes a Page's token.
+    TokenStatus {
+        /// Taken.
+        Ok = "ok",
+        /// Refused (error 190): nothing is sent with it until the merchant reconnects with a new token.
+        Broken = "broken",
+    }
+}
+
 /// A connected Page, without its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -26,8 +36,8 @@ pub struct Page {
     pub token_last4: String,
     /// Connected (UTC).
     pub connected_at: NaiveDateTime,
-    /// `ok`, or `broken` after Meta refused the token (error 190): reconnect with a new token.
-    pub token_status: String,
+    /// Whether Meta still takes its token.
+    pub token_status: TokenStatus,
     /// The Page may send `HUMAN_AGENT` tagged messages (an App Review permission).
     pub human_agent_enabled: bool,
     /// How setting its Messenger profile went: `pending`, `ok` or `failed: <reason>`.
@@ -44,7 +54,7 @@ struct PageRow {
     name: Option<String>,
     token_last4: String,
     connected_at: NaiveDateTime,
-    token_status: String,
+    token_status: TokenStatus,
     human_agent_enabled: bool,
     profile_status: String,
     instagram_account_id: Option<String>,
@@ -237,7 +247,7 @@ pub fn access_token(conn: &mut DbConnection, page_id: &str) -> QueryResult<Optio
                 .eq(page_id)
                 .or(pages::instagram_account_id.eq(page_id)),
         )
-        .filter(pages::token_status.eq("ok"))
+        .filter(pages::token_status.eq(TokenStatus::Ok))
         .select(pages::access_token)
         .first(conn)
         .optional()?;
@@ -307,7 +317,7 @@ pub fn reseal_tokens(conn: &mut DbConnection, secrets: &Secrets) -> Result<usize
 /// Meta refused the Page's token: stop using it until the merchant gives a new one.
 pub fn mark_token_broken(conn: &mut DbConnection, page_id: &str) -> QueryResult<()> {
     diesel::update(pages::table.filter(pages::page_id.eq(page_id)))
-        .set(pages::token_status.eq("broken"))
+        .set(pages::token_status.eq(TokenStatus::Broken))
         .execute(conn)?;
     tracing::warn!(page.id = %page_id, "Page access token refused by Meta: marked broken");
     Ok(())
@@ -341,7 +351,7 @@ pub fn update(
             .set((
                 pages::access_token.eq(secrets.seal(token.expose_secret()).as_str()),
                 pages::token_last4.eq(last4(token)),
-                pages::token_status.eq("ok"),
+                pages::token_status.eq(TokenStatus::Ok),
             ))
             .execute(conn)?;
     }

@@ -378,7 +378,7 @@ fn insert_order(
         .map(|d| DbUuid(d.id));
     let (touch_id, ad_id) = touch.map_or((None, None), |(t, ad)| (Some(DbUuid(t)), ad));
     // The order is made on the thread's channel (for reports and the Conversions API).
-    let channel: String = crate::db::schema::threads::table
+    let channel: crate::kernel::Channel = crate::db::schema::threads::table
         .find(DbUuid(cart.thread_id))
         .select(crate::db::schema::threads::channel)
         .first(conn)?;

@@ -44,7 +44,7 @@ pub use sessions::{
     SessionTry, claim_session_try, drop_session_key, mark_checked, mark_session_closed, needing_session,
     overdue, record_session, sessions_to_close, to_reconcile,
 };
-pub use status::OrderStatus;
+pub use status::{LateSettlement, OrderStatus};
 
 // ---- transactions -------------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ fn lock_open_cart(conn: &mut DbConnection, merchant_id: Uuid, thread_id: Uuid) -
         schema::carts::table
             .filter(schema::carts::thread_id.eq(DbUuid(thread_id)))
             .filter(schema::carts::merchant_id.eq(DbUuid(merchant_id)))
-            .filter(schema::carts::status.eq("open")),
+            .filter(schema::carts::status.eq(crate::carts::CartStatus::Open)),
     )
     .set(schema::carts::status.eq(schema::carts::status))
     .execute(conn)?;

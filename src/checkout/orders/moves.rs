@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::rows::{OrderRow, order_row};
 use super::stock::{commit, release, take_stock};
-use super::{OrderStatus, lock_cart, lock_order, one_transaction};
+use super::{LateSettlement, OrderStatus, lock_cart, lock_order, one_transaction};
 use crate::bookings::BookingError;
 use crate::db::schema::{self, order_lines, orders, reservations};
 use crate::db::{DbConnection, DbUuid};
@@ -147,10 +147,10 @@ fn close_cart_and_redeem(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateT
         diesel::update(
             schema::carts::table
                 .filter(schema::carts::id.eq(cart_id))
-                .filter(schema::carts::status.eq("open")),
+                .filter(schema::carts::status.eq(crate::carts::CartStatus::Open)),
         )
         .set((
-            schema::carts::status.eq("checked_out"),
+            schema::carts::status.eq(crate::carts::CartStatus::CheckedOut),
             schema::carts::updated_at.eq(at),
         ))
         .execute(conn)?;
@@ -205,7 +205,7 @@ pub fn settle_late_payment(
         if !matches!(row.status()?, OrderStatus::Expired | OrderStatus::PaymentFailed) {
             return Ok(LatePayment::NotLate);
         }
-        if row.late_payment.as_deref() == Some("refund_due") {
+        if row.late_payment == Some(LateSettlement::RefundDue) {
             return Ok(LatePayment::RefundDue);
         }
         let intent = payment_intent.or(row.stripe_payment_intent_id.as_deref());
@@ -223,9 +223,9 @@ pub fn settle_late_payment(
             .set((
                 orders::status.eq(status.as_str()),
                 orders::late_payment.eq(if outcome == LatePayment::Honoured {
-                    "honoured"
+                    LateSettlement::Honoured
                 } else {
-                    "refund_due"
+                    LateSettlement::RefundDue
                 }),
                 orders::stripe_payment_intent_id.eq(intent),
                 orders::paid_at.eq((outcome == LatePayment::Honoured).then_some(at)),
@@ -274,7 +274,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> R
     }
     let released: Vec<(DbUuid, DbUuid, i32)> = reservations::table
         .filter(reservations::order_id.eq(row.id))
-        .filter(reservations::status.eq("released"))
+        .filter(reservations::status.eq(super::stock::ReservationStatus::Released))
         .order(reservations::variant_id.asc())
         .select((reservations::id, reservations::variant_id, reservations::quantity))
         .load(conn)?;
@@ -285,7 +285,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> R
         }
         diesel::update(reservations::table.filter(reservations::id.eq(id)))
             .set((
-                reservations::status.eq("committed"),
+                reservations::status.eq(super::stock::ReservationStatus::Committed),
                 reservations::updated_at.eq(at),
             ))
             .execute(conn)?;

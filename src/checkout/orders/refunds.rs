@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::moves::mark_refunded;
 use super::rows::{corrupt, load, order_row};
-use super::{Order, OrderStatus, lock_order, one_transaction};
+use super::{LateSettlement, Order, OrderStatus, lock_order, one_transaction};
 use crate::db::schema::{orders, refunds};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::money::{Currency, Money};
@@ -47,11 +47,11 @@ pub fn record_late_refund(
         diesel::update(
             orders::table
                 .filter(orders::id.eq(DbUuid(order_id)))
-                .filter(orders::late_payment.eq("refund_due")),
+                .filter(orders::late_payment.eq(LateSettlement::RefundDue)),
         )
         .set((
             orders::status.eq(OrderStatus::Refunded.as_str()),
-            orders::late_payment.eq("refunded"),
+            orders::late_payment.eq(LateSettlement::Refunded),
             orders::updated_at.eq(now()),
         ))
         .execute(conn)?;

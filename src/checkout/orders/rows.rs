@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::OrderStatus;
+use super::{LateSettlement, OrderStatus};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{DbConnection, DbUuid};
 use crate::money::{Currency, Money};
@@ -103,9 +103,9 @@ pub struct Order {
     pub receipt: Option<String>,
     /// A payment that arrived after the order had ended here: `honoured` (the stock was still there,
     /// the order is paid) or `refunded` (it was not: the payment went back in full).
-    pub late_payment: Option<String>,
+    pub late_payment: Option<LateSettlement>,
     /// The channel of the conversation it was made in (`messenger`, `instagram`, `webchat`).
-    pub channel: String,
+    pub channel: crate::kernel::Channel,
     /// Lines in the cart's order.
     pub lines: Vec<OrderLine>,
 }
@@ -161,8 +161,8 @@ pub(super) struct OrderRow {
     pub(super) session_key: Option<String>,
     pub(super) session_tries: i32,
     pub(super) receipt: Option<String>,
-    pub(super) late_payment: Option<String>,
-    pub(super) channel: String,
+    pub(super) late_payment: Option<LateSettlement>,
+    pub(super) channel: crate::kernel::Channel,
 }
 
 #[derive(Queryable, Selectable)]

@@ -2,6 +2,18 @@
 
 use std::fmt;
 
+crate::text_state! {
+    /// How a payment that arrived after the order had ended here was settled.
+    LateSettlement {
+        /// The stock was still there: the order is paid after all.
+        Honoured = "honoured",
+        /// Some of it was gone: the payment goes back in full (final once decided).
+        RefundDue = "refund_due",
+        /// The payment went back in full.
+        Refunded = "refunded",
+    }
+}
+
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderStatus {

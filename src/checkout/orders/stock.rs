@@ -9,6 +9,18 @@ use uuid::Uuid;
 use crate::db::schema::{reservations, variants};
 use crate::db::{DbConnection, DbUuid};
 
+crate::text_state! {
+    /// Where an order's units of one variant stand.
+    ReservationStatus {
+        /// Taken from the stock while the order awaits payment.
+        Held = "held",
+        /// Given back: the order ended unpaid.
+        Released = "released",
+        /// Kept for good: the order is paid.
+        Committed = "committed",
+    }
+}
+
 /// Takes `quantity` units of the merchant's variant in one conditional statement; false when fewer are
 /// left (nothing taken).
 pub(super) fn take_stock(
@@ -58,7 +70,7 @@ pub(super) fn reserve(
                 reservations::order_id.eq(DbUuid(order_id)),
                 reservations::variant_id.eq(DbUuid(variant_id)),
                 reservations::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
-                reservations::status.eq("held"),
+                reservations::status.eq(ReservationStatus::Held),
                 reservations::created_at.eq(at),
                 reservations::updated_at.eq(at),
             ))
@@ -72,7 +84,7 @@ pub(super) fn reserve(
 pub(super) fn release(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime) -> QueryResult<()> {
     let held: Vec<(DbUuid, DbUuid, i32)> = reservations::table
         .filter(reservations::order_id.eq(DbUuid(order_id)))
-        .filter(reservations::status.eq("held"))
+        .filter(reservations::status.eq(ReservationStatus::Held))
         .order(reservations::variant_id.asc())
         .select((reservations::id, reservations::variant_id, reservations::quantity))
         .load(conn)?;
@@ -80,10 +92,10 @@ pub(super) fn release(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime
         let released = diesel::update(
             reservations::table
                 .filter(reservations::id.eq(id))
-                .filter(reservations::status.eq("held")),
+                .filter(reservations::status.eq(ReservationStatus::Held)),
         )
         .set((
-            reservations::status.eq("released"),
+            reservations::status.eq(ReservationStatus::Released),
             reservations::updated_at.eq(at),
         ))
         .execute(conn)?;
@@ -104,10 +116,10 @@ pub(super) fn commit(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime)
     diesel::update(
         reservations::table
             .filter(reservations::order_id.eq(DbUuid(order_id)))
-            .filter(reservations::status.eq("held")),
+            .filter(reservations::status.eq(ReservationStatus::Held)),
     )
     .set((
-        reservations::status.eq("committed"),
+        reservations::status.eq(ReservationStatus::Committed),
         reservations::updated_at.eq(at),
     ))
     .execute(conn)?;
