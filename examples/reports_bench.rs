@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = database.backend().name();
     database.run_blocking(|conn| db::run_migrations(conn).map(|_| ()))?;
 
-    let reuse: Option<DbUuid> = if std::env::var("REUSE").is_ok() {
+    let reuse: Option<threadcart::kernel::MerchantId> = if std::env::var("REUSE").is_ok() {
         database.query_blocking(|conn| {
             merchants::table
                 .filter(merchants::name.eq(NAME))
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None
     };
     let merchant_id = match reuse {
-        Some(id) => id.0,
+        Some(id) => id,
         None => {
             let started = Instant::now();
             let merchant_id = database.query_blocking(|conn| seed(conn, events))?;
@@ -97,7 +97,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Replaces the bench merchant and seeds it; its id.
-fn seed(conn: &mut db::DbConnection, events: usize) -> Result<Uuid, diesel::result::Error> {
+fn seed(
+    conn: &mut db::DbConnection,
+    events: usize,
+) -> Result<threadcart::kernel::MerchantId, diesel::result::Error> {
     diesel::delete(merchants::table.filter(merchants::name.eq(NAME))).execute(conn)?;
     let new = threadcart::merchants::NewMerchant::parse(NAME, "EUR", "Europe/Paris")
         .map_err(|_| diesel::result::Error::RollbackTransaction)?;
@@ -153,7 +156,7 @@ fn seed(conn: &mut db::DbConnection, events: usize) -> Result<Uuid, diesel::resu
                     let at = start + Duration::seconds(i64::try_from(next() % span).unwrap_or(0));
                     (
                         funnel_events::id.eq(DbUuid(Uuid::now_v7())),
-                        funnel_events::merchant_id.eq(DbUuid(merchant.id)),
+                        funnel_events::merchant_id.eq(merchant.id),
                         funnel_events::thread_id.eq(*thread_id),
                         funnel_events::kind.eq(kind),
                         funnel_events::touch_id.eq(*touch_id),

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::auth::{Role, keys};
 use crate::config::Config;
@@ -72,7 +71,7 @@ enum PageCommand {
     Connect {
         /// The merchant's id.
         #[arg(long)]
-        merchant: Uuid,
+        merchant: crate::kernel::MerchantId,
         /// Meta's Page id.
         #[arg(long)]
         page_id: String,

@@ -12,6 +12,7 @@ use crate::catalog::import::{ImportProduct, ImportVariant};
 use crate::catalog::wire::ProductCreate;
 use crate::catalog::{self, CatalogError};
 use crate::db::{Db, DbConnection, write_transaction};
+use crate::kernel::MerchantId;
 use crate::merchants::pages::{self, NewPage};
 use crate::merchants::{self, Merchant, NewMerchant};
 use crate::money::MoneyDto;
@@ -106,7 +107,7 @@ pub struct Loaded {
     /// Name.
     pub name: String,
     /// Id in this database.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// Its Messenger Page id.
     pub page_id: String,
     /// The Instagram professional account connected with the Page.
@@ -270,7 +271,11 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
 }
 
 /// The merchant's bookable named `name`.
-fn bookable_named(conn: &mut DbConnection, merchant_id: Uuid, name: &str) -> Result<Option<Uuid>, DemoError> {
+fn bookable_named(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    name: &str,
+) -> Result<Option<Uuid>, DemoError> {
     let query = bookings::BookableQuery {
         after: None,
         limit: 200,
@@ -285,7 +290,7 @@ fn bookable_named(conn: &mut DbConnection, merchant_id: Uuid, name: &str) -> Res
 /// Creates the demo offer unless one with the same trigger and target exists.
 fn load_offer(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     slug: &str,
     o: &DemoOffer,
 ) -> Result<(), DemoError> {

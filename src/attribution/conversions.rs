@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::db::schema::{conversion_events, customers, pages, threads};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::kernel::Channel;
+use crate::kernel::MerchantId;
 use crate::money::Money;
 use crate::secrets::{Secrets, open_stored};
 
@@ -41,7 +42,7 @@ pub struct ConversionEvent {
     /// Id (UUIDv7, the list's order).
     pub id: DbUuid,
     /// The merchant.
-    pub merchant_id: DbUuid,
+    pub merchant_id: MerchantId,
     /// The Page the thread is on.
     pub page_id: String,
     /// The shopper's page-scoped id.
@@ -87,14 +88,14 @@ impl ConversionEvent {
 pub fn configure(
     conn: &mut DbConnection,
     secrets: &Secrets,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     page_id: &str,
     dataset_id: &str,
     access_token: &str,
 ) -> QueryResult<bool> {
     let n = diesel::update(
         pages::table
-            .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(pages::merchant_id.eq(merchant_id))
             .filter(pages::page_id.eq(page_id)),
     )
     .set((
@@ -134,9 +135,13 @@ pub fn dataset_of(
 }
 
 /// The Page's dataset id (not its token), if set.
-pub fn dataset_id(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryResult<Option<String>> {
+pub fn dataset_id(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    page_id: &str,
+) -> QueryResult<Option<String>> {
     let d: Option<Option<String>> = pages::table
-        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(pages::merchant_id.eq(merchant_id))
         .filter(pages::page_id.eq(page_id))
         .select(pages::capi_dataset_id)
         .first(conn)
@@ -271,11 +276,11 @@ pub struct ConversionQuery {
 /// The merchant's events, oldest first.
 pub fn list(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     q: &ConversionQuery,
 ) -> QueryResult<Vec<ConversionEvent>> {
     let mut query = conversion_events::table
-        .filter(conversion_events::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(conversion_events::merchant_id.eq(merchant_id))
         .into_boxed();
     if let Some(s) = &q.status {
         query = query.filter(conversion_events::status.eq(*s));

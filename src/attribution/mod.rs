@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{funnel_daily, funnel_events, merchants};
 use crate::db::{DbConnection, DbUuid, now};
+use crate::kernel::MerchantId;
 use crate::money::Money;
 pub use touches::Touch;
 
@@ -26,7 +27,7 @@ pub struct ThreadView {
     /// The thread.
     pub id: DbUuid,
     /// Its merchant.
-    pub merchant_id: DbUuid,
+    pub merchant_id: MerchantId,
     /// Its channel.
     pub channel: crate::kernel::Channel,
     /// Its first touch.
@@ -105,7 +106,7 @@ pub fn within_window(latest: Option<Touch>, at: NaiveDateTime, window_days: i32)
 }
 
 /// The merchant's settings the rule needs: timezone and window.
-fn settings(conn: &mut DbConnection, merchant_id: DbUuid) -> QueryResult<(chrono_tz::Tz, i32)> {
+fn settings(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<(chrono_tz::Tz, i32)> {
     let (tz, window): (String, i32) = merchants::table
         .find(merchant_id)
         .select((merchants::timezone, merchants::attribution_window_days))
@@ -383,7 +384,7 @@ pub fn record_refund(
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = funnel_events)]
 struct PurchaseRow {
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     thread_id: DbUuid,
     touch_id: Option<DbUuid>,
     first_touch_id: Option<DbUuid>,
@@ -462,7 +463,7 @@ impl Dims {
 }
 
 struct Event {
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     thread_id: DbUuid,
     kind: &'static str,
     touch_id: Option<DbUuid>,
@@ -523,7 +524,7 @@ fn insert_event(conn: &mut DbConnection, e: &Event) -> QueryResult<()> {
 /// Adds `events` events worth `value` to the merchant's day.
 fn roll_up(
     conn: &mut DbConnection,
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     day: NaiveDate,
     kind: &str,
     dims: &Dims,
@@ -571,8 +572,8 @@ fn roll_up(
 
 /// Rebuilds the merchant's daily rollup from its events, in its current timezone (after the timezone
 /// changed, the days move).
-pub fn rebuild_rollup(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<()> {
-    let id = DbUuid(merchant_id);
+pub fn rebuild_rollup(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<()> {
+    let id = merchant_id;
     let (tz, _) = settings(conn, id)?;
     diesel::delete(funnel_daily::table.filter(funnel_daily::merchant_id.eq(id))).execute(conn)?;
     let rows = report::raw_cells(conn, merchant_id, tz, None, None)?;

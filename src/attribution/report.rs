@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
-use uuid::Uuid;
 
 use super::Touch;
 use super::{Dims, FunnelStep, local_day};
 use crate::db::schema::{funnel_daily, funnel_events, merchants, threads, touches};
 use crate::db::{DbConnection, DbUuid};
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money};
 
 /// The longest period one report covers.
@@ -134,7 +134,7 @@ fn opt(s: String) -> Option<String> {
 /// Cells from the daily rollup.
 fn rollup_cells(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     from: NaiveDate,
     to: NaiveDate,
     ad_id: Option<&str>,
@@ -154,7 +154,7 @@ fn rollup_cells(
         i64,
     );
     let mut q = funnel_daily::table
-        .filter(funnel_daily::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(funnel_daily::merchant_id.eq(merchant_id))
         .filter(funnel_daily::day.between(from, to))
         .into_boxed();
     if let Some(ad) = ad_id {
@@ -220,7 +220,7 @@ type CellKey = (NaiveDate, String, Vec<Option<String>>, bool, String);
 /// Cells computed from the events themselves, days in `tz` (optionally between two instants).
 pub(crate) fn raw_cells(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     tz: chrono_tz::Tz,
     range: Option<(NaiveDateTime, NaiveDateTime)>,
     ad_id: Option<&str>,
@@ -239,7 +239,7 @@ pub(crate) fn raw_cells(
         Option<i64>,
     );
     let mut q = funnel_events::table
-        .filter(funnel_events::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(funnel_events::merchant_id.eq(merchant_id))
         .into_boxed();
     if let Some((start, end)) = range {
         q = q
@@ -303,9 +303,9 @@ pub(crate) fn raw_cells(
         .collect())
 }
 
-fn merchant_tz(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<chrono_tz::Tz> {
+fn merchant_tz(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<chrono_tz::Tz> {
     let tz: String = merchants::table
-        .find(DbUuid(merchant_id))
+        .find(merchant_id)
         .select(merchants::timezone)
         .first(conn)?;
     tz.parse()
@@ -316,7 +316,7 @@ fn merchant_tz(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<chrono
 /// the database).
 fn rollup_groups(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     p: &Period,
     group_by: GroupBy,
 ) -> QueryResult<Vec<Cell>> {
@@ -332,7 +332,7 @@ fn rollup_groups(
         GroupBy::Channel => "channel",
     };
     let rows: Vec<(String, bool, String, String, i64, i64)> = funnel_daily::table
-        .filter(funnel_daily::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(funnel_daily::merchant_id.eq(merchant_id))
         .filter(funnel_daily::day.between(p.from, p.to))
         .select(sql::<(Text, Bool, Text, Text, BigInt, BigInt)>(&format!(
             "kind, organic, {column}, currency, CAST(SUM(events) AS BIGINT), CAST(SUM(value_minor) AS BIGINT)"
@@ -370,7 +370,7 @@ fn rollup_groups(
 /// The period's cells: from the rollup in the merchant's timezone, from the events in another.
 fn cells(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     p: &Period,
     ad_id: Option<&str>,
 ) -> QueryResult<Vec<Cell>> {
@@ -382,9 +382,9 @@ fn cells(
 }
 
 /// The touches that happened in the period.
-fn touches_in(conn: &mut DbConnection, merchant_id: Uuid, p: &Period) -> QueryResult<Vec<Touch>> {
+fn touches_in(conn: &mut DbConnection, merchant_id: MerchantId, p: &Period) -> QueryResult<Vec<Touch>> {
     touches::table
-        .filter(touches::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(touches::merchant_id.eq(merchant_id))
         .filter(touches::occurred_at.ge(p.start()))
         .filter(touches::occurred_at.lt(p.end()))
         .select(Touch::as_select())
@@ -516,7 +516,7 @@ fn median(mut xs: Vec<i64>) -> Option<i64> {
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id))]
 pub fn funnel(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     p: &Period,
     group_by: GroupBy,
 ) -> QueryResult<Vec<FunnelRow>> {
@@ -538,7 +538,7 @@ pub fn funnel(
         groups.entry(key_of(&Dims::of(&t))).or_default().row.referrals += 1;
     }
     let started: Vec<(Option<DbUuid>, String)> = threads::table
-        .filter(threads::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(threads::merchant_id.eq(merchant_id))
         .filter(threads::created_at.ge(p.start()))
         .filter(threads::created_at.lt(p.end()))
         .select((threads::first_touch_id, threads::channel))
@@ -563,7 +563,7 @@ pub fn funnel(
     };
     let purchases: Vec<(bool, Option<String>, NaiveDateTime, Option<NaiveDateTime>)> = funnel_events::table
         .left_join(touches::table.on(touches::id.nullable().eq(funnel_events::first_touch_id)))
-        .filter(funnel_events::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(funnel_events::merchant_id.eq(merchant_id))
         .filter(funnel_events::kind.eq(FunnelStep::Purchase.as_str()))
         .filter(funnel_events::occurred_at.ge(p.start()))
         .filter(funnel_events::occurred_at.lt(p.end()))
@@ -615,7 +615,7 @@ pub struct AdDay {
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id))]
 pub fn ad_series(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     ad_id: &str,
     p: &Period,
 ) -> QueryResult<Vec<AdDay>> {
@@ -636,7 +636,7 @@ pub fn ad_series(
         }
     }
     let referrals: Vec<NaiveDateTime> = touches::table
-        .filter(touches::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(touches::merchant_id.eq(merchant_id))
         .filter(touches::ad_id.eq(ad_id))
         .filter(touches::occurred_at.ge(p.start()))
         .filter(touches::occurred_at.lt(p.end()))

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::Role;
 use crate::db::schema::api_keys;
 use crate::db::{DbConnection, DbUuid, now};
+use crate::kernel::MerchantId;
 use crate::secrets::{hex, random_bytes};
 
 /// The plaintext key, in the only moment it exists.
@@ -26,7 +27,7 @@ pub struct NewKey {
 #[diesel(table_name = api_keys)]
 pub struct ApiKeyRow {
     id: DbUuid,
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     role: String,
     label: Option<String>,
     prefix: String,
@@ -40,7 +41,7 @@ pub struct ApiKey {
     /// Id.
     pub id: Uuid,
     /// Owning merchant.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// Role.
     pub role: Role,
     /// Free label.
@@ -57,7 +58,7 @@ impl From<ApiKeyRow> for ApiKey {
     fn from(row: ApiKeyRow) -> Self {
         ApiKey {
             id: row.id.0,
-            merchant_id: row.merchant_id.0,
+            merchant_id: row.merchant_id,
             // The CHECK constraint keeps roles valid; an unknown one gets the least power.
             role: Role::parse(&row.role).unwrap_or(Role::Agent),
             label: row.label,
@@ -81,7 +82,7 @@ pub fn hash_key(plaintext: &str) -> String {
 /// Stores a key for `merchant_id`; `plaintext` is generated unless given (demo keys are fixed).
 pub fn create(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     role: Role,
     label: Option<String>,
     plaintext: Option<String>,
@@ -93,7 +94,7 @@ pub fn create(
     diesel::insert_into(api_keys::table)
         .values((
             api_keys::id.eq(DbUuid(id)),
-            api_keys::merchant_id.eq(DbUuid(merchant_id)),
+            api_keys::merchant_id.eq(merchant_id),
             api_keys::role.eq(role.as_str()),
             api_keys::label.eq(&label),
             api_keys::prefix.eq(&prefix),
@@ -127,10 +128,14 @@ pub fn find_live_by_plaintext(conn: &mut DbConnection, plaintext: &str) -> Query
 }
 
 /// The key's role, when it exists for the merchant and is not revoked (one indexed read per call).
-pub fn live_role(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> QueryResult<Option<Role>> {
+pub fn live_role(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    key_id: Uuid,
+) -> QueryResult<Option<Role>> {
     let role: Option<String> = api_keys::table
         .filter(api_keys::id.eq(DbUuid(key_id)))
-        .filter(api_keys::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(api_keys::merchant_id.eq(merchant_id))
         .filter(api_keys::revoked_at.is_null())
         .select(api_keys::role)
         .first(conn)
@@ -142,12 +147,12 @@ pub fn live_role(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> Qu
 /// A page of the merchant's live keys, after `cursor`.
 pub fn list(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<ApiKey>> {
     let mut query = api_keys::table
-        .filter(api_keys::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(api_keys::merchant_id.eq(merchant_id))
         .filter(api_keys::revoked_at.is_null())
         .order(api_keys::id.asc())
         .limit(limit)
@@ -160,11 +165,11 @@ pub fn list(
 }
 
 /// Revokes a live key of the merchant; false when there is none.
-pub fn revoke(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> QueryResult<bool> {
+pub fn revoke(conn: &mut DbConnection, merchant_id: MerchantId, key_id: Uuid) -> QueryResult<bool> {
     let changed = diesel::update(
         api_keys::table
             .filter(api_keys::id.eq(DbUuid(key_id)))
-            .filter(api_keys::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(api_keys::merchant_id.eq(merchant_id))
             .filter(api_keys::revoked_at.is_null()),
     )
     .set(api_keys::revoked_at.eq(now()))
@@ -175,7 +180,7 @@ pub fn revoke(conn: &mut DbConnection, merchant_id: Uuid, key_id: Uuid) -> Query
 /// Ensures a fixed demo key exists for the merchant (idempotent).
 pub fn ensure_fixed(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     role: Role,
     plaintext: &str,
 ) -> QueryResult<()> {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, DbConnection};
 use crate::error::{ApiError, ErrorCode};
+use crate::kernel::MerchantId;
 use crate::rate_limit::{self, Verdict};
 
 const ISSUER: &str = "threadcart";
@@ -170,7 +171,7 @@ pub struct Claims {
     /// Audience.
     pub aud: String,
     /// The merchant.
-    pub sub: Uuid,
+    pub sub: MerchantId,
     /// The API key the token was minted from (checked for revocation on every call).
     pub kid: Uuid,
     /// The key's role when the token was issued (the API reads the key's role at every call).
@@ -229,7 +230,7 @@ impl TokenIssuer {
     }
 
     /// A token for a key of `merchant_id` with `role`.
-    pub fn issue(&self, merchant_id: Uuid, key_id: Uuid, role: Role) -> Result<String, ApiError> {
+    pub fn issue(&self, merchant_id: MerchantId, key_id: Uuid, role: Role) -> Result<String, ApiError> {
         let iat = now_secs();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -265,7 +266,7 @@ impl TokenIssuer {
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     /// The merchant every query is scoped to.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// The API key behind the token.
     pub key_id: Uuid,
     /// The key's role, as its row says now.
@@ -367,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_token_round_trips_with_its_merchant_and_role() {
-        let (m, k) = (Uuid::now_v7(), Uuid::now_v7());
+        let (m, k) = (MerchantId::new(), Uuid::now_v7());
         let claims = issuer()
             .verify(&issuer().issue(m, k, Role::Catalog).unwrap())
             .unwrap();
@@ -381,7 +382,9 @@ mod tests {
             &SecretString::from("test-secret-test-secret-test-secret!!"),
             Duration::from_secs(3601),
         );
-        let token = long.issue(Uuid::now_v7(), Uuid::now_v7(), Role::Owner).unwrap();
+        let token = long
+            .issue(MerchantId::new(), Uuid::now_v7(), Role::Owner)
+            .unwrap();
         assert_eq!(issuer().verify(&token).unwrap_err(), TokenError::Invalid);
     }
 

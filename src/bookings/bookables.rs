@@ -8,6 +8,7 @@ use super::stay::local_today;
 use crate::db::schema::{bookable_nights, bookable_rates, bookables, bookings};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money};
 
 /// The most units of one bookable.
@@ -21,7 +22,7 @@ pub struct Bookable {
     /// Id.
     pub id: Uuid,
     /// The merchant selling it.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// Its name, its description, its picture, its capacity, prices and rules.
     pub spec: BookableSpec,
     /// Created (UTC).
@@ -192,7 +193,7 @@ pub enum BookableError {
 #[diesel(table_name = bookables)]
 pub(super) struct BookableRow {
     pub(super) id: DbUuid,
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     name: String,
     description: Option<String>,
     image_url: Option<String>,
@@ -253,7 +254,7 @@ impl TryFrom<BookableRow> for Bookable {
         };
         Ok(Bookable {
             id: row.id.0,
-            merchant_id: row.merchant_id.0,
+            merchant_id: row.merchant_id,
             spec,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -305,9 +306,9 @@ fn columns(spec: &BookableSpec, at: NaiveDateTime) -> SpecColumns<'_> {
 }
 
 /// The merchant's bookables that are not deleted.
-pub(super) fn live(merchant_id: Uuid) -> bookables::BoxedQuery<'static, crate::db::MultiBackend> {
+pub(super) fn live(merchant_id: MerchantId) -> bookables::BoxedQuery<'static, crate::db::MultiBackend> {
     bookables::table
-        .filter(bookables::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(bookables::merchant_id.eq(merchant_id))
         .filter(bookables::deleted_at.is_null())
         .into_boxed()
 }
@@ -315,7 +316,7 @@ pub(super) fn live(merchant_id: Uuid) -> bookables::BoxedQuery<'static, crate::d
 /// Creates a bookable.
 pub fn create(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     spec: &BookableSpec,
 ) -> Result<Bookable, BookableError> {
     spec.check().map_err(BookableError::Invalid)?;
@@ -324,7 +325,7 @@ pub fn create(
     diesel::insert_into(bookables::table)
         .values((
             bookables::id.eq(DbUuid(id)),
-            bookables::merchant_id.eq(DbUuid(merchant_id)),
+            bookables::merchant_id.eq(merchant_id),
             bookables::created_at.eq(at),
             columns(spec, at),
         ))
@@ -333,7 +334,7 @@ pub fn create(
 }
 
 /// The merchant's bookable, unless deleted.
-pub fn get(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Option<Bookable>> {
+pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<Option<Bookable>> {
     live(merchant_id)
         .filter(bookables::id.eq(DbUuid(id)))
         .select(BookableRow::as_select())
@@ -344,7 +345,11 @@ pub fn get(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<
 }
 
 /// A page of the merchant's bookables, by id.
-pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &BookableQuery) -> QueryResult<Vec<Bookable>> {
+pub fn list(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    q: &BookableQuery,
+) -> QueryResult<Vec<Bookable>> {
     let mut query = live(merchant_id).order(bookables::id.asc()).limit(q.limit);
     if let Some(after) = q.after {
         query = query.filter(bookables::id.gt(DbUuid(after)));
@@ -362,10 +367,10 @@ pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &BookableQuery) -> Qu
 
 /// Whether the merchant has a room type open for booking, as an expression to select (with the
 /// merchant, say: one round trip, no rows loaded).
-pub fn any_active(merchant_id: Uuid) -> diesel::dsl::exists<ActiveOf> {
+pub fn any_active(merchant_id: MerchantId) -> diesel::dsl::exists<ActiveOf> {
     diesel::dsl::exists(
         bookables::table
-            .filter(bookables::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(bookables::merchant_id.eq(merchant_id))
             .filter(bookables::deleted_at.is_null())
             .filter(bookables::active.eq(true)),
     )
@@ -374,7 +379,7 @@ pub fn any_active(merchant_id: Uuid) -> diesel::dsl::exists<ActiveOf> {
 /// The merchant's room types on sale.
 pub type ActiveOf = diesel::dsl::Filter<
     diesel::dsl::Filter<
-        diesel::dsl::Filter<bookables::table, diesel::dsl::Eq<bookables::merchant_id, DbUuid>>,
+        diesel::dsl::Filter<bookables::table, diesel::dsl::Eq<bookables::merchant_id, MerchantId>>,
         diesel::dsl::IsNull<bookables::deleted_at>,
     >,
     diesel::dsl::Eq<bookables::active, bool>,
@@ -383,11 +388,11 @@ pub type ActiveOf = diesel::dsl::Filter<
 /// Locks the merchant's live bookable for the rest of the transaction (on PostgreSQL; SQLite's
 /// `BEGIN IMMEDIATE` already admits one writer): holds and unit changes of one bookable queue up, so a
 /// lowered unit count can never slip under a hold being taken. False when there is no such bookable.
-pub(super) fn lock(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<bool> {
+pub(super) fn lock(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<bool> {
     let locked = diesel::update(
         bookables::table
             .filter(bookables::id.eq(DbUuid(id)))
-            .filter(bookables::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(bookables::merchant_id.eq(merchant_id))
             .filter(bookables::deleted_at.is_null()),
     )
     .set(bookables::units.eq(bookables::units))
@@ -418,7 +423,7 @@ fn most_taken(conn: &mut DbConnection, id: Uuid, from: NaiveDate) -> QueryResult
 /// Changes a bookable. Units cannot go below what holds and bookings take on a night from today on.
 pub fn update(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     id: Uuid,
     patch: BookablePatch,
 ) -> Result<Bookable, BookableError> {
@@ -445,7 +450,7 @@ pub fn update(
 
 /// Deletes a bookable (it stays behind its past bookings); refused while stays are held or booked
 /// from today on.
-pub fn delete(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> Result<(), BookableError> {
+pub fn delete(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> Result<(), BookableError> {
     write_transaction(conn, |conn| {
         if !lock(conn, merchant_id, id)? {
             return Err(BookableError::NotFound);
@@ -477,7 +482,7 @@ pub fn delete(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> Result<()
 /// how many nights were written. Prices must be in the bookable's currency (`rates[i].price`).
 pub fn set_rates(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     id: Uuid,
     ranges: &[RateRange],
 ) -> Result<usize, BookableError> {

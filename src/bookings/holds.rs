@@ -13,6 +13,7 @@ use super::inventory::{self, Taken};
 use super::stay::{StayDates, local_today};
 use crate::db::schema::bookings;
 use crate::db::{DbConnection, DbUuid, now, write_or_nested_transaction};
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money};
 
 /// Where a booking stands.
@@ -69,7 +70,7 @@ pub struct Booking {
     /// Id.
     pub id: Uuid,
     /// The merchant.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// The room type.
     pub bookable_id: Uuid,
     /// The Messenger thread it was booked in, if any.
@@ -188,7 +189,7 @@ pub struct BookingQuery {
 #[diesel(table_name = bookings)]
 struct BookingRow {
     id: DbUuid,
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     bookable_id: DbUuid,
     thread_id: Option<DbUuid>,
     order_id: Option<DbUuid>,
@@ -214,7 +215,7 @@ impl TryFrom<BookingRow> for Booking {
         let stay = StayDates::new(row.arrival, nights).map_err(|e| corrupt(e.to_string()))?;
         Ok(Booking {
             id: row.id.0,
-            merchant_id: row.merchant_id.0,
+            merchant_id: row.merchant_id,
             bookable_id: row.bookable_id.0,
             thread_id: row.thread_id.map(|t| t.0),
             order_id: row.order_id.map(|o| o.0),
@@ -265,7 +266,11 @@ fn reload(conn: &mut DbConnection, id: Uuid) -> Result<Booking, BookingError> {
 /// of the caller's when one is open) that locks the bookable, checks its rules, prices the stay and takes
 /// a unit of each night with one conditional update.
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id, bookable.id = %request.bookable_id, stay.nights = request.stay.nights()))]
-pub fn hold(conn: &mut DbConnection, merchant_id: Uuid, request: &HoldRequest) -> Result<Booking, HoldError> {
+pub fn hold(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    request: &HoldRequest,
+) -> Result<Booking, HoldError> {
     let HoldRequest {
         bookable_id,
         stay,
@@ -302,7 +307,7 @@ pub fn hold(conn: &mut DbConnection, merchant_id: Uuid, request: &HoldRequest) -
         diesel::insert_into(bookings::table)
             .values((
                 bookings::id.eq(DbUuid(id)),
-                bookings::merchant_id.eq(DbUuid(merchant_id)),
+                bookings::merchant_id.eq(merchant_id),
                 bookings::bookable_id.eq(DbUuid(bookable_id)),
                 bookings::thread_id.eq(thread_id.map(DbUuid)),
                 bookings::arrival.eq(stay.arrival()),
@@ -494,7 +499,11 @@ pub fn release(conn: &mut DbConnection, booking_id: Uuid) -> Result<Booking, Boo
 /// Cancels the merchant's held or confirmed booking and gives its nights back; cancelling twice
 /// changes nothing. (A refund, when asked, is made through Stripe by the payments service first.)
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id, booking.id = %booking_id))]
-pub fn cancel(conn: &mut DbConnection, merchant_id: Uuid, booking_id: Uuid) -> Result<Booking, BookingError> {
+pub fn cancel(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    booking_id: Uuid,
+) -> Result<Booking, BookingError> {
     write_or_nested_transaction(conn, |conn| {
         let booking = get_booking(conn, merchant_id, booking_id)?.ok_or(BookingError::NotFound)?;
         let taken = match booking.status {
@@ -566,7 +575,11 @@ pub fn expire_holds(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<u
 }
 
 /// The merchant's booking.
-pub fn get_booking(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Option<Booking>> {
+pub fn get_booking(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    id: Uuid,
+) -> QueryResult<Option<Booking>> {
     Ok(load(conn, id)?.filter(|b| b.merchant_id == merchant_id))
 }
 
@@ -585,11 +598,11 @@ pub fn of_order(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<Vec<Book
 /// A page of the merchant's bookings, by id (newest last), filtered.
 pub fn list_bookings(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     q: &BookingQuery,
 ) -> QueryResult<Vec<Booking>> {
     let mut query = bookings::table
-        .filter(bookings::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(bookings::merchant_id.eq(merchant_id))
         .order(bookings::id.asc())
         .limit(q.limit)
         .into_boxed();

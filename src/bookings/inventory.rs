@@ -11,6 +11,7 @@ use super::bookables::{self, Bookable, BookableError, int};
 use super::stay::StayDates;
 use crate::db::schema::{bookable_nights, bookable_rates};
 use crate::db::{DbConnection, DbUuid};
+use crate::kernel::MerchantId;
 use crate::money::{Money, MoneyError};
 
 /// How many days before and after the asked arrival [`nearest_available`] looks.
@@ -111,7 +112,7 @@ fn nights_between(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveD
 /// Per night from `from` (included) to `to` (excluded): units free and price.
 pub fn availability(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     id: Uuid,
     from: NaiveDate,
     to: NaiveDate,
@@ -157,7 +158,7 @@ pub(super) fn price_of(conn: &mut DbConnection, bookable: &Bookable, stay: StayD
 /// The price of `stay` in the merchant's bookable, night by night.
 pub fn quote(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     bookable_id: Uuid,
     stay: StayDates,
 ) -> Result<Quote, BookableError> {
@@ -197,7 +198,7 @@ fn stay_is_free(conn: &mut DbConnection, bookable: &Bookable, stay: StayDates) -
 /// not before `today`), and the other room types free for the asked dates and `guests`.
 pub fn nearest_available(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     bookable_id: Uuid,
     stay: StayDates,
     guests: u32,

@@ -9,6 +9,7 @@ use crate::catalog::{Product, Variant};
 use crate::db::schema::{cart_lines, cart_offers, carts};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::discounts::Discount;
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money, MoneyError};
 
 crate::text_state! {
@@ -207,7 +208,7 @@ fn corrupt(what: String) -> diesel::result::Error {
 
 /// The thread's open cart, if any.
 pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<Cart>> {
-    let row: Option<(DbUuid, String, Option<DbUuid>, DbUuid)> = carts::table
+    let row: Option<(DbUuid, String, Option<DbUuid>, MerchantId)> = carts::table
         .filter(carts::thread_id.eq(DbUuid(thread_id)))
         .filter(carts::status.eq(CartStatus::Open))
         .select((carts::id, carts::currency, carts::discount_id, carts::merchant_id))
@@ -221,7 +222,7 @@ pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option
         .select(cart_offers::offer_id)
         .load(conn)?;
     let discount = match discount_id {
-        Some(d) => crate::discounts::get(conn, merchant_id.0, d.0)?,
+        Some(d) => crate::discounts::get(conn, merchant_id, d.0)?,
         None => None,
     };
     let currency = Currency::parse(&currency).map_err(|e| corrupt(e.to_string()))?;
@@ -260,7 +261,7 @@ pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option
 
 fn ensure_open(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     currency: Currency,
 ) -> QueryResult<Uuid> {
@@ -279,7 +280,7 @@ fn ensure_open(
 /// Opens a new cart for the thread (the caller saw none open).
 fn create(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     currency: Currency,
 ) -> QueryResult<Uuid> {
@@ -288,7 +289,7 @@ fn create(
     diesel::insert_into(carts::table)
         .values((
             carts::id.eq(DbUuid(id)),
-            carts::merchant_id.eq(DbUuid(merchant_id)),
+            carts::merchant_id.eq(merchant_id),
             carts::thread_id.eq(DbUuid(thread_id)),
             carts::status.eq(CartStatus::Open),
             carts::currency.eq(currency.code()),
@@ -313,7 +314,7 @@ fn touch(conn: &mut DbConnection, cart_id: Uuid) -> QueryResult<()> {
 /// same variant; refused beyond the stock on hand. Call inside a transaction.
 pub fn add(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     product: &Product,
     variant: &Variant,
@@ -326,7 +327,7 @@ pub fn add(
 /// same variant at the catalog price.
 pub fn add_priced(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     product: &Product,
     variant: &Variant,
@@ -529,7 +530,7 @@ pub fn set_discount(conn: &mut DbConnection, cart_id: Uuid, discount_id: Option<
 #[allow(clippy::too_many_arguments)] // One line's worth of fields, all needed.
 pub fn put_stay(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     booking_id: Uuid,
     title: &str,
@@ -591,7 +592,7 @@ pub const STAY_SKU: &str = "STAY";
 /// Makes the thread's open cart exist, for a code typed before anything was added.
 pub fn ensure_cart(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     currency: Currency,
 ) -> QueryResult<Uuid> {

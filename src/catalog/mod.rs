@@ -16,6 +16,7 @@ use crate::db::is_unique_violation_on;
 use crate::db::schema::{products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money};
 use domain::{NewProduct, ProductFields, VariantFields};
 
@@ -208,10 +209,14 @@ fn attach_variants(conn: &mut DbConnection, rows: Vec<ProductRow>) -> QueryResul
 }
 
 /// The merchant's product `id` with its variants.
-pub fn get_product(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> Result<Product, CatalogError> {
+pub fn get_product(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    id: Uuid,
+) -> Result<Product, CatalogError> {
     let row = products::table
         .filter(products::id.eq(DbUuid(id)))
-        .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(products::merchant_id.eq(merchant_id))
         .select(ProductRow::as_select())
         .first(conn)
         .optional()?
@@ -225,11 +230,11 @@ pub fn get_product(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> Resu
 /// The merchant's product with `retailer_id`, if any.
 pub fn find_by_retailer_id(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     retailer_id: &str,
 ) -> Result<Option<Product>, CatalogError> {
     let id: Option<DbUuid> = products::table
-        .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(products::merchant_id.eq(merchant_id))
         .filter(products::retailer_id.eq(retailer_id))
         .select(products::id)
         .first(conn)
@@ -251,11 +256,11 @@ pub struct ProductQuery {
 /// A page of the merchant's products in id (creation) order.
 pub fn list_products(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     q: &ProductQuery,
 ) -> QueryResult<Vec<Product>> {
     let mut query = products::table
-        .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(products::merchant_id.eq(merchant_id))
         .order(products::id.asc())
         .limit(q.limit)
         .select(ProductRow::as_select())
@@ -272,7 +277,7 @@ pub fn list_products(
 
 fn insert_variant(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     product_id: Uuid,
     position: i32,
     v: &VariantFields,
@@ -283,7 +288,7 @@ fn insert_variant(
         .values((
             variants::id.eq(DbUuid(id)),
             variants::product_id.eq(DbUuid(product_id)),
-            variants::merchant_id.eq(DbUuid(merchant_id)),
+            variants::merchant_id.eq(merchant_id),
             variants::sku.eq(&v.sku),
             variants::name.eq(&v.name),
             variants::options.eq(options_json(&v.options)),
@@ -307,7 +312,7 @@ fn insert_variant(
 
 fn insert_product_row(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     fields: &ProductFields,
 ) -> Result<Uuid, CatalogError> {
     let id = Uuid::now_v7();
@@ -315,7 +320,7 @@ fn insert_product_row(
     diesel::insert_into(products::table)
         .values((
             products::id.eq(DbUuid(id)),
-            products::merchant_id.eq(DbUuid(merchant_id)),
+            products::merchant_id.eq(merchant_id),
             products::retailer_id.eq(&fields.retailer_id),
             products::title.eq(&fields.title),
             products::description.eq(&fields.description),
@@ -357,7 +362,7 @@ fn update_product_row(conn: &mut DbConnection, id: Uuid, fields: &ProductFields)
 /// Creates a product and its variants in one transaction.
 pub fn create_product(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     new: &NewProduct,
 ) -> Result<Product, CatalogError> {
     write_transaction(conn, |conn| {
@@ -389,7 +394,7 @@ pub struct ProductPatch {
 /// Applies a patch to the merchant's product.
 pub fn update_product(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     id: Uuid,
     patch: ProductPatch,
 ) -> Result<Product, CatalogError> {
@@ -419,11 +424,15 @@ pub fn update_product(
 }
 
 /// Deletes the merchant's product and its variants.
-pub fn delete_product(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> Result<(), CatalogError> {
+pub fn delete_product(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    id: Uuid,
+) -> Result<(), CatalogError> {
     let n = diesel::delete(
         products::table
             .filter(products::id.eq(DbUuid(id)))
-            .filter(products::merchant_id.eq(DbUuid(merchant_id))),
+            .filter(products::merchant_id.eq(merchant_id)),
     )
     .execute(conn)?;
     if n == 0 {
@@ -434,14 +443,14 @@ pub fn delete_product(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> R
 
 fn get_variant(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     product_id: Uuid,
     id: Uuid,
 ) -> Result<Variant, CatalogError> {
     variants::table
         .filter(variants::id.eq(DbUuid(id)))
         .filter(variants::product_id.eq(DbUuid(product_id)))
-        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(variants::merchant_id.eq(merchant_id))
         .select(VariantRow::as_select())
         .first(conn)
         .optional()?
@@ -461,14 +470,14 @@ fn next_position(conn: &mut DbConnection, product_id: Uuid) -> QueryResult<i32> 
 /// Adds a variant to the merchant's product.
 pub fn add_variant(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     product_id: Uuid,
     v: &VariantFields,
 ) -> Result<Variant, CatalogError> {
     write_transaction(conn, |conn| {
         let count: i64 = products::table
             .filter(products::id.eq(DbUuid(product_id)))
-            .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(products::merchant_id.eq(merchant_id))
             .count()
             .get_result(conn)?;
         if count == 0 {
@@ -521,7 +530,7 @@ struct VariantChanges {
 /// Applies a patch to the merchant's variant.
 pub fn update_variant(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     product_id: Uuid,
     id: Uuid,
     patch: VariantPatch,
@@ -552,7 +561,7 @@ pub fn update_variant(
 /// Deletes a variant; the product's last one stays.
 pub fn delete_variant(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     product_id: Uuid,
     id: Uuid,
 ) -> Result<(), CatalogError> {
@@ -574,7 +583,7 @@ pub fn delete_variant(
 /// concurrent decrements can never take it below zero on either backend.
 pub fn adjust_stock(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     product_id: Uuid,
     id: Uuid,
     delta: i64,
@@ -582,7 +591,7 @@ pub fn adjust_stock(
     let target = variants::table
         .filter(variants::id.eq(DbUuid(id)))
         .filter(variants::product_id.eq(DbUuid(product_id)))
-        .filter(variants::merchant_id.eq(DbUuid(merchant_id)));
+        .filter(variants::merchant_id.eq(merchant_id));
     let changed = diesel::update(
         target
             .filter(variants::stock.ge(delta.saturating_neg()))
@@ -623,13 +632,13 @@ pub enum Upserted {
 /// variants missing from the import are left alone.
 pub fn upsert_product(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     item: &import::ImportProduct,
     rejected: &mut Vec<import::RowError>,
 ) -> Result<Upserted, CatalogError> {
     write_transaction(conn, |conn| {
         let existing: Option<DbUuid> = products::table
-            .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(products::merchant_id.eq(merchant_id))
             .filter(products::retailer_id.eq(&item.fields.retailer_id))
             .select(products::id)
             .first(conn)
@@ -652,7 +661,7 @@ pub fn upsert_product(
         let mut kept = 0usize;
         for v in &item.variants {
             let found: Option<VariantRow> = variants::table
-                .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+                .filter(variants::merchant_id.eq(merchant_id))
                 .filter(variants::sku.eq(&v.fields.sku))
                 .select(VariantRow::as_select())
                 .first(conn)
@@ -702,9 +711,9 @@ pub fn upsert_product(
 }
 
 /// Products to browse in the thread: featured first, then in creation order.
-pub fn browse(conn: &mut DbConnection, merchant_id: Uuid, limit: i64) -> QueryResult<Vec<Product>> {
+pub fn browse(conn: &mut DbConnection, merchant_id: MerchantId, limit: i64) -> QueryResult<Vec<Product>> {
     let rows = products::table
-        .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(products::merchant_id.eq(merchant_id))
         .order((products::featured.desc(), products::id.asc()))
         .limit(limit)
         .select(ProductRow::as_select())
@@ -715,12 +724,12 @@ pub fn browse(conn: &mut DbConnection, merchant_id: Uuid, limit: i64) -> QueryRe
 /// The merchant's variant `id` with its product (another merchant's answers `None`).
 pub fn variant_with_product(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     id: Uuid,
 ) -> Result<Option<(Product, Variant)>, CatalogError> {
     let product_id: Option<DbUuid> = variants::table
         .filter(variants::id.eq(DbUuid(id)))
-        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(variants::merchant_id.eq(merchant_id))
         .select(variants::product_id)
         .first(conn)
         .optional()?;
@@ -733,9 +742,13 @@ pub fn variant_with_product(
 }
 
 /// The id of the merchant's variant with `sku`.
-pub fn variant_id_by_sku(conn: &mut DbConnection, merchant_id: Uuid, sku: &str) -> QueryResult<Option<Uuid>> {
+pub fn variant_id_by_sku(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    sku: &str,
+) -> QueryResult<Option<Uuid>> {
     let id: Option<DbUuid> = variants::table
-        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(variants::merchant_id.eq(merchant_id))
         .filter(variants::sku.eq(sku))
         .select(variants::id)
         .first(conn)

@@ -29,6 +29,7 @@ use super::stripe::{
 use super::webhook::{EventKind, RefundObject, StripeEvent};
 use crate::bookings::{self, Booking, BookingError, BookingStatus};
 use crate::db::{Db, DbConnection, DbError, now};
+use crate::kernel::MerchantId;
 use crate::money::{Money, MoneyError};
 
 /// Calls at creating a session before the order is given up.
@@ -680,7 +681,7 @@ pub struct StayCancelled {
 pub async fn refund_order(
     db: &Db,
     stripe: Option<&StripeClient>,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     order_id: Uuid,
     ask: RefundAsk,
 ) -> Result<OrderRefunded, PaymentsError> {
@@ -746,7 +747,7 @@ pub async fn refund_order(
 pub async fn cancel_stay(
     db: &Db,
     stripe: Option<&StripeClient>,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     booking_id: Uuid,
     refund: bool,
 ) -> Result<StayCancelled, PaymentsError> {
@@ -766,7 +767,7 @@ pub async fn cancel_stay(
 async fn refund_stay(
     db: &Db,
     stripe: Option<&StripeClient>,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     booking_id: Uuid,
 ) -> Result<RefundMade, PaymentsError> {
     let owed = db
@@ -820,7 +821,11 @@ fn stay_refund_key(booking_id: Uuid) -> String {
 /// The refund owed when the merchant's booking `booking_id` is cancelled: `NothingToRefund` when no paid
 /// order holds it (a hold, an unpaid order) or its order has nothing left to refund; a booking already
 /// expired or released is `WrongStatus`.
-fn stay_owed(conn: &mut DbConnection, merchant_id: Uuid, booking_id: Uuid) -> Result<StayOwed, BookingError> {
+fn stay_owed(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    booking_id: Uuid,
+) -> Result<StayOwed, BookingError> {
     let booking = bookings::get_booking(conn, merchant_id, booking_id)?.ok_or(BookingError::NotFound)?;
     if matches!(booking.status, BookingStatus::Expired | BookingStatus::Released) {
         return Err(BookingError::WrongStatus(booking.status));

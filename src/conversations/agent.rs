@@ -13,6 +13,7 @@ use crate::conversations::{self, Mode};
 use crate::db::schema::{customers, pages};
 use crate::db::{DbConnection, now, write_transaction};
 use crate::engine::reply::Reply;
+use crate::kernel::MerchantId;
 
 /// Why an agent's message was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +48,7 @@ pub struct Queued {
 /// Queues an agent's text on the merchant's thread and hands the thread to agents.
 pub fn send_text(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     text: &str,
 ) -> Result<Queued, AgentSendError> {

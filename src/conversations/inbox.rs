@@ -16,6 +16,7 @@ use super::{Customer, DeliveryStatus, EventStatus, ProfileStatus, turn};
 use crate::db::schema::{customers, inbound_events, pages, webchats, webhook_inbox};
 use crate::db::{DbConnection, DbUuid, now, prepared, write_transaction};
 use crate::kernel::Channel;
+use crate::kernel::MerchantId;
 
 /// Retries of an event before it is dead-lettered.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -177,7 +178,7 @@ pub fn store_events(
 
 /// The merchant of a channel account and the shopper's customer row, when the account is connected,
 /// in one round trip.
-fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(DbUuid, Option<DbUuid>)>> {
+fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(MerchantId, Option<DbUuid>)>> {
     let customer = customers::table
         .filter(customers::page_id.eq(&e.account))
         .filter(customers::psid.eq(&e.user))
@@ -215,7 +216,7 @@ fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryR
         Some((merchant, None)) => (
             Some(merchant),
             Some(DbUuid(super::ensure_customer(
-                conn, merchant.0, e.channel, &e.account, &e.user,
+                conn, merchant, e.channel, &e.account, &e.user,
             )?)),
         ),
         None => (None, None),
@@ -499,13 +500,13 @@ pub struct StoredEvent {
 /// A page of the merchant's events in `status`, oldest first.
 pub fn list_events(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     status: EventStatus,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<StoredEvent>> {
     let mut query = inbound_events::table
-        .filter(inbound_events::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(inbound_events::merchant_id.eq(merchant_id))
         .filter(inbound_events::status.eq(status))
         .order(inbound_events::id.asc())
         .limit(limit)
@@ -518,11 +519,11 @@ pub fn list_events(
 }
 
 /// Puts a dead event of the merchant back in the queue; false when there is no such dead event.
-pub fn replay(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<bool> {
+pub fn replay(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<bool> {
     let n = diesel::update(
         inbound_events::table
             .find(DbUuid(id))
-            .filter(inbound_events::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(inbound_events::merchant_id.eq(merchant_id))
             .filter(inbound_events::status.eq(EventStatus::Dead)),
     )
     .set((

@@ -27,6 +27,7 @@ use crate::db::schema::{customers, messages, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::Referral;
 use crate::kernel::Channel;
+use crate::kernel::MerchantId;
 pub use status::{DeliveryStatus, EventStatus, OutboxStatus, ProfileStatus};
 pub use window::{HUMAN_AGENT_WINDOW, MessagingType, Window, Writer};
 
@@ -70,7 +71,7 @@ pub struct Thread {
     /// Id.
     pub id: DbUuid,
     /// Merchant.
-    pub merchant_id: DbUuid,
+    pub merchant_id: MerchantId,
     /// Customer.
     pub customer_id: DbUuid,
     /// The channel account: a Page's id, an Instagram account's id, the web chat's id.
@@ -138,7 +139,7 @@ pub struct Customer {
     /// Id.
     pub id: DbUuid,
     /// Merchant.
-    pub merchant_id: DbUuid,
+    pub merchant_id: MerchantId,
     /// The channel account (see [`Thread::page_id`]).
     pub page_id: String,
     /// The shopper's id on the account: Page-scoped (PSID), Instagram-scoped (IGSID), web chat visitor.
@@ -160,7 +161,7 @@ pub struct Customer {
 /// Finds or creates the customer for (channel account, shopper id).
 pub fn ensure_customer(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     channel: Channel,
     page_id: &str,
     psid: &str,
@@ -178,7 +179,7 @@ pub fn ensure_customer(
     diesel::insert_into(customers::table)
         .values((
             customers::id.eq(DbUuid(id)),
-            customers::merchant_id.eq(DbUuid(merchant_id)),
+            customers::merchant_id.eq(merchant_id),
             customers::page_id.eq(page_id),
             customers::psid.eq(psid),
             customers::created_at.eq(now()),
@@ -261,10 +262,10 @@ pub fn get_thread(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Thread> {
 }
 
 /// The merchant's thread `id` (another merchant's answers `NotFound`).
-pub fn thread(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Thread> {
+pub fn thread(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<Thread> {
     threads::table
         .filter(threads::id.eq(DbUuid(id)))
-        .filter(threads::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(threads::merchant_id.eq(merchant_id))
         .select(Thread::as_select())
         .first(conn)
 }
@@ -459,12 +460,12 @@ pub struct ThreadQuery {
 /// A page of the merchant's threads, newest first, with their customers.
 pub fn list_threads(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     q: &ThreadQuery,
 ) -> QueryResult<Vec<(Thread, Customer)>> {
     let mut query = threads::table
         .inner_join(customers::table)
-        .filter(threads::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(threads::merchant_id.eq(merchant_id))
         .order(threads::id.desc())
         .limit(q.limit)
         .select((Thread::as_select(), Customer::as_select()))

@@ -7,11 +7,12 @@ use crate::bookings::{self, Bookable, NightAvailability};
 use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
 use crate::db::DbConnection;
 use crate::engine::{self, OfferView, Shop, StayOfferKind, StayOfferView};
+use crate::kernel::MerchantId;
 
 /// The merchant's catalog, read through the connection of the event's transaction.
 pub(super) struct DbShop<'c> {
     pub(super) conn: &'c mut DbConnection,
-    pub(super) merchant_id: Uuid,
+    pub(super) merchant_id: MerchantId,
 }
 
 /// A catalog read as the engine sees it: a failure of the shop.

@@ -18,6 +18,7 @@ use crate::conversations::{self, Customer, Direction, Mode, NewMessage, Thread};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::engine::reply::{Choice, Reply};
 use crate::engine::{self, Command, Input, Shop, StayOfferKind, StayOfferView, Turn};
+use crate::kernel::MerchantId;
 
 /// Why an event's turn could not be taken: the inbox retries the event with backoff and sets it aside
 /// after its last attempt. A refusal the shopper can be told about (sold out, no such code) is an answer,
@@ -212,7 +213,7 @@ pub fn answer(
     payments: bool,
     mark_seen: bool,
 ) -> TurnResult<()> {
-    let (merchant, has_rooms) = crate::merchants::get_with_rooms(conn, customer.merchant_id.0)?;
+    let (merchant, has_rooms) = crate::merchants::get_with_rooms(conn, customer.merchant_id)?;
     let cart = carts::open_cart(conn, thread.id.0)?;
     let at = crate::db::now();
     let stays = stays_of(conn, merchant.id, cart.as_ref())?;
@@ -542,7 +543,7 @@ const HOLD_BEFORE_CHECKOUT: chrono::Duration = chrono::Duration::minutes(15);
 /// The stays of the cart's lines, as they stand.
 fn stays_of(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     cart: Option<&carts::Cart>,
 ) -> TurnResult<Vec<bookings::Booking>> {
     let mut stays = Vec::new();
@@ -630,7 +631,7 @@ fn hold_in_cart(
 /// The cart's held stay with its price, its next offer (remembered as shown) and "Book and pay".
 fn held_stay_replies(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread: &Thread,
     at: chrono::NaiveDateTime,
 ) -> TurnResult<Vec<Reply>> {
@@ -738,7 +739,7 @@ fn checkout(
 /// Checkout themselves.
 pub fn checkout_for_agent(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
 ) -> TurnResult<Result<crate::checkout::orders::Order, crate::checkout::orders::CheckoutRefusal>> {
     crate::db::write_transaction(conn, |conn| {

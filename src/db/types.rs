@@ -2,14 +2,12 @@
 //!
 //! UUIDs are native `uuid` on PostgreSQL (16 bytes, readable in psql) and hyphenated text on SQLite.
 
-use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::deserialize::FromSqlRow;
 use diesel::expression::AsExpression;
-use diesel::serialize::{self, IsNull, Output, ToSql};
-use diesel::sql_types::{HasSqlType, SqlType, Text};
-use diesel::sqlite::Sqlite;
+use diesel::sql_types::{HasSqlType, SqlType};
 use uuid::Uuid;
 
-use super::multi_connection_impl::{MultiBackend, MultiRawValue};
+use super::multi_connection_impl::MultiBackend;
 
 /// SQL type of UUID columns: `uuid` on PostgreSQL, `TEXT` on SQLite.
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
@@ -40,47 +38,71 @@ impl From<DbUuid> for Uuid {
     }
 }
 
-impl ToSql<PortableUuid, MultiBackend> for DbUuid {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
-        out.set_value((PortableUuid, self));
-        Ok(IsNull::No)
-    }
+/// Maps a UUID newtype (`struct X(pub Uuid)`, deriving `AsExpression` and `FromSqlRow` with
+/// `#[diesel(sql_type = crate::db::PortableUuid)]`) to `PortableUuid` columns on both backends: native
+/// `uuid` bytes on PostgreSQL, hyphenated text on SQLite.
+#[macro_export]
+macro_rules! uuid_sql {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl diesel::serialize::ToSql<$crate::db::PortableUuid, $crate::db::MultiBackend> for $ty {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, $crate::db::MultiBackend>,
+            ) -> diesel::serialize::Result {
+                out.set_value(($crate::db::PortableUuid, self));
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<$crate::db::PortableUuid, $crate::db::MultiBackend> for $ty {
+            fn from_sql(bytes: $crate::db::MultiRawValue<'_>) -> diesel::deserialize::Result<Self> {
+                bytes.from_sql::<Self, $crate::db::PortableUuid>()
+            }
+        }
+
+        impl diesel::serialize::ToSql<$crate::db::PortableUuid, diesel::sqlite::Sqlite> for $ty {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+            ) -> diesel::serialize::Result {
+                out.set_value(self.0.hyphenated().to_string());
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<$crate::db::PortableUuid, diesel::sqlite::Sqlite> for $ty {
+            fn from_sql(
+                value: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<
+                    diesel::sql_types::Text,
+                    diesel::sqlite::Sqlite,
+                >>::from_sql(value)?;
+                Ok(Self(uuid::Uuid::parse_str(&text)?))
+            }
+        }
+
+        #[cfg(feature = "postgres")]
+        impl diesel::serialize::ToSql<$crate::db::PortableUuid, diesel::pg::Pg> for $ty {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+            ) -> diesel::serialize::Result {
+                std::io::Write::write_all(out, self.0.as_bytes())?;
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        #[cfg(feature = "postgres")]
+        impl diesel::deserialize::FromSql<$crate::db::PortableUuid, diesel::pg::Pg> for $ty {
+            fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+                Ok(Self(uuid::Uuid::from_slice(value.as_bytes())?))
+            }
+        }
+    )+};
 }
 
-impl FromSql<PortableUuid, MultiBackend> for DbUuid {
-    fn from_sql(bytes: MultiRawValue<'_>) -> deserialize::Result<Self> {
-        bytes.from_sql::<Self, PortableUuid>()
-    }
-}
-
-impl ToSql<PortableUuid, Sqlite> for DbUuid {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-        out.set_value(self.0.hyphenated().to_string());
-        Ok(IsNull::No)
-    }
-}
-
-impl FromSql<PortableUuid, Sqlite> for DbUuid {
-    fn from_sql(value: <Sqlite as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
-        Ok(DbUuid(Uuid::parse_str(&text)?))
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl ToSql<PortableUuid, diesel::pg::Pg> for DbUuid {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::pg::Pg>) -> serialize::Result {
-        std::io::Write::write_all(out, self.0.as_bytes())?;
-        Ok(IsNull::No)
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl FromSql<PortableUuid, diesel::pg::Pg> for DbUuid {
-    fn from_sql(value: diesel::pg::PgValue<'_>) -> deserialize::Result<Self> {
-        Ok(DbUuid(Uuid::from_slice(value.as_bytes())?))
-    }
-}
+crate::uuid_sql!(DbUuid);
 
 /// Maps enums stored as text (statuses, modes, channels) to their column: each type names its text
 /// with `as_str` and reads it back with `parse`; a stored value it does not know is a deserialization

@@ -15,6 +15,7 @@ use crate::db::is_unique_violation_on;
 use crate::db::schema::discounts;
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money, MoneyError};
 
 /// The shortest code.
@@ -504,9 +505,13 @@ fn column_count(n: u32) -> i32 {
 }
 
 /// The merchant's discount with `code`, in any case.
-pub fn find_by_code(conn: &mut DbConnection, merchant_id: Uuid, code: &str) -> QueryResult<Option<Discount>> {
+pub fn find_by_code(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    code: &str,
+) -> QueryResult<Option<Discount>> {
     discounts::table
-        .filter(discounts::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(discounts::merchant_id.eq(merchant_id))
         .filter(discounts::code.eq(normalize_code(code)))
         .select(DiscountRow::as_select())
         .first(conn)
@@ -516,10 +521,10 @@ pub fn find_by_code(conn: &mut DbConnection, merchant_id: Uuid, code: &str) -> Q
 }
 
 /// The merchant's discount `id` (another merchant's answers `None`).
-pub fn get(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Option<Discount>> {
+pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<Option<Discount>> {
     discounts::table
         .filter(discounts::id.eq(DbUuid(id)))
-        .filter(discounts::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(discounts::merchant_id.eq(merchant_id))
         .select(DiscountRow::as_select())
         .first(conn)
         .optional()?
@@ -539,9 +544,13 @@ pub struct DiscountQuery {
 }
 
 /// A page of the merchant's discounts in id (creation) order, newest last.
-pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &DiscountQuery) -> QueryResult<Vec<Discount>> {
+pub fn list(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    q: &DiscountQuery,
+) -> QueryResult<Vec<Discount>> {
     let mut query = discounts::table
-        .filter(discounts::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(discounts::merchant_id.eq(merchant_id))
         .order(discounts::id.asc())
         .limit(q.limit)
         .select(DiscountRow::as_select())
@@ -558,7 +567,7 @@ pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &DiscountQuery) -> Qu
 /// Creates a discount for a merchant in `currency` (the currency of its amounts).
 pub fn create(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     currency: Currency,
     new: &NewDiscount,
 ) -> Result<Discount, DiscountError> {
@@ -582,7 +591,7 @@ pub fn create(
         diesel::insert_into(discounts::table)
             .values((
                 discounts::id.eq(DbUuid(id)),
-                discounts::merchant_id.eq(DbUuid(merchant_id)),
+                discounts::merchant_id.eq(merchant_id),
                 discounts::code.eq(&new.code),
                 discounts::kind.eq(kind),
                 discounts::percent_bp.eq(percent_bp),
@@ -622,7 +631,7 @@ struct DiscountChanges {
 /// Applies a patch to the merchant's discount; a new end must stay after its start.
 pub fn update(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     id: Uuid,
     patch: &DiscountPatch,
 ) -> Result<Discount, DiscountError> {
@@ -647,11 +656,11 @@ pub fn update(
 }
 
 /// Deletes the merchant's discount.
-pub fn delete(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> Result<(), DiscountError> {
+pub fn delete(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> Result<(), DiscountError> {
     let n = diesel::delete(
         discounts::table
             .filter(discounts::id.eq(DbUuid(id)))
-            .filter(discounts::merchant_id.eq(DbUuid(merchant_id))),
+            .filter(discounts::merchant_id.eq(merchant_id)),
     )
     .execute(conn)?;
     if n == 0 {
@@ -666,11 +675,11 @@ pub fn delete(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> Result<()
 ///
 /// The condition is evaluated by the database on the row it updates: SQLite runs one writer at a time, and
 /// PostgreSQL re-checks it on the newest row version after waiting for a concurrent update to commit.
-pub fn redeem(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<bool> {
+pub fn redeem(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<bool> {
     let changed = diesel::update(
         discounts::table
             .filter(discounts::id.eq(DbUuid(id)))
-            .filter(discounts::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(discounts::merchant_id.eq(merchant_id))
             .filter(
                 discounts::max_redemptions
                     .is_null()

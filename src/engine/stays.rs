@@ -666,7 +666,7 @@ mod tests {
     fn room(name: &str, units: u32, price: i64) -> Bookable {
         Bookable {
             id: Uuid::now_v7(),
-            merchant_id: Uuid::nil(),
+            merchant_id: crate::kernel::MerchantId(Uuid::nil()),
             spec: BookableSpec {
                 name: name.to_owned(),
                 description: None,
@@ -750,7 +750,7 @@ mod tests {
         let suite = &shop.rooms[0];
         let booking = Booking {
             id: Uuid::now_v7(),
-            merchant_id: Uuid::nil(),
+            merchant_id: crate::kernel::MerchantId(Uuid::nil()),
             bookable_id: suite.id,
             thread_id: None,
             order_id: None,

@@ -17,6 +17,7 @@ use crate::catalog::wire::double_option;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::merchants::{self, Merchant};
 use crate::money::{Money, MoneyDto};
 
@@ -454,7 +455,7 @@ struct ListParams {
 
 // ---- handlers -----------------------------------------------------------------------------------
 
-async fn merchant(state: &AppState, merchant_id: Uuid) -> Result<Merchant, ApiError> {
+async fn merchant(state: &AppState, merchant_id: MerchantId) -> Result<Merchant, ApiError> {
     Ok(state
         .db
         .query(move |conn| merchants::get(conn, merchant_id))

@@ -82,7 +82,7 @@ async fn token(
 
 #[derive(Serialize)]
 struct MerchantBody {
-    id: Uuid,
+    id: crate::kernel::MerchantId,
     name: String,
     currency: &'static str,
     timezone: &'static str,

@@ -262,7 +262,7 @@ pub async fn read_limited(
 /// The caller's merchant's currency (prices and amounts must be in it).
 pub async fn merchant_currency(
     state: &crate::http::AppState,
-    merchant_id: uuid::Uuid,
+    merchant_id: crate::kernel::MerchantId,
 ) -> Result<crate::money::Currency, ApiError> {
     let m = state
         .db

@@ -14,6 +14,7 @@ use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::money::MoneyDto;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -35,7 +36,7 @@ struct ReportParams {
 }
 
 /// Parses the period; `tz` defaults to the merchant's timezone.
-async fn period(state: &AppState, merchant_id: Uuid, p: &ReportParams) -> Result<Period, ApiError> {
+async fn period(state: &AppState, merchant_id: MerchantId, p: &ReportParams) -> Result<Period, ApiError> {
     let mut errors = Vec::new();
     let date = |field: &str, v: &str, errors: &mut Vec<FieldError>| {
         NaiveDate::parse_from_str(v, "%Y-%m-%d")

@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+mod ids;
+
+pub use ids::MerchantId;
+
 /// Declares a text-stored state: its variants with their stored names, `as_str`, `parse` and the
 /// column mapping.
 #[macro_export]

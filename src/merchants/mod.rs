@@ -5,18 +5,17 @@ pub mod pages;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use crate::db::schema::merchants;
-use crate::db::{DbConnection, DbUuid, now};
-use crate::kernel::FieldError;
+use crate::db::{DbConnection, now};
+use crate::kernel::{FieldError, MerchantId};
 use crate::money::Currency;
 
 /// A merchant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
     /// Id.
-    pub id: Uuid,
+    pub id: MerchantId,
     /// Display name.
     pub name: String,
     /// The currency its prices are in.
@@ -51,7 +50,7 @@ impl Merchant {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = merchants)]
 struct MerchantRow {
-    id: DbUuid,
+    id: MerchantId,
     name: String,
     currency: String,
     timezone: String,
@@ -67,7 +66,7 @@ impl TryFrom<MerchantRow> for Merchant {
     fn try_from(row: MerchantRow) -> Result<Self, Self::Error> {
         let corrupt = |what: String| diesel::result::Error::DeserializationError(what.into());
         Ok(Merchant {
-            id: row.id.0,
+            id: row.id,
             name: row.name,
             currency: Currency::parse(&row.currency).map_err(|e| corrupt(e.to_string()))?,
             timezone: row
@@ -135,11 +134,11 @@ impl NewMerchant {
 
 /// Stores a merchant; `demo_slug` marks the demo ones so loading them again finds them.
 pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str>) -> QueryResult<Merchant> {
-    let id = Uuid::now_v7();
+    let id = MerchantId::new();
     let created_at = now();
     diesel::insert_into(merchants::table)
         .values((
-            merchants::id.eq(DbUuid(id)),
+            merchants::id.eq(id),
             merchants::name.eq(&new.name),
             merchants::currency.eq(new.currency.code()),
             merchants::timezone.eq(new.timezone.name()),
@@ -176,8 +175,8 @@ pub struct MerchantChange {
 }
 
 /// Applies a change to the merchant.
-pub fn update(conn: &mut DbConnection, id: Uuid, change: &MerchantChange) -> QueryResult<Merchant> {
-    let target = merchants::table.find(DbUuid(id));
+pub fn update(conn: &mut DbConnection, id: MerchantId, change: &MerchantChange) -> QueryResult<Merchant> {
+    let target = merchants::table.find(id);
     if let Some(name) = &change.name {
         diesel::update(target)
             .set(merchants::name.eq(name))
@@ -216,9 +215,9 @@ pub fn update(conn: &mut DbConnection, id: Uuid, change: &MerchantChange) -> Que
 }
 
 /// The merchant with `id`.
-pub fn get(conn: &mut DbConnection, id: Uuid) -> QueryResult<Merchant> {
+pub fn get(conn: &mut DbConnection, id: MerchantId) -> QueryResult<Merchant> {
     merchants::table
-        .find(DbUuid(id))
+        .find(id)
         .select(MerchantRow::as_select())
         .first(conn)?
         .try_into()
@@ -226,9 +225,9 @@ pub fn get(conn: &mut DbConnection, id: Uuid) -> QueryResult<Merchant> {
 
 /// The merchant, and whether it has a room type open for booking (the shop then offers stays), in one
 /// round trip.
-pub fn get_with_rooms(conn: &mut DbConnection, id: Uuid) -> QueryResult<(Merchant, bool)> {
+pub fn get_with_rooms(conn: &mut DbConnection, id: MerchantId) -> QueryResult<(Merchant, bool)> {
     let (row, rooms): (MerchantRow, bool) = merchants::table
-        .find(DbUuid(id))
+        .find(id)
         .select((MerchantRow::as_select(), crate::bookings::any_active(id)))
         .first(conn)?;
     Ok((row.try_into()?, rooms))

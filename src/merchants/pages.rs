@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::db::schema::pages;
 use crate::db::{DbConnection, DbUuid, now};
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::secrets::{Sealed, Secrets, SecretsError};
 
 crate::text_state! {
@@ -29,7 +30,7 @@ pub struct Page {
     /// Meta's Page id.
     pub page_id: String,
     /// Owning merchant.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// Display name.
     pub name: Option<String>,
     /// The token's last four characters, to recognise it.
@@ -50,7 +51,7 @@ pub struct Page {
 #[diesel(table_name = pages)]
 struct PageRow {
     page_id: String,
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     name: Option<String>,
     token_last4: String,
     connected_at: NaiveDateTime,
@@ -64,7 +65,7 @@ impl From<PageRow> for Page {
     fn from(row: PageRow) -> Self {
         Page {
             page_id: row.page_id,
-            merchant_id: row.merchant_id.0,
+            merchant_id: row.merchant_id,
             name: row.name,
             token_last4: row.token_last4,
             connected_at: row.connected_at,
@@ -165,7 +166,7 @@ fn last4(token: &SecretString) -> String {
 pub fn connect(
     conn: &mut DbConnection,
     secrets: &Secrets,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     new: &NewPage,
 ) -> QueryResult<Page> {
     use secrecy::ExposeSecret;
@@ -173,7 +174,7 @@ pub fn connect(
     diesel::insert_into(pages::table)
         .values((
             pages::id.eq(DbUuid(Uuid::now_v7())),
-            pages::merchant_id.eq(DbUuid(merchant_id)),
+            pages::merchant_id.eq(merchant_id),
             pages::page_id.eq(&new.page_id),
             pages::name.eq(&new.name),
             pages::access_token.eq(secrets.seal(new.access_token.expose_secret()).as_str()),
@@ -186,9 +187,9 @@ pub fn connect(
 }
 
 /// The merchant's Page with Meta id `page_id` (another merchant's answers `NotFound`).
-pub fn get(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryResult<Page> {
+pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &str) -> QueryResult<Page> {
     pages::table
-        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(pages::merchant_id.eq(merchant_id))
         .filter(pages::page_id.eq(page_id))
         .select(PageRow::as_select())
         .first(conn)
@@ -198,12 +199,12 @@ pub fn get(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryRe
 /// A page of the merchant's Pages, ordered by Page id, after `after`.
 pub fn list(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Page>> {
     let mut query = pages::table
-        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(pages::merchant_id.eq(merchant_id))
         .order(pages::page_id.asc())
         .limit(limit)
         .select(PageRow::as_select())
@@ -227,10 +228,10 @@ pub fn list_all(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Page>> {
 }
 
 /// Disconnects the merchant's Page; false when it has none with that id.
-pub fn disconnect(conn: &mut DbConnection, merchant_id: Uuid, page_id: &str) -> QueryResult<bool> {
+pub fn disconnect(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &str) -> QueryResult<bool> {
     let n = diesel::delete(
         pages::table
-            .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(pages::merchant_id.eq(merchant_id))
             .filter(pages::page_id.eq(page_id)),
     )
     .execute(conn)?;
@@ -338,13 +339,13 @@ pub struct PageChange {
 pub fn update(
     conn: &mut DbConnection,
     secrets: &Secrets,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     page_id: &str,
     change: &PageChange,
 ) -> QueryResult<Page> {
     use secrecy::ExposeSecret;
     let target = pages::table
-        .filter(pages::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(pages::merchant_id.eq(merchant_id))
         .filter(pages::page_id.eq(page_id));
     if let Some(token) = &change.access_token {
         diesel::update(target)

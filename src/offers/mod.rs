@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::db::schema::{bookables, offers, products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money, MoneyError};
 
 /// The longest merchant sentence, in characters.
@@ -465,14 +466,14 @@ fn check_discount_currency(
 /// Checks that the kind, trigger and target go together, that the trigger and the target are the
 /// merchant's (another merchant's ids answer exactly as unknown ones) and differ, and that amounts are
 /// in the target's currency.
-fn check_catalog(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> Result<(), OfferError> {
+fn check_catalog(conn: &mut DbConnection, merchant_id: MerchantId, new: &NewOffer) -> Result<(), OfferError> {
     let mut errors = Vec::new();
     let stays = matches!(new.kind, OfferKind::Upgrade | OfferKind::AddOn);
     match (new.trigger, stays) {
         (OfferTrigger::Product(id), false) => {
             let found: i64 = products::table
                 .filter(products::id.eq(DbUuid(id)))
-                .filter(products::merchant_id.eq(DbUuid(merchant_id)))
+                .filter(products::merchant_id.eq(merchant_id))
                 .count()
                 .get_result(conn)?;
             if found == 0 {
@@ -517,7 +518,7 @@ fn check_catalog(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> 
             }
             let variant: Option<(DbUuid, String)> = variants::table
                 .filter(variants::id.eq(DbUuid(id)))
-                .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+                .filter(variants::merchant_id.eq(merchant_id))
                 .select((variants::product_id, variants::currency))
                 .first(conn)
                 .optional()?;
@@ -588,10 +589,14 @@ fn check_catalog(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> 
 }
 
 /// The currency of the merchant's bookable, when it has one with this id.
-fn bookable_currency(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Option<String>> {
+fn bookable_currency(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    id: Uuid,
+) -> QueryResult<Option<String>> {
     bookables::table
         .filter(bookables::id.eq(DbUuid(id)))
-        .filter(bookables::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(bookables::merchant_id.eq(merchant_id))
         .select(bookables::currency)
         .first(conn)
         .optional()
@@ -636,7 +641,7 @@ fn target_columns(trigger: OfferTrigger, target: OfferTarget) -> TargetColumns {
 }
 
 /// Creates an offer after checking the catalog items it names.
-pub fn create(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> Result<Offer, OfferError> {
+pub fn create(conn: &mut DbConnection, merchant_id: MerchantId, new: &NewOffer) -> Result<Offer, OfferError> {
     let (bp, minor, currency) = discount_columns(new.discount)?;
     write_transaction(conn, |conn| {
         check_catalog(conn, merchant_id, new)?;
@@ -647,7 +652,7 @@ pub fn create(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> Res
         diesel::insert_into(offers::table)
             .values((
                 offers::id.eq(DbUuid(id)),
-                offers::merchant_id.eq(DbUuid(merchant_id)),
+                offers::merchant_id.eq(merchant_id),
                 offers::kind.eq(new.kind.as_str()),
                 offers::trigger_product_id.eq(trigger_product),
                 offers::offer_variant_id.eq(variant),
@@ -669,10 +674,10 @@ pub fn create(conn: &mut DbConnection, merchant_id: Uuid, new: &NewOffer) -> Res
 }
 
 /// The merchant's offer `id` (another merchant's answers `None`).
-pub fn get(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Option<Offer>> {
+pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<Option<Offer>> {
     offers::table
         .filter(offers::id.eq(DbUuid(id)))
-        .filter(offers::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(offers::merchant_id.eq(merchant_id))
         .select(OfferRow::as_select())
         .first(conn)
         .optional()?
@@ -681,9 +686,9 @@ pub fn get(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<
 }
 
 /// A page of the merchant's offers in id (creation) order.
-pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &OfferQuery) -> QueryResult<Vec<Offer>> {
+pub fn list(conn: &mut DbConnection, merchant_id: MerchantId, q: &OfferQuery) -> QueryResult<Vec<Offer>> {
     let mut query = offers::table
-        .filter(offers::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(offers::merchant_id.eq(merchant_id))
         .order(offers::id.asc())
         .limit(q.limit)
         .select(OfferRow::as_select())
@@ -701,9 +706,13 @@ pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &OfferQuery) -> Query
 }
 
 /// The merchant's active offers triggered by adding `product_id`, oldest first.
-pub fn triggered_by(conn: &mut DbConnection, merchant_id: Uuid, product_id: Uuid) -> QueryResult<Vec<Offer>> {
+pub fn triggered_by(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    product_id: Uuid,
+) -> QueryResult<Vec<Offer>> {
     offers::table
-        .filter(offers::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(offers::merchant_id.eq(merchant_id))
         .filter(offers::trigger_product_id.eq(DbUuid(product_id)))
         .filter(offers::active.eq(true))
         .order((offers::created_at.asc(), offers::id.asc()))
@@ -717,11 +726,11 @@ pub fn triggered_by(conn: &mut DbConnection, merchant_id: Uuid, product_id: Uuid
 /// The merchant's active offers for a stay held in `bookable_id` (upgrades and add-ons), oldest first.
 pub fn triggered_by_bookable(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     bookable_id: Uuid,
 ) -> QueryResult<Vec<Offer>> {
     offers::table
-        .filter(offers::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(offers::merchant_id.eq(merchant_id))
         .filter(offers::trigger_bookable_id.eq(DbUuid(bookable_id)))
         .filter(offers::active.eq(true))
         .order((offers::created_at.asc(), offers::id.asc()))
@@ -735,7 +744,7 @@ pub fn triggered_by_bookable(
 /// Applies a patch to the merchant's offer.
 pub fn update(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     id: Uuid,
     patch: OfferPatch,
 ) -> Result<Offer, OfferError> {
@@ -788,11 +797,11 @@ pub fn update(
 }
 
 /// Deletes the merchant's offer; `false` when it has none with this id.
-pub fn delete(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<bool> {
+pub fn delete(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<bool> {
     let n = diesel::delete(
         offers::table
             .filter(offers::id.eq(DbUuid(id)))
-            .filter(offers::merchant_id.eq(DbUuid(merchant_id))),
+            .filter(offers::merchant_id.eq(merchant_id)),
     )
     .execute(conn)?;
     Ok(n > 0)

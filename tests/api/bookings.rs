@@ -53,7 +53,11 @@ fn request(bookable_id: Uuid, arrival: NaiveDate, nights: u32, expires_at: Naive
     }
 }
 
-async fn hold(app: &TestApp, merchant_id: Uuid, req: HoldRequest) -> Result<bookings::Booking, HoldError> {
+async fn hold(
+    app: &TestApp,
+    merchant_id: threadcart::kernel::MerchantId,
+    req: HoldRequest,
+) -> Result<bookings::Booking, HoldError> {
     app.db
         .run(move |conn| bookings::hold(conn, merchant_id, &req))
         .await
@@ -79,13 +83,13 @@ async fn available(app: &TestApp, token: &str, bookable_id: Uuid, from: NaiveDat
 }
 
 /// An order row of the merchant in `status`, as checkout would have left it.
-fn order_in(conn: &mut DbConnection, merchant_id: Uuid, status: &str) -> Uuid {
+fn order_in(conn: &mut DbConnection, merchant_id: threadcart::kernel::MerchantId, status: &str) -> Uuid {
     let id = Uuid::now_v7();
     let at = threadcart::db::now();
     diesel::insert_into(orders::table)
         .values((
             orders::id.eq(DbUuid(id)),
-            orders::merchant_id.eq(DbUuid(merchant_id)),
+            orders::merchant_id.eq(merchant_id),
             orders::number.eq(format!("DH-{}", id.simple())),
             orders::status.eq(status),
             orders::currency.eq("EUR"),
@@ -819,7 +823,12 @@ impl Model {
 
 /// Applies `steps` through the domain functions and checks after each that the nights match the model
 /// and are never negative or over-sold.
-fn run_steps(db: &Db, merchant_id: Uuid, order_id: Uuid, steps: &[Step]) -> Result<(), TestCaseError> {
+fn run_steps(
+    db: &Db,
+    merchant_id: threadcart::kernel::MerchantId,
+    order_id: Uuid,
+    steps: &[Step],
+) -> Result<(), TestCaseError> {
     let first = in_days(20);
     let base = threadcart::db::now() + chrono::Duration::hours(1);
     let spec = bookings::BookableSpec {
@@ -888,7 +897,7 @@ fn apply(
     model: &mut Model,
     ids: &mut Vec<Uuid>,
     step: &Step,
-    (merchant_id, bookable_id, order_id): (Uuid, Uuid, Uuid),
+    (merchant_id, bookable_id, order_id): (threadcart::kernel::MerchantId, Uuid, Uuid),
     (first, base): (NaiveDate, NaiveDateTime),
 ) -> Result<(), TestCaseError> {
     let pick = |i: usize| (!ids.is_empty()).then(|| i % ids.len());

@@ -97,7 +97,7 @@ async fn the_database_enforces_foreign_keys_on_every_backend() {
             .values((
                 variants::id.eq(DbUuid(uuid::Uuid::now_v7())),
                 variants::product_id.eq(DbUuid(uuid::Uuid::now_v7())),
-                variants::merchant_id.eq(DbUuid(m.id)),
+                variants::merchant_id.eq(m.id),
                 variants::sku.eq("ORPHAN"),
                 variants::name.eq("orphan"),
                 variants::options.eq("{}"),

@@ -178,7 +178,7 @@ pub async fn spawn_app_with_graph(
 /// A merchant made directly in the database, with an API key of some role.
 #[derive(Debug, Clone)]
 pub struct TestMerchant {
-    pub id: Uuid,
+    pub id: threadcart::kernel::MerchantId,
     pub api_key: String,
     pub key_id: Uuid,
     pub token: String,

@@ -88,7 +88,7 @@ async fn stocked(
 }
 
 /// The thread of a new shopper `psid` of the merchant.
-fn thread(db: &Db, merchant_id: Uuid, psid: &str) -> Uuid {
+fn thread(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> Uuid {
     db.query_blocking(|conn| {
         let customer = conversations::ensure_customer(
             conn,
@@ -104,7 +104,13 @@ fn thread(db: &Db, merchant_id: Uuid, psid: &str) -> Uuid {
 }
 
 /// Adds `quantity` of a variant to the thread's cart.
-fn add(db: &Db, merchant_id: Uuid, thread_id: Uuid, variant_id: Uuid, quantity: u32) -> Cart {
+fn add(
+    db: &Db,
+    merchant_id: threadcart::kernel::MerchantId,
+    thread_id: Uuid,
+    variant_id: Uuid,
+    quantity: u32,
+) -> Cart {
     db.query_blocking(|conn| {
         let (product, variant) = threadcart::catalog::variant_with_product(conn, merchant_id, variant_id)
             .unwrap()
@@ -121,7 +127,7 @@ fn open_cart(db: &Db, thread_id: Uuid) -> Option<Cart> {
 
 fn checkout_at(
     db: &Db,
-    merchant_id: Uuid,
+    merchant_id: threadcart::kernel::MerchantId,
     thread_id: Uuid,
     at: NaiveDateTime,
     minimum: Option<Money>,
@@ -130,7 +136,11 @@ fn checkout_at(
         .unwrap()
 }
 
-fn checkout(db: &Db, merchant_id: Uuid, thread_id: Uuid) -> Result<CheckedOut, CheckoutRefusal> {
+fn checkout(
+    db: &Db,
+    merchant_id: threadcart::kernel::MerchantId,
+    thread_id: Uuid,
+) -> Result<CheckedOut, CheckoutRefusal> {
     checkout_at(db, merchant_id, thread_id, now(), None)
 }
 
@@ -140,7 +150,7 @@ fn transition(db: &Db, order_id: Uuid, next: OrderStatus) -> bool {
         .unwrap()
 }
 
-fn order(db: &Db, merchant_id: Uuid, id: Uuid) -> Order {
+fn order(db: &Db, merchant_id: threadcart::kernel::MerchantId, id: Uuid) -> Order {
     db.query_blocking(|conn| orders::get(conn, merchant_id, id))
         .unwrap()
         .unwrap()
@@ -200,7 +210,7 @@ fn cart_status(db: &Db, cart_id: Uuid) -> String {
     .unwrap()
 }
 
-fn all_orders(db: &Db, merchant_id: Uuid) -> Vec<Order> {
+fn all_orders(db: &Db, merchant_id: threadcart::kernel::MerchantId) -> Vec<Order> {
     let q = OrderQuery {
         limit: 100,
         ..OrderQuery::default()
@@ -222,7 +232,7 @@ fn apply_code(db: &Db, cart_id: Uuid, discount_id: Uuid) {
         .unwrap();
 }
 
-fn redemptions(db: &Db, merchant_id: Uuid, discount_id: Uuid) -> u32 {
+fn redemptions(db: &Db, merchant_id: threadcart::kernel::MerchantId, discount_id: Uuid) -> u32 {
     db.query_blocking(|conn| threadcart::discounts::get(conn, merchant_id, discount_id))
         .unwrap()
         .unwrap()

@@ -39,7 +39,7 @@ impl Shop {
         &self.m.app.db
     }
 
-    fn merchant(&self) -> Uuid {
+    fn merchant(&self) -> threadcart::kernel::MerchantId {
         self.m.merchant.id
     }
 }
@@ -49,7 +49,7 @@ fn eur(minor: i64) -> Money {
 }
 
 /// A new shopper's thread on the Page.
-fn shopper(db: &Db, merchant_id: Uuid, psid: &str) -> Uuid {
+fn shopper(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> Uuid {
     db.query_blocking(|conn| {
         let customer = conversations::ensure_customer(
             conn,
@@ -339,7 +339,7 @@ async fn reports_revenue_and_purchases_add_up_to_the_paid_orders_on_random_data(
             use diesel::prelude::*;
             use threadcart::db::schema::orders as o;
             let rows: Vec<(i64, i64)> = o::table
-                .filter(o::merchant_id.eq(DbUuid(s.merchant())))
+                .filter(o::merchant_id.eq(s.merchant()))
                 .filter(o::paid_at.is_not_null())
                 .select((o::total_minor, o::refunded_minor))
                 .load(conn)?;

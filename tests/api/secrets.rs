@@ -128,7 +128,7 @@ async fn tokens_stored_in_plaintext_are_encrypted_at_start_once_and_still_used()
         diesel::insert_into(pages::table)
             .values((
                 pages::id.eq(DbUuid(Uuid::now_v7())),
-                pages::merchant_id.eq(DbUuid(merchant.id)),
+                pages::merchant_id.eq(merchant.id),
                 pages::page_id.eq(PAGE_ID),
                 pages::access_token.eq("EAAG-legacy-token-9999"),
                 pages::capi_dataset_id.eq("1234567890"),

@@ -21,6 +21,7 @@ use crate::engine::reply::Reply;
 use crate::engine::{GET_STARTED, Referral, Utm};
 use crate::kernel::Channel;
 use crate::kernel::FieldError;
+use crate::kernel::MerchantId;
 use crate::secrets::{hex, random_bytes};
 
 /// Most origins a web chat allows.
@@ -40,7 +41,7 @@ pub struct Webchat {
     /// Id (the account of its conversations).
     pub id: Uuid,
     /// The merchant.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// The key the widget carries (`wc_` and 32 hex digits); public.
     pub public_key: String,
     /// The sites allowed to use it (`https://shop.example`).
@@ -53,7 +54,7 @@ pub struct Webchat {
 #[diesel(table_name = webchats)]
 struct Row {
     id: DbUuid,
-    merchant_id: DbUuid,
+    merchant_id: MerchantId,
     public_key: String,
     allowed_origins: String,
     updated_at: NaiveDateTime,
@@ -63,7 +64,7 @@ impl From<Row> for Webchat {
     fn from(r: Row) -> Webchat {
         Webchat {
             id: r.id.0,
-            merchant_id: r.merchant_id.0,
+            merchant_id: r.merchant_id,
             public_key: r.public_key,
             // Written by this module only, always a JSON list of strings.
             allowed_origins: serde_json::from_str(&r.allowed_origins).unwrap_or_default(),
@@ -149,9 +150,9 @@ pub fn parse_origins(origins: &[String]) -> Result<Vec<Origin>, Vec<FieldError>>
 }
 
 /// The merchant's web chat, made (with no origin allowed yet) the first time it is asked for.
-pub fn settings(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<Webchat> {
+pub fn settings(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Webchat> {
     let found: Option<Row> = webchats::table
-        .filter(webchats::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(webchats::merchant_id.eq(merchant_id))
         .select(Row::as_select())
         .first(conn)
         .optional()?;
@@ -162,7 +163,7 @@ pub fn settings(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<Webch
     let insert = diesel::insert_into(webchats::table)
         .values((
             webchats::id.eq(DbUuid(Uuid::now_v7())),
-            webchats::merchant_id.eq(DbUuid(merchant_id)),
+            webchats::merchant_id.eq(merchant_id),
             webchats::public_key.eq(format!("wc_{}", hex(&random_bytes::<16>()))),
             webchats::allowed_origins.eq("[]"),
             webchats::created_at.eq(at),
@@ -173,17 +174,21 @@ pub fn settings(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<Webch
         .do_nothing();
     crate::per_backend!(conn, |c| insert.execute(c))?;
     webchats::table
-        .filter(webchats::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(webchats::merchant_id.eq(merchant_id))
         .select(Row::as_select())
         .first(conn)
         .map(Webchat::from)
 }
 
 /// Replaces the origins allowed to use the merchant's web chat.
-pub fn set_origins(conn: &mut DbConnection, merchant_id: Uuid, origins: &[Origin]) -> QueryResult<Webchat> {
+pub fn set_origins(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    origins: &[Origin],
+) -> QueryResult<Webchat> {
     settings(conn, merchant_id)?;
     let list: Vec<&str> = origins.iter().map(Origin::as_str).collect();
-    diesel::update(webchats::table.filter(webchats::merchant_id.eq(DbUuid(merchant_id))))
+    diesel::update(webchats::table.filter(webchats::merchant_id.eq(merchant_id)))
         .set((
             webchats::allowed_origins.eq(serde_json::json!(list).to_string()),
             webchats::updated_at.eq(now()),
@@ -195,12 +200,12 @@ pub fn set_origins(conn: &mut DbConnection, merchant_id: Uuid, origins: &[Origin
 /// Gives the demo merchant's web chat a fixed key (the demo's keys are public) and `origins`.
 pub fn ensure_fixed(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     public_key: &str,
     origins: &[Origin],
 ) -> QueryResult<Webchat> {
     settings(conn, merchant_id)?;
-    diesel::update(webchats::table.filter(webchats::merchant_id.eq(DbUuid(merchant_id))))
+    diesel::update(webchats::table.filter(webchats::merchant_id.eq(merchant_id)))
         .set(webchats::public_key.eq(public_key))
         .execute(conn)?;
     set_origins(conn, merchant_id, origins)
@@ -239,7 +244,7 @@ pub struct Visitor {
     /// Their web chat.
     pub webchat_id: Uuid,
     /// Its merchant.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// Their conversation (its thread).
     pub conversation_id: Option<Uuid>,
 }
@@ -250,7 +255,7 @@ fn token_hash(token: &str) -> String {
 
 /// The visitor a token belongs to.
 pub fn visitor(conn: &mut DbConnection, token: &str) -> QueryResult<Option<Visitor>> {
-    let found: Option<(DbUuid, DbUuid, DbUuid, Option<DbUuid>)> = webchat_visitors::table
+    let found: Option<(DbUuid, DbUuid, MerchantId, Option<DbUuid>)> = webchat_visitors::table
         .inner_join(customers::table)
         .left_join(threads::table.on(threads::customer_id.eq(webchat_visitors::customer_id)))
         .filter(webchat_visitors::token_hash.eq(token_hash(token)))
@@ -265,7 +270,7 @@ pub fn visitor(conn: &mut DbConnection, token: &str) -> QueryResult<Option<Visit
     Ok(found.map(|(customer, webchat, merchant, thread)| Visitor {
         customer_id: customer.0,
         webchat_id: webchat.0,
-        merchant_id: merchant.0,
+        merchant_id: merchant,
         conversation_id: thread.map(|t| t.0),
     }))
 }
@@ -676,7 +681,7 @@ mod tests {
     fn a_web_chat_allows_its_origins_only() {
         let webchat = Webchat {
             id: Uuid::nil(),
-            merchant_id: Uuid::nil(),
+            merchant_id: MerchantId(Uuid::nil()),
             public_key: "wc_x".into(),
             allowed_origins: vec!["https://shop.example".into()],
             updated_at: now(),

@@ -16,6 +16,7 @@ use crate::carts::{Cart, CartLine, Totals};
 use crate::db::is_unique_violation_on;
 use crate::db::schema::{order_counters, order_lines, orders};
 use crate::db::{DbConnection, DbUuid};
+use crate::kernel::MerchantId;
 use crate::money::{Money, MoneyError};
 
 /// How long a new order holds its stock before a Checkout Session is recorded for it: the session's own
@@ -146,8 +147,8 @@ pub fn format_number(prefix: &str, n: i64) -> String {
 
 /// The merchant's next order number, from its counter row (made on its first order). Portable: no
 /// upsert, and the increment is one statement, so concurrent checkouts never share a number.
-fn next_number(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<i64> {
-    let counter = order_counters::table.filter(order_counters::merchant_id.eq(DbUuid(merchant_id)));
+fn next_number(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<i64> {
+    let counter = order_counters::table.filter(order_counters::merchant_id.eq(merchant_id));
     let bump = |conn: &mut DbConnection| {
         diesel::update(counter)
             .set(order_counters::last_number.eq(order_counters::last_number + 1))
@@ -159,7 +160,7 @@ fn next_number(conn: &mut DbConnection, merchant_id: Uuid) -> QueryResult<i64> {
         let inserted = conn.transaction(|conn| {
             diesel::insert_into(order_counters::table)
                 .values((
-                    order_counters::merchant_id.eq(DbUuid(merchant_id)),
+                    order_counters::merchant_id.eq(merchant_id),
                     order_counters::last_number.eq(0_i64),
                 ))
                 .execute(conn)
@@ -208,7 +209,7 @@ fn awaiting_of_thread(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<V
 #[tracing::instrument(skip_all, fields(merchant.id = %merchant_id, thread.id = %thread_id))]
 pub fn checkout(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
     at: NaiveDateTime,
     minimum: Option<Money>,
@@ -253,7 +254,7 @@ pub fn checkout(
 /// Locks the thread's open cart and reads it; `EmptyCart` when there is none or it has no lines.
 fn lock_cart_to_freeze(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     thread_id: Uuid,
 ) -> Result<Cart, CheckoutRefusal> {
     if !lock_open_cart(conn, merchant_id, thread_id)? {
@@ -332,7 +333,7 @@ fn supersede(
 /// first line that does not fit (the caller's transaction gives back what was taken).
 fn take_units<'c>(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     cart: &'c Cart,
     at: NaiveDateTime,
 ) -> Result<BTreeMap<Uuid, (i64, &'c CartLine)>, CheckoutRefusal> {
@@ -357,7 +358,7 @@ fn take_units<'c>(
 /// merchant's counter, on the thread's channel; answers its id and number.
 fn insert_order(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     cart: &Cart,
     totals: &Totals,
     print: &str,
@@ -385,7 +386,7 @@ fn insert_order(
     diesel::insert_into(orders::table)
         .values((
             orders::id.eq(DbUuid(order_id)),
-            orders::merchant_id.eq(DbUuid(merchant_id)),
+            orders::merchant_id.eq(merchant_id),
             orders::thread_id.eq(DbUuid(cart.thread_id)),
             orders::channel.eq(channel),
             orders::cart_id.eq(DbUuid(cart.id)),

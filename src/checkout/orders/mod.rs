@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{self, orders};
 use crate::db::{DbConnection, DbUuid};
+use crate::kernel::MerchantId;
 
 pub use freeze::{
     CheckedOut, CheckoutRefusal, FALLBACK_PREFIX, HOLD_BEFORE_SESSION, checkout, fingerprint, format_number,
@@ -68,11 +69,11 @@ where
 // them never wait on each other in a circle.
 
 /// Locks the thread's open cart of the merchant; false when there is none.
-fn lock_open_cart(conn: &mut DbConnection, merchant_id: Uuid, thread_id: Uuid) -> QueryResult<bool> {
+fn lock_open_cart(conn: &mut DbConnection, merchant_id: MerchantId, thread_id: Uuid) -> QueryResult<bool> {
     let locked = diesel::update(
         schema::carts::table
             .filter(schema::carts::thread_id.eq(DbUuid(thread_id)))
-            .filter(schema::carts::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(schema::carts::merchant_id.eq(merchant_id))
             .filter(schema::carts::status.eq(crate::carts::CartStatus::Open)),
     )
     .set(schema::carts::status.eq(schema::carts::status))

@@ -156,7 +156,7 @@ fn close_cart_and_redeem(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateT
         .execute(conn)?;
     }
     if let Some(discount_id) = row.discount_id
-        && !crate::discounts::redeem(conn, row.merchant_id.0, discount_id.0)?
+        && !crate::discounts::redeem(conn, row.merchant_id, discount_id.0)?
     {
         tracing::warn!(
             order.id = %row.id.0,
@@ -280,7 +280,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> R
         .load(conn)?;
     confirm_stays(conn, row.id.0)?;
     for (id, variant_id, quantity) in released {
-        if !take_stock(conn, row.merchant_id.0, variant_id.0, i64::from(quantity), at)? {
+        if !take_stock(conn, row.merchant_id, variant_id.0, i64::from(quantity), at)? {
             return Err(Retake::Gone);
         }
         diesel::update(reservations::table.filter(reservations::id.eq(id)))

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{LateSettlement, OrderStatus};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{DbConnection, DbUuid};
+use crate::kernel::MerchantId;
 use crate::money::{Currency, Money};
 
 /// A line of an order: what the cart line said when the order was frozen.
@@ -47,7 +48,7 @@ pub struct Order {
     /// Id (also the Stripe idempotency key's base and `client_reference_id`).
     pub id: Uuid,
     /// Its merchant.
-    pub merchant_id: Uuid,
+    pub merchant_id: MerchantId,
     /// The thread it was checked out in (none once the thread is deleted).
     pub thread_id: Option<Uuid>,
     /// The cart it froze (none once the cart is deleted).
@@ -134,7 +135,7 @@ pub struct OrderQuery {
 #[diesel(table_name = orders)]
 pub(super) struct OrderRow {
     pub(super) id: DbUuid,
-    pub(super) merchant_id: DbUuid,
+    pub(super) merchant_id: MerchantId,
     pub(super) thread_id: Option<DbUuid>,
     pub(super) cart_id: Option<DbUuid>,
     pub(super) number: String,
@@ -203,7 +204,7 @@ impl OrderRow {
         let money = |minor| Money::from_minor(minor, currency);
         Ok(Order {
             id: self.id.0,
-            merchant_id: self.merchant_id.0,
+            merchant_id: self.merchant_id,
             thread_id: self.thread_id.map(|t| t.0),
             cart_id: self.cart_id.map(|c| c.0),
             number: self.number,
@@ -318,10 +319,10 @@ pub fn find_by_session(conn: &mut DbConnection, session_id: &str) -> QueryResult
 }
 
 /// The merchant's order `id` (another merchant's answers `None`).
-pub fn get(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<Option<Order>> {
+pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<Option<Order>> {
     let row = orders::table
         .filter(orders::id.eq(DbUuid(id)))
-        .filter(orders::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(orders::merchant_id.eq(merchant_id))
         .select(OrderRow::as_select())
         .first(conn)
         .optional()?;
@@ -329,9 +330,9 @@ pub fn get(conn: &mut DbConnection, merchant_id: Uuid, id: Uuid) -> QueryResult<
 }
 
 /// A page of the merchant's orders in id (creation) order, newest last.
-pub fn list(conn: &mut DbConnection, merchant_id: Uuid, q: &OrderQuery) -> QueryResult<Vec<Order>> {
+pub fn list(conn: &mut DbConnection, merchant_id: MerchantId, q: &OrderQuery) -> QueryResult<Vec<Order>> {
     let mut query = orders::table
-        .filter(orders::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(orders::merchant_id.eq(merchant_id))
         .order(orders::id.asc())
         .limit(q.limit)
         .select(OrderRow::as_select())

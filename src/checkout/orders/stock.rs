@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{reservations, variants};
 use crate::db::{DbConnection, DbUuid};
+use crate::kernel::MerchantId;
 
 crate::text_state! {
     /// Where an order's units of one variant stand.
@@ -25,7 +26,7 @@ crate::text_state! {
 /// left (nothing taken).
 pub(super) fn take_stock(
     conn: &mut DbConnection,
-    merchant_id: Uuid,
+    merchant_id: MerchantId,
     variant_id: Uuid,
     quantity: i64,
     at: NaiveDateTime,
@@ -33,7 +34,7 @@ pub(super) fn take_stock(
     let taken = diesel::update(
         variants::table
             .filter(variants::id.eq(DbUuid(variant_id)))
-            .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+            .filter(variants::merchant_id.eq(merchant_id))
             .filter(variants::stock.ge(quantity)),
     )
     .set((
@@ -45,10 +46,14 @@ pub(super) fn take_stock(
 }
 
 /// Units left of the merchant's variant (0 when it left the catalog).
-pub(super) fn stock_left(conn: &mut DbConnection, merchant_id: Uuid, variant_id: Uuid) -> QueryResult<i64> {
+pub(super) fn stock_left(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    variant_id: Uuid,
+) -> QueryResult<i64> {
     let stock: Option<i64> = variants::table
         .filter(variants::id.eq(DbUuid(variant_id)))
-        .filter(variants::merchant_id.eq(DbUuid(merchant_id)))
+        .filter(variants::merchant_id.eq(merchant_id))
         .select(variants::stock)
         .first(conn)
         .optional()?;
