@@ -59,7 +59,7 @@ fn bench(c: &mut Criterion) {
     let Some(variant) = variant else { return };
     let cart = Cart {
         id: Uuid::now_v7(),
-        thread_id: Uuid::now_v7(),
+        thread_id: threadcart::kernel::ThreadId::new(),
         currency: eur,
         lines: vec![CartLine {
             id: Uuid::now_v7(),

@@ -13,8 +13,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{conversion_events, customers, pages, threads};
 use crate::db::{DbConnection, DbUuid, now};
-use crate::kernel::Channel;
-use crate::kernel::MerchantId;
+use crate::kernel::{Channel, MerchantId, OrderId, ThreadId};
 use crate::money::Money;
 use crate::secrets::{Secrets, open_stored};
 
@@ -48,7 +47,7 @@ pub struct ConversionEvent {
     /// The shopper's page-scoped id.
     pub psid: String,
     /// The order.
-    pub order_id: Option<DbUuid>,
+    pub order_id: Option<OrderId>,
     /// Stable id: `{event_name}-{order_id}`.
     pub event_id: String,
     /// `Purchase`, `InitiateCheckout` ...
@@ -153,15 +152,15 @@ pub fn dataset_id(
 /// call for the same event changes nothing. True when queued now.
 pub fn queue(
     conn: &mut DbConnection,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     event_name: &str,
-    order_id: Uuid,
+    order_id: OrderId,
     value: Money,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
     let (merchant_id, page_id, psid, channel): (DbUuid, String, String, String) = threads::table
         .inner_join(customers::table)
-        .filter(threads::id.eq(DbUuid(thread_id)))
+        .filter(threads::id.eq(thread_id))
         .select((
             threads::merchant_id,
             threads::page_id,
@@ -178,7 +177,7 @@ pub fn queue(
             conversion_events::merchant_id.eq(merchant_id),
             conversion_events::page_id.eq(&page_id),
             conversion_events::psid.eq(&psid),
-            conversion_events::order_id.eq(DbUuid(order_id)),
+            conversion_events::order_id.eq(order_id),
             conversion_events::event_id.eq(format!("{event_name}-{order_id}")),
             conversion_events::event_name.eq(event_name),
             conversion_events::event_time.eq(at),
@@ -266,7 +265,7 @@ pub struct ConversionQuery {
     /// Only this status.
     pub status: Option<ConversionStatus>,
     /// Only this order's.
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<OrderId>,
     /// Only after this id.
     pub after: Option<Uuid>,
     /// Page size (plus one to see if more follow).
@@ -286,7 +285,7 @@ pub fn list(
         query = query.filter(conversion_events::status.eq(*s));
     }
     if let Some(o) = q.order_id {
-        query = query.filter(conversion_events::order_id.eq(DbUuid(o)));
+        query = query.filter(conversion_events::order_id.eq(o));
     }
     if let Some(a) = q.after {
         query = query.filter(conversion_events::id.gt(DbUuid(a)));

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{funnel_daily, funnel_events, merchants};
 use crate::db::{DbConnection, DbUuid, now};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, OrderId, ThreadId};
 use crate::money::Money;
 pub use touches::Touch;
 
@@ -25,7 +25,7 @@ pub use touches::Touch;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadView {
     /// The thread.
-    pub id: DbUuid,
+    pub id: crate::kernel::ThreadId,
     /// Its merchant.
     pub merchant_id: MerchantId,
     /// Its channel.
@@ -254,7 +254,7 @@ impl ThreadFunnel {
         &mut self,
         conn: &mut DbConnection,
         step: FunnelStep,
-        order_id: Uuid,
+        order_id: OrderId,
         value: Money,
         at: NaiveDateTime,
     ) -> QueryResult<()> {
@@ -281,7 +281,7 @@ impl ThreadFunnel {
             dims: dims.clone(),
             product_id: what.product_id.map(DbUuid),
             bookable_id: what.bookable_id.map(DbUuid),
-            order_id: what.order_id.map(DbUuid),
+            order_id: what.order_id,
             value,
             at: what.at,
         };
@@ -328,7 +328,7 @@ pub fn record_order(
     conn: &mut DbConnection,
     thread: ThreadView,
     step: FunnelStep,
-    order_id: Uuid,
+    order_id: OrderId,
     value: Money,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
@@ -340,7 +340,7 @@ pub fn record_order(
 /// revenue to reduce: nothing is recorded.
 pub fn record_refund(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     delta: Money,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
@@ -348,7 +348,7 @@ pub fn record_refund(
         return Ok(());
     }
     let purchase: Option<PurchaseRow> = funnel_events::table
-        .filter(funnel_events::order_id.eq(DbUuid(order_id)))
+        .filter(funnel_events::order_id.eq(order_id))
         .filter(funnel_events::kind.eq(FunnelStep::Purchase.as_str()))
         .select(PurchaseRow::as_select())
         .first(conn)
@@ -374,7 +374,7 @@ pub fn record_refund(
         },
         product_id: None,
         bookable_id: None,
-        order_id: Some(DbUuid(order_id)),
+        order_id: Some(order_id),
         value: Some(delta),
         at,
     };
@@ -385,7 +385,7 @@ pub fn record_refund(
 #[diesel(table_name = funnel_events)]
 struct PurchaseRow {
     merchant_id: MerchantId,
-    thread_id: DbUuid,
+    thread_id: ThreadId,
     touch_id: Option<DbUuid>,
     first_touch_id: Option<DbUuid>,
     organic: bool,
@@ -401,7 +401,7 @@ struct Step {
     step: FunnelStep,
     product_id: Option<Uuid>,
     bookable_id: Option<Uuid>,
-    order_id: Option<Uuid>,
+    order_id: Option<OrderId>,
     value: Option<Money>,
     at: NaiveDateTime,
 }
@@ -464,14 +464,14 @@ impl Dims {
 
 struct Event {
     merchant_id: MerchantId,
-    thread_id: DbUuid,
+    thread_id: ThreadId,
     kind: &'static str,
     touch_id: Option<DbUuid>,
     first_touch_id: Option<DbUuid>,
     dims: Dims,
     product_id: Option<DbUuid>,
     bookable_id: Option<DbUuid>,
-    order_id: Option<DbUuid>,
+    order_id: Option<OrderId>,
     value: Option<Money>,
     at: NaiveDateTime,
 }

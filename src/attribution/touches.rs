@@ -9,6 +9,7 @@ use super::ThreadView;
 use crate::db::schema::touches;
 use crate::db::{DbConnection, DbUuid, now};
 use crate::engine::Referral;
+use crate::kernel::ThreadId;
 
 /// Stores a referral as a touch of the thread at `at`; returns its id.
 pub fn record(
@@ -86,9 +87,9 @@ pub struct Touch {
 }
 
 /// The thread's touches, oldest first.
-pub fn touches_of(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Vec<Touch>> {
+pub fn touches_of(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Vec<Touch>> {
     touches::table
-        .filter(touches::thread_id.eq(DbUuid(thread_id)))
+        .filter(touches::thread_id.eq(thread_id))
         .order((touches::occurred_at.asc(), touches::id.asc()))
         .select(Touch::as_select())
         .load(conn)

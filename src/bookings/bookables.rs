@@ -7,8 +7,7 @@ use uuid::Uuid;
 use super::stay::local_today;
 use crate::db::schema::{bookable_nights, bookable_rates, bookables, bookings};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{FieldError, MerchantId};
 use crate::money::{Currency, Money};
 
 /// The most units of one bookable.

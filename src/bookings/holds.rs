@@ -13,7 +13,7 @@ use super::inventory::{self, Taken};
 use super::stay::{StayDates, local_today};
 use crate::db::schema::bookings;
 use crate::db::{DbConnection, DbUuid, now, write_or_nested_transaction};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, OrderId, ThreadId};
 use crate::money::{Currency, Money};
 
 /// Where a booking stands.
@@ -74,9 +74,9 @@ pub struct Booking {
     /// The room type.
     pub bookable_id: Uuid,
     /// The Messenger thread it was booked in, if any.
-    pub thread_id: Option<Uuid>,
+    pub thread_id: Option<ThreadId>,
     /// The order paying for it, once checkout made one.
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<OrderId>,
     /// Arrival and nights.
     pub stay: StayDates,
     /// Guests.
@@ -103,7 +103,7 @@ pub struct HoldRequest {
     /// Guests.
     pub guests: u32,
     /// The thread asking, if any.
-    pub thread_id: Option<Uuid>,
+    pub thread_id: Option<ThreadId>,
     /// When the hold gives its nights back unless confirmed (UTC).
     pub expires_at: NaiveDateTime,
 }
@@ -191,8 +191,8 @@ struct BookingRow {
     id: DbUuid,
     merchant_id: MerchantId,
     bookable_id: DbUuid,
-    thread_id: Option<DbUuid>,
-    order_id: Option<DbUuid>,
+    thread_id: Option<ThreadId>,
+    order_id: Option<OrderId>,
     arrival: NaiveDate,
     nights: i32,
     guests: i32,
@@ -217,8 +217,8 @@ impl TryFrom<BookingRow> for Booking {
             id: row.id.0,
             merchant_id: row.merchant_id,
             bookable_id: row.bookable_id.0,
-            thread_id: row.thread_id.map(|t| t.0),
-            order_id: row.order_id.map(|o| o.0),
+            thread_id: row.thread_id,
+            order_id: row.order_id,
             stay,
             guests: u32::try_from(row.guests).map_err(|e| corrupt(e.to_string()))?,
             status,
@@ -309,7 +309,7 @@ pub fn hold(
                 bookings::id.eq(DbUuid(id)),
                 bookings::merchant_id.eq(merchant_id),
                 bookings::bookable_id.eq(DbUuid(bookable_id)),
-                bookings::thread_id.eq(thread_id.map(DbUuid)),
+                bookings::thread_id.eq(thread_id),
                 bookings::arrival.eq(stay.arrival()),
                 bookings::departure.eq(stay.departure()),
                 bookings::nights.eq(int(stay.nights())),
@@ -358,7 +358,7 @@ pub fn detach(conn: &mut DbConnection, booking_ids: &[Uuid]) -> QueryResult<()> 
 
 /// Confirms every stay an order pays for; `NoLongerAvailable` when one's nights went meanwhile (the
 /// caller's transaction then undoes the others).
-pub fn confirm_order(conn: &mut DbConnection, order_id: Uuid) -> Result<(), BookingError> {
+pub fn confirm_order(conn: &mut DbConnection, order_id: OrderId) -> Result<(), BookingError> {
     for booking in of_order(conn, order_id)? {
         confirm(conn, booking.id, order_id)?;
     }
@@ -366,7 +366,7 @@ pub fn confirm_order(conn: &mut DbConnection, order_id: Uuid) -> Result<(), Book
 }
 
 /// Gives back the nights of the held stays an order paid for no more (expired, failed).
-pub fn release_order(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
+pub fn release_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<()> {
     for booking in of_order(conn, order_id)? {
         if booking.status == BookingStatus::Held {
             match release(conn, booking.id) {
@@ -380,10 +380,14 @@ pub fn release_order(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()>
 }
 
 /// Moves the expiry of the held stays an order pays for to the order's (its Checkout Session's).
-pub fn follow_order(conn: &mut DbConnection, order_id: Uuid, expires_at: NaiveDateTime) -> QueryResult<()> {
+pub fn follow_order(
+    conn: &mut DbConnection,
+    order_id: OrderId,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
     diesel::update(
         bookings::table
-            .filter(bookings::order_id.eq(DbUuid(order_id)))
+            .filter(bookings::order_id.eq(order_id))
             .filter(bookings::status.eq(BookingStatus::Held.as_str())),
     )
     .set((
@@ -399,7 +403,7 @@ pub fn follow_order(conn: &mut DbConnection, order_id: Uuid, expires_at: NaiveDa
 pub fn attach_to_order(
     conn: &mut DbConnection,
     booking_id: Uuid,
-    order_id: Uuid,
+    order_id: OrderId,
     expires_at: NaiveDateTime,
 ) -> Result<Booking, BookingError> {
     let attached = diesel::update(
@@ -408,7 +412,7 @@ pub fn attach_to_order(
             .filter(bookings::status.eq(BookingStatus::Held.as_str())),
     )
     .set((
-        bookings::order_id.eq(Some(DbUuid(order_id))),
+        bookings::order_id.eq(Some(order_id)),
         bookings::expires_at.eq(expires_at),
         bookings::updated_at.eq(now()),
     ))
@@ -424,13 +428,17 @@ pub fn attach_to_order(
 /// or released), it takes its nights again if they are still free, or answers `NoLongerAvailable` so
 /// that the payment is settled by hand. Confirming twice with the same order changes nothing.
 #[tracing::instrument(skip_all, fields(booking.id = %booking_id, order.id = %order_id))]
-pub fn confirm(conn: &mut DbConnection, booking_id: Uuid, order_id: Uuid) -> Result<Booking, BookingError> {
+pub fn confirm(
+    conn: &mut DbConnection,
+    booking_id: Uuid,
+    order_id: OrderId,
+) -> Result<Booking, BookingError> {
     write_or_nested_transaction(conn, |conn| {
         let booking = reload(conn, booking_id)?;
         let at = now();
         let set_order = |conn: &mut DbConnection| {
             diesel::update(bookings::table.filter(bookings::id.eq(DbUuid(booking_id))))
-                .set(bookings::order_id.eq(Some(DbUuid(order_id))))
+                .set(bookings::order_id.eq(Some(order_id)))
                 .execute(conn)
         };
         match booking.status {
@@ -584,9 +592,9 @@ pub fn get_booking(
 }
 
 /// The bookings an order pays for.
-pub fn of_order(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<Vec<Booking>> {
+pub fn of_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Vec<Booking>> {
     bookings::table
-        .filter(bookings::order_id.eq(DbUuid(order_id)))
+        .filter(bookings::order_id.eq(order_id))
         .order(bookings::id.asc())
         .select(BookingRow::as_select())
         .load(conn)?

@@ -9,7 +9,7 @@ use crate::catalog::{Product, Variant};
 use crate::db::schema::{cart_lines, cart_offers, carts};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::discounts::Discount;
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, ThreadId};
 use crate::money::{Currency, Money, MoneyError};
 
 crate::text_state! {
@@ -79,7 +79,7 @@ pub struct Cart {
     /// Id.
     pub id: Uuid,
     /// Its thread.
-    pub thread_id: Uuid,
+    pub thread_id: ThreadId,
     /// Its currency (the merchant's).
     pub currency: Currency,
     /// Lines in the order added.
@@ -207,9 +207,9 @@ fn corrupt(what: String) -> diesel::result::Error {
 }
 
 /// The thread's open cart, if any.
-pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<Cart>> {
+pub fn open_cart(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Option<Cart>> {
     let row: Option<(DbUuid, String, Option<DbUuid>, MerchantId)> = carts::table
-        .filter(carts::thread_id.eq(DbUuid(thread_id)))
+        .filter(carts::thread_id.eq(thread_id))
         .filter(carts::status.eq(CartStatus::Open))
         .select((carts::id, carts::currency, carts::discount_id, carts::merchant_id))
         .first(conn)
@@ -262,11 +262,11 @@ pub fn open_cart(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option
 fn ensure_open(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     currency: Currency,
 ) -> QueryResult<Uuid> {
     let open: Option<DbUuid> = carts::table
-        .filter(carts::thread_id.eq(DbUuid(thread_id)))
+        .filter(carts::thread_id.eq(thread_id))
         .filter(carts::status.eq(CartStatus::Open))
         .select(carts::id)
         .first(conn)
@@ -281,7 +281,7 @@ fn ensure_open(
 fn create(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     currency: Currency,
 ) -> QueryResult<Uuid> {
     let id = Uuid::now_v7();
@@ -290,7 +290,7 @@ fn create(
         .values((
             carts::id.eq(DbUuid(id)),
             carts::merchant_id.eq(merchant_id),
-            carts::thread_id.eq(DbUuid(thread_id)),
+            carts::thread_id.eq(thread_id),
             carts::status.eq(CartStatus::Open),
             carts::currency.eq(currency.code()),
             carts::created_at.eq(at),
@@ -315,7 +315,7 @@ fn touch(conn: &mut DbConnection, cart_id: Uuid) -> QueryResult<()> {
 pub fn add(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     product: &Product,
     variant: &Variant,
     quantity: u32,
@@ -328,7 +328,7 @@ pub fn add(
 pub fn add_priced(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     product: &Product,
     variant: &Variant,
     quantity: u32,
@@ -429,7 +429,7 @@ pub fn add_priced(
 /// Sets a line's quantity (0 removes it); refused beyond the variant's stock. Call inside a transaction.
 pub fn set_quantity(
     conn: &mut DbConnection,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     line_id: Uuid,
     quantity: u32,
     stock: Option<i64>,
@@ -531,7 +531,7 @@ pub fn set_discount(conn: &mut DbConnection, cart_id: Uuid, discount_id: Option<
 pub fn put_stay(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     booking_id: Uuid,
     title: &str,
     details: &str,
@@ -593,7 +593,7 @@ pub const STAY_SKU: &str = "STAY";
 pub fn ensure_cart(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     currency: Currency,
 ) -> QueryResult<Uuid> {
     ensure_open(conn, merchant_id, thread_id, currency)

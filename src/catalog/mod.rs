@@ -15,8 +15,7 @@ use uuid::Uuid;
 use crate::db::is_unique_violation_on;
 use crate::db::schema::{products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{FieldError, MerchantId};
 use crate::money::{Currency, Money};
 use domain::{NewProduct, ProductFields, VariantFields};
 

@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::domain::{NewProduct, ProductInput, VariantInput};
 use super::{Product, Variant};
-use crate::kernel::FieldError;
-use crate::kernel::timestamp;
+use crate::kernel::{FieldError, timestamp};
 use crate::money::{Currency, MoneyDto};
 
 /// `POST /v1/products` and each element of a JSON import.

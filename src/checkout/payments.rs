@@ -29,7 +29,7 @@ use super::stripe::{
 use super::webhook::{EventKind, RefundObject, StripeEvent};
 use crate::bookings::{self, Booking, BookingError, BookingStatus};
 use crate::db::{Db, DbConnection, DbError, now};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, OrderId, ThreadId};
 use crate::money::{Money, MoneyError};
 
 /// Calls at creating a session before the order is given up.
@@ -99,7 +99,7 @@ impl From<MoveError> for PaymentsError {
 /// in. The conversations say it; the payments worker hands them in.
 pub trait Shopper: Sync {
     /// The shopper's locale (`fr_FR`), when known.
-    fn locale(&self, conn: &mut DbConnection, thread_id: Uuid) -> diesel::QueryResult<Option<String>>;
+    fn locale(&self, conn: &mut DbConnection, thread_id: ThreadId) -> diesel::QueryResult<Option<String>>;
     /// Stripe's page is ready at `url`: the Pay button.
     fn pay_button(&self, conn: &mut DbConnection, order: &Order, url: &str) -> diesel::QueryResult<()>;
     /// No payment page could be opened: a person takes over.
@@ -119,9 +119,9 @@ pub trait Shopper: Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Told {
     /// The order told about.
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     /// Its thread.
-    pub thread_id: Uuid,
+    pub thread_id: ThreadId,
 }
 
 fn told(order: &Order) -> Option<Told> {
@@ -515,7 +515,7 @@ impl<'a> Payments<'a> {
     #[tracing::instrument(skip_all, fields(order.id = %order_id))]
     pub async fn close_session(
         &self,
-        order_id: Uuid,
+        order_id: OrderId,
         session_id: &str,
     ) -> Result<Option<Told>, PaymentsError> {
         let told = match self.stripe.expire_checkout_session(session_id).await {
@@ -639,11 +639,11 @@ pub struct RefundMade {
     /// The amount.
     pub amount: Money,
     /// The order it was made for.
-    pub order_id: Uuid,
+    pub order_id: OrderId,
 }
 
 impl RefundMade {
-    fn new(refund: Refund, amount: Money, order_id: Uuid) -> RefundMade {
+    fn new(refund: Refund, amount: Money, order_id: OrderId) -> RefundMade {
         RefundMade {
             id: refund.id,
             status: refund.status,
@@ -682,7 +682,7 @@ pub async fn refund_order(
     db: &Db,
     stripe: Option<&StripeClient>,
     merchant_id: MerchantId,
-    order_id: Uuid,
+    order_id: OrderId,
     ask: RefundAsk,
 ) -> Result<OrderRefunded, PaymentsError> {
     let order = db
@@ -805,7 +805,7 @@ enum StayOwed {
     /// most what the order has not had refunded yet.
     Due {
         /// The order that paid for the stay.
-        order_id: Uuid,
+        order_id: OrderId,
         /// Its PaymentIntent.
         payment_intent: String,
         /// The amount to refund.

@@ -22,8 +22,8 @@ use stripe_checkout::{
     CheckoutSessionLocale, CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus,
 };
 use stripe_core::refund::{CreateRefund, CreateRefundReason, ListRefund};
-use uuid::Uuid;
 
+use crate::kernel::OrderId;
 use crate::money::{Currency, Money};
 
 /// Per attempt; async-stripe has no timeout of its own.
@@ -243,7 +243,7 @@ pub struct CheckoutLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCheckout {
     /// The order: `client_reference_id`, `metadata[order_id]` and the PaymentIntent's `metadata[order_id]`.
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     /// The lines at their undiscounted prices (at most 100 once a discount has split some).
     pub lines: Vec<CheckoutLine>,
     /// Taken off the lines' total (never more than it), spread over the line prices.
@@ -817,7 +817,7 @@ mod tests {
 
     fn checkout(code: &str, lines: Vec<CheckoutLine>, discount: Option<i64>) -> NewCheckout {
         NewCheckout {
-            order_id: Uuid::nil(),
+            order_id: crate::kernel::OrderId(uuid::Uuid::nil()),
             lines,
             discount: discount.map(|d| Money::from_minor(d, currency(code))),
             currency: currency(code),

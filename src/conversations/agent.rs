@@ -5,7 +5,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::outbox;
 use super::window::{MessagingType, Writer};
@@ -13,7 +12,7 @@ use crate::conversations::{self, Mode};
 use crate::db::schema::{customers, pages};
 use crate::db::{DbConnection, now, write_transaction};
 use crate::engine::reply::Reply;
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, ThreadId};
 
 /// Why an agent's message was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +48,7 @@ pub struct Queued {
 pub fn send_text(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     text: &str,
 ) -> Result<Queued, AgentSendError> {
     let text = text.trim();
@@ -94,7 +93,7 @@ pub fn send_text(
         for reply in Reply::text(text) {
             outbox::enqueue_message(conn, &thread, &psid, &reply, "agent", messaging_type)?;
         }
-        conversations::set_mode(conn, thread.id.0, Mode::Agent)?;
+        conversations::set_mode(conn, thread.id, Mode::Agent)?;
         Ok(Queued { messaging_type })
     })
 }

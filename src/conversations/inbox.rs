@@ -15,8 +15,7 @@ use super::event::Inbound;
 use super::{Customer, DeliveryStatus, EventStatus, ProfileStatus, turn};
 use crate::db::schema::{customers, inbound_events, pages, webchats, webhook_inbox};
 use crate::db::{DbConnection, DbUuid, now, prepared, write_transaction};
-use crate::kernel::Channel;
-use crate::kernel::MerchantId;
+use crate::kernel::{Channel, CustomerId, MerchantId, ThreadId};
 
 /// Retries of an event before it is dead-lettered.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -69,7 +68,7 @@ pub fn receive_delivery(
     source: &str,
     body: &str,
     parsed: &Result<Vec<Inbound>, String>,
-) -> QueryResult<(Uuid, Option<Vec<DbUuid>>)> {
+) -> QueryResult<(Uuid, Option<Vec<CustomerId>>)> {
     let split = write_transaction(conn, |conn| record_delivery(conn, source, body, parsed));
     match split {
         Ok((id, customers)) => Ok((id, Some(customers))),
@@ -87,7 +86,7 @@ pub fn record_delivery(
     source: &str,
     body: &str,
     parsed: &Result<Vec<Inbound>, String>,
-) -> QueryResult<(Uuid, Vec<DbUuid>)> {
+) -> QueryResult<(Uuid, Vec<CustomerId>)> {
     let id = Uuid::now_v7();
     diesel::insert_into(webhook_inbox::table)
         .values((
@@ -164,7 +163,7 @@ pub fn store_events(
     conn: &mut DbConnection,
     inbox_id: DbUuid,
     events: &[Inbound],
-) -> QueryResult<Vec<DbUuid>> {
+) -> QueryResult<Vec<CustomerId>> {
     let mut customers = Vec::new();
     for event in events {
         if let Some(customer) = store_event(conn, inbox_id, event)?
@@ -178,7 +177,7 @@ pub fn store_events(
 
 /// The merchant of a channel account and the shopper's customer row, when the account is connected,
 /// in one round trip.
-fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(MerchantId, Option<DbUuid>)>> {
+fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(MerchantId, Option<CustomerId>)>> {
     let customer = customers::table
         .filter(customers::page_id.eq(&e.account))
         .filter(customers::psid.eq(&e.user))
@@ -210,14 +209,14 @@ fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(Merch
 
 /// Stores one event unless its account already has one with the same key (a redelivery); returns its
 /// shopper when it was stored for a connected account (to be applied).
-fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryResult<Option<DbUuid>> {
+fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryResult<Option<CustomerId>> {
     let (merchant, customer) = match account_of(conn, e)? {
         Some((merchant, Some(customer))) => (Some(merchant), Some(customer)),
         Some((merchant, None)) => (
             Some(merchant),
-            Some(DbUuid(super::ensure_customer(
+            Some(super::ensure_customer(
                 conn, merchant, e.channel, &e.account, &e.user,
-            )?)),
+            )?),
         ),
         None => (None, None),
     };
@@ -294,8 +293,8 @@ pub fn fill_neutral_forms(
 }
 
 /// Customers with an event due now.
-pub fn customers_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<DbUuid>> {
-    let ids: Vec<Option<DbUuid>> = inbound_events::table
+pub fn customers_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<CustomerId>> {
+    let ids: Vec<Option<CustomerId>> = inbound_events::table
         .filter(inbound_events::status.eq(EventStatus::Pending))
         .filter(inbound_events::next_attempt_at.le(at))
         .select(inbound_events::customer_id)
@@ -322,7 +321,7 @@ pub struct PendingEvent {
 }
 
 /// The customer's pending events in timestamp order.
-pub fn pending_events(conn: &mut DbConnection, customer_id: DbUuid) -> QueryResult<Vec<PendingEvent>> {
+pub fn pending_events(conn: &mut DbConnection, customer_id: CustomerId) -> QueryResult<Vec<PendingEvent>> {
     inbound_events::table
         .filter(inbound_events::customer_id.eq(customer_id))
         .filter(inbound_events::status.eq(EventStatus::Pending))
@@ -353,7 +352,7 @@ pub enum Applied {
         /// Events applied.
         applied: usize,
         /// The shopper's thread, when replies were queued on it.
-        sends: Option<DbUuid>,
+        sends: Option<ThreadId>,
     },
     /// An event failed: nothing of this pass was kept, the event is to be retried later (the ones
     /// before it are applied again on the next pass).
@@ -381,7 +380,7 @@ impl From<diesel::result::Error> for Abort {
 /// holds the customer's row: one worker per shopper across every process (PostgreSQL's `FOR UPDATE SKIP
 /// LOCKED`; SQLite's `BEGIN IMMEDIATE` admits one writer), each event's effects (messages, touches,
 /// window, queued replies) exactly once. A later event waits for an earlier one being retried.
-pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -> QueryResult<Applied> {
+pub fn apply_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Policy) -> QueryResult<Applied> {
     let outcome = write_transaction(conn, |conn| {
         let Some(customer) = lock_customer(conn, customer_id)? else {
             return Ok(Applied::Busy);
@@ -417,7 +416,7 @@ pub fn apply_due(conn: &mut DbConnection, customer_id: DbUuid, policy: Policy) -
 
 /// The customer, its row locked for the rest of the transaction; `None` when another transaction holds
 /// it (PostgreSQL). On SQLite the transaction is the only writer already.
-fn lock_customer(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Option<Customer>> {
+fn lock_customer(conn: &mut DbConnection, id: CustomerId) -> QueryResult<Option<Customer>> {
     crate::first_skip_locked!(conn, customers::table.find(id).select(Customer::as_select()))
 }
 
@@ -428,7 +427,7 @@ fn apply(
     customer: &Customer,
     row: &PendingEvent,
     policy: Policy,
-) -> turn::TurnResult<Option<DbUuid>> {
+) -> turn::TurnResult<Option<ThreadId>> {
     let done = prepared::update(
         inbound_events::table,
         (

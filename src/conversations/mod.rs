@@ -26,8 +26,7 @@ use uuid::Uuid;
 use crate::db::schema::{customers, messages, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::Referral;
-use crate::kernel::Channel;
-use crate::kernel::MerchantId;
+use crate::kernel::{Channel, CustomerId, MerchantId, ThreadId};
 pub use status::{DeliveryStatus, EventStatus, OutboxStatus, ProfileStatus};
 pub use window::{HUMAN_AGENT_WINDOW, MessagingType, Window, Writer};
 
@@ -69,11 +68,11 @@ crate::text_enum_sql!(Mode);
 #[diesel(table_name = threads)]
 pub struct Thread {
     /// Id.
-    pub id: DbUuid,
+    pub id: ThreadId,
     /// Merchant.
     pub merchant_id: MerchantId,
     /// Customer.
-    pub customer_id: DbUuid,
+    pub customer_id: CustomerId,
     /// The channel account: a Page's id, an Instagram account's id, the web chat's id.
     pub page_id: String,
     /// Who answers.
@@ -137,7 +136,7 @@ impl Thread {
 #[diesel(table_name = customers)]
 pub struct Customer {
     /// Id.
-    pub id: DbUuid,
+    pub id: CustomerId,
     /// Merchant.
     pub merchant_id: MerchantId,
     /// The channel account (see [`Thread::page_id`]).
@@ -165,20 +164,20 @@ pub fn ensure_customer(
     channel: Channel,
     page_id: &str,
     psid: &str,
-) -> QueryResult<Uuid> {
-    let existing: Option<DbUuid> = customers::table
+) -> QueryResult<CustomerId> {
+    let existing: Option<CustomerId> = customers::table
         .filter(customers::page_id.eq(page_id))
         .filter(customers::psid.eq(psid))
         .select(customers::id)
         .first(conn)
         .optional()?;
     if let Some(id) = existing {
-        return Ok(id.0);
+        return Ok(id);
     }
-    let id = Uuid::now_v7();
+    let id = CustomerId::new();
     diesel::insert_into(customers::table)
         .values((
-            customers::id.eq(DbUuid(id)),
+            customers::id.eq(id),
             customers::merchant_id.eq(merchant_id),
             customers::page_id.eq(page_id),
             customers::psid.eq(psid),
@@ -190,9 +189,9 @@ pub fn ensure_customer(
 }
 
 /// The customer with `id`.
-pub fn customer(conn: &mut DbConnection, id: Uuid) -> QueryResult<Customer> {
+pub fn customer(conn: &mut DbConnection, id: CustomerId) -> QueryResult<Customer> {
     customers::table
-        .find(DbUuid(id))
+        .find(id)
         .select(Customer::as_select())
         .first(conn)
 }
@@ -200,10 +199,10 @@ pub fn customer(conn: &mut DbConnection, id: Uuid) -> QueryResult<Customer> {
 /// Stores what the User Profile API said (or that it said nothing).
 pub fn set_profile(
     conn: &mut DbConnection,
-    customer_id: Uuid,
+    customer_id: CustomerId,
     profile: Option<(Option<String>, Option<String>, Option<i32>)>,
 ) -> QueryResult<()> {
-    let target = customers::id.eq(DbUuid(customer_id));
+    let target = customers::id.eq(customer_id);
     match profile {
         Some((first_name, locale, tz)) => prepared::update(
             customers::table,
@@ -257,14 +256,14 @@ pub fn ensure_thread(conn: &mut DbConnection, customer: &Customer) -> QueryResul
 }
 
 /// The thread `id`, whoever's it is (for workers).
-pub fn get_thread(conn: &mut DbConnection, id: DbUuid) -> QueryResult<Thread> {
+pub fn get_thread(conn: &mut DbConnection, id: ThreadId) -> QueryResult<Thread> {
     threads::table.find(id).select(Thread::as_select()).first(conn)
 }
 
 /// The merchant's thread `id` (another merchant's answers `NotFound`).
-pub fn thread(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<Thread> {
+pub fn thread(conn: &mut DbConnection, merchant_id: MerchantId, id: ThreadId) -> QueryResult<Thread> {
     threads::table
-        .filter(threads::id.eq(DbUuid(id)))
+        .filter(threads::id.eq(id))
         .filter(threads::merchant_id.eq(merchant_id))
         .select(Thread::as_select())
         .first(conn)
@@ -352,25 +351,25 @@ pub fn human_replied(conn: &mut DbConnection, thread: &Thread, until: NaiveDateT
 }
 
 /// Remembers the away text went out on the merchant-local day `day`.
-pub fn set_away_sent_on(conn: &mut DbConnection, thread_id: Uuid, day: &str) -> QueryResult<()> {
-    diesel::update(threads::table.find(DbUuid(thread_id)))
+pub fn set_away_sent_on(conn: &mut DbConnection, thread_id: ThreadId, day: &str) -> QueryResult<()> {
+    diesel::update(threads::table.find(thread_id))
         .set(threads::away_sent_on.eq(day))
         .execute(conn)?;
     Ok(())
 }
 
 /// Remembers (or forgets) the room whose arrival date the thread was asked.
-pub fn set_stay_room(conn: &mut DbConnection, thread_id: Uuid, room: Option<Uuid>) -> QueryResult<()> {
-    diesel::update(threads::table.find(DbUuid(thread_id)))
+pub fn set_stay_room(conn: &mut DbConnection, thread_id: ThreadId, room: Option<Uuid>) -> QueryResult<()> {
+    diesel::update(threads::table.find(thread_id))
         .set(threads::stay_bookable_id.eq(room.map(DbUuid)))
         .execute(conn)?;
     Ok(())
 }
 
 /// Hands the thread to agents or back to the bot (which also ends a human pause).
-pub fn set_mode(conn: &mut DbConnection, thread_id: Uuid, mode: Mode) -> QueryResult<()> {
+pub fn set_mode(conn: &mut DbConnection, thread_id: ThreadId, mode: Mode) -> QueryResult<()> {
     let human_active_until: Option<NaiveDateTime> = None;
-    diesel::update(threads::table.find(DbUuid(thread_id)))
+    diesel::update(threads::table.find(thread_id))
         .set((
             threads::mode.eq(mode),
             threads::human_active_until.eq(human_active_until),
@@ -532,7 +531,7 @@ pub struct Delivery {
 /// status (`queued`, `sent`, `failed`, `expired`, `dead`) and the last error.
 pub fn list_messages(
     conn: &mut DbConnection,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<(StoredMessage, Option<Delivery>)>> {
@@ -567,12 +566,12 @@ pub fn list_messages(
 
 fn message_page(
     conn: &mut DbConnection,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<StoredMessage>> {
     let mut query = messages::table
-        .filter(messages::thread_id.eq(DbUuid(thread_id)))
+        .filter(messages::thread_id.eq(thread_id))
         .order(messages::id.asc())
         .limit(limit)
         .select(StoredMessage::as_select())

@@ -3,7 +3,6 @@
 //! they go out only inside the messaging window (no tag may carry them); the web chat has no window.
 
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::outbox;
 use super::window::{MessagingType, Writer};
@@ -11,12 +10,13 @@ use crate::attribution::{self, FunnelStep};
 use crate::checkout::orders::{Order, OrderStatus};
 use crate::conversations::{self, Mode};
 use crate::db::schema::customers;
-use crate::db::{DbConnection, DbUuid, now};
+use crate::db::{DbConnection, now};
 use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply};
+use crate::kernel::ThreadId;
 
 /// The thread's shopper's Messenger locale.
-pub fn customer_locale(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Option<String>> {
-    let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
+pub fn customer_locale(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Option<String>> {
+    let thread = conversations::get_thread(conn, thread_id)?;
     customers::table
         .find(thread.customer_id)
         .select(customers::locale)
@@ -29,7 +29,7 @@ pub fn tell(conn: &mut DbConnection, order: &Order, replies: &[Reply]) -> QueryR
     let Some(thread_id) = order.thread_id else {
         return Ok(false);
     };
-    let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
+    let thread = conversations::get_thread(conn, thread_id)?;
     let Some(messaging_type @ MessagingType::Response) =
         thread.window().allows(&thread, now(), Writer::Automation)
     else {
@@ -128,7 +128,7 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
         OrderStatus::Paid => {
             let first_name = match order.thread_id {
                 Some(t) => {
-                    let thread = conversations::get_thread(conn, DbUuid(t))?;
+                    let thread = conversations::get_thread(conn, t)?;
                     let at = order.paid_at.unwrap_or_else(now);
                     attribution::record_order(
                         conn,

@@ -16,6 +16,7 @@ use crate::conversations::{Direction, OutboxStatus, Thread};
 use crate::db::schema::{outbox, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::reply::Reply;
+use crate::kernel::ThreadId;
 
 /// What a send shows the shopper besides messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +212,7 @@ pub struct Queued {
     /// Id (time-ordered: the order of sending).
     pub id: DbUuid,
     /// Thread.
-    pub thread_id: DbUuid,
+    pub thread_id: ThreadId,
     /// The channel account.
     pub page_id: String,
     /// The shopper.
@@ -232,7 +233,7 @@ pub struct Queued {
 }
 
 /// Threads with a send due now.
-pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<DbUuid>> {
+pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<ThreadId>> {
     outbox::table
         .filter(outbox::status.eq(OutboxStatus::Queued))
         .filter(outbox::next_attempt_at.le(at))
@@ -246,7 +247,7 @@ pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> Qu
 /// same statement; `None` when another sender holds it.
 pub fn lease(
     conn: &mut DbConnection,
-    thread_id: DbUuid,
+    thread_id: ThreadId,
     owner: &str,
     until: NaiveDateTime,
 ) -> QueryResult<Option<Thread>> {
@@ -270,7 +271,7 @@ pub fn lease(
 }
 
 /// Gives the lease back.
-pub fn release(conn: &mut DbConnection, thread_id: DbUuid, owner: &str) -> QueryResult<()> {
+pub fn release(conn: &mut DbConnection, thread_id: ThreadId, owner: &str) -> QueryResult<()> {
     let none: Option<NaiveDateTime> = None;
     prepared::update(
         threads::table,
@@ -296,7 +297,7 @@ pub struct SendingPage {
 pub fn queued_with_token(
     conn: &mut DbConnection,
     secrets: &crate::secrets::Secrets,
-    thread_id: DbUuid,
+    thread_id: ThreadId,
 ) -> QueryResult<(Vec<Queued>, Option<SendingPage>)> {
     use crate::db::schema::pages;
     type Row = (Queued, Option<String>, Option<String>);

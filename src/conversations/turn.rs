@@ -15,10 +15,10 @@ use crate::bookings::{self, HoldError, HoldRequest};
 use crate::carts::{self, CartError};
 use crate::catalog::{self, CatalogError};
 use crate::conversations::{self, Customer, Direction, Mode, NewMessage, Thread};
-use crate::db::{DbConnection, DbUuid, now};
+use crate::db::{DbConnection, now};
 use crate::engine::reply::{Choice, Reply};
 use crate::engine::{self, Command, Input, Shop, StayOfferKind, StayOfferView, Turn};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, ThreadId};
 
 /// Why an event's turn could not be taken: the inbox retries the event with backoff and sets it aside
 /// after its last attempt. A refusal the shopper can be told about (sold out, no such code) is an answer,
@@ -65,7 +65,7 @@ pub fn take(
     event: &Inbound,
     at: NaiveDateTime,
     policy: Policy,
-) -> TurnResult<Option<DbUuid>> {
+) -> TurnResult<Option<ThreadId>> {
     let stored = conversations::ensure_thread(conn, customer)?;
     let mut thread = stored.clone();
     let mut input: Option<Input<'_>> = None;
@@ -214,7 +214,7 @@ pub fn answer(
     mark_seen: bool,
 ) -> TurnResult<()> {
     let (merchant, has_rooms) = crate::merchants::get_with_rooms(conn, customer.merchant_id)?;
-    let cart = carts::open_cart(conn, thread.id.0)?;
+    let cart = carts::open_cart(conn, thread.id)?;
     let at = crate::db::now();
     let stays = stays_of(conn, merchant.id, cart.as_ref())?;
     let stay_room = thread.stay_bookable_id.map(|r| r.0);
@@ -251,7 +251,7 @@ pub fn answer(
     if let Some(away) = merchant.away_text_at(at) {
         let today = crate::merchants::hours::BusinessHours::local_date(merchant.timezone, at);
         if thread.away_sent_on.as_deref() != Some(today.as_str()) {
-            conversations::set_away_sent_on(conn, thread.id.0, &today)?;
+            conversations::set_away_sent_on(conn, thread.id, &today)?;
             replies.splice(0..0, Reply::text(away));
         }
     }
@@ -265,7 +265,7 @@ pub fn answer(
                 else {
                     continue;
                 };
-                match carts::add(conn, merchant.id, thread.id.0, &product, &variant, quantity) {
+                match carts::add(conn, merchant.id, thread.id, &product, &variant, quantity) {
                     Ok(updated) => {
                         changed_cart = Some(Some(updated));
                         let value = variant.price.checked_mul(i64::from(quantity)).ok();
@@ -293,7 +293,7 @@ pub fn answer(
                     .and_then(|c| c.lines.iter().find(|l| l.id == line))
                     .and_then(|l| l.booking_id);
                 if let Some(booking) = stay {
-                    if quantity == 0 && carts::set_quantity(conn, thread.id.0, line, 0, None).is_ok() {
+                    if quantity == 0 && carts::set_quantity(conn, thread.id, line, 0, None).is_ok() {
                         release_quietly(conn, booking)?;
                         changed_cart = None;
                     }
@@ -306,7 +306,7 @@ pub fn answer(
                     },
                     None => None,
                 };
-                match carts::set_quantity(conn, thread.id.0, line, quantity, stock) {
+                match carts::set_quantity(conn, thread.id, line, quantity, stock) {
                     Ok(updated) => changed_cart = Some(Some(updated)),
                     Err(CartError::StaleLine) => {}
                     Err(CartError::OutOfStock { available }) => {
@@ -319,7 +319,7 @@ pub fn answer(
                     Err(CartError::Db(e)) => return Err(e.into()),
                 }
             }
-            Command::HandToAgent => conversations::set_mode(conn, thread.id.0, Mode::Agent)?,
+            Command::HandToAgent => conversations::set_mode(conn, thread.id, Mode::Agent)?,
             Command::AcceptOffer { offer } => {
                 let mut shop = DbShop {
                     conn,
@@ -330,7 +330,7 @@ pub fn answer(
                 match carts::add_priced(
                     conn,
                     merchant.id,
-                    thread.id.0,
+                    thread.id,
                     &view.product,
                     &view.variant,
                     1,
@@ -375,7 +375,7 @@ pub fn answer(
                     "Thank you! Online payment is not open yet in this shop: a person from our team will \
                      finish your order with you here.",
                 ));
-                conversations::set_mode(conn, thread.id.0, Mode::Agent)?;
+                conversations::set_mode(conn, thread.id, Mode::Agent)?;
             }
             Command::Checkout { cart: _ } => {
                 replies.extend(checkout(conn, &merchant, &mut funnel, cart.as_ref(), at)?);
@@ -390,9 +390,7 @@ pub fn answer(
             Command::ViewedRoom { bookable } => {
                 funnel.record_stay(conn, FunnelStep::ProductView, bookable, None)?;
             }
-            Command::AskDates { bookable } => {
-                conversations::set_stay_room(conn, thread.id.0, Some(bookable))?
-            }
+            Command::AskDates { bookable } => conversations::set_stay_room(conn, thread.id, Some(bookable))?,
             Command::Hold {
                 bookable,
                 stay,
@@ -402,7 +400,7 @@ pub fn answer(
                     bookable_id: bookable,
                     stay,
                     guests,
-                    thread_id: Some(thread.id.0),
+                    thread_id: Some(thread.id),
                     expires_at: at + HOLD_BEFORE_CHECKOUT,
                 };
                 changed_cart = None;
@@ -445,7 +443,7 @@ pub fn answer(
                     bookable_id: room.id,
                     stay: old.stay,
                     guests: old.guests,
-                    thread_id: Some(thread.id.0),
+                    thread_id: Some(thread.id),
                     expires_at: old.expires_at,
                 };
                 changed_cart = None;
@@ -487,7 +485,7 @@ pub fn answer(
                 match carts::add_priced(
                     conn,
                     merchant.id,
-                    thread.id.0,
+                    thread.id,
                     &product,
                     &variant,
                     units,
@@ -518,7 +516,7 @@ pub fn answer(
     if show_cart {
         let cart = match changed_cart {
             Some(known) => known,
-            None => carts::open_cart(conn, thread.id.0)?,
+            None => carts::open_cart(conn, thread.id)?,
         };
         replies.extend(engine::cart_replies(cart.as_ref(), at)?);
         if let (Some(product), Some(cart)) = (offer_for, cart.as_ref()) {
@@ -605,7 +603,7 @@ fn hold_in_cart(
     let replaced = match carts::put_stay(
         conn,
         merchant.id,
-        thread.id.0,
+        thread.id,
         booking.id,
         &room.spec.name,
         &engine::stays::stay_line_name(booking.stay, booking.guests),
@@ -624,7 +622,7 @@ fn hold_in_cart(
     for old in replaced {
         release_quietly(conn, old)?;
     }
-    conversations::set_stay_room(conn, thread.id.0, None)?;
+    conversations::set_stay_room(conn, thread.id, None)?;
     Ok(Ok(booking))
 }
 
@@ -635,7 +633,7 @@ fn held_stay_replies(
     thread: &Thread,
     at: chrono::NaiveDateTime,
 ) -> TurnResult<Vec<Reply>> {
-    let Some(cart) = carts::open_cart(conn, thread.id.0)? else {
+    let Some(cart) = carts::open_cart(conn, thread.id)? else {
         return Ok(Vec::new());
     };
     let Some(booking) = stays_of(conn, merchant_id, Some(&cart))?
@@ -666,7 +664,7 @@ fn freeze(
     use crate::checkout::orders::{self, CheckoutRefusal};
     let minimum = crate::checkout::stripe::minimum_charge(merchant.currency)
         .map(|m| crate::money::Money::from_minor(m, merchant.currency));
-    let thread_id = funnel.thread().id.0;
+    let thread_id = funnel.thread().id;
     let touch = funnel.attributed_touch(conn, at)?.map(|t| (t.id.0, t.ad_id));
     match orders::checkout(conn, merchant.id, thread_id, at, minimum, touch) {
         Ok(done) => {
@@ -740,7 +738,7 @@ fn checkout(
 pub fn checkout_for_agent(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
 ) -> TurnResult<Result<crate::checkout::orders::Order, crate::checkout::orders::CheckoutRefusal>> {
     crate::db::write_transaction(conn, |conn| {
         let thread = conversations::thread(conn, merchant_id, thread_id)?;

@@ -14,8 +14,7 @@ use uuid::Uuid;
 use crate::db::is_unique_violation_on;
 use crate::db::schema::discounts;
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{FieldError, MerchantId};
 use crate::money::{Currency, Money, MoneyError};
 
 /// The shortest code.

@@ -1247,7 +1247,7 @@ mod tests {
         let size38 = product.variants[0].clone();
         let cart = Cart {
             id: Uuid::now_v7(),
-            thread_id: Uuid::now_v7(),
+            thread_id: crate::kernel::ThreadId::new(),
             currency: Currency::parse("EUR").unwrap(),
             lines: vec![CartLine {
                 id: Uuid::now_v7(),
@@ -1351,7 +1351,7 @@ mod tests {
         let socks = product.variants[0].clone();
         let cart = Cart {
             id: Uuid::now_v7(),
-            thread_id: Uuid::now_v7(),
+            thread_id: crate::kernel::ThreadId::new(),
             currency: Currency::parse("EUR").unwrap(),
             lines: vec![CartLine {
                 id: Uuid::now_v7(),
@@ -1385,7 +1385,7 @@ mod tests {
     fn cart_with(product: &Product, variant: &Variant, quantity: u32) -> Cart {
         Cart {
             id: Uuid::now_v7(),
-            thread_id: Uuid::now_v7(),
+            thread_id: crate::kernel::ThreadId::new(),
             currency: Currency::parse("EUR").unwrap(),
             lines: vec![CartLine {
                 id: Uuid::now_v7(),

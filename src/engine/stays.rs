@@ -764,7 +764,7 @@ mod tests {
         };
         let cart = Cart {
             id: Uuid::now_v7(),
-            thread_id: Uuid::now_v7(),
+            thread_id: crate::kernel::ThreadId::new(),
             currency: Currency::parse("EUR").unwrap(),
             lines: vec![CartLine {
                 id: Uuid::now_v7(),

@@ -16,8 +16,7 @@ use crate::catalog::domain::{optional_text, optional_url, text};
 use crate::catalog::wire::double_option;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{FieldError, MerchantId};
 use crate::merchants::{self, Merchant};
 use crate::money::{Money, MoneyDto};
 

@@ -12,7 +12,7 @@ use crate::bookings::{self, Booking, BookingError, BookingQuery, BookingStatus};
 use crate::checkout::payments;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
-use crate::kernel::FieldError;
+use crate::kernel::{FieldError, OrderId, ThreadId};
 use crate::money::MoneyDto;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -52,8 +52,8 @@ impl From<BookingError> for ApiError {
 struct BookingBody {
     id: Uuid,
     bookable_id: Uuid,
-    thread_id: Option<Uuid>,
-    order_id: Option<Uuid>,
+    thread_id: Option<ThreadId>,
+    order_id: Option<OrderId>,
     arrival: NaiveDate,
     departure: NaiveDate,
     nights: u32,

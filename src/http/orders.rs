@@ -12,7 +12,7 @@ use crate::checkout::payments::{self, PaymentsError, RefundAsk, RefundMade};
 use crate::checkout::stripe::RefundReason;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
-use crate::kernel::FieldError;
+use crate::kernel::{FieldError, OrderId, ThreadId};
 use crate::money::MoneyDto;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -39,7 +39,7 @@ struct LineBody {
 /// An order as answered.
 #[derive(Serialize)]
 pub(super) struct OrderBody {
-    id: Uuid,
+    id: OrderId,
     number: String,
     status: &'static str,
     disputed: bool,
@@ -48,7 +48,7 @@ pub(super) struct OrderBody {
     discount_code: Option<String>,
     total: MoneyDto,
     refunded: MoneyDto,
-    thread_id: Option<Uuid>,
+    thread_id: Option<ThreadId>,
     channel: String,
     ad_id: Option<String>,
     lines: Vec<LineBody>,
@@ -107,7 +107,7 @@ struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
     status: Option<String>,
-    thread_id: Option<Uuid>,
+    thread_id: Option<ThreadId>,
     ad_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -163,7 +163,7 @@ async fn list(
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<OrderId>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadOrders)?;
     let id = path.into_inner();
@@ -191,11 +191,11 @@ fn page(title: &str, text: &str, page_id: Option<&str>) -> HttpResponse {
 
 #[derive(Deserialize)]
 struct ReturnParams {
-    order: Option<Uuid>,
+    order: Option<OrderId>,
 }
 
 /// The Page to go back to, for the order named in the return URL (none when unknown).
-async fn page_for(state: &AppState, order: Option<Uuid>) -> Option<String> {
+async fn page_for(state: &AppState, order: Option<OrderId>) -> Option<String> {
     let order = order?;
     state
         .db
@@ -310,7 +310,7 @@ pub(super) fn refund_body(refund: RefundMade) -> serde_json::Value {
 async fn refund(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<OrderId>,
     req: HttpRequest,
     body: web::Json<RefundRequest>,
 ) -> Result<HttpResponse, ApiError> {

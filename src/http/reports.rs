@@ -13,8 +13,7 @@ use crate::attribution::report::{self, AdDay, FunnelRow, GroupBy, MAX_DAYS, Peri
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{FieldError, MerchantId, OrderId};
 use crate::money::MoneyDto;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -376,7 +375,7 @@ struct ConversionParams {
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
-    order_id: Option<Uuid>,
+    order_id: Option<OrderId>,
     #[serde(default)]
     limit: Option<i64>,
     #[serde(default)]
@@ -390,7 +389,7 @@ struct ConversionBody {
     event_name: String,
     event_time: String,
     page_id: String,
-    order_id: Option<Uuid>,
+    order_id: Option<OrderId>,
     value: Option<MoneyDto>,
     status: String,
     attempts: i32,
@@ -408,7 +407,7 @@ impl From<ConversionEvent> for ConversionBody {
             event_name: e.event_name,
             event_time: timestamp(e.event_time),
             page_id: e.page_id,
-            order_id: e.order_id.map(|o| o.0),
+            order_id: e.order_id,
             status: e.status.as_str().to_owned(),
             attempts: e.attempts,
             last_error: e.last_error,

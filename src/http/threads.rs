@@ -18,6 +18,7 @@ use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread
 use crate::db::now;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
+use crate::kernel::ThreadId;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/threads", list)
@@ -198,7 +199,7 @@ async fn list(
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadThreads)?;
     let id = path.into_inner();
@@ -206,7 +207,7 @@ async fn get(
         .db
         .query(move |conn| {
             let t = conversations::thread(conn, caller.merchant_id, id)?;
-            let c = conversations::customer(conn, t.customer_id.0)?;
+            let c = conversations::customer(conn, t.customer_id)?;
             let touches = touches::touches_of(conn, id)?;
             Ok((t, c, touches))
         })
@@ -255,7 +256,7 @@ impl From<(StoredMessage, Option<Delivery>)> for MessageBody {
 async fn messages(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadThreads)?;
@@ -294,7 +295,7 @@ fn without_controls(text: &str) -> String {
 async fn send(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
     body: web::Json<SendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteThreads)?;
@@ -324,7 +325,7 @@ async fn send(
             AgentSendError::Db(e) => e.into(),
             AgentSendError::Unavailable(e) => e.into(),
         })?;
-    state.wakers.replies_queued(crate::db::DbUuid(id));
+    state.wakers.replies_queued(id);
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({
         "queued": 1,
         "messaging_type": match queued.messaging_type {
@@ -347,7 +348,7 @@ struct HandoverRequest {
 async fn handover(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
     body: web::Json<HandoverRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteThreads)?;
@@ -365,7 +366,7 @@ async fn handover(
             conversations::thread(conn, caller.merchant_id, id)?;
             conversations::set_mode(conn, id, mode)?;
             let t = conversations::thread(conn, caller.merchant_id, id)?;
-            let c = conversations::customer(conn, t.customer_id.0)?;
+            let c = conversations::customer(conn, t.customer_id)?;
             Ok((t, c))
         })
         .await
@@ -501,7 +502,7 @@ struct CartBody {
 async fn cart(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadThreads)?;
     let id = path.into_inner();
@@ -556,7 +557,7 @@ async fn cart(
 async fn checkout(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::WriteThreads)?;
     let id = path.into_inner();

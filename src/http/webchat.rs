@@ -19,6 +19,7 @@ use crate::db::DbUuid;
 use crate::engine::Utm;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
+use crate::kernel::ThreadId;
 
 /// The largest body the public API takes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -224,7 +225,7 @@ async fn preflight_open(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
 async fn preflight_conversation(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
 ) -> HttpResponse {
     let Some(origin) = origin_of(&req) else {
         return HttpResponse::NoContent().finish();
@@ -237,7 +238,7 @@ async fn preflight_conversation(
             use crate::db::schema::{threads, webchats};
             let w: Option<String> = threads::table
                 .inner_join(webchats::table.on(webchats::merchant_id.eq(threads::merchant_id)))
-                .filter(threads::id.eq(DbUuid(conversation)))
+                .filter(threads::id.eq(conversation))
                 .filter(threads::channel.eq(crate::kernel::Channel::Webchat))
                 .select(webchats::allowed_origins)
                 .first(conn)
@@ -358,7 +359,7 @@ async fn open_inner(
 async fn visitor_of(
     req: &HttpRequest,
     state: &AppState,
-    conversation: Uuid,
+    conversation: ThreadId,
     limit: &'static Limit,
 ) -> Result<(Visitor, Option<String>), ApiError> {
     let Some(token) = bearer(req) else {
@@ -410,7 +411,7 @@ struct SayRequest {
 async fn say(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
     payload: web::Payload,
 ) -> HttpResponse {
     let conversation = path.into_inner();
@@ -467,7 +468,7 @@ struct ListParams {
 async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<Uuid>,
+    path: web::Path<ThreadId>,
     params: web::Query<ListParams>,
 ) -> HttpResponse {
     let conversation = path.into_inner();
@@ -508,7 +509,7 @@ async fn list(
 
 /// The conversation's new messages as Server-Sent Events: `event: message`, `id:` the message's id,
 /// `data:` its JSON. With `Last-Event-ID`, the messages after that one come first.
-async fn events(req: HttpRequest, state: web::Data<AppState>, path: web::Path<Uuid>) -> HttpResponse {
+async fn events(req: HttpRequest, state: web::Data<AppState>, path: web::Path<ThreadId>) -> HttpResponse {
     let conversation = path.into_inner();
     let (_, origin) = match visitor_of(&req, &state, conversation, &STREAMS).await {
         Ok(v) => v,
@@ -527,7 +528,7 @@ async fn events(req: HttpRequest, state: web::Data<AppState>, path: web::Path<Uu
             .query(move |conn| {
                 use crate::db::schema::messages;
                 messages::table
-                    .filter(messages::thread_id.eq(DbUuid(conversation)))
+                    .filter(messages::thread_id.eq(conversation))
                     .order(messages::id.desc())
                     .select(messages::id)
                     .first::<DbUuid>(conn)
@@ -562,9 +563,9 @@ async fn events(req: HttpRequest, state: web::Data<AppState>, path: web::Path<Uu
 /// An open event stream.
 struct Stream {
     state: web::Data<AppState>,
-    conversation: Uuid,
+    conversation: ThreadId,
     after: Option<Uuid>,
-    listener: tokio::sync::broadcast::Receiver<DbUuid>,
+    listener: tokio::sync::broadcast::Receiver<ThreadId>,
     pending: std::collections::VecDeque<webchat::WebMessage>,
     ends_at: tokio::time::Instant,
     /// When the stream last wrote something (a keep-alive is due after [`STREAM_KEEPALIVE`]).
@@ -602,7 +603,7 @@ impl Stream {
                     return None;
                 }
             }
-            let conversation = DbUuid(self.conversation);
+            let conversation = self.conversation;
             let listener = &mut self.listener;
             let listen = async {
                 loop {

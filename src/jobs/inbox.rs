@@ -10,6 +10,7 @@ use crate::channels::meta::webhook;
 use crate::conversations;
 use crate::conversations::inbox::{self as inbound, Applied, Policy};
 use crate::db::{DbError, DbUuid, now};
+use crate::kernel::CustomerId;
 
 /// Splits stored deliveries into events.
 pub(super) async fn split_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
@@ -132,7 +133,7 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
                 .await
         }
     };
-    let work = |customer_id: DbUuid| apply_customer(ctx.clone(), customer_id);
+    let work = |customer_id: CustomerId| apply_customer(ctx.clone(), customer_id);
     let concurrency = ctx.config.worker_concurrency;
     super::pipeline(
         &ctx.wakers.events,
@@ -148,7 +149,7 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
 
 /// Applies the customer's due events in one visit to the database (one blocking task, one pooled
 /// connection, one transaction), after asking for their profile when it is not known yet.
-async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: DbUuid) -> Result<usize, DbError> {
+async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: CustomerId) -> Result<usize, DbError> {
     let (policy, retry_base) = (policy(&ctx), ctx.config.retry_base);
     let mut applied = ctx
         .db
@@ -159,7 +160,7 @@ async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: DbUuid) -> Result<
         applied = ctx
             .db
             .query(move |conn| {
-                conversations::set_profile(conn, customer_id.0, profile)?;
+                conversations::set_profile(conn, customer_id, profile)?;
                 settle(conn, customer_id, policy, retry_base)
             })
             .await?;
@@ -179,7 +180,7 @@ async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: DbUuid) -> Result<
 /// dead-lettered after too many).
 fn settle(
     conn: &mut crate::db::DbConnection,
-    customer_id: DbUuid,
+    customer_id: CustomerId,
     policy: Policy,
     retry_base: std::time::Duration,
 ) -> diesel::QueryResult<Applied> {

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::channels::meta::graph::GraphClient;
 use crate::config::Config;
-use crate::db::{Db, DbUuid};
+use crate::db::Db;
+use crate::kernel::{CustomerId, ThreadId};
 
 /// Wakes the workers when work is queued in this process.
 #[derive(Debug, Default)]
@@ -26,9 +27,9 @@ pub struct Wakers {
     /// A delivery was stored.
     pub inbox: Notify,
     /// Events were stored (for these shoppers, when known).
-    pub events: Hints,
+    pub events: Hints<CustomerId>,
     /// Messages were queued (on these threads, when known).
-    pub outbox: Hints,
+    pub outbox: Hints<ThreadId>,
     /// Orders need a Checkout Session, or Stripe events arrived.
     pub payments: Notify,
     /// Conversions API events were queued.
@@ -39,7 +40,7 @@ pub struct Wakers {
 
 impl Wakers {
     /// Replies were queued on `thread`: its sender starts, and its listeners read them.
-    pub fn replies_queued(&self, thread: DbUuid) {
+    pub fn replies_queued(&self, thread: ThreadId) {
         self.outbox.wake_for(thread);
         self.messages.publish(thread);
     }
@@ -49,7 +50,7 @@ impl Wakers {
 /// names, not messages: the listeners also read the database at an interval (other processes'
 /// messages).
 #[derive(Debug)]
-pub struct Bulletin(tokio::sync::broadcast::Sender<DbUuid>);
+pub struct Bulletin(tokio::sync::broadcast::Sender<ThreadId>);
 
 impl Default for Bulletin {
     fn default() -> Self {
@@ -59,13 +60,13 @@ impl Default for Bulletin {
 
 impl Bulletin {
     /// `thread` has new messages.
-    pub fn publish(&self, thread: DbUuid) {
+    pub fn publish(&self, thread: ThreadId) {
         // No listener is not an error.
         let _ = self.0.send(thread);
     }
 
     /// Listens from now on.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<DbUuid> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ThreadId> {
         self.0.subscribe()
     }
 }
@@ -74,15 +75,27 @@ impl Bulletin {
 /// the key when the producer knows it: the worker then starts on that key without asking the database
 /// what is due. Work of keys not named (queued by a producer that does not say, or by another process)
 /// is found by asking, on an unnamed wake-up or at the next poll.
-#[derive(Debug, Default)]
-pub struct Hints {
+#[derive(Debug)]
+pub struct Hints<K> {
     notify: Notify,
-    named: std::sync::Mutex<Named>,
+    named: std::sync::Mutex<Named<K>>,
 }
 
-#[derive(Debug, Default)]
-struct Named {
-    keys: Vec<DbUuid>,
+impl<K> Default for Hints<K> {
+    fn default() -> Self {
+        Hints {
+            notify: Notify::new(),
+            named: std::sync::Mutex::new(Named {
+                keys: Vec::new(),
+                unnamed: false,
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Named<K> {
+    keys: Vec<K>,
     /// Work of keys not named is due too (or too many were named).
     unnamed: bool,
 }
@@ -90,9 +103,9 @@ struct Named {
 /// The most keys kept between two wake-ups; beyond, the worker asks the database instead.
 const MAX_NAMED: usize = 4096;
 
-impl Hints {
+impl<K> Hints<K> {
     /// Work is due for `key`.
-    pub fn wake_for(&self, key: DbUuid) {
+    pub fn wake_for(&self, key: K) {
         {
             let mut named = self.named();
             if named.keys.len() < MAX_NAMED {
@@ -110,7 +123,7 @@ impl Hints {
         self.notify.notify_one();
     }
 
-    fn named(&self) -> std::sync::MutexGuard<'_, Named> {
+    fn named(&self) -> std::sync::MutexGuard<'_, Named<K>> {
         // The lists stay consistent whatever a panicking holder did: each change is one assignment.
         self.named
             .lock()
@@ -118,7 +131,7 @@ impl Hints {
     }
 
     /// The keys named since the last call, and whether work of other keys is due too.
-    fn take(&self) -> (Vec<DbUuid>, bool) {
+    fn take(&self) -> (Vec<K>, bool) {
         let mut named = self.named();
         (
             std::mem::take(&mut named.keys),
@@ -195,8 +208,8 @@ async fn idle(notify: &Notify, stopped: &mut watch::Receiver<bool>) -> bool {
 /// the last answer has been started and a task is free: under load one question serves many keys. A
 /// key named while it was being worked on is worked on again once done; one found due by asking makes
 /// the question be asked again then. On stop, the tasks in flight finish.
-async fn pipeline<Q, QF, W, WF>(
-    hints: &Hints,
+async fn pipeline<K, Q, QF, W, WF>(
+    hints: &Hints<K>,
     poll_every: Duration,
     stopped: &mut watch::Receiver<bool>,
     concurrency: usize,
@@ -205,20 +218,21 @@ async fn pipeline<Q, QF, W, WF>(
     work: W,
 ) where
     Q: Fn(usize) -> QF,
-    QF: std::future::Future<Output = Result<Vec<DbUuid>, crate::db::DbError>>,
-    W: Fn(DbUuid) -> WF,
+    K: Copy + Eq + std::hash::Hash,
+    QF: std::future::Future<Output = Result<Vec<K>, crate::db::DbError>>,
+    W: Fn(K) -> WF,
     WF: std::future::Future<Output = Result<usize, crate::db::DbError>> + Send + 'static,
 {
     use std::collections::{HashMap, HashSet, VecDeque};
     let limit = concurrency * 8;
     let mut tasks = tokio::task::JoinSet::new();
     // The key each running task works on.
-    let mut working: HashMap<tokio::task::Id, DbUuid> = HashMap::new();
+    let mut working: HashMap<tokio::task::Id, K> = HashMap::new();
     // Keys found due (by asking) or named while in work.
-    let mut again: HashSet<DbUuid> = HashSet::new();
-    let mut named_again: HashSet<DbUuid> = HashSet::new();
-    let mut queue: VecDeque<DbUuid> = VecDeque::new();
-    let mut queued: HashSet<DbUuid> = HashSet::new();
+    let mut again: HashSet<K> = HashSet::new();
+    let mut named_again: HashSet<K> = HashSet::new();
+    let mut queue: VecDeque<K> = VecDeque::new();
+    let mut queued: HashSet<K> = HashSet::new();
     let mut poll = tokio::time::interval(poll_every);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Work may be due (woken, polled, or the last answer filled its limit).
@@ -303,16 +317,16 @@ mod tests {
 
     use super::*;
 
-    fn key(n: u128) -> DbUuid {
-        DbUuid(uuid::Uuid::from_u128(n))
+    fn key(n: u128) -> ThreadId {
+        ThreadId(uuid::Uuid::from_u128(n))
     }
 
     /// A pipeline that never polls within a test, whose due query answers nothing and counts how often
     /// it is asked, and whose work records each key (waiting for `gate` when it is set).
     struct Harness {
-        hints: Hints,
+        hints: Hints<ThreadId>,
         asked: Arc<AtomicUsize>,
-        worked: Arc<Mutex<Vec<DbUuid>>>,
+        worked: Arc<Mutex<Vec<ThreadId>>>,
         gate: Arc<Notify>,
         gated: bool,
     }
@@ -335,7 +349,7 @@ mod tests {
                 self.asked.fetch_add(1, Ordering::SeqCst);
                 async { Ok(Vec::new()) }
             };
-            let work = |k: DbUuid| {
+            let work = |k: ThreadId| {
                 let (worked, gate, gated) = (self.worked.clone(), self.gate.clone(), self.gated);
                 async move {
                     if gated {
@@ -358,7 +372,7 @@ mod tests {
             tokio::join!(driver, steps);
         }
 
-        fn worked(&self) -> Vec<DbUuid> {
+        fn worked(&self) -> Vec<ThreadId> {
             self.worked
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)

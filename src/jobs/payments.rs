@@ -23,7 +23,11 @@ const RECONCILE_EVERY: chrono::Duration = chrono::Duration::minutes(5);
 struct ThreadNotices;
 
 impl Shopper for ThreadNotices {
-    fn locale(&self, conn: &mut DbConnection, thread_id: uuid::Uuid) -> diesel::QueryResult<Option<String>> {
+    fn locale(
+        &self,
+        conn: &mut DbConnection,
+        thread_id: crate::kernel::ThreadId,
+    ) -> diesel::QueryResult<Option<String>> {
         notices::customer_locale(conn, thread_id)
     }
 
@@ -212,6 +216,6 @@ async fn reconcile(
 fn wake(ctx: &WorkerContext, told: Option<Told>) {
     if let Some(told) = told {
         tracing::debug!(order.id = %told.order_id, "order's thread told");
-        ctx.wakers.replies_queued(crate::db::DbUuid(told.thread_id));
+        ctx.wakers.replies_queued(told.thread_id);
     }
 }

@@ -12,7 +12,8 @@ use super::{WorkerContext, backoff};
 use crate::channels::meta::{self, graph::ErrorClass};
 use crate::conversations::outbox::{self, Queued};
 use crate::conversations::{MessagingType, OutboxStatus, Thread};
-use crate::db::{DbConnection, DbError, DbUuid, now};
+use crate::db::{DbConnection, DbError, now};
+use crate::kernel::ThreadId;
 
 /// Sends after this many failed tries are dead-lettered.
 const MAX_ATTEMPTS: i32 = 8;
@@ -66,7 +67,7 @@ pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Recei
                 .await
         }
     };
-    let work = |thread_id: DbUuid| leased_send(ctx.clone(), limiter.clone(), thread_id);
+    let work = |thread_id: ThreadId| leased_send(ctx.clone(), limiter.clone(), thread_id);
     let concurrency = ctx.config.worker_concurrency;
     super::pipeline(
         &ctx.wakers.outbox,
@@ -117,7 +118,7 @@ fn record_all(conn: &mut DbConnection, marks: &[Mark]) -> diesel::QueryResult<()
 async fn leased_send(
     ctx: Arc<WorkerContext>,
     limiter: Arc<PageLimiter>,
-    thread_id: DbUuid,
+    thread_id: ThreadId,
 ) -> Result<usize, DbError> {
     let (owner, secrets) = (ctx.owner.clone(), ctx.secrets.clone());
     let leased = ctx

@@ -70,4 +70,10 @@ macro_rules! uuid_ids {
 uuid_ids! {
     /// A merchant: the tenant every row belongs to.
     MerchantId,
+    /// A shopper of one merchant on one channel account.
+    CustomerId,
+    /// A conversation: one per shopper.
+    ThreadId,
+    /// An order.
+    OrderId,
 }

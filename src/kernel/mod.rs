@@ -5,7 +5,7 @@ use std::fmt;
 
 mod ids;
 
-pub use ids::MerchantId;
+pub use ids::{CustomerId, MerchantId, OrderId, ThreadId};
 
 /// Declares a text-stored state: its variants with their stored names, `as_str`, `parse` and the
 /// column mapping.

@@ -10,8 +10,7 @@ use uuid::Uuid;
 
 use crate::db::schema::pages;
 use crate::db::{DbConnection, DbUuid, now};
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{FieldError, MerchantId};
 use crate::secrets::{Sealed, Secrets, SecretsError};
 
 crate::text_state! {

@@ -14,8 +14,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{bookables, offers, products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{FieldError, MerchantId};
 use crate::money::{Currency, Money, MoneyError};
 
 /// The longest merchant sentence, in characters.

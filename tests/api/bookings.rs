@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use threadcart::bookings::{self, BookingError, BookingStatus, HoldError, HoldRequest, StayDates};
 use threadcart::db::schema::{bookable_nights, orders};
 use threadcart::db::{Db, DbConnection, DbUuid};
+use threadcart::kernel::OrderId;
 use uuid::Uuid;
 
 use crate::helpers::{
@@ -83,14 +84,14 @@ async fn available(app: &TestApp, token: &str, bookable_id: Uuid, from: NaiveDat
 }
 
 /// An order row of the merchant in `status`, as checkout would have left it.
-fn order_in(conn: &mut DbConnection, merchant_id: threadcart::kernel::MerchantId, status: &str) -> Uuid {
-    let id = Uuid::now_v7();
+fn order_in(conn: &mut DbConnection, merchant_id: threadcart::kernel::MerchantId, status: &str) -> OrderId {
+    let id = OrderId::new();
     let at = threadcart::db::now();
     diesel::insert_into(orders::table)
         .values((
-            orders::id.eq(DbUuid(id)),
+            orders::id.eq(id),
             orders::merchant_id.eq(merchant_id),
-            orders::number.eq(format!("DH-{}", id.simple())),
+            orders::number.eq(format!("DH-{}", id.0.simple())),
             orders::status.eq(status),
             orders::currency.eq("EUR"),
             orders::subtotal_minor.eq(24_000_i64),
@@ -826,7 +827,7 @@ impl Model {
 fn run_steps(
     db: &Db,
     merchant_id: threadcart::kernel::MerchantId,
-    order_id: Uuid,
+    order_id: OrderId,
     steps: &[Step],
 ) -> Result<(), TestCaseError> {
     let first = in_days(20);
@@ -897,7 +898,7 @@ fn apply(
     model: &mut Model,
     ids: &mut Vec<Uuid>,
     step: &Step,
-    (merchant_id, bookable_id, order_id): (threadcart::kernel::MerchantId, Uuid, Uuid),
+    (merchant_id, bookable_id, order_id): (threadcart::kernel::MerchantId, Uuid, OrderId),
     (first, base): (NaiveDate, NaiveDateTime),
 ) -> Result<(), TestCaseError> {
     let pick = |i: usize| (!ids.is_empty()).then(|| i % ids.len());

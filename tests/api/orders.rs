@@ -16,6 +16,7 @@ use threadcart::checkout::orders::{
 use threadcart::conversations;
 use threadcart::db::schema::{carts as carts_table, order_counters, refunds, reservations, variants};
 use threadcart::db::{Db, DbError, DbUuid, now, write_transaction};
+use threadcart::kernel::{OrderId, ThreadId};
 use threadcart::money::{Currency, Money};
 use uuid::Uuid;
 
@@ -88,7 +89,7 @@ async fn stocked(
 }
 
 /// The thread of a new shopper `psid` of the merchant.
-fn thread(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> Uuid {
+fn thread(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> ThreadId {
     db.query_blocking(|conn| {
         let customer = conversations::ensure_customer(
             conn,
@@ -98,7 +99,7 @@ fn thread(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> U
             psid,
         )?;
         let customer = conversations::customer(conn, customer)?;
-        Ok(conversations::ensure_thread(conn, &customer)?.id.0)
+        Ok(conversations::ensure_thread(conn, &customer)?.id)
     })
     .unwrap()
 }
@@ -107,7 +108,7 @@ fn thread(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> U
 fn add(
     db: &Db,
     merchant_id: threadcart::kernel::MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     variant_id: Uuid,
     quantity: u32,
 ) -> Cart {
@@ -120,7 +121,7 @@ fn add(
     .unwrap()
 }
 
-fn open_cart(db: &Db, thread_id: Uuid) -> Option<Cart> {
+fn open_cart(db: &Db, thread_id: ThreadId) -> Option<Cart> {
     db.query_blocking(|conn| carts::open_cart(conn, thread_id))
         .unwrap()
 }
@@ -128,7 +129,7 @@ fn open_cart(db: &Db, thread_id: Uuid) -> Option<Cart> {
 fn checkout_at(
     db: &Db,
     merchant_id: threadcart::kernel::MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     at: NaiveDateTime,
     minimum: Option<Money>,
 ) -> Result<CheckedOut, CheckoutRefusal> {
@@ -139,18 +140,18 @@ fn checkout_at(
 fn checkout(
     db: &Db,
     merchant_id: threadcart::kernel::MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
 ) -> Result<CheckedOut, CheckoutRefusal> {
     checkout_at(db, merchant_id, thread_id, now(), None)
 }
 
-fn transition(db: &Db, order_id: Uuid, next: OrderStatus) -> bool {
+fn transition(db: &Db, order_id: OrderId, next: OrderStatus) -> bool {
     db.run_blocking(|conn| Ok::<_, DbError>(orders::transition(conn, order_id, next, Some("pi_123"), now())))
         .unwrap()
         .unwrap()
 }
 
-fn order(db: &Db, merchant_id: threadcart::kernel::MerchantId, id: Uuid) -> Order {
+fn order(db: &Db, merchant_id: threadcart::kernel::MerchantId, id: OrderId) -> Order {
     db.query_blocking(|conn| orders::get(conn, merchant_id, id))
         .unwrap()
         .unwrap()
@@ -167,10 +168,10 @@ fn stock(db: &Db, variant_id: Uuid) -> i64 {
 }
 
 /// `(variant, quantity, status)` of the order's reservations, by variant.
-fn reservations_of(db: &Db, order_id: Uuid) -> Vec<(Uuid, i32, String)> {
+fn reservations_of(db: &Db, order_id: OrderId) -> Vec<(Uuid, i32, String)> {
     db.query_blocking(|conn| {
         reservations::table
-            .filter(reservations::order_id.eq(DbUuid(order_id)))
+            .filter(reservations::order_id.eq(order_id))
             .order(reservations::variant_id.asc())
             .select((
                 reservations::variant_id,
@@ -387,7 +388,7 @@ async fn a_threads_cart_in_the_api_shows_the_code_applied_what_it_takes_off_and_
     let small_cart = add(db, s.merchant.id, small, s.slippers, 1);
     apply_code(db, small_cart.id, big);
     let empty = thread(db, s.merchant.id, "psid-3");
-    let cart_of = |thread: Uuid| {
+    let cart_of = |thread: ThreadId| {
         let app = &s.app;
         let token = s.merchant.token.clone();
         async move {
@@ -967,7 +968,7 @@ async fn a_move_of_an_unknown_order_is_not_found() {
         .run_blocking(|conn| {
             Ok::<_, DbError>(orders::transition(
                 conn,
-                Uuid::now_v7(),
+                OrderId::new(),
                 OrderStatus::Paid,
                 None,
                 now(),
@@ -1086,7 +1087,7 @@ async fn orders_are_listed_in_creation_order_by_page_and_status() {
     });
     let next_page = list(OrderQuery {
         limit: 2,
-        after: Some(b.id),
+        after: Some(b.id.0),
         ..OrderQuery::default()
     });
     let awaiting = list(OrderQuery {
@@ -1129,13 +1130,13 @@ async fn overdue_lists_only_orders_awaiting_payment_whose_hold_ended() {
     })
     .unwrap();
 
-    let due: Vec<Uuid> = db
+    let due: Vec<OrderId> = db
         .query_blocking(|conn| orders::overdue(conn, at, 10))
         .unwrap()
         .into_iter()
         .map(|o| o.id)
         .collect();
-    let later: Vec<Uuid> = db
+    let later: Vec<OrderId> = db
         .query_blocking(|conn| orders::overdue(conn, at + Duration::hours(2), 10))
         .unwrap()
         .into_iter()
@@ -1183,7 +1184,7 @@ async fn a_dispute_is_flagged_and_cleared() {
     assert!(!cleared.disputed);
     assert_eq!(cleared.status, OrderStatus::Paid);
     assert!(
-        db.query_blocking(|conn| orders::set_disputed(conn, Uuid::now_v7(), true))
+        db.query_blocking(|conn| orders::set_disputed(conn, OrderId::new(), true))
             .is_err()
     );
 }
@@ -1191,15 +1192,15 @@ async fn a_dispute_is_flagged_and_cleared() {
 // ---------------------------------------------------------------------------------------------------
 // Refunds
 
-fn refund(db: &Db, order_id: Uuid, id: &str, minor: i64, status: &str) -> Result<Order, RefundError> {
+fn refund(db: &Db, order_id: OrderId, id: &str, minor: i64, status: &str) -> Result<Order, RefundError> {
     db.query_blocking(|conn| Ok(orders::record_refund(conn, order_id, id, euros(minor), status)))
         .unwrap()
 }
 
-fn refund_rows(db: &Db, order_id: Uuid) -> i64 {
+fn refund_rows(db: &Db, order_id: OrderId) -> i64 {
     db.query_blocking(|conn| {
         refunds::table
-            .filter(refunds::order_id.eq(DbUuid(order_id)))
+            .filter(refunds::order_id.eq(order_id))
             .count()
             .get_result(conn)
     })
@@ -1304,7 +1305,7 @@ async fn a_refund_that_is_not_positive_or_in_another_currency_is_invalid() {
         .query_blocking(|conn| Ok(orders::record_refund(conn, o.id, "re_2", dollars, "succeeded")))
         .unwrap()
         .unwrap_err();
-    let unknown = refund(db, Uuid::now_v7(), "re_3", 100, "succeeded").unwrap_err();
+    let unknown = refund(db, OrderId::new(), "re_3", 100, "succeeded").unwrap_err();
 
     assert!(matches!(zero, RefundError::InvalidAmount), "{zero:?}");
     assert!(matches!(usd, RefundError::InvalidAmount), "{usd:?}");
@@ -1466,7 +1467,7 @@ async fn a_payment_and_an_expiry_at_once_have_exactly_one_effect() {
                 diesel::update(variants::table.filter(variants::id.eq(DbUuid(s.slippers))))
                     .set(variants::stock.eq(variants::stock + 2))
                     .execute(conn)?;
-                diesel::update(reservations::table.filter(reservations::order_id.eq(DbUuid(o.id))))
+                diesel::update(reservations::table.filter(reservations::order_id.eq(o.id)))
                     .set(reservations::status.eq("returned"))
                     .execute(conn)
             })
@@ -1480,7 +1481,7 @@ async fn fifty_shoppers_checking_out_the_last_ten_units_at_once_make_exactly_ten
     let s = shop(10).await;
     let db = &s.app.db;
     let m = s.merchant.id;
-    let threads: Vec<Uuid> = (0..50)
+    let threads: Vec<ThreadId> = (0..50)
         .map(|i| {
             let t = thread(db, m, &format!("psid-rush-{i}"));
             add(db, m, t, s.slippers, 1);

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use threadcart::checkout::orders::{self, OrderStatus};
 use threadcart::db::schema;
 use threadcart::db::{DbError, DbUuid, now};
-use uuid::Uuid;
 
 use crate::checkout::{
     cart_of_size_42, paid_order, post_event_object, post_stripe_event, shop_with_stripe,
@@ -71,7 +70,7 @@ async fn stock_42(m: &MessengerApp) -> i64 {
 
 /// The order ends here as the sweeper would end it, while its page at Stripe is still open.
 fn expire_here(m: &MessengerApp, id: &str) {
-    let id: Uuid = id.parse().unwrap();
+    let id: threadcart::kernel::OrderId = id.parse().unwrap();
     let moved = m
         .app
         .db

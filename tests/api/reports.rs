@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 use threadcart::attribution::{self, FunnelStep};
 use threadcart::checkout::orders::{self, Order, OrderStatus};
 use threadcart::conversations;
-use threadcart::db::{Db, DbUuid, now};
+use threadcart::db::{Db, now};
 use threadcart::engine::Referral;
+use threadcart::kernel::{OrderId, ThreadId};
 use threadcart::money::{Currency, Money};
 use uuid::Uuid;
 
@@ -49,7 +50,7 @@ fn eur(minor: i64) -> Money {
 }
 
 /// A new shopper's thread on the Page.
-fn shopper(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> Uuid {
+fn shopper(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> ThreadId {
     db.query_blocking(|conn| {
         let customer = conversations::ensure_customer(
             conn,
@@ -59,13 +60,13 @@ fn shopper(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> 
             psid,
         )?;
         let customer = conversations::customer(conn, customer)?;
-        Ok(conversations::ensure_thread(conn, &customer)?.id.0)
+        Ok(conversations::ensure_thread(conn, &customer)?.id)
     })
     .unwrap()
 }
 
 /// A touch on the thread at `at`: an ad click (`ad` set, source ADS) or an m.me link (source SHORTLINK).
-fn touched(db: &Db, thread_id: Uuid, ad: Option<&str>, ref_: Option<&str>, at: NaiveDateTime) {
+fn touched(db: &Db, thread_id: ThreadId, ad: Option<&str>, ref_: Option<&str>, at: NaiveDateTime) {
     let referral = Referral {
         source: if ad.is_some() { "ADS" } else { "SHORTLINK" }.into(),
         kind: "OPEN_THREAD".into(),
@@ -78,7 +79,7 @@ fn touched(db: &Db, thread_id: Uuid, ad: Option<&str>, ref_: Option<&str>, at: N
         ..Referral::default()
     };
     db.query_blocking(|conn| {
-        let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
+        let thread = conversations::get_thread(conn, thread_id)?;
         conversations::record_touch(conn, &thread, &referral, at)?;
         Ok(())
     })
@@ -87,11 +88,11 @@ fn touched(db: &Db, thread_id: Uuid, ad: Option<&str>, ref_: Option<&str>, at: N
 
 /// The shopper views the card, adds `quantity` gift cards, checks out and pays, as the conversation
 /// and the payments worker do.
-fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
+fn buys(s: &Shop, thread_id: ThreadId, quantity: u32) -> Order {
     let (merchant_id, variant) = (s.merchant(), s.variant);
     s.db()
         .query_blocking(move |conn| {
-            let thread = conversations::get_thread(conn, DbUuid(thread_id))?;
+            let thread = conversations::get_thread(conn, thread_id)?;
             let (product, v) = threadcart::catalog::variant_with_product(conn, merchant_id, variant)
                 .unwrap()
                 .unwrap();
@@ -112,7 +113,7 @@ fn buys(s: &Shop, thread_id: Uuid, quantity: u32) -> Order {
         .unwrap()
 }
 
-fn refunds(db: &Db, order_id: Uuid, minor: i64) {
+fn refunds(db: &Db, order_id: OrderId, minor: i64) {
     let id = format!("re_{}", Uuid::new_v4().simple());
     db.query_blocking(move |conn| {
         orders::record_refund(conn, order_id, &id, eur(minor), "succeeded").unwrap();
@@ -735,7 +736,7 @@ async fn reports_a_conversions_event_older_than_seven_days_is_skipped_and_not_po
                 conn,
                 thread,
                 "Purchase",
-                Uuid::now_v7(),
+                OrderId::new(),
                 eur(990),
                 now() - Duration::days(8),
             )

@@ -270,7 +270,7 @@ async fn an_expired_order_gives_the_nights_of_its_stay_back() {
     let before = arrival - Days::new(1);
     assert_eq!(available(&m, sea, before, 4).await, [1, 0, 0, 1]);
 
-    let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    let id: threadcart::kernel::OrderId = order["id"].as_str().unwrap().parse().unwrap();
     let moved = m
         .app
         .db

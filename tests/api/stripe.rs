@@ -26,7 +26,7 @@ fn in_an_hour() -> i64 {
 /// One pair of slippers at 49.90 EUR, paid from a French thread.
 fn slippers_order() -> NewCheckout {
     NewCheckout {
-        order_id: Uuid::new_v4(),
+        order_id: threadcart::kernel::OrderId(Uuid::new_v4()),
         lines: vec![CheckoutLine {
             name: "Comfy slippers, 42".into(),
             image_url: Some("https://shop.example/slippers.png".into()),

@@ -19,9 +19,7 @@ use crate::db::schema::{customers, messages, threads, webchat_visitors, webchats
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::engine::reply::Reply;
 use crate::engine::{GET_STARTED, Referral, Utm};
-use crate::kernel::Channel;
-use crate::kernel::FieldError;
-use crate::kernel::MerchantId;
+use crate::kernel::{Channel, CustomerId, FieldError, MerchantId, ThreadId};
 use crate::secrets::{hex, random_bytes};
 
 /// Most origins a web chat allows.
@@ -240,13 +238,13 @@ pub fn origin_known(conn: &mut DbConnection, origin: &str) -> QueryResult<bool> 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visitor {
     /// Their customer row.
-    pub customer_id: Uuid,
+    pub customer_id: CustomerId,
     /// Their web chat.
     pub webchat_id: Uuid,
     /// Its merchant.
     pub merchant_id: MerchantId,
     /// Their conversation (its thread).
-    pub conversation_id: Option<Uuid>,
+    pub conversation_id: Option<ThreadId>,
 }
 
 fn token_hash(token: &str) -> String {
@@ -255,7 +253,7 @@ fn token_hash(token: &str) -> String {
 
 /// The visitor a token belongs to.
 pub fn visitor(conn: &mut DbConnection, token: &str) -> QueryResult<Option<Visitor>> {
-    let found: Option<(DbUuid, DbUuid, MerchantId, Option<DbUuid>)> = webchat_visitors::table
+    let found: Option<(CustomerId, DbUuid, MerchantId, Option<ThreadId>)> = webchat_visitors::table
         .inner_join(customers::table)
         .left_join(threads::table.on(threads::customer_id.eq(webchat_visitors::customer_id)))
         .filter(webchat_visitors::token_hash.eq(token_hash(token)))
@@ -268,10 +266,10 @@ pub fn visitor(conn: &mut DbConnection, token: &str) -> QueryResult<Option<Visit
         .first(conn)
         .optional()?;
     Ok(found.map(|(customer, webchat, merchant, thread)| Visitor {
-        customer_id: customer.0,
+        customer_id: customer,
         webchat_id: webchat.0,
         merchant_id: merchant,
-        conversation_id: thread.map(|t| t.0),
+        conversation_id: thread,
     }))
 }
 
@@ -348,13 +346,13 @@ impl Arrival {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
     /// The conversation (its thread).
-    pub conversation_id: Uuid,
+    pub conversation_id: ThreadId,
     /// The visitor's token: new, or the one they came back with.
     pub visitor_token: String,
     /// True when the visitor came back with their token.
     pub resumed: bool,
     /// The shopper with events to apply.
-    pub customer: DbUuid,
+    pub customer: CustomerId,
 }
 
 fn event(webchat: Uuid, visitor: Uuid, dedup: String, kind: EventKind, raw: serde_json::Value) -> Inbound {
@@ -389,7 +387,7 @@ pub fn open(
         let (visitor_token, psid, resumed, events) = match (known, token) {
             (Some(v), Some(t)) => {
                 let psid: String = customers::table
-                    .find(DbUuid(v.customer_id))
+                    .find(v.customer_id)
                     .select(customers::psid)
                     .first(conn)?;
                 let kind = if referral.ref_.is_some() {
@@ -418,7 +416,7 @@ pub fn open(
                 )?;
                 diesel::insert_into(webchat_visitors::table)
                     .values((
-                        webchat_visitors::customer_id.eq(DbUuid(customer)),
+                        webchat_visitors::customer_id.eq(customer),
                         webchat_visitors::webchat_id.eq(DbUuid(webchat.id)),
                         webchat_visitors::token_hash.eq(token_hash(&token)),
                         webchat_visitors::created_at.eq(now()),
@@ -468,11 +466,11 @@ pub fn open(
             .filter(customers::page_id.eq(webchat.id.to_string()))
             .filter(customers::psid.eq(&psid))
             .select(customers::id)
-            .first::<DbUuid>(conn)?;
-        let customer_row = conversations::customer(conn, customer.0)?;
+            .first::<CustomerId>(conn)?;
+        let customer_row = conversations::customer(conn, customer)?;
         let thread = conversations::ensure_thread(conn, &customer_row)?;
         Ok(Opened {
-            conversation_id: thread.id.0,
+            conversation_id: thread.id,
             visitor_token,
             resumed,
             customer,
@@ -539,9 +537,9 @@ pub fn say(
     visitor: &Visitor,
     said: Said,
     client_id: Option<&str>,
-) -> QueryResult<Option<DbUuid>> {
+) -> QueryResult<Option<CustomerId>> {
     let psid: String = customers::table
-        .find(DbUuid(visitor.customer_id))
+        .find(visitor.customer_id)
         .select(customers::psid)
         .first(conn)?;
     let id = Uuid::now_v7();
@@ -589,7 +587,7 @@ pub struct WebMessage {
 /// The conversation's messages after `after`, oldest first, at most `limit`.
 pub fn messages_after(
     conn: &mut DbConnection,
-    conversation_id: Uuid,
+    conversation_id: ThreadId,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<WebMessage>> {
@@ -602,7 +600,7 @@ pub fn messages_after(
         NaiveDateTime,
     );
     let mut q = messages::table
-        .filter(messages::thread_id.eq(DbUuid(conversation_id)))
+        .filter(messages::thread_id.eq(conversation_id))
         .order(messages::id.asc())
         .limit(limit)
         .select((

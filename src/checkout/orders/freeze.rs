@@ -16,7 +16,7 @@ use crate::carts::{Cart, CartLine, Totals};
 use crate::db::is_unique_violation_on;
 use crate::db::schema::{order_counters, order_lines, orders};
 use crate::db::{DbConnection, DbUuid};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, OrderId, ThreadId};
 use crate::money::{Money, MoneyError};
 
 /// How long a new order holds its stock before a Checkout Session is recorded for it: the session's own
@@ -186,9 +186,9 @@ fn units_by_variant(cart: &Cart) -> Result<BTreeMap<Uuid, (i64, &CartLine)>, &Ca
     Ok(wanted)
 }
 
-fn awaiting_of_thread(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<Vec<OrderRow>> {
+fn awaiting_of_thread(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Vec<OrderRow>> {
     orders::table
-        .filter(orders::thread_id.eq(DbUuid(thread_id)))
+        .filter(orders::thread_id.eq(thread_id))
         .filter(orders::status.eq(OrderStatus::AwaitingPayment.as_str()))
         .order(orders::id.asc())
         .select(OrderRow::as_select())
@@ -210,7 +210,7 @@ fn awaiting_of_thread(conn: &mut DbConnection, thread_id: Uuid) -> QueryResult<V
 pub fn checkout(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
     at: NaiveDateTime,
     minimum: Option<Money>,
     touch: Option<(Uuid, Option<String>)>,
@@ -223,7 +223,7 @@ pub fn checkout(
         let awaiting = awaiting_of_thread(conn, thread_id)?;
         if let Some(same) = still_payable(&awaiting, &cart, &print, at) {
             return Ok(CheckedOut {
-                order: load(conn, same.id.0)?,
+                order: load(conn, same.id)?,
                 created: false,
                 superseded: Vec::new(),
             });
@@ -255,7 +255,7 @@ pub fn checkout(
 fn lock_cart_to_freeze(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    thread_id: Uuid,
+    thread_id: ThreadId,
 ) -> Result<Cart, CheckoutRefusal> {
     if !lock_open_cart(conn, merchant_id, thread_id)? {
         return Err(CheckoutRefusal::EmptyCart);
@@ -321,7 +321,7 @@ fn supersede(
     crate::bookings::detach(conn, &stays)?;
     let mut superseded = Vec::new();
     for old in awaiting {
-        let id = old.id.0;
+        let id = old.id;
         if expire(conn, &old, at)? {
             superseded.push(load(conn, id)?);
         }
@@ -364,10 +364,10 @@ fn insert_order(
     print: &str,
     touch: Option<(Uuid, Option<String>)>,
     at: NaiveDateTime,
-) -> QueryResult<(Uuid, String)> {
+) -> QueryResult<(OrderId, String)> {
     let name = crate::merchants::get(conn, merchant_id)?.name;
     let number = format_number(&number_prefix(&name), next_number(conn, merchant_id)?);
-    let order_id = Uuid::now_v7();
+    let order_id = OrderId::new();
     let (discount_code, discount_off) = match &totals.discount {
         Some((code, off)) => (Some(code.clone()), off.minor()),
         None => (None, 0),
@@ -380,14 +380,14 @@ fn insert_order(
     let (touch_id, ad_id) = touch.map_or((None, None), |(t, ad)| (Some(DbUuid(t)), ad));
     // The order is made on the thread's channel (for reports and the Conversions API).
     let channel: crate::kernel::Channel = crate::db::schema::threads::table
-        .find(DbUuid(cart.thread_id))
+        .find(cart.thread_id)
         .select(crate::db::schema::threads::channel)
         .first(conn)?;
     diesel::insert_into(orders::table)
         .values((
-            orders::id.eq(DbUuid(order_id)),
+            orders::id.eq(order_id),
             orders::merchant_id.eq(merchant_id),
-            orders::thread_id.eq(DbUuid(cart.thread_id)),
+            orders::thread_id.eq(cart.thread_id),
             orders::channel.eq(channel),
             orders::cart_id.eq(DbUuid(cart.id)),
             orders::number.eq(&number),
@@ -416,7 +416,7 @@ fn insert_order(
 /// held.
 fn insert_lines(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     cart: &Cart,
     at: NaiveDateTime,
 ) -> Result<(), CheckoutRefusal> {
@@ -424,7 +424,7 @@ fn insert_lines(
         diesel::insert_into(order_lines::table)
             .values((
                 order_lines::id.eq(DbUuid(Uuid::now_v7())),
-                order_lines::order_id.eq(DbUuid(order_id)),
+                order_lines::order_id.eq(order_id),
                 order_lines::variant_id.eq(line.variant_id.map(DbUuid)),
                 order_lines::product_id.eq(line.product_id.map(DbUuid)),
                 order_lines::title.eq(&line.title),
@@ -528,7 +528,7 @@ mod tests {
     fn cart(lines: Vec<CartLine>, discount: Option<Discount>) -> Cart {
         Cart {
             id: Uuid::from_u128(7),
-            thread_id: Uuid::from_u128(8),
+            thread_id: crate::kernel::ThreadId(Uuid::from_u128(8)),
             currency: eur(),
             lines,
             offers_seen: Vec::new(),

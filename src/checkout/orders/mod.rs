@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{self, orders};
 use crate::db::{DbConnection, DbUuid};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, OrderId, ThreadId};
 
 pub use freeze::{
     CheckedOut, CheckoutRefusal, FALLBACK_PREFIX, HOLD_BEFORE_SESSION, checkout, fingerprint, format_number,
@@ -69,10 +69,14 @@ where
 // them never wait on each other in a circle.
 
 /// Locks the thread's open cart of the merchant; false when there is none.
-fn lock_open_cart(conn: &mut DbConnection, merchant_id: MerchantId, thread_id: Uuid) -> QueryResult<bool> {
+fn lock_open_cart(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    thread_id: ThreadId,
+) -> QueryResult<bool> {
     let locked = diesel::update(
         schema::carts::table
-            .filter(schema::carts::thread_id.eq(DbUuid(thread_id)))
+            .filter(schema::carts::thread_id.eq(thread_id))
             .filter(schema::carts::merchant_id.eq(merchant_id))
             .filter(schema::carts::status.eq(crate::carts::CartStatus::Open)),
     )
@@ -88,8 +92,8 @@ fn lock_cart(conn: &mut DbConnection, cart_id: Uuid) -> QueryResult<()> {
     Ok(())
 }
 
-fn lock_order(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
-    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+fn lock_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(order_id)))
         .set(orders::status.eq(orders::status))
         .execute(conn)?;
     Ok(())

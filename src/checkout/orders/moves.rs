@@ -3,7 +3,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::rows::{OrderRow, order_row};
 use super::stock::{commit, release, take_stock};
@@ -11,6 +10,7 @@ use super::{LateSettlement, OrderStatus, lock_cart, lock_order, one_transaction}
 use crate::bookings::BookingError;
 use crate::db::schema::{self, order_lines, orders, reservations};
 use crate::db::{DbConnection, DbUuid};
+use crate::kernel::OrderId;
 
 /// The columns a status move sets; `None` leaves a column alone.
 #[derive(AsChangeset)]
@@ -62,7 +62,7 @@ fn set_status(
     if moved == 0 {
         return Ok(false);
     }
-    tracing::info!(order.id = %row.id.0, from = %current, to = %next, "order moved");
+    tracing::info!(order.id = %row.id, from = %current, to = %next, "order moved");
     Ok(true)
 }
 
@@ -81,8 +81,8 @@ fn apply(
     }
     match next {
         OrderStatus::Paid => {
-            commit(conn, row.id.0, at)?;
-            confirm_stays(conn, row.id.0)?;
+            commit(conn, row.id, at)?;
+            confirm_stays(conn, row.id)?;
             close_cart_and_redeem(conn, row, at)?;
         }
         OrderStatus::Expired | OrderStatus::PaymentFailed => give_back(conn, row, at)?,
@@ -120,15 +120,15 @@ pub(super) fn mark_refunded(
 
 /// An order that ended unpaid gives its stock and its stays back.
 fn give_back(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> QueryResult<()> {
-    release(conn, row.id.0, at)?;
-    crate::bookings::release_order(conn, row.id.0)?;
+    release(conn, row.id, at)?;
+    crate::bookings::release_order(conn, row.id)?;
     Ok(())
 }
 
 /// Books the stays the order pays for. A stay whose nights went meanwhile (its hold ended before the
 /// order's, and another shopper took the last room) is `StayTaken`: nothing is booked once the caller's
 /// transaction rolls back, and the payment is settled as a late one once the order expires.
-fn confirm_stays(conn: &mut DbConnection, order_id: Uuid) -> Result<(), MoveError> {
+fn confirm_stays(conn: &mut DbConnection, order_id: OrderId) -> Result<(), MoveError> {
     match crate::bookings::confirm_order(conn, order_id) {
         Ok(()) => Ok(()),
         Err(BookingError::Db(e)) => Err(e.into()),
@@ -159,7 +159,7 @@ fn close_cart_and_redeem(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateT
         && !crate::discounts::redeem(conn, row.merchant_id, discount_id.0)?
     {
         tracing::warn!(
-            order.id = %row.id.0,
+            order.id = %row.id,
             discount.id = %discount_id.0,
             "discount code used up before this order was paid; the order keeps its discount"
         );
@@ -188,13 +188,13 @@ pub enum LatePayment {
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub fn settle_late_payment(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     payment_intent: Option<&str>,
     at: NaiveDateTime,
 ) -> QueryResult<LatePayment> {
     one_transaction(conn, |conn| {
         let cart_id: Option<DbUuid> = orders::table
-            .filter(orders::id.eq(DbUuid(order_id)))
+            .filter(orders::id.eq(order_id))
             .select(orders::cart_id)
             .first(conn)?;
         if let Some(cart_id) = cart_id {
@@ -278,7 +278,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> R
         .order(reservations::variant_id.asc())
         .select((reservations::id, reservations::variant_id, reservations::quantity))
         .load(conn)?;
-    confirm_stays(conn, row.id.0)?;
+    confirm_stays(conn, row.id)?;
     for (id, variant_id, quantity) in released {
         if !take_stock(conn, row.merchant_id, variant_id.0, i64::from(quantity), at)? {
             return Err(Retake::Gone);
@@ -303,7 +303,7 @@ fn retake_stock(conn: &mut DbConnection, row: &OrderRow, at: NaiveDateTime) -> R
 #[tracing::instrument(skip_all, fields(order.id = %order_id, order.next = %next))]
 pub fn transition(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     next: OrderStatus,
     payment_intent: Option<&str>,
     at: NaiveDateTime,
@@ -312,7 +312,7 @@ pub fn transition(
         if next == OrderStatus::Paid {
             // The cart before the order, as in `checkout`.
             let cart_id: Option<DbUuid> = orders::table
-                .filter(orders::id.eq(DbUuid(order_id)))
+                .filter(orders::id.eq(order_id))
                 .select(orders::cart_id)
                 .first(conn)?;
             if let Some(cart_id) = cart_id {

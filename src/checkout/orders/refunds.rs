@@ -9,6 +9,7 @@ use super::rows::{corrupt, load, order_row};
 use super::{LateSettlement, Order, OrderStatus, lock_order, one_transaction};
 use crate::db::schema::{orders, refunds};
 use crate::db::{DbConnection, DbUuid, now};
+use crate::kernel::OrderId;
 use crate::money::{Currency, Money};
 
 /// Why a refund was not recorded. Nothing was changed.
@@ -37,7 +38,7 @@ pub enum RefundError {
 /// [`record_refund`] does), then the order `refunded` with `late_payment = refunded`.
 pub fn record_late_refund(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     stripe_refund_id: &str,
     amount: Money,
     status: &str,
@@ -46,7 +47,7 @@ pub fn record_late_refund(
         record_refund(conn, order_id, stripe_refund_id, amount, status)?;
         diesel::update(
             orders::table
-                .filter(orders::id.eq(DbUuid(order_id)))
+                .filter(orders::id.eq(order_id))
                 .filter(orders::late_payment.eq(LateSettlement::RefundDue)),
         )
         .set((
@@ -60,8 +61,8 @@ pub fn record_late_refund(
 }
 
 /// Marks or clears an open dispute on the order's payment. An unknown order is `NotFound`.
-pub fn set_disputed(conn: &mut DbConnection, order_id: Uuid, disputed: bool) -> QueryResult<()> {
-    let changed = diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+pub fn set_disputed(conn: &mut DbConnection, order_id: OrderId, disputed: bool) -> QueryResult<()> {
+    let changed = diesel::update(orders::table.filter(orders::id.eq(order_id)))
         .set((orders::disputed.eq(disputed), orders::updated_at.eq(now())))
         .execute(conn)?;
     if changed == 0 {
@@ -81,7 +82,7 @@ const REFUND_NOT_COUNTED: [&str; 2] = ["failed", "canceled"];
 #[tracing::instrument(skip_all, fields(order.id = %order_id, refund.status = %status))]
 pub fn record_refund(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     stripe_refund_id: &str,
     amount: Money,
     status: &str,
@@ -97,7 +98,7 @@ pub fn record_refund(
         let known = diesel::update(
             refunds::table
                 .filter(refunds::stripe_refund_id.eq(stripe_refund_id))
-                .filter(refunds::order_id.eq(DbUuid(order_id))),
+                .filter(refunds::order_id.eq(order_id)),
         )
         .set((refunds::status.eq(status), refunds::updated_at.eq(at)))
         .execute(conn)?;
@@ -106,7 +107,7 @@ pub fn record_refund(
                 .values((
                     refunds::id.eq(DbUuid(Uuid::now_v7())),
                     refunds::merchant_id.eq(row.merchant_id),
-                    refunds::order_id.eq(DbUuid(order_id)),
+                    refunds::order_id.eq(order_id),
                     refunds::stripe_refund_id.eq(stripe_refund_id),
                     refunds::amount_minor.eq(amount.minor()),
                     refunds::currency.eq(currency.code()),
@@ -117,7 +118,7 @@ pub fn record_refund(
                 .execute(conn)?;
         }
         let amounts: Vec<i64> = refunds::table
-            .filter(refunds::order_id.eq(DbUuid(order_id)))
+            .filter(refunds::order_id.eq(order_id))
             .filter(refunds::status.ne_all(REFUND_NOT_COUNTED))
             .select(refunds::amount_minor)
             .load(conn)?;
@@ -132,7 +133,7 @@ pub fn record_refund(
                 });
             }
         };
-        diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+        diesel::update(orders::table.filter(orders::id.eq(order_id)))
             .set((orders::refunded_minor.eq(refunded), orders::updated_at.eq(at)))
             .execute(conn)?;
         // Reports net refunds out of revenue where the purchase was attributed.
@@ -170,11 +171,11 @@ pub struct KeyedRefund {
 /// The refund of the order asked under the merchant's `request_key`, if one was made.
 pub fn refund_by_request_key(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     request_key: &str,
 ) -> QueryResult<Option<KeyedRefund>> {
     let row: Option<(Option<String>, String, i64, String)> = refunds::table
-        .filter(refunds::order_id.eq(DbUuid(order_id)))
+        .filter(refunds::order_id.eq(order_id))
         .filter(refunds::request_key.eq(request_key))
         .select((
             refunds::stripe_refund_id,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{LateSettlement, OrderStatus};
 use crate::db::schema::{order_lines, orders};
 use crate::db::{DbConnection, DbUuid};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, OrderId, ThreadId};
 use crate::money::{Currency, Money};
 
 /// A line of an order: what the cart line said when the order was frozen.
@@ -46,11 +46,11 @@ pub struct OrderLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     /// Id (also the Stripe idempotency key's base and `client_reference_id`).
-    pub id: Uuid,
+    pub id: OrderId,
     /// Its merchant.
     pub merchant_id: MerchantId,
     /// The thread it was checked out in (none once the thread is deleted).
-    pub thread_id: Option<Uuid>,
+    pub thread_id: Option<ThreadId>,
     /// The cart it froze (none once the cart is deleted).
     pub cart_id: Option<Uuid>,
     /// Number shown to the shopper and the merchant, unique per merchant: `CS-00042`.
@@ -121,7 +121,7 @@ pub struct OrderQuery {
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
     /// Only orders checked out in this thread.
-    pub thread_id: Option<Uuid>,
+    pub thread_id: Option<ThreadId>,
     /// Only orders attributed to this ad.
     pub ad_id: Option<String>,
     /// Only orders made at or after this instant (UTC).
@@ -134,9 +134,9 @@ pub struct OrderQuery {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders)]
 pub(super) struct OrderRow {
-    pub(super) id: DbUuid,
+    pub(super) id: OrderId,
     pub(super) merchant_id: MerchantId,
-    pub(super) thread_id: Option<DbUuid>,
+    pub(super) thread_id: Option<ThreadId>,
     pub(super) cart_id: Option<DbUuid>,
     pub(super) number: String,
     pub(super) status: String,
@@ -170,7 +170,7 @@ pub(super) struct OrderRow {
 #[diesel(table_name = order_lines)]
 struct LineRow {
     id: DbUuid,
-    order_id: DbUuid,
+    order_id: OrderId,
     variant_id: Option<DbUuid>,
     product_id: Option<DbUuid>,
     title: String,
@@ -203,9 +203,9 @@ impl OrderRow {
         let currency = self.currency()?;
         let money = |minor| Money::from_minor(minor, currency);
         Ok(Order {
-            id: self.id.0,
+            id: self.id,
             merchant_id: self.merchant_id,
-            thread_id: self.thread_id.map(|t| t.0),
+            thread_id: self.thread_id,
             cart_id: self.cart_id.map(|c| c.0),
             number: self.number,
             status,
@@ -244,8 +244,8 @@ pub(super) fn with_lines(conn: &mut DbConnection, rows: Vec<OrderRow>) -> QueryR
     for row in &rows {
         currencies.insert(row.id, row.currency()?);
     }
-    let ids: Vec<DbUuid> = rows.iter().map(|r| r.id).collect();
-    let mut by_order: BTreeMap<DbUuid, Vec<OrderLine>> = BTreeMap::new();
+    let ids: Vec<OrderId> = rows.iter().map(|r| r.id).collect();
+    let mut by_order: BTreeMap<OrderId, Vec<OrderLine>> = BTreeMap::new();
     for l in order_lines::table
         .filter(order_lines::order_id.eq_any(ids))
         .order(order_lines::id.asc())
@@ -280,20 +280,20 @@ pub(super) fn with_lines(conn: &mut DbConnection, rows: Vec<OrderRow>) -> QueryR
         .collect()
 }
 
-pub(super) fn order_row(conn: &mut DbConnection, id: Uuid) -> QueryResult<Option<OrderRow>> {
+pub(super) fn order_row(conn: &mut DbConnection, id: OrderId) -> QueryResult<Option<OrderRow>> {
     orders::table
-        .filter(orders::id.eq(DbUuid(id)))
+        .filter(orders::id.eq(id))
         .select(OrderRow::as_select())
         .first(conn)
         .optional()
 }
 
 /// The order `id`, of whichever merchant (for the workers).
-pub fn load_order(conn: &mut DbConnection, id: Uuid) -> QueryResult<Order> {
+pub fn load_order(conn: &mut DbConnection, id: OrderId) -> QueryResult<Order> {
     load(conn, id)
 }
 
-pub(super) fn load(conn: &mut DbConnection, id: Uuid) -> QueryResult<Order> {
+pub(super) fn load(conn: &mut DbConnection, id: OrderId) -> QueryResult<Order> {
     let row = order_row(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
     with_lines(conn, vec![row])?
         .pop()
@@ -301,8 +301,8 @@ pub(super) fn load(conn: &mut DbConnection, id: Uuid) -> QueryResult<Order> {
 }
 
 /// Records whether the receipt reached the thread: `sent`, or why not.
-pub fn set_receipt(conn: &mut DbConnection, order_id: Uuid, receipt: &str) -> QueryResult<()> {
-    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+pub fn set_receipt(conn: &mut DbConnection, order_id: OrderId, receipt: &str) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(order_id)))
         .set(orders::receipt.eq(receipt))
         .execute(conn)?;
     Ok(())
@@ -319,9 +319,9 @@ pub fn find_by_session(conn: &mut DbConnection, session_id: &str) -> QueryResult
 }
 
 /// The merchant's order `id` (another merchant's answers `None`).
-pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryResult<Option<Order>> {
+pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: OrderId) -> QueryResult<Option<Order>> {
     let row = orders::table
-        .filter(orders::id.eq(DbUuid(id)))
+        .filter(orders::id.eq(id))
         .filter(orders::merchant_id.eq(merchant_id))
         .select(OrderRow::as_select())
         .first(conn)
@@ -344,7 +344,7 @@ pub fn list(conn: &mut DbConnection, merchant_id: MerchantId, q: &OrderQuery) ->
         query = query.filter(orders::status.eq(status.as_str()));
     }
     if let Some(thread_id) = q.thread_id {
-        query = query.filter(orders::thread_id.eq(DbUuid(thread_id)));
+        query = query.filter(orders::thread_id.eq(thread_id));
     }
     if let Some(ad_id) = &q.ad_id {
         query = query.filter(orders::ad_id.eq(ad_id.clone()));
@@ -370,11 +370,11 @@ pub fn find_by_payment_intent(conn: &mut DbConnection, payment_intent: &str) -> 
 }
 
 /// The Messenger Page the order was checked out on (the return pages link back to it).
-pub fn page_of(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<Option<String>> {
+pub fn page_of(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Option<String>> {
     use crate::db::schema::threads;
     orders::table
         .inner_join(threads::table.on(orders::thread_id.eq(threads::id.nullable())))
-        .filter(orders::id.eq(DbUuid(order_id)))
+        .filter(orders::id.eq(order_id))
         .select(threads::page_id)
         .first(conn)
         .optional()

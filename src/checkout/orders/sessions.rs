@@ -4,19 +4,19 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::rows::{OrderRow, with_lines};
 use super::{Order, OrderStatus, one_transaction};
 use crate::db::schema::orders;
-use crate::db::{DbConnection, DbUuid, now};
+use crate::db::{DbConnection, now};
+use crate::kernel::OrderId;
 
 /// Stores the Checkout Session made for an order awaiting payment: its id, URL, expiry (which becomes
 /// the end of the stock hold) and the attempt it was made with. False when the order no longer awaits
 /// payment (superseded or expired meanwhile): the caller expires the session it just made.
 pub fn record_session(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     session_id: &str,
     url: &str,
     expires_at: NaiveDateTime,
@@ -24,7 +24,7 @@ pub fn record_session(
 ) -> QueryResult<bool> {
     let recorded = diesel::update(
         orders::table
-            .filter(orders::id.eq(DbUuid(order_id)))
+            .filter(orders::id.eq(order_id))
             .filter(orders::status.eq(OrderStatus::AwaitingPayment.as_str())),
     )
     .set((
@@ -72,8 +72,12 @@ pub fn to_reconcile(
 
 /// Stripe was asked about the order at `at`; `None` asks for a check as soon as possible (the shopper
 /// came back from the payment page).
-pub fn mark_checked(conn: &mut DbConnection, order_id: Uuid, at: Option<NaiveDateTime>) -> QueryResult<()> {
-    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+pub fn mark_checked(
+    conn: &mut DbConnection,
+    order_id: OrderId,
+    at: Option<NaiveDateTime>,
+) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(order_id)))
         .set(orders::checked_at.eq(at))
         .execute(conn)?;
     Ok(())
@@ -115,14 +119,14 @@ pub struct SessionTry {
 /// recorded, or the order no longer awaits payment.
 pub fn claim_session_try(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     seen: i32,
     new_expiry: NaiveDateTime,
 ) -> QueryResult<Option<SessionTry>> {
     one_transaction(conn, |conn| {
         let claimed = diesel::update(
             orders::table
-                .filter(orders::id.eq(DbUuid(order_id)))
+                .filter(orders::id.eq(order_id))
                 .filter(orders::status.eq(OrderStatus::AwaitingPayment.as_str()))
                 .filter(orders::stripe_session_id.is_null())
                 .filter(orders::session_tries.eq(seen)),
@@ -136,7 +140,7 @@ pub fn claim_session_try(
             return Ok(None);
         }
         let (key, attempt, expires_at): (Option<String>, i32, Option<NaiveDateTime>) = orders::table
-            .filter(orders::id.eq(DbUuid(order_id)))
+            .filter(orders::id.eq(order_id))
             .select((orders::session_key, orders::attempt, orders::expires_at))
             .first(conn)?;
         let tries = seen.saturating_add(1);
@@ -150,7 +154,7 @@ pub fn claim_session_try(
         }
         let attempt = attempt.saturating_add(1);
         let key = format!("order-{order_id}-checkout-{attempt}");
-        diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+        diesel::update(orders::table.filter(orders::id.eq(order_id)))
             .set((
                 orders::session_key.eq(&key),
                 orders::attempt.eq(attempt),
@@ -169,8 +173,8 @@ pub fn claim_session_try(
 /// Gives up the key in flight: Stripe refused its request for good (its expiry, fixed when the key was
 /// minted, is now too close), so the next call mints a new key with a new expiry. Safe because a
 /// refused request made no session.
-pub fn drop_session_key(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
-    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+pub fn drop_session_key(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(order_id)))
         .set(orders::session_key.eq(None::<String>))
         .execute(conn)?;
     Ok(())
@@ -191,8 +195,8 @@ pub fn overdue(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryR
 
 /// Orders that ended (expired, payment failed) while their Checkout Session may still be open at
 /// Stripe: the payments worker expires those sessions, so an old order can never be paid.
-pub fn sessions_to_close(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(Uuid, String)>> {
-    let rows: Vec<(DbUuid, Option<String>)> = orders::table
+pub fn sessions_to_close(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(OrderId, String)>> {
+    let rows: Vec<(OrderId, Option<String>)> = orders::table
         .filter(orders::status.eq_any([OrderStatus::Expired.as_str(), OrderStatus::PaymentFailed.as_str()]))
         .filter(orders::stripe_session_id.is_not_null())
         .filter(orders::session_closed.eq(false))
@@ -202,13 +206,13 @@ pub fn sessions_to_close(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, s)| s.map(|s| (id.0, s)))
+        .filter_map(|(id, s)| s.map(|s| (id, s)))
         .collect())
 }
 
 /// Remembers that the order's Checkout Session is closed at Stripe.
-pub fn mark_session_closed(conn: &mut DbConnection, order_id: Uuid) -> QueryResult<()> {
-    diesel::update(orders::table.filter(orders::id.eq(DbUuid(order_id))))
+pub fn mark_session_closed(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<()> {
+    diesel::update(orders::table.filter(orders::id.eq(order_id)))
         .set(orders::session_closed.eq(true))
         .execute(conn)?;
     Ok(())

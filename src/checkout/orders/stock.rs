@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{reservations, variants};
 use crate::db::{DbConnection, DbUuid};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, OrderId};
 
 crate::text_state! {
     /// Where an order's units of one variant stand.
@@ -64,7 +64,7 @@ pub(super) fn stock_left(
 /// [`take_stock`]).
 pub(super) fn reserve(
     conn: &mut DbConnection,
-    order_id: Uuid,
+    order_id: OrderId,
     units: impl IntoIterator<Item = (Uuid, i64)>,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
@@ -72,7 +72,7 @@ pub(super) fn reserve(
         diesel::insert_into(reservations::table)
             .values((
                 reservations::id.eq(DbUuid(Uuid::now_v7())),
-                reservations::order_id.eq(DbUuid(order_id)),
+                reservations::order_id.eq(order_id),
                 reservations::variant_id.eq(DbUuid(variant_id)),
                 reservations::quantity.eq(i32::try_from(quantity).unwrap_or(i32::MAX)),
                 reservations::status.eq(ReservationStatus::Held),
@@ -86,9 +86,9 @@ pub(super) fn reserve(
 
 /// Gives back the stock of the order's held reservations. Each reservation is marked released with a
 /// conditional update first, so its units come back once, whoever else releases it.
-pub(super) fn release(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime) -> QueryResult<()> {
+pub(super) fn release(conn: &mut DbConnection, order_id: OrderId, at: NaiveDateTime) -> QueryResult<()> {
     let held: Vec<(DbUuid, DbUuid, i32)> = reservations::table
-        .filter(reservations::order_id.eq(DbUuid(order_id)))
+        .filter(reservations::order_id.eq(order_id))
         .filter(reservations::status.eq(ReservationStatus::Held))
         .order(reservations::variant_id.asc())
         .select((reservations::id, reservations::variant_id, reservations::quantity))
@@ -117,10 +117,10 @@ pub(super) fn release(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime
 }
 
 /// Keeps the order's held stock for good: it was sold.
-pub(super) fn commit(conn: &mut DbConnection, order_id: Uuid, at: NaiveDateTime) -> QueryResult<()> {
+pub(super) fn commit(conn: &mut DbConnection, order_id: OrderId, at: NaiveDateTime) -> QueryResult<()> {
     diesel::update(
         reservations::table
-            .filter(reservations::order_id.eq(DbUuid(order_id)))
+            .filter(reservations::order_id.eq(order_id))
             .filter(reservations::status.eq(ReservationStatus::Held)),
     )
     .set((
