@@ -23,7 +23,7 @@ fn catalog(eur: Currency) -> Vec<Product> {
             Product {
                 id,
                 fields: ProductFields {
-                    retailer_id: format!("SLIP-{i:02}"),
+                    retailer_id: format!("SLIP-{i:02}").into(),
                     title: format!("Comfy slippers model {i}"),
                     description: Some("Warm felt slippers.".into()),
                     image_url: Some(format!("https://example.com/slip-{i}.jpg")),
@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         ad_id: Some("AD-1".into()),
         ad_title: Some("Slippers".into()),
         post_id: None,
-        product_id: Some(product.fields.retailer_id.clone()),
+        product_id: Some(product.fields.retailer_id.0.clone()),
         ads_context_data: None,
         ..Referral::default()
     };

@@ -114,8 +114,8 @@ fn seed(
                 conn,
                 merchant.id,
                 threadcart::kernel::Channel::Messenger,
-                "bench-page",
-                &format!("bench-{i}"),
+                &"bench-page".into(),
+                &format!("bench-{i}").into(),
             )?;
             let customer = conversations::customer(conn, customer)?;
             let thread = conversations::ensure_thread(conn, &customer)?;

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::auth::{Role, keys};
 use crate::config::Config;
 use crate::db::Db;
+use crate::kernel::PageId;
 use crate::merchants::pages::{self, NewPage};
 use crate::merchants::{self, NewMerchant};
 use crate::startup::Application;
@@ -74,7 +75,7 @@ enum PageCommand {
         merchant: crate::kernel::MerchantId,
         /// Meta's Page id.
         #[arg(long)]
-        page_id: String,
+        page_id: PageId,
         /// The Page access token.
         #[arg(long)]
         access_token: String,

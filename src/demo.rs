@@ -12,7 +12,7 @@ use crate::catalog::import::{ImportProduct, ImportVariant};
 use crate::catalog::wire::ProductCreate;
 use crate::catalog::{self, CatalogError};
 use crate::db::{Db, DbConnection, write_transaction};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, PageId, RetailerId};
 use crate::merchants::pages::{self, NewPage};
 use crate::merchants::{self, Merchant, NewMerchant};
 use crate::money::MoneyDto;
@@ -93,7 +93,7 @@ struct DemoWebchat {
 
 #[derive(Deserialize)]
 struct DemoPage {
-    page_id: String,
+    page_id: PageId,
     name: Option<String>,
     access_token: String,
     instagram_account_id: Option<String>,
@@ -109,7 +109,7 @@ pub struct Loaded {
     /// Id in this database.
     pub merchant_id: MerchantId,
     /// Its Messenger Page id.
-    pub page_id: String,
+    pub page_id: PageId,
     /// The Instagram professional account connected with the Page.
     pub instagram_account_id: Option<String>,
     /// Its public owner API key.
@@ -128,7 +128,7 @@ pub enum DemoError {
     Fixture(String),
     /// The demo Page id is connected to a merchant that is not the demo one.
     #[error("Page {0} is already connected to another merchant")]
-    PageTaken(String),
+    PageTaken(PageId),
     /// A catalog write failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -149,7 +149,7 @@ pub fn instagram_of_page(page_id: &str) -> Option<String> {
     fixture
         .merchants
         .into_iter()
-        .find(|m| m.page.page_id == page_id)
+        .find(|m| m.page.page_id.as_str() == page_id)
         .and_then(|m| m.page.instagram_account_id)
 }
 
@@ -161,7 +161,7 @@ pub fn page_of_token(token: &str) -> Option<(String, Option<String>)> {
         .merchants
         .into_iter()
         .find(|m| m.page.access_token == token)
-        .map(|m| (m.page.page_id, m.page.name))
+        .map(|m| (m.page.page_id.0, m.page.name))
 }
 
 /// Loads (or refreshes) every demo merchant. The demo Pages are inserted directly (their tokens are no
@@ -298,7 +298,7 @@ fn load_offer(
     let missing = |what: &str| DemoError::Fixture(format!("{slug}: the offer names an unknown {what}"));
     let trigger = match (&o.trigger_retailer_id, &o.trigger_bookable) {
         (Some(retailer_id), None) => OfferTrigger::Product(
-            catalog::find_by_retailer_id(conn, merchant_id, retailer_id)?
+            catalog::find_by_retailer_id(conn, merchant_id, &RetailerId::from(retailer_id.as_str()))?
                 .ok_or_else(|| missing("trigger product"))?
                 .id,
         ),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{conversion_events, customers, pages, threads};
 use crate::db::{DbConnection, DbUuid, now};
-use crate::kernel::{Channel, MerchantId, OrderId, ThreadId};
+use crate::kernel::{Channel, MerchantId, OrderId, PageId, Psid, ThreadId};
 use crate::money::Money;
 use crate::secrets::{Secrets, open_stored};
 
@@ -43,9 +43,9 @@ pub struct ConversionEvent {
     /// The merchant.
     pub merchant_id: MerchantId,
     /// The Page the thread is on.
-    pub page_id: String,
+    pub page_id: PageId,
     /// The shopper's page-scoped id.
-    pub psid: String,
+    pub psid: Psid,
     /// The order.
     pub order_id: Option<OrderId>,
     /// Stable id: `{event_name}-{order_id}`.
@@ -88,7 +88,7 @@ pub fn configure(
     conn: &mut DbConnection,
     secrets: &Secrets,
     merchant_id: MerchantId,
-    page_id: &str,
+    page_id: &PageId,
     dataset_id: &str,
     access_token: &str,
 ) -> QueryResult<bool> {
@@ -125,7 +125,7 @@ fn stored_dataset(conn: &mut DbConnection, account_id: &str) -> QueryResult<Opti
 pub fn dataset_of(
     conn: &mut DbConnection,
     secrets: &Secrets,
-    page_id: &str,
+    page_id: &PageId,
 ) -> QueryResult<Option<(String, String)>> {
     match stored_dataset(conn, page_id)? {
         Some((dataset, sealed)) => Ok(Some((dataset, open_stored(secrets, sealed)?))),
@@ -137,7 +137,7 @@ pub fn dataset_of(
 pub fn dataset_id(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    page_id: &str,
+    page_id: &PageId,
 ) -> QueryResult<Option<String>> {
     let d: Option<Option<String>> = pages::table
         .filter(pages::merchant_id.eq(merchant_id))

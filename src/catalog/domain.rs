@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::kernel::FieldError;
+use crate::kernel::{FieldError, RetailerId};
 use crate::money::{Currency, Money};
 
 /// Checks a free-text identifier (retailer id, SKU): 1 to 100 characters, no control characters, no
@@ -104,7 +104,7 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductFields {
     /// The retailer id, matching the merchant's Meta catalog (`ads_context_data.product_id`).
-    pub retailer_id: String,
+    pub retailer_id: RetailerId,
     /// Title shown on cards.
     pub title: String,
     /// Longer description.
@@ -142,7 +142,7 @@ impl ProductFields {
     /// Validates product fields; errors name fields under `prefix` (empty for the top level).
     pub fn parse(input: &ProductInput<'_>, errors: &mut Vec<FieldError>) -> ProductFields {
         ProductFields {
-            retailer_id: identifier("retailer_id", input.retailer_id, errors),
+            retailer_id: identifier("retailer_id", input.retailer_id, errors).into(),
             title: text("title", input.title, 200, errors),
             description: optional_text("description", input.description, 5000, errors),
             image_url: optional_url("image_url", input.image_url, errors),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::domain::{ProductFields, ProductInput, VariantFields, VariantInput};
 use super::wire::ProductCreate;
-use crate::kernel::FieldError;
+use crate::kernel::{FieldError, RetailerId};
 use crate::money::{Currency, Money};
 
 /// The largest feed accepted, in bytes.
@@ -166,7 +166,7 @@ pub fn parse_csv(body: &[u8], currency: Currency) -> Result<Parsed, ImportError>
 
     let mut parsed = Parsed::default();
     let mut groups: Vec<ImportProduct> = Vec::new();
-    let mut group_index: HashMap<String, usize> = HashMap::new();
+    let mut group_index: HashMap<RetailerId, usize> = HashMap::new();
     let mut skus = HashSet::new();
     for (i, result) in reader.records().enumerate() {
         let row = i + 1;

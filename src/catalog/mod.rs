@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::db::is_unique_violation_on;
 use crate::db::schema::{products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::kernel::{FieldError, MerchantId};
+use crate::kernel::{FieldError, MerchantId, RetailerId};
 use crate::money::{Currency, Money};
 use domain::{NewProduct, ProductFields, VariantFields};
 
@@ -65,7 +65,7 @@ pub enum CatalogError {
     NotFound(&'static str),
     /// Another product of the merchant has this retailer id.
     #[error("another product already has retailer id `{0}`")]
-    RetailerIdTaken(String),
+    RetailerIdTaken(RetailerId),
     /// Another variant of the merchant has this SKU.
     #[error("another variant already has SKU `{0}`")]
     SkuTaken(String),
@@ -93,7 +93,7 @@ pub enum CatalogError {
 #[diesel(table_name = products)]
 struct ProductRow {
     id: DbUuid,
-    retailer_id: String,
+    retailer_id: RetailerId,
     title: String,
     description: Option<String>,
     image_url: Option<String>,
@@ -230,7 +230,7 @@ pub fn get_product(
 pub fn find_by_retailer_id(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    retailer_id: &str,
+    retailer_id: &RetailerId,
 ) -> Result<Option<Product>, CatalogError> {
     let id: Option<DbUuid> = products::table
         .filter(products::merchant_id.eq(merchant_id))

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::domain::{NewProduct, ProductInput, VariantInput};
 use super::{Product, Variant};
-use crate::kernel::{FieldError, timestamp};
+use crate::kernel::{FieldError, RetailerId, timestamp};
 use crate::money::{Currency, MoneyDto};
 
 /// `POST /v1/products` and each element of a JSON import.
@@ -16,7 +16,7 @@ use crate::money::{Currency, MoneyDto};
 #[serde(deny_unknown_fields)]
 pub struct ProductCreate {
     /// Retailer id.
-    pub retailer_id: String,
+    pub retailer_id: RetailerId,
     /// Title.
     pub title: String,
     /// Description.
@@ -151,7 +151,7 @@ pub struct StockAdjustment {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductBody {
     id: Uuid,
-    retailer_id: String,
+    retailer_id: RetailerId,
     title: String,
     description: Option<String>,
     image_url: Option<String>,

@@ -12,7 +12,7 @@ use crate::conversations::{self, Mode};
 use crate::db::schema::{customers, pages};
 use crate::db::{DbConnection, now, write_transaction};
 use crate::engine::reply::Reply;
-use crate::kernel::{MerchantId, ThreadId};
+use crate::kernel::{MerchantId, Psid, ThreadId};
 
 /// Why an agent's message was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,7 @@ pub fn send_text(
                 window_ends_at: thread.window_ends_at,
             });
         };
-        let psid: String = customers::table
+        let psid: Psid = customers::table
             .find(thread.customer_id)
             .select(customers::psid)
             .first(conn)?;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Referral;
-use crate::kernel::Channel;
+use crate::kernel::{Channel, PageId, Psid};
 
 /// One event of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,9 +14,9 @@ pub struct Inbound {
     pub channel: Channel,
     /// The business's account on the channel: a Page's id, an Instagram professional account's id, the
     /// merchant's web chat id.
-    pub account: String,
+    pub account: PageId,
     /// The shopper's id on that account (PSID, IGSID, web chat visitor).
-    pub user: String,
+    pub user: Psid,
     /// When it happened, Unix milliseconds.
     pub timestamp_ms: i64,
     /// Recognises a redelivery of the same event on the account.

@@ -15,7 +15,7 @@ use super::event::Inbound;
 use super::{Customer, DeliveryStatus, EventStatus, ProfileStatus, turn};
 use crate::db::schema::{customers, inbound_events, pages, webchats, webhook_inbox};
 use crate::db::{DbConnection, DbUuid, now, prepared, write_transaction};
-use crate::kernel::{Channel, CustomerId, MerchantId, ThreadId};
+use crate::kernel::{Channel, CustomerId, MerchantId, PageId, Psid, ThreadId};
 
 /// Retries of an event before it is dead-lettered.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -477,9 +477,9 @@ pub struct StoredEvent {
     /// Id.
     pub id: DbUuid,
     /// The channel account.
-    pub page_id: String,
+    pub page_id: PageId,
     /// Shopper.
-    pub psid: String,
+    pub psid: Psid,
     /// `message`, `postback` ...
     pub kind: String,
     /// `pending`, `done`, `dead`, `unknown_page`.

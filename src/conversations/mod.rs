@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::db::schema::{customers, messages, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::Referral;
-use crate::kernel::{Channel, CustomerId, MerchantId, ThreadId};
+use crate::kernel::{Channel, CustomerId, MerchantId, PageId, Psid, ThreadId};
 pub use status::{DeliveryStatus, EventStatus, OutboxStatus, ProfileStatus};
 pub use window::{HUMAN_AGENT_WINDOW, MessagingType, Window, Writer};
 
@@ -74,7 +74,7 @@ pub struct Thread {
     /// Customer.
     pub customer_id: CustomerId,
     /// The channel account: a Page's id, an Instagram account's id, the web chat's id.
-    pub page_id: String,
+    pub page_id: PageId,
     /// Who answers.
     pub mode: Mode,
     /// A human replied from the Page Inbox: the bot stays quiet until then.
@@ -140,9 +140,9 @@ pub struct Customer {
     /// Merchant.
     pub merchant_id: MerchantId,
     /// The channel account (see [`Thread::page_id`]).
-    pub page_id: String,
+    pub page_id: PageId,
     /// The shopper's id on the account: Page-scoped (PSID), Instagram-scoped (IGSID), web chat visitor.
-    pub psid: String,
+    pub psid: Psid,
     /// From the User Profile API, when allowed.
     pub first_name: Option<String>,
     /// From the User Profile API (`fr_FR`).
@@ -162,8 +162,8 @@ pub fn ensure_customer(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
     channel: Channel,
-    page_id: &str,
-    psid: &str,
+    page_id: &PageId,
+    psid: &Psid,
 ) -> QueryResult<CustomerId> {
     let existing: Option<CustomerId> = customers::table
         .filter(customers::page_id.eq(page_id))

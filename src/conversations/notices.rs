@@ -12,7 +12,7 @@ use crate::conversations::{self, Mode};
 use crate::db::schema::customers;
 use crate::db::{DbConnection, now};
 use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply};
-use crate::kernel::ThreadId;
+use crate::kernel::{Psid, ThreadId};
 
 /// The thread's shopper's Messenger locale.
 pub fn customer_locale(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Option<String>> {
@@ -36,7 +36,7 @@ pub fn tell(conn: &mut DbConnection, order: &Order, replies: &[Reply]) -> QueryR
         tracing::info!(order.id = %order.id, "messaging window closed: the shopper is not told");
         return Ok(false);
     };
-    let psid: String = customers::table
+    let psid: Psid = customers::table
         .find(thread.customer_id)
         .select(customers::psid)
         .first(conn)?;

@@ -16,7 +16,7 @@ use crate::conversations::{Direction, OutboxStatus, Thread};
 use crate::db::schema::{outbox, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::reply::Reply;
-use crate::kernel::ThreadId;
+use crate::kernel::{PageId, Psid, ThreadId};
 
 /// What a send shows the shopper besides messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +86,7 @@ fn action_row(action: SenderAction) -> Row {
 pub fn enqueue_message(
     conn: &mut DbConnection,
     thread: &Thread,
-    psid: &str,
+    psid: &Psid,
     reply: &Reply,
     author: &str,
     messaging_type: MessagingType,
@@ -100,7 +100,7 @@ pub fn enqueue_message(
 pub fn enqueue_replies(
     conn: &mut DbConnection,
     thread: &Thread,
-    psid: &str,
+    psid: &Psid,
     mark_seen: bool,
     replies: &[Reply],
 ) -> QueryResult<()> {
@@ -119,7 +119,7 @@ pub fn enqueue_replies(
 pub fn enqueue_action(
     conn: &mut DbConnection,
     thread: &Thread,
-    psid: &str,
+    psid: &Psid,
     action: SenderAction,
 ) -> QueryResult<()> {
     insert(conn, thread, psid, "bot", &[action_row(action)])
@@ -130,7 +130,7 @@ pub fn enqueue_action(
 fn insert(
     conn: &mut DbConnection,
     thread: &Thread,
-    psid: &str,
+    psid: &Psid,
     author: &str,
     rows: &[Row],
 ) -> QueryResult<()> {
@@ -214,9 +214,9 @@ pub struct Queued {
     /// Thread.
     pub thread_id: ThreadId,
     /// The channel account.
-    pub page_id: String,
+    pub page_id: PageId,
     /// The shopper.
-    pub psid: String,
+    pub psid: Psid,
     /// `message` or `sender_action`.
     pub kind: String,
     /// A message's neutral reply as JSON; a sender action's name. (Rows queued before replies were
@@ -287,7 +287,7 @@ pub fn release(conn: &mut DbConnection, thread_id: ThreadId, owner: &str) -> Que
 #[derive(Debug, Clone)]
 pub struct SendingPage {
     /// The Page's id (the Send API's `/{page-id}/messages`).
-    pub page_id: String,
+    pub page_id: PageId,
     /// Its access token.
     pub token: String,
 }
@@ -300,7 +300,7 @@ pub fn queued_with_token(
     thread_id: ThreadId,
 ) -> QueryResult<(Vec<Queued>, Option<SendingPage>)> {
     use crate::db::schema::pages;
-    type Row = (Queued, Option<String>, Option<String>);
+    type Row = (Queued, Option<PageId>, Option<String>);
     let rows: Vec<Row> = outbox::table
         .left_join(
             pages::table.on(pages::page_id

@@ -7,7 +7,7 @@ use crate::bookings::{self, Bookable, NightAvailability};
 use crate::catalog::{self, CatalogError, Product, ProductQuery, Variant};
 use crate::db::DbConnection;
 use crate::engine::{self, OfferView, Shop, StayOfferKind, StayOfferView};
-use crate::kernel::MerchantId;
+use crate::kernel::{MerchantId, RetailerId};
 
 /// The merchant's catalog, read through the connection of the event's transaction.
 pub(super) struct DbShop<'c> {
@@ -34,7 +34,7 @@ impl Shop for DbShop<'_> {
         found(catalog::get_product(self.conn, self.merchant_id, id))
     }
 
-    fn product_by_retailer_id(&mut self, retailer_id: &str) -> engine::Result<Option<Product>> {
+    fn product_by_retailer_id(&mut self, retailer_id: &RetailerId) -> engine::Result<Option<Product>> {
         read(catalog::find_by_retailer_id(
             self.conn,
             self.merchant_id,

@@ -67,7 +67,7 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                     .into_iter()
                     .map(|p| Advertised {
                         reference: format!("p={}", p.fields.retailer_id),
-                        product_id: p.fields.retailer_id,
+                        product_id: p.fields.retailer_id.0,
                         title: p.fields.title,
                     })
                     .collect();
@@ -87,7 +87,7 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                 }));
                 out.push(PageChoice {
                     name: page.name.unwrap_or_else(|| merchant.name.clone()),
-                    page_id: page.page_id,
+                    page_id: page.page_id.0,
                     instagram_account_id: page.instagram_account_id,
                     advertised,
                 });

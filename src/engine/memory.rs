@@ -12,6 +12,7 @@ use crate::bookings::{Bookable, NightAvailability, inventory_units_free};
 use crate::catalog::search::fold;
 use crate::catalog::{Product, Variant};
 use crate::discounts::Discount;
+use crate::kernel::RetailerId;
 
 /// A snapshot of a merchant's catalog, offers and discount codes.
 #[derive(Debug, Clone, Default)]
@@ -56,11 +57,11 @@ impl Shop for MemoryShop {
         Ok(self.products.iter().find(|p| p.id == id).cloned())
     }
 
-    fn product_by_retailer_id(&mut self, retailer_id: &str) -> Result<Option<Product>> {
+    fn product_by_retailer_id(&mut self, retailer_id: &RetailerId) -> Result<Option<Product>> {
         Ok(self
             .products
             .iter()
-            .find(|p| p.fields.retailer_id == retailer_id)
+            .find(|p| &p.fields.retailer_id == retailer_id)
             .cloned())
     }
 

@@ -23,6 +23,7 @@ use chrono::NaiveDate;
 use crate::bookings::{Alternatives, Bookable, Booking, NightAvailability, StayDates};
 use crate::carts::Cart;
 use crate::catalog::{Product, Variant};
+use crate::kernel::RetailerId;
 use payload::Payload;
 use reply::{Action, Card, Choice, EmptyPage, Reply};
 use text::TextIntent;
@@ -64,7 +65,7 @@ pub trait Shop {
     /// A product by id.
     fn product(&mut self, id: Uuid) -> Result<Option<Product>>;
     /// A product by retailer id (what ads send back as `ads_context_data.product_id`).
-    fn product_by_retailer_id(&mut self, retailer_id: &str) -> Result<Option<Product>>;
+    fn product_by_retailer_id(&mut self, retailer_id: &RetailerId) -> Result<Option<Product>>;
     /// A variant with its product.
     fn variant(&mut self, id: Uuid) -> Result<Option<(Product, Variant)>>;
     /// Products to browse: featured first.
@@ -356,7 +357,7 @@ fn entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> Result<Ou
         .as_deref()
         .or_else(|| referral.ref_.as_deref().and_then(ref_product));
     if let Some(retailer_id) = wanted
-        && let Some(product) = shop.product_by_retailer_id(retailer_id)?
+        && let Some(product) = shop.product_by_retailer_id(&RetailerId::from(retailer_id))?
     {
         let intro = match &referral.ad_title {
             Some(title) => format!(
@@ -387,7 +388,7 @@ fn room_entry(turn: &Turn<'_>, referral: &Referral, shop: &mut dyn Shop) -> Resu
     }
     let by_ref = referral.ref_.as_deref().and_then(stays::ref_room);
     let by_ad = match referral.product_id.as_deref() {
-        Some(id) if shop.product_by_retailer_id(id)?.is_none() => Some(id),
+        Some(id) if shop.product_by_retailer_id(&RetailerId::from(id))?.is_none() => Some(id),
         _ => None,
     };
     let mut found = None;
@@ -1025,7 +1026,7 @@ mod tests {
         Product {
             id,
             fields: ProductFields {
-                retailer_id: retailer_id.to_owned(),
+                retailer_id: retailer_id.into(),
                 title: title.to_owned(),
                 description: None,
                 image_url: Some(format!("https://example.com/{retailer_id}.jpg")),

@@ -11,6 +11,7 @@ use crate::channels::meta::profile;
 use crate::db::is_unique_violation_on;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
+use crate::kernel::PageId;
 use crate::merchants::pages::{self, NewPage, Page};
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -24,7 +25,7 @@ pub(super) fn routes(api: &mut Api<'_>) {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConnectRequest {
-    page_id: String,
+    page_id: PageId,
     #[serde(default)]
     name: Option<String>,
     access_token: String,
@@ -35,7 +36,7 @@ struct ConnectRequest {
 
 #[derive(Serialize)]
 struct PageBody {
-    page_id: String,
+    page_id: PageId,
     name: Option<String>,
     token_last4: String,
     connected_at: String,
@@ -128,7 +129,7 @@ async fn list(
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,
         limit,
-        |p| p.page_id.clone(),
+        |p| p.page_id.0.clone(),
         PageBody::from,
     )))
 }
@@ -136,7 +137,7 @@ async fn list(
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<PageId>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManagePages)?;
     let page_id = path.into_inner();
@@ -151,7 +152,7 @@ async fn get(
 async fn disconnect(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<PageId>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManagePages)?;
     let page_id = path.into_inner();
@@ -257,7 +258,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 async fn update(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<PageId>,
     body: web::Json<UpdateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManagePages)?;
@@ -327,7 +328,7 @@ async fn update(
 }
 
 /// The Page's working access token, opened, to ask Meta about it.
-async fn stored_token(state: &AppState, page_id: &str) -> Result<String, ApiError> {
+async fn stored_token(state: &AppState, page_id: &PageId) -> Result<String, ApiError> {
     let id = page_id.to_owned();
     let sealed = state
         .db

@@ -13,7 +13,7 @@ use crate::attribution::report::{self, AdDay, FunnelRow, GroupBy, MAX_DAYS, Peri
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::kernel::{FieldError, MerchantId, OrderId};
+use crate::kernel::{FieldError, MerchantId, OrderId, PageId};
 use crate::money::MoneyDto;
 
 pub(super) fn routes(api: &mut Api<'_>) {
@@ -318,7 +318,7 @@ struct ConversionsSettings {
 
 #[derive(Serialize)]
 struct ConversionsSettingsBody {
-    page_id: String,
+    page_id: PageId,
     dataset_id: String,
     access_token_set: bool,
 }
@@ -326,7 +326,7 @@ struct ConversionsSettingsBody {
 async fn set_conversions(
     caller: Caller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<PageId>,
     body: web::Json<ConversionsSettings>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManagePages)?;
@@ -388,7 +388,7 @@ struct ConversionBody {
     event_id: String,
     event_name: String,
     event_time: String,
-    page_id: String,
+    page_id: PageId,
     order_id: Option<OrderId>,
     value: Option<MoneyDto>,
     status: String,

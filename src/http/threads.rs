@@ -18,7 +18,7 @@ use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread
 use crate::db::now;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
-use crate::kernel::ThreadId;
+use crate::kernel::{PageId, Psid, ThreadId};
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::GET, "/v1/threads", list)
@@ -81,7 +81,7 @@ impl From<Touch> for TouchBody {
 #[derive(Serialize)]
 struct CustomerBody {
     id: Uuid,
-    psid: String,
+    psid: Psid,
     first_name: Option<String>,
     locale: Option<String>,
 }
@@ -96,7 +96,7 @@ struct WindowBody {
 struct ThreadBody {
     id: Uuid,
     channel: &'static str,
-    page_id: Option<String>,
+    page_id: Option<PageId>,
     mode: &'static str,
     bot_paused_until: Option<String>,
     customer: CustomerBody,
@@ -386,8 +386,8 @@ struct EventParams {
 struct EventBody {
     id: Uuid,
     channel: String,
-    page_id: String,
-    psid: String,
+    page_id: PageId,
+    psid: Psid,
     kind: String,
     status: String,
     attempts: i32,

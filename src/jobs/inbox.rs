@@ -10,7 +10,7 @@ use crate::channels::meta::webhook;
 use crate::conversations;
 use crate::conversations::inbox::{self as inbound, Applied, Policy};
 use crate::db::{DbError, DbUuid, now};
-use crate::kernel::CustomerId;
+use crate::kernel::{CustomerId, PageId, Psid};
 
 /// Splits stored deliveries into events.
 pub(super) async fn split_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
@@ -62,9 +62,9 @@ async fn split_some(ctx: &WorkerContext) -> Result<usize, DbError> {
 fn by_shopper(deliveries: Vec<(DbUuid, String)>) -> Vec<Vec<(DbUuid, String)>> {
     use std::collections::HashMap;
     let mut chains: Vec<Vec<(DbUuid, String)>> = Vec::new();
-    let mut chain_of: HashMap<(String, String), usize> = HashMap::new();
+    let mut chain_of: HashMap<(PageId, Psid), usize> = HashMap::new();
     for (id, body) in deliveries {
-        let shoppers: Vec<(String, String)> = webhook::parse(body.as_bytes())
+        let shoppers: Vec<(PageId, Psid)> = webhook::parse(body.as_bytes())
             .map(|events| events.into_iter().map(|e| (e.account, e.user)).collect())
             .unwrap_or_default();
         let mut joined: Vec<usize> = shoppers.iter().filter_map(|s| chain_of.get(s).copied()).collect();

@@ -13,7 +13,7 @@ use crate::channels::meta::{self, graph::ErrorClass};
 use crate::conversations::outbox::{self, Queued};
 use crate::conversations::{MessagingType, OutboxStatus, Thread};
 use crate::db::{DbConnection, DbError, now};
-use crate::kernel::ThreadId;
+use crate::kernel::{PageId, ThreadId};
 
 /// Sends after this many failed tries are dead-lettered.
 const MAX_ATTEMPTS: i32 = 8;
@@ -25,12 +25,12 @@ const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 /// A one-second window of calls per Page, shared by this process's sends.
 #[derive(Default)]
 struct PageLimiter {
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    windows: Mutex<HashMap<PageId, (Instant, u32)>>,
 }
 
 impl PageLimiter {
     /// Waits until the Page may take another call.
-    async fn acquire(&self, page_id: &str) {
+    async fn acquire(&self, page_id: &PageId) {
         loop {
             let wait = {
                 let mut windows = self.windows.lock().await;

@@ -5,7 +5,7 @@ use std::fmt;
 
 mod ids;
 
-pub use ids::{CustomerId, MerchantId, OrderId, ThreadId};
+pub use ids::{CustomerId, MerchantId, OrderId, PageId, Psid, RetailerId, ThreadId};
 
 /// Declares a text-stored state: its variants with their stored names, `as_str`, `parse` and the
 /// column mapping.

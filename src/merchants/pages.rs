@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::db::schema::pages;
 use crate::db::{DbConnection, DbUuid, now};
-use crate::kernel::{FieldError, MerchantId};
+use crate::kernel::{FieldError, MerchantId, PageId};
 use crate::secrets::{Sealed, Secrets, SecretsError};
 
 crate::text_state! {
@@ -27,7 +27,7 @@ crate::text_state! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     /// Meta's Page id.
-    pub page_id: String,
+    pub page_id: PageId,
     /// Owning merchant.
     pub merchant_id: MerchantId,
     /// Display name.
@@ -49,7 +49,7 @@ pub struct Page {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = pages)]
 struct PageRow {
-    page_id: String,
+    page_id: PageId,
     merchant_id: MerchantId,
     name: Option<String>,
     token_last4: String,
@@ -80,7 +80,7 @@ impl From<PageRow> for Page {
 #[derive(Debug, Clone)]
 pub struct NewPage {
     /// Meta's Page id: digits.
-    pub page_id: String,
+    pub page_id: PageId,
     /// Display name.
     pub name: Option<String>,
     /// Page access token.
@@ -113,7 +113,7 @@ impl NewPage {
         }
         if errors.is_empty() {
             Ok(NewPage {
-                page_id: page_id.to_owned(),
+                page_id: page_id.into(),
                 name: name.map(str::to_owned),
                 access_token: SecretString::from(access_token.to_owned()),
                 instagram_account_id: None,
@@ -186,7 +186,7 @@ pub fn connect(
 }
 
 /// The merchant's Page with Meta id `page_id` (another merchant's answers `NotFound`).
-pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &str) -> QueryResult<Page> {
+pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &PageId) -> QueryResult<Page> {
     pages::table
         .filter(pages::merchant_id.eq(merchant_id))
         .filter(pages::page_id.eq(page_id))
@@ -227,7 +227,7 @@ pub fn list_all(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Page>> {
 }
 
 /// Disconnects the merchant's Page; false when it has none with that id.
-pub fn disconnect(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &str) -> QueryResult<bool> {
+pub fn disconnect(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &PageId) -> QueryResult<bool> {
     let n = diesel::delete(
         pages::table
             .filter(pages::merchant_id.eq(merchant_id))
@@ -240,7 +240,7 @@ pub fn disconnect(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &st
 /// The access token as stored (sealed: open it where it is sent) of the Page `page_id` is (or of the
 /// Page an Instagram account `page_id` is connected to), unless its token is broken or the Page is not
 /// connected.
-pub fn access_token(conn: &mut DbConnection, page_id: &str) -> QueryResult<Option<Sealed>> {
+pub fn access_token(conn: &mut DbConnection, page_id: &PageId) -> QueryResult<Option<Sealed>> {
     let stored: Option<String> = pages::table
         .filter(
             pages::page_id
@@ -261,7 +261,7 @@ pub enum ResealError {
     #[error("the stored token of Page {page_id}: {error}")]
     Secret {
         /// The Page.
-        page_id: String,
+        page_id: PageId,
         /// Why.
         error: SecretsError,
     },
@@ -276,7 +276,7 @@ pub enum ResealError {
 /// together do no harm. Answers how many tokens were sealed anew; a token neither key opens is an error
 /// (the wrong key was given: starting would leave every send failing).
 pub fn reseal_tokens(conn: &mut DbConnection, secrets: &Secrets) -> Result<usize, ResealError> {
-    let rows: Vec<(DbUuid, String, String, Option<String>)> = pages::table
+    let rows: Vec<(DbUuid, PageId, String, Option<String>)> = pages::table
         .select((
             pages::id,
             pages::page_id,
@@ -315,7 +315,7 @@ pub fn reseal_tokens(conn: &mut DbConnection, secrets: &Secrets) -> Result<usize
 }
 
 /// Meta refused the Page's token: stop using it until the merchant gives a new one.
-pub fn mark_token_broken(conn: &mut DbConnection, page_id: &str) -> QueryResult<()> {
+pub fn mark_token_broken(conn: &mut DbConnection, page_id: &PageId) -> QueryResult<()> {
     diesel::update(pages::table.filter(pages::page_id.eq(page_id)))
         .set(pages::token_status.eq(TokenStatus::Broken))
         .execute(conn)?;
@@ -339,7 +339,7 @@ pub fn update(
     conn: &mut DbConnection,
     secrets: &Secrets,
     merchant_id: MerchantId,
-    page_id: &str,
+    page_id: &PageId,
     change: &PageChange,
 ) -> QueryResult<Page> {
     use secrecy::ExposeSecret;
@@ -369,7 +369,7 @@ pub fn update(
 }
 
 /// Records how setting the Page's Messenger profile went (`ok` or `failed: <reason>`).
-pub fn set_profile_status(conn: &mut DbConnection, page_id: &str, status: &str) -> QueryResult<()> {
+pub fn set_profile_status(conn: &mut DbConnection, page_id: &PageId, status: &str) -> QueryResult<()> {
     diesel::update(pages::table.filter(pages::page_id.eq(page_id)))
         .set(pages::profile_status.eq(status))
         .execute(conn)?;

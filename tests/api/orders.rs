@@ -95,8 +95,8 @@ fn thread(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> T
             conn,
             merchant_id,
             threadcart::kernel::Channel::Messenger,
-            PAGE,
-            psid,
+            &PAGE.into(),
+            &psid.into(),
         )?;
         let customer = conversations::customer(conn, customer)?;
         Ok(conversations::ensure_thread(conn, &customer)?.id)

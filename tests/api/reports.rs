@@ -56,8 +56,8 @@ fn shopper(db: &Db, merchant_id: threadcart::kernel::MerchantId, psid: &str) -> 
             conn,
             merchant_id,
             threadcart::kernel::Channel::Messenger,
-            PAGE_ID,
-            psid,
+            &PAGE_ID.into(),
+            &psid.into(),
         )?;
         let customer = conversations::customer(conn, customer)?;
         Ok(conversations::ensure_thread(conn, &customer)?.id)

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::kernel::{PageId, Psid};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -172,7 +173,12 @@ impl GraphClient {
     /// Posts a Send API body (`recipient`, `messaging_type`, `message` or `sender_action`) for the Page;
     /// answers Meta's `message_id` (absent for sender actions).
     #[tracing::instrument(skip_all, fields(page.id = %page_id))]
-    pub async fn send(&self, page_id: &str, token: &str, body: &str) -> Result<Option<String>, GraphError> {
+    pub async fn send(
+        &self,
+        page_id: &PageId,
+        token: &str,
+        body: &str,
+    ) -> Result<Option<String>, GraphError> {
         let url = format!("{}/{}/{}/messages", self.base, self.version, page_id);
         let res = self
             .http
@@ -271,7 +277,7 @@ impl GraphClient {
     #[tracing::instrument(skip_all, fields(page.id = %page_id))]
     pub async fn instagram_account_of(
         &self,
-        page_id: &str,
+        page_id: &PageId,
         token: &str,
     ) -> Result<Option<String>, GraphError> {
         #[derive(Deserialize)]
@@ -290,7 +296,7 @@ impl GraphClient {
 
     /// The shopper's first name, locale and timezone.
     #[tracing::instrument(skip_all)]
-    pub async fn profile(&self, psid: &str, token: &str) -> Result<Profile, GraphError> {
+    pub async fn profile(&self, psid: &Psid, token: &str) -> Result<Profile, GraphError> {
         self.get_fields(psid, "first_name,locale,timezone", token).await
     }
 

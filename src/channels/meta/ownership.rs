@@ -6,6 +6,7 @@
 //! beside them, answering the same [`OwnershipError`].
 
 use super::graph::{GraphClient, GraphError, TokenOwner};
+use crate::kernel::PageId;
 
 /// Why Meta did not confirm a token as the account's.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,7 @@ fn refused(e: GraphError) -> OwnershipError {
 #[tracing::instrument(skip_all, fields(page.id = %page_id))]
 pub async fn confirm_instagram(
     graph: &GraphClient,
-    page_id: &str,
+    page_id: &PageId,
     token: &str,
     instagram_account_id: &str,
 ) -> Result<(), OwnershipError> {
@@ -63,11 +64,11 @@ pub async fn confirm_instagram(
 #[tracing::instrument(skip_all, fields(page.id = %page_id))]
 pub async fn confirm_page(
     graph: &GraphClient,
-    page_id: &str,
+    page_id: &PageId,
     token: &str,
 ) -> Result<TokenOwner, OwnershipError> {
     let owner = graph.token_owner(token).await.map_err(refused)?;
-    if owner.id != page_id {
+    if owner.id != page_id.as_str() {
         tracing::warn!(token.owner = %owner.id, "a Page token of another Page was refused");
         return Err(OwnershipError::Mismatch {
             account: format!("Page {page_id}"),

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::graph::GraphClient;
 use crate::db::Db;
 use crate::engine::payload::{self, Payload};
+use crate::kernel::PageId;
 
 /// The profile threadcart sets on every Page.
 pub fn profile_body() -> Value {
@@ -28,7 +29,7 @@ pub fn profile_body() -> Value {
 
 /// Sets the profile of `page_id` with its token and records how it went; failures are logged and kept
 /// on the Page, never raised (connecting the Page succeeded either way).
-pub async fn set_profile(db: &Db, graph: &GraphClient, page_id: &str, token: &str) -> String {
+pub async fn set_profile(db: &Db, graph: &GraphClient, page_id: &PageId, token: &str) -> String {
     let status = match graph.set_messenger_profile(token, &profile_body()).await {
         Ok(()) => "ok".to_owned(),
         Err(e) => {

@@ -219,8 +219,8 @@ pub fn event(
     Some(Inbound {
         channel,
         dedup_key: dedup_key(&kind, m, &psid, timestamp_ms),
-        account: account_id.to_owned(),
-        user: psid,
+        account: account_id.into(),
+        user: psid.into(),
         timestamp_ms,
         passive: standby,
         kind,

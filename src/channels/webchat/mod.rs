@@ -19,7 +19,7 @@ use crate::db::schema::{customers, messages, threads, webchat_visitors, webchats
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
 use crate::engine::reply::Reply;
 use crate::engine::{GET_STARTED, Referral, Utm};
-use crate::kernel::{Channel, CustomerId, FieldError, MerchantId, ThreadId};
+use crate::kernel::{Channel, CustomerId, FieldError, MerchantId, PageId, Psid, ThreadId};
 use crate::secrets::{hex, random_bytes};
 
 /// Most origins a web chat allows.
@@ -358,8 +358,8 @@ pub struct Opened {
 fn event(webchat: Uuid, visitor: Uuid, dedup: String, kind: EventKind, raw: serde_json::Value) -> Inbound {
     Inbound {
         channel: Channel::Webchat,
-        account: webchat.to_string(),
-        user: visitor.to_string(),
+        account: webchat.to_string().into(),
+        user: visitor.to_string().into(),
         timestamp_ms: now().and_utc().timestamp_millis(),
         dedup_key: dedup,
         passive: false,
@@ -386,7 +386,7 @@ pub fn open(
         let raw = serde_json::json!({"ref": arrival.ref_, "page_url": arrival.page_url, "utm": arrival.utm});
         let (visitor_token, psid, resumed, events) = match (known, token) {
             (Some(v), Some(t)) => {
-                let psid: String = customers::table
+                let psid: Psid = customers::table
                     .find(v.customer_id)
                     .select(customers::psid)
                     .first(conn)?;
@@ -406,8 +406,8 @@ pub fn open(
                     conn,
                     webchat.merchant_id,
                     Channel::Webchat,
-                    &webchat.id.to_string(),
-                    &visitor_id.to_string(),
+                    &PageId::from(webchat.id.to_string()),
+                    &Psid::from(visitor_id.to_string()),
                 )?;
                 conversations::set_profile(
                     conn,
@@ -457,7 +457,7 @@ pub fn open(
                         ),
                     ]
                 };
-                (token, visitor_id.to_string(), false, events)
+                (token, visitor_id.to_string().into(), false, events)
             }
         };
         let body = serde_json::json!({"webchat": webchat.id, "visitor": psid}).to_string();
@@ -478,7 +478,7 @@ pub fn open(
     })
 }
 
-fn parse_psid(psid: &str) -> Uuid {
+fn parse_psid(psid: &Psid) -> Uuid {
     Uuid::parse_str(psid).unwrap_or_default()
 }
 
@@ -538,7 +538,7 @@ pub fn say(
     said: Said,
     client_id: Option<&str>,
 ) -> QueryResult<Option<CustomerId>> {
-    let psid: String = customers::table
+    let psid: Psid = customers::table
         .find(visitor.customer_id)
         .select(customers::psid)
         .first(conn)?;
