@@ -369,10 +369,10 @@ pub fn confirm_order(conn: &mut DbConnection, order_id: OrderId) -> Result<(), B
 pub fn release_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<()> {
     for booking in of_order(conn, order_id)? {
         if booking.status == BookingStatus::Held {
-            match release(conn, booking.id) {
-                Ok(_) | Err(BookingError::WrongStatus(_)) => {}
-                Err(BookingError::Db(e)) => return Err(e),
-                Err(e) => return Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
+            // Released, or gone or no longer held meanwhile: nothing left to give back. Only the
+            // database's failure is one.
+            if let Err(BookingError::Db(e)) = release(conn, booking.id) {
+                return Err(e);
             }
         }
     }
