@@ -10,6 +10,7 @@
 //! as they are.
 
 pub mod agent;
+pub mod disclosure;
 pub mod event;
 pub mod inbox;
 pub mod notices;
@@ -101,6 +102,9 @@ pub struct Thread {
     pub updated_at: NaiveDateTime,
     /// The channel.
     pub channel: Channel,
+    /// When the assistant last said it is automated (see [`disclosure`]); none since a person handed
+    /// the thread back.
+    pub disclosed_at: Option<NaiveDateTime>,
 }
 
 impl Thread {
@@ -287,6 +291,7 @@ pub fn save_progress(conn: &mut DbConnection, before: &Thread, after: &Thread) -
             t.first_touch_id,
             t.latest_touch_id,
             t.latest_ad_id.clone(),
+            t.disclosed_at,
         )
     };
     if moved(before) == moved(after) {
@@ -301,6 +306,7 @@ pub fn save_progress(conn: &mut DbConnection, before: &Thread, after: &Thread) -
             threads::first_touch_id.eq(after.first_touch_id),
             threads::latest_touch_id.eq(after.latest_touch_id),
             threads::latest_ad_id.eq(&after.latest_ad_id),
+            threads::disclosed_at.eq(after.disclosed_at),
             threads::updated_at.eq(now()),
         ),
         threads::id.eq(after.id),
@@ -369,6 +375,17 @@ pub fn set_stay_room(conn: &mut DbConnection, thread_id: ThreadId, room: Option<
 /// Hands the thread to agents or back to the bot (which also ends a human pause).
 pub fn set_mode(conn: &mut DbConnection, thread_id: ThreadId, mode: Mode) -> QueryResult<()> {
     let human_active_until: Option<NaiveDateTime> = None;
+    if mode == Mode::Bot {
+        // A person hands the thread back: the assistant's next message says again that it is one.
+        let never: Option<NaiveDateTime> = None;
+        diesel::update(
+            threads::table
+                .find(thread_id)
+                .filter(threads::mode.eq(Mode::Agent)),
+        )
+        .set(threads::disclosed_at.eq(never))
+        .execute(conn)?;
+    }
     diesel::update(threads::table.find(thread_id))
         .set((
             threads::mode.eq(mode),

@@ -191,7 +191,18 @@ pub fn take(
         && thread.bot_may_answer(reply_at)
         && thread.window_open(reply_at)
     {
-        answer(conn, customer, &thread, input, policy.payments, mark_seen)?;
+        let told = answer(
+            conn,
+            customer,
+            &thread,
+            input,
+            policy.payments,
+            mark_seen,
+            (&stored, at),
+        )?;
+        if told {
+            thread.disclosed_at = Some(at);
+        }
         Some(thread.id)
     } else if mark_seen && thread.channel.is_meta() {
         outbox::enqueue_action(conn, &thread, &customer.psid, SenderAction::MarkSeen)?;
@@ -204,7 +215,9 @@ pub fn take(
     Ok(sends)
 }
 
-/// Answers one shopper event on the thread, first marking it seen when `mark_seen`.
+/// Answers one shopper event on the thread, first marking it seen when `mark_seen`; `(before, at)` is
+/// the thread as it stood before the event and the event's instant, to decide whether the answer says
+/// that an automated assistant is answering (see [`super::disclosure`]). True when it did.
 pub fn answer(
     conn: &mut DbConnection,
     customer: &Customer,
@@ -212,7 +225,8 @@ pub fn answer(
     input: Input<'_>,
     payments: bool,
     mark_seen: bool,
-) -> TurnResult<()> {
+    (before, event_at): (&Thread, NaiveDateTime),
+) -> TurnResult<bool> {
     let (merchant, has_rooms) = crate::merchants::get_with_rooms(conn, customer.merchant_id)?;
     let cart = carts::open_cart(conn, thread.id)?;
     let at = crate::db::now();
@@ -531,8 +545,19 @@ pub fn answer(
             }
         }
     }
+    let told =
+        !replies.is_empty() && super::disclosure::due(before, event_at, merchant.bot_disclosure.after_hours);
+    if told {
+        let sentence = super::disclosure::sentence(
+            &merchant.name,
+            &merchant.bot_disclosure.wording,
+            customer.locale.as_deref(),
+        );
+        replies.splice(0..0, Reply::text(&sentence));
+    }
     outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, &replies)?;
-    Ok(funnel.flush_rollup(conn)?)
+    funnel.flush_rollup(conn)?;
+    Ok(told)
 }
 
 /// How long a stay is held before checkout; checkout moves its end to the Checkout Session's.

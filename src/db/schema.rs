@@ -15,6 +15,8 @@ diesel::table! {
         business_hours -> Nullable<Text>,
         away_text -> Nullable<Text>,
         attribution_window_days -> Integer,
+        bot_disclosure -> Nullable<Text>,
+        bot_disclosure_after_hours -> Integer,
     }
 }
 
@@ -179,6 +181,7 @@ diesel::table! {
         away_sent_on -> Nullable<Text>,
         stay_bookable_id -> Nullable<PortableUuid>,
         channel -> Text,
+        disclosed_at -> Nullable<Timestamp>,
     }
 }
 

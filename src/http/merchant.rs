@@ -89,6 +89,8 @@ struct MerchantBody {
     business_hours: Option<BusinessHours>,
     away_text: Option<String>,
     attribution_window_days: i32,
+    bot_disclosure: std::collections::BTreeMap<String, String>,
+    bot_disclosure_after_hours: i32,
     created_at: String,
 }
 
@@ -102,6 +104,8 @@ impl From<merchants::Merchant> for MerchantBody {
             business_hours: m.business_hours,
             away_text: m.away_text,
             attribution_window_days: m.attribution_window_days,
+            bot_disclosure: m.bot_disclosure.wording,
+            bot_disclosure_after_hours: m.bot_disclosure.after_hours,
             created_at: timestamp(m.created_at),
         }
     }
@@ -120,6 +124,44 @@ struct MerchantUpdate {
     away_text: Option<Option<String>>,
     #[serde(default)]
     attribution_window_days: Option<i32>,
+    #[serde(default, deserialize_with = "crate::catalog::wire::double_option")]
+    bot_disclosure: Option<Option<std::collections::BTreeMap<String, String>>>,
+    #[serde(default)]
+    bot_disclosure_after_hours: Option<i32>,
+}
+
+/// What is wrong with the merchant's disclosure sentences: each keyed by a language (`en`, `fr`), each
+/// saying something, none too long, not too many.
+fn disclosure_errors(wording: &std::collections::BTreeMap<String, String>) -> Vec<FieldError> {
+    use crate::conversations::disclosure::{MAX_SENTENCE, is_language};
+    let mut errors = Vec::new();
+    if wording.len() > 20 {
+        errors.push(FieldError::new(
+            "bot_disclosure",
+            "too_many",
+            "at most 20 languages",
+        ));
+    }
+    for (language, sentence) in wording {
+        let field = format!("bot_disclosure.{language}");
+        if !is_language(language) {
+            errors.push(FieldError::new(
+                field,
+                "invalid_language",
+                format!("`{language}` is not a two-letter language code such as en or fr"),
+            ));
+            continue;
+        }
+        let sentence = sentence.trim();
+        if sentence.is_empty() || sentence.chars().count() > MAX_SENTENCE {
+            errors.push(FieldError::new(
+                field,
+                "invalid_sentence",
+                format!("the sentence takes 1 to {MAX_SENTENCE} characters"),
+            ));
+        }
+    }
+    errors
 }
 
 async fn update_merchant(
@@ -189,6 +231,21 @@ async fn update_merchant(
             "the attribution window takes 1 to 90 days",
         ));
     }
+    let bot_disclosure = body.bot_disclosure.map(|w| {
+        let w = w.unwrap_or_default();
+        errors.extend(disclosure_errors(&w));
+        w.into_iter().map(|(l, s)| (l, s.trim().to_owned())).collect()
+    });
+    if body
+        .bot_disclosure_after_hours
+        .is_some_and(|h| !(1..=720).contains(&h))
+    {
+        errors.push(FieldError::new(
+            "bot_disclosure_after_hours",
+            "out_of_range",
+            "the silence after which the assistant says again that it is automated takes 1 to 720 hours",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -198,6 +255,8 @@ async fn update_merchant(
         business_hours,
         away_text,
         attribution_window_days: body.attribution_window_days,
+        bot_disclosure,
+        bot_disclosure_after_hours: body.bot_disclosure_after_hours,
     };
     let m = state
         .db

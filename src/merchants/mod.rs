@@ -30,6 +30,22 @@ pub struct Merchant {
     pub away_text: Option<String>,
     /// Days a touch keeps its steps attributed to it (see `attribution`).
     pub attribution_window_days: i32,
+    /// How the assistant says it is automated.
+    pub bot_disclosure: BotDisclosure,
+}
+
+/// Hours of silence after which the assistant says again that it is automated, unless the merchant
+/// chose otherwise (the column's default).
+pub const DEFAULT_DISCLOSURE_HOURS: i32 = 24;
+
+/// How the assistant says it is automated (see `crate::conversations::disclosure`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BotDisclosure {
+    /// The merchant's sentence per language (`en`, `fr`, ...; `{shop}` stands for its name); a language
+    /// without one gets the built-in sentence.
+    pub wording: std::collections::BTreeMap<String, String>,
+    /// Hours of silence after which the next automated message says it again.
+    pub after_hours: i32,
 }
 
 /// The away text when the merchant set hours but no text.
@@ -58,6 +74,8 @@ struct MerchantRow {
     business_hours: Option<String>,
     away_text: Option<String>,
     attribution_window_days: i32,
+    bot_disclosure: Option<String>,
+    bot_disclosure_after_hours: i32,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -81,6 +99,15 @@ impl TryFrom<MerchantRow> for Merchant {
                 .map_err(|e| corrupt(e.to_string()))?,
             away_text: row.away_text,
             attribution_window_days: row.attribution_window_days,
+            bot_disclosure: BotDisclosure {
+                wording: row
+                    .bot_disclosure
+                    .map(|w| serde_json::from_str(&w))
+                    .transpose()
+                    .map_err(|e| corrupt(e.to_string()))?
+                    .unwrap_or_default(),
+                after_hours: row.bot_disclosure_after_hours,
+            },
         })
     }
 }
@@ -156,6 +183,10 @@ pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str
         business_hours: None,
         away_text: None,
         attribution_window_days: crate::attribution::DEFAULT_WINDOW_DAYS,
+        bot_disclosure: BotDisclosure {
+            wording: Default::default(),
+            after_hours: DEFAULT_DISCLOSURE_HOURS,
+        },
     })
 }
 
@@ -172,6 +203,10 @@ pub struct MerchantChange {
     pub away_text: Option<Option<String>>,
     /// New attribution window, in days.
     pub attribution_window_days: Option<i32>,
+    /// New disclosure sentences (empty: the built-in ones).
+    pub bot_disclosure: Option<std::collections::BTreeMap<String, String>>,
+    /// New silence, in hours, after which the disclosure is said again.
+    pub bot_disclosure_after_hours: Option<i32>,
 }
 
 /// Applies a change to the merchant.
@@ -206,6 +241,17 @@ pub fn update(conn: &mut DbConnection, id: MerchantId, change: &MerchantChange) 
     if let Some(text) = &change.away_text {
         diesel::update(target)
             .set(merchants::away_text.eq(text))
+            .execute(conn)?;
+    }
+    if let Some(wording) = &change.bot_disclosure {
+        let json = (!wording.is_empty()).then(|| serde_json::to_string(wording).unwrap_or_default());
+        diesel::update(target)
+            .set(merchants::bot_disclosure.eq(json))
+            .execute(conn)?;
+    }
+    if let Some(hours) = change.bot_disclosure_after_hours {
+        diesel::update(target)
+            .set(merchants::bot_disclosure_after_hours.eq(hours))
             .execute(conn)?;
     }
     diesel::update(target)

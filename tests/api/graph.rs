@@ -157,6 +157,22 @@ impl FakeGraph {
             .filter_map(|b| b["message"]["text"].as_str().map(str::to_owned))
             .collect()
     }
+
+    /// The texts sent to `psid` other than the assistant's saying that it is automated (the first
+    /// automated message of a thread does: `conversations/disclosure.rs`); the tests of that sentence
+    /// read [`FakeGraph::texts_to`].
+    pub fn answers_to(&self, psid: &str) -> Vec<String> {
+        self.texts_to(psid)
+            .into_iter()
+            .filter(|t| !is_disclosure(t))
+            .collect()
+    }
+}
+
+/// Whether `text` is the built-in disclosure, in English or in French.
+pub fn is_disclosure(text: &str) -> bool {
+    (text.starts_with("You're chatting with ") && text.contains("automated assistant"))
+        || text.starts_with("Vous échangez avec l'assistant automatique de ")
 }
 
 async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {

@@ -158,7 +158,13 @@ async fn a_shopper_from_a_click_to_direct_ad_buys_and_gets_the_receipt_as_text()
     .await;
     let card = next_message(&m, igsid, 0, |v| template(v)["template_type"] == "generic").await;
     assert_eq!(template(&card)["elements"][0]["title"], "Comfy slippers");
-    let greeting = sent_to(&m, igsid)[0].clone();
+    let said = sent_to(&m, igsid);
+    assert!(
+        crate::graph::is_disclosure(said[0]["text"].as_str().unwrap_or_default()),
+        "the first message says an automated assistant answers: {}",
+        said[0]
+    );
+    let greeting = said[1].clone();
     assert_eq!(
         greeting["text"],
         "Hi Inès! Thanks for your interest in “Slippers”. Here it is:"

@@ -12,6 +12,7 @@ mod catalog;
 mod checkout;
 mod cli;
 mod dashboard;
+mod disclosure;
 mod discounts;
 mod graph;
 mod health;

@@ -121,10 +121,10 @@ async fn an_ad_referral_opens_a_thread_with_its_touch_and_a_greeting_naming_the_
 
     assert_eq!(res.status(), 200);
     eventually("the greeting reaches the Graph API", || async {
-        !m.graph.texts_to("U1").is_empty()
+        !m.graph.answers_to("U1").is_empty()
     })
     .await;
-    let texts = m.graph.texts_to("U1");
+    let texts = m.graph.answers_to("U1");
     assert_eq!(
         texts,
         ["Hi Anna! Thanks for your interest in “Comfy slippers”. Here it is:"]
@@ -189,11 +189,11 @@ async fn the_same_delivery_twice_has_one_effect() {
     assert_eq!(m.app.post_webhook(&body).await.status(), 200);
 
     eventually("the greeting is sent", || async {
-        !m.graph.texts_to("U1").is_empty()
+        !m.graph.answers_to("U1").is_empty()
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(m.graph.texts_to("U1").len(), 1, "one greeting only");
+    assert_eq!(m.graph.answers_to("U1").len(), 1, "one greeting only");
     let thread = &threads(&m.app, &m.merchant.token).await[0];
     let full: Value = m
         .app
@@ -289,8 +289,9 @@ async fn a_batch_of_fifty_events_from_fifty_shoppers_is_all_processed() {
 
     assert_eq!(m.app.post_webhook(&delivery(PAGE_ID, events)).await.status(), 200);
 
+    // Each: the assistant saying it is automated, a text and a card.
     eventually("fifty greetings are sent", || async {
-        m.graph.messages().len() == 100
+        m.graph.messages().len() == 150
     })
     .await;
     assert_eq!(threads(&m.app, &m.merchant.token).await.len(), 50);
@@ -401,7 +402,7 @@ async fn thread_with_greeting(m: &MessengerApp, psid: &str) -> String {
         ))
         .await;
     eventually("the greeting is sent", || async {
-        !m.graph.texts_to(psid).is_empty()
+        !m.graph.answers_to(psid).is_empty()
     })
     .await;
     threads(&m.app, &m.merchant.token).await[0]["id"]
@@ -428,7 +429,7 @@ async fn an_agent_message_inside_the_window_is_sent_as_a_response() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["messaging_type"], "RESPONSE");
     eventually("the agent's message is sent", || async {
-        m.graph.texts_to("U1").len() == 2
+        m.graph.answers_to("U1").len() == 2
     })
     .await;
     let detail: Value = m
@@ -469,10 +470,10 @@ async fn control_characters_are_stripped_from_an_agents_text_but_newlines_and_ta
     assert_eq!(res.status(), 202);
     assert_problem(only_controls, 422, "validation_failed").await;
     eventually("the agent's message is sent", || async {
-        m.graph.texts_to("U1").len() == 2
+        m.graph.answers_to("U1").len() == 2
     })
     .await;
-    assert_eq!(m.graph.texts_to("U1")[1], "Hello Léa[31m here\nSize:\t42!");
+    assert_eq!(m.graph.answers_to("U1")[1], "Hello Léa[31m here\nSize:\t42!");
 }
 
 fn close_window(m: &MessengerApp, thread: &str, hours_ago: i64) {
@@ -542,7 +543,7 @@ async fn a_page_with_the_human_agent_permission_answers_within_seven_days_with_t
 
     assert_eq!(res.status(), 202);
     eventually("the tagged message is sent", || async {
-        m.graph.texts_to("U1").len() == 2
+        m.graph.answers_to("U1").len() == 2
     })
     .await;
     let sent = m
@@ -576,10 +577,18 @@ async fn a_temporary_send_failure_is_retried_until_it_goes_through() {
         ))
         .await;
 
-    eventually("the greeting goes through on the third try", || async {
-        m.graph.texts_to("U1").len() == 3
+    // The first message (the assistant saying it is automated) is refused twice, then goes through,
+    // and the greeting follows it.
+    eventually("the first message goes through on the third try", || async {
+        m.graph.texts_to("U1").len() == 4
     })
     .await;
+    let texts = m.graph.texts_to("U1");
+    assert!(
+        texts[..3].iter().all(|t| crate::graph::is_disclosure(t)),
+        "{texts:?}"
+    );
+    assert!(!crate::graph::is_disclosure(&texts[3]));
 }
 
 #[tokio::test]
@@ -602,11 +611,11 @@ async fn a_send_outside_the_window_is_not_retried() {
         .await;
 
     eventually("the greeting is tried", || async {
-        m.graph.texts_to("U1").len() == 1
+        m.graph.answers_to("U1").len() == 1
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(m.graph.texts_to("U1").len(), 1, "never retried");
+    assert_eq!(m.graph.answers_to("U1").len(), 1, "never retried");
 }
 
 #[tokio::test]
@@ -685,7 +694,7 @@ async fn a_human_answering_from_the_page_inbox_pauses_the_bot() {
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        m.graph.texts_to("U1").len(),
+        m.graph.answers_to("U1").len(),
         1,
         "the bot stays quiet while a human is active"
     );
@@ -748,12 +757,12 @@ async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restar
     let _app = crate::helpers::spawn_app_on(database, &extra).await;
 
     eventually("the stored delivery is processed", || async {
-        graph.texts_to("U1").len() == 2
+        graph.answers_to("U1").len() == 2
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
-        graph.texts_to("U1"),
+        graph.answers_to("U1"),
         [
             "Hi Anna! Welcome to Comfy Shoes. Here is what we have:",
             "Our catalog is empty for now. Would you like to talk to a person?"
@@ -802,14 +811,15 @@ async fn two_server_processes_on_one_database_do_nothing_twice() {
     }
 
     eventually("thirty greetings are sent", || async {
-        first.graph.messages().len() >= 60
+        first.graph.messages().len() >= 70
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(
         first.graph.messages().len(),
-        60,
-        "each event answered exactly once (a text and a card)"
+        70,
+        "each event answered exactly once (a text and a card), and each of the ten shoppers told once \
+         that an automated assistant answers"
     );
     assert_eq!(threads(&first.app, &first.merchant.token).await.len(), 10);
 }
@@ -827,11 +837,11 @@ async fn a_refused_profile_is_tolerated_and_the_greeting_goes_without_a_name() {
         .await;
 
     eventually("the greeting is sent", || async {
-        !m.graph.texts_to("U1").is_empty()
+        !m.graph.answers_to("U1").is_empty()
     })
     .await;
     assert_eq!(
-        m.graph.texts_to("U1"),
+        m.graph.answers_to("U1"),
         ["Hi! Welcome to Comfy Shoes. Here is what we have:"]
     );
     let profile_call = m
@@ -882,7 +892,7 @@ async fn a_failing_event_is_dead_lettered_listed_and_replayed() {
     assert_eq!(event["kind"], "postback");
     assert_eq!(event["attempts"], 8);
     assert!(event["last_error"].as_str().unwrap().contains("touches"));
-    assert!(m.graph.texts_to("U1").is_empty());
+    assert!(m.graph.answers_to("U1").is_empty());
     m.app
         .db
         .query_blocking(|conn| diesel::sql_query("ALTER TABLE touches_away RENAME TO touches").execute(conn))
@@ -899,7 +909,7 @@ async fn a_failing_event_is_dead_lettered_listed_and_replayed() {
 
     assert_eq!(res.status(), 202);
     eventually("the replayed event is answered", || async {
-        m.graph.texts_to("U1").len() == 1
+        m.graph.answers_to("U1").len() == 1
     })
     .await;
     let dead: Value = m
@@ -923,11 +933,11 @@ async fn a_referral_into_an_existing_thread_adds_a_touch_and_reopens_the_window(
     m.app.post_webhook(&delivery(PAGE_ID, vec![referral])).await;
 
     eventually("a second greeting is sent", || async {
-        m.graph.texts_to("U1").len() == 2
+        m.graph.answers_to("U1").len() == 2
     })
     .await;
     assert_eq!(
-        m.graph.texts_to("U1")[1],
+        m.graph.answers_to("U1")[1],
         "Hi Anna! Welcome to Comfy Shoes. Here is what we have:"
     );
     let t: Value = m
@@ -1050,5 +1060,5 @@ async fn a_shopper_who_cannot_be_reached_is_not_retried_and_the_message_says_why
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(m.graph.texts_to("U1").len(), 1, "never retried");
+    assert_eq!(m.graph.answers_to("U1").len(), 1, "never retried");
 }

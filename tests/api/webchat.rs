@@ -178,8 +178,13 @@ async fn paid_through_the_web_chat<'m>(m: &'m MessengerApp, stripe: &FakeStripe)
     let card = v.reply("the product card", |m| m["cards"].is_array()).await;
     assert_eq!(card["cards"][0]["title"], "Comfy slippers");
     let greeting = v.messages().await;
+    assert!(
+        crate::graph::is_disclosure(greeting[0]["text"].as_str().unwrap_or_default()),
+        "the web chat's first message says an automated assistant answers: {}",
+        greeting[0]
+    );
     assert_eq!(
-        greeting[0]["text"],
+        greeting[1]["text"],
         "Hi Anna! Here is the product you asked about:"
     );
     v.tap(
