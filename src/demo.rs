@@ -208,6 +208,7 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
             }
             Err(e) => return Err(e.into()),
         }
+        ensure_templates(conn, merchant.id, &page.page_id)?;
         Ok(merchant)
     })?;
     for product in &m.products {
@@ -411,5 +412,34 @@ fn load_bookable(
         })
         .collect();
     bookings::set_rates(conn, merchant.id, bookable.id, &weekends).map_err(|e| invalid(&e))?;
+    Ok(())
+}
+
+/// The demo Page's utility templates, in English and French, approved (as the local Graph server
+/// approves them): what is sent after a Meta channel's window closed.
+fn ensure_templates(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    page_id: &PageId,
+) -> Result<(), DemoError> {
+    use crate::followups::templates::{self, NewTemplate, Purpose, TemplateStatus, example_body};
+    for purpose in Purpose::ALL {
+        for language in ["en", "fr"] {
+            if templates::exists(conn, page_id, purpose, language)? {
+                continue;
+            }
+            let body = example_body(purpose, language).unwrap_or_default();
+            let new = NewTemplate::parse(page_id.clone(), purpose.as_str(), language, body)
+                .map_err(|e| DemoError::Fixture(format!("template {purpose} {language}: {e:?}")))?;
+            let meta_id = format!("demo-{}", new.meta_name());
+            templates::insert(
+                conn,
+                merchant_id,
+                &new,
+                &meta_id,
+                (TemplateStatus::Approved, None),
+            )?;
+        }
+    }
     Ok(())
 }

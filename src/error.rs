@@ -100,6 +100,10 @@ pub enum ErrorCode {
     SkuTaken,
     /// Stripe refused the call.
     StripeRefused,
+    /// Meta refused a message template.
+    TemplateRefused,
+    /// The Page has a template for this purpose and language already.
+    TemplateTaken,
     /// The access token has expired.
     TokenExpired,
     /// The units cannot go below the nights already held or booked.
@@ -163,6 +167,8 @@ impl ErrorCode {
         ErrorCode::ServiceUnavailable,
         ErrorCode::SkuTaken,
         ErrorCode::StripeRefused,
+        ErrorCode::TemplateRefused,
+        ErrorCode::TemplateTaken,
         ErrorCode::TokenExpired,
         ErrorCode::UnitsTaken,
         ErrorCode::UnknownWebchatKey,
@@ -218,6 +224,8 @@ impl ErrorCode {
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::SkuTaken => "sku_taken",
             ErrorCode::StripeRefused => "stripe_refused",
+            ErrorCode::TemplateRefused => "template_refused",
+            ErrorCode::TemplateTaken => "template_taken",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::UnitsTaken => "units_taken",
             ErrorCode::UnknownWebchatKey => "unknown_webchat_key",

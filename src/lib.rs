@@ -19,6 +19,7 @@ pub mod dev;
 pub mod discounts;
 pub mod engine;
 pub mod error;
+pub mod followups;
 pub mod http;
 pub mod jobs;
 pub mod kernel;

@@ -719,3 +719,23 @@ diesel::joinable!(bookings -> bookables (bookable_id));
 diesel::allow_tables_to_appear_in_same_query!(bookables, bookable_rates, bookable_nights, bookings);
 // The shop's menu asks whether the merchant has rooms in the same round trip as the merchant.
 diesel::allow_tables_to_appear_in_same_query!(merchants, bookables);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    message_templates (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        page_id -> Text,
+        purpose -> Text,
+        language -> Text,
+        name -> Text,
+        body -> Text,
+        meta_template_id -> Nullable<Text>,
+        status -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

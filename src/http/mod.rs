@@ -20,6 +20,7 @@ mod orders;
 mod pages;
 mod reports;
 mod state;
+mod templates;
 mod threads;
 mod webchat;
 mod webhooks;
@@ -68,6 +69,7 @@ fn register(api: &mut Api<'_>) {
     discounts::routes(api);
     orders::routes(api);
     reports::routes(api);
+    templates::routes(api);
     threads::routes(api);
     webhooks::routes(api);
     webchat::routes(api);

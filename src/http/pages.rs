@@ -328,7 +328,7 @@ async fn update(
 }
 
 /// The Page's working access token, opened, to ask Meta about it.
-async fn stored_token(state: &AppState, page_id: &PageId) -> Result<String, ApiError> {
+pub(super) async fn stored_token(state: &AppState, page_id: &PageId) -> Result<String, ApiError> {
     let id = page_id.to_owned();
     let sealed = state
         .db

@@ -122,9 +122,24 @@ async fn receive(
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the delivery is not UTF-8"))?;
     let parsed = webhook::parse(text.as_bytes()).map_err(|e| e.to_string());
+    // Meta's reviews of utility templates come on the Page's webhook too: applied before the 200 (a
+    // retry applies them again, to the same effect).
+    let reviews = if text.contains("template_status_update") {
+        serde_json::from_str(&text)
+            .map(|v| crate::followups::templates::status_changes(&v))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let (id, split) = state
         .db
-        .query(move |conn| inbox::receive_delivery(conn, "messenger", &text, &parsed))
+        .query(move |conn| {
+            if !reviews.is_empty() {
+                let changed = crate::followups::templates::apply_status_changes(conn, &reviews)?;
+                tracing::info!(reviews = reviews.len(), changed, "template reviews applied");
+            }
+            inbox::receive_delivery(conn, "messenger", &text, &parsed)
+        })
         .await?;
     let unsplit = split.is_none();
     match split {

@@ -35,6 +35,8 @@ struct State {
     received: Vec<Received>,
     send_replies: VecDeque<(u16, Value)>,
     events_replies: VecDeque<(u16, Value)>,
+    /// The next template submissions answer these (status, body), in order; then `APPROVED`.
+    template_replies: VecDeque<(u16, Value)>,
     profile_fails: bool,
     sent: u64,
     /// Page access tokens and the Page each is for.
@@ -83,6 +85,23 @@ impl FakeGraph {
     /// The next Send API calls answer these, in order, before answering success again.
     pub fn fail_next_sends(&self, replies: Vec<(u16, Value)>) {
         self.state.lock().unwrap().send_replies.extend(replies);
+    }
+
+    /// The next template submissions answer these, in order, before approving again.
+    pub fn answer_next_templates(&self, replies: Vec<(u16, Value)>) {
+        self.state.lock().unwrap().template_replies.extend(replies);
+    }
+
+    /// The template submissions received (`POST /{version}/{page_id}/message_templates`), in order.
+    pub fn templates(&self) -> Vec<Received> {
+        self.state
+            .lock()
+            .unwrap()
+            .received
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/message_templates"))
+            .cloned()
+            .collect()
     }
 
     /// The next Conversions API posts answer these, in order, before answering success again.
@@ -199,6 +218,16 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
         return HttpResponse::Ok().json(json!({
             "recipient_id": parsed["recipient"]["id"],
             "message_id": format!("m_{}", s.sent),
+        }));
+    }
+    if req.method() == "POST" && req.path().ends_with("/message_templates") {
+        // Meta answers a Page-owned utility template within seconds: approved, as its examples show.
+        if let Some((status, body)) = s.template_replies.pop_front() {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body);
+        }
+        s.sent += 1;
+        return HttpResponse::Ok().json(json!({
+            "id": format!("10459512934{:04}", s.sent), "status": "APPROVED", "category": "UTILITY"
         }));
     }
     if req.method() == "POST" && req.path().ends_with("/events") {

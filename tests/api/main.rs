@@ -35,5 +35,6 @@ mod stays;
 mod stock;
 mod stripe;
 mod stripe_fake;
+mod templates;
 mod tenancy;
 mod webchat;
