@@ -11,8 +11,9 @@ use crate::checkout::orders::{Order, OrderStatus};
 use crate::conversations::{self, Mode};
 use crate::db::schema::customers;
 use crate::db::{DbConnection, now};
-use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply};
-use crate::kernel::{Psid, ThreadId};
+use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply, Utility};
+use crate::followups::templates::{self, Placeholder, Purpose};
+use crate::kernel::{Channel, Psid, ThreadId};
 
 /// The thread's shopper's Messenger locale.
 pub fn customer_locale(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Option<String>> {
@@ -44,6 +45,47 @@ pub fn tell(conn: &mut DbConnection, order: &Order, replies: &[Reply]) -> QueryR
         outbox::enqueue_message(conn, &thread, &psid, reply, "bot", messaging_type)?;
     }
     Ok(true)
+}
+
+/// Outside the messaging window, on Messenger: the Page's approved utility template for `purpose`, in
+/// the shopper's language when there is one, queued as a `UTILITY` message. Answers what became of the
+/// update: `template` (queued), `no_template` (none approved: not sent), or `window_closed` (a channel
+/// without templates).
+fn after_window(
+    conn: &mut DbConnection,
+    order: &Order,
+    thread_id: ThreadId,
+    purpose: Purpose,
+    first_name: Option<&str>,
+) -> QueryResult<&'static str> {
+    let thread = conversations::get_thread(conn, thread_id)?;
+    if thread.channel != Channel::Messenger {
+        tracing::info!(order.id = %order.id, "messaging window closed: the shopper is not told");
+        return Ok("window_closed");
+    }
+    let (psid, locale): (Psid, Option<String>) = customers::table
+        .find(thread.customer_id)
+        .select((customers::psid, customers::locale))
+        .first(conn)?;
+    let Some(template) = templates::approved_for(conn, &thread.page_id, purpose, locale.as_deref())? else {
+        tracing::info!(order.id = %order.id, purpose = purpose.as_str(), "window closed and no approved template: the shopper is not told");
+        return Ok("no_template");
+    };
+    let value = |p: Placeholder| match p {
+        Placeholder::FirstName => first_name.unwrap_or("there").to_owned(),
+        Placeholder::OrderNumber => order.number.clone(),
+        Placeholder::Amount => order.total.to_string(),
+        Placeholder::Room | Placeholder::Arrival | Placeholder::Departure => String::new(),
+    };
+    let utility = Reply::Utility(Box::new(Utility {
+        template: template.name.clone(),
+        language: template.language.clone(),
+        parameters: templates::parameters(&template.body, purpose, value),
+        text: templates::fill(&template.body, purpose, value),
+    }));
+    outbox::enqueue_message(conn, &thread, &psid, &utility, "bot", MessagingType::Utility)?;
+    tracing::info!(order.id = %order.id, template = %template.name, "window closed: the update goes through its utility template");
+    Ok("template")
 }
 
 /// "Pay 59.90 EUR": a button to Stripe's page.
@@ -155,7 +197,7 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
             let receipt = match order.thread_id {
                 None => "no_thread",
                 Some(_) if tell(conn, order, &messages)? => "sent",
-                Some(_) => "window_closed",
+                Some(t) => after_window(conn, &paid, t, Purpose::OrderPaid, first_name.as_deref())?,
             };
             crate::checkout::orders::set_receipt(conn, order.id, receipt)?;
         }

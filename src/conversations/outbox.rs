@@ -60,6 +60,7 @@ fn message_row(reply: &Reply, messaging_type: MessagingType) -> Row {
     let kind = match reply {
         Reply::Text { .. } => "text",
         Reply::Cards(_) | Reply::Buttons { .. } | Reply::Receipt(_) => "template",
+        Reply::Utility(_) => "utility",
     };
     Row {
         id: Uuid::now_v7(),

@@ -27,6 +27,8 @@ pub enum MessagingType {
     Response,
     /// A person's message after the standard window, within 7 days (`MESSAGE_TAG` + `HUMAN_AGENT`).
     HumanAgent,
+    /// A utility message from an approved template: Meta takes it outside the window.
+    Utility,
 }
 
 impl MessagingType {
@@ -35,6 +37,7 @@ impl MessagingType {
         match self {
             MessagingType::Response => ("RESPONSE", None),
             MessagingType::HumanAgent => ("MESSAGE_TAG", Some("HUMAN_AGENT")),
+            MessagingType::Utility => ("UTILITY", None),
         }
     }
 
@@ -42,6 +45,7 @@ impl MessagingType {
     pub fn from_wire(messaging_type: Option<&str>) -> MessagingType {
         match messaging_type {
             Some("MESSAGE_TAG") => MessagingType::HumanAgent,
+            Some("UTILITY") => MessagingType::Utility,
             _ => MessagingType::Response,
         }
     }
@@ -119,6 +123,7 @@ impl Window {
         match messaging_type {
             MessagingType::Response => self.is_open(thread, at),
             MessagingType::HumanAgent => self.within_human_agent_window(thread, at),
+            MessagingType::Utility => true,
         }
     }
 

@@ -43,6 +43,22 @@ pub enum Reply {
     },
     /// An order's receipt.
     Receipt(Box<Receipt>),
+    /// A utility message from a template Meta approved, for after the messaging window.
+    Utility(Box<Utility>),
+}
+
+/// A utility message: the approved template's name and language, its placeholders' values in Meta's
+/// order, and the body they fill (what the thread's records and channels without templates show).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utility {
+    /// The name Meta knows the template by.
+    pub template: String,
+    /// Its language.
+    pub language: String,
+    /// The values of `{{1}}`, `{{2}}` ...
+    pub parameters: Vec<String>,
+    /// The body, filled.
+    pub text: String,
 }
 
 /// A quick reply: a title that sends `payload` back when tapped.
@@ -197,6 +213,7 @@ impl Reply {
     pub fn text_of(&self) -> Option<&str> {
         match self {
             Reply::Text { text, .. } | Reply::Buttons { text, .. } => Some(text),
+            Reply::Utility(u) => Some(&u.text),
             Reply::Cards(_) | Reply::Receipt(_) => None,
         }
     }
@@ -225,6 +242,7 @@ impl Reply {
                 .collect::<Vec<_>>()
                 .join("\n"),
             Reply::Receipt(r) => r.to_plain_text(),
+            Reply::Utility(u) => u.text.clone(),
         }
     }
 }
@@ -350,6 +368,8 @@ struct Wire {
     buttons: Vec<Action>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     receipt: Option<ReceiptWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    utility: Option<Utility>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -388,6 +408,7 @@ impl From<&Reply> for Wire {
             cards: Vec::new(),
             buttons: Vec::new(),
             receipt: None,
+            utility: None,
         };
         match reply {
             Reply::Text { text, quick_replies } => {
@@ -398,6 +419,10 @@ impl From<&Reply> for Wire {
             Reply::Buttons { text, buttons } => {
                 wire.text = Some(text.clone());
                 wire.buttons = buttons.clone();
+            }
+            Reply::Utility(u) => {
+                wire.text = Some(u.text.clone());
+                wire.utility = Some((**u).clone());
             }
             Reply::Receipt(r) => {
                 wire.receipt = Some(ReceiptWire {
@@ -436,6 +461,9 @@ impl From<&Reply> for Wire {
 
 impl Wire {
     fn into_reply(self) -> Option<Reply> {
+        if let Some(u) = self.utility {
+            return Some(Reply::Utility(Box::new(u)));
+        }
         if let Some(r) = self.receipt {
             let lines = r
                 .lines

@@ -362,6 +362,18 @@ pub fn parameters(body: &str, purpose: Purpose, value: impl Fn(Placeholder) -> S
     positional(body, purpose).1.into_iter().map(value).collect()
 }
 
+/// The body with each placeholder replaced by its value: what the shopper reads.
+pub fn fill(body: &str, purpose: Purpose, value: impl Fn(Placeholder) -> String) -> String {
+    pieces(body, purpose.placeholders())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(t) => t.to_owned(),
+            Piece::Slot(p) => value(p),
+        })
+        .collect()
+}
+
 /// Whether `language` names a language as Meta's templates do: `en`, `fr`, `en_US`.
 fn is_language(language: &str) -> bool {
     let (lang, region) = language.split_once('_').unwrap_or((language, ""));

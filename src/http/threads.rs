@@ -11,7 +11,6 @@ use super::{Api, ListBody, PageParams, timestamp};
 use crate::attribution::{Touch, touches};
 use crate::auth::{Caller, Permission};
 use crate::conversations::EventStatus;
-use crate::conversations::MessagingType;
 use crate::conversations::agent::{self, AgentSendError};
 use crate::conversations::inbox::{self, StoredEvent};
 use crate::conversations::{self, Customer, Delivery, Mode, StoredMessage, Thread, ThreadQuery};
@@ -328,14 +327,8 @@ async fn send(
     state.wakers.replies_queued(id);
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(json!({
         "queued": 1,
-        "messaging_type": match queued.messaging_type {
-            MessagingType::Response => "RESPONSE",
-            MessagingType::HumanAgent => "MESSAGE_TAG",
-        },
-        "tag": match queued.messaging_type {
-            MessagingType::Response => None,
-            MessagingType::HumanAgent => Some("HUMAN_AGENT"),
-        },
+        "messaging_type": queued.messaging_type.wire().0,
+        "tag": queued.messaging_type.wire().1,
     })))
 }
 

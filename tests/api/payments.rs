@@ -14,7 +14,9 @@ use crate::checkout::{
     cart_of_size_42, paid_order, post_event_object, post_stripe_event, shop_with_stripe,
     shop_with_stripe_and, stock_of_42,
 };
-use crate::helpers::{MessengerApp, button, eventually, next_message, sent_to, tap_postback, template};
+use crate::helpers::{
+    MessengerApp, PAGE_ID, button, eventually, next_message, sent_to, tap_postback, template,
+};
 
 /// A shopper checks out size 42 and gets the Pay button; answers the (newest) order's id and session id.
 async fn awaiting_payment(m: &MessengerApp, psid: &str) -> (String, String) {
@@ -364,6 +366,74 @@ async fn charge_refunded_brings_the_refunds_made_in_the_dashboard_once() {
     assert_eq!(o["refunded"], json!({"amount": "49.90", "currency": "EUR"}));
 }
 
+/// The shopper's last message was two days ago: Messenger's window is closed.
+fn close_the_window(m: &MessengerApp) {
+    let two_days_ago = now() - chrono::Duration::days(2);
+    m.app
+        .db
+        .query_blocking(move |conn| {
+            diesel::update(schema::threads::table)
+                .set(schema::threads::window_ends_at.eq(two_days_ago))
+                .execute(conn)
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_payment_after_the_window_sends_the_approved_receipt_template_once_with_the_order_number() {
+    let (m, stripe) = shop_with_stripe().await;
+    let res = m
+        .app
+        .post(
+            "/v1/templates",
+            &m.merchant.token,
+            json!({"page_id": PAGE_ID, "purpose": "order_paid", "language": "en",
+                   "body": "Hi {first_name}, your order {order_number} of {amount} is paid. Thank you!"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let (order_id, session_id) = awaiting_payment(&m, "L11").await;
+    close_the_window(&m);
+    let before = sent_to(&m, "L11").len();
+
+    stripe.complete_session(&session_id);
+    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
+    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
+
+    let paid = wait_for_status(&m, &order_id, "paid").await;
+    eventually("the receipt goes through the template", || async {
+        order(&m, &order_id).await["receipt"] == "template"
+    })
+    .await;
+    eventually("the template message is sent", || async {
+        sent_to(&m, "L11").len() > before
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sends: Vec<Value> = m
+        .graph
+        .messages()
+        .into_iter()
+        .filter(|b| b["recipient"]["id"] == "L11" && b["message"]["template"].is_object())
+        .collect();
+    assert_eq!(sends.len(), 1, "sent once: {sends:?}");
+    assert_eq!(sends[0]["messaging_type"], "UTILITY");
+    assert!(sends[0].get("tag").is_none_or(Value::is_null), "never a tag");
+    let template = &sends[0]["message"]["template"];
+    assert_eq!(template["name"], "threadcart_order_paid_en");
+    assert_eq!(template["language"]["code"], "en");
+    let parameters: Vec<&str> = template["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        parameters,
+        ["Anna", paid["number"].as_str().unwrap(), "49.90 EUR"]
+    );
+}
+
 #[tokio::test]
 async fn a_receipt_the_closed_window_does_not_allow_is_recorded_as_not_sent() {
     let (m, stripe) = shop_with_stripe().await;
@@ -385,7 +455,7 @@ async fn a_receipt_the_closed_window_does_not_allow_is_recorded_as_not_sent() {
 
     let paid = wait_for_status(&m, &order_id, "paid").await;
     eventually("the receipt's fate is recorded", || async {
-        order(&m, &order_id).await["receipt"] == "window_closed"
+        order(&m, &order_id).await["receipt"] == "no_template"
     })
     .await;
     assert!(paid["paid_at"].is_string());

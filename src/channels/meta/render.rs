@@ -70,6 +70,36 @@ enum Content {
     Text(String),
     /// A template.
     Attachment(Attachment),
+    /// A utility message from a template Meta approved for the Page (`messaging_type: UTILITY`).
+    Template(UtilityTemplate),
+}
+
+/// `{"name", "language": {"code"}, "components": [{"type": "body", "parameters": [...]}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct UtilityTemplate {
+    name: String,
+    language: LanguageCode,
+    components: Vec<Component>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct LanguageCode {
+    code: String,
+}
+
+/// A template component: the body's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Component {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    parameters: Vec<TextParameter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct TextParameter {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
 }
 
 /// `{"type": ..., "payload": ...}`.
@@ -511,7 +541,7 @@ impl Message {
     pub fn as_text(&self) -> Option<&str> {
         match &self.content {
             Content::Text(text) => Some(text),
-            Content::Attachment(_) => None,
+            Content::Attachment(_) | Content::Template(_) => None,
         }
     }
 
@@ -946,6 +976,31 @@ pub fn render(reply: &Reply, channel: Channel) -> Result<Vec<Message>, RenderErr
             total: receipt.total,
         })?]),
         Reply::Receipt(receipt) => limits.text(&receipt.to_plain_text(), Vec::new()),
+        // Messenger's utility templates; Instagram has none, so the filled body goes as text.
+        Reply::Utility(u) if channel == Channel::Messenger => {
+            Ok(vec![Message::new(Content::Template(UtilityTemplate {
+                name: u.template.clone(),
+                language: LanguageCode {
+                    code: u.language.clone(),
+                },
+                components: if u.parameters.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Component {
+                        kind: "body",
+                        parameters: u
+                            .parameters
+                            .iter()
+                            .map(|p| TextParameter {
+                                kind: "text",
+                                text: p.clone(),
+                            })
+                            .collect(),
+                    }]
+                },
+            }))])
+        }
+        Reply::Utility(u) => limits.text(&u.text, Vec::new()),
     }
 }
 
@@ -962,6 +1017,25 @@ mod tests {
 
     fn money(minor: i64, code: &str) -> Money {
         Money::from_minor(minor, Currency::parse(code).unwrap())
+    }
+
+    #[test]
+    fn a_utility_message_is_messengers_template_and_instagrams_text() {
+        let utility = Reply::Utility(Box::new(crate::engine::reply::Utility {
+            template: "threadcart_order_paid_en".into(),
+            language: "en".into(),
+            parameters: vec!["Anna".into(), "CS-1042".into()],
+            text: "Hi Anna, order CS-1042 is paid.".into(),
+        }));
+        let messenger = render(&utility, Channel::Messenger).unwrap();
+        assert_eq!(
+            serde_json::to_value(&messenger[0]).unwrap(),
+            serde_json::json!({"template": {"name": "threadcart_order_paid_en", "language": {"code": "en"},
+                "components": [{"type": "body", "parameters": [
+                    {"type": "text", "text": "Anna"}, {"type": "text", "text": "CS-1042"}]}]}})
+        );
+        let instagram = render(&utility, Channel::Instagram).unwrap();
+        assert_eq!(instagram[0].as_text(), Some("Hi Anna, order CS-1042 is paid."));
     }
 
     fn texts(messages: &[Message]) -> Vec<&str> {
