@@ -12,18 +12,22 @@ fn template(purpose: &str, language: &str, body: &str) -> Value {
     json!({"page_id": PAGE_ID, "purpose": purpose, "language": language, "body": body})
 }
 
-#[tokio::test]
-async fn a_receipt_template_is_submitted_to_meta_with_positional_placeholders_and_kept_approved() {
-    let m = spawn_messenger_app().await;
-
-    let res = m
-        .app
+/// Submits the receipt template in English and answers what the API said.
+async fn submit_receipt_template(m: &crate::helpers::MessengerApp) -> reqwest::Response {
+    m.app
         .post(
             "/v1/templates",
             &m.merchant.token,
             template("order_paid", "en", PAID),
         )
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn a_receipt_template_is_submitted_to_meta_with_positional_placeholders_and_kept_approved() {
+    let m = spawn_messenger_app().await;
+
+    let res = submit_receipt_template(&m).await;
 
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
@@ -73,14 +77,7 @@ async fn a_template_meta_refuses_answers_its_reason_and_is_not_kept() {
         graph_error(100, 2388047, "Template doesn't qualify for Utility Messages"),
     )]);
 
-    let res = m
-        .app
-        .post(
-            "/v1/templates",
-            &m.merchant.token,
-            template("order_paid", "en", PAID),
-        )
-        .await;
+    let res = submit_receipt_template(&m).await;
 
     assert_eq!(res.status(), 422);
     let problem: Value = res.json().await.unwrap();
@@ -99,24 +96,10 @@ async fn a_template_meta_refuses_answers_its_reason_and_is_not_kept() {
 #[tokio::test]
 async fn one_template_per_purpose_and_language_another_merchants_page_and_bad_bodies_are_refused() {
     let m = spawn_messenger_app().await;
-    let ok = m
-        .app
-        .post(
-            "/v1/templates",
-            &m.merchant.token,
-            template("order_paid", "en", PAID),
-        )
-        .await;
+    let ok = submit_receipt_template(&m).await;
     assert_eq!(ok.status(), 201);
 
-    let again = m
-        .app
-        .post(
-            "/v1/templates",
-            &m.merchant.token,
-            template("order_paid", "en", PAID),
-        )
-        .await;
+    let again = submit_receipt_template(&m).await;
     assert_eq!(again.status(), 409);
     assert_eq!(again.json::<Value>().await.unwrap()["code"], "template_taken");
 
@@ -150,17 +133,7 @@ async fn one_template_per_purpose_and_language_another_merchants_page_and_bad_bo
 #[tokio::test]
 async fn metas_review_on_the_pages_webhook_changes_the_status_under_either_field_name() {
     let m = spawn_messenger_app().await;
-    let created: Value = m
-        .app
-        .post(
-            "/v1/templates",
-            &m.merchant.token,
-            template("order_paid", "en", PAID),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value = submit_receipt_template(&m).await.json().await.unwrap();
     let meta_id = created["meta_template_id"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     let review = |field: &str, event: &str, reason: &str| {

@@ -236,18 +236,7 @@ impl GraphClient {
         token: &str,
         body: &serde_json::Value,
     ) -> Result<(), GraphError> {
-        let url = format!("{}/{}/me/messenger_profile", self.base, self.version);
-        let res = self
-            .http
-            .post(url)
-            .query(&self.auth_query(token))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
-        if !res.status().is_success() {
-            return Err(Self::read_error(res).await);
-        }
+        self.post_json("me/messenger_profile", token, body).await?;
         Ok(())
     }
 
@@ -261,7 +250,22 @@ impl GraphClient {
         token: &str,
         body: &serde_json::Value,
     ) -> Result<CreatedTemplate, GraphError> {
-        let url = format!("{}/{}/{}/message_templates", self.base, self.version, page_id);
+        self.post_json(&format!("{page_id}/message_templates"), token, body)
+            .await?
+            .json()
+            .await
+            .map_err(|e| GraphError::Transport(e.without_url().to_string()))
+    }
+
+    /// `POST /{path}` with a JSON body and the token (and `appsecret_proof`); Meta's error body when it
+    /// refuses.
+    async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, GraphError> {
+        let url = format!("{}/{}/{}", self.base, self.version, path);
         let res = self
             .http
             .post(url)
@@ -273,9 +277,7 @@ impl GraphClient {
         if !res.status().is_success() {
             return Err(Self::read_error(res).await);
         }
-        res.json()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))
+        Ok(res)
     }
 
     /// `GET /{node}?fields=...` with the token (and `appsecret_proof`), read as `T`.
