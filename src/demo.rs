@@ -278,7 +278,7 @@ fn bookable_named(
     name: &str,
 ) -> Result<Option<Uuid>, DemoError> {
     let query = bookings::BookableQuery {
-        after: None,
+        page: crate::db::Keyset::OLDEST_FIRST,
         limit: 200,
         active_only: false,
     };
@@ -332,7 +332,7 @@ fn load_offer(
         conn,
         merchant_id,
         &crate::offers::OfferQuery {
-            after: None,
+            page: crate::db::Keyset::OLDEST_FIRST,
             limit: 100,
             product_id,
             bookable_id,
@@ -374,7 +374,7 @@ fn load_bookable(
 
     let invalid = |e: &dyn std::fmt::Display| DemoError::Fixture(format!("{slug}: {}: {e}", b.name));
     let query = bookings::BookableQuery {
-        after: None,
+        page: crate::db::Keyset::OLDEST_FIRST,
         limit: 200,
         active_only: false,
     };

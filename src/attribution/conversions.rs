@@ -266,13 +266,13 @@ pub struct ConversionQuery {
     pub status: Option<ConversionStatus>,
     /// Only this order's.
     pub order_id: Option<OrderId>,
-    /// Only after this id.
-    pub after: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size (plus one to see if more follow).
     pub limit: i64,
 }
 
-/// The merchant's events, oldest first.
+/// The merchant's events, newest first unless the query asks oldest first.
 pub fn list(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
@@ -287,11 +287,8 @@ pub fn list(
     if let Some(o) = q.order_id {
         query = query.filter(conversion_events::order_id.eq(o));
     }
-    if let Some(a) = q.after {
-        query = query.filter(conversion_events::id.gt(DbUuid(a)));
-    }
+    query = crate::keyset!(query, conversion_events::id, q.page);
     query
-        .order(conversion_events::id.asc())
         .limit(q.limit)
         .select(ConversionEvent::as_select())
         .load(conn)

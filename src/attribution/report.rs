@@ -602,6 +602,27 @@ pub fn funnel(
     Ok(rows)
 }
 
+/// The latest title seen in the merchant's touches for each of `ad_ids` (ads whose touches carried no
+/// title are left out): Meta sends the ad's title with each referral, and a renamed ad shows its new name.
+pub fn ad_titles(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    ad_ids: Vec<String>,
+) -> QueryResult<HashMap<String, String>> {
+    let seen: Vec<(Option<String>, Option<String>)> = touches::table
+        .filter(touches::merchant_id.eq(merchant_id))
+        .filter(touches::ad_id.eq_any(ad_ids))
+        .filter(touches::ad_title.is_not_null())
+        .order((touches::occurred_at.asc(), touches::id.asc()))
+        .select((touches::ad_id, touches::ad_title))
+        .load(conn)?;
+    // Oldest first, so the latest title of each ad is the one left in the map.
+    Ok(seen
+        .into_iter()
+        .filter_map(|(ad, title)| Some((ad?, title?)))
+        .collect())
+}
+
 /// One day of an ad.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdDay {

@@ -144,23 +144,20 @@ pub fn live_role(
     Ok(role.map(|r| Role::parse(&r).unwrap_or(Role::Agent)))
 }
 
-/// A page of the merchant's live keys, after `cursor`.
+/// A page of the merchant's live keys, newest created first unless `page` asks oldest first.
 pub fn list(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    after: Option<Uuid>,
+    page: crate::db::Keyset,
     limit: i64,
 ) -> QueryResult<Vec<ApiKey>> {
     let mut query = api_keys::table
         .filter(api_keys::merchant_id.eq(merchant_id))
         .filter(api_keys::revoked_at.is_null())
-        .order(api_keys::id.asc())
         .limit(limit)
         .select(ApiKeyRow::as_select())
         .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(api_keys::id.gt(DbUuid(after)));
-    }
+    query = crate::keyset!(query, api_keys::id, page);
     Ok(query.load(conn)?.into_iter().map(ApiKey::from).collect())
 }
 

@@ -152,8 +152,8 @@ pub struct RateRange {
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct BookableQuery {
-    /// Only bookables after this id (the cursor).
-    pub after: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
     /// Only the ones offered to shoppers.
@@ -343,16 +343,14 @@ pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryR
         .transpose()
 }
 
-/// A page of the merchant's bookables, by id.
+/// A page of the merchant's bookables, newest created first unless the query asks oldest first.
 pub fn list(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
     q: &BookableQuery,
 ) -> QueryResult<Vec<Bookable>> {
-    let mut query = live(merchant_id).order(bookables::id.asc()).limit(q.limit);
-    if let Some(after) = q.after {
-        query = query.filter(bookables::id.gt(DbUuid(after)));
-    }
+    let mut query = live(merchant_id).limit(q.limit);
+    query = crate::keyset!(query, bookables::id, q.page);
     if q.active_only {
         query = query.filter(bookables::active.eq(true));
     }

@@ -171,8 +171,8 @@ pub enum BookingError {
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct BookingQuery {
-    /// Only bookings after this id (the cursor).
-    pub after: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
     /// Only this status.
@@ -603,7 +603,7 @@ pub fn of_order(conn: &mut DbConnection, order_id: OrderId) -> QueryResult<Vec<B
         .collect()
 }
 
-/// A page of the merchant's bookings, by id (newest last), filtered.
+/// A page of the merchant's bookings, filtered, newest created first unless the query asks oldest first.
 pub fn list_bookings(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
@@ -611,12 +611,9 @@ pub fn list_bookings(
 ) -> QueryResult<Vec<Booking>> {
     let mut query = bookings::table
         .filter(bookings::merchant_id.eq(merchant_id))
-        .order(bookings::id.asc())
         .limit(q.limit)
         .into_boxed();
-    if let Some(after) = q.after {
-        query = query.filter(bookings::id.gt(DbUuid(after)));
-    }
+    query = crate::keyset!(query, bookings::id, q.page);
     if let Some(status) = q.status {
         query = query.filter(bookings::status.eq(status.as_str()));
     }

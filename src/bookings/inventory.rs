@@ -225,7 +225,7 @@ pub fn nearest_available(
         conn,
         merchant_id,
         &bookables::BookableQuery {
-            after: None,
+            page: crate::db::Keyset::OLDEST_FIRST,
             limit: 100,
             active_only: true,
         },

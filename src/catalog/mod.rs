@@ -244,15 +244,15 @@ pub fn find_by_retailer_id(
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct ProductQuery {
-    /// Only products after this id (the cursor).
-    pub after: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
     /// Folded words that must all appear in title, brand or retailer id.
     pub words: Vec<String>,
 }
 
-/// A page of the merchant's products in id (creation) order.
+/// A page of the merchant's products, newest created first unless the query asks oldest first.
 pub fn list_products(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
@@ -260,13 +260,10 @@ pub fn list_products(
 ) -> QueryResult<Vec<Product>> {
     let mut query = products::table
         .filter(products::merchant_id.eq(merchant_id))
-        .order(products::id.asc())
         .limit(q.limit)
         .select(ProductRow::as_select())
         .into_boxed();
-    if let Some(after) = q.after {
-        query = query.filter(products::id.gt(DbUuid(after)));
-    }
+    query = crate::keyset!(query, products::id, q.page);
     for word in &q.words {
         query = query.filter(products::search_text.like(format!("%{word}%")));
     }

@@ -496,24 +496,21 @@ pub struct StoredEvent {
     pub channel: crate::kernel::Channel,
 }
 
-/// A page of the merchant's events in `status`, oldest first.
+/// A page of the merchant's events in `status`, newest first unless `page` asks oldest first.
 pub fn list_events(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
     status: EventStatus,
-    after: Option<Uuid>,
+    page: crate::db::Keyset,
     limit: i64,
 ) -> QueryResult<Vec<StoredEvent>> {
     let mut query = inbound_events::table
         .filter(inbound_events::merchant_id.eq(merchant_id))
         .filter(inbound_events::status.eq(status))
-        .order(inbound_events::id.asc())
         .limit(limit)
         .select(StoredEvent::as_select())
         .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(inbound_events::id.gt(DbUuid(after)));
-    }
+    query = crate::keyset!(query, inbound_events::id, page);
     query.load(conn)
 }
 

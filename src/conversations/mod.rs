@@ -467,13 +467,13 @@ pub struct ThreadQuery {
     pub ad_id: Option<String>,
     /// Only threads with (true) or without (false) an open cart holding something.
     pub has_open_cart: Option<bool>,
-    /// Only threads older than this id (the cursor: the list is newest first).
-    pub before: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
 }
 
-/// A page of the merchant's threads, newest first, with their customers.
+/// A page of the merchant's threads, newest first unless the query asks oldest first, with their customers.
 pub fn list_threads(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
@@ -482,7 +482,6 @@ pub fn list_threads(
     let mut query = threads::table
         .inner_join(customers::table)
         .filter(threads::merchant_id.eq(merchant_id))
-        .order(threads::id.desc())
         .limit(q.limit)
         .select((Thread::as_select(), Customer::as_select()))
         .into_boxed();
@@ -495,9 +494,7 @@ pub fn list_threads(
     if let Some(ad_id) = &q.ad_id {
         query = query.filter(threads::latest_ad_id.eq(ad_id.clone()));
     }
-    if let Some(before) = q.before {
-        query = query.filter(threads::id.lt(DbUuid(before)));
-    }
+    query = crate::keyset!(query, threads::id, q.page);
     if let Some(wanted) = q.has_open_cart {
         use crate::db::schema::{cart_lines, carts};
         let open = carts::table
@@ -544,15 +541,15 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
-/// A page of the thread's messages, oldest first, each outgoing one with its delivery: the outbox
+/// A page of the thread's messages, newest first unless `keyset` asks oldest first, each outgoing one with its delivery: the outbox
 /// status (`queued`, `sent`, `failed`, `expired`, `dead`) and the last error.
 pub fn list_messages(
     conn: &mut DbConnection,
     thread_id: ThreadId,
-    after: Option<Uuid>,
+    keyset: crate::db::Keyset,
     limit: i64,
 ) -> QueryResult<Vec<(StoredMessage, Option<Delivery>)>> {
-    let page = message_page(conn, thread_id, after, limit)?;
+    let page = message_page(conn, thread_id, keyset, limit)?;
     let ids: Vec<DbUuid> = page.iter().map(|m| m.id).collect();
     type Sent = (Option<DbUuid>, OutboxStatus, Option<String>, Option<String>);
     let deliveries: Vec<Sent> = crate::db::schema::outbox::table
@@ -584,17 +581,13 @@ pub fn list_messages(
 fn message_page(
     conn: &mut DbConnection,
     thread_id: ThreadId,
-    after: Option<Uuid>,
+    keyset: crate::db::Keyset,
     limit: i64,
 ) -> QueryResult<Vec<StoredMessage>> {
-    let mut query = messages::table
+    let query = messages::table
         .filter(messages::thread_id.eq(thread_id))
-        .order(messages::id.asc())
         .limit(limit)
         .select(StoredMessage::as_select())
         .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(messages::id.gt(DbUuid(after)));
-    }
-    query.load(conn)
+    crate::keyset!(query, messages::id, keyset).load(conn)
 }

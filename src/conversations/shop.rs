@@ -56,7 +56,7 @@ impl Shop for DbShop<'_> {
 
     fn search(&mut self, words: &[String], limit: usize) -> engine::Result<Vec<Product>> {
         let q = ProductQuery {
-            after: None,
+            page: crate::db::Keyset::OLDEST_FIRST,
             limit: i64::try_from(limit).unwrap_or(100),
             words: words.to_vec(),
         };
@@ -87,7 +87,7 @@ impl Shop for DbShop<'_> {
 
     fn rooms(&mut self) -> engine::Result<Vec<Bookable>> {
         let q = bookings::BookableQuery {
-            after: None,
+            page: crate::db::Keyset::OLDEST_FIRST,
             limit: 100,
             active_only: true,
         };

@@ -416,6 +416,61 @@ macro_rules! per_backend {
     };
 }
 
+diesel::define_sql_function! {
+    /// SQL's `lower`, which both backends speak (SQLite folds ASCII letters only).
+    fn lower(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// A `LIKE` pattern matching `text` anywhere, lower-cased, with `%`, `_` and the backslash escaped
+/// (use it with `.escape('\\')`).
+pub fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Where a page of a list keyed by UUIDv7 ids starts and which way it reads. Lists answer newest created
+/// first unless asked oldest first; either way the cursor is the last id of the previous page, so the
+/// next page is the ids beyond it in the list's direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keyset {
+    /// The last id of the previous page.
+    pub cursor: Option<uuid::Uuid>,
+    /// Oldest first (ascending ids) instead of newest first.
+    pub oldest_first: bool,
+}
+
+impl Keyset {
+    /// The first page, oldest first: what the service's own readers use, where creation order is the
+    /// merchant's intended order (the shop's products and rooms as the bot shows them).
+    pub const OLDEST_FIRST: Keyset = Keyset {
+        cursor: None,
+        oldest_first: true,
+    };
+}
+
+/// Orders a boxed query by the UUIDv7 column `$id` in the [`Keyset`]'s direction and starts it beyond
+/// the cursor.
+#[macro_export]
+macro_rules! keyset {
+    ($query:expr, $id:expr, $keyset:expr) => {{
+        let keyset: $crate::db::Keyset = $keyset;
+        let query = $query;
+        match (keyset.oldest_first, keyset.cursor) {
+            (true, None) => query.order($id.asc()),
+            (true, Some(c)) => query.order($id.asc()).filter($id.gt($crate::db::DbUuid(c))),
+            (false, None) => query.order($id.desc()),
+            (false, Some(c)) => query.order($id.desc()).filter($id.lt($crate::db::DbUuid(c))),
+        }
+    }};
+}
+
 /// The one row `query` selects, held for the rest of the write transaction; `None` when another
 /// transaction holds it. The only locking that differs between the backends: PostgreSQL's `FOR UPDATE
 /// SKIP LOCKED`, while on SQLite the write transaction (`BEGIN IMMEDIATE`) is the only writer already.

@@ -36,7 +36,7 @@ async fn page(state: web::Data<AppState>, params: web::Query<Params>) -> Result<
                 conn,
                 merchant.id,
                 &crate::bookings::BookableQuery {
-                    after: None,
+                    page: crate::db::Keyset::OLDEST_FIRST,
                     limit: 12,
                     active_only: true,
                 },

@@ -75,7 +75,7 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                     conn,
                     merchant.id,
                     &crate::bookings::BookableQuery {
-                        after: None,
+                        page: crate::db::Keyset::OLDEST_FIRST,
                         limit: 50,
                         active_only: true,
                     },

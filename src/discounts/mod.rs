@@ -534,15 +534,15 @@ pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryR
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct DiscountQuery {
-    /// Only discounts after this id (the cursor).
-    pub after: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
     /// Only active (or only inactive) discounts.
     pub active: Option<bool>,
 }
 
-/// A page of the merchant's discounts in id (creation) order, newest last.
+/// A page of the merchant's discounts, newest created first unless the query asks oldest first.
 pub fn list(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
@@ -550,13 +550,10 @@ pub fn list(
 ) -> QueryResult<Vec<Discount>> {
     let mut query = discounts::table
         .filter(discounts::merchant_id.eq(merchant_id))
-        .order(discounts::id.asc())
         .limit(q.limit)
         .select(DiscountRow::as_select())
         .into_boxed();
-    if let Some(after) = q.after {
-        query = query.filter(discounts::id.gt(DbUuid(after)));
-    }
+    query = crate::keyset!(query, discounts::id, q.page);
     if let Some(active) = q.active {
         query = query.filter(discounts::active.eq(active));
     }

@@ -476,21 +476,17 @@ pub fn exists(
     .get_result(conn)
 }
 
-/// The merchant's templates, newest first, after the cursor `before` (an id).
+/// A page of the merchant's templates (newest first unless the keyset says otherwise).
 pub fn list(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    before: Option<uuid::Uuid>,
+    page: crate::db::Keyset,
     limit: i64,
 ) -> QueryResult<Vec<Template>> {
-    let mut query = message_templates::table
+    let query = message_templates::table
         .filter(message_templates::merchant_id.eq(merchant_id))
         .into_boxed();
-    if let Some(b) = before {
-        query = query.filter(message_templates::id.lt(DbUuid(b)));
-    }
-    query
-        .order(message_templates::id.desc())
+    crate::keyset!(query, message_templates::id, page)
         .limit(limit)
         .select(Template::as_select())
         .load(conn)

@@ -449,6 +449,7 @@ struct AvailabilityBody {
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     active: Option<bool>,
 }
 
@@ -471,10 +472,11 @@ async fn list_bookables(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
     let limit = page.limit()?;
     let query = BookableQuery {
-        after: page.uuid_cursor()?,
+        page: page.keyset()?,
         limit: limit + 1,
         active_only: params.active.unwrap_or(false),
     };

@@ -89,6 +89,7 @@ impl From<Booking> for BookingBody {
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     status: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -110,7 +111,7 @@ fn optional_date(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>)
 
 impl ListParams {
     /// The filters, checked; `limit` is the page size plus one.
-    fn query(&self, limit: i64, after: Option<Uuid>) -> Result<BookingQuery, ApiError> {
+    fn query(&self, limit: i64, page: crate::db::Keyset) -> Result<BookingQuery, ApiError> {
         let mut errors = Vec::new();
         let status = self.status.as_deref().and_then(|s| {
             let status = BookingStatus::parse(s);
@@ -134,7 +135,7 @@ impl ListParams {
             return Err(ApiError::validation(errors));
         }
         Ok(BookingQuery {
-            after,
+            page,
             limit: limit + 1,
             status,
             from,
@@ -162,9 +163,10 @@ async fn list_bookings(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor.clone(),
+        order: params.order.clone(),
     };
     let limit = page.limit()?;
-    let query = params.query(limit, page.uuid_cursor()?)?;
+    let query = params.query(limit, page.keyset()?)?;
     let items = state
         .db
         .query(move |conn| bookings::list_bookings(conn, caller.merchant_id, &query))

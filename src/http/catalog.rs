@@ -63,6 +63,7 @@ impl From<CatalogError> for ApiError {
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     q: Option<String>,
 }
 
@@ -76,6 +77,7 @@ async fn list_products(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
     let limit = page.limit()?;
     let q = params.q.unwrap_or_default();
@@ -87,7 +89,7 @@ async fn list_products(
         )]));
     }
     let query = ProductQuery {
-        after: page.uuid_cursor()?,
+        page: page.keyset()?,
         limit: limit + 1,
         words: catalog::search::query_words(&q),
     };

@@ -148,6 +148,7 @@ impl From<Discount> for DiscountBody {
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     active: Option<bool>,
 }
 
@@ -161,10 +162,11 @@ async fn list_discounts(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
     let limit = page.limit()?;
     let query = DiscountQuery {
-        after: page.uuid_cursor()?,
+        page: page.keyset()?,
         limit: limit + 1,
         active: params.active,
     };

@@ -16,6 +16,7 @@ use crate::merchants::hours::BusinessHours;
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/auth/token", token)
+        .route(Method::POST, "/v1/auth/refresh", refresh)
         .route(Method::GET, "/v1/merchant", merchant)
         .route(Method::PATCH, "/v1/merchant", update_merchant)
         .route(Method::GET, "/v1/api-keys", list_keys)
@@ -77,6 +78,21 @@ async fn token(
         token_type: "Bearer",
         expires_in: state.tokens.ttl().as_secs(),
         role: key.role,
+    }))
+}
+
+/// A fresh token for the caller's key, so a client that is in use (the dashboard) stays signed in
+/// without keeping the key: the key is checked live as for any call, so a revoked key renews nothing.
+async fn refresh(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let access_token = state
+        .tokens
+        .issue(caller.merchant_id, caller.key_id, caller.role)?;
+    tracing::info!(merchant.id = %caller.merchant_id, key.id = %caller.key_id, "access token renewed");
+    Ok(HttpResponse::Ok().json(TokenBody {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl().as_secs(),
+        role: caller.role,
     }))
 }
 
@@ -304,10 +320,10 @@ async fn list_keys(
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManageKeys)?;
-    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    let (limit, keyset) = (page.limit()?, page.keyset()?);
     let items = state
         .db
-        .query(move |conn| keys::list(conn, caller.merchant_id, after, limit + 1))
+        .query(move |conn| keys::list(conn, caller.merchant_id, keyset, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,

@@ -170,6 +170,17 @@ pub fn parse_instant(field: &str, value: &str) -> Result<chrono::NaiveDateTime, 
     )]))
 }
 
+/// A list's `channel` filter, checked.
+pub fn parse_channel(value: &str) -> Result<crate::kernel::Channel, ApiError> {
+    crate::kernel::Channel::parse(value).ok_or_else(|| {
+        ApiError::validation(vec![crate::kernel::FieldError::new(
+            "channel",
+            "invalid_channel",
+            "channel is messenger, instagram or webchat",
+        )])
+    })
+}
+
 /// `limit` and `cursor` of list routes.
 #[derive(Debug, Deserialize)]
 pub struct PageParams {
@@ -177,6 +188,8 @@ pub struct PageParams {
     pub limit: Option<i64>,
     /// Opaque cursor from a previous page.
     pub cursor: Option<String>,
+    /// `newest` (the default: newest created first) or `oldest`.
+    pub order: Option<String>,
 }
 
 /// The largest page a list answers.
@@ -194,6 +207,25 @@ impl PageParams {
                 format!("limit must be between 1 and {MAX_LIMIT}"),
             )])),
         }
+    }
+
+    /// Where the page starts and which way it reads (the lists keyed by UUIDv7).
+    pub fn keyset(&self) -> Result<crate::db::Keyset, ApiError> {
+        let oldest_first = match self.order.as_deref() {
+            None | Some("newest") => false,
+            Some("oldest") => true,
+            Some(_) => {
+                return Err(ApiError::validation(vec![crate::kernel::FieldError::new(
+                    "order",
+                    "invalid_order",
+                    "order is newest or oldest",
+                )]));
+            }
+        };
+        Ok(crate::db::Keyset {
+            cursor: self.uuid_cursor()?,
+            oldest_first,
+        })
     }
 
     /// The cursor as a UUID (the lists keyed by UUIDv7).

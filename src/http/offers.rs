@@ -287,6 +287,7 @@ impl From<Offer> for OfferBody {
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     product_id: Option<Uuid>,
     bookable_id: Option<Uuid>,
 }
@@ -301,10 +302,11 @@ async fn list_offers(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
     let limit = page.limit()?;
     let query = OfferQuery {
-        after: page.uuid_cursor()?,
+        page: page.keyset()?,
         limit: limit + 1,
         product_id: params.product_id,
         bookable_id: params.bookable_id,

@@ -2,12 +2,14 @@
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Api, ListBody, PageParams, parse_instant, timestamp};
 use crate::auth::{Caller, Permission};
-use crate::checkout::orders::{self, Order, OrderQuery, OrderStatus};
+use crate::checkout::orders::{self, Order, OrderQuery, OrderStatus, RecordedRefund};
 use crate::checkout::payments::{self, PaymentsError, RefundAsk, RefundMade};
 use crate::checkout::stripe::RefundReason;
 use crate::error::{ApiError, ErrorCode};
@@ -49,6 +51,7 @@ pub(super) struct OrderBody {
     total: MoneyDto,
     refunded: MoneyDto,
     thread_id: Option<ThreadId>,
+    customer_name: Option<String>,
     channel: String,
     ad_id: Option<String>,
     lines: Vec<LineBody>,
@@ -59,11 +62,51 @@ pub(super) struct OrderBody {
     expires_at: Option<String>,
     paid_at: Option<String>,
     created_at: String,
+    /// The refunds, on the order's own page only (lists leave them out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refunds: Option<Vec<RefundBody>>,
+}
+
+/// A refund as listed on its order.
+#[derive(Serialize)]
+struct RefundBody {
+    id: Uuid,
+    status: String,
+    amount: MoneyDto,
+    reason: Option<String>,
+    stripe_refund_id: Option<String>,
+    created_at: String,
+}
+
+impl From<RecordedRefund> for RefundBody {
+    fn from(r: RecordedRefund) -> Self {
+        RefundBody {
+            id: r.id,
+            status: r.status,
+            amount: r.amount.into(),
+            reason: r.reason,
+            stripe_refund_id: r.stripe_refund_id,
+            created_at: timestamp(r.created_at),
+        }
+    }
+}
+
+impl OrderBody {
+    /// The order with its customer's first name, as lists answer it.
+    fn named(o: Order, names: &HashMap<ThreadId, String>) -> Self {
+        let name = o.thread_id.and_then(|t| names.get(&t).cloned());
+        OrderBody {
+            customer_name: name,
+            ..OrderBody::from(o)
+        }
+    }
 }
 
 impl From<Order> for OrderBody {
     fn from(o: Order) -> Self {
         OrderBody {
+            customer_name: None,
+            refunds: None,
             id: o.id,
             number: o.number,
             status: o.status.as_str(),
@@ -106,11 +149,14 @@ impl From<Order> for OrderBody {
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     status: Option<String>,
     thread_id: Option<ThreadId>,
     ad_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    channel: Option<String>,
+    q: Option<String>,
 }
 
 async fn list(
@@ -133,10 +179,11 @@ async fn list(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
     let limit = page.limit()?;
     let query = OrderQuery {
-        after: page.uuid_cursor()?,
+        page: page.keyset()?,
         limit: limit + 1,
         status,
         thread_id: params.thread_id,
@@ -147,16 +194,22 @@ async fn list(
             .map(|f| parse_instant("from", f))
             .transpose()?,
         to: params.to.as_deref().map(|t| parse_instant("to", t)).transpose()?,
+        channel: params.channel.as_deref().map(super::parse_channel).transpose()?,
+        text: params.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
     };
-    let items = state
+    let (items, names) = state
         .db
-        .query(move |conn| orders::list(conn, caller.merchant_id, &query))
+        .query(move |conn| {
+            let items = orders::list(conn, caller.merchant_id, &query)?;
+            let names = orders::customer_names(conn, &items)?;
+            Ok((items, names))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,
         limit,
         |o| o.id.to_string(),
-        OrderBody::from,
+        |o| OrderBody::named(o, &names),
     )))
 }
 
@@ -167,12 +220,22 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadOrders)?;
     let id = path.into_inner();
-    let order = state
+    let (order, names, refunds) = state
         .db
-        .query(move |conn| orders::get(conn, caller.merchant_id, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    Ok(HttpResponse::Ok().json(OrderBody::from(order)))
+        .query(move |conn| {
+            let Some(order) = orders::get(conn, caller.merchant_id, id)? else {
+                return Err(diesel::result::Error::NotFound);
+            };
+            let names = orders::customer_names(conn, std::slice::from_ref(&order))?;
+            let refunds = orders::refunds_of(conn, caller.merchant_id, id)?;
+            Ok((order, names, refunds))
+        })
+        .await
+        .map_err(|e| super::pages::not_found_as("order", e))?;
+    Ok(HttpResponse::Ok().json(OrderBody {
+        refunds: Some(refunds.into_iter().map(RefundBody::from).collect()),
+        ..OrderBody::named(order, &names)
+    }))
 }
 
 fn page(title: &str, text: &str, page_id: Option<&str>) -> HttpResponse {

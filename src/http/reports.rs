@@ -3,6 +3,8 @@
 
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -87,6 +89,9 @@ async fn period(state: &AppState, merchant_id: MerchantId, p: &ReportParams) -> 
 #[derive(Serialize)]
 struct RowBody {
     key: Option<String>,
+    /// The ad's latest title, in reports grouped by ad.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
     organic: bool,
     referrals: i64,
     threads: i64,
@@ -105,6 +110,7 @@ impl From<FunnelRow> for RowBody {
     fn from(r: FunnelRow) -> Self {
         RowBody {
             conversion_rates: r.rates().into_iter().collect(),
+            title: None,
             key: r.key,
             organic: r.organic,
             referrals: r.referrals,
@@ -128,6 +134,17 @@ struct FunnelBody {
     timezone: &'static str,
     group_by: String,
     rows: Vec<RowBody>,
+}
+
+impl RowBody {
+    /// The row with its ad's title, when one is known.
+    fn titled(r: FunnelRow, titles: &HashMap<String, String>) -> Self {
+        let title = r.key.as_ref().and_then(|k| titles.get(k)).cloned();
+        RowBody {
+            title,
+            ..RowBody::from(r)
+        }
+    }
 }
 
 /// The CSV header of a funnel report.
@@ -229,11 +246,24 @@ async fn funnel(
     };
     let p = period(&state, caller.merchant_id, &params).await?;
     let merchant_id = caller.merchant_id;
-    let rows = state
+    let csv_wanted = wants_csv(&req);
+    let (rows, titles) = state
         .db
-        .query(move |conn| report::funnel(conn, merchant_id, &p, group_by))
+        .query(move |conn| {
+            let rows = report::funnel(conn, merchant_id, &p, group_by)?;
+            let titles = if group_by == GroupBy::Ad && !csv_wanted {
+                report::ad_titles(
+                    conn,
+                    merchant_id,
+                    rows.iter().filter_map(|r| r.key.clone()).collect(),
+                )?
+            } else {
+                HashMap::new()
+            };
+            Ok((rows, titles))
+        })
         .await?;
-    if wants_csv(&req) {
+    if csv_wanted {
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .body(csv(rows)));
@@ -243,7 +273,7 @@ async fn funnel(
         to: p.to,
         timezone: p.tz.name(),
         group_by: group_name,
-        rows: rows.into_iter().map(RowBody::from).collect(),
+        rows: rows.into_iter().map(|r| RowBody::titled(r, &titles)).collect(),
     }))
 }
 
@@ -266,6 +296,8 @@ struct DayBody {
 #[derive(Serialize)]
 struct SeriesBody {
     ad_id: String,
+    /// The ad's latest title, when its touches carried one.
+    title: Option<String>,
     timezone: &'static str,
     days: Vec<DayBody>,
 }
@@ -292,11 +324,16 @@ async fn ad(
     let ad_id = path.into_inner();
     let merchant_id = caller.merchant_id;
     let id = ad_id.clone();
-    let days = state
+    let (days, mut titles) = state
         .db
-        .query(move |conn| report::ad_series(conn, merchant_id, &id, &p))
+        .query(move |conn| {
+            let days = report::ad_series(conn, merchant_id, &id, &p)?;
+            let titles = report::ad_titles(conn, merchant_id, vec![id])?;
+            Ok((days, titles))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(SeriesBody {
+        title: titles.remove(&ad_id),
         ad_id,
         timezone: p.tz.name(),
         days: days
@@ -380,6 +417,7 @@ struct ConversionParams {
     limit: Option<i64>,
     #[serde(default)]
     cursor: Option<String>,
+    order: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -427,8 +465,9 @@ async fn list_conversions(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
-    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    let (limit, keyset) = (page.limit()?, page.keyset()?);
     let status = match params.status.as_deref() {
         None => None,
         Some(s) => Some(ConversionStatus::parse(s).ok_or_else(|| {
@@ -442,7 +481,7 @@ async fn list_conversions(
     let q = ConversionQuery {
         status,
         order_id: params.order_id,
-        after,
+        page: keyset,
         limit: limit + 1,
     };
     let merchant_id = caller.merchant_id;

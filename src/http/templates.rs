@@ -150,6 +150,7 @@ fn refused(e: GraphError) -> ApiError {
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
 }
 
 /// The merchant's templates, newest first.
@@ -163,12 +164,13 @@ async fn list(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order,
     };
-    let (limit, before) = (page.limit()?, page.uuid_cursor()?);
+    let (limit, keyset) = (page.limit()?, page.keyset()?);
     let merchant_id = caller.merchant_id;
     let items = state
         .db
-        .query(move |conn| templates::list(conn, merchant_id, before, limit + 1))
+        .query(move |conn| templates::list(conn, merchant_id, keyset, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,

@@ -137,6 +137,7 @@ fn thread_body(t: Thread, c: Customer, touches: Option<Vec<Touch>>) -> ThreadBod
 struct ListParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     mode: Option<String>,
     channel: Option<String>,
     ad_id: Option<String>,
@@ -153,6 +154,7 @@ async fn list(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
     let limit = page.limit()?;
     let mode = match params.mode.as_deref() {
@@ -165,22 +167,13 @@ async fn list(
             )])
         })?),
     };
-    let channel = match params.channel.as_deref() {
-        None => None,
-        Some(c) => Some(crate::kernel::Channel::parse(c).ok_or_else(|| {
-            ApiError::validation(vec![crate::kernel::FieldError::new(
-                "channel",
-                "invalid_channel",
-                "channel is messenger, instagram or webchat",
-            )])
-        })?),
-    };
+    let channel = params.channel.as_deref().map(super::parse_channel).transpose()?;
     let query = ThreadQuery {
         mode,
         channel,
         ad_id: params.ad_id,
         has_open_cart: params.has_open_cart,
-        before: page.uuid_cursor()?,
+        page: page.keyset()?,
         limit: limit + 1,
     };
     let items = state
@@ -260,12 +253,12 @@ async fn messages(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadThreads)?;
     let id = path.into_inner();
-    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    let (limit, keyset) = (page.limit()?, page.keyset()?);
     let items = state
         .db
         .query(move |conn| {
             conversations::thread(conn, caller.merchant_id, id)?;
-            conversations::list_messages(conn, id, after, limit + 1)
+            conversations::list_messages(conn, id, keyset, limit + 1)
         })
         .await
         .map_err(|e| super::pages::not_found_as("thread", e))?;
@@ -372,6 +365,7 @@ async fn handover(
 struct EventParams {
     limit: Option<i64>,
     cursor: Option<String>,
+    order: Option<String>,
     status: Option<String>,
 }
 
@@ -428,11 +422,12 @@ async fn events(
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
+        order: params.order.clone(),
     };
-    let (limit, after) = (page.limit()?, page.uuid_cursor()?);
+    let (limit, keyset) = (page.limit()?, page.keyset()?);
     let items = state
         .db
-        .query(move |conn| inbox::list_events(conn, caller.merchant_id, status, after, limit + 1))
+        .query(move |conn| inbox::list_events(conn, caller.merchant_id, status, keyset, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,

@@ -307,8 +307,8 @@ pub struct OfferPatch {
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct OfferQuery {
-    /// Only offers after this id (the cursor).
-    pub after: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
     /// Only offers triggered by this product.
@@ -684,17 +684,14 @@ pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryR
         .transpose()
 }
 
-/// A page of the merchant's offers in id (creation) order.
+/// A page of the merchant's offers, newest created first unless the query asks oldest first.
 pub fn list(conn: &mut DbConnection, merchant_id: MerchantId, q: &OfferQuery) -> QueryResult<Vec<Offer>> {
     let mut query = offers::table
         .filter(offers::merchant_id.eq(merchant_id))
-        .order(offers::id.asc())
         .limit(q.limit)
         .select(OfferRow::as_select())
         .into_boxed();
-    if let Some(after) = q.after {
-        query = query.filter(offers::id.gt(DbUuid(after)));
-    }
+    query = crate::keyset!(query, offers::id, q.page);
     if let Some(product_id) = q.product_id {
         query = query.filter(offers::trigger_product_id.eq(DbUuid(product_id)));
     }

@@ -822,3 +822,56 @@ async fn successful_exchanges_do_not_count_towards_the_failure_limit() {
     assert_problem(app.post_token(&guess()).await, 429, "rate_limited").await;
     assert_eq!(app.post_token(&m.api_key).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_token_is_renewed_for_the_same_key_and_role_until_the_key_is_revoked() {
+    // Arrange: a marketing key with a token that works.
+    let app = spawn_app().await;
+    let owner = app.merchant("Comfy Shoes").await;
+    let marketing = app.key_with_role(&owner, "marketing").await;
+
+    // Act
+    let renewed = app.post("/v1/auth/refresh", &marketing.token, json!({})).await;
+
+    // Assert: a new token of the same role, which works
+    assert_eq!(renewed.status(), 200);
+    let body: Value = renewed.json().await.unwrap();
+    assert_eq!(body["role"], "marketing");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/v1/orders", token).await.status(), 200);
+    assert_eq!(app.get("/v1/api-keys", token).await.status(), 403);
+
+    // once the key is revoked, neither token renews
+    let revoked = app
+        .delete(&format!("/v1/api-keys/{}", marketing.key_id), &owner.token)
+        .await;
+    assert_eq!(revoked.status(), 204);
+    assert_problem(
+        app.post("/v1/auth/refresh", token, json!({})).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_problem(
+        app.post("/v1/auth/refresh", &marketing.token, json!({})).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn renewing_without_a_token_is_refused() {
+    let app = spawn_app().await;
+
+    let res = app
+        .client
+        .post(format!("{}/v1/auth/refresh", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(res, 401, "missing_token").await;
+}

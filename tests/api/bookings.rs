@@ -721,11 +721,11 @@ async fn bookings_are_listed_by_status_dates_and_bookable() {
 
     assert_eq!(
         ids(list(String::new()).await),
-        [a.id, b.id, c.id].map(|i| i.to_string())
+        [c.id, b.id, a.id].map(|i| i.to_string())
     );
     assert_eq!(
         ids(list("status=held".into()).await),
-        [a.id, b.id].map(|i| i.to_string())
+        [b.id, a.id].map(|i| i.to_string())
     );
     assert_eq!(
         ids(list(format!("bookable_id={double}")).await),
@@ -734,7 +734,7 @@ async fn bookings_are_listed_by_status_dates_and_bookable() {
     let (from, to) = (day + Days::new(1), day + Days::new(6));
     assert_eq!(
         ids(list(format!("from={from}&to={to}&status=held")).await),
-        [a.id, b.id].map(|i| i.to_string())
+        [b.id, a.id].map(|i| i.to_string())
     );
     let (from, to) = (day + Days::new(2), day + Days::new(5));
     assert_eq!(
@@ -746,7 +746,7 @@ async fn bookings_are_listed_by_status_dates_and_bookable() {
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
     assert_eq!(
         ids(list(format!("limit=2&cursor={cursor}")).await),
-        [c.id.to_string()]
+        [a.id.to_string()]
     );
     let bad = app.get("/v1/bookings?status=paid&from=tomorrow", &m.token).await;
     let problem = assert_problem(bad, 422, "validation_failed").await;

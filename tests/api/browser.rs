@@ -30,6 +30,8 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 /// A chromedriver process and one headless Chromium session.
 struct Browser {
     http: reqwest::Client,
+    /// Where Chromium saves downloads, one folder per browser.
+    downloads: PathBuf,
     /// `http://127.0.0.1:<port>/session/<id>`.
     session: String,
     port: u16,
@@ -91,8 +93,11 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let downloads = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("downloads-{port}"));
+        std::fs::create_dir_all(&downloads).unwrap();
         let mut options = json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-            "--disable-dev-shm-usage", "--window-size=1100,900"]});
+            "--disable-dev-shm-usage", "--window-size=1100,900"],
+            "prefs": {"download.default_directory": downloads, "download.prompt_for_download": false}});
         if let Some(chromium) = chromium {
             options["binary"] = json!(chromium);
         }
@@ -110,6 +115,7 @@ impl Browser {
             .unwrap_or_else(|| panic!("no WebDriver session: {res}"));
         Some(Browser {
             session: format!("{base}/session/{session}"),
+            downloads,
             http,
             port,
             driver,
@@ -412,13 +418,13 @@ async fn the_dashboard_shows_a_purchase_in_the_funnel_row_of_its_ad_and_in_recen
     // Assert: the ad's funnel row has the purchase and its revenue
     let row = "//table[@id='funnel-table']/tbody/tr[th/button[@data-ad='AD-DASH-1']]";
     browser
-        .wait_for(&format!("{row}/td[@data-step='purchases' and .='1']"))
+        .wait_for(&format!("{row}/td[@data-step='purchases' and text()='1']"))
         .await;
     let revenue = browser.wait_for(&format!("{row}/td[@data-step='revenue']")).await;
     assert_eq!(browser.text(&revenue).await, "49.90 EUR");
     for step in ["referrals", "product_views", "add_to_carts", "checkouts"] {
         browser
-            .wait_for(&format!("{row}/td[@data-step='{step}' and .='1']"))
+            .wait_for(&format!("{row}/td[@data-step='{step}' and text()='1']"))
             .await;
     }
     // the chart says the values in text too
@@ -434,7 +440,7 @@ async fn the_dashboard_shows_a_purchase_in_the_funnel_row_of_its_ad_and_in_recen
         .await;
     let order_text = browser.text(&order).await;
     assert!(
-        order_text.contains("paid") && order_text.contains("49.90 EUR"),
+        order_text.contains("Paid") && order_text.contains("49.90 EUR"),
         "{order_text}"
     );
 
@@ -678,58 +684,348 @@ async fn a_discount_code_created_and_offers_made_and_edited_in_the_dashboard_are
     assert_eq!(created["offer"]["variant_id"], socks_l);
 }
 
+/// Pays `count` orders of the demo shoe shop, each a new shopper's pair of "Console clogs" (a product
+/// made for the test), oldest first, as the checkout and Stripe's confirmation would; answers their
+/// numbers in the order they were made.
+async fn paid_orders(app: &TestApp, count: usize) -> Vec<String> {
+    use threadcart::checkout::orders::{self, OrderStatus};
+    let owner = app.token(DEMO_KEY).await;
+    let product = app
+        .create_product(
+            &owner,
+            crate::helpers::product_body(
+                "CLOG-CONSOLE",
+                "Console clogs",
+                &[("CLOG-C-40", "40", "30.00", 1000)],
+            ),
+        )
+        .await;
+    let variant: uuid::Uuid = product["variants"][0]["id"].as_str().unwrap().parse().unwrap();
+    let merchant: Value = app.get("/v1/merchant", &owner).await.json().await.unwrap();
+    let merchant_id: threadcart::kernel::MerchantId = merchant["id"].as_str().unwrap().parse().unwrap();
+    let mut numbers = Vec::new();
+    for i in 0..count {
+        let number = app
+            .db
+            .query_blocking(move |conn| {
+                let customer = threadcart::conversations::ensure_customer(
+                    conn,
+                    merchant_id,
+                    threadcart::kernel::Channel::Messenger,
+                    &"1000000099".into(),
+                    &format!("CONSOLE-{i}").into(),
+                )?;
+                let customer = threadcart::conversations::customer(conn, customer)?;
+                let thread = threadcart::conversations::ensure_thread(conn, &customer)?;
+                let (product, variant) =
+                    threadcart::catalog::variant_with_product(conn, merchant_id, variant)
+                        .unwrap()
+                        .unwrap();
+                threadcart::carts::add(conn, merchant_id, thread.id, &product, &variant, 1).unwrap();
+                let order = orders::checkout(conn, merchant_id, thread.id, threadcart::db::now(), None, None)
+                    .unwrap()
+                    .order;
+                orders::transition(
+                    conn,
+                    order.id,
+                    OrderStatus::Paid,
+                    Some("pi_console"),
+                    threadcart::db::now(),
+                )
+                .unwrap();
+                Ok(order.number)
+            })
+            .unwrap();
+        numbers.push(number);
+    }
+    numbers
+}
+
+/// The order numbers in the dashboard's orders table, top to bottom.
+async fn listed_orders(browser: &Browser) -> Vec<String> {
+    let numbers = browser
+        .script("return Array.from(document.querySelectorAll('#orders-table tbody tr[data-number]')).map((r) => r.dataset.number)")
+        .await;
+    numbers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Accepts the confirmation the page asked, once it is open; answers its text.
+async fn accept_dialog(browser: &Browser) -> String {
+    let started = Instant::now();
+    loop {
+        let text = browser.get("/alert/text").await;
+        if let Some(text) = text.as_str() {
+            let text = text.to_owned();
+            let done = browser.post("/alert/accept", json!({})).await;
+            assert!(done.is_null(), "accepting the confirmation: {done}");
+            return text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no confirmation was asked: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits up to 15 seconds for Chromium to finish a download; answers the file's name and text.
+async fn downloaded(browser: &Browser) -> (String, String) {
+    let started = Instant::now();
+    loop {
+        let done = std::fs::read_dir(&browser.downloads)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|name| !name.ends_with(".crdownload") && !name.starts_with('.'));
+        if let Some(name) = done {
+            let text = std::fs::read_to_string(browser.downloads.join(&name)).unwrap();
+            return (name, text);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "nothing was downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks a screenshot is a real picture of the page at the window's width, not a blank one, and saves it.
+fn check_screenshot(shot: &[u8], name: &str) {
+    let (width, height) = png_size(shot);
+    assert!(width > 300 && height > 300, "the screenshot is {width}×{height}");
+    assert!(
+        shot.len() > 10_000,
+        "a nearly blank screenshot: {} bytes",
+        shot.len()
+    );
+    let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&saved, shot).unwrap();
+    eprintln!("screenshot: {}", saved.display());
+}
+
 #[tokio::test]
-async fn the_dashboard_fits_a_phone_screen_without_scrolling_sideways() {
-    let Some(browser) = browser_or_skip("the_dashboard_fits_a_phone_screen_without_scrolling_sideways").await
+async fn twenty_five_paid_orders_show_the_newest_first_and_the_oldest_after_more() {
+    let Some(browser) =
+        browser_or_skip("twenty_five_paid_orders_show_the_newest_first_and_the_oldest_after_more").await
     else {
         return;
     };
-    // Arrange: a purchase, so every table has rows; a phone-sized window
+    // Arrange: 24 paid orders, then a purchase through the simulator, the 25th and newest
+    let app = spawn_dev_app().await;
+    let older = paid_orders(&app, 24).await;
+    buy_slippers_from_ad(&app, "NEWEST-SHOPPER", "AD-NEWEST").await;
+
+    // Act: sign in
+    sign_in(&browser, &app, DEMO_KEY).await;
+    let top = browser
+        .wait_for("//table[@id='orders-table']/tbody/tr[1][td[@data-col='ad' and .='AD-NEWEST']]")
+        .await;
+
+    // Assert: the purchase just made is at the top, paid, then the others newest first, 20 at a time
+    let top_text = browser.text(&top).await;
+    assert!(top_text.contains("Paid"), "{top_text}");
+    let first_page = listed_orders(&browser).await;
+    assert_eq!(first_page.len(), 20);
+    let newest_older: Vec<String> = older.iter().rev().take(19).cloned().collect();
+    assert_eq!(first_page[1..], newest_older[..]);
+    browser
+        .click("//button[@id='orders-more' and not(@hidden)]")
+        .await;
+    browser
+        .wait_for(&format!(
+            "//table[@id='orders-table']/tbody/tr[@data-number='{}']",
+            older[0]
+        ))
+        .await;
+    let every = listed_orders(&browser).await;
+    assert_eq!(every.len(), 25);
+    assert_eq!(every.last(), older.first(), "the oldest comes last");
+    browser.wait_for("//button[@id='orders-more' and @hidden]").await;
+}
+
+#[tokio::test]
+async fn an_owner_refunds_part_of_an_order_from_its_detail_and_sees_the_refund() {
+    let Some(browser) =
+        browser_or_skip("an_owner_refunds_part_of_an_order_from_its_detail_and_sees_the_refund").await
+    else {
+        return;
+    };
+    // Arrange: a paid order of 49.90 EUR
+    let app = spawn_dev_app().await;
+    buy_slippers_from_ad(&app, "REFUND-SHOPPER", "AD-REFUND").await;
+    sign_in(&browser, &app, DEMO_KEY).await;
+
+    // Act: open the order, ask too much, then refund 10.00
+    browser
+        .click("//table[@id='orders-table']/tbody/tr[td[@data-col='ad' and .='AD-REFUND']]/th/button")
+        .await;
+    browser
+        .wait_for("//dl[@id='order-facts']/dd[@data-fact='receipt' and .='Sent in the thread']")
+        .await;
+    browser
+        .wait_for("//table[@id='order-lines']/tbody/tr/th[contains(., 'Comfy slippers')]")
+        .await;
+    browser.type_into("//input[@id='refund-amount']", "80.00").await;
+    browser.click("//button[@id='refund-submit']").await;
+    browser
+        .wait_for("//div[@id='refund-error']/p[contains(., 'Amount is at most 49.90 EUR')]")
+        .await;
+    browser.clear("//input[@id='refund-amount']").await;
+    browser.type_into("//input[@id='refund-amount']", "10.00").await;
+    browser.click("//button[@id='refund-submit']").await;
+    let asked = accept_dialog(&browser).await;
+
+    // Assert: the refund is listed, the order partly refunded, and the API agrees
+    assert!(asked.contains("Refund 10.00 EUR"), "{asked}");
+    browser
+        .wait_for("//table[@id='order-refunds']/tbody/tr/td[@data-col='amount' and .='10.00 EUR']")
+        .await;
+    browser
+        .wait_for("//dl[@id='order-facts']/dd[@data-fact='status' and .='Partly refunded']")
+        .await;
+    browser
+        .wait_for("//p[@id='refund-status' and starts-with(., 'Refunded 10.00 EUR')]")
+        .await;
+    browser
+        .wait_for("//table[@id='orders-table']/tbody/tr[td[@data-col='ad' and .='AD-REFUND']]/td[@data-col='status' and .='Partly refunded']")
+        .await;
+    let token = app.token(DEMO_KEY).await;
+    let paid: Value = app
+        .get("/v1/orders?status=partially_refunded", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["data"][0]["refunded"]["amount"], "10.00");
+    let detail = browser.wait_for("//div[@id='order-detail']").await;
+    check_screenshot(&browser.screenshot(Some(&detail)).await, "dashboard-refund.png");
+}
+
+#[tokio::test]
+async fn the_funnel_downloads_as_csv_with_the_ads_title_and_its_rates() {
+    let Some(browser) = browser_or_skip("the_funnel_downloads_as_csv_with_the_ads_title_and_its_rates").await
+    else {
+        return;
+    };
+    // Arrange: a purchase from the ad "Comfy slippers"
+    let app = spawn_dev_app().await;
+    buy_slippers_from_ad(&app, "CSV-SHOPPER", "AD-CSV-1").await;
+    sign_in(&browser, &app, DEMO_KEY).await;
+    let row = "//table[@id='funnel-table']/tbody/tr[th/button[@data-ad='AD-CSV-1']]";
+    browser
+        .wait_for(&format!(
+            "{row}/th/button/span[@class='ad-title' and .='Comfy slippers']"
+        ))
+        .await;
+    browser
+        .wait_for(&format!(
+            "{row}/td[@data-step='purchases']/span[@data-rate='purchases' and .='100 %']"
+        ))
+        .await;
+
+    // Act: download the CSV
+    browser.click("//a[@id='funnel-csv' and not(@hidden)]").await;
+
+    // Assert: the file has what the table shows, in the merchant's timezone's name
+    let (name, csv) = downloaded(&browser).await;
+    assert!(
+        name.starts_with("funnel-by-ad-") && name.ends_with("-Europe_Paris.csv"),
+        "{name}"
+    );
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "Ad,Ad id,Referrals,Threads,Referrals to threads (%),Views,Threads to views (%),Add to carts,\
+         Views to add to carts (%),Checkouts,Add to carts to checkouts (%),Purchases,\
+         Checkouts to purchases (%),Revenue"
+    );
+    let row = lines
+        .find(|l| l.contains("AD-CSV-1"))
+        .unwrap_or_else(|| panic!("no row of the ad in:\n{csv}"));
+    assert_eq!(
+        row,
+        "Comfy slippers,AD-CSV-1,1,1,100,1,100,1,100,1,100,1,100,49.90 EUR"
+    );
+    assert!(
+        !csv.contains("Organic (no touch),0,0"),
+        "no all-zero organic row: {csv}"
+    );
+    let section = browser.wait_for("//section[@id='funnel-section']").await;
+    check_screenshot(&browser.screenshot(Some(&section)).await, "dashboard-funnel.png");
+}
+
+#[tokio::test]
+async fn at_phone_size_every_action_on_orders_offers_and_codes_is_reachable_without_scrolling_sideways() {
+    let Some(browser) = browser_or_skip(
+        "at_phone_size_every_action_on_orders_offers_and_codes_is_reachable_without_scrolling_sideways",
+    )
+    .await
+    else {
+        return;
+    };
+    // Arrange: a purchase, so orders have a row with a detail; a phone-sized window
     let app = spawn_dev_app().await;
     buy_slippers_from_ad(&app, "PHONE-SHOPPER", "AD-PHONE-1").await;
     browser
         .post("/window/rect", json!({"width": 390, "height": 844}))
         .await;
 
-    // Act: sign in and open the thread
+    // Act: sign in, open the order's detail, wait for offers and codes
     sign_in(&browser, &app, DEMO_KEY).await;
     browser
-        .wait_for("//table[@id='funnel-table']/tbody/tr[th/button[@data-ad='AD-PHONE-1']]")
-        .await;
-    browser.wait_for("//table[@id='offers-table']/tbody/tr").await;
-    browser
-        .click("//table[@id='threads-table']//button[@data-thread and contains(., 'PHONE-SHOPPER')]")
+        .click("//table[@id='orders-table']/tbody/tr[td[@data-col='ad' and .='AD-PHONE-1']]/th/button")
         .await;
     browser
-        .wait_for("//ol[@id='messages']/li[contains(., 'Receipt for order')]")
+        .wait_for("//form[@id='refund-form' and not(@hidden)]")
+        .await;
+    browser
+        .wait_for("//table[@id='offers-table']/tbody/tr/td//button")
+        .await;
+    browser
+        .wait_for("//table[@id='discounts-table']/tbody/tr/td//button")
         .await;
 
-    // Assert: the page never scrolls sideways; wide tables scroll inside their wrapper
-    let sizes = browser
+    // Assert: the page never scrolls sideways, and every control of the three sections lies within the width
+    let found = browser
         .script(
-            "return [document.documentElement.scrollWidth, window.innerWidth, window.devicePixelRatio, \
-             Array.from(document.querySelectorAll('.table-wrap')).some((w) => w.scrollWidth > w.clientWidth)]",
+            "const width = window.innerWidth; \
+             const controls = Array.from(document.querySelectorAll( \
+               '#orders-section :is(button, a, input, select, textarea), #offers-section :is(button, a, input, select, textarea), \
+                #discounts-section :is(button, a, input, select, textarea)')) \
+               .filter((c) => c.getClientRects().length > 0); \
+             const outside = controls.filter((c) => { const r = c.getBoundingClientRect(); \
+               return r.left < 0 || r.right > width + 0.5; }) \
+               .map((c) => (c.id || c.textContent.trim() || c.getAttribute('aria-label')) + ' ' + Math.round(c.getBoundingClientRect().right)); \
+             return {width, page: document.documentElement.scrollWidth, count: controls.length, outside};",
         )
         .await;
-    let (scroll_width, inner_width) = (sizes[0].as_u64().unwrap(), sizes[1].as_u64().unwrap());
-    assert!(inner_width <= 400, "not a phone-sized window: {sizes}");
-    assert!(scroll_width <= inner_width, "the page scrolls sideways: {sizes}");
-    assert_eq!(
-        sizes[3], true,
-        "the wide tables scroll in their wrappers: {sizes}"
+    let width = found["width"].as_u64().unwrap();
+    assert!(width <= 400, "not a phone-sized window: {found}");
+    assert!(
+        found["page"].as_u64().unwrap() <= width,
+        "the page scrolls sideways: {found}"
     );
-    let shot = browser.screenshot(None).await;
-    let (width, height) = png_size(&shot);
-    let ratio = sizes[2].as_f64().unwrap();
-    assert_eq!(
-        f64::from(width),
-        (inner_width as f64 * ratio).round(),
-        "the screenshot is {width}×{height}"
+    assert!(
+        found["count"].as_u64().unwrap() > 20,
+        "the sections' controls were found: {found}"
     );
-    assert!(shot.len() > 10_000, "a nearly blank screenshot");
-    let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-phone.png");
-    std::fs::write(&saved, &shot).unwrap();
-    eprintln!("screenshot of the dashboard on a phone: {}", saved.display());
+    assert_eq!(
+        found["outside"],
+        json!([]),
+        "controls beyond the screen's width: {found}"
+    );
+    for section in ["orders-section", "offers-section", "discounts-section"] {
+        let id = browser.wait_for(&format!("//section[@id='{section}']")).await;
+        check_screenshot(
+            &browser.screenshot(Some(&id)).await,
+            &format!("dashboard-phone-{section}.png"),
+        );
+    }
 }
 
 #[tokio::test]
@@ -1265,4 +1561,100 @@ async fn the_web_chat_reconnects_a_dropped_event_stream_from_the_last_message_it
         "return Array.from(root.querySelectorAll('.log li.in .bubble')).some((b) => b.textContent === 'Still there?')",
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_owner_creates_a_key_sees_it_once_with_a_copy_button_and_revokes_it() {
+    let Some(browser) =
+        browser_or_skip("an_owner_creates_a_key_sees_it_once_with_a_copy_button_and_revokes_it").await
+    else {
+        return;
+    };
+    // Arrange
+    let app = spawn_dev_app().await;
+    sign_in(&browser, &app, DEMO_KEY).await;
+    browser
+        .wait_for("//table[@id='keys-table']/tbody/tr[@data-id]")
+        .await;
+
+    // Act: a marketing key for the agency
+    let role = browser.wait_for("//select[@id='key-role']").await;
+    browser
+        .post(&format!("/element/{role}/value"), json!({"text": "Marketing"}))
+        .await;
+    browser.type_into("//input[@id='key-label']", "Ads agency").await;
+    browser.click("//button[@id='key-save']").await;
+
+    // Assert: shown once, with a copy button, listed with its role, and it works
+    let shown = browser
+        .wait_for("//div[@id='key-shown' and not(@hidden)]/code")
+        .await;
+    let key = browser.text(&shown).await;
+    assert!(key.starts_with("tc_"), "{key}");
+    browser
+        .wait_for(
+            "//table[@id='keys-table']/tbody/tr[th[.='Ads agency']]/td[@data-col='role' and .='Marketing']",
+        )
+        .await;
+    let exchanged = app.post_token(&key).await;
+    assert_eq!(exchanged.status(), 200);
+    let granted: Value = exchanged.json().await.unwrap();
+    assert_eq!(granted["role"], "marketing");
+    browser.click("//button[@id='key-copy']").await;
+    browser
+        .wait_for("//p[@id='key-status' and (.='Key copied.' or starts-with(., 'The key is selected'))]")
+        .await;
+    let stored = browser
+        .script("return localStorage.length + sessionStorage.length + document.cookie.length")
+        .await;
+    assert_eq!(stored, json!(0), "nothing in web storage");
+
+    // revoking it: the row goes, the key no longer opens a session
+    browser
+        .click("//table[@id='keys-table']/tbody/tr[th[.='Ads agency']]//button[contains(@class, 'revoke')]")
+        .await;
+    let asked = accept_dialog(&browser).await;
+    assert!(asked.contains("Revoke the key “Ads agency”"), "{asked}");
+    browser
+        .wait_for("//p[@id='keys-status' and .='The key “Ads agency” is revoked.']")
+        .await;
+    let rows = browser
+        .script(
+            "return Array.from(document.querySelectorAll('#keys-table tbody th')).map((t) => t.textContent)",
+        )
+        .await;
+    assert!(!rows.to_string().contains("Ads agency"), "{rows}");
+    assert_eq!(app.post_token(&key).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_refused_code_says_in_sentences_which_fields_to_correct() {
+    let Some(browser) = browser_or_skip("a_refused_code_says_in_sentences_which_fields_to_correct").await
+    else {
+        return;
+    };
+    // Arrange
+    let app = spawn_dev_app().await;
+    sign_in(&browser, &app, DEMO_KEY).await;
+    browser
+        .wait_for("//table[@id='discounts-table']/tbody/tr[@data-code='WELCOME10']")
+        .await;
+
+    // Act: a code too short with a percent that is not a number
+    browser.type_into("//input[@id='discount-code']", "AB").await;
+    browser.type_into("//input[@id='discount-value']", "lots").await;
+    browser.click("//button[@id='discount-save']").await;
+
+    // Assert: each refused field named as the form names it, in a sentence, and marked
+    let box_id = browser.wait_for("//div[@id='discount-error']/ul").await;
+    let said = browser.text(&box_id).await;
+    assert!(said.contains("Code: "), "{said}");
+    assert!(said.contains("Percent off: "), "{said}");
+    assert!(!said.contains("percent_off"), "no API field names: {said}");
+    browser
+        .wait_for("//input[@id='discount-value' and @aria-invalid='true']")
+        .await;
+    browser
+        .wait_for("//p[@id='discount-status' and starts-with(., 'Not saved: ')]")
+        .await;
 }

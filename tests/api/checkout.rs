@@ -408,7 +408,7 @@ async fn a_changed_cart_makes_a_new_order_and_the_old_page_is_closed_at_stripe()
         .iter()
         .map(|o| o["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["expired", "awaiting_payment"]);
+    assert_eq!(statuses, ["awaiting_payment", "expired"], "newest first");
 }
 
 #[tokio::test]

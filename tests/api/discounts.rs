@@ -299,7 +299,7 @@ async fn an_id_that_is_not_a_uuid_answers_404() {
 // Lists
 
 #[tokio::test]
-async fn the_list_walks_every_discount_once_newest_last() {
+async fn the_list_walks_every_discount_once_newest_first() {
     let (app, m) = app_with_merchant().await;
     for i in 0..5 {
         create(
@@ -316,9 +316,9 @@ async fn the_list_walks_every_discount_once_newest_last() {
     let cursor = second["next_cursor"].as_str().unwrap();
     let third = list(&app, &format!("?limit=2&cursor={cursor}"), &m.token).await;
 
-    assert_eq!(codes_of(&first), ["CODE0", "CODE1"]);
-    assert_eq!(codes_of(&second), ["CODE2", "CODE3"]);
-    assert_eq!(codes_of(&third), ["CODE4"]);
+    assert_eq!(codes_of(&first), ["CODE4", "CODE3"]);
+    assert_eq!(codes_of(&second), ["CODE2", "CODE1"]);
+    assert_eq!(codes_of(&third), ["CODE0"]);
     assert_eq!(third["next_cursor"], Value::Null);
 }
 
@@ -343,9 +343,9 @@ async fn the_list_filters_on_active() {
     let inactive = list(&app, "?active=false", &m.token).await;
     let all = list(&app, "", &m.token).await;
 
-    assert_eq!(codes_of(&active), ["ON1", "ON2"]);
+    assert_eq!(codes_of(&active), ["ON2", "ON1"]);
     assert_eq!(codes_of(&inactive), ["OFF1"]);
-    assert_eq!(codes_of(&all), ["ON1", "OFF1", "ON2"]);
+    assert_eq!(codes_of(&all), ["ON2", "OFF1", "ON1"]);
 }
 
 #[tokio::test]

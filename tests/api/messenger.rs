@@ -318,7 +318,10 @@ async fn a_shoppers_events_are_applied_in_timestamp_order_whatever_the_delivery_
         let body: Value = m
             .app
             .get(
-                &format!("/v1/threads/{}/messages", list[0]["id"].as_str().unwrap()),
+                &format!(
+                    "/v1/threads/{}/messages?order=oldest",
+                    list[0]["id"].as_str().unwrap()
+                ),
                 &token,
             )
             .await
@@ -338,7 +341,10 @@ async fn a_shoppers_events_are_applied_in_timestamp_order_whatever_the_delivery_
     let body: Value = m
         .app
         .get(
-            &format!("/v1/threads/{}/messages", list[0]["id"].as_str().unwrap()),
+            &format!(
+                "/v1/threads/{}/messages?order=oldest",
+                list[0]["id"].as_str().unwrap()
+            ),
             &token,
         )
         .await
@@ -1005,7 +1011,10 @@ async fn every_event_type_is_applied_once_and_marked_done() {
     let messages: Value = m
         .app
         .get(
-            &format!("/v1/threads/{}/messages", thread["id"].as_str().unwrap()),
+            &format!(
+                "/v1/threads/{}/messages?order=oldest",
+                thread["id"].as_str().unwrap()
+            ),
             &m.merchant.token,
         )
         .await

@@ -243,7 +243,7 @@ async fn the_merchants_text_is_stored_trimmed() {
 // Lists
 
 #[tokio::test]
-async fn listing_offers_pages_through_them_in_creation_order() {
+async fn listing_offers_pages_through_them_newest_first() {
     let (app, shop) = app_with_shop().await;
     let mut created = Vec::new();
     for text in ["First?", "Second?", "Third?"] {
@@ -255,10 +255,11 @@ async fn listing_offers_pages_through_them_in_creation_order() {
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
     let second = list(&app, shop.token(), &format!("?limit=2&cursor={cursor}")).await;
 
+    created.reverse();
     assert_eq!(ids(&first), created[..2]);
     assert_eq!(ids(&second), created[2..]);
     assert_eq!(second["next_cursor"], Value::Null);
-    assert_eq!(first["data"][0]["text"], "First?");
+    assert_eq!(first["data"][0]["text"], "Third?");
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use threadcart::checkout::orders::{
 };
 use threadcart::conversations;
 use threadcart::db::schema::{carts as carts_table, order_counters, refunds, reservations, variants};
-use threadcart::db::{Db, DbError, DbUuid, now, write_transaction};
+use threadcart::db::{Db, DbError, DbUuid, Keyset, now, write_transaction};
 use threadcart::kernel::{OrderId, ThreadId};
 use threadcart::money::{Currency, Money};
 use uuid::Uuid;
@@ -1066,7 +1066,7 @@ async fn another_merchants_order_is_not_found() {
 }
 
 #[tokio::test]
-async fn orders_are_listed_in_creation_order_by_page_and_status() {
+async fn orders_are_listed_newest_first_by_page_and_status() {
     let s = shop(50).await;
     let db = &s.app.db;
     let a = ordered(&s, "psid-1", 1);
@@ -1087,7 +1087,15 @@ async fn orders_are_listed_in_creation_order_by_page_and_status() {
     });
     let next_page = list(OrderQuery {
         limit: 2,
-        after: Some(b.id.0),
+        page: Keyset {
+            cursor: Some(b.id.0),
+            oldest_first: false,
+        },
+        ..OrderQuery::default()
+    });
+    let oldest_first = list(OrderQuery {
+        limit: 10,
+        page: Keyset::OLDEST_FIRST,
         ..OrderQuery::default()
     });
     let awaiting = list(OrderQuery {
@@ -1096,9 +1104,13 @@ async fn orders_are_listed_in_creation_order_by_page_and_status() {
         ..OrderQuery::default()
     });
 
-    assert_eq!(first_page, [a.number.as_str(), b.number.as_str()]);
-    assert_eq!(next_page, [c.number.as_str()]);
-    assert_eq!(awaiting, [a.number.as_str(), c.number.as_str()]);
+    assert_eq!(first_page, [c.number.as_str(), b.number.as_str()]);
+    assert_eq!(next_page, [a.number.as_str()]);
+    assert_eq!(
+        oldest_first,
+        [a.number.as_str(), b.number.as_str(), c.number.as_str()]
+    );
+    assert_eq!(awaiting, [c.number.as_str(), a.number.as_str()]);
 }
 
 #[tokio::test]
@@ -1580,4 +1592,189 @@ async fn every_cart_change_answers_the_cart_exactly_as_it_is_then_stored() {
         .unwrap();
     assert_eq!(removed.lines.len(), 2);
     assert_eq!(Some(&removed), open_cart(db, t).as_ref());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The orders list over HTTP: newest first, its cursor, its filters
+
+/// The order numbers of a page of `GET /v1/orders?{query}`, and its next cursor.
+async fn order_page(s: &Shop, query: &str) -> (Vec<String>, Option<String>) {
+    let res = s.app.get(&format!("/v1/orders?{query}"), &s.merchant.token).await;
+    assert_eq!(res.status(), 200, "{query}");
+    let body: Value = res.json().await.unwrap();
+    let numbers = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["number"].as_str().unwrap().to_owned())
+        .collect();
+    (numbers, body["next_cursor"].as_str().map(str::to_owned))
+}
+
+/// Every order number of `GET /v1/orders?{query}`, following the cursor two at a time.
+async fn every_order(s: &Shop, query: &str) -> Vec<String> {
+    let (mut all, mut cursor) = order_page(s, &format!("limit=2&{query}")).await;
+    while let Some(c) = cursor {
+        let (more, next) = order_page(s, &format!("limit=2&cursor={c}&{query}")).await;
+        assert!(!more.is_empty(), "a cursor leads to a page with orders");
+        all.extend(more);
+        cursor = next;
+    }
+    all
+}
+
+/// Gives the customer of the order's thread a first name, as Meta's profile would.
+fn name_customer(db: &Db, o: &Order, name: &'static str) {
+    use threadcart::db::schema::{customers, threads};
+    let thread_id = o.thread_id.unwrap();
+    db.query_blocking(move |conn| {
+        let customer: DbUuid = threads::table
+            .find(thread_id)
+            .select(threads::customer_id)
+            .first(conn)?;
+        diesel::update(customers::table.find(customer))
+            .set(customers::first_name.eq(name))
+            .execute(conn)
+    })
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_orders_list_answers_the_newest_first_and_its_cursor_goes_on_to_older_ones() {
+    let s = shop(50).await;
+    let made: Vec<String> = (1..=5)
+        .map(|i| ordered(&s, &format!("psid-{i}"), 1).number)
+        .collect();
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+
+    let (first_page, _) = order_page(&s, "limit=2").await;
+    let all_pages = every_order(&s, "").await;
+    let oldest_first = every_order(&s, "order=oldest").await;
+
+    assert_eq!(first_page, newest_first[..2]);
+    assert_eq!(all_pages, newest_first);
+    assert_eq!(oldest_first, made);
+}
+
+#[tokio::test]
+async fn an_unknown_list_order_is_refused_naming_the_field() {
+    let s = shop(50).await;
+
+    let res = s.app.get("/v1/orders?order=sideways", &s.merchant.token).await;
+
+    let problem = crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "order");
+}
+
+#[tokio::test]
+async fn orders_are_found_by_part_of_their_number_or_their_customers_name_whatever_the_case() {
+    let s = shop(50).await;
+    let ana = ordered(&s, "psid-ana", 1);
+    let bruno = ordered(&s, "psid-bruno", 1);
+    // a third order, whose customer has no name
+    ordered(&s, "psid-anon", 1);
+    name_customer(&s.app.db, &ana, "Ana");
+    name_customer(&s.app.db, &bruno, "Bruno");
+    let suffix = &bruno.number[bruno.number.len() - 3..];
+
+    let (by_name, _) = order_page(&s, "q=ANA").await;
+    let (by_number, _) = order_page(&s, &format!("q={suffix}")).await;
+    let (by_nothing, _) = order_page(&s, "q=zelda").await;
+    let (with_wildcards, _) = order_page(&s, "q=%25").await;
+    let (everything, _) = order_page(&s, "q=").await;
+
+    assert_eq!(by_name, [ana.number.as_str()]);
+    assert_eq!(by_number, [bruno.number.as_str()]);
+    assert!(by_nothing.is_empty());
+    assert!(with_wildcards.is_empty(), "a % is searched for, not a wildcard");
+    assert_eq!(everything.len(), 3);
+    let listed: Value = s
+        .app
+        .get("/v1/orders", &s.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["customer_name"])
+        .collect();
+    assert_eq!(names, [&Value::Null, &json!("Bruno"), &json!("Ana")]);
+}
+
+#[tokio::test]
+async fn orders_are_filtered_by_channel_and_an_unknown_channel_is_refused() {
+    let s = shop(50).await;
+    let made = ordered(&s, "psid-1", 1);
+
+    let (on_messenger, _) = order_page(&s, "channel=messenger").await;
+    let (on_webchat, _) = order_page(&s, "channel=webchat").await;
+    let refused = s.app.get("/v1/orders?channel=fax", &s.merchant.token).await;
+
+    assert_eq!(on_messenger, [made.number]);
+    assert!(on_webchat.is_empty());
+    let problem = crate::helpers::assert_problem(refused, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "channel");
+}
+
+#[tokio::test]
+async fn orders_are_filtered_by_status_and_date_range_newest_first() {
+    let s = shop(50).await;
+    let db = &s.app.db;
+    let a = ordered(&s, "psid-1", 1);
+    ordered(&s, "psid-2", 1);
+    let c = ordered(&s, "psid-3", 1);
+    assert!(transition(db, a.id, OrderStatus::Paid));
+    assert!(transition(db, c.id, OrderStatus::Paid));
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d");
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+
+    let paid = every_order(&s, "status=paid").await;
+    let paid_this_period = every_order(&s, &format!("status=paid&from={yesterday}&to={tomorrow}")).await;
+    let paid_later = every_order(&s, &format!("status=paid&from={tomorrow}")).await;
+
+    assert_eq!(paid, [c.number.clone(), a.number.clone()]);
+    assert_eq!(paid_this_period, paid);
+    assert!(paid_later.is_empty());
+}
+
+#[tokio::test]
+async fn products_discounts_and_api_keys_are_listed_newest_first_unless_asked_oldest_first() {
+    let s = shop(50).await;
+    let (app, token) = (&s.app, &s.merchant.token);
+    for code in ["FIRST10", "SECOND10", "THIRD10"] {
+        let res = app
+            .post("/v1/discounts", token, json!({"code": code, "percent_off": "10"}))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    for label in ["first", "second"] {
+        let res = app
+            .post("/v1/api-keys", token, json!({"role": "agent", "label": label}))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let field = |path: &'static str, name: &'static str| async move {
+        let body: Value = app.get(path, token).await.json().await.unwrap();
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v[name].as_str().unwrap_or("").to_owned())
+            .collect::<Vec<String>>()
+    };
+
+    let products = field("/v1/products", "retailer_id").await;
+    let products_oldest = field("/v1/products?order=oldest", "retailer_id").await;
+    let codes = field("/v1/discounts?limit=2", "code").await;
+    let codes_oldest = field("/v1/discounts?order=oldest", "code").await;
+    let keys = field("/v1/api-keys", "label").await;
+
+    assert_eq!(products, ["SOCK-01", "SLIP-01"]);
+    assert_eq!(products_oldest, ["SLIP-01", "SOCK-01"]);
+    assert_eq!(codes, ["THIRD10", "SECOND10"]);
+    assert_eq!(codes_oldest, ["FIRST10", "SECOND10", "THIRD10"]);
+    assert_eq!(keys[..2], ["second", "first"]);
 }

@@ -18,7 +18,7 @@ use crate::helpers::{
     MessengerApp, PAGE_ID, button, eventually, next_message, sent_to, tap_postback, template,
 };
 
-/// A shopper checks out size 42 and gets the Pay button; answers the (newest) order's id and session id.
+/// A shopper checks out size 42 and gets the Pay button; answers the (newest, so first listed) order's id and session id.
 async fn awaiting_payment(m: &MessengerApp, psid: &str) -> (String, String) {
     let total = cart_of_size_42(m, psid).await;
     let seen = sent_to(m, psid).len();
@@ -35,7 +35,7 @@ async fn awaiting_payment(m: &MessengerApp, psid: &str) -> (String, String) {
         .json()
         .await
         .unwrap();
-    let order = orders["data"].as_array().unwrap().last().unwrap();
+    let order = orders["data"].as_array().unwrap().first().unwrap();
     (
         order["id"].as_str().unwrap().to_owned(),
         order["stripe_session_id"].as_str().unwrap().to_owned(),
@@ -497,7 +497,7 @@ async fn orders_are_filtered_by_thread_ad_and_time() {
     );
     assert_eq!(
         ids(list("ad_id=AD-7".into()).await),
-        [first.clone(), second.clone()]
+        [second.clone(), first.clone()]
     );
     assert!(ids(list("ad_id=AD-8".into()).await).is_empty());
     assert_eq!(

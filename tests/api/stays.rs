@@ -204,7 +204,7 @@ async fn upgrade_and_check_out(m: &MessengerApp, psid: &str) -> Value {
             .is_some_and(|t| t.starts_with("Pay "))
     })
     .await;
-    orders_of(m).await.last().unwrap().clone()
+    orders_of(m).await.first().unwrap().clone()
 }
 
 #[tokio::test]

@@ -34,12 +34,12 @@ pub use freeze::{
 };
 pub use moves::{LatePayment, MoveError, settle_late_payment, transition};
 pub use refunds::{
-    KeyedRefund, RefundError, record_late_refund, record_refund, refund_by_request_key, set_disputed,
-    set_refund_request_key,
+    KeyedRefund, RecordedRefund, RefundError, record_late_refund, record_refund, refund_by_request_key,
+    refunds_of, set_disputed, set_refund_request_key,
 };
 pub use rows::{
-    Order, OrderLine, OrderQuery, find_by_payment_intent, find_by_session, get, list, load_order, page_of,
-    set_receipt,
+    Order, OrderLine, OrderQuery, customer_names, find_by_payment_intent, find_by_session, get, list,
+    load_order, page_of, set_receipt,
 };
 pub use sessions::{
     SessionTry, claim_session_try, drop_session_key, mark_checked, mark_session_closed, needing_session,

@@ -157,6 +157,69 @@ pub fn record_refund(
     })
 }
 
+/// A refund of an order as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRefund {
+    /// Id.
+    pub id: Uuid,
+    /// `re_...`, once Stripe made it.
+    pub stripe_refund_id: Option<String>,
+    /// Stripe's status when last heard of (`pending`, `succeeded`, `failed`, `canceled`).
+    pub status: String,
+    /// The amount.
+    pub amount: Money,
+    /// Why, when said: `duplicate`, `fraudulent` or `requested_by_customer`.
+    pub reason: Option<String>,
+    /// Recorded (UTC).
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// The refunds of the merchant's order, oldest first (the order they were made in).
+pub fn refunds_of(
+    conn: &mut DbConnection,
+    merchant_id: crate::kernel::MerchantId,
+    order_id: OrderId,
+) -> QueryResult<Vec<RecordedRefund>> {
+    type Row = (
+        DbUuid,
+        Option<String>,
+        String,
+        i64,
+        String,
+        Option<String>,
+        chrono::NaiveDateTime,
+    );
+    let rows: Vec<Row> = refunds::table
+        .filter(refunds::order_id.eq(order_id))
+        .filter(refunds::merchant_id.eq(merchant_id))
+        .order(refunds::id.asc())
+        .select((
+            refunds::id,
+            refunds::stripe_refund_id,
+            refunds::status,
+            refunds::amount_minor,
+            refunds::currency,
+            refunds::reason,
+            refunds::created_at,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(
+            |(id, stripe_refund_id, status, minor, currency, reason, created_at)| {
+                let currency = Currency::parse(&currency).map_err(|e| corrupt(e.to_string()))?;
+                Ok(RecordedRefund {
+                    id: id.0,
+                    stripe_refund_id,
+                    status,
+                    amount: Money::from_minor(minor, currency),
+                    reason,
+                    created_at,
+                })
+            },
+        )
+        .collect()
+}
+
 /// A refund asked through the API under an `Idempotency-Key`, as recorded: Stripe's id, status and amount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyedRefund {

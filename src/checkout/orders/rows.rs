@@ -114,8 +114,8 @@ pub struct Order {
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct OrderQuery {
-    /// Only orders after this id (the cursor).
-    pub after: Option<Uuid>,
+    /// Where the page starts and which way it reads.
+    pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
     /// Only orders in this status.
@@ -128,6 +128,10 @@ pub struct OrderQuery {
     pub from: Option<NaiveDateTime>,
     /// Only orders made before this instant (UTC).
     pub to: Option<NaiveDateTime>,
+    /// Only orders made in conversations on this channel.
+    pub channel: Option<crate::kernel::Channel>,
+    /// Only orders whose number or customer's name contains this text (case aside).
+    pub text: Option<String>,
 }
 
 /// An `orders` row as stored; [`OrderRow::status`] and [`OrderRow::currency`] read its typed values.
@@ -329,17 +333,14 @@ pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: OrderId) -> Que
     Ok(with_lines(conn, row.into_iter().collect())?.pop())
 }
 
-/// A page of the merchant's orders in id (creation) order, newest last.
+/// A page of the merchant's orders, newest created first unless the query asks oldest first.
 pub fn list(conn: &mut DbConnection, merchant_id: MerchantId, q: &OrderQuery) -> QueryResult<Vec<Order>> {
     let mut query = orders::table
         .filter(orders::merchant_id.eq(merchant_id))
-        .order(orders::id.asc())
         .limit(q.limit)
         .select(OrderRow::as_select())
         .into_boxed();
-    if let Some(after) = q.after {
-        query = query.filter(orders::id.gt(DbUuid(after)));
-    }
+    query = crate::keyset!(query, orders::id, q.page);
     if let Some(status) = q.status {
         query = query.filter(orders::status.eq(status.as_str()));
     }
@@ -355,8 +356,46 @@ pub fn list(conn: &mut DbConnection, merchant_id: MerchantId, q: &OrderQuery) ->
     if let Some(to) = q.to {
         query = query.filter(orders::created_at.lt(to));
     }
+    if let Some(channel) = q.channel {
+        query = query.filter(orders::channel.eq(channel));
+    }
+    if let Some(text) = q.text.as_deref() {
+        use crate::db::schema::{customers, threads};
+        use crate::db::{contains_pattern, lower};
+        let pattern = contains_pattern(text);
+        let named = threads::table
+            .inner_join(customers::table)
+            .filter(threads::merchant_id.eq(merchant_id))
+            .filter(lower(customers::first_name).like(pattern.clone()).escape('\\'))
+            .select(threads::id.nullable());
+        query = query.filter(
+            lower(orders::number.nullable())
+                .like(pattern)
+                .escape('\\')
+                .assume_not_null()
+                .or(orders::thread_id.eq_any(named)),
+        );
+    }
     let rows = query.load(conn)?;
     with_lines(conn, rows)
+}
+
+/// The first names of the customers who made `orders`, by thread (orders without a thread or name have none).
+pub fn customer_names(
+    conn: &mut DbConnection,
+    orders: &[Order],
+) -> QueryResult<std::collections::HashMap<ThreadId, String>> {
+    use crate::db::schema::{customers, threads};
+    let ids: Vec<ThreadId> = orders.iter().filter_map(|o| o.thread_id).collect();
+    let names: Vec<(ThreadId, Option<String>)> = threads::table
+        .inner_join(customers::table)
+        .filter(threads::id.eq_any(ids))
+        .select((threads::id, customers::first_name))
+        .load(conn)?;
+    Ok(names
+        .into_iter()
+        .filter_map(|(thread, name)| name.map(|n| (thread, n)))
+        .collect())
 }
 
 /// The order paid with the PaymentIntent `payment_intent` (refund and dispute events name it).
