@@ -56,24 +56,26 @@ fn after_window(
     order: &Order,
     thread_id: ThreadId,
     purpose: Purpose,
-    first_name: Option<&str>,
 ) -> QueryResult<&'static str> {
     let thread = conversations::get_thread(conn, thread_id)?;
     if thread.channel != Channel::Messenger {
         tracing::info!(order.id = %order.id, "messaging window closed: the shopper is not told");
         return Ok("window_closed");
     }
-    let (psid, locale): (Psid, Option<String>) = customers::table
+    let (psid, locale, first_name): (Psid, Option<String>, Option<String>) = customers::table
         .find(thread.customer_id)
-        .select((customers::psid, customers::locale))
+        .select((customers::psid, customers::locale, customers::first_name))
         .first(conn)?;
     let Some(template) = templates::approved_for(conn, &thread.page_id, purpose, locale.as_deref())? else {
         tracing::info!(order.id = %order.id, purpose = purpose.as_str(), "window closed and no approved template: the shopper is not told");
         return Ok("no_template");
     };
     let value = |p: Placeholder| match p {
-        Placeholder::FirstName => first_name.unwrap_or("there").to_owned(),
+        Placeholder::FirstName => first_name.as_deref().unwrap_or("there").to_owned(),
         Placeholder::OrderNumber => order.number.clone(),
+        Placeholder::Amount if purpose == Purpose::OrderRefunded && order.refunded.minor() > 0 => {
+            order.refunded.to_string()
+        }
         Placeholder::Amount => order.total.to_string(),
         Placeholder::Room | Placeholder::Arrival | Placeholder::Departure => String::new(),
     };
@@ -151,14 +153,19 @@ fn receipt(order: &Order, first_name: Option<&str>) -> Reply {
 }
 
 /// A payment that arrived after the order had ended, and whose stock was gone by then: it went back in
-/// full; the shopper is told why, and that the cart is still there.
+/// full; the shopper is told why, and that the cart is still there (after Messenger's window, through
+/// the Page's approved `order_refunded` template).
 pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
     let text = format!(
         "Sorry: your payment for order {} arrived after the order had expired, and some items sold out \
          meanwhile. We refunded the full {}; your bank shows it within a few days.",
         order.number, order.total
     );
-    tell(conn, order, &Reply::text(&text))?;
+    if !tell(conn, order, &Reply::text(&text))?
+        && let Some(thread_id) = order.thread_id
+    {
+        after_window(conn, order, thread_id, Purpose::OrderRefunded)?;
+    }
     Ok(())
 }
 
@@ -197,7 +204,7 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
             let receipt = match order.thread_id {
                 None => "no_thread",
                 Some(_) if tell(conn, order, &messages)? => "sent",
-                Some(t) => after_window(conn, &paid, t, Purpose::OrderPaid, first_name.as_deref())?,
+                Some(t) => after_window(conn, &paid, t, Purpose::OrderPaid)?,
             };
             crate::checkout::orders::set_receipt(conn, order.id, receipt)?;
         }

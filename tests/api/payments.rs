@@ -210,6 +210,57 @@ async fn a_payment_after_the_order_expired_here_is_refunded_in_full_when_the_sto
 }
 
 #[tokio::test]
+async fn a_late_payment_refunded_after_the_window_is_told_through_the_approved_refund_template() {
+    let (m, stripe) = shop_with_stripe().await;
+    let res = m
+        .app
+        .post(
+            "/v1/templates",
+            &m.merchant.token,
+            json!({"page_id": PAGE_ID, "purpose": "order_refunded", "language": "en",
+                   "body": "Hi {first_name}, {amount} of your order {order_number} is refunded."}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let (order_id, session_id) = awaiting_payment(&m, "L12").await;
+    expire_here(&m, &order_id);
+    set_stock_of_42(&m, 0);
+    close_the_window(&m);
+
+    stripe.complete_session(&session_id);
+    post_stripe_event(&m, "checkout.session.completed", &session_id).await;
+
+    let refunded = wait_for_status(&m, &order_id, "refunded").await;
+    eventually("the refund is told through its template", || async {
+        m.graph
+            .messages()
+            .iter()
+            .any(|b| b["recipient"]["id"] == "L12" && b["message"]["template"].is_object())
+    })
+    .await;
+    let sends: Vec<Value> = m
+        .graph
+        .messages()
+        .into_iter()
+        .filter(|b| b["recipient"]["id"] == "L12" && b["message"]["template"].is_object())
+        .collect();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["messaging_type"], "UTILITY");
+    let template = &sends[0]["message"]["template"];
+    assert_eq!(template["name"], "threadcart_order_refunded_en");
+    let parameters: Vec<&str> = template["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        parameters,
+        ["Anna", "49.90 EUR", refunded["number"].as_str().unwrap()]
+    );
+}
+
+#[tokio::test]
 async fn a_lost_webhook_is_made_up_for_when_the_shopper_comes_back_from_stripe() {
     let (m, stripe) = shop_with_stripe().await;
     let (order_id, session_id) = awaiting_payment(&m, "L4").await;
