@@ -1,6 +1,8 @@
 //! What the shopper hears about their order, on whatever channel the order was made: the Pay button once
 //! Stripe has a page for it, the receipt once paid, a word when the payment failed. On a Meta channel
-//! they go out only inside the messaging window (no tag may carry them); the web chat has no window.
+//! they go out inside the messaging window (no tag may carry them), and after it on Messenger only the
+//! receipt and a late payment's refund, through the Page's approved utility template
+//! (`crate::followups::templates`); the web chat has no window.
 
 use diesel::prelude::*;
 
