@@ -212,16 +212,12 @@ async fn a_payment_after_the_order_expired_here_is_refunded_in_full_when_the_sto
 #[tokio::test]
 async fn a_late_payment_refunded_after_the_window_is_told_through_the_approved_refund_template() {
     let (m, stripe) = shop_with_stripe().await;
-    let res = m
-        .app
-        .post(
-            "/v1/templates",
-            &m.merchant.token,
-            json!({"page_id": PAGE_ID, "purpose": "order_refunded", "language": "en",
-                   "body": "Hi {first_name}, {amount} of your order {order_number} is refunded."}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    approve_template(
+        &m,
+        "order_refunded",
+        "Hi {first_name}, {amount} of your order {order_number} is refunded.",
+    )
+    .await;
     let (order_id, session_id) = awaiting_payment(&m, "L12").await;
     expire_here(&m, &order_id);
     set_stock_of_42(&m, 0);
@@ -232,28 +228,15 @@ async fn a_late_payment_refunded_after_the_window_is_told_through_the_approved_r
 
     let refunded = wait_for_status(&m, &order_id, "refunded").await;
     eventually("the refund is told through its template", || async {
-        m.graph
-            .messages()
-            .iter()
-            .any(|b| b["recipient"]["id"] == "L12" && b["message"]["template"].is_object())
+        !template_sends_to(&m, "L12").is_empty()
     })
     .await;
-    let sends: Vec<Value> = m
-        .graph
-        .messages()
-        .into_iter()
-        .filter(|b| b["recipient"]["id"] == "L12" && b["message"]["template"].is_object())
-        .collect();
+    let sends = template_sends_to(&m, "L12");
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["messaging_type"], "UTILITY");
     let template = &sends[0]["message"]["template"];
     assert_eq!(template["name"], "threadcart_order_refunded_en");
-    let parameters: Vec<&str> = template["components"][0]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap())
-        .collect();
+    let parameters = body_parameters(template);
     assert_eq!(
         parameters,
         ["Anna", "49.90 EUR", refunded["number"].as_str().unwrap()]
@@ -417,6 +400,38 @@ async fn charge_refunded_brings_the_refunds_made_in_the_dashboard_once() {
     assert_eq!(o["refunded"], json!({"amount": "49.90", "currency": "EUR"}));
 }
 
+/// Submits a utility template in English for the Page; the local Graph server approves it.
+async fn approve_template(m: &MessengerApp, purpose: &str, body: &str) {
+    let res = m
+        .app
+        .post(
+            "/v1/templates",
+            &m.merchant.token,
+            json!({"page_id": PAGE_ID, "purpose": purpose, "language": "en", "body": body}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+/// The Send API requests to `psid` that carry a utility template.
+fn template_sends_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
+    m.graph
+        .messages()
+        .into_iter()
+        .filter(|b| b["recipient"]["id"] == psid && b["message"]["template"].is_object())
+        .collect()
+}
+
+/// The values of a sent template's body placeholders, in order.
+fn body_parameters(template: &Value) -> Vec<&str> {
+    template["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect()
+}
+
 /// The shopper's last message was two days ago: Messenger's window is closed.
 fn close_the_window(m: &MessengerApp) {
     let two_days_ago = now() - chrono::Duration::days(2);
@@ -433,16 +448,12 @@ fn close_the_window(m: &MessengerApp) {
 #[tokio::test]
 async fn a_payment_after_the_window_sends_the_approved_receipt_template_once_with_the_order_number() {
     let (m, stripe) = shop_with_stripe().await;
-    let res = m
-        .app
-        .post(
-            "/v1/templates",
-            &m.merchant.token,
-            json!({"page_id": PAGE_ID, "purpose": "order_paid", "language": "en",
-                   "body": "Hi {first_name}, your order {order_number} of {amount} is paid. Thank you!"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    approve_template(
+        &m,
+        "order_paid",
+        "Hi {first_name}, your order {order_number} of {amount} is paid. Thank you!",
+    )
+    .await;
     let (order_id, session_id) = awaiting_payment(&m, "L11").await;
     close_the_window(&m);
     let before = sent_to(&m, "L11").len();
@@ -461,24 +472,14 @@ async fn a_payment_after_the_window_sends_the_approved_receipt_template_once_wit
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let sends: Vec<Value> = m
-        .graph
-        .messages()
-        .into_iter()
-        .filter(|b| b["recipient"]["id"] == "L11" && b["message"]["template"].is_object())
-        .collect();
+    let sends = template_sends_to(&m, "L11");
     assert_eq!(sends.len(), 1, "sent once: {sends:?}");
     assert_eq!(sends[0]["messaging_type"], "UTILITY");
     assert!(sends[0].get("tag").is_none_or(Value::is_null), "never a tag");
     let template = &sends[0]["message"]["template"];
     assert_eq!(template["name"], "threadcart_order_paid_en");
     assert_eq!(template["language"]["code"], "en");
-    let parameters: Vec<&str> = template["components"][0]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap())
-        .collect();
+    let parameters = body_parameters(template);
     assert_eq!(
         parameters,
         ["Anna", paid["number"].as_str().unwrap(), "49.90 EUR"]
@@ -490,15 +491,7 @@ async fn a_receipt_the_closed_window_does_not_allow_is_recorded_as_not_sent() {
     let (m, stripe) = shop_with_stripe().await;
     let (order_id, session_id) = awaiting_payment(&m, "L10").await;
     // The shopper's last message is two days old when the payment is confirmed.
-    let two_days_ago = now() - chrono::Duration::days(2);
-    m.app
-        .db
-        .query_blocking(move |conn| {
-            diesel::update(schema::threads::table)
-                .set(schema::threads::window_ends_at.eq(two_days_ago))
-                .execute(conn)
-        })
-        .unwrap();
+    close_the_window(&m);
     let before = sent_to(&m, "L10").len();
 
     stripe.complete_session(&session_id);
