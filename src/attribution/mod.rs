@@ -54,6 +54,10 @@ pub enum FunnelStep {
     Purchase,
     /// Money went back on a purchase (the value is the change of the order's refunded amount).
     Refund,
+    /// The shopper was reminded of the cart they left (the value is the cart's total).
+    CartReminder,
+    /// An order paid from a cart its shopper had been reminded of (recorded beside its purchase).
+    RecoveredPurchase,
 }
 
 impl FunnelStep {
@@ -66,6 +70,8 @@ impl FunnelStep {
             FunnelStep::Checkout => "checkout",
             FunnelStep::Purchase => "purchase",
             FunnelStep::Refund => "refund",
+            FunnelStep::CartReminder => "cart_reminder",
+            FunnelStep::RecoveredPurchase => "recovered_purchase",
         }
     }
 }

@@ -426,6 +426,10 @@ pub struct FunnelRow {
     pub checkouts: i64,
     /// Orders paid.
     pub purchases: i64,
+    /// Reminders of left carts sent.
+    pub cart_reminders: i64,
+    /// Orders paid from carts whose shopper had been reminded.
+    pub recovered_purchases: i64,
     /// Paid orders' totals less refunds, per currency.
     pub revenue: Vec<Money>,
     /// Refunded amounts, per currency.
@@ -488,6 +492,8 @@ fn add_cell(acc: &mut Acc, c: &Cell) -> QueryResult<()> {
                 add_money(&mut acc.revenue, v);
             }
         }
+        k if k == FunnelStep::CartReminder.as_str() => r.cart_reminders += c.events,
+        k if k == FunnelStep::RecoveredPurchase.as_str() => r.recovered_purchases += c.events,
         k if k == FunnelStep::Refund.as_str() => {
             if let Some(v) = value {
                 add_money(&mut acc.refunds, v);

@@ -91,6 +91,10 @@ pub struct Booking {
     pub created_at: NaiveDateTime,
     /// Last changed (UTC).
     pub updated_at: NaiveDateTime,
+    /// How the guest was reminded the day before arrival (`crate::conversations::notices::Told`).
+    pub reminder: Option<String>,
+    /// When (none while held).
+    pub reminded_at: Option<NaiveDateTime>,
 }
 
 /// A stay to hold.
@@ -202,6 +206,8 @@ struct BookingRow {
     expires_at: NaiveDateTime,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    reminder: Option<String>,
+    reminded_at: Option<NaiveDateTime>,
 }
 
 impl TryFrom<BookingRow> for Booking {
@@ -226,6 +232,8 @@ impl TryFrom<BookingRow> for Booking {
             expires_at: row.expires_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            reminder: row.reminder,
+            reminded_at: row.reminded_at,
         })
     }
 }
@@ -360,7 +368,8 @@ pub fn detach(conn: &mut DbConnection, booking_ids: &[Uuid]) -> QueryResult<()> 
 /// caller's transaction then undoes the others).
 pub fn confirm_order(conn: &mut DbConnection, order_id: OrderId) -> Result<(), BookingError> {
     for booking in of_order(conn, order_id)? {
-        confirm(conn, booking.id, order_id)?;
+        let booking = confirm(conn, booking.id, order_id)?;
+        crate::followups::reminders::plan(conn, &booking)?;
     }
     Ok(())
 }

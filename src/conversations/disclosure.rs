@@ -97,6 +97,7 @@ mod tests {
             updated_at: t(0),
             channel: Channel::Messenger,
             disclosed_at,
+            has_held: false,
         }
     }
 

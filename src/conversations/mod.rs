@@ -105,6 +105,8 @@ pub struct Thread {
     /// When the assistant last said it is automated (see [`disclosure`]); none since a person handed
     /// the thread back.
     pub disclosed_at: Option<NaiveDateTime>,
+    /// Updates are held until the shopper writes again (see `crate::followups::schedule`).
+    pub has_held: bool,
 }
 
 impl Thread {

@@ -1,8 +1,10 @@
 //! What the shopper hears about their order, on whatever channel the order was made: the Pay button once
 //! Stripe has a page for it, the receipt once paid, a word when the payment failed. On a Meta channel
-//! they go out inside the messaging window (no tag may carry them), and after it on Messenger only the
-//! receipt and a late payment's refund, through the Page's approved utility template
-//! (`crate::followups::templates`); the web chat has no window.
+//! they go out inside the messaging window (no tag may carry them). The updates the business owes the
+//! shopper whatever the window ([`Update`]: the receipt, a late payment's refund, a stay's reminder) go
+//! after it through the Page's approved utility template (`crate::followups::templates`, Messenger),
+//! or are held until the shopper writes again (`crate::followups::schedule`); the web chat has no
+//! window.
 
 use diesel::prelude::*;
 
@@ -14,8 +16,9 @@ use crate::conversations::{self, Mode};
 use crate::db::schema::customers;
 use crate::db::{DbConnection, now};
 use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply, Utility};
+use crate::followups::schedule;
 use crate::followups::templates::{self, Placeholder, Purpose};
-use crate::kernel::{Channel, Psid, ThreadId};
+use crate::kernel::{Channel, MerchantId, Psid, ThreadId};
 
 /// The thread's shopper's Messenger locale.
 pub fn customer_locale(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Option<String>> {
@@ -49,38 +52,185 @@ pub fn tell(conn: &mut DbConnection, order: &Order, replies: &[Reply]) -> QueryR
     Ok(true)
 }
 
-/// Outside the messaging window, on Messenger: the Page's approved utility template for `purpose`, in
-/// the shopper's language when there is one, queued as a `UTILITY` message. Answers what became of the
-/// update: `template` (queued), `no_template` (none approved: not sent), or `window_closed` (a channel
-/// without templates).
-fn after_window(
-    conn: &mut DbConnection,
-    order: &Order,
-    thread_id: ThreadId,
-    purpose: Purpose,
-) -> QueryResult<&'static str> {
-    let thread = conversations::get_thread(conn, thread_id)?;
-    if thread.channel != Channel::Messenger {
-        tracing::info!(order.id = %order.id, "messaging window closed: the shopper is not told");
-        return Ok("window_closed");
+crate::text_state! {
+    /// How the shopper was told of an update the business owed them.
+    Told {
+        /// Inside the messaging window (or on the web chat), as an ordinary message.
+        Sent = "sent",
+        /// After the window, through the Page's approved utility template for the update.
+        Template = "template",
+        /// Neither was possible (no approved template, or a channel without templates): held, and sent
+        /// when the shopper writes again.
+        Held = "held",
+        /// The order has no conversation to tell.
+        NoThread = "no_thread",
     }
+}
+
+/// A stay's reminder, the day before arrival.
+#[derive(Debug, Clone)]
+pub struct StayReminder {
+    /// The booking.
+    pub booking_id: uuid::Uuid,
+    /// Its thread.
+    pub thread_id: Option<ThreadId>,
+    /// The room type's name.
+    pub room: String,
+    /// Arrival.
+    pub arrival: chrono::NaiveDate,
+    /// Departure.
+    pub departure: chrono::NaiveDate,
+    /// From when the guest may arrive, local time.
+    pub check_in: chrono::NaiveTime,
+}
+
+/// An update the business owes the shopper, whatever the state of the messaging window: inside it, it
+/// goes as an ordinary message; after it, through the approved utility template for its purpose (on
+/// Messenger); else it is held until the shopper writes again (see [`owe`]).
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The receipt of a paid order.
+    Receipt(Order),
+    /// A late payment went back in full.
+    LateRefund(Order),
+    /// A stay starts tomorrow.
+    StayReminder(StayReminder),
+}
+
+impl Update {
+    /// The template purpose that carries it after the window.
+    pub fn purpose(&self) -> Purpose {
+        match self {
+            Update::Receipt(_) => Purpose::OrderPaid,
+            Update::LateRefund(_) => Purpose::OrderRefunded,
+            Update::StayReminder(_) => Purpose::BookingReminder,
+        }
+    }
+
+    /// The order or booking it is about.
+    pub fn subject(&self) -> uuid::Uuid {
+        match self {
+            Update::Receipt(o) | Update::LateRefund(o) => o.id.0,
+            Update::StayReminder(r) => r.booking_id,
+        }
+    }
+
+    fn thread_id(&self) -> Option<ThreadId> {
+        match self {
+            Update::Receipt(o) | Update::LateRefund(o) => o.thread_id,
+            Update::StayReminder(r) => r.thread_id,
+        }
+    }
+
+    fn merchant_id(&self, conn: &mut DbConnection, thread: ThreadId) -> QueryResult<MerchantId> {
+        Ok(conversations::get_thread(conn, thread)?.merchant_id)
+    }
+
+    /// The messages inside the window.
+    fn replies(&self, first_name: Option<&str>) -> Vec<Reply> {
+        match self {
+            Update::Receipt(order) => {
+                let mut messages = Reply::text(&format!("Thank you! Order {} is paid.", order.number));
+                messages.push(receipt(order, first_name));
+                messages
+            }
+            Update::LateRefund(order) => Reply::text(&format!(
+                "Sorry: your payment for order {} arrived after the order had expired, and some items sold out \
+                 meanwhile. We refunded the full {}; your bank shows it within a few days.",
+                order.number, order.total
+            )),
+            Update::StayReminder(r) => Reply::text(&format!(
+                "See you tomorrow{}! Your stay in the {} starts on {} (check-in from {}) and ends on {}.",
+                first_name.map(|n| format!(", {n}")).unwrap_or_default(),
+                r.room,
+                r.arrival,
+                r.check_in.format("%H:%M"),
+                r.departure
+            )),
+        }
+    }
+
+    /// A template placeholder's value.
+    fn value(&self, p: Placeholder, first_name: Option<&str>) -> String {
+        match (self, p) {
+            (_, Placeholder::FirstName) => first_name.unwrap_or("there").to_owned(),
+            (Update::Receipt(o) | Update::LateRefund(o), Placeholder::OrderNumber) => o.number.clone(),
+            (Update::LateRefund(o), Placeholder::Amount) if o.refunded.minor() > 0 => o.refunded.to_string(),
+            (Update::Receipt(o) | Update::LateRefund(o), Placeholder::Amount) => o.total.to_string(),
+            (Update::StayReminder(r), Placeholder::Room) => r.room.clone(),
+            (Update::StayReminder(r), Placeholder::Arrival) => r.arrival.to_string(),
+            (Update::StayReminder(r), Placeholder::Departure) => r.departure.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Tells the shopper `update` now if the channel allows it: inside the window as messages, after it
+/// through the Page's approved template for the update's purpose (Messenger: a `UTILITY` message, never
+/// a tag). When neither is possible the update is held, planned as a job due when the shopper writes
+/// again ([`schedule::release_held`]). Answers how it went.
+pub fn owe(conn: &mut DbConnection, update: &Update) -> QueryResult<Told> {
+    let Some(thread_id) = update.thread_id() else {
+        return Ok(Told::NoThread);
+    };
+    if let Some(told) = tell_now(conn, thread_id, update, true)? {
+        return Ok(told);
+    }
+    let merchant_id = update.merchant_id(conn, thread_id)?;
+    schedule::plan(
+        conn,
+        schedule::Plan {
+            merchant_id,
+            kind: schedule::JobKind::HeldUpdate,
+            subject_id: update.subject(),
+            purpose: update.purpose().as_str(),
+            thread_id: Some(thread_id),
+            due_at: None,
+        },
+    )?;
+    schedule::mark_holding(conn, thread_id)?;
+    tracing::info!(thread.id = %thread_id, purpose = update.purpose().as_str(), "window closed and no approved template: the update is held until the shopper writes");
+    Ok(Told::Held)
+}
+
+/// Sends a held update once its shopper wrote: `None` when the window closed again meanwhile (it stays
+/// held).
+pub fn send_held(conn: &mut DbConnection, update: &Update) -> QueryResult<Option<Told>> {
+    match update.thread_id() {
+        Some(thread_id) => tell_now(conn, thread_id, update, false),
+        None => Ok(Some(Told::NoThread)),
+    }
+}
+
+/// The update as messages inside the window, or (when `template` and the thread is on Messenger)
+/// through the approved template after it; `None` when neither is possible now.
+fn tell_now(
+    conn: &mut DbConnection,
+    thread_id: ThreadId,
+    update: &Update,
+    template: bool,
+) -> QueryResult<Option<Told>> {
+    let thread = conversations::get_thread(conn, thread_id)?;
     let (psid, locale, first_name): (Psid, Option<String>, Option<String>) = customers::table
         .find(thread.customer_id)
         .select((customers::psid, customers::locale, customers::first_name))
         .first(conn)?;
-    let Some(template) = templates::approved_for(conn, &thread.page_id, purpose, locale.as_deref())? else {
-        tracing::info!(order.id = %order.id, purpose = purpose.as_str(), "window closed and no approved template: the shopper is not told");
-        return Ok("no_template");
-    };
-    let value = |p: Placeholder| match p {
-        Placeholder::FirstName => first_name.as_deref().unwrap_or("there").to_owned(),
-        Placeholder::OrderNumber => order.number.clone(),
-        Placeholder::Amount if purpose == Purpose::OrderRefunded && order.refunded.minor() > 0 => {
-            order.refunded.to_string()
+    if let Some(messaging_type @ MessagingType::Response) =
+        thread.window().allows(&thread, now(), Writer::Automation)
+    {
+        for reply in update.replies(first_name.as_deref()) {
+            outbox::enqueue_message(conn, &thread, &psid, &reply, "bot", messaging_type)?;
         }
-        Placeholder::Amount => order.total.to_string(),
-        Placeholder::Room | Placeholder::Arrival | Placeholder::Departure => String::new(),
+        return Ok(Some(Told::Sent));
+    }
+    if !template || thread.channel != Channel::Messenger {
+        return Ok(None);
+    }
+    let purpose = update.purpose();
+    let Some(template) = templates::approved_for(conn, &thread.page_id, purpose, locale.as_deref())? else {
+        return Ok(None);
     };
+    let value = |p: Placeholder| update.value(p, first_name.as_deref());
     let utility = Reply::Utility(Box::new(Utility {
         template: template.name.clone(),
         language: template.language.clone(),
@@ -88,8 +238,8 @@ fn after_window(
         text: templates::fill(&template.body, purpose, value),
     }));
     outbox::enqueue_message(conn, &thread, &psid, &utility, "bot", MessagingType::Utility)?;
-    tracing::info!(order.id = %order.id, template = %template.name, "window closed: the update goes through its utility template");
-    Ok("template")
+    tracing::info!(thread.id = %thread_id, template = %template.name, "window closed: the update goes through its utility template");
+    Ok(Some(Told::Template))
 }
 
 /// "Pay 59.90 EUR": a button to Stripe's page.
@@ -155,19 +305,9 @@ fn receipt(order: &Order, first_name: Option<&str>) -> Reply {
 }
 
 /// A payment that arrived after the order had ended, and whose stock was gone by then: it went back in
-/// full; the shopper is told why, and that the cart is still there (after Messenger's window, through
-/// the Page's approved `order_refunded` template).
+/// full; the shopper is told why, and that the cart is still there (see [`owe`]).
 pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
-    let text = format!(
-        "Sorry: your payment for order {} arrived after the order had expired, and some items sold out \
-         meanwhile. We refunded the full {}; your bank shows it within a few days.",
-        order.number, order.total
-    );
-    if !tell(conn, order, &Reply::text(&text))?
-        && let Some(thread_id) = order.thread_id
-    {
-        after_window(conn, order, thread_id, Purpose::OrderRefunded)?;
-    }
+    owe(conn, &Update::LateRefund(order.clone()))?;
     Ok(())
 }
 
@@ -177,38 +317,24 @@ pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryRes
 pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) -> QueryResult<()> {
     match next {
         OrderStatus::Paid => {
-            let first_name = match order.thread_id {
-                Some(t) => {
-                    let thread = conversations::get_thread(conn, t)?;
-                    let at = order.paid_at.unwrap_or_else(now);
-                    attribution::record_order(
-                        conn,
-                        thread.funnel_view(),
-                        FunnelStep::Purchase,
-                        order.id,
-                        order.total,
-                        at,
-                    )?;
-                    attribution::conversions::queue(conn, t, "Purchase", order.id, order.total, at)?;
-                    customers::table
-                        .find(thread.customer_id)
-                        .select(customers::first_name)
-                        .first::<Option<String>>(conn)?
+            if let Some(t) = order.thread_id {
+                let thread = conversations::get_thread(conn, t)?;
+                let at = order.paid_at.unwrap_or_else(now);
+                let mut funnel = attribution::ThreadFunnel::new(thread.funnel_view());
+                funnel.record_order(conn, FunnelStep::Purchase, order.id, order.total, at)?;
+                if let Some(cart) = order.cart_id
+                    && crate::followups::recovery::was_reminded(conn, cart)?
+                {
+                    funnel.record_order(conn, FunnelStep::RecoveredPurchase, order.id, order.total, at)?;
                 }
-                None => None,
-            };
+                attribution::conversions::queue(conn, t, "Purchase", order.id, order.total, at)?;
+            }
             let paid = Order {
                 paid_at: order.paid_at.or(Some(now())),
                 ..order.clone()
             };
-            let mut messages = Reply::text(&format!("Thank you! Order {} is paid.", order.number));
-            messages.push(receipt(&paid, first_name.as_deref()));
-            let receipt = match order.thread_id {
-                None => "no_thread",
-                Some(_) if tell(conn, order, &messages)? => "sent",
-                Some(t) => after_window(conn, &paid, t, Purpose::OrderPaid)?,
-            };
-            crate::checkout::orders::set_receipt(conn, order.id, receipt)?;
+            let receipt = owe(conn, &Update::Receipt(paid))?;
+            crate::checkout::orders::set_receipt(conn, order.id, receipt.as_str())?;
         }
         OrderStatus::Processing => {
             tell(

@@ -186,6 +186,11 @@ pub fn take(
         thread = conversations::note_shopper_action(&thread, at, is_message);
     }
     let reply_at = now();
+    // Updates held while the window was closed go out now that the shopper writes (after this turn's
+    // answer, by the schedule).
+    if stored.has_held && event.kind.is_shopper_action() {
+        crate::followups::schedule::release_held(conn, thread.id, reply_at)?;
+    }
     let sends = if let Some(input) = input
         && !event.passive
         && thread.bot_may_answer(reply_at)
@@ -527,11 +532,15 @@ pub fn answer(
     if show_stay {
         replies.extend(held_stay_replies(conn, merchant.id, thread, at)?);
     }
+    let cart = match changed_cart {
+        Some(known) => known,
+        None => carts::open_cart(conn, thread.id)?,
+    };
+    // The shopper is here: the cart's reminder, if any, waits from now.
+    if let Some(cart) = &cart {
+        crate::followups::recovery::plan(conn, &merchant, thread, cart, at)?;
+    }
     if show_cart {
-        let cart = match changed_cart {
-            Some(known) => known,
-            None => carts::open_cart(conn, thread.id)?,
-        };
         replies.extend(engine::cart_replies(cart.as_ref(), at)?);
         if let (Some(product), Some(cart)) = (offer_for, cart.as_ref()) {
             let offers = DbShop {

@@ -17,6 +17,8 @@ diesel::table! {
         attribution_window_days -> Integer,
         bot_disclosure -> Nullable<Text>,
         bot_disclosure_after_hours -> Integer,
+        cart_reminder_minutes -> Integer,
+        booking_reminder_hour -> Integer,
     }
 }
 
@@ -182,6 +184,7 @@ diesel::table! {
         stay_bookable_id -> Nullable<PortableUuid>,
         channel -> Text,
         disclosed_at -> Nullable<Timestamp>,
+        has_held -> Bool,
     }
 }
 
@@ -700,6 +703,8 @@ diesel::table! {
         expires_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        reminder -> Nullable<Text>,
+        reminded_at -> Nullable<Timestamp>,
     }
 }
 
@@ -735,6 +740,26 @@ diesel::table! {
         meta_template_id -> Nullable<Text>,
         status -> Text,
         reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    scheduled_jobs (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        kind -> Text,
+        subject_id -> PortableUuid,
+        purpose -> Text,
+        thread_id -> Nullable<PortableUuid>,
+        due_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        done_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }

@@ -9,6 +9,7 @@
 //! than loopback; they are not part of the public API, so they are registered here rather than through
 //! `http::Api` and are absent from `openapi.yaml`.
 
+pub mod clock;
 mod graph;
 mod pay;
 mod shop;

@@ -25,7 +25,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/dev/simulator", web::get().to(page))
         .route("/dev/simulator/pages", web::get().to(pages))
         .route("/dev/simulator/send", web::post().to(send))
-        .route("/dev/simulator/messages", web::get().to(messages));
+        .route("/dev/simulator/messages", web::get().to(messages))
+        .route("/dev/simulator/advance", web::post().to(advance));
 }
 
 async fn page() -> HttpResponse {
@@ -293,6 +294,43 @@ async fn send(
         ));
     }
     Ok(HttpResponse::Accepted().json(json!({"delivered": true})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceBody {
+    page_id: String,
+    psid: String,
+    /// How long passes for the thread, in minutes.
+    minutes: i64,
+}
+
+/// Time passes for one thread (see `crate::dev::clock`): its scheduled work falls due and its window
+/// closes as after the wait; the schedule is woken.
+async fn advance(body: web::Json<AdvanceBody>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let AdvanceBody {
+        page_id,
+        psid,
+        minutes,
+    } = body.into_inner();
+    let by = chrono::Duration::minutes(minutes);
+    if minutes <= 0 || by > super::clock::MAX_STEP {
+        return Err(invalid("minutes", "time moves forward by 1 minute to 30 days"));
+    }
+    let moved = state
+        .db
+        .query(move |conn| {
+            let Some(thread) = super::clock::thread_of(conn, &page_id, &psid)? else {
+                return Ok(false);
+            };
+            super::clock::advance(conn, thread, by).map(|()| true)
+        })
+        .await?;
+    if !moved {
+        return Err(ApiError::not_found("thread"));
+    }
+    state.wakers.scheduled.notify_one();
+    Ok(HttpResponse::Ok().json(json!({"advanced_minutes": minutes})))
 }
 
 #[derive(Debug, Deserialize)]

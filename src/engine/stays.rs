@@ -761,6 +761,8 @@ mod tests {
             expires_at: now() + chrono::Duration::minutes(expires_in_minutes),
             created_at: now(),
             updated_at: now(),
+            reminder: None,
+            reminded_at: None,
         };
         let cart = Cart {
             id: Uuid::now_v7(),

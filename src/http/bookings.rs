@@ -63,6 +63,8 @@ struct BookingBody {
     expires_at: String,
     created_at: String,
     updated_at: String,
+    reminder: Option<String>,
+    reminded_at: Option<String>,
 }
 
 impl From<Booking> for BookingBody {
@@ -81,6 +83,8 @@ impl From<Booking> for BookingBody {
             expires_at: timestamp(b.expires_at),
             created_at: timestamp(b.created_at),
             updated_at: timestamp(b.updated_at),
+            reminder: b.reminder,
+            reminded_at: b.reminded_at.map(timestamp),
         }
     }
 }

@@ -107,6 +107,8 @@ struct MerchantBody {
     attribution_window_days: i32,
     bot_disclosure: std::collections::BTreeMap<String, String>,
     bot_disclosure_after_hours: i32,
+    cart_reminder_minutes: i32,
+    booking_reminder_hour: i32,
     created_at: String,
 }
 
@@ -122,6 +124,8 @@ impl From<merchants::Merchant> for MerchantBody {
             attribution_window_days: m.attribution_window_days,
             bot_disclosure: m.bot_disclosure.wording,
             bot_disclosure_after_hours: m.bot_disclosure.after_hours,
+            cart_reminder_minutes: m.follow_ups.cart_reminder_minutes,
+            booking_reminder_hour: m.follow_ups.booking_reminder_hour,
             created_at: timestamp(m.created_at),
         }
     }
@@ -144,6 +148,10 @@ struct MerchantUpdate {
     bot_disclosure: Option<Option<std::collections::BTreeMap<String, String>>>,
     #[serde(default)]
     bot_disclosure_after_hours: Option<i32>,
+    #[serde(default)]
+    cart_reminder_minutes: Option<i32>,
+    #[serde(default)]
+    booking_reminder_hour: Option<i32>,
 }
 
 /// What is wrong with the merchant's disclosure sentences: each keyed by a language (`en`, `fr`), each
@@ -262,6 +270,23 @@ async fn update_merchant(
             "the silence after which the assistant says again that it is automated takes 1 to 720 hours",
         ));
     }
+    if body
+        .cart_reminder_minutes
+        .is_some_and(|m| !(0..=10_080).contains(&m))
+    {
+        errors.push(FieldError::new(
+            "cart_reminder_minutes",
+            "out_of_range",
+            "the wait before a cart reminder takes 0 (no reminders) to 10080 minutes (a week)",
+        ));
+    }
+    if body.booking_reminder_hour.is_some_and(|h| !(0..=23).contains(&h)) {
+        errors.push(FieldError::new(
+            "booking_reminder_hour",
+            "out_of_range",
+            "the hour of booking reminders takes 0 to 23",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -273,6 +298,8 @@ async fn update_merchant(
         attribution_window_days: body.attribution_window_days,
         bot_disclosure,
         bot_disclosure_after_hours: body.bot_disclosure_after_hours,
+        cart_reminder_minutes: body.cart_reminder_minutes,
+        booking_reminder_hour: body.booking_reminder_hour,
     };
     let m = state
         .db

@@ -100,6 +100,8 @@ struct RowBody {
     add_to_carts: i64,
     checkouts: i64,
     purchases: i64,
+    cart_reminders: i64,
+    recovered_purchases: i64,
     revenue: Vec<MoneyDto>,
     refunds: Vec<MoneyDto>,
     conversion_rates: std::collections::BTreeMap<&'static str, Option<rust_decimal::Decimal>>,
@@ -120,6 +122,8 @@ impl From<FunnelRow> for RowBody {
             add_to_carts: r.add_to_carts,
             checkouts: r.checkouts,
             purchases: r.purchases,
+            cart_reminders: r.cart_reminders,
+            recovered_purchases: r.recovered_purchases,
             revenue: r.revenue.into_iter().map(MoneyDto::from).collect(),
             refunds: r.refunds.into_iter().map(MoneyDto::from).collect(),
             median_seconds_to_purchase: r.median_seconds_to_purchase,
@@ -165,6 +169,8 @@ const CSV_HEADER: &[&str] = &[
     "checkout_to_purchase",
     "thread_to_purchase",
     "median_seconds_to_purchase",
+    "cart_reminders",
+    "recovered_purchases",
 ];
 
 /// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). A cell a spreadsheet would
@@ -214,6 +220,7 @@ fn csv(rows: Vec<FunnelRow>) -> String {
             .median_seconds_to_purchase
             .map(|s| s.to_string())
             .unwrap_or_default()])
+        .chain([r.cart_reminders.to_string(), r.recovered_purchases.to_string()])
         .map(|f| csv_field(&f))
         .collect();
         out.push_str(&fields.join(","));

@@ -1,6 +1,6 @@
 //! The background workers that drain the durable queues: the Messenger inbox (deliveries into events,
-//! events into effects), the outbox (queued messages to the Send API), payments, stay holds and
-//! Conversions API events. Each loop wakes when work is
+//! events into effects), the outbox (queued messages to the Send API), payments, stay holds,
+//! Conversions API events and the schedule (reminders, held updates). Each loop wakes when work is
 //! queued in this process and polls for work queued by other processes; leases in the database keep
 //! one worker per shopper and per thread across every process.
 
@@ -8,6 +8,7 @@ mod conversions;
 mod holds;
 mod inbox;
 mod payments;
+mod scheduled;
 mod sender;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Wakers {
     pub conversions: Notify,
     /// Messages were recorded on these threads (the web chat's event streams listen).
     pub messages: Bulletin,
+    /// Scheduled work became due (a shopper wrote to a thread holding updates, the dev clock moved).
+    pub scheduled: Notify,
 }
 
 impl Wakers {
@@ -177,6 +180,7 @@ impl Workers {
             tokio::spawn(sender::send_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(holds::holds_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(conversions::conversions_loop(ctx.clone(), stopped.clone())),
+            tokio::spawn(scheduled::scheduled_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(payments::payments_loop(ctx, stopped)),
         ];
         Workers { stop, handles }

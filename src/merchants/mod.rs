@@ -32,6 +32,8 @@ pub struct Merchant {
     pub attribution_window_days: i32,
     /// How the assistant says it is automated.
     pub bot_disclosure: BotDisclosure,
+    /// When the business writes first.
+    pub follow_ups: FollowUps,
 }
 
 /// Hours of silence after which the assistant says again that it is automated, unless the merchant
@@ -46,6 +48,24 @@ pub struct BotDisclosure {
     pub wording: std::collections::BTreeMap<String, String>,
     /// Hours of silence after which the next automated message says it again.
     pub after_hours: i32,
+}
+
+/// When the business writes first (see `crate::followups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowUps {
+    /// Minutes a cart with items waits before its one reminder; 0: no reminders.
+    pub cart_reminder_minutes: i32,
+    /// The local hour (the room type's timezone) of a stay's reminder, the day before arrival.
+    pub booking_reminder_hour: i32,
+}
+
+impl Default for FollowUps {
+    fn default() -> Self {
+        FollowUps {
+            cart_reminder_minutes: 60,
+            booking_reminder_hour: 18,
+        }
+    }
 }
 
 /// The away text when the merchant set hours but no text.
@@ -76,6 +96,8 @@ struct MerchantRow {
     attribution_window_days: i32,
     bot_disclosure: Option<String>,
     bot_disclosure_after_hours: i32,
+    cart_reminder_minutes: i32,
+    booking_reminder_hour: i32,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -107,6 +129,10 @@ impl TryFrom<MerchantRow> for Merchant {
                     .map_err(|e| corrupt(e.to_string()))?
                     .unwrap_or_default(),
                 after_hours: row.bot_disclosure_after_hours,
+            },
+            follow_ups: FollowUps {
+                cart_reminder_minutes: row.cart_reminder_minutes,
+                booking_reminder_hour: row.booking_reminder_hour,
             },
         })
     }
@@ -187,6 +213,7 @@ pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str
             wording: Default::default(),
             after_hours: DEFAULT_DISCLOSURE_HOURS,
         },
+        follow_ups: FollowUps::default(),
     })
 }
 
@@ -207,6 +234,10 @@ pub struct MerchantChange {
     pub bot_disclosure: Option<std::collections::BTreeMap<String, String>>,
     /// New silence, in hours, after which the disclosure is said again.
     pub bot_disclosure_after_hours: Option<i32>,
+    /// New cart reminder delay, in minutes (0: off).
+    pub cart_reminder_minutes: Option<i32>,
+    /// New local hour of booking reminders.
+    pub booking_reminder_hour: Option<i32>,
 }
 
 /// Applies a change to the merchant.
@@ -252,6 +283,16 @@ pub fn update(conn: &mut DbConnection, id: MerchantId, change: &MerchantChange) 
     if let Some(hours) = change.bot_disclosure_after_hours {
         diesel::update(target)
             .set(merchants::bot_disclosure_after_hours.eq(hours))
+            .execute(conn)?;
+    }
+    if let Some(minutes) = change.cart_reminder_minutes {
+        diesel::update(target)
+            .set(merchants::cart_reminder_minutes.eq(minutes))
+            .execute(conn)?;
+    }
+    if let Some(hour) = change.booking_reminder_hour {
+        diesel::update(target)
+            .set(merchants::booking_reminder_hour.eq(hour))
             .execute(conn)?;
     }
     diesel::update(target)

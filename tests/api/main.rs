@@ -14,6 +14,7 @@ mod cli;
 mod dashboard;
 mod disclosure;
 mod discounts;
+mod followups;
 mod graph;
 mod health;
 mod helpers;

@@ -487,7 +487,7 @@ async fn a_payment_after_the_window_sends_the_approved_receipt_template_once_wit
 }
 
 #[tokio::test]
-async fn a_receipt_the_closed_window_does_not_allow_is_recorded_as_not_sent() {
+async fn with_no_approved_template_the_receipt_is_held_until_the_shopper_writes_then_follows_in_the_window() {
     let (m, stripe) = shop_with_stripe().await;
     let (order_id, session_id) = awaiting_payment(&m, "L10").await;
     // The shopper's last message is two days old when the payment is confirmed.
@@ -496,10 +496,9 @@ async fn a_receipt_the_closed_window_does_not_allow_is_recorded_as_not_sent() {
 
     stripe.complete_session(&session_id);
     post_stripe_event(&m, "checkout.session.completed", &session_id).await;
-
     let paid = wait_for_status(&m, &order_id, "paid").await;
-    eventually("the receipt's fate is recorded", || async {
-        order(&m, &order_id).await["receipt"] == "no_template"
+    eventually("the receipt is held", || async {
+        order(&m, &order_id).await["receipt"] == "held"
     })
     .await;
     assert!(paid["paid_at"].is_string());
@@ -507,6 +506,32 @@ async fn a_receipt_the_closed_window_does_not_allow_is_recorded_as_not_sent() {
         sent_to(&m, "L10").len(),
         before,
         "nothing sent outside the window"
+    );
+
+    // The shopper writes again: the window opens and the receipt follows.
+    let event = json!({"sender": {"id": "L10"}, "recipient": {"id": PAGE_ID}, "timestamp": crate::helpers::now_ms(),
+        "message": {"mid": "m-back", "text": "did my payment go through?"}});
+    m.app
+        .post_webhook(&crate::helpers::delivery(PAGE_ID, vec![event]))
+        .await;
+    let receipt = next_message(&m, "L10", before, |v| template(v)["template_type"] == "receipt").await;
+    eventually("the order says the receipt was sent", || async {
+        order(&m, &order_id).await["receipt"] == "sent"
+    })
+    .await;
+
+    assert_eq!(template(&receipt)["order_number"], paid["number"]);
+    assert_eq!(receipts_to(&m, "L10"), 1, "once");
+    assert!(
+        template_sends_to(&m, "L10").is_empty(),
+        "no template was approved"
+    );
+    assert!(
+        m.graph
+            .messages()
+            .iter()
+            .all(|b| b.get("tag").is_none_or(Value::is_null)),
+        "never a tag"
     );
 }
 

@@ -425,8 +425,9 @@ async fn reports_the_csv_report_has_the_rows_and_numbers_of_the_json_one() {
         lines[1],
         "\"ad,with \"\"quotes\"\"\",false,1,1,1,1,1,1,1,20.00 EUR,,100,100,100,100,".to_owned()
             + &row(&json, "ad,with \"quotes\"")["median_seconds_to_purchase"].to_string()
+            + ",0,0"
     );
-    assert_eq!(lines[2], ",true,0,1,1,1,1,1,1,40.00 EUR,,100,100,100,100,");
+    assert_eq!(lines[2], ",true,0,1,1,1,1,1,1,40.00 EUR,,100,100,100,100,,0,0");
 }
 
 #[tokio::test]

@@ -100,7 +100,8 @@ pub struct Order {
     pub session_key: Option<String>,
     /// Calls made to create the Checkout Session.
     pub session_tries: i32,
-    /// Whether the receipt reached the thread: `sent`, or why not (`window_closed`, `no_thread`).
+    /// How the receipt reached the thread (`conversations::notices::Told`): `sent`, `template`, `held`
+    /// (until the shopper writes again), `no_thread`.
     pub receipt: Option<String>,
     /// A payment that arrived after the order had ended here: `honoured` (the stock was still there,
     /// the order is paid) or `refunded` (it was not: the payment went back in full).
