@@ -12,7 +12,7 @@ use threadcart::dev::clock;
 use crate::checkout::{cart_of_size_42, post_stripe_event, shop_with_stripe};
 use crate::helpers::{
     MessengerApp, PAGE_ID, button, delivery, eventually, messenger_env, next_message, now_ms, sent_to,
-    tap_postback, template, test_config, text_message,
+    tap_postback, template, text_message,
 };
 
 /// Time passes for `psid`'s thread: `minutes` minutes.
@@ -234,9 +234,8 @@ fn in_days(days: u64) -> NaiveDate {
     chrono::Utc::now().date_naive() + Days::new(days + 2)
 }
 
-#[tokio::test]
-async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template_after_the_window() {
-    let (m, stripe) = shop_with_stripe().await;
+/// Submits the `booking_reminder` template in English; the local Graph server approves it.
+async fn approve_booking_reminder(m: &MessengerApp) {
     let res = m
         .app
         .post(
@@ -247,42 +246,54 @@ async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template
         )
         .await;
     assert_eq!(res.status(), 201);
-    crate::stays::room(&m, "Honeymoon Suite", 1, "240.00").await;
-    let arrival = in_days(3);
-    let held = crate::stays::hold_the_suite(&m, "B1", arrival).await;
-    let seen = sent_to(&m, "B1").len();
-    let book = next_message(&m, "B1", 0, |v| {
+}
+
+/// The shopper holds the suite for two nights from `arrival`, books and pays through the local Stripe.
+async fn book_and_pay(m: &MessengerApp, stripe: &crate::stripe_fake::FakeStripe, psid: &str, arrival: NaiveDate) {
+    let held = crate::stays::hold_the_suite(m, psid, arrival).await;
+    assert!(held["text"].as_str().unwrap().starts_with("Honeymoon Suite,"), "{held}");
+    let seen = sent_to(m, psid).len();
+    let book = next_message(m, psid, 0, |v| {
         template(v)["text"]
             .as_str()
             .is_some_and(|t| t.ends_with("Ready to book?"))
     })
     .await;
     tap_postback(
-        &m,
-        "B1",
+        m,
+        psid,
         "Book and pay",
         button(&template(&book)["buttons"], "Book and pay"),
     )
     .await;
-    next_message(&m, "B1", seen, |v| {
+    next_message(m, psid, seen, |v| {
         template(v)["buttons"][0]["title"]
             .as_str()
             .is_some_and(|t| t.starts_with("Pay "))
     })
     .await;
-    let orders: Value = m
-        .app
-        .get("/v1/orders", &m.merchant.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let session = orders["data"][0]["stripe_session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let orders: Value = m.app.get("/v1/orders", &m.merchant.token).await.json().await.unwrap();
+    let session = orders["data"][0]["stripe_session_id"].as_str().unwrap().to_owned();
     stripe.complete_session(&session);
-    post_stripe_event(&m, "checkout.session.completed", &session).await;
+    post_stripe_event(m, "checkout.session.completed", &session).await;
+}
+
+/// The Send API requests to `psid` that carry a utility template.
+fn template_sends_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
+    m.graph
+        .messages()
+        .into_iter()
+        .filter(|b| b["recipient"]["id"] == psid && b["message"]["template"].is_object())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template_after_the_window() {
+    let (m, stripe) = shop_with_stripe().await;
+    approve_booking_reminder(&m).await;
+    crate::stays::room(&m, "Honeymoon Suite", 1, "240.00").await;
+    let arrival = in_days(3);
+    book_and_pay(&m, &stripe, "B1", arrival).await;
     eventually("the reminder is planned", || async {
         jobs(&m, "booking_reminder") == [None]
     })
@@ -295,25 +306,14 @@ async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template
     })
     .await;
     eventually("the template is sent", || async {
-        m.graph
-            .messages()
-            .iter()
-            .any(|b| b["recipient"]["id"] == "B1" && b["message"]["template"].is_object())
+        !template_sends_to(&m, "B1").is_empty()
     })
     .await;
 
-    assert!(
-        held["text"].as_str().unwrap().starts_with("Honeymoon Suite,"),
-        "{held}"
-    );
-    let sends: Vec<Value> = m
-        .graph
-        .messages()
-        .into_iter()
-        .filter(|b| b["recipient"]["id"] == "B1" && b["message"]["template"].is_object())
-        .collect();
+    let sends = template_sends_to(&m, "B1");
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["messaging_type"], "UTILITY");
+    assert!(sends[0].get("tag").is_none_or(Value::is_null), "never a tag");
     let parameters: Vec<&str> = sends[0]["message"]["template"]["components"][0]["parameters"]
         .as_array()
         .unwrap()
@@ -333,27 +333,77 @@ async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template
     assert!(bookings["data"][0]["reminded_at"].is_string());
 }
 
+/// A second `threadcart serve` process on the test server's database, Graph API and Stripe; stopped
+/// when dropped.
+struct SecondProcess(std::process::Child);
+
+impl SecondProcess {
+    async fn start(m: &MessengerApp, stripe: &crate::stripe_fake::FakeStripe) -> SecondProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_threadcart"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &m.app.database.url)
+            .env("THREADCART_ADDR", format!("127.0.0.1:{port}"))
+            .env("THREADCART_DEMO", "false")
+            .env_remove("THREADCART_DEV")
+            .env("THREADCART_SECRETS_KEY", crate::helpers::SECRETS_KEY)
+            .env("THREADCART_JWT_SECRET", crate::helpers::JWT_SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in messenger_env(&m.graph)
+            .into_iter()
+            .chain(crate::checkout::stripe_env(stripe))
+        {
+            command.env(k, v);
+        }
+        let second = SecondProcess(command.spawn().unwrap());
+        let healthz = format!("http://127.0.0.1:{port}/healthz");
+        eventually("the second process answers", || async {
+            reqwest::get(&healthz).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        second
+    }
+}
+
+impl Drop for SecondProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
-async fn two_servers_on_one_database_send_each_cart_reminder_once() {
-    let m = crate::helpers::spawn_messenger_app().await;
-    // A second server with its own workers and connections, on the same database and Graph API.
-    let env = messenger_env(&m.graph);
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let config = test_config(&m.app.database.url, &extra);
-    let db = threadcart::db::Db::connect(config.database_url(), 4).unwrap();
-    let second = threadcart::startup::Application::build(config, db).unwrap();
-    tokio::spawn(second.run_until_stopped());
+async fn two_server_processes_on_one_database_send_each_reminder_and_template_once() {
+    let (m, stripe) = shop_with_stripe().await;
+    approve_booking_reminder(&m).await;
+    crate::stays::room(&m, "Honeymoon Suite", 1, "240.00").await;
+    let _second = SecondProcess::start(&m, &stripe).await;
     let shoppers = ["T1", "T2", "T3", "T4", "T5", "T6"];
     for psid in shoppers {
         cart_of_size_42(&m, psid).await;
     }
+    book_and_pay(&m, &stripe, "T7", in_days(3)).await;
+    eventually("the stay's reminder is planned", || async {
+        jobs(&m, "booking_reminder") == [None]
+    })
+    .await;
 
     for psid in shoppers {
         time_passes(&m, psid, 61);
     }
-    eventually("every cart's reminder is done", || async {
-        let done = jobs(&m, "cart_reminder");
-        done.len() == shoppers.len() && done.iter().all(|o| o.as_deref() == Some("sent"))
+    time_passes(&m, "T7", 5 * 24 * 60);
+    // The guest's cart (the stay) was checked out: its reminder's job ends `cart_closed`.
+    eventually("every reminder is done", || async {
+        let carts = jobs(&m, "cart_reminder");
+        carts.iter().all(Option::is_some)
+            && carts.iter().filter(|o| o.as_deref() == Some("sent")).count() == shoppers.len()
+            && jobs(&m, "booking_reminder") == [Some("template".to_owned())]
     })
     .await;
     for psid in shoppers {
@@ -362,9 +412,77 @@ async fn two_servers_on_one_database_send_each_cart_reminder_once() {
         })
         .await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    eventually("the template reaches the guest", || async {
+        !template_sends_to(&m, "T7").is_empty()
+    })
+    .await;
+    // Long enough for a second send of either process to arrive, were there one.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     for psid in shoppers {
         assert_eq!(cart_reminders_to(&m, psid), 1, "{psid} is reminded once");
     }
+    assert_eq!(template_sends_to(&m, "T7").len(), 1, "the stay's template once");
+}
+
+#[tokio::test]
+async fn concurrent_workers_take_each_due_job_exactly_once() {
+    use std::sync::{Arc, Mutex};
+    use threadcart::followups::schedule::{self, JobKind, Plan, Step};
+    let m = crate::helpers::spawn_messenger_app().await;
+    let merchant = m.merchant.id;
+    let due = threadcart::db::now() - chrono::Duration::seconds(1);
+    m.app
+        .db
+        .query_blocking(move |conn| {
+            for _ in 0..40 {
+                schedule::plan(
+                    conn,
+                    Plan {
+                        merchant_id: merchant,
+                        kind: JobKind::CartReminder,
+                        subject_id: uuid::Uuid::new_v4(),
+                        purpose: "",
+                        thread_id: None,
+                        due_at: Some(due),
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let done = Arc::new(Mutex::new(Vec::new()));
+
+    // Four workers with connections of their own, each taking jobs until none is due.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let db = threadcart::db::Db::connect(&m.app.database.url, 1).unwrap();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let at = threadcart::db::now();
+                while let Some(ran) = db
+                    .run_blocking(|conn| {
+                        schedule::run_next_due(conn, at, |_, job| {
+                            done.lock().unwrap().push(job.subject_id);
+                            Ok(Step::Done("sent"))
+                        })
+                    })
+                    .unwrap()
+                {
+                    assert_eq!(ran.step, Step::Done("sent"));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+
+    let mut done = done.lock().unwrap().clone();
+    let taken = done.len();
+    done.sort_by_key(|id| id.0);
+    done.dedup();
+    assert_eq!(taken, 40, "every job taken");
+    assert_eq!(done.len(), 40, "none taken twice");
+    assert!(jobs(&m, "cart_reminder").iter().all(|o| o.as_deref() == Some("sent")));
 }
