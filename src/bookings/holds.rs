@@ -536,6 +536,9 @@ pub fn cancel(
         }
         inventory::give_back(conn, booking.bookable_id, booking.stay, taken)?;
         tracing::info!("booking cancelled");
+        if taken == Taken::Booked {
+            crate::followups::reminders::cancelled(conn, merchant_id, booking_id)?;
+        }
         reload(conn, booking_id)
     })
 }

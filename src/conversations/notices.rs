@@ -19,6 +19,7 @@ use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply, Utility}
 use crate::followups::schedule;
 use crate::followups::templates::{self, Placeholder, Purpose};
 use crate::kernel::{Channel, MerchantId, Psid, ThreadId};
+use crate::money::Money;
 
 /// The thread's shopper's Messenger locale.
 pub fn customer_locale(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Option<String>> {
@@ -67,9 +68,9 @@ crate::text_state! {
     }
 }
 
-/// A stay's reminder, the day before arrival.
+/// A stay, as the guest is told of it.
 #[derive(Debug, Clone)]
-pub struct StayReminder {
+pub struct Stay {
     /// The booking.
     pub booking_id: uuid::Uuid,
     /// Its thread.
@@ -93,8 +94,17 @@ pub enum Update {
     Receipt(Order),
     /// A late payment went back in full.
     LateRefund(Order),
+    /// Money went back on a paid order (from the API or Stripe's dashboard).
+    Refund {
+        /// The order as it stands after the refund.
+        order: Order,
+        /// The amount refunded.
+        amount: Money,
+    },
     /// A stay starts tomorrow.
-    StayReminder(StayReminder),
+    StayReminder(Stay),
+    /// A confirmed stay was cancelled by the business.
+    StayCancelled(Stay),
 }
 
 impl Update {
@@ -102,23 +112,24 @@ impl Update {
     pub fn purpose(&self) -> Purpose {
         match self {
             Update::Receipt(_) => Purpose::OrderPaid,
-            Update::LateRefund(_) => Purpose::OrderRefunded,
+            Update::LateRefund(_) | Update::Refund { .. } => Purpose::OrderRefunded,
             Update::StayReminder(_) => Purpose::BookingReminder,
+            Update::StayCancelled(_) => Purpose::BookingCancelled,
         }
     }
 
     /// The order or booking it is about.
     pub fn subject(&self) -> uuid::Uuid {
         match self {
-            Update::Receipt(o) | Update::LateRefund(o) => o.id.0,
-            Update::StayReminder(r) => r.booking_id,
+            Update::Receipt(o) | Update::LateRefund(o) | Update::Refund { order: o, .. } => o.id.0,
+            Update::StayReminder(r) | Update::StayCancelled(r) => r.booking_id,
         }
     }
 
     fn thread_id(&self) -> Option<ThreadId> {
         match self {
-            Update::Receipt(o) | Update::LateRefund(o) => o.thread_id,
-            Update::StayReminder(r) => r.thread_id,
+            Update::Receipt(o) | Update::LateRefund(o) | Update::Refund { order: o, .. } => o.thread_id,
+            Update::StayReminder(r) | Update::StayCancelled(r) => r.thread_id,
         }
     }
 
@@ -139,6 +150,10 @@ impl Update {
                  meanwhile. We refunded the full {}; your bank shows it within a few days.",
                 order.number, order.total
             )),
+            Update::Refund { order, amount } => Reply::text(&format!(
+                "We refunded {amount} of order {}. Your bank shows it within a few days.",
+                order.number
+            )),
             Update::StayReminder(r) => Reply::text(&format!(
                 "See you tomorrow{}! Your stay in the {} starts on {} (check-in from {}) and ends on {}.",
                 first_name.map(|n| format!(", {n}")).unwrap_or_default(),
@@ -147,6 +162,10 @@ impl Update {
                 r.check_in.format("%H:%M"),
                 r.departure
             )),
+            Update::StayCancelled(r) => Reply::text(&format!(
+                "Your stay in the {} from {} to {} is cancelled. Write to us here with any question.",
+                r.room, r.arrival, r.departure
+            )),
         }
     }
 
@@ -154,12 +173,20 @@ impl Update {
     fn value(&self, p: Placeholder, first_name: Option<&str>) -> String {
         match (self, p) {
             (_, Placeholder::FirstName) => first_name.unwrap_or("there").to_owned(),
-            (Update::Receipt(o) | Update::LateRefund(o), Placeholder::OrderNumber) => o.number.clone(),
+            (
+                Update::Receipt(o) | Update::LateRefund(o) | Update::Refund { order: o, .. },
+                Placeholder::OrderNumber,
+            ) => o.number.clone(),
+            (Update::Refund { amount, .. }, Placeholder::Amount) => amount.to_string(),
             (Update::LateRefund(o), Placeholder::Amount) if o.refunded.minor() > 0 => o.refunded.to_string(),
             (Update::Receipt(o) | Update::LateRefund(o), Placeholder::Amount) => o.total.to_string(),
-            (Update::StayReminder(r), Placeholder::Room) => r.room.clone(),
-            (Update::StayReminder(r), Placeholder::Arrival) => r.arrival.to_string(),
-            (Update::StayReminder(r), Placeholder::Departure) => r.departure.to_string(),
+            (Update::StayReminder(r) | Update::StayCancelled(r), Placeholder::Room) => r.room.clone(),
+            (Update::StayReminder(r) | Update::StayCancelled(r), Placeholder::Arrival) => {
+                r.arrival.to_string()
+            }
+            (Update::StayReminder(r) | Update::StayCancelled(r), Placeholder::Departure) => {
+                r.departure.to_string()
+            }
             _ => String::new(),
         }
     }
@@ -309,6 +336,18 @@ fn receipt(order: &Order, first_name: Option<&str>) -> Reply {
 pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryResult<()> {
     owe(conn, &Update::LateRefund(order.clone()))?;
     Ok(())
+}
+
+/// Money went back on a paid order: the shopper is told the amount (after Messenger's window, through
+/// the Page's approved `order_refunded` template; see [`owe`]).
+pub fn refunded(conn: &mut DbConnection, order: &Order, amount: Money) -> QueryResult<Told> {
+    owe(
+        conn,
+        &Update::Refund {
+            order: order.clone(),
+            amount,
+        },
+    )
 }
 
 /// After an order moved: a receipt when paid (and the purchase in the funnel and queued for Meta's

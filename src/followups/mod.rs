@@ -31,12 +31,27 @@ fn send_held(conn: &mut DbConnection, job: &Job, at: NaiveDateTime) -> Result<St
     let subject = job.subject_id.0;
     let update = match Purpose::parse(&job.purpose) {
         Some(Purpose::OrderPaid) => Update::Receipt(load_order(conn, OrderId(subject))?),
-        Some(Purpose::OrderRefunded) => Update::LateRefund(load_order(conn, OrderId(subject))?),
+        Some(Purpose::OrderRefunded) => {
+            let order = load_order(conn, OrderId(subject))?;
+            if order.late_payment.is_some() {
+                Update::LateRefund(order)
+            } else {
+                // Refunds held one after the other are told together: the order's refunded amount.
+                let amount = order.refunded;
+                Update::Refund { order, amount }
+            }
+        }
         Some(Purpose::BookingReminder) => match reminders::update_for(conn, job.merchant_id, subject)? {
             Some(update) => update,
             None => return Ok(Step::Done("not_confirmed")),
         },
-        Some(Purpose::BookingConfirmed | Purpose::BookingCancelled) | None => {
+        Some(Purpose::BookingCancelled) => {
+            match reminders::cancellation_for(conn, job.merchant_id, subject)? {
+                Some(update) => update,
+                None => return Ok(Step::Done("not_cancelled")),
+            }
+        }
+        Some(Purpose::BookingConfirmed) | None => {
             return Ok(Step::Done("unknown_update"));
         }
     };
@@ -45,8 +60,9 @@ fn send_held(conn: &mut DbConnection, job: &Job, at: NaiveDateTime) -> Result<St
     };
     match &update {
         Update::Receipt(order) => set_receipt(conn, order.id, told.as_str())?,
-        Update::LateRefund(_) => {}
+        Update::LateRefund(_) | Update::Refund { .. } => {}
         Update::StayReminder(r) => reminders::record(conn, r.booking_id, told, at)?,
+        Update::StayCancelled(_) => {}
     }
     Ok(Step::Done(told.as_str()))
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::schedule::{self, Job, JobError, JobKind, Step};
 use crate::bookings::{self, Booking, BookingStatus};
-use crate::conversations::notices::{self, StayReminder, Told, Update};
+use crate::conversations::notices::{self, Stay, Told, Update};
 use crate::db::schema::bookings as bookings_table;
 use crate::db::{DbConnection, DbUuid, now};
 use crate::kernel::MerchantId;
@@ -52,12 +52,13 @@ pub fn plan(conn: &mut DbConnection, booking: &Booking) -> QueryResult<()> {
     )
 }
 
-/// The reminder of a confirmed booking whose guest has not left yet; `None` otherwise.
-pub fn update_for(
+/// The booking, as the guest is told of it, when it is in `status` and its guest has not left yet.
+fn stay_in(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
     booking_id: Uuid,
-) -> QueryResult<Option<Update>> {
+    status: BookingStatus,
+) -> QueryResult<Option<Stay>> {
     let Some(booking) = bookings::get_booking(conn, merchant_id, booking_id)? else {
         return Ok(None);
     };
@@ -65,17 +66,44 @@ pub fn update_for(
         return Ok(None);
     };
     let today = chrono::Utc::now().with_timezone(&room.spec.timezone).date_naive();
-    if booking.status != BookingStatus::Confirmed || booking.stay.departure() <= today {
+    if booking.status != status || booking.stay.departure() <= today {
         return Ok(None);
     }
-    Ok(Some(Update::StayReminder(StayReminder {
+    Ok(Some(Stay {
         booking_id,
         thread_id: booking.thread_id,
         room: room.spec.name,
         arrival: booking.stay.arrival(),
         departure: booking.stay.departure(),
         check_in: room.spec.check_in,
-    })))
+    }))
+}
+
+/// The reminder of a confirmed booking whose guest has not left yet; `None` otherwise.
+pub fn update_for(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    booking_id: Uuid,
+) -> QueryResult<Option<Update>> {
+    Ok(stay_in(conn, merchant_id, booking_id, BookingStatus::Confirmed)?.map(Update::StayReminder))
+}
+
+/// The word that a confirmed stay, still to come, was cancelled; `None` otherwise.
+pub fn cancellation_for(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    booking_id: Uuid,
+) -> QueryResult<Option<Update>> {
+    Ok(stay_in(conn, merchant_id, booking_id, BookingStatus::Cancelled)?.map(Update::StayCancelled))
+}
+
+/// A confirmed stay was cancelled: the guest is told (see `notices::owe`); its reminder, if planned,
+/// finds the booking cancelled and sends nothing.
+pub fn cancelled(conn: &mut DbConnection, merchant_id: MerchantId, booking_id: Uuid) -> QueryResult<()> {
+    if let Some(update) = cancellation_for(conn, merchant_id, booking_id)? {
+        notices::owe(conn, &update)?;
+    }
+    Ok(())
 }
 
 /// Records how and when the guest was reminded.

@@ -249,9 +249,17 @@ async fn approve_booking_reminder(m: &MessengerApp) {
 }
 
 /// The shopper holds the suite for two nights from `arrival`, books and pays through the local Stripe.
-async fn book_and_pay(m: &MessengerApp, stripe: &crate::stripe_fake::FakeStripe, psid: &str, arrival: NaiveDate) {
+async fn book_and_pay(
+    m: &MessengerApp,
+    stripe: &crate::stripe_fake::FakeStripe,
+    psid: &str,
+    arrival: NaiveDate,
+) {
     let held = crate::stays::hold_the_suite(m, psid, arrival).await;
-    assert!(held["text"].as_str().unwrap().starts_with("Honeymoon Suite,"), "{held}");
+    assert!(
+        held["text"].as_str().unwrap().starts_with("Honeymoon Suite,"),
+        "{held}"
+    );
     let seen = sent_to(m, psid).len();
     let book = next_message(m, psid, 0, |v| {
         template(v)["text"]
@@ -272,8 +280,17 @@ async fn book_and_pay(m: &MessengerApp, stripe: &crate::stripe_fake::FakeStripe,
             .is_some_and(|t| t.starts_with("Pay "))
     })
     .await;
-    let orders: Value = m.app.get("/v1/orders", &m.merchant.token).await.json().await.unwrap();
-    let session = orders["data"][0]["stripe_session_id"].as_str().unwrap().to_owned();
+    let orders: Value = m
+        .app
+        .get("/v1/orders", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let session = orders["data"][0]["stripe_session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     stripe.complete_session(&session);
     post_stripe_event(m, "checkout.session.completed", &session).await;
 }
@@ -484,5 +501,135 @@ async fn concurrent_workers_take_each_due_job_exactly_once() {
     done.dedup();
     assert_eq!(taken, 40, "every job taken");
     assert_eq!(done.len(), 40, "none taken twice");
-    assert!(jobs(&m, "cart_reminder").iter().all(|o| o.as_deref() == Some("sent")));
+    assert!(
+        jobs(&m, "cart_reminder")
+            .iter()
+            .all(|o| o.as_deref() == Some("sent"))
+    );
+}
+
+fn texts_to(m: &MessengerApp, psid: &str) -> Vec<String> {
+    sent_to(m, psid)
+        .iter()
+        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refund_from_the_api_is_told_in_the_window_and_through_the_template_after_it() {
+    let (m, stripe) = shop_with_stripe().await;
+    let res = m
+        .app
+        .post(
+            "/v1/templates",
+            &m.merchant.token,
+            json!({"page_id": PAGE_ID, "purpose": "order_refunded", "language": "en",
+                   "body": "Hi {first_name}, we refunded {amount} of your order {order_number}."}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let (order_id, _) = crate::checkout::paid_order(&m, &stripe, "F1").await;
+    let refunds = format!("/v1/orders/{order_id}/refunds");
+    let order: Value = m
+        .app
+        .get(&format!("/v1/orders/{order_id}"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let number = order["number"].as_str().unwrap().to_owned();
+
+    // Inside the window: a message with the amount.
+    let part = m
+        .app
+        .post(
+            &refunds,
+            &m.merchant.token,
+            json!({"amount": {"amount": "10.00", "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(part.status(), 201);
+    let said = format!("We refunded 10.00 EUR of order {number}. Your bank shows it within a few days.");
+    eventually("the shopper is told of the refund", || async {
+        texts_to(&m, "F1").contains(&said)
+    })
+    .await;
+
+    // Eight days later (an ad's window lasts seven): through the approved template.
+    time_passes(&m, "F1", 8 * 24 * 60);
+    let rest = m
+        .app
+        .post(
+            &refunds,
+            &m.merchant.token,
+            json!({"amount": {"amount": "15.00", "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(rest.status(), 201);
+    eventually("the template carries the second refund", || async {
+        !template_sends_to(&m, "F1").is_empty()
+    })
+    .await;
+
+    let sends = template_sends_to(&m, "F1");
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["messaging_type"], "UTILITY");
+    let parameters: Vec<&str> = sends[0]["message"]["template"]["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(parameters, ["Anna", "15.00 EUR", number.as_str()]);
+    assert_eq!(
+        texts_to(&m, "F1")
+            .iter()
+            .filter(|t| t.starts_with("We refunded"))
+            .count(),
+        1,
+        "the first refund told once, the second only through the template"
+    );
+}
+
+#[tokio::test]
+async fn a_confirmed_stay_cancelled_by_the_business_is_told_to_the_guest_once() {
+    let (m, stripe) = shop_with_stripe().await;
+    crate::stays::room(&m, "Honeymoon Suite", 1, "240.00").await;
+    let arrival = in_days(6);
+    book_and_pay(&m, &stripe, "C1", arrival).await;
+    eventually("the stay is confirmed", || async {
+        jobs(&m, "booking_reminder") == [None]
+    })
+    .await;
+    let bookings: Value = m
+        .app
+        .get("/v1/bookings?status=confirmed", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cancel = format!(
+        "/v1/bookings/{}/cancel",
+        bookings["data"][0]["id"].as_str().unwrap()
+    );
+
+    let first = m.app.post(&cancel, &m.merchant.token, json!({})).await;
+    let again = m.app.post(&cancel, &m.merchant.token, json!({})).await;
+
+    assert_eq!(first.status(), 200);
+    assert_eq!(again.status(), 200);
+    let departure = arrival + Days::new(2);
+    let said = format!(
+        "Your stay in the Honeymoon Suite from {arrival} to {departure} is cancelled. Write to us here with any question."
+    );
+    eventually("the guest is told", || async {
+        texts_to(&m, "C1").contains(&said)
+    })
+    .await;
+    time_passes(&m, "C1", 8 * 24 * 60);
+    eventually("the reminder finds the stay cancelled", || async {
+        jobs(&m, "booking_reminder") == [Some("not_confirmed".to_owned())]
+    })
+    .await;
+    assert_eq!(texts_to(&m, "C1").iter().filter(|t| **t == said).count(), 1);
 }

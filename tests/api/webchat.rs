@@ -592,3 +592,53 @@ async fn one_address_opening_conversations_without_end_is_told_to_wait() {
     }
     assert_problem(open(&m, json!({"key": key}), None).await, 429, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn a_web_chat_visitor_who_left_a_cart_reads_its_reminder_when_back() {
+    let m = spawn_messenger_app().await;
+    let key = webchat_key(&m).await;
+    let v = Visitor::arrive(&m, &key, json!({"ref": "p=SLIP-01", "name": "Anna"})).await;
+    let card = v.reply("the product card", |m| m["cards"].is_array()).await;
+    v.tap(
+        "Choose size",
+        payload_of(&card["cards"][0]["buttons"], "Choose size"),
+    )
+    .await;
+    let sizes = v.reply("the sizes", |m| m["quick_replies"].is_array()).await;
+    v.tap("42", payload_of(&sizes["quick_replies"], "42")).await;
+    v.reply("the cart", |m| {
+        m["text"].as_str().is_some_and(|t| t.starts_with("Your cart"))
+    })
+    .await;
+
+    // The visitor closes the tab; an hour and five minutes pass (the web chat has no window).
+    let thread: threadcart::kernel::ThreadId = v.conversation.parse().unwrap();
+    m.app
+        .db
+        .query_blocking(move |conn| {
+            threadcart::dev::clock::advance(conn, thread, chrono::Duration::minutes(65))
+        })
+        .unwrap();
+
+    let reminder = v
+        .reply("the cart reminder", |m| {
+            m["text"].as_str().is_some_and(|t| t.starts_with("You left"))
+        })
+        .await;
+    assert_eq!(
+        reminder["text"],
+        "You left 1 item in your cart. It is kept for you: check out whenever you are ready."
+    );
+    let after: Vec<Value> = v
+        .messages()
+        .await
+        .into_iter()
+        .skip_while(|m| m["text"] != reminder["text"])
+        .collect();
+    assert!(
+        after.iter().any(|m| m["buttons"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["title"] == "Checkout"))),
+        "the cart follows with its Checkout button: {after:#?}"
+    );
+}

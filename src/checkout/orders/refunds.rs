@@ -153,7 +153,13 @@ pub fn record_refund(
                 "refund recorded on an order whose status does not move to {next}"
             );
         }
-        Ok(load(conn, order_id)?)
+        let order = load(conn, order_id)?;
+        // The shopper hears of money going back once, when it is first counted; a late payment's refund
+        // has its own words (`notices::late_payment_refunded`).
+        if delta.minor() > 0 && order.late_payment.is_none() && order.thread_id.is_some() {
+            crate::conversations::notices::refunded(conn, &order, delta)?;
+        }
+        Ok(order)
     })
 }
 
