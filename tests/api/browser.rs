@@ -1658,3 +1658,60 @@ async fn a_refused_code_says_in_sentences_which_fields_to_correct() {
         .wait_for("//p[@id='discount-status' and starts-with(., 'Not saved: ')]")
         .await;
 }
+
+#[tokio::test]
+async fn the_simulators_clock_shows_a_cart_reminder_and_a_receipt_through_its_template() {
+    let Some(browser) =
+        browser_or_skip("the_simulators_clock_shows_a_cart_reminder_and_a_receipt_through_its_template")
+            .await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+
+    // From an m.me link (a 24-hour window), slippers in 42 in the cart
+    browser.open(&format!("{}/dev/simulator", app.address)).await;
+    browser.click("//input[@id='arrive-link']").await;
+    browser.click("//button[@id='start']").await;
+    browser.click("//button[.='Choose size']").await;
+    browser.click("//div[@id='quick-replies']/button[.='42']").await;
+    browser.wait_for("(//button[.='Checkout'])[last()]").await;
+
+    // An hour and five minutes later: the reminder, then Checkout from it
+    browser.click("//button[.='+65 min']").await;
+    browser
+        .wait_for("//li[@class='clock-note'][.//div[.='65 min later']]")
+        .await;
+    let reminder = browser
+        .wait_for("//li[@class='page']/div[@class='bubble'][starts-with(., 'You left 1 item')]")
+        .await;
+    assert!(
+        browser
+            .text(&reminder)
+            .await
+            .contains("check out whenever you are ready")
+    );
+    browser.click("(//button[.='Checkout'])[last()]").await;
+    browser.wait_for("//button[starts-with(., 'Pay ')]").await;
+
+    // A day and an hour later the shopper pays: the receipt comes through the approved template
+    browser.click("//button[.='+25 h']").await;
+    browser
+        .wait_for("//li[@class='clock-note'][.//div[.='25 h later']]")
+        .await;
+    browser.click("(//button[starts-with(., 'Pay ')])[last()]").await;
+    let frame = browser.wait_for("//iframe[@id='webview-frame']").await;
+    browser.frame(Some(&frame)).await;
+    browser.click("//button[@id='pay']").await;
+    browser.wait_for("//h1[@id='paid']").await;
+    browser.frame(None).await;
+    browser.click("//button[@id='close-webview']").await;
+    let utility = browser.wait_for("//div[contains(@class,'utility')]").await;
+    let text = browser.text(&utility).await;
+
+    assert!(
+        text.contains("Utility template threadcart_order_paid_en"),
+        "{text}"
+    );
+    assert!(text.contains("49.90 EUR"), "{text}");
+}

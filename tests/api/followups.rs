@@ -633,3 +633,64 @@ async fn a_confirmed_stay_cancelled_by_the_business_is_told_to_the_guest_once() 
     .await;
     assert_eq!(texts_to(&m, "C1").iter().filter(|t| **t == said).count(), 1);
 }
+
+/// The thread of `psid`, as the API names it.
+fn thread_id_of(m: &MessengerApp, psid: &str) -> String {
+    let psid = psid.to_owned();
+    m.app
+        .db
+        .query_blocking(move |conn| clock::thread_of(conn, PAGE_ID, &psid))
+        .unwrap()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn no_cart_reminder_while_a_person_has_the_thread() {
+    let m = crate::helpers::spawn_messenger_app().await;
+    cart_of_size_42(&m, "P1").await;
+    let handover = format!("/v1/threads/{}/handover", thread_id_of(&m, "P1"));
+    let res = m
+        .app
+        .post(&handover, &m.merchant.token, json!({"to": "agent"}))
+        .await;
+    assert_eq!(res.status(), 200);
+
+    time_passes(&m, "P1", 61);
+    eventually("the reminder's job ends", || async {
+        jobs(&m, "cart_reminder") == [Some("with_person".to_owned())]
+    })
+    .await;
+
+    assert_eq!(cart_reminders_to(&m, "P1"), 0);
+}
+
+#[tokio::test]
+async fn no_cart_reminder_when_the_merchant_is_away() {
+    let m = crate::helpers::spawn_messenger_app().await;
+    cart_of_size_42(&m, "P2").await;
+    // Open only on a day that is not today in Paris (the merchant's timezone): away now.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .format("%a")
+        .to_string()
+        .to_lowercase();
+    let open_day = if today == "mon" { "tue" } else { "mon" };
+    let res = m
+        .app
+        .patch(
+            "/v1/merchant",
+            &m.merchant.token,
+            json!({"business_hours": {open_day: ["09:00-18:00"]}}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    time_passes(&m, "P2", 61);
+    eventually("the reminder's job ends", || async {
+        jobs(&m, "cart_reminder") == [Some("away".to_owned())]
+    })
+    .await;
+
+    assert_eq!(cart_reminders_to(&m, "P2"), 0);
+}

@@ -402,3 +402,73 @@ async fn dev_mode_answers_who_a_page_token_is_for_so_pages_connect_without_meta(
     assert_problem(unknown, 422, "page_token_invalid").await;
     assert_problem(demo, 409, "page_already_connected").await;
 }
+
+impl Shopper<'_> {
+    /// Presses one of the simulator's "Time passes" buttons.
+    async fn time_passes(&self, minutes: i64) -> reqwest::Response {
+        self.app
+            .client
+            .post(format!("{}/dev/simulator/advance", self.app.address))
+            .json(&json!({"page_id": DEMO_PAGE, "psid": self.psid, "minutes": minutes}))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_clock_shows_a_cart_reminder_then_a_late_receipt_through_its_template() {
+    let app = spawn_dev_app().await;
+    let mut anna = Shopper::new(&app, "SIM-CLOCK");
+    // From an m.me link: Messenger's window is 24 hours.
+    anna.act(json!({"kind": "link", "ref": "p=SLIP-01"})).await;
+    let card = anna.expect("the product card", has("Choose size")).await;
+    let choose = control(&card, "Choose size").unwrap()["payload"].clone();
+    anna.act(json!({"kind": "postback", "title": "Choose size", "payload": choose}))
+        .await;
+    let sizes = anna.expect("the sizes", has("42")).await;
+    let size = control(&sizes, "42").unwrap()["payload"].clone();
+    anna.act(json!({"kind": "quick_reply", "title": "42", "payload": size}))
+        .await;
+    anna.expect("the cart", has("Checkout")).await;
+
+    // +65 min: the cart's reminder, with its Checkout button.
+    assert_eq!(anna.time_passes(65).await.status(), 200);
+    anna.expect("the cart reminder", |m| {
+        m["text"].as_str().is_some_and(|t| t.starts_with("You left"))
+    })
+    .await;
+    let cart = anna.expect("the reminded cart", has("Checkout")).await;
+    let checkout = control(&cart, "Checkout").unwrap()["payload"].clone();
+    anna.act(json!({"kind": "postback", "title": "Checkout", "payload": checkout}))
+        .await;
+    let pay = anna
+        .expect("the pay button", |m| {
+            m["attachment"]["payload"]["buttons"][0]["type"] == "web_url"
+        })
+        .await;
+    let url = pay["attachment"]["payload"]["buttons"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // +25 h, then the shopper pays: the receipt comes through the demo's approved template.
+    assert_eq!(anna.time_passes(25 * 60).await.status(), 200);
+    let paid = app.client.post(&url).send().await.unwrap();
+    assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap());
+    let receipt = anna
+        .expect("the receipt's template", |m| m["template"].is_object())
+        .await;
+
+    assert_eq!(receipt["template"]["name"], "threadcart_order_paid_en");
+    let wrong = anna.time_passes(0).await;
+    assert_problem(wrong, 422, "validation_failed").await;
+    let unknown = app
+        .client
+        .post(format!("{}/dev/simulator/advance", app.address))
+        .json(&json!({"page_id": DEMO_PAGE, "psid": "NOBODY", "minutes": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(unknown, 404, "not_found").await;
+}
