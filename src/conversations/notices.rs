@@ -13,8 +13,8 @@ use super::window::{MessagingType, Writer};
 use crate::attribution::{self, FunnelStep};
 use crate::checkout::orders::{Order, OrderStatus};
 use crate::conversations::{self, Mode};
-use crate::db::schema::customers;
-use crate::db::{DbConnection, now};
+use crate::db::schema::{customers, shopper_notices};
+use crate::db::{DbConnection, DbUuid, now};
 use crate::engine::reply::{Action, Choice, Receipt, ReceiptLine, Reply, Utility};
 use crate::followups::schedule;
 use crate::followups::templates::{self, Placeholder, Purpose};
@@ -200,10 +200,12 @@ pub fn owe(conn: &mut DbConnection, update: &Update) -> QueryResult<Told> {
     let Some(thread_id) = update.thread_id() else {
         return Ok(Told::NoThread);
     };
+    let merchant_id = update.merchant_id(conn, thread_id)?;
     if let Some(told) = tell_now(conn, thread_id, update, true)? {
+        record(conn, merchant_id, thread_id, update, told)?;
         return Ok(told);
     }
-    let merchant_id = update.merchant_id(conn, thread_id)?;
+    record(conn, merchant_id, thread_id, update, Told::Held)?;
     schedule::plan(
         conn,
         schedule::Plan {
@@ -223,10 +225,57 @@ pub fn owe(conn: &mut DbConnection, update: &Update) -> QueryResult<Told> {
 /// Sends a held update once its shopper wrote: `None` when the window closed again meanwhile (it stays
 /// held).
 pub fn send_held(conn: &mut DbConnection, update: &Update) -> QueryResult<Option<Told>> {
-    match update.thread_id() {
-        Some(thread_id) => tell_now(conn, thread_id, update, false),
-        None => Ok(Some(Told::NoThread)),
+    let Some(thread_id) = update.thread_id() else {
+        return Ok(Some(Told::NoThread));
+    };
+    let told = tell_now(conn, thread_id, update, false)?;
+    if let Some(told) = told {
+        let merchant_id = update.merchant_id(conn, thread_id)?;
+        record(conn, merchant_id, thread_id, update, told)?;
     }
+    Ok(told)
+}
+
+/// Records how the shopper was told `update`, now.
+fn record(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    thread_id: ThreadId,
+    update: &Update,
+    told: Told,
+) -> QueryResult<()> {
+    diesel::insert_into(shopper_notices::table)
+        .values((
+            shopper_notices::id.eq(DbUuid(uuid::Uuid::now_v7())),
+            shopper_notices::merchant_id.eq(merchant_id),
+            shopper_notices::thread_id.eq(Some(thread_id)),
+            shopper_notices::subject_id.eq(DbUuid(update.subject())),
+            shopper_notices::purpose.eq(update.purpose().as_str()),
+            shopper_notices::told.eq(told.as_str()),
+            shopper_notices::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How the shopper was told of what concerns `subject` (an order or a booking), oldest first: the
+/// purpose, how, and when.
+pub fn told_of(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    subject: uuid::Uuid,
+) -> QueryResult<Vec<(String, String, chrono::NaiveDateTime)>> {
+    shopper_notices::table
+        .filter(shopper_notices::merchant_id.eq(merchant_id))
+        .filter(shopper_notices::subject_id.eq(DbUuid(subject)))
+        .order((shopper_notices::created_at.asc(), shopper_notices::id.asc()))
+        .limit(100)
+        .select((
+            shopper_notices::purpose,
+            shopper_notices::told,
+            shopper_notices::created_at,
+        ))
+        .load(conn)
 }
 
 /// The update as messages inside the window, or (when `template` and the thread is on Messenger)

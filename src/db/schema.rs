@@ -764,3 +764,18 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    shopper_notices (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        thread_id -> Nullable<PortableUuid>,
+        subject_id -> PortableUuid,
+        purpose -> Text,
+        told -> Text,
+        created_at -> Timestamp,
+    }
+}

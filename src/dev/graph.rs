@@ -103,6 +103,13 @@ async fn send(
     if !body["message"].is_object() {
         return oauth_error(400, 100, "(#100) param message must be non-empty.");
     }
+    // Meta refuses the tags it retired on 2026-04-27 with error 100.
+    if body["tag"]
+        .as_str()
+        .is_some_and(|t| ["ACCOUNT_UPDATE", "POST_PURCHASE_UPDATE", "CONFIRMED_EVENT_UPDATE"].contains(&t))
+    {
+        return oauth_error(400, 100, "(#100) Param tag is not a valid message tag");
+    }
     let seq = dev.record(&page_id, psid, "page", body["message"].clone());
     HttpResponse::Ok().json(json!({"recipient_id": psid, "message_id": format!("m_dev_{seq}")}))
 }

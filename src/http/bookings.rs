@@ -65,6 +65,9 @@ struct BookingBody {
     updated_at: String,
     reminder: Option<String>,
     reminded_at: Option<String>,
+    /// How and when the guest was told of the booking, on its own page only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notices: Option<Vec<super::orders::NoticeBody>>,
 }
 
 impl From<Booking> for BookingBody {
@@ -85,6 +88,7 @@ impl From<Booking> for BookingBody {
             updated_at: timestamp(b.updated_at),
             reminder: b.reminder,
             reminded_at: b.reminded_at.map(timestamp),
+            notices: None,
         }
     }
 }
@@ -190,12 +194,19 @@ async fn get_booking(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadOrders)?;
     let id = path.into_inner();
-    let booking = state
+    let (booking, notices) = state
         .db
-        .query(move |conn| bookings::get_booking(conn, caller.merchant_id, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("booking"))?;
-    Ok(HttpResponse::Ok().json(BookingBody::from(booking)))
+        .query(move |conn| {
+            let booking = bookings::get_booking(conn, caller.merchant_id, id)?;
+            let notices = crate::conversations::notices::told_of(conn, caller.merchant_id, id)?;
+            Ok((booking, notices))
+        })
+        .await?;
+    let booking = booking.ok_or_else(|| ApiError::not_found("booking"))?;
+    Ok(HttpResponse::Ok().json(BookingBody {
+        notices: Some(super::orders::NoticeBody::all(notices)),
+        ..BookingBody::from(booking)
+    }))
 }
 
 async fn cancel_booking(

@@ -65,6 +65,30 @@ pub(super) struct OrderBody {
     /// The refunds, on the order's own page only (lists leave them out).
     #[serde(skip_serializing_if = "Option::is_none")]
     refunds: Option<Vec<RefundBody>>,
+    /// How and when the shopper was told of the order, on its own page only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notices: Option<Vec<NoticeBody>>,
+}
+
+/// How and when the shopper was told an update (`conversations::notices::told_of`).
+#[derive(Debug, Serialize)]
+pub(super) struct NoticeBody {
+    purpose: String,
+    told: String,
+    at: String,
+}
+
+impl NoticeBody {
+    /// The notices as answered.
+    pub(super) fn all(rows: Vec<(String, String, chrono::NaiveDateTime)>) -> Vec<NoticeBody> {
+        rows.into_iter()
+            .map(|(purpose, told, at)| NoticeBody {
+                purpose,
+                told,
+                at: timestamp(at),
+            })
+            .collect()
+    }
 }
 
 /// A refund as listed on its order.
@@ -107,6 +131,7 @@ impl From<Order> for OrderBody {
         OrderBody {
             customer_name: None,
             refunds: None,
+            notices: None,
             id: o.id,
             number: o.number,
             status: o.status.as_str(),
@@ -220,7 +245,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadOrders)?;
     let id = path.into_inner();
-    let (order, names, refunds) = state
+    let (order, names, refunds, notices) = state
         .db
         .query(move |conn| {
             let Some(order) = orders::get(conn, caller.merchant_id, id)? else {
@@ -228,12 +253,14 @@ async fn get(
             };
             let names = orders::customer_names(conn, std::slice::from_ref(&order))?;
             let refunds = orders::refunds_of(conn, caller.merchant_id, id)?;
-            Ok((order, names, refunds))
+            let notices = crate::conversations::notices::told_of(conn, caller.merchant_id, id.0)?;
+            Ok((order, names, refunds, notices))
         })
         .await
         .map_err(|e| super::pages::not_found_as("order", e))?;
     Ok(HttpResponse::Ok().json(OrderBody {
         refunds: Some(refunds.into_iter().map(RefundBody::from).collect()),
+        notices: Some(NoticeBody::all(notices)),
         ..OrderBody::named(order, &names)
     }))
 }

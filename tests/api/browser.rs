@@ -902,6 +902,13 @@ async fn an_owner_refunds_part_of_an_order_from_its_detail_and_sees_the_refund()
         .await
         .unwrap();
     assert_eq!(paid["data"][0]["refunded"]["amount"], "10.00");
+    // The shopper was told, in the thread: the detail says so once it is opened again.
+    browser
+        .click("//table[@id='orders-table']/tbody/tr[td[@data-col='ad' and .='AD-REFUND']]/th/button")
+        .await;
+    browser
+        .wait_for("//dl[@id='order-facts']/dd[@data-fact='notices']/ul/li[starts-with(., 'Refund: sent in the thread')]")
+        .await;
     let detail = browser.wait_for("//div[@id='order-detail']").await;
     check_screenshot(&browser.screenshot(Some(&detail)).await, "dashboard-refund.png");
 }

@@ -37,6 +37,18 @@ async fn say(m: &MessengerApp, psid: &str, text: &str) {
     assert_eq!(res.status(), 200);
 }
 
+/// No request to the Send API carried a tag: an automated follow-up never takes one (the retired tags
+/// fail, and `HUMAN_AGENT` is for people).
+fn assert_no_tag(m: &MessengerApp) {
+    let tagged: Vec<Value> = m
+        .graph
+        .messages()
+        .into_iter()
+        .filter(|b| b.get("tag").is_some_and(|t| !t.is_null()))
+        .collect();
+    assert!(tagged.is_empty(), "sends with a tag: {tagged:#?}");
+}
+
 fn is_cart_reminder(message: &Value) -> bool {
     message["text"]
         .as_str()
@@ -93,6 +105,7 @@ async fn a_cart_left_for_an_hour_is_reminded_once_with_its_checkout_button() {
         "one job, done"
     );
     assert_eq!(cart_reminders_to(&m, "R1"), 1);
+    assert_no_tag(&m);
 }
 
 /// A shopper who came by themselves (no ad: Messenger's window is 24 hours) searches for slippers and
@@ -348,6 +361,20 @@ async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template
         .unwrap();
     assert_eq!(bookings["data"][0]["reminder"], "template");
     assert!(bookings["data"][0]["reminded_at"].is_string());
+    let booking: Value = m
+        .app
+        .get(
+            &format!("/v1/bookings/{}", bookings["data"][0]["id"].as_str().unwrap()),
+            &m.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(booking["notices"][0]["purpose"], "booking_reminder");
+    assert_eq!(booking["notices"][0]["told"], "template");
+    assert!(booking["notices"][0]["at"].is_string());
+    assert_no_tag(&m);
 }
 
 /// A second `threadcart serve` process on the test server's database, Graph API and Stripe; stopped
@@ -440,6 +467,7 @@ async fn two_server_processes_on_one_database_send_each_reminder_and_template_on
         assert_eq!(cart_reminders_to(&m, psid), 1, "{psid} is reminded once");
     }
     assert_eq!(template_sends_to(&m, "T7").len(), 1, "the stay's template once");
+    assert_no_tag(&m);
 }
 
 #[tokio::test]
@@ -589,6 +617,28 @@ async fn a_refund_from_the_api_is_told_in_the_window_and_through_the_template_af
         1,
         "the first refund told once, the second only through the template"
     );
+    let order: Value = m
+        .app
+        .get(&format!("/v1/orders/{order_id}"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let told: Vec<(&str, &str)> = order["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["purpose"].as_str().unwrap(), n["told"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("order_paid", "sent"),
+            ("order_refunded", "sent"),
+            ("order_refunded", "template")
+        ]
+    );
+    assert_no_tag(&m);
 }
 
 #[tokio::test]
@@ -632,6 +682,7 @@ async fn a_confirmed_stay_cancelled_by_the_business_is_told_to_the_guest_once() 
     })
     .await;
     assert_eq!(texts_to(&m, "C1").iter().filter(|t| **t == said).count(), 1);
+    assert_no_tag(&m);
 }
 
 /// The thread of `psid`, as the API names it.

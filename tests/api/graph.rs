@@ -188,6 +188,9 @@ impl FakeGraph {
     }
 }
 
+/// The message tags Meta retired on 2026-04-27: requests carrying one fail with error 100.
+pub const RETIRED_TAGS: [&str; 3] = ["ACCOUNT_UPDATE", "POST_PURCHASE_UPDATE", "CONFIRMED_EVENT_UPDATE"];
+
 /// Whether `text` is the built-in disclosure, in English or in French.
 pub fn is_disclosure(text: &str) -> bool {
     (text.starts_with("You're chatting with ") && text.contains("automated assistant"))
@@ -205,6 +208,16 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
         raw: String::from_utf8_lossy(&body).into_owned(),
     });
     if req.path().ends_with("/messages") {
+        // Meta refuses the retired tags with error 100 since 2026-04-27 (fixtures/reference/templates.md).
+        if let Some(tag) = parsed["tag"].as_str()
+            && RETIRED_TAGS.contains(&tag)
+        {
+            return HttpResponse::BadRequest().json(graph_error(
+                100,
+                0,
+                "(#100) Param tag is not a valid message tag",
+            ));
+        }
         // Scripted failures answer messages; sender actions (typing, seen) always succeed.
         if parsed.get("message").is_some()
             && let Some((status, body)) = s.send_replies.pop_front()

@@ -487,8 +487,41 @@ async fn a_payment_after_the_window_sends_the_approved_receipt_template_once_wit
 }
 
 #[tokio::test]
-async fn with_no_approved_template_the_receipt_is_held_until_the_shopper_writes_then_follows_in_the_window() {
+async fn with_the_template_rejected_the_receipt_is_held_until_the_shopper_writes_then_follows_in_the_window()
+{
     let (m, stripe) = shop_with_stripe().await;
+    // Meta rejects the Page's receipt template on review.
+    approve_template(
+        &m,
+        "order_paid",
+        "Hi {first_name}, your order {order_number} of {amount} is paid. Thank you!",
+    )
+    .await;
+    let templates: Value = m
+        .app
+        .get("/v1/templates", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let meta_id: i64 = templates["data"][0]["meta_template_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let review = json!({"object": "page", "entry": [{"id": PAGE_ID, "time": 1_765_000_000, "changes": [
+        {"field": "message_template_status_update", "value": {"event": "REJECTED",
+         "message_template_id": meta_id, "message_template_name": "threadcart_order_paid_en",
+         "message_template_language": "en", "reason": "INCORRECT_CATEGORY"}}]}]});
+    assert_eq!(m.app.post_webhook(&review.to_string()).await.status(), 200);
+    let templates: Value = m
+        .app
+        .get("/v1/templates", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(templates["data"][0]["status"], "rejected");
     let (order_id, session_id) = awaiting_payment(&m, "L10").await;
     // The shopper's last message is two days old when the payment is confirmed.
     close_the_window(&m);
@@ -522,9 +555,23 @@ async fn with_no_approved_template_the_receipt_is_held_until_the_shopper_writes_
 
     assert_eq!(template(&receipt)["order_number"], paid["number"]);
     assert_eq!(receipts_to(&m, "L10"), 1, "once");
+    let told: Vec<(Value, Value)> = order(&m, &order_id).await["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["purpose"].clone(), n["told"].clone()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (json!("order_paid"), json!("held")),
+            (json!("order_paid"), json!("sent"))
+        ],
+        "how and when the shopper was told"
+    );
     assert!(
         template_sends_to(&m, "L10").is_empty(),
-        "no template was approved"
+        "the rejected template is never sent"
     );
     assert!(
         m.graph
