@@ -98,8 +98,9 @@ pub enum Update {
     Refund {
         /// The order as it stands after the refund.
         order: Order,
-        /// The amount refunded.
-        amount: Money,
+        /// The amount of this refund; none for the word sent after refunds were held, which gives
+        /// the order's refunded amount.
+        amount: Option<Money>,
     },
     /// A stay starts tomorrow.
     StayReminder(Stay),
@@ -133,10 +134,6 @@ impl Update {
         }
     }
 
-    fn merchant_id(&self, conn: &mut DbConnection, thread: ThreadId) -> QueryResult<MerchantId> {
-        Ok(conversations::get_thread(conn, thread)?.merchant_id)
-    }
-
     /// The messages inside the window.
     fn replies(&self, first_name: Option<&str>) -> Vec<Reply> {
         match self {
@@ -150,9 +147,16 @@ impl Update {
                  meanwhile. We refunded the full {}; your bank shows it within a few days.",
                 order.number, order.total
             )),
-            Update::Refund { order, amount } => Reply::text(&format!(
+            Update::Refund {
+                order,
+                amount: Some(amount),
+            } => Reply::text(&format!(
                 "We refunded {amount} of order {}. Your bank shows it within a few days.",
                 order.number
+            )),
+            Update::Refund { order, amount: None } => Reply::text(&format!(
+                "Refunds of order {}: {} in all, of {}. Your bank shows them within a few days.",
+                order.number, order.refunded, order.total
             )),
             Update::StayReminder(r) => Reply::text(&format!(
                 "See you tomorrow{}! Your stay in the {} starts on {} (check-in from {}) and ends on {}.",
@@ -177,7 +181,9 @@ impl Update {
                 Update::Receipt(o) | Update::LateRefund(o) | Update::Refund { order: o, .. },
                 Placeholder::OrderNumber,
             ) => o.number.clone(),
-            (Update::Refund { amount, .. }, Placeholder::Amount) => amount.to_string(),
+            (Update::Refund { amount, order }, Placeholder::Amount) => {
+                amount.unwrap_or(order.refunded).to_string()
+            }
             (Update::LateRefund(o), Placeholder::Amount) if o.refunded.minor() > 0 => o.refunded.to_string(),
             (Update::Receipt(o) | Update::LateRefund(o), Placeholder::Amount) => o.total.to_string(),
             (Update::StayReminder(r) | Update::StayCancelled(r), Placeholder::Room) => r.room.clone(),
@@ -200,8 +206,9 @@ pub fn owe(conn: &mut DbConnection, update: &Update) -> QueryResult<Told> {
     let Some(thread_id) = update.thread_id() else {
         return Ok(Told::NoThread);
     };
-    let merchant_id = update.merchant_id(conn, thread_id)?;
-    if let Some(told) = tell_now(conn, thread_id, update, true)? {
+    let thread = conversations::get_thread(conn, thread_id)?;
+    let merchant_id = thread.merchant_id;
+    if let Some(told) = tell_now(conn, &thread, update, true)? {
         record(conn, merchant_id, thread_id, update, told)?;
         return Ok(told);
     }
@@ -228,10 +235,10 @@ pub fn send_held(conn: &mut DbConnection, update: &Update) -> QueryResult<Option
     let Some(thread_id) = update.thread_id() else {
         return Ok(Some(Told::NoThread));
     };
-    let told = tell_now(conn, thread_id, update, false)?;
+    let thread = conversations::get_thread(conn, thread_id)?;
+    let told = tell_now(conn, &thread, update, false)?;
     if let Some(told) = told {
-        let merchant_id = update.merchant_id(conn, thread_id)?;
-        record(conn, merchant_id, thread_id, update, told)?;
+        record(conn, thread.merchant_id, thread_id, update, told)?;
     }
     Ok(told)
 }
@@ -282,20 +289,19 @@ pub fn told_of(
 /// through the approved template after it; `None` when neither is possible now.
 fn tell_now(
     conn: &mut DbConnection,
-    thread_id: ThreadId,
+    thread: &conversations::Thread,
     update: &Update,
     template: bool,
 ) -> QueryResult<Option<Told>> {
-    let thread = conversations::get_thread(conn, thread_id)?;
     let (psid, locale, first_name): (Psid, Option<String>, Option<String>) = customers::table
         .find(thread.customer_id)
         .select((customers::psid, customers::locale, customers::first_name))
         .first(conn)?;
     if let Some(messaging_type @ MessagingType::Response) =
-        thread.window().allows(&thread, now(), Writer::Automation)
+        thread.window().allows(thread, now(), Writer::Automation)
     {
         for reply in update.replies(first_name.as_deref()) {
-            outbox::enqueue_message(conn, &thread, &psid, &reply, "bot", messaging_type)?;
+            outbox::enqueue_message(conn, thread, &psid, &reply, "bot", messaging_type)?;
         }
         return Ok(Some(Told::Sent));
     }
@@ -313,8 +319,8 @@ fn tell_now(
         parameters: templates::parameters(&template.body, purpose, value),
         text: templates::fill(&template.body, purpose, value),
     }));
-    outbox::enqueue_message(conn, &thread, &psid, &utility, "bot", MessagingType::Utility)?;
-    tracing::info!(thread.id = %thread_id, template = %template.name, "window closed: the update goes through its utility template");
+    outbox::enqueue_message(conn, thread, &psid, &utility, "bot", MessagingType::Utility)?;
+    tracing::info!(thread.id = %thread.id, template = %template.name, "window closed: the update goes through its utility template");
     Ok(Some(Told::Template))
 }
 
@@ -394,7 +400,7 @@ pub fn refunded(conn: &mut DbConnection, order: &Order, amount: Money) -> QueryR
         conn,
         &Update::Refund {
             order: order.clone(),
-            amount,
+            amount: Some(amount),
         },
     )
 }

@@ -37,8 +37,7 @@ fn send_held(conn: &mut DbConnection, job: &Job, at: NaiveDateTime) -> Result<St
                 Update::LateRefund(order)
             } else {
                 // Refunds held one after the other are told together: the order's refunded amount.
-                let amount = order.refunded;
-                Update::Refund { order, amount }
+                Update::Refund { order, amount: None }
             }
         }
         Some(Purpose::BookingReminder) => match reminders::update_for(conn, job.merchant_id, subject)? {

@@ -66,22 +66,42 @@ pub struct Plan<'a> {
     pub due_at: Option<NaiveDateTime>,
 }
 
-/// Plans a job, or moves the due time of the same job while it is not done yet: a job done stays done
-/// (a cart is reminded once, whatever the shopper does next).
+impl JobKind {
+    /// Whether a job of this kind, once done, is never planned again: a cart is reminded once, a stay
+    /// once; an update held a second time (another refund of the same order) is held again.
+    fn once(self) -> bool {
+        self != JobKind::HeldUpdate
+    }
+}
+
+/// Plans a job, or moves the due time of the same job while it is not done yet. A job done stays done
+/// when its kind is done [once](JobKind::once) (a cart is reminded once, whatever the shopper does
+/// next); otherwise it is planned again.
 pub fn plan(conn: &mut DbConnection, job: Plan<'_>) -> QueryResult<()> {
     let at = crate::db::now();
-    let moved = diesel::update(
-        scheduled_jobs::table
-            .filter(scheduled_jobs::kind.eq(job.kind))
-            .filter(scheduled_jobs::subject_id.eq(DbUuid(job.subject_id)))
-            .filter(scheduled_jobs::purpose.eq(job.purpose))
-            .filter(scheduled_jobs::done_at.is_null()),
-    )
-    .set((
-        scheduled_jobs::due_at.eq(job.due_at),
-        scheduled_jobs::updated_at.eq(at),
-    ))
-    .execute(conn)?;
+    let same = scheduled_jobs::table
+        .filter(scheduled_jobs::kind.eq(job.kind))
+        .filter(scheduled_jobs::subject_id.eq(DbUuid(job.subject_id)))
+        .filter(scheduled_jobs::purpose.eq(job.purpose));
+    let moved = if job.kind.once() {
+        diesel::update(same.filter(scheduled_jobs::done_at.is_null()))
+            .set((
+                scheduled_jobs::due_at.eq(job.due_at),
+                scheduled_jobs::updated_at.eq(at),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(same)
+            .set((
+                scheduled_jobs::due_at.eq(job.due_at),
+                scheduled_jobs::done_at.eq(None::<chrono::NaiveDateTime>),
+                scheduled_jobs::outcome.eq(None::<String>),
+                scheduled_jobs::attempts.eq(0),
+                scheduled_jobs::thread_id.eq(job.thread_id),
+                scheduled_jobs::updated_at.eq(at),
+            ))
+            .execute(conn)?
+    };
     if moved > 0 {
         return Ok(());
     }

@@ -536,6 +536,17 @@ async fn concurrent_workers_take_each_due_job_exactly_once() {
     );
 }
 
+async fn order_number(m: &MessengerApp, order_id: &str) -> String {
+    let order: Value = m
+        .app
+        .get(&format!("/v1/orders/{order_id}"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    order["number"].as_str().unwrap().to_owned()
+}
+
 fn texts_to(m: &MessengerApp, psid: &str) -> Vec<String> {
     sent_to(m, psid)
         .iter()
@@ -744,4 +755,65 @@ async fn no_cart_reminder_when_the_merchant_is_away() {
     .await;
 
     assert_eq!(cart_reminders_to(&m, "P2"), 0);
+}
+
+#[tokio::test]
+async fn a_second_refund_held_after_the_first_was_told_is_held_and_told_again() {
+    let (m, stripe) = shop_with_stripe().await;
+    let (order_id, _) = crate::checkout::paid_order(&m, &stripe, "H1").await;
+    let refunds = format!("/v1/orders/{order_id}/refunds");
+    let refund = |amount: &'static str| {
+        let (m, refunds) = (&m, refunds.clone());
+        async move {
+            let res = m
+                .app
+                .post(
+                    &refunds,
+                    &m.merchant.token,
+                    json!({"amount": {"amount": amount, "currency": "EUR"}}),
+                )
+                .await;
+            assert_eq!(res.status(), 201);
+        }
+    };
+    let number = order_number(&m, &order_id).await;
+    let summary = |refunded: &str| {
+        format!(
+            "Refunds of order {number}: {refunded} EUR in all, of 49.90 EUR. Your bank shows them within a few days."
+        )
+    };
+    let count = |text: String| {
+        let m = &m;
+        async move { texts_to(m, "H1").iter().filter(|t| **t == text).count() }
+    };
+
+    // No template for refunds: after the window (an ad's lasts seven days) the first refund is held
+    // until the shopper writes.
+    time_passes(&m, "H1", 8 * 24 * 60);
+    refund("10.00").await;
+    assert_eq!(count(summary("10.00")).await, 0, "held");
+    say(&m, "H1", "any news?").await;
+    eventually("the first refund is told", || async {
+        count(summary("10.00")).await == 1
+    })
+    .await;
+
+    // Eight days later again, a second refund: held again, told when the shopper writes again.
+    time_passes(&m, "H1", 8 * 24 * 60);
+    refund("15.00").await;
+    assert_eq!(count(summary("25.00")).await, 0, "held");
+    say(&m, "H1", "and now?").await;
+    eventually(
+        "the refunds held are told, with the order's refunded amount",
+        || async { count(summary("25.00")).await == 1 },
+    )
+    .await;
+
+    assert_eq!(count(summary("10.00")).await, 1);
+    assert!(
+        texts_to(&m, "H1").iter().all(|t| !t.starts_with("We refunded")),
+        "nothing went out while the window was closed"
+    );
+    assert!(template_sends_to(&m, "H1").is_empty());
+    assert_no_tag(&m);
 }
