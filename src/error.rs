@@ -28,6 +28,8 @@ pub enum ErrorCode {
     CheckoutRefused,
     /// Another discount of the merchant has this code.
     CodeTaken,
+    /// Another agent of the merchant has this email.
+    EmailTaken,
     /// A resource with the same unique value exists.
     Conflict,
     /// The caller's role may not call this operation.
@@ -169,6 +171,7 @@ impl ErrorCode {
         ErrorCode::StripeRefused,
         ErrorCode::TemplateRefused,
         ErrorCode::TemplateTaken,
+        ErrorCode::EmailTaken,
         ErrorCode::TokenExpired,
         ErrorCode::UnitsTaken,
         ErrorCode::UnknownWebchatKey,
@@ -226,6 +229,7 @@ impl ErrorCode {
             ErrorCode::StripeRefused => "stripe_refused",
             ErrorCode::TemplateRefused => "template_refused",
             ErrorCode::TemplateTaken => "template_taken",
+            ErrorCode::EmailTaken => "email_taken",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::UnitsTaken => "units_taken",
             ErrorCode::UnknownWebchatKey => "unknown_webchat_key",

@@ -3,6 +3,7 @@
 //!
 //! See `README.md` for the journey and the layout; each module says why it exists.
 
+pub mod agents;
 pub mod attribution;
 pub mod auth;
 pub mod bookings;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod money;
 pub mod offers;
 pub mod rate_limit;
+pub mod routing;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;

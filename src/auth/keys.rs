@@ -87,6 +87,28 @@ pub fn create(
     label: Option<String>,
     plaintext: Option<String>,
 ) -> QueryResult<NewKey> {
+    insert(conn, merchant_id, role, None, label, plaintext)
+}
+
+/// Stores the key of the merchant's agent `agent_id`: role `agent`, bound to them.
+pub fn create_for_agent(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    agent_id: Uuid,
+    label: Option<String>,
+    plaintext: Option<String>,
+) -> QueryResult<NewKey> {
+    insert(conn, merchant_id, Role::Agent, Some(agent_id), label, plaintext)
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    role: Role,
+    agent_id: Option<Uuid>,
+    label: Option<String>,
+    plaintext: Option<String>,
+) -> QueryResult<NewKey> {
     let plaintext = plaintext.unwrap_or_else(|| format!("tc_{}", hex(&random_bytes::<32>())));
     let prefix = prefix_of(&plaintext);
     let id = Uuid::now_v7();
@@ -100,6 +122,7 @@ pub fn create(
             api_keys::prefix.eq(&prefix),
             api_keys::key_hash.eq(hash_key(&plaintext)),
             api_keys::created_at.eq(created_at),
+            api_keys::agent_id.eq(agent_id.map(DbUuid)),
         ))
         .execute(conn)?;
     Ok(NewKey {
@@ -127,21 +150,22 @@ pub fn find_live_by_plaintext(conn: &mut DbConnection, plaintext: &str) -> Query
         .map(|row| row.map(ApiKey::from))
 }
 
-/// The key's role, when it exists for the merchant and is not revoked (one indexed read per call).
+/// The key's role and the agent it is bound to, when it exists for the merchant and is not revoked
+/// (one indexed read per call).
 pub fn live_role(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
     key_id: Uuid,
-) -> QueryResult<Option<Role>> {
-    let role: Option<String> = api_keys::table
+) -> QueryResult<Option<(Role, Option<Uuid>)>> {
+    let row: Option<(String, Option<DbUuid>)> = api_keys::table
         .filter(api_keys::id.eq(DbUuid(key_id)))
         .filter(api_keys::merchant_id.eq(merchant_id))
         .filter(api_keys::revoked_at.is_null())
-        .select(api_keys::role)
+        .select((api_keys::role, api_keys::agent_id))
         .first(conn)
         .optional()?;
     // The CHECK constraint keeps roles valid; an unknown one gets the least power, as in `ApiKey`.
-    Ok(role.map(|r| Role::parse(&r).unwrap_or(Role::Agent)))
+    Ok(row.map(|(r, agent)| (Role::parse(&r).unwrap_or(Role::Agent), agent.map(|a| a.0))))
 }
 
 /// A page of the merchant's live keys, newest created first unless `page` asks oldest first.

@@ -271,6 +271,8 @@ pub struct Caller {
     pub key_id: Uuid,
     /// The key's role, as its row says now.
     pub role: Role,
+    /// The agent the key belongs to, for an agent's own key.
+    pub agent_id: Option<Uuid>,
 }
 
 impl Caller {
@@ -335,7 +337,7 @@ impl FromRequest for Caller {
             })?;
             let (merchant_id, key_id) = (claims.sub, claims.kid);
             // The role comes from the key's row, read with the revocation check: never from the token.
-            let role = state
+            let (role, agent_id) = state
                 .db
                 .run(move |conn| keys::live_role(conn, merchant_id, key_id).map_err(ApiError::from))
                 .await?
@@ -349,6 +351,7 @@ impl FromRequest for Caller {
                 merchant_id,
                 key_id,
                 role,
+                agent_id,
             })
         })
     }

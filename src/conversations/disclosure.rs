@@ -98,6 +98,9 @@ mod tests {
             channel: Channel::Messenger,
             disclosed_at,
             has_held: false,
+            queued_at: None,
+            assigned_agent_id: None,
+            routing_reason: None,
         }
     }
 

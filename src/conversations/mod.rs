@@ -107,6 +107,12 @@ pub struct Thread {
     pub disclosed_at: Option<NaiveDateTime>,
     /// Updates are held until the shopper writes again (see `crate::followups::schedule`).
     pub has_held: bool,
+    /// Since when the thread waits for a person (see `crate::routing`); none with the bot.
+    pub queued_at: Option<NaiveDateTime>,
+    /// The agent answering it.
+    pub assigned_agent_id: Option<DbUuid>,
+    /// Why that agent (`crate::routing::Reason`).
+    pub routing_reason: Option<String>,
 }
 
 impl Thread {
@@ -275,6 +281,30 @@ pub fn thread(conn: &mut DbConnection, merchant_id: MerchantId, id: ThreadId) ->
         .first(conn)
 }
 
+/// The merchant's thread `id` as `agent` may see it: an agent's own key sees the threads given to them
+/// and the ones waiting in the queue, nothing else (not found); other keys (`agent` none) see every
+/// thread of the merchant.
+pub fn thread_for(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    agent: Option<uuid::Uuid>,
+    id: ThreadId,
+) -> QueryResult<Thread> {
+    let thread = thread(conn, merchant_id, id)?;
+    match agent {
+        Some(agent) if !visible_to(&thread, agent) => Err(diesel::result::Error::NotFound),
+        _ => Ok(thread),
+    }
+}
+
+/// Whether an agent's own key sees the thread: given to them, or waiting for an agent.
+fn visible_to(thread: &Thread, agent: uuid::Uuid) -> bool {
+    match thread.assigned_agent_id {
+        Some(assigned) => assigned.0 == agent,
+        None => thread.queued_at.is_some(),
+    }
+}
+
 /// A shopper acted at `at`: the thread's channel's window moves (see [`Window::after_shopper_action`]).
 /// Computed only: [`save_progress`] stores it.
 pub fn note_shopper_action(thread: &Thread, at: NaiveDateTime, is_message: bool) -> Thread {
@@ -388,14 +418,20 @@ pub fn set_mode(conn: &mut DbConnection, thread_id: ThreadId, mode: Mode) -> Que
         .set(threads::disclosed_at.eq(never))
         .execute(conn)?;
     }
+    let at = now();
     diesel::update(threads::table.find(thread_id))
         .set((
             threads::mode.eq(mode),
             threads::human_active_until.eq(human_active_until),
-            threads::updated_at.eq(now()),
+            threads::updated_at.eq(at),
         ))
         .execute(conn)?;
-    Ok(())
+    // With a person: the thread waits for an agent (`crate::routing`); back with the bot: it leaves
+    // the queue.
+    match mode {
+        Mode::Agent => crate::routing::enqueue(conn, thread_id, at),
+        Mode::Bot => crate::routing::dequeue(conn, thread_id),
+    }
 }
 
 /// Which way a message went.
@@ -473,6 +509,10 @@ pub struct ThreadQuery {
     pub page: crate::db::Keyset,
     /// Page size.
     pub limit: i64,
+    /// For an agent's own key: only the threads given to that agent and the ones waiting in the queue.
+    pub visible_to: Option<uuid::Uuid>,
+    /// Only the threads given to this agent.
+    pub assigned_agent_id: Option<uuid::Uuid>,
 }
 
 /// A page of the merchant's threads, newest first unless the query asks oldest first, with their customers.
@@ -495,6 +535,18 @@ pub fn list_threads(
     }
     if let Some(ad_id) = &q.ad_id {
         query = query.filter(threads::latest_ad_id.eq(ad_id.clone()));
+    }
+    if let Some(agent) = q.visible_to {
+        query = query.filter(
+            threads::assigned_agent_id
+                .eq(DbUuid(agent))
+                .or(threads::assigned_agent_id
+                    .is_null()
+                    .and(threads::queued_at.is_not_null())),
+        );
+    }
+    if let Some(agent) = q.assigned_agent_id {
+        query = query.filter(threads::assigned_agent_id.eq(DbUuid(agent)));
     }
     query = crate::keyset!(query, threads::id, q.page);
     if let Some(wanted) = q.has_open_cart {

@@ -19,6 +19,7 @@ diesel::table! {
         bot_disclosure_after_hours -> Integer,
         cart_reminder_minutes -> Integer,
         booking_reminder_hour -> Integer,
+        agent_answer_minutes -> Integer,
     }
 }
 
@@ -35,6 +36,7 @@ diesel::table! {
         key_hash -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        agent_id -> Nullable<PortableUuid>,
     }
 }
 
@@ -185,6 +187,11 @@ diesel::table! {
         channel -> Text,
         disclosed_at -> Nullable<Timestamp>,
         has_held -> Bool,
+        queued_at -> Nullable<Timestamp>,
+        assigned_agent_id -> Nullable<PortableUuid>,
+        assigned_at -> Nullable<Timestamp>,
+        routing_reason -> Nullable<Text>,
+        passed_over_agent_id -> Nullable<PortableUuid>,
     }
 }
 
@@ -779,3 +786,25 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    agents (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        name -> Text,
+        email -> Text,
+        languages -> Text,
+        skills -> Text,
+        max_threads -> Integer,
+        presence -> Text,
+        presence_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(agents, threads);

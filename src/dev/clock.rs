@@ -1,6 +1,6 @@
 //! The simulator's clock: "time passes" for one thread, by moving its recorded past back (the shopper's
-//! last action, the window's end, a person's reply, the cart's last change, the due times of its
-//! scheduled work). Everything that reads the thread then sees the same as after the wait: a cart
+//! last action, the window's end, a person's reply, its time in the queue and with its agent, the
+//! cart's last change, the due times of its scheduled work). Everything that reads the thread then sees the same as after the wait: a cart
 //! reminder falls due, the window closes. Dev mode and tests only; nothing else moves.
 
 use chrono::{Duration, NaiveDateTime};
@@ -17,18 +17,23 @@ pub const MAX_STEP: Duration = Duration::days(30);
 pub fn advance(conn: &mut DbConnection, thread: ThreadId, by: Duration) -> QueryResult<()> {
     let back = |t: Option<NaiveDateTime>| t.map(|t| t - by);
     write_transaction(conn, |conn| {
-        let (last_inbound, window_ends, human_until, disclosed): (
+        type Times = (
             Option<NaiveDateTime>,
             Option<NaiveDateTime>,
             Option<NaiveDateTime>,
             Option<NaiveDateTime>,
-        ) = threads::table
+            Option<NaiveDateTime>,
+            Option<NaiveDateTime>,
+        );
+        let (last_inbound, window_ends, human_until, disclosed, queued, assigned): Times = threads::table
             .find(thread)
             .select((
                 threads::last_inbound_at,
                 threads::window_ends_at,
                 threads::human_active_until,
                 threads::disclosed_at,
+                threads::queued_at,
+                threads::assigned_at,
             ))
             .first(conn)?;
         diesel::update(threads::table.find(thread))
@@ -37,6 +42,8 @@ pub fn advance(conn: &mut DbConnection, thread: ThreadId, by: Duration) -> Query
                 threads::window_ends_at.eq(back(window_ends)),
                 threads::human_active_until.eq(back(human_until)),
                 threads::disclosed_at.eq(back(disclosed)),
+                threads::queued_at.eq(back(queued)),
+                threads::assigned_at.eq(back(assigned)),
             ))
             .execute(conn)?;
         let carts: Vec<(DbUuid, NaiveDateTime)> = carts::table

@@ -109,6 +109,7 @@ struct MerchantBody {
     bot_disclosure_after_hours: i32,
     cart_reminder_minutes: i32,
     booking_reminder_hour: i32,
+    agent_answer_minutes: i32,
     created_at: String,
 }
 
@@ -126,6 +127,7 @@ impl From<merchants::Merchant> for MerchantBody {
             bot_disclosure_after_hours: m.bot_disclosure.after_hours,
             cart_reminder_minutes: m.follow_ups.cart_reminder_minutes,
             booking_reminder_hour: m.follow_ups.booking_reminder_hour,
+            agent_answer_minutes: m.agent_answer_minutes,
             created_at: timestamp(m.created_at),
         }
     }
@@ -152,6 +154,8 @@ struct MerchantUpdate {
     cart_reminder_minutes: Option<i32>,
     #[serde(default)]
     booking_reminder_hour: Option<i32>,
+    #[serde(default)]
+    agent_answer_minutes: Option<i32>,
 }
 
 /// What is wrong with the merchant's disclosure sentences: each keyed by a language (`en`, `fr`), each
@@ -287,6 +291,16 @@ async fn update_merchant(
             "the hour of booking reminders takes 0 to 23",
         ));
     }
+    if body
+        .agent_answer_minutes
+        .is_some_and(|m| !(1..=1440).contains(&m))
+    {
+        errors.push(FieldError::new(
+            "agent_answer_minutes",
+            "out_of_range",
+            "the time an agent has to answer takes 1 to 1440 minutes",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -300,6 +314,7 @@ async fn update_merchant(
         bot_disclosure_after_hours: body.bot_disclosure_after_hours,
         cart_reminder_minutes: body.cart_reminder_minutes,
         booking_reminder_hour: body.booking_reminder_hour,
+        agent_answer_minutes: body.agent_answer_minutes,
     };
     let m = state
         .db

@@ -14,6 +14,7 @@ mod health;
 pub use client_ip::client_ip;
 pub use health::OPENAPI_YAML;
 pub use state::AppState;
+mod agents;
 mod merchant;
 mod offers;
 mod orders;
@@ -70,6 +71,7 @@ fn register(api: &mut Api<'_>) {
     orders::routes(api);
     reports::routes(api);
     templates::routes(api);
+    agents::routes(api);
     threads::routes(api);
     webhooks::routes(api);
     webchat::routes(api);

@@ -104,6 +104,15 @@ struct ThreadBody {
     latest_ad_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     touches: Option<Vec<TouchBody>>,
+    /// The agent answering it, once routed.
+    assigned_agent_id: Option<Uuid>,
+    /// Why that agent.
+    routing_reason: Option<String>,
+    /// Since when it waits for a person.
+    queued_at: Option<String>,
+    /// Its place in the queue while it waits for an agent (1 is next); on the thread's own page only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_position: Option<usize>,
     created_at: String,
 }
 
@@ -129,6 +138,10 @@ fn thread_body(t: Thread, c: Customer, touches: Option<Vec<Touch>>) -> ThreadBod
         last_inbound_at: t.last_inbound_at.map(timestamp),
         latest_ad_id: t.latest_ad_id,
         touches: touches.map(|ts| ts.into_iter().map(TouchBody::from).collect()),
+        assigned_agent_id: t.assigned_agent_id.map(|a| a.0),
+        routing_reason: t.routing_reason,
+        queued_at: t.queued_at.map(timestamp),
+        queue_position: None,
         created_at: timestamp(t.created_at),
     }
 }
@@ -142,6 +155,7 @@ struct ListParams {
     channel: Option<String>,
     ad_id: Option<String>,
     has_open_cart: Option<bool>,
+    assigned_agent_id: Option<Uuid>,
 }
 
 async fn list(
@@ -175,6 +189,8 @@ async fn list(
         has_open_cart: params.has_open_cart,
         page: page.keyset()?,
         limit: limit + 1,
+        visible_to: caller.agent_id,
+        assigned_agent_id: params.assigned_agent_id,
     };
     let items = state
         .db
@@ -195,17 +211,24 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadThreads)?;
     let id = path.into_inner();
-    let (thread, customer, touches) = state
+    let (thread, customer, touches, position) = state
         .db
         .query(move |conn| {
-            let t = conversations::thread(conn, caller.merchant_id, id)?;
+            let t = conversations::thread_for(conn, caller.merchant_id, caller.agent_id, id)?;
             let c = conversations::customer(conn, t.customer_id)?;
             let touches = touches::touches_of(conn, id)?;
-            Ok((t, c, touches))
+            let position = match (t.queued_at, t.assigned_agent_id) {
+                (Some(_), None) => crate::routing::queue_position(conn, caller.merchant_id, id)?,
+                _ => None,
+            };
+            Ok((t, c, touches, position))
         })
         .await
         .map_err(|e| super::pages::not_found_as("thread", e))?;
-    Ok(HttpResponse::Ok().json(thread_body(thread, customer, Some(touches))))
+    Ok(HttpResponse::Ok().json(ThreadBody {
+        queue_position: position,
+        ..thread_body(thread, customer, Some(touches))
+    }))
 }
 
 #[derive(Serialize)]
@@ -257,7 +280,7 @@ async fn messages(
     let items = state
         .db
         .query(move |conn| {
-            conversations::thread(conn, caller.merchant_id, id)?;
+            conversations::thread_for(conn, caller.merchant_id, caller.agent_id, id)?;
             conversations::list_messages(conn, id, keyset, limit + 1)
         })
         .await
@@ -349,14 +372,16 @@ async fn handover(
     let (thread, customer) = state
         .db
         .query(move |conn| {
-            conversations::thread(conn, caller.merchant_id, id)?;
+            conversations::thread_for(conn, caller.merchant_id, caller.agent_id, id)?;
             conversations::set_mode(conn, id, mode)?;
+            // Read as it is now: an agent who hands it back no longer has it.
             let t = conversations::thread(conn, caller.merchant_id, id)?;
             let c = conversations::customer(conn, t.customer_id)?;
             Ok((t, c))
         })
         .await
         .map_err(|e| super::pages::not_found_as("thread", e))?;
+    state.wakers.routing.notify_one();
     tracing::info!(merchant.id = %caller.merchant_id, thread.id = %id, mode = mode.as_str(), "thread handed over");
     Ok(HttpResponse::Ok().json(thread_body(thread, customer, None)))
 }
@@ -497,7 +522,7 @@ async fn cart(
     let cart = state
         .db
         .query(move |conn| {
-            conversations::thread(conn, caller.merchant_id, id)?;
+            conversations::thread_for(conn, caller.merchant_id, caller.agent_id, id)?;
             crate::carts::open_cart(conn, id)
         })
         .await
@@ -553,7 +578,9 @@ async fn checkout(
         // Another merchant's thread answers 404 whatever the setup.
         state
             .db
-            .query(move |conn| crate::conversations::thread(conn, caller.merchant_id, id))
+            .query(move |conn| {
+                crate::conversations::thread_for(conn, caller.merchant_id, caller.agent_id, id)
+            })
             .await
             .map_err(|e| super::pages::not_found_as("thread", e))?;
         return Err(ApiError::upstream(

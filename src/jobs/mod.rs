@@ -1,6 +1,6 @@
 //! The background workers that drain the durable queues: the Messenger inbox (deliveries into events,
 //! events into effects), the outbox (queued messages to the Send API), payments, stay holds,
-//! Conversions API events and the schedule (reminders, held updates). Each loop wakes when work is
+//! Conversions API events, the schedule (reminders, held updates) and the agents' queues. Each loop wakes when work is
 //! queued in this process and polls for work queued by other processes; leases in the database keep
 //! one worker per shopper and per thread across every process.
 
@@ -8,6 +8,7 @@ mod conversions;
 mod holds;
 mod inbox;
 mod payments;
+mod routing;
 mod scheduled;
 mod sender;
 
@@ -39,6 +40,8 @@ pub struct Wakers {
     pub messages: Bulletin,
     /// Scheduled work became due (a shopper wrote to a thread holding updates, the dev clock moved).
     pub scheduled: Notify,
+    /// A queue changed (a thread was handed to a person, an agent's presence changed).
+    pub routing: Notify,
 }
 
 impl Wakers {
@@ -181,6 +184,7 @@ impl Workers {
             tokio::spawn(holds::holds_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(conversions::conversions_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(scheduled::scheduled_loop(ctx.clone(), stopped.clone())),
+            tokio::spawn(routing::routing_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(payments::payments_loop(ctx, stopped)),
         ];
         Workers { stop, handles }

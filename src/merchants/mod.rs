@@ -34,6 +34,8 @@ pub struct Merchant {
     pub bot_disclosure: BotDisclosure,
     /// When the business writes first.
     pub follow_ups: FollowUps,
+    /// Minutes an agent given a thread has to answer before it goes to the next.
+    pub agent_answer_minutes: i32,
 }
 
 /// Hours of silence after which the assistant says again that it is automated, unless the merchant
@@ -98,6 +100,7 @@ struct MerchantRow {
     bot_disclosure_after_hours: i32,
     cart_reminder_minutes: i32,
     booking_reminder_hour: i32,
+    agent_answer_minutes: i32,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -134,6 +137,7 @@ impl TryFrom<MerchantRow> for Merchant {
                 cart_reminder_minutes: row.cart_reminder_minutes,
                 booking_reminder_hour: row.booking_reminder_hour,
             },
+            agent_answer_minutes: row.agent_answer_minutes,
         })
     }
 }
@@ -214,6 +218,7 @@ pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str
             after_hours: DEFAULT_DISCLOSURE_HOURS,
         },
         follow_ups: FollowUps::default(),
+        agent_answer_minutes: 5,
     })
 }
 
@@ -238,6 +243,8 @@ pub struct MerchantChange {
     pub cart_reminder_minutes: Option<i32>,
     /// New local hour of booking reminders.
     pub booking_reminder_hour: Option<i32>,
+    /// New minutes an agent has to answer.
+    pub agent_answer_minutes: Option<i32>,
 }
 
 /// Applies a change to the merchant.
@@ -293,6 +300,11 @@ pub fn update(conn: &mut DbConnection, id: MerchantId, change: &MerchantChange) 
     if let Some(hour) = change.booking_reminder_hour {
         diesel::update(target)
             .set(merchants::booking_reminder_hour.eq(hour))
+            .execute(conn)?;
+    }
+    if let Some(minutes) = change.agent_answer_minutes {
+        diesel::update(target)
+            .set(merchants::agent_answer_minutes.eq(minutes))
             .execute(conn)?;
     }
     diesel::update(target)

@@ -43,6 +43,8 @@ struct State {
     page_tokens: HashMap<String, String>,
     /// The Instagram account Meta links to a Page.
     instagram_of: HashMap<String, String>,
+    /// Shoppers' profile locales other than `fr_FR`.
+    locale_of: HashMap<String, String>,
     /// The next `GET /me` answers this status with Meta's error body.
     me_fails: Option<u16>,
 }
@@ -124,6 +126,15 @@ impl FakeGraph {
             .unwrap()
             .page_tokens
             .insert(token.to_owned(), page_id.to_owned());
+    }
+
+    /// The profile of `psid` says `locale` (`en_GB`) rather than `fr_FR`.
+    pub fn speaks(&self, psid: &str, locale: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .locale_of
+            .insert(psid.to_owned(), locale.to_owned());
     }
 
     /// Meta links Instagram account `instagram_account_id` to Page `page_id`
@@ -301,7 +312,9 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
                 "No profile available for this user",
             ));
         }
-        return HttpResponse::Ok().json(json!({"first_name": "Anna", "locale": "fr_FR", "timezone": 1}));
+        let psid = req.path().rsplit('/').next().unwrap_or_default();
+        let locale = s.locale_of.get(psid).map_or("fr_FR", String::as_str);
+        return HttpResponse::Ok().json(json!({"first_name": "Anna", "locale": locale, "timezone": 1}));
     }
     HttpResponse::NotFound().json(graph_error(100, 0, "Unknown path components"))
 }

@@ -4,6 +4,7 @@
 // A failed unwrap is a failed test here: that is what tests are for.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agents;
 mod amounts;
 mod auth;
 mod bookings;

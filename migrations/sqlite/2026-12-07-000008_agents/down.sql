@@ -1,0 +1,10 @@
+ALTER TABLE merchants DROP COLUMN agent_answer_minutes;
+DROP INDEX threads_assigned;
+DROP INDEX threads_queue;
+ALTER TABLE threads DROP COLUMN passed_over_agent_id;
+ALTER TABLE threads DROP COLUMN routing_reason;
+ALTER TABLE threads DROP COLUMN assigned_at;
+ALTER TABLE threads DROP COLUMN assigned_agent_id;
+ALTER TABLE threads DROP COLUMN queued_at;
+ALTER TABLE api_keys DROP COLUMN agent_id;
+DROP TABLE agents;

@@ -1,0 +1,54 @@
+//! Routes the queues: every second (and when woken), for each merchant with threads waiting for a
+//! person or assigned to one, takes threads back from agents who did not answer in time and gives the
+//! waiting ones to agents with room (`crate::routing`). Each merchant's pass is one write transaction,
+//! so two processes never give one thread twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use tokio::sync::watch;
+
+use super::WorkerContext;
+use crate::db::schema::{merchants, threads};
+use crate::db::{now, write_transaction};
+use crate::kernel::MerchantId;
+
+/// How often the queues are looked at when nothing woke the worker.
+const POLL: Duration = Duration::from_secs(1);
+
+pub(super) async fn routing_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = ctx.db.run(route_all).await {
+            tracing::error!(error = %e, "routing the queues failed");
+        }
+        tokio::select! {
+            _ = ctx.wakers.routing.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stopped.changed() => {}
+        }
+        if *stopped.borrow() {
+            return;
+        }
+    }
+}
+
+/// One pass over every merchant with threads with a person.
+fn route_all(conn: &mut crate::db::DbConnection) -> Result<(), crate::db::DbError> {
+    let busy: Vec<(MerchantId, i32)> = threads::table
+        .inner_join(merchants::table.on(merchants::id.eq(threads::merchant_id)))
+        .filter(threads::queued_at.is_not_null())
+        .select((threads::merchant_id, merchants::agent_answer_minutes))
+        .distinct()
+        .limit(1000)
+        .load(conn)?;
+    for (merchant_id, minutes) in busy {
+        write_transaction(conn, |conn| {
+            let at = now();
+            crate::routing::release_silent(conn, merchant_id, minutes, at)?;
+            crate::routing::route(conn, merchant_id, at)?;
+            Ok::<_, diesel::result::Error>(())
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! The queue in the database: a thread handed to a person waits (`queued_at`) until routing gives it to
+//! an agent (`assigned_agent_id`, `assigned_at`, `routing_reason`); it goes back to the queue when its
+//! agent goes offline, is removed, or does not answer in time, and leaves it when handed back to the bot.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::{Agent, Assignment, Waiting, assign};
+use crate::db::schema::{customers, messages, threads};
+use crate::db::{DbConnection, DbUuid};
+use crate::kernel::{MerchantId, ThreadId};
+
+/// The most waiting threads one routing pass reads per merchant.
+const MAX_WAITING: i64 = 500;
+
+/// The thread waits for a person from `at` (unless it already does).
+pub fn enqueue(conn: &mut DbConnection, thread: ThreadId, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(threads::table.find(thread).filter(threads::queued_at.is_null()))
+        .set(threads::queued_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The thread went back to the bot: out of the queue, no agent.
+pub fn dequeue(conn: &mut DbConnection, thread: ThreadId) -> QueryResult<()> {
+    let none: Option<NaiveDateTime> = None;
+    let nobody: Option<DbUuid> = None;
+    diesel::update(threads::table.find(thread))
+        .set((
+            threads::queued_at.eq(none),
+            threads::assigned_agent_id.eq(nobody),
+            threads::assigned_at.eq(none),
+            threads::routing_reason.eq(None::<String>),
+            threads::passed_over_agent_id.eq(nobody),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The agent's threads go back to the queue, where they keep their place.
+pub fn release_agent(conn: &mut DbConnection, agent: Uuid, _at: NaiveDateTime) -> QueryResult<usize> {
+    let none: Option<NaiveDateTime> = None;
+    let nobody: Option<DbUuid> = None;
+    diesel::update(threads::table.filter(threads::assigned_agent_id.eq(DbUuid(agent))))
+        .set((
+            threads::assigned_agent_id.eq(nobody),
+            threads::assigned_at.eq(none),
+            threads::routing_reason.eq(None::<String>),
+        ))
+        .execute(conn)
+}
+
+/// Threads whose agent has not written to the shopper within the merchant's `agent_answer_minutes`
+/// of being given them go back to the queue, not to be given to that agent again; answers how many.
+pub fn release_silent(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    minutes: i32,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    let before = at - chrono::Duration::minutes(i64::from(minutes.max(1)));
+    let assigned: Vec<(ThreadId, Option<DbUuid>, Option<NaiveDateTime>)> = threads::table
+        .filter(threads::merchant_id.eq(merchant_id))
+        .filter(threads::assigned_agent_id.is_not_null())
+        .filter(threads::assigned_at.le(before))
+        .select((threads::id, threads::assigned_agent_id, threads::assigned_at))
+        .limit(MAX_WAITING)
+        .load(conn)?;
+    let mut released = 0;
+    for (thread, agent, since) in assigned {
+        let (Some(agent), Some(since)) = (agent, since) else {
+            continue;
+        };
+        let answered = diesel::select(diesel::dsl::exists(
+            messages::table
+                .filter(messages::thread_id.eq(thread))
+                .filter(messages::author.eq("agent"))
+                .filter(messages::occurred_at.ge(since)),
+        ))
+        .get_result::<bool>(conn)?;
+        if answered {
+            continue;
+        }
+        let none: Option<NaiveDateTime> = None;
+        released += diesel::update(
+            threads::table
+                .find(thread)
+                .filter(threads::assigned_agent_id.eq(agent)),
+        )
+        .set((
+            threads::assigned_agent_id.eq(None::<DbUuid>),
+            threads::assigned_at.eq(none),
+            threads::routing_reason.eq(None::<String>),
+            threads::passed_over_agent_id.eq(Some(agent)),
+        ))
+        .execute(conn)?;
+        tracing::info!(thread.id = %thread, agent.id = %agent.0, "the agent did not answer in time: the thread goes to the next");
+    }
+    Ok(released)
+}
+
+/// A waiting thread as read: its id, since when, the agent passed over, the shopper's locale.
+type WaitingRow = (ThreadId, Option<NaiveDateTime>, Option<DbUuid>, Option<String>);
+
+/// The merchant's threads waiting for a person, as routing sees them.
+fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<Waiting>> {
+    let rows: Vec<WaitingRow> = threads::table
+        .inner_join(customers::table.on(customers::id.eq(threads::customer_id)))
+        .filter(threads::merchant_id.eq(merchant_id))
+        .filter(threads::queued_at.is_not_null())
+        .filter(threads::assigned_agent_id.is_null())
+        .order(threads::queued_at.asc())
+        .limit(MAX_WAITING)
+        .select((
+            threads::id,
+            threads::queued_at,
+            threads::passed_over_agent_id,
+            customers::locale,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(thread, queued_at, passed_over, locale)| {
+            Some(Waiting {
+                thread,
+                language: locale.as_deref().and_then(language_of),
+                labels: Vec::new(),
+                vip: false,
+                queued_at: queued_at?,
+                passed_over: passed_over.map(|a| a.0),
+            })
+        })
+        .collect())
+}
+
+/// The two-letter language of a Messenger locale (`fr_FR` → `fr`).
+fn language_of(locale: &str) -> Option<String> {
+    let language = locale.split(['_', '-']).next()?.to_ascii_lowercase();
+    crate::conversations::disclosure::is_language(&language).then_some(language)
+}
+
+/// Gives the merchant's waiting threads to their agents with room (see [`assign`]); answers what was
+/// given. Each assignment only takes a thread still waiting.
+pub fn route(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<Assignment>> {
+    let queue = waiting(conn, merchant_id)?;
+    if queue.is_empty() {
+        return Ok(Vec::new());
+    }
+    let agents: Vec<Agent> = crate::agents::all(conn, merchant_id)?
+        .into_iter()
+        .map(|a| Agent {
+            id: a.id,
+            languages: a.languages,
+            skills: a.skills,
+            presence: a.presence,
+            open_threads: a.open_threads,
+            max_threads: a.max_threads,
+        })
+        .collect();
+    let mut given = Vec::new();
+    for a in assign(&queue, &agents) {
+        let taken = diesel::update(
+            threads::table
+                .find(a.thread)
+                .filter(threads::assigned_agent_id.is_null())
+                .filter(threads::queued_at.is_not_null()),
+        )
+        .set((
+            threads::assigned_agent_id.eq(Some(DbUuid(a.agent))),
+            threads::assigned_at.eq(at),
+            threads::routing_reason.eq(a.reason.as_str()),
+        ))
+        .execute(conn)?;
+        if taken == 1 {
+            tracing::info!(thread.id = %a.thread, agent.id = %a.agent, reason = a.reason.as_str(), "thread assigned");
+            given.push(a);
+        }
+    }
+    Ok(given)
+}
+
+/// Where the thread stands in its merchant's queue (1 is next); none when it does not wait.
+pub fn queue_position(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    thread: ThreadId,
+) -> QueryResult<Option<usize>> {
+    let queue = waiting(conn, merchant_id)?;
+    Ok(super::positions(&queue)
+        .into_iter()
+        .find(|(t, _)| *t == thread)
+        .map(|(_, p)| p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locale_gives_its_language() {
+        assert_eq!(language_of("fr_FR").as_deref(), Some("fr"));
+        assert_eq!(language_of("en-GB").as_deref(), Some("en"));
+        assert_eq!(language_of("zzz"), None);
+    }
+}

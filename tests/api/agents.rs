@@ -1,0 +1,363 @@
+//! Agents are people: the owner adds them with their own keys, they say when they are online, and a
+//! thread handed to a person goes to the agent who speaks the shopper's language and has room, waits
+//! in the queue when nobody has, and goes to the next when its agent stays silent. Through real HTTP,
+//! the webhook, the workers and the local Graph server.
+
+use serde_json::{Value, json};
+use threadcart::dev::clock;
+
+use crate::helpers::{
+    MessengerApp, PAGE_ID, assert_problem, delivery, eventually, now_ms, spawn_messenger_app, text_message,
+};
+
+/// An agent of the shop, with the token of their own key.
+struct TestAgent {
+    id: String,
+    token: String,
+}
+
+async fn add_agent(
+    m: &MessengerApp,
+    name: &str,
+    email: &str,
+    languages: &[&str],
+    max_threads: i64,
+) -> TestAgent {
+    let res = m
+        .app
+        .post(
+            "/v1/agents",
+            &m.merchant.token,
+            json!({"name": name, "email": email, "languages": languages, "max_threads": max_threads}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "adding {name}");
+    let body: Value = res.json().await.unwrap();
+    let token = m.app.token(body["api_key"]["key"].as_str().unwrap()).await;
+    TestAgent {
+        id: body["id"].as_str().unwrap().to_owned(),
+        token,
+    }
+}
+
+async fn go_online(m: &MessengerApp, agent: &TestAgent) {
+    let res = m
+        .app
+        .request(
+            reqwest::Method::PUT,
+            "/v1/agents/me/presence",
+            &agent.token,
+            Some(json!({"status": "online"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+/// The shopper `psid` writes, then asks for a person; answers their thread's id.
+async fn asks_for_a_person(m: &MessengerApp, psid: &str) -> String {
+    for (i, text) in ["hello", "human"].into_iter().enumerate() {
+        let mid = format!("m-{psid}-{i}");
+        let res = m
+            .app
+            .post_webhook(&delivery(PAGE_ID, vec![text_message(psid, now_ms(), &mid, text)]))
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    let psid = psid.to_owned();
+    let mut thread = None;
+    for _ in 0..200 {
+        let p = psid.clone();
+        thread = m
+            .app
+            .db
+            .query_blocking(move |conn| clock::thread_of(conn, PAGE_ID, &p))
+            .unwrap();
+        if let Some(t) = thread
+            && thread_of(m, &t.to_string()).await["queued_at"].is_string()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    thread.expect("the shopper's thread").to_string()
+}
+
+async fn thread_of(m: &MessengerApp, id: &str) -> Value {
+    m.app
+        .get(&format!("/v1/threads/{id}"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn assigned_to(m: &MessengerApp, thread: &str) -> Option<String> {
+    thread_of(m, thread).await["assigned_agent_id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn an_owner_adds_an_agent_whose_own_key_is_shown_once_and_stops_working_when_removed() {
+    let m = spawn_messenger_app().await;
+
+    let res = m
+        .app
+        .post(
+            "/v1/agents",
+            &m.merchant.token,
+            json!({"name": "Léa", "email": "Lea@Example.com", "languages": ["fr", "en"],
+                   "skills": ["slippers"], "max_threads": 3}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let key = created["api_key"]["key"].as_str().unwrap().to_owned();
+    let token = m.app.token(&key).await;
+    let listed: Value = m
+        .app
+        .get("/v1/agents", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = m
+        .app
+        .post(
+            "/v1/agents",
+            &m.merchant.token,
+            json!({"name": "Léa bis", "email": "lea@example.com"}),
+        )
+        .await;
+    let bad = m
+        .app
+        .post(
+            "/v1/agents",
+            &m.merchant.token,
+            json!({"name": "", "email": "nope", "languages": ["french"], "max_threads": 0}),
+        )
+        .await;
+    let as_agent = m
+        .app
+        .post(
+            "/v1/agents",
+            &token,
+            json!({"name": "Me", "email": "me@example.com"}),
+        )
+        .await;
+    let patched: Value = m
+        .app
+        .patch(
+            &format!("/v1/agents/{id}"),
+            &m.merchant.token,
+            json!({"max_threads": 5}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let removed = m.app.delete(&format!("/v1/agents/{id}"), &m.merchant.token).await;
+    let after = m.app.post_token(&key).await;
+
+    assert_eq!(created["email"], "lea@example.com");
+    assert_eq!(created["languages"], json!(["fr", "en"]));
+    assert_eq!(created["presence"], "offline");
+    assert_eq!(created["api_key"]["role"], "agent");
+    assert!(key.starts_with("tc_"));
+    assert_eq!(listed["data"][0]["id"], id.as_str());
+    assert!(
+        listed["data"][0].get("api_key").is_none(),
+        "the key is shown once"
+    );
+    assert_problem(again, 409, "email_taken").await;
+    let problem = assert_problem(bad, 422, "validation_failed").await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "email", "languages", "max_threads"]);
+    assert_problem(as_agent, 403, "forbidden").await;
+    assert_eq!(patched["max_threads"], 5);
+    assert_eq!(patched["name"], "Léa", "what the change does not name stays");
+    assert_eq!(removed.status(), 204);
+    assert_eq!(after.status(), 401, "the removed agent's key no longer works");
+}
+
+#[tokio::test]
+async fn only_an_agents_own_key_sets_a_presence_and_it_is_one_of_three() {
+    let m = spawn_messenger_app().await;
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
+
+    let owner = m
+        .app
+        .request(
+            reqwest::Method::PUT,
+            "/v1/agents/me/presence",
+            &m.merchant.token,
+            Some(json!({"status": "online"})),
+        )
+        .await;
+    let wrong = m
+        .app
+        .request(
+            reqwest::Method::PUT,
+            "/v1/agents/me/presence",
+            &lea.token,
+            Some(json!({"status": "busy"})),
+        )
+        .await;
+    go_online(&m, &lea).await;
+    let shown: Value = m
+        .app
+        .get(&format!("/v1/agents/{}", lea.id), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_problem(owner, 403, "forbidden").await;
+    assert_problem(wrong, 422, "validation_failed").await;
+    assert_eq!(shown["presence"], "online");
+    assert!(shown["presence_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_french_shopper_who_asks_for_a_person_goes_to_the_french_agent() {
+    let m = spawn_messenger_app().await;
+    let ben = add_agent(&m, "Ben", "ben@example.com", &["en"], 3).await;
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
+    go_online(&m, &ben).await;
+    go_online(&m, &lea).await;
+
+    let thread = asks_for_a_person(&m, "FR1").await;
+    eventually("the thread is assigned", || async {
+        assigned_to(&m, &thread).await.is_some()
+    })
+    .await;
+
+    let t = thread_of(&m, &thread).await;
+    assert_eq!(t["mode"], "agent");
+    assert_eq!(t["assigned_agent_id"], lea.id.as_str());
+    assert_eq!(t["routing_reason"], "language");
+    let lea_sees: Value = m.app.get("/v1/threads", &lea.token).await.json().await.unwrap();
+    assert_eq!(lea_sees["data"].as_array().unwrap().len(), 1);
+    let ben_reads = m.app.get(&format!("/v1/threads/{thread}"), &ben.token).await;
+    assert_eq!(
+        ben_reads.status(),
+        404,
+        "another agent's thread is not theirs to read"
+    );
+    let ben_sees: Value = m.app.get("/v1/threads", &ben.token).await.json().await.unwrap();
+    assert!(ben_sees["data"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn at_capacity_the_next_shopper_waits_in_the_queue_and_is_assigned_when_a_thread_goes_back_to_the_bot()
+{
+    let m = spawn_messenger_app().await;
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 1).await;
+    go_online(&m, &lea).await;
+    let first = asks_for_a_person(&m, "Q1").await;
+    eventually("the first thread is assigned", || async {
+        assigned_to(&m, &first).await.is_some()
+    })
+    .await;
+
+    let second = asks_for_a_person(&m, "Q2").await;
+    let waiting = thread_of(&m, &second).await;
+    let lea_sees: Value = m.app.get("/v1/threads", &lea.token).await.json().await.unwrap();
+    let handback = m
+        .app
+        .post(
+            &format!("/v1/threads/{first}/handover"),
+            &lea.token,
+            json!({"to": "bot"}),
+        )
+        .await;
+    assert_eq!(handback.status(), 200);
+    eventually("the waiting thread is assigned", || async {
+        assigned_to(&m, &second).await.as_deref() == Some(lea.id.as_str())
+    })
+    .await;
+
+    assert!(waiting["assigned_agent_id"].is_null());
+    assert_eq!(waiting["queue_position"], 1);
+    assert_eq!(
+        lea_sees["data"].as_array().unwrap().len(),
+        2,
+        "her thread and the one waiting in the queue"
+    );
+    let back = thread_of(&m, &first).await;
+    assert_eq!(back["mode"], "bot");
+    assert!(back["queued_at"].is_null() && back["assigned_agent_id"].is_null());
+}
+
+#[tokio::test]
+async fn an_agent_who_does_not_answer_in_time_loses_the_thread_to_the_next() {
+    let m = spawn_messenger_app().await;
+    m.graph.speaks("S1", "en_GB");
+    let ann = add_agent(&m, "Ann", "ann@example.com", &["en"], 3).await;
+    let bob = add_agent(&m, "Bob", "bob@example.com", &["de"], 3).await;
+    go_online(&m, &ann).await;
+    let thread = asks_for_a_person(&m, "S1").await;
+    eventually("the thread goes to Ann", || async {
+        assigned_to(&m, &thread).await.as_deref() == Some(ann.id.as_str())
+    })
+    .await;
+    go_online(&m, &bob).await;
+
+    // Six minutes pass without a word from Ann (the merchant gives agents 5 by default).
+    let id: threadcart::kernel::ThreadId = thread.parse().unwrap();
+    m.app
+        .db
+        .query_blocking(move |conn| clock::advance(conn, id, chrono::Duration::minutes(6)))
+        .unwrap();
+    eventually("the thread goes to Bob", || async {
+        assigned_to(&m, &thread).await.as_deref() == Some(bob.id.as_str())
+    })
+    .await;
+
+    let t = thread_of(&m, &thread).await;
+    assert_eq!(
+        t["routing_reason"], "available",
+        "Bob does not speak English, but he is there"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_going_offline_gives_their_threads_back_to_the_queue() {
+    let m = spawn_messenger_app().await;
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
+    go_online(&m, &lea).await;
+    let thread = asks_for_a_person(&m, "O1").await;
+    eventually("the thread is assigned", || async {
+        assigned_to(&m, &thread).await.is_some()
+    })
+    .await;
+
+    let res = m
+        .app
+        .request(
+            reqwest::Method::PUT,
+            "/v1/agents/me/presence",
+            &lea.token,
+            Some(json!({"status": "offline"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    let t = thread_of(&m, &thread).await;
+    assert!(t["assigned_agent_id"].is_null());
+    assert_eq!(t["queue_position"], 1);
+    let agent: Value = m
+        .app
+        .get(&format!("/v1/agents/{}", lea.id), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agent["open_threads"], 0);
+}
