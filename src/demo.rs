@@ -42,6 +42,30 @@ struct DemoMerchant {
     discounts: Vec<DemoDiscount>,
     #[serde(default)]
     bookables: Vec<DemoBookable>,
+    #[serde(default)]
+    agents: Vec<DemoAgent>,
+}
+
+/// An agent of the demo merchant, with their fixed (public) key.
+#[derive(Deserialize)]
+struct DemoAgent {
+    name: String,
+    email: String,
+    languages: Vec<String>,
+    skills: Vec<String>,
+    max_threads: i64,
+    api_key: String,
+}
+
+/// A demo agent as `threadcart demo` prints them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadedAgent {
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Their own public API key (role `agent`).
+    pub api_key: String,
 }
 
 /// A room type; Friday and Saturday nights cost `weekend_price` for the next [`WEEKEND_RATE_DAYS`].
@@ -118,6 +142,9 @@ pub struct Loaded {
     pub webchat_key: String,
     /// Products in the fixture.
     pub products: usize,
+    /// Its agents, with their keys.
+    #[serde(default)]
+    pub agents: Vec<LoadedAgent>,
 }
 
 /// Why the demo could not load.
@@ -140,6 +167,17 @@ pub enum DemoError {
 impl From<diesel::result::Error> for DemoError {
     fn from(e: diesel::result::Error) -> Self {
         DemoError::Db(e.into())
+    }
+}
+
+impl From<crate::agents::AgentError> for DemoError {
+    fn from(e: crate::agents::AgentError) -> Self {
+        match e {
+            crate::agents::AgentError::EmailTaken => {
+                DemoError::Fixture("two demo agents of one merchant share an email".into())
+            }
+            crate::agents::AgentError::Db(e) => e.into(),
+        }
     }
 }
 
@@ -259,6 +297,17 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
     for offer in &m.offers {
         load_offer(conn, merchant.id, &m.slug, offer)?;
     }
+    for agent in &m.agents {
+        let raw = crate::agents::RawAgent {
+            name: Some(agent.name.clone()),
+            email: Some(agent.email.clone()),
+            languages: Some(agent.languages.clone()),
+            skills: Some(agent.skills.clone()),
+            max_threads: Some(agent.max_threads),
+        };
+        let spec = crate::agents::AgentSpec::check(raw, None).map_err(bad)?;
+        crate::agents::ensure_demo(conn, merchant.id, &spec, &agent.api_key)?;
+    }
     Ok(Loaded {
         slug: m.slug.clone(),
         name: merchant.name,
@@ -268,6 +317,15 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
         webchat_key: m.webchat.public_key.clone(),
         api_key: m.api_key.clone(),
         products: m.products.len(),
+        agents: m
+            .agents
+            .iter()
+            .map(|a| LoadedAgent {
+                name: a.name.clone(),
+                email: a.email.clone(),
+                api_key: a.api_key.clone(),
+            })
+            .collect(),
     })
 }
 

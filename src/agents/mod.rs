@@ -252,27 +252,68 @@ pub fn create(
     spec: &AgentSpec,
 ) -> Result<(Agent, NewKey), AgentError> {
     write_or_nested_transaction(conn, |conn| {
-        let id = Uuid::now_v7();
-        let at = now();
-        diesel::insert_into(agents::table)
-            .values((
-                agents::id.eq(DbUuid(id)),
-                agents::merchant_id.eq(merchant_id),
-                agents::name.eq(&spec.name),
-                agents::email.eq(&spec.email),
-                agents::languages.eq(json(&spec.languages)),
-                agents::skills.eq(json(&spec.skills)),
-                agents::max_threads.eq(i32::try_from(spec.max_threads).unwrap_or(i32::MAX)),
-                agents::presence.eq(Presence::Offline),
-                agents::created_at.eq(at),
-                agents::updated_at.eq(at),
-            ))
-            .execute(conn)
-            .map_err(taken)?;
+        let id = insert(conn, merchant_id, spec)?;
         let key = keys::create_for_agent(conn, merchant_id, id, Some(format!("Agent {}", spec.name)), None)?;
         let agent = get(conn, merchant_id, id)?.ok_or(diesel::result::Error::NotFound)?;
         Ok((agent, key))
     })
+}
+
+/// The demo merchant's agent with `spec.email`, made with the fixed key `plaintext` unless there (the
+/// demo is loaded at every start).
+pub fn ensure_demo(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    spec: &AgentSpec,
+    plaintext: &str,
+) -> Result<(), AgentError> {
+    let key_exists: bool = diesel::select(diesel::dsl::exists(
+        api_keys::table.filter(api_keys::key_hash.eq(keys::hash_key(plaintext))),
+    ))
+    .get_result(conn)?;
+    if key_exists {
+        return Ok(());
+    }
+    let existing: Option<DbUuid> = agents::table
+        .filter(agents::merchant_id.eq(merchant_id))
+        .filter(agents::email.eq(&spec.email))
+        .filter(agents::deleted_at.is_null())
+        .select(agents::id)
+        .first(conn)
+        .optional()?;
+    let id = match existing {
+        Some(id) => id.0,
+        None => insert(conn, merchant_id, spec)?,
+    };
+    keys::create_for_agent(
+        conn,
+        merchant_id,
+        id,
+        Some("demo".into()),
+        Some(plaintext.to_owned()),
+    )?;
+    Ok(())
+}
+
+fn insert(conn: &mut DbConnection, merchant_id: MerchantId, spec: &AgentSpec) -> Result<Uuid, AgentError> {
+    let id = Uuid::now_v7();
+    let at = now();
+    diesel::insert_into(agents::table)
+        .values((
+            agents::id.eq(DbUuid(id)),
+            agents::merchant_id.eq(merchant_id),
+            agents::name.eq(&spec.name),
+            agents::email.eq(&spec.email),
+            agents::languages.eq(json(&spec.languages)),
+            agents::skills.eq(json(&spec.skills)),
+            agents::max_threads.eq(i32::try_from(spec.max_threads).unwrap_or(i32::MAX)),
+            agents::presence.eq(Presence::Offline),
+            agents::created_at.eq(at),
+            agents::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map_err(taken)?;
+    Ok(id)
 }
 
 fn json(labels: &[String]) -> String {

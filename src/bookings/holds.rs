@@ -187,6 +187,8 @@ pub struct BookingQuery {
     pub to: Option<NaiveDate>,
     /// Only this room type.
     pub bookable_id: Option<Uuid>,
+    /// Only stays booked in this thread.
+    pub thread_id: Option<ThreadId>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -637,6 +639,9 @@ pub fn list_bookings(
     }
     if let Some(bookable_id) = q.bookable_id {
         query = query.filter(bookings::bookable_id.eq(DbUuid(bookable_id)));
+    }
+    if let Some(thread_id) = q.thread_id {
+        query = query.filter(bookings::thread_id.eq(thread_id));
     }
     query
         .select(BookingRow::as_select())

@@ -34,6 +34,46 @@ crate::text_state! {
     }
 }
 
+/// An offer the thread's shopper was shown, and what they did with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferSeen {
+    /// The offer.
+    pub offer_id: Uuid,
+    /// Its words.
+    pub text: String,
+    /// Shown, taken or declined.
+    pub status: OfferStatus,
+    /// When.
+    pub at: chrono::NaiveDateTime,
+}
+
+/// The offers shown in the thread's carts, newest first (at most 50).
+pub fn offers_seen(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Vec<OfferSeen>> {
+    use crate::db::schema::offers;
+    let rows: Vec<(DbUuid, String, OfferStatus, chrono::NaiveDateTime)> = cart_offers::table
+        .inner_join(carts::table.on(carts::id.eq(cart_offers::cart_id)))
+        .inner_join(offers::table.on(offers::id.eq(cart_offers::offer_id)))
+        .filter(carts::thread_id.eq(thread_id))
+        .order((cart_offers::created_at.desc(), cart_offers::id.desc()))
+        .limit(50)
+        .select((
+            cart_offers::offer_id,
+            offers::text,
+            cart_offers::status,
+            cart_offers::created_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(offer_id, text, status, at)| OfferSeen {
+            offer_id: offer_id.0,
+            text,
+            status,
+            at,
+        })
+        .collect())
+}
+
 /// The most lines a cart holds.
 pub const MAX_LINES: usize = 50;
 /// The most units of one line.

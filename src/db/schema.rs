@@ -20,6 +20,7 @@ diesel::table! {
         cart_reminder_minutes -> Integer,
         booking_reminder_hour -> Integer,
         agent_answer_minutes -> Integer,
+        vip_paid_orders -> Integer,
     }
 }
 

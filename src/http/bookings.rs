@@ -49,7 +49,7 @@ impl From<BookingError> for ApiError {
 
 /// A booking as answered.
 #[derive(Debug, Serialize)]
-struct BookingBody {
+pub(super) struct BookingBody {
     id: Uuid,
     bookable_id: Uuid,
     thread_id: Option<ThreadId>,
@@ -149,6 +149,7 @@ impl ListParams {
             from,
             to,
             bookable_id: self.bookable_id,
+            thread_id: None,
         })
     }
 }

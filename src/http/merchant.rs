@@ -110,6 +110,7 @@ struct MerchantBody {
     cart_reminder_minutes: i32,
     booking_reminder_hour: i32,
     agent_answer_minutes: i32,
+    vip_paid_orders: i32,
     created_at: String,
 }
 
@@ -128,6 +129,7 @@ impl From<merchants::Merchant> for MerchantBody {
             cart_reminder_minutes: m.follow_ups.cart_reminder_minutes,
             booking_reminder_hour: m.follow_ups.booking_reminder_hour,
             agent_answer_minutes: m.agent_answer_minutes,
+            vip_paid_orders: m.vip_paid_orders,
             created_at: timestamp(m.created_at),
         }
     }
@@ -156,6 +158,8 @@ struct MerchantUpdate {
     booking_reminder_hour: Option<i32>,
     #[serde(default)]
     agent_answer_minutes: Option<i32>,
+    #[serde(default)]
+    vip_paid_orders: Option<i32>,
 }
 
 /// What is wrong with the merchant's disclosure sentences: each keyed by a language (`en`, `fr`), each
@@ -301,6 +305,13 @@ async fn update_merchant(
             "the time an agent has to answer takes 1 to 1440 minutes",
         ));
     }
+    if body.vip_paid_orders.is_some_and(|n| !(0..=10_000).contains(&n)) {
+        errors.push(FieldError::new(
+            "vip_paid_orders",
+            "out_of_range",
+            "the paid orders that make a customer a VIP take 0 (nobody) to 10000",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -315,6 +326,7 @@ async fn update_merchant(
         cart_reminder_minutes: body.cart_reminder_minutes,
         booking_reminder_hour: body.booking_reminder_hour,
         agent_answer_minutes: body.agent_answer_minutes,
+        vip_paid_orders: body.vip_paid_orders,
     };
     let m = state
         .db

@@ -15,6 +15,7 @@ pub use client_ip::client_ip;
 pub use health::OPENAPI_YAML;
 pub use state::AppState;
 mod agents;
+mod context;
 mod merchant;
 mod offers;
 mod orders;

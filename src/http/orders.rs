@@ -117,6 +117,14 @@ impl From<RecordedRefund> for RefundBody {
 
 impl OrderBody {
     /// The order with its customer's first name, as lists answer it.
+    /// The order with its customer's first name.
+    pub(super) fn with_name(o: Order, name: Option<String>) -> Self {
+        OrderBody {
+            customer_name: name,
+            ..OrderBody::from(o)
+        }
+    }
+
     fn named(o: Order, names: &HashMap<ThreadId, String>) -> Self {
         let name = o.thread_id.and_then(|t| names.get(&t).cloned());
         OrderBody {

@@ -26,13 +26,18 @@ pub(super) fn routes(api: &mut Api<'_>) {
         .route(Method::POST, "/v1/threads/{thread_id}/messages", send)
         .route(Method::POST, "/v1/threads/{thread_id}/handover", handover)
         .route(Method::GET, "/v1/threads/{thread_id}/cart", cart)
+        .route(
+            Method::GET,
+            "/v1/threads/{thread_id}/context",
+            super::context::context,
+        )
         .route(Method::POST, "/v1/threads/{thread_id}/checkout", checkout)
         .route(Method::GET, "/v1/webhook-events", events)
         .route(Method::POST, "/v1/webhook-events/{event_id}/replay", replay);
 }
 
 #[derive(Serialize)]
-struct TouchBody {
+pub(super) struct TouchBody {
     id: Uuid,
     channel: String,
     source: String,
@@ -501,7 +506,7 @@ struct CartDiscountBody {
 }
 
 #[derive(Serialize)]
-struct CartBody {
+pub(super) struct CartBody {
     id: Option<Uuid>,
     lines: Vec<CartLineBody>,
     subtotal: Option<crate::money::MoneyDto>,
@@ -527,43 +532,46 @@ async fn cart(
         })
         .await
         .map_err(|e| super::pages::not_found_as("thread", e))?;
-    let body = match cart {
-        None => CartBody {
+    Ok(HttpResponse::Ok().json(cart_body(cart)?))
+}
+
+/// A cart as answered: its lines and totals as the shopper sees them now (`id` null and no lines when
+/// there is none).
+pub(super) fn cart_body(cart: Option<crate::carts::Cart>) -> Result<CartBody, ApiError> {
+    let Some(cart) = cart else {
+        return Ok(CartBody {
             id: None,
             lines: Vec::new(),
             subtotal: None,
             discount: None,
             total: None,
-        },
-        Some(cart) => {
-            let totals = cart.totals(now()).map_err(ApiError::internal)?;
-            let mut lines = Vec::with_capacity(cart.lines.len());
-            for l in cart.lines {
-                lines.push(CartLineBody {
-                    id: l.id,
-                    product_id: l.product_id,
-                    variant_id: l.variant_id,
-                    total: l.total().map_err(ApiError::internal)?.into(),
-                    title: l.title,
-                    variant_name: l.variant_name,
-                    sku: l.sku,
-                    unit_price: l.unit_price.into(),
-                    quantity: l.quantity,
-                });
-            }
-            CartBody {
-                id: Some(cart.id),
-                lines,
-                subtotal: Some(totals.subtotal.into()),
-                discount: totals.discount.map(|(code, amount)| CartDiscountBody {
-                    code,
-                    amount: amount.into(),
-                }),
-                total: Some(totals.total.into()),
-            }
-        }
+        });
     };
-    Ok(HttpResponse::Ok().json(body))
+    let totals = cart.totals(now()).map_err(ApiError::internal)?;
+    let mut lines = Vec::with_capacity(cart.lines.len());
+    for l in cart.lines {
+        lines.push(CartLineBody {
+            id: l.id,
+            product_id: l.product_id,
+            variant_id: l.variant_id,
+            total: l.total().map_err(ApiError::internal)?.into(),
+            title: l.title,
+            variant_name: l.variant_name,
+            sku: l.sku,
+            unit_price: l.unit_price.into(),
+            quantity: l.quantity,
+        });
+    }
+    Ok(CartBody {
+        id: Some(cart.id),
+        lines,
+        subtotal: Some(totals.subtotal.into()),
+        discount: totals.discount.map(|(code, amount)| CartDiscountBody {
+            code,
+            amount: amount.into(),
+        }),
+        total: Some(totals.total.into()),
+    })
 }
 
 /// An agent checks out the thread's cart: the order, and the shopper gets the Pay button.

@@ -36,6 +36,8 @@ pub struct Merchant {
     pub follow_ups: FollowUps,
     /// Minutes an agent given a thread has to answer before it goes to the next.
     pub agent_answer_minutes: i32,
+    /// Paid orders from which a customer is served first in the agents' queue; 0: nobody is.
+    pub vip_paid_orders: i32,
 }
 
 /// Hours of silence after which the assistant says again that it is automated, unless the merchant
@@ -101,6 +103,7 @@ struct MerchantRow {
     cart_reminder_minutes: i32,
     booking_reminder_hour: i32,
     agent_answer_minutes: i32,
+    vip_paid_orders: i32,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -138,6 +141,7 @@ impl TryFrom<MerchantRow> for Merchant {
                 booking_reminder_hour: row.booking_reminder_hour,
             },
             agent_answer_minutes: row.agent_answer_minutes,
+            vip_paid_orders: row.vip_paid_orders,
         })
     }
 }
@@ -219,6 +223,7 @@ pub fn create(conn: &mut DbConnection, new: &NewMerchant, demo_slug: Option<&str
         },
         follow_ups: FollowUps::default(),
         agent_answer_minutes: 5,
+        vip_paid_orders: 0,
     })
 }
 
@@ -245,6 +250,8 @@ pub struct MerchantChange {
     pub booking_reminder_hour: Option<i32>,
     /// New minutes an agent has to answer.
     pub agent_answer_minutes: Option<i32>,
+    /// New VIP threshold, in paid orders (0: off).
+    pub vip_paid_orders: Option<i32>,
 }
 
 /// Applies a change to the merchant.
@@ -305,6 +312,11 @@ pub fn update(conn: &mut DbConnection, id: MerchantId, change: &MerchantChange) 
     if let Some(minutes) = change.agent_answer_minutes {
         diesel::update(target)
             .set(merchants::agent_answer_minutes.eq(minutes))
+            .execute(conn)?;
+    }
+    if let Some(orders) = change.vip_paid_orders {
+        diesel::update(target)
+            .set(merchants::vip_paid_orders.eq(orders))
             .execute(conn)?;
     }
     diesel::update(target)

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::{Agent, Assignment, Waiting, assign};
-use crate::db::schema::{customers, messages, threads};
+use crate::db::schema::{customers, merchants, messages, orders, threads};
 use crate::db::{DbConnection, DbUuid};
 use crate::kernel::{MerchantId, ThreadId};
 
@@ -119,6 +119,19 @@ fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<
             customers::locale,
         ))
         .load(conn)?;
+    let vip_from: i32 = merchants::table
+        .find(merchant_id)
+        .select(merchants::vip_paid_orders)
+        .first(conn)?;
+    let vips = if vip_from > 0 && !rows.is_empty() {
+        paid_orders(conn, rows.iter().map(|r| r.0).collect())?
+            .into_iter()
+            .filter(|(_, n)| *n >= i64::from(vip_from))
+            .map(|(t, _)| t)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(rows
         .into_iter()
         .filter_map(|(thread, queued_at, passed_over, locale)| {
@@ -126,12 +139,24 @@ fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<
                 thread,
                 language: locale.as_deref().and_then(language_of),
                 labels: Vec::new(),
-                vip: false,
+                vip: vips.contains(&thread),
                 queued_at: queued_at?,
                 passed_over: passed_over.map(|a| a.0),
             })
         })
         .collect())
+}
+
+/// The paid orders of each of these threads' shoppers (threads without any are left out).
+fn paid_orders(conn: &mut DbConnection, threads: Vec<ThreadId>) -> QueryResult<Vec<(ThreadId, i64)>> {
+    use diesel::dsl::count_star;
+    let counts: Vec<(Option<ThreadId>, i64)> = orders::table
+        .filter(orders::thread_id.eq_any(threads))
+        .filter(orders::paid_at.is_not_null())
+        .group_by(orders::thread_id)
+        .select((orders::thread_id, count_star()))
+        .load(conn)?;
+    Ok(counts.into_iter().filter_map(|(t, n)| Some((t?, n))).collect())
 }
 
 /// The two-letter language of a Messenger locale (`fr_FR` → `fr`).

@@ -361,3 +361,99 @@ async fn an_agent_going_offline_gives_their_threads_back_to_the_queue() {
         .unwrap();
     assert_eq!(agent["open_threads"], 0);
 }
+
+#[tokio::test]
+async fn the_agent_given_a_thread_reads_who_the_shopper_is_beside_it() {
+    let m = spawn_messenger_app().await;
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
+    let ben = add_agent(&m, "Ben", "ben@example.com", &["en"], 3).await;
+    go_online(&m, &lea).await;
+    crate::checkout::cart_of_size_42(&m, "C1").await;
+    let thread = asks_for_a_person(&m, "C1").await;
+    eventually("the thread is assigned", || async {
+        assigned_to(&m, &thread).await.is_some()
+    })
+    .await;
+
+    let res = m
+        .app
+        .get(&format!("/v1/threads/{thread}/context"), &lea.token)
+        .await;
+    let other = m
+        .app
+        .get(&format!("/v1/threads/{thread}/context"), &ben.token)
+        .await;
+
+    assert_eq!(res.status(), 200);
+    let context: Value = res.json().await.unwrap();
+    assert_eq!(context["customer"]["first_name"], "Anna");
+    assert_eq!(context["customer"]["locale"], "fr_FR");
+    assert_eq!(context["customer"]["channel"], "messenger");
+    assert_eq!(context["customer"]["timezone_offset"], 1);
+    assert!(context["customer"]["local_time"].is_string());
+    assert_eq!(context["touches"][0]["ad_id"], "AD-7");
+    assert_eq!(context["cart"]["lines"][0]["variant_name"], "42");
+    assert_eq!(context["cart"]["total"]["amount"], "49.90");
+    assert_eq!(context["orders"], json!([]));
+    assert_eq!(context["lifetime_paid"], json!([]));
+    assert_eq!(context["routing"]["assigned_agent_id"], lea.id.as_str());
+    assert_eq!(context["routing"]["reason"], "language");
+    assert_eq!(other.status(), 404, "another agent's thread");
+}
+
+#[tokio::test]
+async fn a_customer_with_paid_orders_is_served_before_one_who_came_first_when_the_merchant_says_so() {
+    let (m, stripe) = crate::checkout::shop_with_stripe().await;
+    let res = m
+        .app
+        .patch("/v1/merchant", &m.merchant.token, json!({"vip_paid_orders": 1}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 1).await;
+    let first = asks_for_a_person(&m, "N1").await;
+    crate::checkout::paid_order(&m, &stripe, "V1").await;
+    let vip = asks_for_a_person(&m, "V1").await;
+    let before = thread_of(&m, &first).await["queue_position"].clone();
+
+    go_online(&m, &lea).await;
+    eventually("the VIP is served", || async {
+        assigned_to(&m, &vip).await.as_deref() == Some(lea.id.as_str())
+    })
+    .await;
+
+    assert_eq!(before, 2, "the VIP is ahead in the queue");
+    let waiting = thread_of(&m, &first).await;
+    assert!(waiting["assigned_agent_id"].is_null());
+    assert_eq!(waiting["queue_position"], 1);
+}
+
+#[tokio::test]
+async fn the_demo_shop_has_an_agent_whose_public_key_sets_her_presence() {
+    let app = crate::simulator::spawn_dev_app().await;
+    // Loading the demo again (every start does) changes nothing.
+    threadcart::demo::load(&app.db, &app.secrets).unwrap();
+    let token = app
+        .token("tc_demo_comfy_shoes_agent_lea_00000000000000000000000000000000000")
+        .await;
+
+    let res = app
+        .request(
+            reqwest::Method::PUT,
+            "/v1/agents/me/presence",
+            &token,
+            Some(json!({"status": "online"})),
+        )
+        .await;
+
+    assert_eq!(res.status(), 200);
+    let lea: Value = res.json().await.unwrap();
+    assert_eq!(lea["name"], "Léa");
+    assert_eq!(lea["languages"], json!(["fr", "en"]));
+    let owner = app.token(crate::simulator::DEMO_KEY).await;
+    let agents: Value = app.get("/v1/agents", &owner).await.json().await.unwrap();
+    assert_eq!(
+        agents["data"].as_array().unwrap().len(),
+        1,
+        "once, however often the demo loads"
+    );
+}

@@ -39,7 +39,7 @@ pub use refunds::{
 };
 pub use rows::{
     Order, OrderLine, OrderQuery, customer_names, find_by_payment_intent, find_by_session, get, list,
-    load_order, page_of, set_receipt,
+    load_order, page_of, paid_in_thread, set_receipt,
 };
 pub use sessions::{
     SessionTry, claim_session_try, drop_session_key, mark_checked, mark_session_closed, needing_session,

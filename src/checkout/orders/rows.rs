@@ -381,6 +381,27 @@ pub fn list(conn: &mut DbConnection, merchant_id: MerchantId, q: &OrderQuery) ->
     with_lines(conn, rows)
 }
 
+/// What the thread's shopper paid over their lifetime, per currency: the totals of paid orders less
+/// their refunds.
+pub fn paid_in_thread(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Vec<Money>> {
+    let rows: Vec<(String, i64, i64)> = orders::table
+        .filter(orders::thread_id.eq(thread_id))
+        .filter(orders::paid_at.is_not_null())
+        .select((orders::currency, orders::total_minor, orders::refunded_minor))
+        .load(conn)?;
+    let mut sums: Vec<Money> = Vec::new();
+    for (currency, total, refunded) in rows {
+        let currency = Currency::parse(&currency)
+            .map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))?;
+        let paid = total.saturating_sub(refunded);
+        match sums.iter_mut().find(|m| m.currency() == currency) {
+            Some(sum) => *sum = Money::from_minor(sum.minor().saturating_add(paid), currency),
+            None => sums.push(Money::from_minor(paid, currency)),
+        }
+    }
+    Ok(sums)
+}
+
 /// The first names of the customers who made `orders`, by thread (orders without a thread or name have none).
 pub fn customer_names(
     conn: &mut DbConnection,
