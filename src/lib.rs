@@ -20,6 +20,7 @@ pub mod dev;
 pub mod discounts;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod followups;
 pub mod http;
 pub mod jobs;

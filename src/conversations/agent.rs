@@ -44,11 +44,13 @@ pub struct Queued {
     pub messaging_type: MessagingType,
 }
 
-/// Queues an agent's text on the merchant's thread and hands the thread to agents.
+/// Queues an agent's text on the merchant's thread and hands the thread to agents; `agent` (an agent's
+/// own key) takes the thread when it waits in the queue.
 pub fn send_text(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
     thread_id: ThreadId,
+    agent: Option<uuid::Uuid>,
     text: &str,
 ) -> Result<Queued, AgentSendError> {
     let text = text.trim();
@@ -61,7 +63,7 @@ pub fn send_text(
         ));
     }
     write_transaction(conn, |conn| {
-        let thread = conversations::thread(conn, merchant_id, thread_id).map_err(|e| match e {
+        let thread = conversations::thread_for(conn, merchant_id, agent, thread_id).map_err(|e| match e {
             diesel::result::Error::NotFound => AgentSendError::NotFound,
             other => other.into(),
         })?;
@@ -94,6 +96,17 @@ pub fn send_text(
             outbox::enqueue_message(conn, &thread, &psid, &reply, "agent", messaging_type)?;
         }
         conversations::set_mode(conn, thread.id, Mode::Agent)?;
+        // An agent who writes to a thread waiting in the queue takes it.
+        if let Some(agent) = agent {
+            crate::routing::take(conn, thread.id, agent, at)?;
+        }
+        let thread = conversations::get_thread(conn, thread.id)?;
+        crate::events::of_thread(
+            conn,
+            &thread,
+            crate::events::EventKind::MessageOut,
+            &serde_json::json!({"thread_id": thread.id, "text": text, "agent_id": agent}),
+        )?;
         Ok(Queued { messaging_type })
     })
 }

@@ -422,6 +422,13 @@ pub fn order_moved(conn: &mut DbConnection, order: &Order, next: OrderStatus) ->
                     funnel.record_order(conn, FunnelStep::RecoveredPurchase, order.id, order.total, at)?;
                 }
                 attribution::conversions::queue(conn, t, "Purchase", order.id, order.total, at)?;
+                crate::events::of_thread(
+                    conn,
+                    &thread,
+                    crate::events::EventKind::OrderPaid,
+                    &serde_json::json!({"thread_id": t, "order_id": order.id, "number": order.number,
+                                        "total": crate::money::MoneyDto::from(order.total)}),
+                )?;
             }
             let paid = Order {
                 paid_at: order.paid_at.or(Some(now())),

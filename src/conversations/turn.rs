@@ -179,6 +179,10 @@ pub fn take(
         | EventKind::Optin { .. }
         | EventKind::Other(_) => {}
     }
+    // A thread with a person: its agent (or the queue) sees the shopper write and read, live.
+    if stored.queued_at.is_some() {
+        live_event(conn, &stored, &event.kind)?;
+    }
     // After the touch: the message that carries an ad (Instagram's Click-to-Direct) is the first message
     // after that ad, and opens the ad's longer window.
     if event.kind.is_shopper_action() {
@@ -218,6 +222,25 @@ pub fn take(
     // Last, so the thread's row stays locked only until the commit that follows.
     conversations::save_progress(conn, &stored, &thread)?;
     Ok(sends)
+}
+
+/// Tells the live feed (`crate::events`) what the shopper did in a thread with a person.
+fn live_event(conn: &mut DbConnection, thread: &Thread, kind: &EventKind) -> TurnResult<()> {
+    use crate::events::{self, EventKind as Live};
+    let (live, data) = match kind {
+        EventKind::Message { mid, text, .. } => (
+            Live::MessageIn,
+            serde_json::json!({"thread_id": thread.id, "mid": mid, "text": text}),
+        ),
+        EventKind::Postback { title, .. } => (
+            Live::MessageIn,
+            serde_json::json!({"thread_id": thread.id, "text": title}),
+        ),
+        EventKind::Read { .. } => (Live::MessageRead, serde_json::json!({"thread_id": thread.id})),
+        _ => return Ok(()),
+    };
+    events::of_thread(conn, thread, live, &data)?;
+    Ok(())
 }
 
 /// Answers one shopper event on the thread, first marking it seen when `mark_seen`; `(before, at)` is
@@ -772,10 +795,11 @@ fn checkout(
 pub fn checkout_for_agent(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
+    agent: Option<uuid::Uuid>,
     thread_id: ThreadId,
 ) -> TurnResult<Result<crate::checkout::orders::Order, crate::checkout::orders::CheckoutRefusal>> {
     crate::db::write_transaction(conn, |conn| {
-        let thread = conversations::thread(conn, merchant_id, thread_id)?;
+        let thread = conversations::thread_for(conn, merchant_id, agent, thread_id)?;
         let merchant = crate::merchants::get(conn, merchant_id)?;
         let mut funnel = attribution::ThreadFunnel::with_settings(
             thread.funnel_view(),
@@ -785,6 +809,13 @@ pub fn checkout_for_agent(
         match freeze(conn, &merchant, &mut funnel, crate::db::now())? {
             Ok(done) => {
                 super::notices::tell(conn, &done.order, &order_messages(&done.order)?)?;
+                crate::events::of_thread(
+                    conn,
+                    &thread,
+                    crate::events::EventKind::CheckoutOpened,
+                    &serde_json::json!({"thread_id": thread.id, "order_id": done.order.id,
+                                        "number": done.order.number}),
+                )?;
                 Ok(Ok(done.order))
             }
             Err(refusal) => Ok(Err(refusal)),

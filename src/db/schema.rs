@@ -809,3 +809,19 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(agents, threads);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    merchant_events (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        kind -> Text,
+        thread_id -> Nullable<PortableUuid>,
+        agent_id -> Nullable<PortableUuid>,
+        for_agents -> Bool,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -16,6 +16,7 @@ pub use health::OPENAPI_YAML;
 pub use state::AppState;
 mod agents;
 mod context;
+mod events;
 mod merchant;
 mod offers;
 mod orders;
@@ -73,6 +74,7 @@ fn register(api: &mut Api<'_>) {
     reports::routes(api);
     templates::routes(api);
     agents::routes(api);
+    events::routes(api);
     threads::routes(api);
     webhooks::routes(api);
     webchat::routes(api);

@@ -323,7 +323,7 @@ async fn send(
     let text = without_controls(&body.into_inner().text);
     let queued = state
         .db
-        .run(move |conn| agent::send_text(conn, caller.merchant_id, id, &text))
+        .run(move |conn| agent::send_text(conn, caller.merchant_id, id, caller.agent_id, &text))
         .await
         .map_err(|e| match e {
             AgentSendError::NotFound => ApiError::not_found("thread"),
@@ -602,7 +602,7 @@ async fn checkout(
         .db
         .run(move |conn| {
             use crate::conversations::turn::{TurnError, checkout_for_agent};
-            checkout_for_agent(conn, caller.merchant_id, id).map_err(|e| match e {
+            checkout_for_agent(conn, caller.merchant_id, caller.agent_id, id).map_err(|e| match e {
                 TurnError::Db(diesel::result::Error::NotFound) => ApiError::not_found("thread"),
                 TurnError::Db(e) => e.into(),
                 other => ApiError::internal(other),

@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use uuid::Uuid;
 
 use crate::kernel::ThreadId;
-pub use store::{dequeue, enqueue, queue_position, release_agent, release_silent, route};
+pub use store::{dequeue, enqueue, queue_position, release_agent, release_silent, route, take};
 
 crate::text_state! {
     /// An agent's presence.

@@ -6,9 +6,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use serde_json::json;
+
 use super::{Agent, Assignment, Waiting, assign};
 use crate::db::schema::{customers, merchants, messages, orders, threads};
 use crate::db::{DbConnection, DbUuid};
+use crate::events::{self, Audience, EventKind};
 use crate::kernel::{MerchantId, ThreadId};
 
 /// The most waiting threads one routing pass reads per merchant.
@@ -16,14 +19,22 @@ const MAX_WAITING: i64 = 500;
 
 /// The thread waits for a person from `at` (unless it already does).
 pub fn enqueue(conn: &mut DbConnection, thread: ThreadId, at: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(threads::table.find(thread).filter(threads::queued_at.is_null()))
+    let queued = diesel::update(threads::table.find(thread).filter(threads::queued_at.is_null()))
         .set(threads::queued_at.eq(at))
         .execute(conn)?;
+    if queued > 0 {
+        let t = crate::conversations::get_thread(conn, thread)?;
+        events::of_thread(conn, &t, EventKind::ThreadQueued, &json!({"thread_id": thread}))?;
+    }
     Ok(())
 }
 
 /// The thread went back to the bot: out of the queue, no agent.
 pub fn dequeue(conn: &mut DbConnection, thread: ThreadId) -> QueryResult<()> {
+    let before = crate::conversations::get_thread(conn, thread)?;
+    if before.queued_at.is_none() {
+        return Ok(());
+    }
     let none: Option<NaiveDateTime> = None;
     let nobody: Option<DbUuid> = None;
     diesel::update(threads::table.find(thread))
@@ -35,20 +46,41 @@ pub fn dequeue(conn: &mut DbConnection, thread: ThreadId) -> QueryResult<()> {
             threads::passed_over_agent_id.eq(nobody),
         ))
         .execute(conn)?;
-    Ok(())
+    released(conn, &before, "back_to_bot")
+}
+
+/// Tells the feed that `thread` left its agent or the queue, and why.
+fn released(conn: &mut DbConnection, thread: &crate::conversations::Thread, why: &str) -> QueryResult<()> {
+    events::record(
+        conn,
+        thread.merchant_id,
+        EventKind::ThreadReleased,
+        Some(thread.id),
+        Audience::Agents,
+        &json!({"thread_id": thread.id, "agent_id": thread.assigned_agent_id.map(|a| a.0), "reason": why}),
+    )
 }
 
 /// The agent's threads go back to the queue, where they keep their place.
 pub fn release_agent(conn: &mut DbConnection, agent: Uuid, _at: NaiveDateTime) -> QueryResult<usize> {
+    let theirs: Vec<ThreadId> = threads::table
+        .filter(threads::assigned_agent_id.eq(DbUuid(agent)))
+        .select(threads::id)
+        .load(conn)?;
     let none: Option<NaiveDateTime> = None;
     let nobody: Option<DbUuid> = None;
-    diesel::update(threads::table.filter(threads::assigned_agent_id.eq(DbUuid(agent))))
-        .set((
-            threads::assigned_agent_id.eq(nobody),
-            threads::assigned_at.eq(none),
-            threads::routing_reason.eq(None::<String>),
-        ))
-        .execute(conn)
+    for thread in &theirs {
+        let before = crate::conversations::get_thread(conn, *thread)?;
+        diesel::update(threads::table.find(*thread))
+            .set((
+                threads::assigned_agent_id.eq(nobody),
+                threads::assigned_at.eq(none),
+                threads::routing_reason.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        released(conn, &before, "agent_left")?;
+    }
+    Ok(theirs.len())
 }
 
 /// Threads whose agent has not written to the shopper within the merchant's `agent_answer_minutes`
@@ -95,6 +127,14 @@ pub fn release_silent(
             threads::passed_over_agent_id.eq(Some(agent)),
         ))
         .execute(conn)?;
+        events::record(
+            conn,
+            merchant_id,
+            EventKind::ThreadReleased,
+            Some(thread),
+            Audience::Agents,
+            &json!({"thread_id": thread, "agent_id": agent.0, "reason": "no_answer"}),
+        )?;
         tracing::info!(thread.id = %thread, agent.id = %agent.0, "the agent did not answer in time: the thread goes to the next");
     }
     Ok(released)
@@ -203,10 +243,46 @@ pub fn route(
         .execute(conn)?;
         if taken == 1 {
             tracing::info!(thread.id = %a.thread, agent.id = %a.agent, reason = a.reason.as_str(), "thread assigned");
+            events::record(
+                conn,
+                merchant_id,
+                EventKind::ThreadAssigned,
+                Some(a.thread),
+                Audience::Agents,
+                &json!({"thread_id": a.thread, "agent_id": a.agent, "reason": a.reason.as_str()}),
+            )?;
             given.push(a);
         }
     }
     Ok(given)
+}
+
+/// An agent wrote to a thread waiting in the queue: it is theirs now (reason `taken`).
+pub fn take(conn: &mut DbConnection, thread: ThreadId, agent: Uuid, at: NaiveDateTime) -> QueryResult<bool> {
+    let taken = diesel::update(
+        threads::table
+            .find(thread)
+            .filter(threads::assigned_agent_id.is_null())
+            .filter(threads::queued_at.is_not_null()),
+    )
+    .set((
+        threads::assigned_agent_id.eq(Some(DbUuid(agent))),
+        threads::assigned_at.eq(at),
+        threads::routing_reason.eq("taken"),
+    ))
+    .execute(conn)?;
+    if taken == 1 {
+        let t = crate::conversations::get_thread(conn, thread)?;
+        events::record(
+            conn,
+            t.merchant_id,
+            EventKind::ThreadAssigned,
+            Some(thread),
+            Audience::Agents,
+            &json!({"thread_id": thread, "agent_id": agent, "reason": "taken"}),
+        )?;
+    }
+    Ok(taken == 1)
 }
 
 /// Where the thread stands in its merchant's queue (1 is next); none when it does not wait.

@@ -457,3 +457,81 @@ async fn the_demo_shop_has_an_agent_whose_public_key_sets_her_presence() {
         "once, however often the demo loads"
     );
 }
+
+/// Opens the merchant's live feed with `token` (after `last`, when given).
+async fn feed(m: &MessengerApp, token: &str, last: Option<&str>) -> reqwest::Response {
+    let mut req = m
+        .app
+        .client
+        .get(format!("{}/v1/events", m.app.address))
+        .bearer_auth(token);
+    if let Some(last) = last {
+        req = req.header("last-event-id", last);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    res
+}
+
+fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
+    move |e| e["kind"] == kind
+}
+
+#[tokio::test]
+async fn the_live_feed_shows_a_thread_queued_assigned_and_its_messages_and_resumes_where_it_stopped() {
+    let m = spawn_messenger_app().await;
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
+    let ben = add_agent(&m, "Ben", "ben@example.com", &["en"], 3).await;
+    let mut owner = feed(&m, &m.merchant.token, None).await;
+    let mut bens = feed(&m, &ben.token, None).await;
+
+    let thread = asks_for_a_person(&m, "E1").await;
+    let (queued, _) = crate::webchat::stream_until(&mut owner, is("thread.queued")).await;
+    go_online(&m, &lea).await;
+    let (assigned, _) = crate::webchat::stream_until(&mut owner, is("thread.assigned")).await;
+    let res = m
+        .app
+        .post(
+            &format!("/v1/threads/{thread}/messages"),
+            &lea.token,
+            json!({"text": "Bonjour, je suis Léa."}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let (out, ids) = crate::webchat::stream_until(&mut owner, is("message.out")).await;
+    drop(owner);
+    let mid = "m-E1-later";
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![text_message("E1", now_ms(), mid, "merci !")],
+        ))
+        .await;
+    // Reconnected after the last event it had: the shopper's message, missed meanwhile, comes first.
+    let mut again = feed(&m, &m.merchant.token, Some(ids.last().unwrap())).await;
+    let (back, _) = crate::webchat::stream_until(&mut again, |_| true).await;
+    // Ben saw the queue, not Léa's conversation.
+    let (bens_first, _) = crate::webchat::stream_until(&mut bens, |_| true).await;
+    let (bens_second, _) = crate::webchat::stream_until(&mut bens, |_| true).await;
+
+    assert_eq!(queued["thread_id"], thread.as_str());
+    assert_eq!(assigned["agent_id"], lea.id.as_str());
+    assert_eq!(assigned["reason"], "language");
+    assert_eq!(out["text"], "Bonjour, je suis Léa.");
+    assert_eq!(back["kind"], "message.in");
+    assert_eq!(back["text"], "merci !");
+    assert_eq!(bens_first["kind"], "thread.queued");
+    assert_eq!(bens_second["kind"], "thread.assigned");
+    let mut bens_rest = feed(&m, &ben.token, Some(bens_second["id"].as_str().unwrap())).await;
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(1500), async {
+        crate::webchat::stream_until(&mut bens_rest, |_| true).await
+    })
+    .await;
+    assert!(quiet.is_err(), "Léa's messages are not Ben's to see: {quiet:?}");
+}

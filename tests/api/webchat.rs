@@ -134,7 +134,10 @@ fn payload_of<'v>(buttons: &'v Value, title: &str) -> &'v str {
 }
 
 /// Reads the event stream until `pick` accepts an event's data; answers it and the ids seen.
-async fn stream_until(res: &mut reqwest::Response, pick: impl Fn(&Value) -> bool) -> (Value, Vec<String>) {
+pub(crate) async fn stream_until(
+    res: &mut reqwest::Response,
+    pick: impl Fn(&Value) -> bool,
+) -> (Value, Vec<String>) {
     let mut buffer = String::new();
     let mut ids = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
