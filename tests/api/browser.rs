@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, eventually};
 use crate::simulator::{DEMO_KEY, buy_slippers_from_ad, cart_slippers_with_code, spawn_dev_app};
 
 /// The key W3C WebDriver names elements by.
@@ -1721,4 +1721,79 @@ async fn the_simulators_clock_shows_a_cart_reminder_and_a_receipt_through_its_te
         "{text}"
     );
     assert!(text.contains("49.90 EUR"), "{text}");
+}
+
+#[tokio::test]
+async fn an_agent_sees_a_shopper_arrive_live_in_the_inbox_answers_and_the_answer_reaches_meta() {
+    let Some(browser) = browser_or_skip(
+        "an_agent_sees_a_shopper_arrive_live_in_the_inbox_answers_and_the_answer_reaches_meta",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    sign_in(
+        &browser,
+        &app,
+        "tc_demo_comfy_shoes_agent_lea_00000000000000000000000000000000000",
+    )
+    .await;
+    browser.click("//button[@id='presence-set']").await;
+    browser
+        .wait_for("//p[@id='status' and .='You are online.']")
+        .await;
+
+    // A shopper in the simulator asks for a person: the thread appears in Léa's inbox by itself.
+    let said = app
+        .client
+        .post(format!("{}/dev/simulator/send", app.address))
+        .json(
+            &json!({"page_id": crate::simulator::DEMO_PAGE, "psid": "INBOX-1", "name": "Anna",
+                      "action": {"kind": "text", "text": "human"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(said.status(), 202);
+    browser
+        .click("//ul[@id='mine-list']/li/button[starts-with(., 'Anna')]")
+        .await;
+    let name = browser
+        .wait_for("//dl[@id='context']/dd[@data-fact='name' and .='Anna']")
+        .await;
+    assert_eq!(browser.text(&name).await, "Anna");
+    browser
+        .wait_for("//ol[@id='conversation-messages']/li[@data-author='shopper']/span[.='human']")
+        .await;
+
+    browser
+        .type_into("//textarea[@id='answer']", "Bonjour Anna, je suis Léa.")
+        .await;
+    browser.click("//button[@id='answer-send']").await;
+    browser
+        .wait_for(
+            "//ol[@id='conversation-messages']/li[@data-author='agent']/span[.='Bonjour Anna, je suis Léa.']",
+        )
+        .await;
+
+    // The answer went to the (local) Send API: the simulator shows it to the shopper.
+    eventually("the answer reaches the shopper", || async {
+        let body: Value = app
+            .client
+            .get(format!("{}/dev/simulator/messages", app.address))
+            .query(&[("page_id", crate::simulator::DEMO_PAGE), ("psid", "INBOX-1")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["from"] == "page" && e["message"]["text"] == "Bonjour Anna, je suis Léa.")
+    })
+    .await;
 }
