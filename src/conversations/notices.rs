@@ -308,11 +308,36 @@ fn tell_now(
     if !template || thread.channel != Channel::Messenger {
         return Ok(None);
     }
-    let purpose = update.purpose();
-    let Some(template) = templates::approved_for(conn, &thread.page_id, purpose, locale.as_deref())? else {
+    // A paid stay is confirmed through the Page's `booking_confirmed` template (room and dates) when
+    // it has one, else through the receipt's.
+    let stay = match update {
+        Update::Receipt(order) => match order.lines.iter().find_map(|l| l.booking_id) {
+            Some(booking) => crate::followups::reminders::confirmed_stay(conn, thread.merchant_id, booking)?,
+            None => None,
+        },
+        _ => None,
+    };
+    let mut found = None;
+    for purpose in stay
+        .as_ref()
+        .map(|_| Purpose::BookingConfirmed)
+        .into_iter()
+        .chain([update.purpose()])
+    {
+        if let Some(t) = templates::approved_for(conn, &thread.page_id, purpose, locale.as_deref())? {
+            found = Some((purpose, t));
+            break;
+        }
+    }
+    let Some((purpose, template)) = found else {
         return Ok(None);
     };
-    let value = |p: Placeholder| update.value(p, first_name.as_deref());
+    let value = |p: Placeholder| match (&stay, p) {
+        (Some(s), Placeholder::Room) => s.room.clone(),
+        (Some(s), Placeholder::Arrival) => s.arrival.to_string(),
+        (Some(s), Placeholder::Departure) => s.departure.to_string(),
+        _ => update.value(p, first_name.as_deref()),
+    };
     let utility = Reply::Utility(Box::new(Utility {
         template: template.name.clone(),
         language: template.language.clone(),

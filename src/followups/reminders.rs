@@ -79,6 +79,15 @@ fn stay_in(
     }))
 }
 
+/// A confirmed booking whose guest has not left yet, as the guest is told of it; `None` otherwise.
+pub fn confirmed_stay(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    booking_id: Uuid,
+) -> QueryResult<Option<Stay>> {
+    stay_in(conn, merchant_id, booking_id, BookingStatus::Confirmed)
+}
+
 /// The reminder of a confirmed booking whose guest has not left yet; `None` otherwise.
 pub fn update_for(
     conn: &mut DbConnection,

@@ -216,6 +216,7 @@ pub fn route(
     if queue.is_empty() {
         return Ok(Vec::new());
     }
+    lock_agents(conn, merchant_id)?;
     let agents: Vec<Agent> = crate::agents::all(conn, merchant_id)?
         .into_iter()
         .map(|a| Agent {
@@ -283,6 +284,25 @@ pub fn take(conn: &mut DbConnection, thread: ThreadId, agent: Uuid, at: NaiveDat
         )?;
     }
     Ok(taken == 1)
+}
+
+/// Holds the merchant's agents' rows for the rest of the transaction, so that two processes routing the
+/// same merchant take turns and never count an agent's room twice (PostgreSQL; on SQLite the write
+/// transaction is the only writer already).
+#[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+fn lock_agents(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<()> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => {
+            crate::db::schema::agents::table
+                .filter(crate::db::schema::agents::merchant_id.eq(merchant_id))
+                .select(crate::db::schema::agents::id)
+                .for_update()
+                .load::<DbUuid>(c)?;
+        }
+        DbConnection::Sqlite(_) => {}
+    }
+    Ok(())
 }
 
 /// Where the thread stands in its merchant's queue (1 is next); none when it does not wait.

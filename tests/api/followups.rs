@@ -268,6 +268,14 @@ async fn book_and_pay(
     psid: &str,
     arrival: NaiveDate,
 ) {
+    let session = book(m, psid, arrival).await;
+    stripe.complete_session(&session);
+    post_stripe_event(m, "checkout.session.completed", &session).await;
+}
+
+/// The shopper holds the suite for two nights from `arrival` and taps Book and pay; answers the
+/// order's Checkout Session.
+async fn book(m: &MessengerApp, psid: &str, arrival: NaiveDate) -> String {
     let held = crate::stays::hold_the_suite(m, psid, arrival).await;
     assert!(
         held["text"].as_str().unwrap().starts_with("Honeymoon Suite,"),
@@ -300,12 +308,10 @@ async fn book_and_pay(
         .json()
         .await
         .unwrap();
-    let session = orders["data"][0]["stripe_session_id"]
+    orders["data"][0]["stripe_session_id"]
         .as_str()
         .unwrap()
-        .to_owned();
-    stripe.complete_session(&session);
-    post_stripe_event(m, "checkout.session.completed", &session).await;
+        .to_owned()
 }
 
 /// The Send API requests to `psid` that carry a utility template.
@@ -815,5 +821,58 @@ async fn a_second_refund_held_after_the_first_was_told_is_held_and_told_again() 
         "nothing went out while the window was closed"
     );
     assert!(template_sends_to(&m, "H1").is_empty());
+    assert_no_tag(&m);
+}
+
+#[tokio::test]
+async fn a_stay_paid_after_the_window_is_confirmed_through_the_booking_confirmed_template() {
+    let (m, stripe) = shop_with_stripe().await;
+    for (purpose, body) in [
+        (
+            "order_paid",
+            "Hi {first_name}, your order {order_number} of {amount} is paid. Thank you!",
+        ),
+        (
+            "booking_confirmed",
+            "Hi {first_name}, your stay in the {room} from {arrival} to {departure} is confirmed.",
+        ),
+    ] {
+        let res = m
+            .app
+            .post(
+                "/v1/templates",
+                &m.merchant.token,
+                json!({"page_id": PAGE_ID, "purpose": purpose, "language": "en", "body": body}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    crate::stays::room(&m, "Honeymoon Suite", 1, "240.00").await;
+    let arrival = in_days(6);
+    let session = book(&m, "BC1", arrival).await;
+
+    // The guest pays the next day: the window (24 hours for a shopper who wrote first) is closed.
+    time_passes(&m, "BC1", 25 * 60);
+    stripe.complete_session(&session);
+    post_stripe_event(&m, "checkout.session.completed", &session).await;
+    eventually("the confirmation goes through the template", || async {
+        !template_sends_to(&m, "BC1").is_empty()
+    })
+    .await;
+
+    let sends = template_sends_to(&m, "BC1");
+    assert_eq!(sends.len(), 1, "one word, not the receipt's template as well");
+    assert_eq!(
+        sends[0]["message"]["template"]["name"],
+        "threadcart_booking_confirmed_en"
+    );
+    let parameters: Vec<&str> = sends[0]["message"]["template"]["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    let (a, d) = (arrival.to_string(), (arrival + Days::new(2)).to_string());
+    assert_eq!(parameters, ["Anna", "Honeymoon Suite", a.as_str(), d.as_str()]);
     assert_no_tag(&m);
 }
