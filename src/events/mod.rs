@@ -143,6 +143,23 @@ pub fn after(
     query.load(conn)
 }
 
+/// How long events are kept for streams to resume from.
+pub const KEPT: chrono::Duration = chrono::Duration::days(7);
+
+/// Forgets events older than [`KEPT`] at `at`, at most `limit` of them; answers how many.
+pub fn prune(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> QueryResult<usize> {
+    let old: Vec<DbUuid> = merchant_events::table
+        .filter(merchant_events::created_at.lt(at - KEPT))
+        .order(merchant_events::id.asc())
+        .limit(limit)
+        .select(merchant_events::id)
+        .load(conn)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(merchant_events::table.filter(merchant_events::id.eq_any(old))).execute(conn)
+}
+
 /// The id of the merchant's newest event: a stream without `Last-Event-ID` starts after it.
 pub fn newest(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Option<Uuid>> {
     Ok(merchant_events::table

@@ -1,6 +1,7 @@
 //! Routes the queues: every second (and when woken), for each merchant with threads waiting for a
 //! person or assigned to one, takes threads back from agents who did not answer in time and gives the
-//! waiting ones to agents with room (`crate::routing`). Each merchant's pass is one write transaction,
+//! waiting ones to agents with room (`crate::routing`); every minute it forgets the live feed's events
+//! older than `crate::events::KEPT`. Each merchant's pass is one write transaction,
 //! so two processes never give one thread twice.
 
 use std::sync::Arc;
@@ -18,9 +19,21 @@ use crate::kernel::MerchantId;
 const POLL: Duration = Duration::from_secs(1);
 
 pub(super) async fn routing_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
         if let Err(e) = ctx.db.run(route_all).await {
             tracing::error!(error = %e, "routing the queues failed");
+        }
+        // The live feed's old events, a batch at a time, every minute.
+        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            last_prune = Some(std::time::Instant::now());
+            if let Err(e) = ctx
+                .db
+                .query(|conn| crate::events::prune(conn, now(), 5_000))
+                .await
+            {
+                tracing::error!(error = %e, "forgetting old live events failed");
+            }
         }
         tokio::select! {
             _ = ctx.wakers.routing.notified() => {}

@@ -535,3 +535,24 @@ async fn the_live_feed_shows_a_thread_queued_assigned_and_its_messages_and_resum
     .await;
     assert!(quiet.is_err(), "Léa's messages are not Ben's to see: {quiet:?}");
 }
+
+#[tokio::test]
+async fn live_events_older_than_a_week_are_forgotten_and_newer_ones_kept() {
+    let m = spawn_messenger_app().await;
+    asks_for_a_person(&m, "P9").await;
+    let at = threadcart::db::now();
+
+    let today = m
+        .app
+        .db
+        .query_blocking(move |conn| threadcart::events::prune(conn, at, 100))
+        .unwrap();
+    let later = m
+        .app
+        .db
+        .query_blocking(move |conn| threadcart::events::prune(conn, at + chrono::Duration::days(8), 100))
+        .unwrap();
+
+    assert_eq!(today, 0, "a fresh event is kept");
+    assert_eq!(later, 1, "the thread's queued event, eight days on");
+}
