@@ -41,16 +41,19 @@ async fn add_agent(
 }
 
 async fn go_online(m: &MessengerApp, agent: &TestAgent) {
-    let res = m
-        .app
-        .request(
-            reqwest::Method::PUT,
-            "/v1/agents/me/presence",
-            &agent.token,
-            Some(json!({"status": "online"})),
-        )
-        .await;
+    let res = set_presence(&m.app, &agent.token, "online").await;
     assert_eq!(res.status(), 200);
+}
+
+/// `PUT /v1/agents/me/presence` with `token`.
+async fn set_presence(app: &crate::helpers::TestApp, token: &str, status: &str) -> reqwest::Response {
+    app.request(
+        reqwest::Method::PUT,
+        "/v1/agents/me/presence",
+        token,
+        Some(json!({"status": status})),
+    )
+    .await
 }
 
 /// The shopper `psid` writes, then asks for a person; answers their thread's id.
@@ -191,24 +194,8 @@ async fn only_an_agents_own_key_sets_a_presence_and_it_is_one_of_three() {
     let m = spawn_messenger_app().await;
     let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
 
-    let owner = m
-        .app
-        .request(
-            reqwest::Method::PUT,
-            "/v1/agents/me/presence",
-            &m.merchant.token,
-            Some(json!({"status": "online"})),
-        )
-        .await;
-    let wrong = m
-        .app
-        .request(
-            reqwest::Method::PUT,
-            "/v1/agents/me/presence",
-            &lea.token,
-            Some(json!({"status": "busy"})),
-        )
-        .await;
+    let owner = set_presence(&m.app, &m.merchant.token, "online").await;
+    let wrong = set_presence(&m.app, &lea.token, "busy").await;
     go_online(&m, &lea).await;
     let shown: Value = m
         .app
@@ -338,15 +325,7 @@ async fn an_agent_going_offline_gives_their_threads_back_to_the_queue() {
     })
     .await;
 
-    let res = m
-        .app
-        .request(
-            reqwest::Method::PUT,
-            "/v1/agents/me/presence",
-            &lea.token,
-            Some(json!({"status": "offline"})),
-        )
-        .await;
+    let res = set_presence(&m.app, &lea.token, "offline").await;
     assert_eq!(res.status(), 200);
 
     let t = thread_of(&m, &thread).await;
@@ -436,14 +415,7 @@ async fn the_demo_shop_has_an_agent_whose_public_key_sets_her_presence() {
         .token("tc_demo_comfy_shoes_agent_lea_00000000000000000000000000000000000")
         .await;
 
-    let res = app
-        .request(
-            reqwest::Method::PUT,
-            "/v1/agents/me/presence",
-            &token,
-            Some(json!({"status": "online"})),
-        )
-        .await;
+    let res = set_presence(&app, &token, "online").await;
 
     assert_eq!(res.status(), 200);
     let lea: Value = res.json().await.unwrap();

@@ -11,8 +11,8 @@ use threadcart::dev::clock;
 
 use crate::checkout::{cart_of_size_42, post_stripe_event, shop_with_stripe};
 use crate::helpers::{
-    MessengerApp, PAGE_ID, button, delivery, eventually, messenger_env, next_message, now_ms, sent_to,
-    tap_postback, template, text_message,
+    MessengerApp, PAGE_ID, body_parameters, button, delivery, eventually, messenger_env, next_message,
+    now_ms, sent_to, tap_postback, template, template_sends_to, text_message,
 };
 
 /// Time passes for `psid`'s thread: `minutes` minutes.
@@ -314,15 +314,6 @@ async fn book(m: &MessengerApp, psid: &str, arrival: NaiveDate) -> String {
         .to_owned()
 }
 
-/// The Send API requests to `psid` that carry a utility template.
-fn template_sends_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
-    m.graph
-        .messages()
-        .into_iter()
-        .filter(|b| b["recipient"]["id"] == psid && b["message"]["template"].is_object())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template_after_the_window() {
     let (m, stripe) = shop_with_stripe().await;
@@ -350,12 +341,7 @@ async fn a_stay_is_reminded_the_day_before_arrival_through_the_approved_template
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["messaging_type"], "UTILITY");
     assert!(sends[0].get("tag").is_none_or(Value::is_null), "never a tag");
-    let parameters: Vec<&str> = sends[0]["message"]["template"]["components"][0]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap())
-        .collect();
+    let parameters = body_parameters(&sends[0]["message"]["template"]);
     let arrival_text = arrival.to_string();
     assert_eq!(parameters, ["Anna", "Honeymoon Suite", arrival_text.as_str()]);
     let bookings: Value = m
@@ -553,13 +539,6 @@ async fn order_number(m: &MessengerApp, order_id: &str) -> String {
     order["number"].as_str().unwrap().to_owned()
 }
 
-fn texts_to(m: &MessengerApp, psid: &str) -> Vec<String> {
-    sent_to(m, psid)
-        .iter()
-        .filter_map(|v| v["text"].as_str().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_refund_from_the_api_is_told_in_the_window_and_through_the_template_after_it() {
     let (m, stripe) = shop_with_stripe().await;
@@ -596,7 +575,7 @@ async fn a_refund_from_the_api_is_told_in_the_window_and_through_the_template_af
     assert_eq!(part.status(), 201);
     let said = format!("We refunded 10.00 EUR of order {number}. Your bank shows it within a few days.");
     eventually("the shopper is told of the refund", || async {
-        texts_to(&m, "F1").contains(&said)
+        m.graph.texts_to("F1").contains(&said)
     })
     .await;
 
@@ -619,15 +598,11 @@ async fn a_refund_from_the_api_is_told_in_the_window_and_through_the_template_af
     let sends = template_sends_to(&m, "F1");
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["messaging_type"], "UTILITY");
-    let parameters: Vec<&str> = sends[0]["message"]["template"]["components"][0]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap())
-        .collect();
+    let parameters = body_parameters(&sends[0]["message"]["template"]);
     assert_eq!(parameters, ["Anna", "15.00 EUR", number.as_str()]);
     assert_eq!(
-        texts_to(&m, "F1")
+        m.graph
+            .texts_to("F1")
             .iter()
             .filter(|t| t.starts_with("We refunded"))
             .count(),
@@ -690,7 +665,7 @@ async fn a_confirmed_stay_cancelled_by_the_business_is_told_to_the_guest_once() 
         "Your stay in the Honeymoon Suite from {arrival} to {departure} is cancelled. Write to us here with any question."
     );
     eventually("the guest is told", || async {
-        texts_to(&m, "C1").contains(&said)
+        m.graph.texts_to("C1").contains(&said)
     })
     .await;
     time_passes(&m, "C1", 8 * 24 * 60);
@@ -698,7 +673,7 @@ async fn a_confirmed_stay_cancelled_by_the_business_is_told_to_the_guest_once() 
         jobs(&m, "booking_reminder") == [Some("not_confirmed".to_owned())]
     })
     .await;
-    assert_eq!(texts_to(&m, "C1").iter().filter(|t| **t == said).count(), 1);
+    assert_eq!(m.graph.texts_to("C1").iter().filter(|t| **t == said).count(), 1);
     assert_no_tag(&m);
 }
 
@@ -790,7 +765,7 @@ async fn a_second_refund_held_after_the_first_was_told_is_held_and_told_again() 
     };
     let count = |text: String| {
         let m = &m;
-        async move { texts_to(m, "H1").iter().filter(|t| **t == text).count() }
+        async move { m.graph.texts_to("H1").iter().filter(|t| **t == text).count() }
     };
 
     // No template for refunds: after the window (an ad's lasts seven days) the first refund is held
@@ -817,7 +792,10 @@ async fn a_second_refund_held_after_the_first_was_told_is_held_and_told_again() 
 
     assert_eq!(count(summary("10.00")).await, 1);
     assert!(
-        texts_to(&m, "H1").iter().all(|t| !t.starts_with("We refunded")),
+        m.graph
+            .texts_to("H1")
+            .iter()
+            .all(|t| !t.starts_with("We refunded")),
         "nothing went out while the window was closed"
     );
     assert!(template_sends_to(&m, "H1").is_empty());
@@ -866,12 +844,7 @@ async fn a_stay_paid_after_the_window_is_confirmed_through_the_booking_confirmed
         sends[0]["message"]["template"]["name"],
         "threadcart_booking_confirmed_en"
     );
-    let parameters: Vec<&str> = sends[0]["message"]["template"]["components"][0]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap())
-        .collect();
+    let parameters = body_parameters(&sends[0]["message"]["template"]);
     let (a, d) = (arrival.to_string(), (arrival + Days::new(2)).to_string());
     assert_eq!(parameters, ["Anna", "Honeymoon Suite", a.as_str(), d.as_str()]);
     assert_no_tag(&m);

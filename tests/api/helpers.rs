@@ -488,6 +488,25 @@ pub fn sent_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The Send API requests to `psid` that carry a utility template.
+pub fn template_sends_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
+    m.graph
+        .messages()
+        .into_iter()
+        .filter(|b| b["recipient"]["id"] == psid && b["message"]["template"].is_object())
+        .collect()
+}
+
+/// The values of a sent template's body placeholders, in order.
+pub fn body_parameters(template: &Value) -> Vec<&str> {
+    template["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect()
+}
+
 /// Waits for the message after the first `seen` ones that satisfies `pick`, and returns it.
 pub async fn next_message(m: &MessengerApp, psid: &str, seen: usize, pick: impl Fn(&Value) -> bool) -> Value {
     eventually("the expected reply", || async {

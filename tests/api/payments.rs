@@ -15,7 +15,8 @@ use crate::checkout::{
     shop_with_stripe_and, stock_of_42,
 };
 use crate::helpers::{
-    MessengerApp, PAGE_ID, button, eventually, next_message, sent_to, tap_postback, template,
+    MessengerApp, PAGE_ID, body_parameters, button, eventually, next_message, sent_to, tap_postback,
+    template, template_sends_to,
 };
 
 /// A shopper checks out size 42 and gets the Pay button; answers the (newest, so first listed) order's id and session id.
@@ -411,25 +412,6 @@ async fn approve_template(m: &MessengerApp, purpose: &str, body: &str) {
         )
         .await;
     assert_eq!(res.status(), 201);
-}
-
-/// The Send API requests to `psid` that carry a utility template.
-fn template_sends_to(m: &MessengerApp, psid: &str) -> Vec<Value> {
-    m.graph
-        .messages()
-        .into_iter()
-        .filter(|b| b["recipient"]["id"] == psid && b["message"]["template"].is_object())
-        .collect()
-}
-
-/// The values of a sent template's body placeholders, in order.
-fn body_parameters(template: &Value) -> Vec<&str> {
-    template["components"][0]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap())
-        .collect()
 }
 
 /// The shopper's last message was two days ago: Messenger's window is closed.
