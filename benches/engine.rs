@@ -30,6 +30,7 @@ fn catalog(eur: Currency) -> Vec<Product> {
                     url: None,
                     brand: Some("Comfy".into()),
                     featured: i % 5 == 0,
+                    labels: threadcart::kernel::Labels::default(),
                 },
                 variants: (38..46)
                     .map(|size| Variant {

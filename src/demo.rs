@@ -80,6 +80,8 @@ struct DemoBookable {
     weekend_price: MoneyDto,
     min_nights: u32,
     max_nights: u32,
+    #[serde(default)]
+    labels: Vec<String>,
 }
 
 /// How far ahead a demo room's weekend prices are set when it is created.
@@ -455,6 +457,7 @@ fn load_bookable(
         check_out: chrono::NaiveTime::from_hms_opt(11, 0, 0).unwrap_or_default(),
         timezone: merchant.timezone,
         active: true,
+        labels: crate::kernel::Labels::parse("labels", &b.labels, &mut Vec::new()),
     };
     let weekend = b.weekend_price.parse_price().map_err(|e| invalid(&e))?;
     let bookable = bookings::create(conn, merchant.id, &spec).map_err(|e| invalid(&e))?;

@@ -31,6 +31,7 @@ pub mod money;
 pub mod offers;
 pub mod rate_limit;
 pub mod routing;
+pub mod rules;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;

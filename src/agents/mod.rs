@@ -11,11 +11,9 @@ use crate::auth::Role;
 use crate::auth::keys::{self, NewKey};
 use crate::db::schema::{agents, api_keys, threads};
 use crate::db::{DbConnection, DbUuid, now, write_or_nested_transaction};
-use crate::kernel::{FieldError, MerchantId};
+use crate::kernel::{FieldError, MAX_LABELS, MerchantId, is_label};
 pub use crate::routing::Presence;
 
-/// The most languages, and skills, an agent has.
-pub const MAX_LABELS: usize = 20;
 /// The most threads an agent may take at once.
 pub const MAX_THREADS: u32 = 100;
 
@@ -40,6 +38,8 @@ pub struct Agent {
     pub presence: Presence,
     /// When the presence was last set.
     pub presence_at: Option<NaiveDateTime>,
+    /// When their live connection last said they are there.
+    pub seen_at: Option<NaiveDateTime>,
     /// Threads assigned to them now.
     pub open_threads: u32,
     /// Created (UTC).
@@ -62,6 +62,7 @@ struct AgentRow {
     presence_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    seen_at: Option<NaiveDateTime>,
 }
 
 impl AgentRow {
@@ -77,6 +78,7 @@ impl AgentRow {
             max_threads: u32::try_from(self.max_threads).unwrap_or_default(),
             presence: self.presence,
             presence_at: self.presence_at,
+            seen_at: self.seen_at,
             open_threads,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -217,13 +219,6 @@ fn is_email(s: &str) -> bool {
         && !domain.ends_with('.')
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
         && !domain.contains('@')
-}
-
-/// A label of products, room types and skills: 1 to 40 lowercase letters, digits, `-` or `_`.
-pub fn is_label(s: &str) -> bool {
-    (1..=40).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// Why an agent could not be stored.
@@ -478,6 +473,46 @@ pub fn set_presence(
         }
         get(conn, merchant_id, id)
     })
+}
+
+/// An agent online or away whose live connection (`GET /v1/events`) and presence have both been
+/// silent this long counts as offline.
+pub const PRESENCE_TIMEOUT: chrono::Duration = chrono::Duration::minutes(3);
+
+/// The agent's live connection is open at `at`.
+pub fn seen(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    id: Uuid,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        agents::table
+            .filter(agents::id.eq(DbUuid(id)))
+            .filter(agents::merchant_id.eq(merchant_id)),
+    )
+    .set(agents::seen_at.eq(at))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Agents online or away whose live connection has been gone (and who have not set a presence) for
+/// [`PRESENCE_TIMEOUT`] go offline, their threads back to the queue; answers how many.
+pub fn expire_presence(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
+    let cutoff = at - PRESENCE_TIMEOUT;
+    let gone: Vec<(DbUuid, MerchantId)> = agents::table
+        .filter(agents::presence.ne(Presence::Offline))
+        .filter(agents::deleted_at.is_null())
+        .filter(agents::presence_at.is_null().or(agents::presence_at.lt(cutoff)))
+        .filter(agents::seen_at.is_null().or(agents::seen_at.lt(cutoff)))
+        .select((agents::id, agents::merchant_id))
+        .limit(1000)
+        .load(conn)?;
+    for (id, merchant_id) in &gone {
+        set_presence(conn, *merchant_id, id.0, Presence::Offline)?;
+        tracing::info!(agent.id = %id.0, "the agent's live connection is gone: offline");
+    }
+    Ok(gone.len())
 }
 
 /// The role every agent's key has.

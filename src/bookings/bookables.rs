@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::stay::local_today;
 use crate::db::schema::{bookable_nights, bookable_rates, bookables, bookings};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::kernel::{FieldError, MerchantId};
+use crate::kernel::{FieldError, Labels, MerchantId};
 use crate::money::{Currency, Money};
 
 /// The most units of one bookable.
@@ -57,6 +57,8 @@ pub struct BookableSpec {
     pub timezone: chrono_tz::Tz,
     /// Whether it is offered to shoppers.
     pub active: bool,
+    /// Labels (`stays`): agents with these skills answer shoppers looking at it.
+    pub labels: Labels,
 }
 
 impl BookableSpec {
@@ -100,6 +102,8 @@ pub struct BookablePatch {
     pub timezone: Option<chrono_tz::Tz>,
     /// New active flag.
     pub active: Option<bool>,
+    /// New labels.
+    pub labels: Option<Labels>,
 }
 
 impl BookablePatch {
@@ -117,6 +121,7 @@ impl BookablePatch {
             check_out,
             timezone,
             active,
+            labels,
         } = self;
         fn set<T>(field: &mut T, value: Option<T>) {
             if let Some(v) = value {
@@ -135,6 +140,7 @@ impl BookablePatch {
         set(&mut spec.check_out, check_out);
         set(&mut spec.timezone, timezone);
         set(&mut spec.active, active);
+        set(&mut spec.labels, labels);
     }
 }
 
@@ -208,6 +214,7 @@ pub(super) struct BookableRow {
     active: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    labels: String,
 }
 
 pub(super) fn corrupt(what: String) -> diesel::result::Error {
@@ -250,6 +257,7 @@ impl TryFrom<BookableRow> for Bookable {
                 .parse()
                 .map_err(|_| corrupt(format!("bad timezone `{}`", row.timezone)))?,
             active: row.active,
+            labels: Labels::from_stored(&row.labels).map_err(|e| corrupt(e.to_string()))?,
         };
         Ok(Bookable {
             id: row.id.0,
@@ -282,6 +290,7 @@ struct SpecColumns<'a> {
     check_out_time: String,
     timezone: &'a str,
     active: bool,
+    labels: String,
     updated_at: NaiveDateTime,
 }
 
@@ -300,6 +309,7 @@ fn columns(spec: &BookableSpec, at: NaiveDateTime) -> SpecColumns<'_> {
         check_out_time: format_time(spec.check_out),
         timezone: spec.timezone.name(),
         active: spec.active,
+        labels: spec.labels.stored(),
         updated_at: at,
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::kernel::{FieldError, RetailerId};
+use crate::kernel::{FieldError, Labels, RetailerId};
 use crate::money::{Currency, Money};
 
 /// Checks a free-text identifier (retailer id, SKU): 1 to 100 characters, no control characters, no
@@ -117,6 +117,8 @@ pub struct ProductFields {
     pub brand: Option<String>,
     /// Shown first when the shopper browses.
     pub featured: bool,
+    /// Labels (`slippers`): agents with these skills answer shoppers looking at it.
+    pub labels: Labels,
 }
 
 /// Raw product input from any edge (JSON body, CSV row group), before validation.
@@ -136,6 +138,8 @@ pub struct ProductInput<'a> {
     pub brand: Option<&'a str>,
     /// Featured flag.
     pub featured: bool,
+    /// Labels.
+    pub labels: &'a [String],
 }
 
 impl ProductFields {
@@ -149,6 +153,7 @@ impl ProductFields {
             url: optional_url("url", input.url, errors),
             brand: optional_text("brand", input.brand, 100, errors),
             featured: input.featured,
+            labels: Labels::parse("labels", input.labels, errors),
         }
     }
 

@@ -246,6 +246,12 @@ fn csv_row(
     let sku = rec.get("id").unwrap_or_default();
     let title = rec.get("title").unwrap_or_default();
     let retailer_id = rec.get("item_group_id").unwrap_or(sku);
+    // Meta's feed carries up to five free labels per item.
+    let labels: Vec<String> = (0..5)
+        .filter_map(|i| rec.get(&format!("custom_label_{i}")))
+        .map(crate::kernel::Labels::feed_word)
+        .filter(|l| !l.is_empty())
+        .collect();
     let fields = ProductFields::parse(
         &ProductInput {
             retailer_id,
@@ -255,6 +261,7 @@ fn csv_row(
             url: rec.get("link"),
             brand: rec.get("brand"),
             featured: false,
+            labels: &labels,
         },
         &mut errors,
     );

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::db::is_unique_violation_on;
 use crate::db::schema::{products, variants};
 use crate::db::{DbConnection, DbUuid, now, write_transaction};
-use crate::kernel::{FieldError, MerchantId, RetailerId};
+use crate::kernel::{FieldError, Labels, MerchantId, RetailerId};
 use crate::money::{Currency, Money};
 use domain::{NewProduct, ProductFields, VariantFields};
 
@@ -100,6 +100,7 @@ struct ProductRow {
     url: Option<String>,
     brand: Option<String>,
     featured: bool,
+    labels: String,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
 }
@@ -154,6 +155,7 @@ impl ProductRow {
                 url: self.url,
                 brand: self.brand,
                 featured: self.featured,
+                labels: Labels::from_stored(&self.labels).unwrap_or_default(),
             },
             variants,
             created_at: self.created_at,
@@ -324,6 +326,7 @@ fn insert_product_row(
             products::url.eq(&fields.url),
             products::brand.eq(&fields.brand),
             products::featured.eq(fields.featured),
+            products::labels.eq(fields.labels.stored()),
             products::search_text.eq(search_text(fields)),
             products::created_at.eq(at),
             products::updated_at.eq(at),
@@ -348,6 +351,7 @@ fn update_product_row(conn: &mut DbConnection, id: Uuid, fields: &ProductFields)
             products::url.eq(&fields.url),
             products::brand.eq(&fields.brand),
             products::featured.eq(fields.featured),
+            products::labels.eq(fields.labels.stored()),
             products::search_text.eq(search_text(fields)),
             products::updated_at.eq(now()),
         ))
@@ -385,6 +389,8 @@ pub struct ProductPatch {
     pub brand: Option<Option<String>>,
     /// New featured flag.
     pub featured: Option<bool>,
+    /// New labels.
+    pub labels: Option<Labels>,
 }
 
 /// Applies a patch to the merchant's product.
@@ -413,6 +419,9 @@ pub fn update_product(
         }
         if let Some(featured) = patch.featured {
             fields.featured = featured;
+        }
+        if let Some(labels) = patch.labels {
+            fields.labels = labels;
         }
         update_product_row(conn, id, &fields)?;
         get_product(conn, merchant_id, id)
@@ -643,8 +652,14 @@ pub fn upsert_product(
             Some(id) => {
                 // Unchanged rows are left alone, so `updated_at` means a real change (the demo data is
                 // loaded at every start).
-                if get_product(conn, merchant_id, id.0)?.fields != item.fields {
-                    update_product_row(conn, id.0, &item.fields)?;
+                // A feed without labels leaves the product's own (set through the API) alone.
+                let before = get_product(conn, merchant_id, id.0)?.fields;
+                let mut fields = item.fields.clone();
+                if fields.labels.as_slice().is_empty() {
+                    fields.labels = before.labels.clone();
+                }
+                if before != fields {
+                    update_product_row(conn, id.0, &fields)?;
                 }
                 (id.0, Upserted::Updated)
             }

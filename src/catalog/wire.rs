@@ -34,6 +34,9 @@ pub struct ProductCreate {
     /// Featured.
     #[serde(default)]
     pub featured: bool,
+    /// Labels (`slippers`), matched against agents' skills.
+    #[serde(default)]
+    pub labels: Vec<String>,
     /// Variants.
     pub variants: Vec<VariantCreate>,
 }
@@ -79,6 +82,7 @@ impl ProductCreate {
             url: self.url.as_deref(),
             brand: self.brand.as_deref(),
             featured: self.featured,
+            labels: &self.labels,
         };
         let variants: Vec<VariantInput<'_>> = self.variants.iter().map(VariantCreate::input).collect();
         NewProduct::parse(&product, &variants, currency)
@@ -116,6 +120,9 @@ pub struct ProductUpdate {
     /// Featured.
     #[serde(default)]
     pub featured: Option<bool>,
+    /// Labels (replaces all).
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
 }
 
 /// `PATCH /v1/products/{id}/variants/{variant_id}`.
@@ -158,6 +165,7 @@ pub struct ProductBody {
     url: Option<String>,
     brand: Option<String>,
     featured: bool,
+    labels: crate::kernel::Labels,
     variants: Vec<VariantBody>,
     created_at: String,
     updated_at: String,
@@ -202,6 +210,7 @@ impl From<Product> for ProductBody {
             url: p.fields.url,
             brand: p.fields.brand,
             featured: p.fields.featured,
+            labels: p.fields.labels,
             variants: p.variants.into_iter().map(VariantBody::from).collect(),
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),

@@ -179,9 +179,24 @@ pub fn take(
         | EventKind::Optin { .. }
         | EventKind::Other(_) => {}
     }
+    // The merchant's rules look at every message the shopper sends (see `crate::rules`); one may hand
+    // the thread to a person, in which case the bot says so instead of answering.
+    let mut handed_over = false;
+    if let EventKind::Message { text, .. } = &event.kind
+        && !event.passive
+    {
+        let verdict = crate::rules::verdict_for(conn, &thread, text.as_deref())?;
+        crate::rules::apply(conn, &thread, &verdict)?;
+        if verdict.hand_over && thread.mode == Mode::Bot {
+            conversations::set_mode(conn, thread.id, Mode::Agent)?;
+            thread.mode = Mode::Agent;
+            thread.queued_at = Some(at);
+            handed_over = true;
+        }
+    }
     // A thread with a person: its agent (or the queue) sees the shopper write and read, live.
-    if stored.queued_at.is_some() {
-        live_event(conn, &stored, &event.kind)?;
+    if stored.queued_at.is_some() || handed_over {
+        live_event(conn, &thread, &event.kind)?;
     }
     // After the touch: the message that carries an ad (Instagram's Click-to-Direct) is the first message
     // after that ad, and opens the ad's longer window.
@@ -212,6 +227,15 @@ pub fn take(
         if told {
             thread.disclosed_at = Some(at);
         }
+        Some(thread.id)
+    } else if handed_over && thread.window_open(reply_at) {
+        outbox::enqueue_replies(
+            conn,
+            &thread,
+            &customer.psid,
+            mark_seen,
+            &Reply::text(engine::HANDED_OVER),
+        )?;
         Some(thread.id)
     } else if mark_seen && thread.channel.is_meta() {
         outbox::enqueue_action(conn, &thread, &customer.psid, SenderAction::MarkSeen)?;
@@ -420,7 +444,7 @@ pub fn answer(
                 conversations::set_mode(conn, thread.id, Mode::Agent)?;
             }
             Command::Checkout { cart: _ } => {
-                replies.extend(checkout(conn, &merchant, &mut funnel, cart.as_ref(), at)?);
+                replies.extend(checkout(conn, thread, &merchant, &mut funnel, cart.as_ref(), at)?);
                 changed_cart = None;
             }
             Command::ApplyCode { discount } => {
@@ -555,10 +579,12 @@ pub fn answer(
     if show_stay {
         replies.extend(held_stay_replies(conn, merchant.id, thread, at)?);
     }
-    let cart = match changed_cart {
+    let after = match changed_cart {
         Some(known) => known,
         None => carts::open_cart(conn, thread.id)?,
     };
+    cart_changed(conn, thread, cart.as_ref(), after.as_ref())?;
+    let cart = after;
     // The shopper is here: the cart's reminder, if any, waits from now.
     if let Some(cart) = &cart {
         crate::followups::recovery::plan(conn, &merchant, thread, cart, at)?;
@@ -751,6 +777,7 @@ fn order_messages(order: &crate::checkout::orders::Order) -> TurnResult<Vec<Repl
 /// The shopper tapped Checkout: the order's messages, or why not.
 fn checkout(
     conn: &mut DbConnection,
+    thread: &Thread,
     merchant: &crate::merchants::Merchant,
     funnel: &mut attribution::ThreadFunnel,
     cart: Option<&carts::Cart>,
@@ -758,7 +785,10 @@ fn checkout(
 ) -> TurnResult<Vec<Reply>> {
     use crate::checkout::orders::CheckoutRefusal;
     match freeze(conn, merchant, funnel, at)? {
-        Ok(done) => order_messages(&done.order),
+        Ok(done) => {
+            checkout_opened(conn, thread, &done.order)?;
+            order_messages(&done.order)
+        }
         Err(CheckoutRefusal::EmptyCart) => Ok(engine::cart_replies(cart, at)?),
         Err(CheckoutRefusal::SoldOut {
             title,
@@ -789,6 +819,58 @@ fn checkout(
     }
 }
 
+/// Tells the live feed a checkout was opened in the thread (by the shopper or an agent).
+fn checkout_opened(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    order: &crate::checkout::orders::Order,
+) -> TurnResult<()> {
+    crate::events::of_thread(
+        conn,
+        thread,
+        crate::events::EventKind::CheckoutOpened,
+        &serde_json::json!({"thread_id": thread.id, "order_id": order.id, "number": order.number}),
+    )?;
+    Ok(())
+}
+
+/// Tells the live feed the shopper's cart changed (lines, quantities or code), with its new size and
+/// subtotal; nothing when it did not.
+fn cart_changed(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    before: Option<&carts::Cart>,
+    after: Option<&carts::Cart>,
+) -> TurnResult<()> {
+    let shape = |c: Option<&carts::Cart>| {
+        c.map(|c| {
+            (
+                c.id,
+                c.lines
+                    .iter()
+                    .map(|l| (l.id, l.quantity, l.unit_price))
+                    .collect::<Vec<_>>(),
+                c.discount.as_ref().map(|d| d.id),
+            )
+        })
+    };
+    if shape(before) == shape(after) {
+        return Ok(());
+    }
+    let data = match after {
+        Some(c) => serde_json::json!({
+            "thread_id": thread.id,
+            "cart_id": c.id,
+            "units": c.lines.iter().map(|l| u64::from(l.quantity)).sum::<u64>(),
+            "subtotal": crate::money::MoneyDto::from(c.subtotal()?),
+            "code": c.discount.as_ref().map(|d| d.code.clone()),
+        }),
+        None => serde_json::json!({"thread_id": thread.id, "cart_id": null, "units": 0}),
+    };
+    crate::events::of_thread(conn, thread, crate::events::EventKind::CartChanged, &data)?;
+    Ok(())
+}
+
 /// An agent checks out the shopper's cart (`POST /v1/threads/{id}/checkout`): the order, or why not
 /// (sold out, empty, below Stripe's minimum...). The shopper is told in the thread as when they tap
 /// Checkout themselves.
@@ -809,13 +891,7 @@ pub fn checkout_for_agent(
         match freeze(conn, &merchant, &mut funnel, crate::db::now())? {
             Ok(done) => {
                 super::notices::tell(conn, &done.order, &order_messages(&done.order)?)?;
-                crate::events::of_thread(
-                    conn,
-                    &thread,
-                    crate::events::EventKind::CheckoutOpened,
-                    &serde_json::json!({"thread_id": thread.id, "order_id": done.order.id,
-                                        "number": done.order.number}),
-                )?;
+                checkout_opened(conn, &thread, &done.order)?;
                 Ok(Ok(done.order))
             }
             Err(refusal) => Ok(Err(refusal)),

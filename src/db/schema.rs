@@ -79,6 +79,7 @@ diesel::table! {
         search_text -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        labels -> Text,
     }
 }
 
@@ -193,6 +194,11 @@ diesel::table! {
         assigned_at -> Nullable<Timestamp>,
         routing_reason -> Nullable<Text>,
         passed_over_agent_id -> Nullable<PortableUuid>,
+        priority -> Integer,
+        labels -> Text,
+        skill -> Nullable<Text>,
+        rule_id -> Nullable<PortableUuid>,
+        place_told_at -> Nullable<Timestamp>,
     }
 }
 
@@ -665,6 +671,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        labels -> Text,
     }
 }
 
@@ -805,6 +812,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        seen_at -> Nullable<Timestamp>,
     }
 }
 
@@ -823,5 +831,22 @@ diesel::table! {
         for_agents -> Bool,
         data -> Text,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    rules (id) {
+        id -> PortableUuid,
+        merchant_id -> PortableUuid,
+        position -> Integer,
+        name -> Text,
+        enabled -> Bool,
+        conditions -> Text,
+        actions -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }

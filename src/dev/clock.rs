@@ -80,3 +80,29 @@ pub fn thread_of(conn: &mut DbConnection, page_id: &str, psid: &str) -> QueryRes
         .first(conn)
         .optional()
 }
+
+/// Moves the agent's last presence back by `by`, and their live connection's last word too when
+/// `and_connection`, as if they had been silent that long (tests of `crate::agents::expire_presence`).
+pub fn agent_silent_for(
+    conn: &mut DbConnection,
+    agent: uuid::Uuid,
+    by: Duration,
+    and_connection: bool,
+) -> QueryResult<()> {
+    use crate::db::schema::agents;
+    let (presence_at, seen_at): (Option<NaiveDateTime>, Option<NaiveDateTime>) = agents::table
+        .find(DbUuid(agent))
+        .select((agents::presence_at, agents::seen_at))
+        .first(conn)?;
+    diesel::update(agents::table.find(DbUuid(agent)))
+        .set((
+            agents::presence_at.eq(presence_at.map(|t| t - by)),
+            agents::seen_at.eq(if and_connection {
+                seen_at.map(|t| t - by)
+            } else {
+                seen_at
+            }),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

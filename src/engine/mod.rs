@@ -704,10 +704,13 @@ fn help(turn: &Turn<'_>) -> Vec<Reply> {
     )
 }
 
+/// What the shopper is told when the thread goes to a person.
+pub const HANDED_OVER: &str = "Sure: a person from our team will answer you here shortly.";
+
 fn hand_over() -> Outcome {
     Outcome {
         commands: vec![Command::HandToAgent],
-        replies: Reply::text("Sure: a person from our team will answer you here shortly."),
+        replies: Reply::text(HANDED_OVER),
         ..Outcome::default()
     }
 }
@@ -1033,6 +1036,7 @@ mod tests {
                 url: None,
                 brand: Some("Comfy".into()),
                 featured,
+                labels: crate::kernel::Labels::default(),
             },
             variants: sizes.iter().map(|(n, p, s)| variant(id, n, *p, *s)).collect(),
             created_at: t,

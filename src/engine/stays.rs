@@ -680,6 +680,7 @@ mod tests {
                 check_out: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
                 timezone: chrono_tz::Europe::Paris,
                 active: true,
+                labels: crate::kernel::Labels::default(),
             },
             created_at: now(),
             updated_at: now(),

@@ -1,5 +1,5 @@
 //! The merchant's live feed: what happens in conversations with a person (queued, assigned, released,
-//! messages in and out, read) and every order paid, written in the transaction that made it happen and
+//! messages in and out, read), every cart changed, checkout opened and order paid, written in the transaction that made it happen and
 //! read by `GET /v1/events` (Server-Sent Events, resumable with `Last-Event-ID`). Ids are UUIDv7, so
 //! "after this id" is "later".
 
@@ -28,7 +28,9 @@ crate::text_state! {
         MessageOut = "message.out",
         /// The shopper read the thread's messages.
         MessageRead = "message.read",
-        /// An agent opened a checkout for the shopper.
+        /// The shopper's cart changed.
+        CartChanged = "cart.changed",
+        /// A checkout was opened for the shopper (by them or an agent).
         CheckoutOpened = "checkout.opened",
         /// An order was paid.
         OrderPaid = "order.paid",

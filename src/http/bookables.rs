@@ -16,7 +16,7 @@ use crate::catalog::domain::{optional_text, optional_url, text};
 use crate::catalog::wire::double_option;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
-use crate::kernel::{FieldError, MerchantId};
+use crate::kernel::{FieldError, Labels, MerchantId};
 use crate::merchants::{self, Merchant};
 use crate::money::{Money, MoneyDto};
 
@@ -200,6 +200,8 @@ struct BookableCreate {
     timezone: Option<String>,
     #[serde(default)]
     active: Option<bool>,
+    #[serde(default)]
+    labels: Vec<String>,
 }
 
 /// Defaults of the optional fields: one night to a month, in at 15:00, out at 11:00.
@@ -246,6 +248,7 @@ impl BookableCreate {
                 None => merchant.timezone,
             },
             active: self.active.unwrap_or(true),
+            labels: Labels::parse("labels", &self.labels, &mut e),
         };
         validated(spec, e)
     }
@@ -279,6 +282,8 @@ struct BookableUpdate {
     timezone: Option<String>,
     #[serde(default)]
     active: Option<bool>,
+    #[serde(default)]
+    labels: Option<Vec<String>>,
 }
 
 impl BookableUpdate {
@@ -310,6 +315,7 @@ impl BookableUpdate {
             check_out: self.check_out_time.map(|t| time("check_out_time", &t, &mut e)),
             timezone: self.timezone.map(|tz| timezone("timezone", &tz, &mut e)),
             active: self.active,
+            labels: self.labels.map(|l| Labels::parse("labels", &l, &mut e)),
         };
         validated(patch, e)
     }
@@ -331,6 +337,7 @@ struct BookableBody {
     check_out_time: String,
     timezone: &'static str,
     active: bool,
+    labels: Labels,
     created_at: String,
     updated_at: String,
 }
@@ -352,6 +359,7 @@ impl From<Bookable> for BookableBody {
             check_out_time: bookings::format_time(s.check_out),
             timezone: s.timezone.name(),
             active: s.active,
+            labels: s.labels,
             created_at: timestamp(b.created_at),
             updated_at: timestamp(b.updated_at),
         }

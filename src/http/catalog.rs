@@ -159,6 +159,9 @@ async fn update_product(
             .brand
             .map(|b| ProductFields::parse_brand(b.as_deref(), &mut errors)),
         featured: body.featured,
+        labels: body
+            .labels
+            .map(|l| crate::kernel::Labels::parse("labels", &l, &mut errors)),
     };
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));

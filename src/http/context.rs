@@ -62,6 +62,23 @@ struct RoutingBody {
     queued_at: Option<String>,
     assigned_agent_id: Option<Uuid>,
     reason: Option<String>,
+    /// Served before lower priorities (set by rules).
+    priority: i32,
+    /// The thread's labels (put by rules).
+    labels: crate::kernel::Labels,
+    /// The labels of what the thread is about (the advertised product's, the cart's, the room's).
+    about: Vec<String>,
+    /// The skill a rule asked its agent to have.
+    skill: Option<String>,
+    /// The rule that routed it.
+    rule: Option<RuleRef>,
+}
+
+#[derive(Serialize)]
+struct RuleRef {
+    id: Uuid,
+    /// None when the rule was deleted since.
+    name: Option<String>,
 }
 
 pub(super) async fn context(
@@ -114,11 +131,23 @@ pub(super) async fn context(
                 },
             )?;
             let offers = crate::carts::offers_seen(conn, id)?;
-            Ok((thread, customer, touches, cart, orders, paid, bookings, offers))
+            let routed = crate::rules::routed(conn, id)?;
+            let about = crate::routing::about(conn, merchant_id, &[id])?.remove(&id);
+            Ok((
+                thread,
+                customer,
+                touches,
+                cart,
+                orders,
+                paid,
+                bookings,
+                offers,
+                (routed, about.unwrap_or_default()),
+            ))
         })
         .await
         .map_err(|e| super::pages::not_found_as("thread", e))?;
-    let (thread, customer, touches, cart, orders, paid, bookings, offers) = found;
+    let (thread, customer, touches, cart, orders, paid, bookings, offers, (routed, about)) = found;
     let local_time = customer.timezone_offset.map(|h| {
         (now() + chrono::Duration::hours(i64::from(h)))
             .format("%Y-%m-%dT%H:%M")
@@ -156,6 +185,11 @@ pub(super) async fn context(
             queued_at: thread.queued_at.map(timestamp),
             assigned_agent_id: thread.assigned_agent_id.map(|a| a.0),
             reason: thread.routing_reason,
+            priority: routed.priority,
+            labels: routed.labels,
+            about,
+            skill: routed.skill,
+            rule: routed.rule.map(|(id, name)| RuleRef { id, name }),
         },
     }))
 }

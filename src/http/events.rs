@@ -22,6 +22,9 @@ const POLL: Duration = Duration::from_millis(400);
 const KEEPALIVE: Duration = Duration::from_secs(20);
 /// A stream ends after this long; the client reconnects with `Last-Event-ID`.
 const LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// How often an agent's open stream says they are there (`crate::agents::seen`): an agent whose stream
+/// is gone for `crate::agents::PRESENCE_TIMEOUT` counts as offline.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 /// The most events one read takes.
 const BATCH: i64 = 100;
 
@@ -67,6 +70,7 @@ async fn stream(
         pending: std::collections::VecDeque::new(),
         ends_at: tokio::time::Instant::now() + LIFETIME,
         wrote_at: None,
+        beat_at: None,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -84,6 +88,7 @@ struct Feed {
     pending: std::collections::VecDeque<Event>,
     ends_at: tokio::time::Instant,
     wrote_at: Option<tokio::time::Instant>,
+    beat_at: Option<tokio::time::Instant>,
 }
 
 impl Feed {
@@ -106,6 +111,20 @@ impl Feed {
             if now >= wrote_at + KEEPALIVE {
                 self.wrote_at = Some(now);
                 return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), self));
+            }
+            if let Some(agent) = self.agent
+                && self.beat_at.is_none_or(|t| now >= t + HEARTBEAT)
+            {
+                self.beat_at = Some(now);
+                let merchant_id = self.merchant_id;
+                let seen = self
+                    .state
+                    .db
+                    .query(move |conn| crate::agents::seen(conn, merchant_id, agent, crate::db::now()))
+                    .await;
+                if let Err(e) = seen {
+                    tracing::warn!(error = %e, "the agent's live connection could not be noted");
+                }
             }
             let (merchant_id, agent, after) = (self.merchant_id, self.agent, self.after);
             match self

@@ -22,6 +22,7 @@ mod offers;
 mod orders;
 mod pages;
 mod reports;
+mod rules;
 mod state;
 mod templates;
 mod threads;
@@ -74,6 +75,7 @@ fn register(api: &mut Api<'_>) {
     reports::routes(api);
     templates::routes(api);
     agents::routes(api);
+    rules::routes(api);
     events::routes(api);
     threads::routes(api);
     webhooks::routes(api);

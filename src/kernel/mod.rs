@@ -4,8 +4,10 @@
 use std::fmt;
 
 mod ids;
+mod labels;
 
 pub use ids::{CustomerId, MerchantId, OrderId, PageId, Psid, RetailerId, ThreadId};
+pub use labels::{Labels, MAX_LABELS, is_label};
 
 /// Declares a text-stored state: its variants with their stored names, `as_str`, `parse` and the
 /// column mapping.

@@ -2,10 +2,11 @@
 //! that it is tested like the engine (exhaustively, with properties) and applied by the caller in one
 //! transaction.
 //!
-//! The rules, in order: only an agent who is online and below their `max_threads` takes a thread; VIP
-//! customers first, then the longest waiting; each thread goes to the agent who speaks the shopper's
-//! language, then who has the most of the thread's labels among their skills, then who has the most
-//! room left; with no agent online and free the thread stays queued.
+//! The rules, in order: only an agent who is online and below their `max_threads` takes a thread; the
+//! highest priority (set by the merchant's rules, `crate::rules`) first, then VIP customers, then the
+//! longest waiting; each thread goes to the agent who has the skill a rule asked for, then who speaks
+//! the shopper's language, then who has the most of the thread's labels among their skills, then who
+//! has the most room left; with no agent online and free the thread stays queued.
 
 mod store;
 
@@ -13,7 +14,10 @@ use chrono::NaiveDateTime;
 use uuid::Uuid;
 
 use crate::kernel::ThreadId;
-pub use store::{dequeue, enqueue, queue_position, release_agent, release_silent, route, take};
+pub use store::{
+    LONG_WAIT_PLACE, Pass, about, dequeue, enqueue, paid_orders, queue_position, release_agent,
+    release_silent, route, take,
+};
 
 crate::text_state! {
     /// An agent's presence.
@@ -59,6 +63,10 @@ pub struct Waiting {
     pub language: Option<String>,
     /// The labels of what the thread is about (the advertised product's, the cart's).
     pub labels: Vec<String>,
+    /// The skill a rule asked its agent to have.
+    pub skill: Option<String>,
+    /// Served before lower priorities (set by rules; 0 by default).
+    pub priority: i32,
     /// A customer the merchant treats first.
     pub vip: bool,
     /// Since when it waits.
@@ -103,12 +111,13 @@ pub struct Assignment {
     pub reason: Reason,
 }
 
-/// The order threads are served in: VIP first, then the longest waiting (then the thread id, so that
-/// equal times still give one answer).
+/// The order threads are served in: the highest priority first, then VIP, then the longest waiting
+/// (then the thread id, so that equal times still give one answer).
 pub fn queue_order(waiting: &mut [Waiting]) {
     waiting.sort_by(|a, b| {
-        b.vip
-            .cmp(&a.vip)
+        b.priority
+            .cmp(&a.priority)
+            .then(b.vip.cmp(&a.vip))
             .then(a.queued_at.cmp(&b.queued_at))
             .then(a.thread.0.cmp(&b.thread.0))
     });
@@ -134,8 +143,8 @@ pub fn assign(waiting: &[Waiting], agents: &[Agent]) -> Vec<Assignment> {
             continue;
         };
         agent.open_threads += 1;
-        let (language, skills, _) = score(thread, agent);
-        let reason = match (language, skills > 0) {
+        let (skill, language, skills, _) = score(thread, agent);
+        let reason = match (language, skill || skills > 0) {
             (true, true) => Reason::Match,
             (true, false) => Reason::Language,
             (false, true) => Reason::Skills,
@@ -150,18 +159,18 @@ pub fn assign(waiting: &[Waiting], agents: &[Agent]) -> Vec<Assignment> {
     assignments
 }
 
-/// How well `agent` fits `thread`: speaks the language, skills among its labels, room left.
-fn score(thread: &Waiting, agent: &Agent) -> (bool, usize, u32) {
+/// How well `agent` fits `thread`: has the skill a rule asked for, speaks the language, skills among
+/// its labels, room left.
+fn score(thread: &Waiting, agent: &Agent) -> (bool, bool, usize, u32) {
+    let has = |label: &str| agent.skills.iter().any(|s| s.eq_ignore_ascii_case(label));
+    let skill = thread.skill.as_deref().is_some_and(has);
     let language = thread
         .language
         .as_ref()
         .is_some_and(|l| agent.languages.iter().any(|a| a.eq_ignore_ascii_case(l)));
-    let skills = thread
-        .labels
-        .iter()
-        .filter(|l| agent.skills.iter().any(|s| s.eq_ignore_ascii_case(l)))
-        .count();
+    let skills = thread.labels.iter().filter(|l| has(l)).count();
     (
+        skill,
         language,
         skills,
         agent.max_threads.saturating_sub(agent.open_threads),
@@ -211,6 +220,8 @@ mod tests {
             thread: thread(n),
             language: language.map(str::to_owned),
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            skill: None,
+            priority: 0,
             vip,
             queued_at: at(minute),
             passed_over: None,
@@ -313,6 +324,37 @@ mod tests {
     }
 
     #[test]
+    fn a_rules_skill_goes_before_the_shoppers_language_and_its_priority_before_vip() {
+        let agents = [
+            agent(1, &["fr"], &[], Presence::Online, 0, 1),
+            agent(2, &["en"], &["refunds"], Presence::Online, 0, 1),
+        ];
+        let urgent = Waiting {
+            skill: Some("refunds".into()),
+            priority: 10,
+            ..waiting(1, Some("fr"), &[], false, 30)
+        };
+        let vip = waiting(2, Some("fr"), &[], true, 0);
+        let got = assign(&[vip.clone(), urgent.clone()], &agents);
+        assert_eq!(
+            got,
+            [
+                Assignment {
+                    thread: thread(1),
+                    agent: id(2),
+                    reason: Reason::Skills
+                },
+                Assignment {
+                    thread: thread(2),
+                    agent: id(1),
+                    reason: Reason::Language
+                }
+            ]
+        );
+        assert_eq!(positions(&[vip, urgent]), [(thread(1), 1), (thread(2), 2)]);
+    }
+
+    #[test]
     fn away_and_offline_agents_take_nothing() {
         let agents = [
             agent(1, &["en"], &[], Presence::Away, 0, 3),
@@ -371,16 +413,20 @@ mod tests {
                 prop::sample::subsequence(vec!["slippers", "stays", "boots"], 0..=2),
                 any::<bool>(),
                 0i64..60,
+                prop::option::of(prop::sample::select(vec!["slippers", "stays", "boots"])),
+                0i32..3,
             ),
             0..10,
         )
         .prop_map(|rows| {
             rows.into_iter()
                 .enumerate()
-                .map(|(i, (language, labels, vip, minute))| Waiting {
+                .map(|(i, (language, labels, vip, minute, skill, priority))| Waiting {
                     thread: thread(i as u128 + 1),
                     language,
                     labels: labels.into_iter().map(str::to_owned).collect(),
+                    skill: skill.map(str::to_owned),
+                    priority,
                     vip,
                     queued_at: at(minute),
                     passed_over: None,
@@ -415,12 +461,39 @@ mod tests {
         }
 
         #[test]
-        fn a_vip_never_waits_while_a_customer_who_is_not_is_assigned(agents in agents(), queue in queue()) {
+        fn a_vip_never_waits_while_a_customer_who_is_not_of_the_same_priority_is_assigned(agents in agents(), queue in queue()) {
             let got = assign(&queue, &agents);
             let assigned = |t: ThreadId| got.iter().any(|g| g.thread == t);
-            let vip_waits = queue.iter().any(|w| w.vip && !assigned(w.thread));
-            let other_assigned = queue.iter().any(|w| !w.vip && assigned(w.thread));
-            prop_assert!(!(vip_waits && other_assigned));
+            for p in 0..3 {
+                let vip_waits = queue.iter().any(|w| w.priority == p && w.vip && !assigned(w.thread));
+                let other_assigned = queue.iter().any(|w| w.priority == p && !w.vip && assigned(w.thread));
+                prop_assert!(!(vip_waits && other_assigned));
+            }
+        }
+
+        #[test]
+        fn a_higher_priority_never_waits_while_a_lower_one_is_assigned(agents in agents(), queue in queue()) {
+            let got = assign(&queue, &agents);
+            let assigned = |t: ThreadId| got.iter().any(|g| g.thread == t);
+            let highest_waiting = queue.iter().filter(|w| !assigned(w.thread)).map(|w| w.priority).max();
+            let lowest_assigned = queue.iter().filter(|w| assigned(w.thread)).map(|w| w.priority).min();
+            if let (Some(waits), Some(served)) = (highest_waiting, lowest_assigned) {
+                prop_assert!(waits <= served);
+            }
+        }
+
+        #[test]
+        fn a_thread_goes_to_an_agent_with_the_skill_a_rule_asked_for_whenever_one_has_room(agents in agents(), queue in queue()) {
+            let mut ordered = queue.clone();
+            queue_order(&mut ordered);
+            let Some(first) = ordered.first() else { return Ok(()); };
+            let Some(skill) = first.skill.clone() else { return Ok(()); };
+            let got = assign(&queue, &agents);
+            let has = |a: &Agent| a.skills.contains(&skill);
+            if agents.iter().any(|a| a.has_room() && has(a)) {
+                let chosen = got.iter().find(|g| g.thread == first.thread).map(|g| g.agent);
+                prop_assert!(agents.iter().find(|a| Some(a.id) == chosen).is_some_and(has));
+            }
         }
 
         #[test]
@@ -431,6 +504,11 @@ mod tests {
             queue_order(&mut ordered);
             let Some(first) = ordered.first() else { return Ok(()); };
             let got = assign(&queue, &agents);
+            let has_skill = |a: &Agent| first.skill.as_ref().is_some_and(|s| a.skills.contains(s));
+            if agents.iter().any(|a| a.has_room() && has_skill(a)) {
+                // A rule's skill goes first (see the property above).
+                return Ok(());
+            }
             let speaks = |a: &Agent| first.language.as_ref().is_some_and(|l| a.languages.contains(l));
             if agents.iter().any(|a| a.has_room() && speaks(a)) {
                 let chosen = got.iter().find(|g| g.thread == first.thread).map(|g| g.agent);

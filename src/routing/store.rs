@@ -9,10 +9,16 @@ use uuid::Uuid;
 use serde_json::json;
 
 use super::{Agent, Assignment, Waiting, assign};
-use crate::db::schema::{customers, merchants, messages, orders, threads};
+use std::collections::HashMap;
+
+use crate::carts::CartStatus;
+use crate::db::schema::{
+    bookables, bookings, cart_lines, carts, customers, merchants, messages, orders, products, threads,
+    touches,
+};
 use crate::db::{DbConnection, DbUuid};
 use crate::events::{self, Audience, EventKind};
-use crate::kernel::{MerchantId, ThreadId};
+use crate::kernel::{Labels, MerchantId, ThreadId};
 
 /// The most waiting threads one routing pass reads per merchant.
 const MAX_WAITING: i64 = 500;
@@ -44,6 +50,11 @@ pub fn dequeue(conn: &mut DbConnection, thread: ThreadId) -> QueryResult<()> {
             threads::assigned_at.eq(none),
             threads::routing_reason.eq(None::<String>),
             threads::passed_over_agent_id.eq(nobody),
+            threads::place_told_at.eq(none),
+            // What rules decided was for this wait; the thread's labels stay.
+            threads::priority.eq(0),
+            threads::skill.eq(None::<String>),
+            threads::rule_id.eq(nobody),
         ))
         .execute(conn)?;
     released(conn, &before, "back_to_bot")
@@ -140,8 +151,16 @@ pub fn release_silent(
     Ok(released)
 }
 
-/// A waiting thread as read: its id, since when, the agent passed over, the shopper's locale.
-type WaitingRow = (ThreadId, Option<NaiveDateTime>, Option<DbUuid>, Option<String>);
+/// A waiting thread as read: its id, since when, the agent passed over, the shopper's locale, the
+/// rules' priority and skill.
+type WaitingRow = (
+    ThreadId,
+    Option<NaiveDateTime>,
+    Option<DbUuid>,
+    Option<String>,
+    i32,
+    Option<String>,
+);
 
 /// The merchant's threads waiting for a person, as routing sees them.
 fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<Waiting>> {
@@ -157,6 +176,8 @@ fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<
             threads::queued_at,
             threads::passed_over_agent_id,
             customers::locale,
+            threads::priority,
+            threads::skill,
         ))
         .load(conn)?;
     let vip_from: i32 = merchants::table
@@ -172,13 +193,20 @@ fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<
     } else {
         Vec::new()
     };
+    let mut about = if rows.is_empty() {
+        HashMap::new()
+    } else {
+        about(conn, merchant_id, &rows.iter().map(|r| r.0).collect::<Vec<_>>())?
+    };
     Ok(rows
         .into_iter()
-        .filter_map(|(thread, queued_at, passed_over, locale)| {
+        .filter_map(|(thread, queued_at, passed_over, locale, priority, skill)| {
             Some(Waiting {
                 thread,
                 language: locale.as_deref().and_then(language_of),
-                labels: Vec::new(),
+                labels: about.remove(&thread).unwrap_or_default(),
+                skill,
+                priority,
                 vip: vips.contains(&thread),
                 queued_at: queued_at?,
                 passed_over: passed_over.map(|a| a.0),
@@ -187,8 +215,100 @@ fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<
         .collect())
 }
 
+/// What each of these threads is about, as labels: those of the product its latest ad or link named,
+/// of the products and rooms in its open cart, and of the room it was asked dates for.
+pub fn about(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    threads: &[ThreadId],
+) -> QueryResult<HashMap<ThreadId, Vec<String>>> {
+    let heads: Vec<(ThreadId, Option<String>, Option<DbUuid>)> = threads::table
+        .left_join(touches::table.on(threads::latest_touch_id.eq(touches::id.nullable())))
+        .filter(threads::id.eq_any(threads))
+        .select((
+            threads::id,
+            touches::product_id.nullable(),
+            threads::stay_bookable_id,
+        ))
+        .load(conn)?;
+    let lines: Vec<(ThreadId, Option<DbUuid>, Option<DbUuid>)> = carts::table
+        .inner_join(cart_lines::table)
+        .filter(carts::thread_id.eq_any(threads))
+        .filter(carts::status.eq(CartStatus::Open))
+        .select((carts::thread_id, cart_lines::product_id, cart_lines::booking_id))
+        .load(conn)?;
+    let retailer_ids: Vec<&String> = heads.iter().filter_map(|h| h.1.as_ref()).collect();
+    let product_ids: Vec<DbUuid> = lines.iter().filter_map(|l| l.1).collect();
+    let products: Vec<(DbUuid, String, String)> = if retailer_ids.is_empty() && product_ids.is_empty() {
+        Vec::new()
+    } else {
+        products::table
+            .filter(products::merchant_id.eq(merchant_id))
+            .filter(
+                products::retailer_id
+                    .eq_any(retailer_ids)
+                    .or(products::id.eq_any(&product_ids)),
+            )
+            .select((products::id, products::retailer_id, products::labels))
+            .load(conn)?
+    };
+    let booking_ids: Vec<DbUuid> = lines.iter().filter_map(|l| l.2).collect();
+    let booked: Vec<(DbUuid, DbUuid)> = if booking_ids.is_empty() {
+        Vec::new()
+    } else {
+        bookings::table
+            .filter(bookings::id.eq_any(&booking_ids))
+            .select((bookings::id, bookings::bookable_id))
+            .load(conn)?
+    };
+    let room_ids: Vec<DbUuid> = heads
+        .iter()
+        .filter_map(|h| h.2)
+        .chain(booked.iter().map(|b| b.1))
+        .collect();
+    let rooms: Vec<(DbUuid, String)> = if room_ids.is_empty() {
+        Vec::new()
+    } else {
+        bookables::table
+            .filter(bookables::merchant_id.eq(merchant_id))
+            .filter(bookables::id.eq_any(&room_ids))
+            .select((bookables::id, bookables::labels))
+            .load(conn)?
+    };
+    let labels_of = |stored: &str| Labels::from_stored(stored).unwrap_or_default().into_vec();
+    let room_labels = |room: DbUuid| {
+        rooms
+            .iter()
+            .find(|r| r.0 == room)
+            .map(|r| labels_of(&r.1))
+            .unwrap_or_default()
+    };
+    let mut about: HashMap<ThreadId, Labels> = HashMap::new();
+    let mut add = |thread: ThreadId, more: Vec<String>| {
+        let entry = about.entry(thread).or_default();
+        *entry = entry.union(&more);
+    };
+    for (thread, retailer_id, room) in &heads {
+        if let Some(p) = products.iter().find(|p| Some(&p.1) == retailer_id.as_ref()) {
+            add(*thread, labels_of(&p.2));
+        }
+        if let Some(room) = room {
+            add(*thread, room_labels(*room));
+        }
+    }
+    for (thread, product, booking) in &lines {
+        if let Some(p) = products.iter().find(|p| Some(p.0) == *product) {
+            add(*thread, labels_of(&p.2));
+        }
+        if let Some(b) = booked.iter().find(|b| Some(b.0) == *booking) {
+            add(*thread, room_labels(b.1));
+        }
+    }
+    Ok(about.into_iter().map(|(t, l)| (t, l.into_vec())).collect())
+}
+
 /// The paid orders of each of these threads' shoppers (threads without any are left out).
-fn paid_orders(conn: &mut DbConnection, threads: Vec<ThreadId>) -> QueryResult<Vec<(ThreadId, i64)>> {
+pub fn paid_orders(conn: &mut DbConnection, threads: Vec<ThreadId>) -> QueryResult<Vec<(ThreadId, i64)>> {
     use diesel::dsl::count_star;
     let counts: Vec<(Option<ThreadId>, i64)> = orders::table
         .filter(orders::thread_id.eq_any(threads))
@@ -205,16 +325,25 @@ fn language_of(locale: &str) -> Option<String> {
     crate::conversations::disclosure::is_language(&language).then_some(language)
 }
 
-/// Gives the merchant's waiting threads to their agents with room (see [`assign`]); answers what was
-/// given. Each assignment only takes a thread still waiting.
-pub fn route(
-    conn: &mut DbConnection,
-    merchant_id: MerchantId,
-    at: NaiveDateTime,
-) -> QueryResult<Vec<Assignment>> {
+/// From this place in the queue (two shoppers ahead), a waiting shopper is told their place, once.
+pub const LONG_WAIT_PLACE: usize = 3;
+
+/// What a routing pass did.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// Threads given to agents.
+    pub given: Vec<Assignment>,
+    /// Threads whose shopper was told their place in the queue (replies queued).
+    pub told: Vec<ThreadId>,
+}
+
+/// Gives the merchant's waiting threads to their agents with room (see [`assign`]), then tells each
+/// shopper still waiting at [`LONG_WAIT_PLACE`] or further their place, once per wait (inside the
+/// channel's window). Each assignment only takes a thread still waiting.
+pub fn route(conn: &mut DbConnection, merchant_id: MerchantId, at: NaiveDateTime) -> QueryResult<Pass> {
     let queue = waiting(conn, merchant_id)?;
     if queue.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Pass::default());
     }
     lock_agents(conn, merchant_id)?;
     let agents: Vec<Agent> = crate::agents::all(conn, merchant_id)?
@@ -255,7 +384,55 @@ pub fn route(
             given.push(a);
         }
     }
-    Ok(given)
+    let still: Vec<Waiting> = queue
+        .into_iter()
+        .filter(|w| !given.iter().any(|g| g.thread == w.thread))
+        .collect();
+    let far: Vec<(ThreadId, usize)> = super::positions(&still)
+        .into_iter()
+        .filter(|(_, place)| *place >= LONG_WAIT_PLACE)
+        .collect();
+    let told = tell_places(conn, &far, at)?;
+    Ok(Pass { given, told })
+}
+
+/// Tells each of these waiting shoppers not told yet in this wait their place in the queue.
+fn tell_places(
+    conn: &mut DbConnection,
+    far: &[(ThreadId, usize)],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<ThreadId>> {
+    if far.is_empty() {
+        return Ok(Vec::new());
+    }
+    let untold: Vec<ThreadId> = threads::table
+        .filter(threads::id.eq_any(far.iter().map(|f| f.0)))
+        .filter(threads::place_told_at.is_null())
+        .select(threads::id)
+        .load(conn)?;
+    let mut told = Vec::new();
+    for (thread_id, place) in far.iter().filter(|f| untold.contains(&f.0)) {
+        let thread = crate::conversations::get_thread(conn, *thread_id)?;
+        diesel::update(threads::table.find(*thread_id))
+            .set(threads::place_told_at.eq(at))
+            .execute(conn)?;
+        if !thread.window_open(at) {
+            continue;
+        }
+        let customer = crate::conversations::customer(conn, thread.customer_id)?;
+        let text = format!(
+            "You are number {place} in line: a person from our team will answer you here as soon as they can."
+        );
+        crate::conversations::outbox::enqueue_replies(
+            conn,
+            &thread,
+            &customer.psid,
+            false,
+            &crate::engine::reply::Reply::text(&text),
+        )?;
+        told.push(*thread_id);
+    }
+    Ok(told)
 }
 
 /// An agent wrote to a thread waiting in the queue: it is theirs now (reason `taken`).

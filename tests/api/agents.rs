@@ -11,9 +11,9 @@ use crate::helpers::{
 };
 
 /// An agent of the shop, with the token of their own key.
-struct TestAgent {
-    id: String,
-    token: String,
+pub(crate) struct TestAgent {
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
 async fn add_agent(
@@ -23,12 +23,25 @@ async fn add_agent(
     languages: &[&str],
     max_threads: i64,
 ) -> TestAgent {
+    add_skilled_agent(m, name, email, languages, &[], max_threads).await
+}
+
+/// Adds an agent who knows `skills`.
+pub(crate) async fn add_skilled_agent(
+    m: &MessengerApp,
+    name: &str,
+    email: &str,
+    languages: &[&str],
+    skills: &[&str],
+    max_threads: i64,
+) -> TestAgent {
     let res = m
         .app
         .post(
             "/v1/agents",
             &m.merchant.token,
-            json!({"name": name, "email": email, "languages": languages, "max_threads": max_threads}),
+            json!({"name": name, "email": email, "languages": languages, "skills": skills,
+                   "max_threads": max_threads}),
         )
         .await;
     assert_eq!(res.status(), 201, "adding {name}");
@@ -40,7 +53,7 @@ async fn add_agent(
     }
 }
 
-async fn go_online(m: &MessengerApp, agent: &TestAgent) {
+pub(crate) async fn go_online(m: &MessengerApp, agent: &TestAgent) {
     let res = set_presence(&m.app, &agent.token, "online").await;
     assert_eq!(res.status(), 200);
 }
@@ -57,7 +70,7 @@ async fn set_presence(app: &crate::helpers::TestApp, token: &str, status: &str) 
 }
 
 /// The shopper `psid` writes, then asks for a person; answers their thread's id.
-async fn asks_for_a_person(m: &MessengerApp, psid: &str) -> String {
+pub(crate) async fn asks_for_a_person(m: &MessengerApp, psid: &str) -> String {
     for (i, text) in ["hello", "human"].into_iter().enumerate() {
         let mid = format!("m-{psid}-{i}");
         let res = m
@@ -85,7 +98,7 @@ async fn asks_for_a_person(m: &MessengerApp, psid: &str) -> String {
     thread.expect("the shopper's thread").to_string()
 }
 
-async fn thread_of(m: &MessengerApp, id: &str) -> Value {
+pub(crate) async fn thread_of(m: &MessengerApp, id: &str) -> Value {
     m.app
         .get(&format!("/v1/threads/{id}"), &m.merchant.token)
         .await
@@ -94,7 +107,7 @@ async fn thread_of(m: &MessengerApp, id: &str) -> Value {
         .unwrap()
 }
 
-async fn assigned_to(m: &MessengerApp, thread: &str) -> Option<String> {
+pub(crate) async fn assigned_to(m: &MessengerApp, thread: &str) -> Option<String> {
     thread_of(m, thread).await["assigned_agent_id"]
         .as_str()
         .map(str::to_owned)
@@ -342,6 +355,89 @@ async fn an_agent_going_offline_gives_their_threads_back_to_the_queue() {
 }
 
 #[tokio::test]
+async fn an_agent_whose_live_connection_is_gone_for_minutes_counts_as_offline_and_one_whose_stream_is_open_stays()
+ {
+    let m = spawn_messenger_app().await;
+    let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
+    let ben = add_agent(&m, "Ben", "ben@example.com", &["fr"], 3).await;
+    go_online(&m, &lea).await;
+    let thread = asks_for_a_person(&m, "L1").await;
+    eventually("the thread is assigned", || async {
+        assigned_to(&m, &thread).await.is_some()
+    })
+    .await;
+    let agent = |id: String| {
+        let m = &m;
+        async move {
+            m.app
+                .get(&format!("/v1/agents/{id}"), &m.merchant.token)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let _open = feed(&m, &ben.token, None).await;
+    go_online(&m, &ben).await;
+    eventually("Ben's open stream says he is there", || async {
+        agent(ben.id.clone()).await["seen_at"].is_string()
+    })
+    .await;
+
+    // Both set their presence four minutes ago; only Ben's stream is open.
+    for (id, and_connection) in [(&lea.id, true), (&ben.id, false)] {
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        m.app
+            .db
+            .query_blocking(move |conn| {
+                clock::agent_silent_for(conn, id, chrono::Duration::minutes(4), and_connection)
+            })
+            .unwrap();
+    }
+
+    eventually("Léa, gone, is offline", || async {
+        agent(lea.id.clone()).await["presence"] == "offline"
+    })
+    .await;
+    eventually("her thread goes to Ben", || async {
+        assigned_to(&m, &thread).await.as_deref() == Some(ben.id.as_str())
+    })
+    .await;
+    assert_eq!(agent(ben.id.clone()).await["presence"], "online");
+}
+
+#[tokio::test]
+async fn a_shopper_far_down_the_queue_is_told_their_place_once() {
+    let m = spawn_messenger_app().await;
+    for psid in ["Q1", "Q2", "Q3"] {
+        asks_for_a_person(&m, psid).await;
+    }
+    let told = |psid: &str| {
+        m.graph
+            .texts_to(psid)
+            .into_iter()
+            .filter(|t| t.contains("in line"))
+            .collect::<Vec<_>>()
+    };
+
+    eventually("the third shopper is told their place", || async {
+        !told("Q3").is_empty()
+    })
+    .await;
+    // More routing passes (one a second) tell nobody again.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    assert_eq!(
+        told("Q3"),
+        ["You are number 3 in line: a person from our team will answer you here as soon as they can."]
+    );
+    assert!(
+        told("Q1").is_empty() && told("Q2").is_empty(),
+        "a short wait is not worth a word"
+    );
+}
+
+#[tokio::test]
 async fn the_agent_given_a_thread_reads_who_the_shopper_is_beside_it() {
     let m = spawn_messenger_app().await;
     let lea = add_agent(&m, "Léa", "lea@example.com", &["fr"], 3).await;
@@ -506,6 +602,24 @@ async fn the_live_feed_shows_a_thread_queued_assigned_and_its_messages_and_resum
     })
     .await;
     assert!(quiet.is_err(), "Léa's messages are not Ben's to see: {quiet:?}");
+}
+
+#[tokio::test]
+async fn the_owners_feed_shows_a_shoppers_cart_changing_and_their_checkout_opening() {
+    let (m, _stripe) = crate::checkout::shop_with_stripe().await;
+    let mut owner = feed(&m, &m.merchant.token, None).await;
+
+    let total = crate::checkout::cart_of_size_42(&m, "K1").await;
+    let (changed, _) = crate::webchat::stream_until(&mut owner, is("cart.changed")).await;
+    let checkout =
+        crate::helpers::button(&crate::helpers::template(&total)["buttons"], "Checkout").to_owned();
+    crate::helpers::tap_postback(&m, "K1", "Checkout", &checkout).await;
+    let (opened, _) = crate::webchat::stream_until(&mut owner, is("checkout.opened")).await;
+
+    assert_eq!(changed["units"], 1);
+    assert_eq!(changed["subtotal"], json!({"amount": "49.90", "currency": "EUR"}));
+    assert_eq!(opened["thread_id"], changed["thread_id"]);
+    assert!(opened["number"].is_string());
 }
 
 #[tokio::test]

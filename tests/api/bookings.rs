@@ -845,6 +845,7 @@ fn run_steps(
         check_out: chrono::NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
         timezone: chrono_tz::Europe::Paris,
         active: true,
+        labels: threadcart::kernel::Labels::default(),
     };
     let bookable = db
         .run_blocking(|conn| bookings::create(conn, merchant_id, &spec))

@@ -30,6 +30,7 @@ mod pages;
 mod payments;
 mod rate_limits;
 mod reports;
+mod rules;
 mod secrets;
 mod shopping;
 mod simulator;
