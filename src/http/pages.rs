@@ -110,26 +110,15 @@ async fn list(
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManagePages)?;
-    let limit = page.limit()?;
-    let after = page.into_inner().cursor;
-    // The cursor is the last Page id of the previous page: anything else was not given out by us.
-    if after
-        .as_deref()
-        .is_some_and(|c| c.is_empty() || c.len() > 32 || !c.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(ApiError::bad_request(
-            ErrorCode::BadRequest,
-            "the cursor is not one this API gave out",
-        ));
-    }
+    let (limit, keyset) = (page.limit()?, page.keyset()?);
     let items = state
         .db
-        .query(move |conn| pages::list(conn, caller.merchant_id, after.as_deref(), limit + 1))
+        .query(move |conn| pages::list(conn, caller.merchant_id, keyset, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(ListBody::from_items(
         items,
         limit,
-        |p| p.page_id.0.clone(),
+        |p| p.id.to_string(),
         PageBody::from,
     )))
 }

@@ -26,6 +26,8 @@ crate::text_state! {
 /// A connected Page, without its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
+    /// Our id for the connection (UUIDv7: later connections are greater).
+    pub id: uuid::Uuid,
     /// Meta's Page id.
     pub page_id: PageId,
     /// Owning merchant.
@@ -49,6 +51,7 @@ pub struct Page {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = pages)]
 struct PageRow {
+    id: DbUuid,
     page_id: PageId,
     merchant_id: MerchantId,
     name: Option<String>,
@@ -63,6 +66,7 @@ struct PageRow {
 impl From<PageRow> for Page {
     fn from(row: PageRow) -> Self {
         Page {
+            id: row.id.0,
             page_id: row.page_id,
             merchant_id: row.merchant_id,
             name: row.name,
@@ -199,19 +203,19 @@ pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &PageId) -
 pub fn list(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
-    after: Option<&str>,
+    page: crate::db::Keyset,
     limit: i64,
 ) -> QueryResult<Vec<Page>> {
-    let mut query = pages::table
+    let query = pages::table
         .filter(pages::merchant_id.eq(merchant_id))
-        .order(pages::page_id.asc())
+        .into_boxed();
+    Ok(crate::keyset!(query, pages::id, page)
         .limit(limit)
         .select(PageRow::as_select())
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(pages::page_id.gt(after.to_owned()));
-    }
-    Ok(query.load(conn)?.into_iter().map(Page::from).collect())
+        .load(conn)?
+        .into_iter()
+        .map(Page::from)
+        .collect())
 }
 
 /// Every connected Page of every merchant, ordered by Page id (dev mode's simulator offers them).

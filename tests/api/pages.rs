@@ -262,6 +262,45 @@ async fn the_page_list_pages_through_every_page_with_next_cursor() {
 }
 
 #[tokio::test]
+async fn pages_are_listed_newest_connected_first_and_oldest_first_on_request() {
+    let app = spawn_app().await;
+    let m = app.merchant("Comfy Shoes").await;
+    for page_id in ["300000000000003", "100000000000001", "200000000000002"] {
+        assert_eq!(
+            connect(&app, &m.token, page_id, "Comfy", &page_token())
+                .await
+                .status(),
+            201
+        );
+    }
+    let ids = |body: Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["page_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let newest: Value = app.get("/v1/pages", &m.token).await.json().await.unwrap();
+    let oldest: Value = app
+        .get("/v1/pages?order=oldest", &m.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ids(newest),
+        ["200000000000002", "100000000000001", "300000000000003"]
+    );
+    assert_eq!(
+        ids(oldest),
+        ["300000000000003", "100000000000001", "200000000000002"]
+    );
+}
+
+#[tokio::test]
 async fn a_malformed_page_list_cursor_answers_400_bad_request() {
     let app = spawn_app().await;
     let m = app.merchant("Comfy Shoes").await;
