@@ -15,8 +15,8 @@ use crate::simulator::{DEMO_KEY, buy_slippers_from_ad, cart_slippers_with_code, 
 /// The key W3C WebDriver names elements by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// WebDriver's codes for the Tab and Enter keys.
-const TAB: &str = "\u{E004}";
-const ENTER: &str = "\u{E007}";
+pub(crate) const TAB: &str = "\u{E004}";
+pub(crate) const ENTER: &str = "\u{E007}";
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -28,7 +28,7 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// A chromedriver process and one headless Chromium session.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     /// Where Chromium saves downloads, one folder per browser.
     downloads: PathBuf,
@@ -61,7 +61,7 @@ impl Drop for Browser {
 
 impl Browser {
     /// Starts chromedriver and a headless session, or `None` when chromedriver is not installed.
-    async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         let driver_path = std::env::var_os("CHROMEDRIVER")
             .map(PathBuf::from)
             .or_else(|| find_program(&["chromedriver"]))?;
@@ -122,7 +122,7 @@ impl Browser {
         })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             req = req.json(&body);
@@ -131,20 +131,20 @@ impl Browser {
         res["value"].clone()
     }
 
-    async fn post(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.post("/url", json!({"url": url})).await;
     }
 
     /// Waits up to 15 seconds for an element matching the XPath; answers its id.
-    async fn wait_for(&self, xpath: &str) -> String {
+    pub(crate) async fn wait_for(&self, xpath: &str) -> String {
         let started = Instant::now();
         loop {
             let found = self
@@ -163,14 +163,14 @@ impl Browser {
         }
     }
 
-    async fn click(&self, xpath: &str) {
+    pub(crate) async fn click(&self, xpath: &str) {
         let id = self.wait_for(xpath).await;
         let done = self.post(&format!("/element/{id}/click"), json!({})).await;
         assert!(done.is_null(), "clicking {xpath}: {done}");
     }
 
     /// Types `text` into the element matching the XPath.
-    async fn type_into(&self, xpath: &str, text: &str) {
+    pub(crate) async fn type_into(&self, xpath: &str, text: &str) {
         let id = self.wait_for(xpath).await;
         let done = self
             .post(&format!("/element/{id}/value"), json!({"text": text}))
@@ -179,14 +179,14 @@ impl Browser {
     }
 
     /// Empties the input matching the XPath.
-    async fn clear(&self, xpath: &str) {
+    pub(crate) async fn clear(&self, xpath: &str) {
         let id = self.wait_for(xpath).await;
         let done = self.post(&format!("/element/{id}/clear"), json!({})).await;
         assert!(done.is_null(), "clearing {xpath}: {done}");
     }
 
     /// Presses keys one after the other, as a keyboard would (to whatever has the focus).
-    async fn press(&self, keys: &[&str]) {
+    pub(crate) async fn press(&self, keys: &[&str]) {
         let actions: Vec<Value> = keys
             .iter()
             .flat_map(|k| {
@@ -206,21 +206,21 @@ impl Browser {
     }
 
     /// Types `text` on the keyboard, to whatever has the focus.
-    async fn press_text(&self, text: &str) {
+    pub(crate) async fn press_text(&self, text: &str) {
         let keys: Vec<String> = text.chars().map(String::from).collect();
         self.press(&keys.iter().map(String::as_str).collect::<Vec<_>>())
             .await;
     }
 
     /// Runs `script` (a function body) in the page and answers what it returns.
-    async fn script(&self, script: &str) -> Value {
+    pub(crate) async fn script(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": []}))
             .await
     }
 
     /// Waits up to 15 seconds for `script` (a function body) to answer something other than null or
     /// false; answers it. On a timeout, `diagnose` (another body) says what the page showed.
-    async fn wait_until(&self, what: &str, script: &str, diagnose: &str) -> Value {
+    pub(crate) async fn wait_until(&self, what: &str, script: &str, diagnose: &str) -> Value {
         let started = Instant::now();
         loop {
             let found = self.script(script).await;
@@ -238,12 +238,12 @@ impl Browser {
     }
 
     /// Clicks the element WebDriver named `id` (one a script answered, inside a shadow root too).
-    async fn click_element(&self, id: &str) {
+    pub(crate) async fn click_element(&self, id: &str) {
         let done = self.post(&format!("/element/{id}/click"), json!({})).await;
         assert!(done.is_null(), "clicking {id}: {done}");
     }
 
-    async fn text(&self, id: &str) -> String {
+    pub(crate) async fn text(&self, id: &str) -> String {
         self.get(&format!("/element/{id}/text"))
             .await
             .as_str()
@@ -251,7 +251,7 @@ impl Browser {
             .to_owned()
     }
 
-    async fn frame(&self, id: Option<&str>) {
+    pub(crate) async fn frame(&self, id: Option<&str>) {
         match id {
             Some(id) => self.post("/frame", json!({"id": {ELEMENT: id}})).await,
             None => self.post("/frame/parent", json!({})).await,
@@ -259,7 +259,7 @@ impl Browser {
     }
 
     /// A PNG screenshot of the element, or of the page.
-    async fn screenshot(&self, id: Option<&str>) -> Vec<u8> {
+    pub(crate) async fn screenshot(&self, id: Option<&str>) -> Vec<u8> {
         let path = id.map_or("/screenshot".to_owned(), |id| format!("/element/{id}/screenshot"));
         base64_decode(self.get(&path).await.as_str().unwrap())
     }
@@ -290,7 +290,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 /// The width and height of a PNG, checking its signature and IHDR chunk.
-fn png_size(png: &[u8]) -> (u32, u32) {
+pub(crate) fn png_size(png: &[u8]) -> (u32, u32) {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
     assert_eq!(&png[12..16], b"IHDR");
     let word = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
@@ -299,7 +299,7 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 
 /// A browser, or `None` (the test is skipped, saying so) when chromedriver is not installed, unless
 /// `THREADCART_BROWSER_TESTS=required`.
-async fn browser_or_skip(test: &str) -> Option<Browser> {
+pub(crate) async fn browser_or_skip(test: &str) -> Option<Browser> {
     let browser = Browser::start().await;
     if browser.is_none() {
         assert!(
@@ -315,7 +315,7 @@ async fn browser_or_skip(test: &str) -> Option<Browser> {
 }
 
 /// Opens the dashboard and signs in with `api_key`, waiting until the page says who is signed in.
-async fn sign_in(browser: &Browser, app: &TestApp, api_key: &str) {
+pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, api_key: &str) {
     browser.open(&format!("{}/dashboard", app.address)).await;
     browser.type_into("//input[@id='api-key']", api_key).await;
     browser.click("//button[@id='sign-in-button']").await;
@@ -325,7 +325,7 @@ async fn sign_in(browser: &Browser, app: &TestApp, api_key: &str) {
 }
 
 /// Creates an API key of `role` for the demo shoe shop; answers the key.
-async fn demo_key_with_role(app: &TestApp, role: &str) -> String {
+pub(crate) async fn demo_key_with_role(app: &TestApp, role: &str) -> String {
     let owner = app.token(DEMO_KEY).await;
     let res = app.post("/v1/api-keys", &owner, json!({"role": role})).await;
     assert_eq!(res.status(), 201);
@@ -755,7 +755,7 @@ async fn listed_orders(browser: &Browser) -> Vec<String> {
 }
 
 /// Accepts the confirmation the page asked, once it is open; answers its text.
-async fn accept_dialog(browser: &Browser) -> String {
+pub(crate) async fn accept_dialog(browser: &Browser) -> String {
     let started = Instant::now();
     loop {
         let text = browser.get("/alert/text").await;
@@ -795,7 +795,7 @@ async fn downloaded(browser: &Browser) -> (String, String) {
 }
 
 /// Checks a screenshot is a real picture of the page at the window's width, not a blank one, and saves it.
-fn check_screenshot(shot: &[u8], name: &str) {
+pub(crate) fn check_screenshot(shot: &[u8], name: &str) {
     let (width, height) = png_size(shot);
     assert!(width > 300 && height > 300, "the screenshot is {width}×{height}");
     assert!(
@@ -1177,6 +1177,66 @@ async fn the_dashboard_shows_each_role_only_what_it_may_use() {
 
 /// A function body run with `root` bound to the web chat widget's shadow root (it answers null before
 /// the widget is on the page). XPath cannot reach into a shadow root; scripts can.
+/// Where the simulator's conversation stands in the window: whether its quick replies, message box
+/// and last message are all on the screen, and whether the page scrolls sideways.
+async fn simulator_on_screen(browser: &Browser) -> Value {
+    browser
+        .script(
+            "const vh = window.innerHeight; \
+             const box = (id) => document.getElementById(id).getBoundingClientRect(); \
+             const inView = (r) => r.top >= 0 && r.bottom <= vh + 1; \
+             const list = box('thread'); \
+             const last = document.getElementById('thread').lastElementChild.getBoundingClientRect(); \
+             return { quick_replies: inView(box('quick-replies')), message_box: inView(box('composer')), \
+                      last_message: last.bottom <= list.bottom + 1 && last.bottom > list.top && inView(list), \
+                      sideways: document.documentElement.scrollWidth > document.documentElement.clientWidth };",
+        )
+        .await
+}
+
+#[tokio::test]
+async fn at_phone_size_the_simulators_thread_its_quick_replies_and_message_box_stay_on_one_screen() {
+    let Some(browser) = browser_or_skip(
+        "at_phone_size_the_simulators_thread_its_quick_replies_and_message_box_stay_on_one_screen",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+    browser
+        .post("/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+    browser.open(&format!("{}/dev/simulator", app.address)).await;
+    browser
+        .click("//select[@id='product']/option[@value='SLIP-01']")
+        .await;
+    let all_in_view =
+        json!({"quick_replies": true, "message_box": true, "last_message": true, "sideways": false});
+
+    browser.click("//button[@id='start']").await;
+    browser
+        .wait_for("//article[contains(@class,'card')][.//p[@class='card-title' and .='Comfy slippers']]")
+        .await;
+    let after_the_card = simulator_on_screen(&browser).await;
+    browser.click("(//button[.='Choose size'])[last()]").await;
+    browser
+        .wait_for("//div[@id='quick-replies']/button[.='42']")
+        .await;
+    let after_the_sizes = simulator_on_screen(&browser).await;
+    browser.click("//div[@id='quick-replies']/button[.='42']").await;
+    browser.wait_for("(//button[.='Checkout'])[last()]").await;
+    // The cart's picture may still be arriving: its end is kept in view when it does.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_the_cart = simulator_on_screen(&browser).await;
+
+    assert_eq!(after_the_card, all_in_view, "after the product card");
+    assert_eq!(after_the_sizes, all_in_view, "after the sizes");
+    assert_eq!(after_the_cart, all_in_view, "after the cart");
+    let shot = browser.screenshot(None).await;
+    check_screenshot(&shot, "simulator-phone.png");
+}
+
 fn in_chat(body: &str) -> String {
     format!(
         "const host = document.getElementById('threadcart-chat'); \
