@@ -9,6 +9,7 @@ mod amounts;
 mod auth;
 mod bookings;
 mod browser;
+mod browser_routing;
 mod catalog;
 mod checkout;
 mod cli;
