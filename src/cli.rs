@@ -46,8 +46,36 @@ enum Command {
         #[command(subcommand)]
         command: PageCommand,
     },
+    /// Manage WhatsApp Cloud API numbers.
+    Whatsapp {
+        #[command(subcommand)]
+        command: WhatsappCommand,
+    },
     /// Load the demo merchants from fixtures/ and print their ids, Page ids and API keys.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum WhatsappCommand {
+    /// Connect a WhatsApp Business Account's phone number to a merchant, once Meta lists it on the
+    /// account for the token.
+    Connect {
+        /// The merchant's id.
+        #[arg(long)]
+        merchant: crate::kernel::MerchantId,
+        /// The phone number's id (webhooks' `metadata.phone_number_id`).
+        #[arg(long)]
+        phone_number_id: String,
+        /// The WhatsApp Business Account's id.
+        #[arg(long)]
+        waba_id: String,
+        /// A system user's access token with `whatsapp_business_messaging`.
+        #[arg(long)]
+        access_token: String,
+        /// The Meta catalog linked to the number.
+        #[arg(long)]
+        catalog_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +270,67 @@ fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 "token_last4": page.token_last4,
                 "messenger_profile": status,
                 "instagram_account_id": page.instagram_account_id,
+            }))
+        }
+        Command::Whatsapp {
+            command:
+                WhatsappCommand::Connect {
+                    merchant,
+                    phone_number_id,
+                    waba_id,
+                    access_token,
+                    catalog_id,
+                },
+        } => {
+            let new = crate::merchants::whatsapp::NewNumber::parse(
+                &phone_number_id,
+                &waba_id,
+                &access_token,
+                catalog_id.as_deref(),
+            )
+            .map_err(describe)?;
+            let secrets = config.secrets()?;
+            db.run_blocking(|conn| {
+                merchants::get(conn, merchant).map_err(|e| match e {
+                    diesel::result::Error::NotFound => anyhow::anyhow!("no merchant with id {merchant}"),
+                    other => other.into(),
+                })
+            })?;
+            let graph = crate::channels::meta::graph::GraphClient::new(
+                &config.graph_api_base,
+                &config.graph_api_version,
+                config.messenger_app_secret.clone(),
+            )?;
+            let described =
+                actix_web::rt::System::new().block_on(crate::channels::meta::ownership::confirm_whatsapp(
+                    &graph,
+                    &new.waba_id,
+                    new.phone_number_id.as_str(),
+                    &access_token,
+                ))?;
+            let number = db.run_blocking(|conn| -> anyhow::Result<_> {
+                crate::merchants::whatsapp::connect(conn, &secrets, merchant, &new, &described).map_err(|e| {
+                    match e {
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        ) => anyhow::anyhow!(
+                            "WhatsApp number {} is already connected to a merchant",
+                            new.phone_number_id
+                        ),
+                        other => other.into(),
+                    }
+                })
+            })?;
+            print(&json!({
+                "merchant_id": merchant,
+                "id": number.id.0,
+                "phone_number_id": number.phone_number_id,
+                "waba_id": number.waba_id,
+                "display_phone_number": number.display_phone_number,
+                "verified_name": number.verified_name,
+                "catalog_id": number.catalog_id,
+                "token_last4": number.token_last4,
             }))
         }
         Command::Demo => print(&json!({

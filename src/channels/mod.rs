@@ -4,6 +4,8 @@
 //!
 //! - [`meta`]: Meta's Messenger Platform, for Messenger and Instagram Direct (one webhook, one Send API).
 //! - [`webchat`]: the merchant's own web chat: a public API, an event stream and the widget.
+//! - [`whatsapp`]: WhatsApp's Cloud API: a business phone number's webhook and messages.
 
 pub mod meta;
 pub mod webchat;
+pub mod whatsapp;

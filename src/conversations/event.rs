@@ -26,9 +26,27 @@ pub struct Inbound {
     pub passive: bool,
     /// What happened.
     pub kind: EventKind,
+    /// The shopper's name as the delivery gave it (WhatsApp's `contacts[].profile.name`), for channels
+    /// without a profile API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_name: Option<String>,
     /// The event as delivered (kept for the dead-letter list).
     #[serde(skip)]
     pub raw: serde_json::Value,
+}
+
+/// One item of a channel's own cart: the catalog item's retailer id (our SKU, or a product's retailer
+/// id), how many, and the price the shopper's app showed (a decimal string, with its currency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// `product_retailer_id`.
+    pub retailer_id: String,
+    /// Units.
+    pub quantity: u32,
+    /// `item_price` as sent (major units).
+    pub price: Option<String>,
+    /// Its currency.
+    pub currency: Option<String>,
 }
 
 /// What happened.
@@ -92,6 +110,22 @@ pub enum EventKind {
         /// The message reacted to.
         mid: Option<String>,
     },
+    /// The shopper sent their cart from the channel's own catalog (WhatsApp's `order` message).
+    Order {
+        /// The channel's message id.
+        mid: String,
+        /// What the shopper wrote with it.
+        text: Option<String>,
+        /// The items, as the shopper's app priced them.
+        items: Vec<OrderItem>,
+    },
+    /// One of our messages will not reach the shopper (WhatsApp's `failed` status).
+    SendFailed {
+        /// The channel's id of our message.
+        mid: String,
+        /// The channel's error, in words.
+        error: String,
+    },
     /// A marketing-messages opt-in.
     Optin {
         /// The opt-in's type.
@@ -113,6 +147,8 @@ impl EventKind {
             EventKind::Delivery { .. } => "delivery",
             EventKind::Read { .. } => "read",
             EventKind::Reaction { .. } => "reaction",
+            EventKind::SendFailed { .. } => "send_failed",
+            EventKind::Order { .. } => "order",
             EventKind::Optin { .. } => "optin",
             EventKind::Other(_) => "other",
         }
@@ -123,6 +159,7 @@ impl EventKind {
         matches!(
             self,
             EventKind::Message { .. }
+                | EventKind::Order { .. }
                 | EventKind::Postback { .. }
                 | EventKind::Referral(_)
                 | EventKind::Visit(_)

@@ -186,11 +186,18 @@ fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(Merch
     match e.channel {
         Channel::Messenger => pages::table
             .filter(pages::page_id.eq(&e.account))
+            .filter(pages::kind.eq(crate::merchants::pages::MESSENGER))
             .select((pages::merchant_id, customer))
             .first(conn)
             .optional(),
         Channel::Instagram => pages::table
             .filter(pages::instagram_account_id.eq(&e.account))
+            .select((pages::merchant_id, customer))
+            .first(conn)
+            .optional(),
+        Channel::Whatsapp => pages::table
+            .filter(pages::page_id.eq(&e.account))
+            .filter(pages::kind.eq(crate::merchants::pages::WHATSAPP))
             .select((pages::merchant_id, customer))
             .first(conn)
             .optional(),
@@ -212,12 +219,14 @@ fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(Merch
 fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryResult<Option<CustomerId>> {
     let (merchant, customer) = match account_of(conn, e)? {
         Some((merchant, Some(customer))) => (Some(merchant), Some(customer)),
-        Some((merchant, None)) => (
-            Some(merchant),
-            Some(super::ensure_customer(
-                conn, merchant, e.channel, &e.account, &e.user,
-            )?),
-        ),
+        Some((merchant, None)) => {
+            let customer = super::ensure_customer(conn, merchant, e.channel, &e.account, &e.user)?;
+            // WhatsApp has no profile API: the delivery names the shopper.
+            if e.channel == Channel::Whatsapp {
+                super::set_profile(conn, customer, Some((e.profile_name.clone(), None, None)))?;
+            }
+            (Some(merchant), Some(customer))
+        }
         None => (None, None),
     };
     let neutral =

@@ -168,7 +168,7 @@ fn insert(
             .values(&messages)
             .execute(c))?;
     }
-    if !thread.channel.is_meta() {
+    if !thread.channel.via_graph() {
         return Ok(());
     }
     let queued: Vec<_> = rows
@@ -380,4 +380,26 @@ pub fn mark_final(conn: &mut DbConnection, q: &Queued, status: OutboxStatus, err
     )
     .execute(conn)?;
     Ok(())
+}
+
+/// The channel says our sent message `provider_id` of `thread` will not reach the shopper (WhatsApp's
+/// `failed` status): its row becomes `failed` with the channel's error. Answers whether one did.
+pub fn mark_failed_after_sending(
+    conn: &mut DbConnection,
+    thread: ThreadId,
+    provider_id: &str,
+    error: &str,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        outbox::table
+            .filter(outbox::thread_id.eq(thread))
+            .filter(outbox::provider_message_id.eq(provider_id))
+            .filter(outbox::status.eq(OutboxStatus::Sent)),
+    )
+    .set((
+        outbox::status.eq(OutboxStatus::Failed),
+        outbox::last_error.eq(error),
+    ))
+    .execute(conn)?;
+    Ok(n > 0)
 }

@@ -173,6 +173,28 @@ pub fn take(
         EventKind::Visit(r) => {
             thread = conversations::add_touch(conn, &thread, r, at)?;
         }
+        EventKind::Order { mid, text, items } => {
+            let summary = serde_json::to_string(items)?;
+            record(
+                conn,
+                &thread,
+                NewMessage {
+                    direction: Direction::In,
+                    author: "shopper",
+                    kind: "order",
+                    mid: Some(mid),
+                    text: text.as_deref(),
+                    payload: Some(&summary),
+                    occurred_at: at,
+                },
+            )?;
+            mark_seen = !event.passive;
+        }
+        EventKind::SendFailed { mid, error } => {
+            if outbox::mark_failed_after_sending(conn, thread.id, mid, error)? {
+                tracing::warn!(thread.id = %thread.id, error = %error, "a sent message did not reach the shopper");
+            }
+        }
         EventKind::Delivery { .. }
         | EventKind::Read { .. }
         | EventKind::Reaction { .. }
@@ -210,7 +232,15 @@ pub fn take(
     if stored.has_held && event.kind.is_shopper_action() {
         crate::followups::schedule::release_held(conn, thread.id, reply_at)?;
     }
-    let sends = if let Some(input) = input
+    let sends = if let EventKind::Order { items, .. } = &event.kind
+        && !event.passive
+        && thread.bot_may_answer(reply_at)
+        && thread.window_open(reply_at)
+    {
+        let replies = super::native_cart::apply(conn, customer, &thread, items, reply_at)?;
+        outbox::enqueue_replies(conn, &thread, &customer.psid, mark_seen, &replies)?;
+        Some(thread.id)
+    } else if let Some(input) = input
         && !event.passive
         && thread.bot_may_answer(reply_at)
         && thread.window_open(reply_at)
@@ -836,7 +866,7 @@ fn checkout_opened(
 
 /// Tells the live feed the shopper's cart changed (lines, quantities or code), with its new size and
 /// subtotal; nothing when it did not.
-fn cart_changed(
+pub(super) fn cart_changed(
     conn: &mut DbConnection,
     thread: &Thread,
     before: Option<&carts::Cart>,

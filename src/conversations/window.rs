@@ -6,7 +6,9 @@
 //! may still answer for 7 days after the shopper's last action with the `HUMAN_AGENT` tag, on a Page that
 //! has that permission. No other tag is ever used (`ACCOUNT_UPDATE`, `POST_PURCHASE_UPDATE` and
 //! `CONFIRMED_EVENT_UPDATE` are refused by Meta since 2026-04-27). The merchant's web chat is the
-//! merchant's own: no window.
+//! merchant's own: no window. WhatsApp (`fixtures/reference/whatsapp.md` §3): a shopper's message opens
+//! a 24-hour customer service window (after a Click-to-WhatsApp ad too), and no tag lets anyone write
+//! after it: only an approved template does.
 
 use chrono::{Duration, NaiveDateTime};
 
@@ -79,7 +81,7 @@ impl Window {
     /// for 24 hours, or 7 days for the first message after an ad. Computed only: the caller stores it.
     pub fn after_shopper_action(self, thread: &Thread, at: NaiveDateTime, is_message: bool) -> Thread {
         let last_inbound_at = Some(thread.last_inbound_at.map_or(at, |l| l.max(at)));
-        if !self.channel.is_meta() {
+        if !self.channel.via_graph() {
             return Thread {
                 last_inbound_at,
                 ..thread.clone()
@@ -101,7 +103,7 @@ impl Window {
 
     /// True while a standard message may be sent.
     pub fn is_open(self, thread: &Thread, at: NaiveDateTime) -> bool {
-        !self.channel.is_meta() || thread.window_ends_at.is_some_and(|end| at < end)
+        !self.channel.via_graph() || thread.window_ends_at.is_some_and(|end| at < end)
     }
 
     /// How `writer` may write now, or `None` when the channel's rules allow nothing.

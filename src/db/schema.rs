@@ -59,6 +59,10 @@ diesel::table! {
         capi_access_token -> Nullable<Text>,
         instagram_account_id -> Nullable<Text>,
         token_last4 -> Text,
+        kind -> Text,
+        waba_id -> Nullable<Text>,
+        display_phone_number -> Nullable<Text>,
+        catalog_id -> Nullable<Text>,
     }
 }
 

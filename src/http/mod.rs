@@ -28,6 +28,7 @@ mod templates;
 mod threads;
 mod webchat;
 mod webhooks;
+mod whatsapp;
 
 use actix_web::http::Method;
 use actix_web::http::header;
@@ -76,6 +77,7 @@ fn register(api: &mut Api<'_>) {
     templates::routes(api);
     agents::routes(api);
     rules::routes(api);
+    whatsapp::routes(api);
     events::routes(api);
     threads::routes(api);
     webhooks::routes(api);
@@ -183,7 +185,7 @@ pub fn parse_channel(value: &str) -> Result<crate::kernel::Channel, ApiError> {
         ApiError::validation(vec![crate::kernel::FieldError::new(
             "channel",
             "invalid_channel",
-            "channel is messenger, instagram or webchat",
+            "channel is messenger, instagram, webchat or whatsapp",
         )])
     })
 }

@@ -50,7 +50,7 @@ impl WhenInput {
                 None => errors.push(FieldError::new(
                     "when.channels",
                     "invalid_channel",
-                    "each channel is messenger, instagram or webchat",
+                    "each channel is messenger, instagram, webchat or whatsapp",
                 )),
             }
         }

@@ -127,7 +127,7 @@ fn thread_body(t: Thread, c: Customer, touches: Option<Vec<Touch>>) -> ThreadBod
         id: t.id.0,
         channel: t.channel.as_str(),
         // A web chat thread belongs to no Page: its account is the merchant's web chat.
-        page_id: t.channel.is_meta().then(|| t.page_id.clone()),
+        page_id: t.channel.via_graph().then(|| t.page_id.clone()),
         mode: t.mode.as_str(),
         bot_paused_until: t.human_active_until.filter(|u| *u > at).map(timestamp),
         customer: CustomerBody {

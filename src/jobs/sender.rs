@@ -13,7 +13,7 @@ use crate::channels::meta::{self, graph::ErrorClass};
 use crate::conversations::outbox::{self, Queued};
 use crate::conversations::{MessagingType, OutboxStatus, Thread};
 use crate::db::{DbConnection, DbError, now};
-use crate::kernel::{PageId, ThreadId};
+use crate::kernel::{Channel, PageId, ThreadId};
 
 /// Sends after this many failed tries are dead-lettered.
 const MAX_ATTEMPTS: i32 = 8;
@@ -186,16 +186,17 @@ async fn send_thread(
             ));
             continue;
         };
-        let bodies = meta::send_bodies(
-            thread.channel,
-            meta::Queued {
-                id: q.id.0,
-                psid: &q.psid,
-                kind: &q.kind,
-                body: &q.body,
-                messaging_type: q.messaging_type.as_deref(),
-            },
-        );
+        let queued = meta::Queued {
+            id: q.id.0,
+            psid: &q.psid,
+            kind: &q.kind,
+            body: &q.body,
+            messaging_type: q.messaging_type.as_deref(),
+        };
+        let bodies = match thread.channel {
+            Channel::Whatsapp => crate::channels::whatsapp::send_bodies(queued).map_err(|e| e.to_string()),
+            channel => meta::send_bodies(channel, queued).map_err(|e| e.to_string()),
+        };
         let bodies = match bodies {
             Ok(bodies) => bodies,
             Err(e) => {

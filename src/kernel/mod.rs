@@ -79,11 +79,18 @@ pub enum Channel {
     Instagram,
     /// The merchant's own web chat (the widget on its site).
     Webchat,
+    /// WhatsApp, through a WhatsApp Business Account's phone number on Meta's Cloud API.
+    Whatsapp,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 3] = [Channel::Messenger, Channel::Instagram, Channel::Webchat];
+    pub const ALL: [Channel; 4] = [
+        Channel::Messenger,
+        Channel::Instagram,
+        Channel::Webchat,
+        Channel::Whatsapp,
+    ];
 
     /// The stored and wire name.
     pub fn as_str(self) -> &'static str {
@@ -91,6 +98,7 @@ impl Channel {
             Channel::Messenger => "messenger",
             Channel::Instagram => "instagram",
             Channel::Webchat => "webchat",
+            Channel::Whatsapp => "whatsapp",
         }
     }
 
@@ -99,9 +107,15 @@ impl Channel {
         Channel::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// True for Meta's channels (a Page's Send API, its messaging window, the Conversions API).
+    /// True for Messenger and Instagram Direct: a Page's Send API, its messaging window and tags.
     pub fn is_meta(self) -> bool {
         matches!(self, Channel::Messenger | Channel::Instagram)
+    }
+
+    /// True for the channels Meta carries (Messenger, Instagram Direct, WhatsApp): replies go out through
+    /// the outbox and the Graph API, within a 24-hour window after the shopper's last action.
+    pub fn via_graph(self) -> bool {
+        matches!(self, Channel::Messenger | Channel::Instagram | Channel::Whatsapp)
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod hours;
 pub mod pages;
+pub mod whatsapp;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

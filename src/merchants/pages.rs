@@ -164,6 +164,11 @@ fn last4(token: &SecretString) -> String {
     chars.iter().skip(chars.len().saturating_sub(4)).collect()
 }
 
+/// The `kind` of a Messenger Page's row (an Instagram account rides on its Page's).
+pub const MESSENGER: &str = "messenger";
+/// The `kind` of a WhatsApp number's row (see `crate::merchants::whatsapp`).
+pub const WHATSAPP: &str = "whatsapp";
+
 /// Connects a Page, its token sealed; a unique violation means it is connected already (to this or
 /// another merchant). Only for a Page whose token Meta confirmed (or the demo's, which is no real one).
 pub fn connect(
@@ -194,6 +199,7 @@ pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &PageId) -
     pages::table
         .filter(pages::merchant_id.eq(merchant_id))
         .filter(pages::page_id.eq(page_id))
+        .filter(pages::kind.eq(MESSENGER))
         .select(PageRow::as_select())
         .first(conn)
         .map(Page::from)
@@ -208,6 +214,7 @@ pub fn list(
 ) -> QueryResult<Vec<Page>> {
     let query = pages::table
         .filter(pages::merchant_id.eq(merchant_id))
+        .filter(pages::kind.eq(MESSENGER))
         .into_boxed();
     Ok(crate::keyset!(query, pages::id, page)
         .limit(limit)
@@ -221,6 +228,7 @@ pub fn list(
 /// Every connected Page of every merchant, ordered by Page id (dev mode's simulator offers them).
 pub fn list_all(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Page>> {
     Ok(pages::table
+        .filter(pages::kind.eq(MESSENGER))
         .order(pages::page_id.asc())
         .limit(limit)
         .select(PageRow::as_select())
@@ -235,7 +243,8 @@ pub fn disconnect(conn: &mut DbConnection, merchant_id: MerchantId, page_id: &Pa
     let n = diesel::delete(
         pages::table
             .filter(pages::merchant_id.eq(merchant_id))
-            .filter(pages::page_id.eq(page_id)),
+            .filter(pages::page_id.eq(page_id))
+            .filter(pages::kind.eq(MESSENGER)),
     )
     .execute(conn)?;
     Ok(n == 1)
@@ -349,7 +358,8 @@ pub fn update(
     use secrecy::ExposeSecret;
     let target = pages::table
         .filter(pages::merchant_id.eq(merchant_id))
-        .filter(pages::page_id.eq(page_id));
+        .filter(pages::page_id.eq(page_id))
+        .filter(pages::kind.eq(MESSENGER));
     if let Some(token) = &change.access_token {
         diesel::update(target)
             .set((

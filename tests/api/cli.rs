@@ -133,6 +133,49 @@ async fn page_connect_links_a_page_and_refuses_one_already_connected() {
 }
 
 #[tokio::test]
+async fn whatsapp_connect_links_a_number_meta_lists_and_refuses_one_it_does_not() {
+    let db = TestDatabase::new();
+    let graph = crate::graph::FakeGraph::start().await;
+    graph.knows_whatsapp_number(
+        "102290129340398",
+        "106540352242922",
+        "+1 555-078-3881",
+        "EAAGwhatsapp1234",
+    );
+    let merchant = json_stdout(&threadcart(&db.url, &["merchant", "create", "--name", "Shop"]));
+    let id = merchant["merchant_id"].as_str().unwrap();
+    let connect = |number: &'static str| {
+        let args = [
+            "whatsapp",
+            "connect",
+            "--merchant",
+            id,
+            "--phone-number-id",
+            number,
+            "--waba-id",
+            "102290129340398",
+            "--access-token",
+            "EAAGwhatsapp1234",
+        ];
+        let (url, graph) = (&db.url, &graph);
+        async move { threadcart_meta(url, &args, graph).await }
+    };
+
+    let out = connect("106540352242922").await;
+    let refused = connect("999").await;
+
+    let number = json_stdout(&out);
+    assert_eq!(number["phone_number_id"], "106540352242922");
+    assert_eq!(number["display_phone_number"], "+1 555-078-3881");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("EAAGwhatsapp"));
+    assert!(
+        one_line_error(&refused).contains("not"),
+        "{}",
+        one_line_error(&refused)
+    );
+}
+
+#[tokio::test]
 async fn page_connect_to_an_unknown_merchant_fails_with_one_line() {
     let db = TestDatabase::new();
     let unknown = uuid::Uuid::now_v7().to_string();

@@ -1,7 +1,9 @@
 //! A local HTTP server that answers as Meta's Graph API does (messenger.md §4-§6): the Send API and the
 //! User Profile API, the Conversions API's `/{dataset_id}/events`, and `GET /me` (a Page access token it
-//! was told about answers its Page; any other token gets Meta's OAuthException, code 190), with
-//! scripted errors, recording every request it gets.
+//! was told about answers its Page; any other token gets Meta's OAuthException, code 190), and
+//! WhatsApp's Cloud API (`POST /{phone-number-id}/messages` answering `wamid.` ids, `GET
+//! /{waba-id}/phone_numbers`, whatsapp.md §2 and §5), with scripted errors, recording every request it
+//! gets.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -47,6 +49,8 @@ struct State {
     locale_of: HashMap<String, String>,
     /// The next `GET /me` answers this status with Meta's error body.
     me_fails: Option<u16>,
+    /// WhatsApp numbers by (WABA id, token): their ids and display numbers.
+    waba_numbers: HashMap<(String, String), Vec<(String, String)>>,
 }
 
 /// The fake Graph API.
@@ -126,6 +130,35 @@ impl FakeGraph {
             .unwrap()
             .page_tokens
             .insert(token.to_owned(), page_id.to_owned());
+    }
+
+    /// `token` sees WhatsApp number `phone_number_id` (shown as `display`) on WhatsApp Business Account
+    /// `waba_id`: `GET /{waba_id}/phone_numbers` with it lists the number.
+    pub fn knows_whatsapp_number(&self, waba_id: &str, phone_number_id: &str, display: &str, token: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .waba_numbers
+            .entry((waba_id.to_owned(), token.to_owned()))
+            .or_default()
+            .push((phone_number_id.to_owned(), display.to_owned()));
+    }
+
+    /// The Cloud API message bodies received (`messaging_product: whatsapp`), in order.
+    pub fn whatsapp_messages(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/messages") && r.body["messaging_product"] == "whatsapp")
+            .collect()
+    }
+
+    /// The Cloud API message bodies received for the WhatsApp user `wa_id`, in order.
+    pub fn whatsapp_to(&self, wa_id: &str) -> Vec<Value> {
+        self.whatsapp_messages()
+            .into_iter()
+            .map(|r| r.body)
+            .filter(|b| b["to"] == wa_id)
+            .collect()
     }
 
     /// The profile of `psid` says `locale` (`en_GB`) rather than `fr_FR`.
@@ -229,11 +262,21 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
                 "(#100) Param tag is not a valid message tag",
             ));
         }
+        let whatsapp = parsed["messaging_product"] == "whatsapp";
         // Scripted failures answer messages; sender actions (typing, seen) always succeed.
-        if parsed.get("message").is_some()
+        if (parsed.get("message").is_some() || whatsapp)
             && let Some((status, body)) = s.send_replies.pop_front()
         {
             return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body);
+        }
+        if whatsapp {
+            // The Cloud API's answer (whatsapp.md §2.1): the recipient and our message's `wamid.`.
+            s.sent += 1;
+            return HttpResponse::Ok().json(json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": parsed["to"], "wa_id": parsed["to"]}],
+                "messages": [{"id": format!("wamid.HBgL{:06}", s.sent)}],
+            }));
         }
         if parsed.get("sender_action").is_some() {
             return HttpResponse::Ok().json(json!({"recipient_id": parsed["recipient"]["id"]}));
@@ -279,6 +322,25 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             Some(page_id) => {
                 HttpResponse::Ok().json(json!({"id": page_id, "name": format!("Page {page_id}")}))
             }
+            None => HttpResponse::BadRequest().json(json!({"error": {
+                "message": "Invalid OAuth access token - Cannot parse access token",
+                "type": "OAuthException", "code": 190, "fbtrace_id": "AxIIVeNpuf3y2jeXdufRcEX"}})),
+        };
+    }
+    if req.method() == "GET" && req.path().ends_with("/phone_numbers") {
+        // A WhatsApp Business Account's numbers, as the token sees them (whatsapp.md §5).
+        let waba = req.path().rsplit('/').nth(1).unwrap_or_default().to_owned();
+        let token = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("access_token").cloned())
+            .unwrap_or_default();
+        return match s.waba_numbers.get(&(waba, token.clone())) {
+            Some(numbers) => HttpResponse::Ok().json(json!({"data": numbers.iter().map(|(id, shown)| json!({
+                "id": id, "display_phone_number": shown, "verified_name": "Comfy Shoes", "quality_rating": "GREEN"
+            })).collect::<Vec<_>>()})),
+            None if s.waba_numbers.keys().any(|(_, t)| *t == token) => HttpResponse::BadRequest().json(
+                graph_error(100, 33, "Unsupported get request. Object with ID does not exist"),
+            ),
             None => HttpResponse::BadRequest().json(json!({"error": {
                 "message": "Invalid OAuth access token - Cannot parse access token",
                 "type": "OAuthException", "code": 190, "fbtrace_id": "AxIIVeNpuf3y2jeXdufRcEX"}})),

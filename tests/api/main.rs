@@ -42,3 +42,4 @@ mod stripe_fake;
 mod templates;
 mod tenancy;
 mod webchat;
+mod whatsapp;

@@ -55,10 +55,14 @@ impl GraphError {
                 subcode,
                 ..
             } => match (code, subcode) {
-                (10, 2018278) | (10, 2534022) => ErrorClass::OutsideWindow,
-                (551, _) | (200, 1545041) | (100, 2018001) | (10, 2018108) => ErrorClass::Unreachable,
+                // WhatsApp (whatsapp.md §2.9): 131047 re-engagement (the 24 hours passed), 131026
+                // undeliverable, 130429 throughput and 131056 pair rate limits.
+                (10, 2018278) | (10, 2534022) | (131047, _) => ErrorClass::OutsideWindow,
+                (551, _) | (200, 1545041) | (100, 2018001) | (10, 2018108) | (131026, _) => {
+                    ErrorClass::Unreachable
+                }
                 (190, _) => ErrorClass::TokenBroken,
-                (1200, _) | (2, _) | (4, _) | (613, _) => ErrorClass::Retry,
+                (1200, _) | (2, _) | (4, _) | (613, _) | (130429, _) | (131056, _) => ErrorClass::Retry,
                 _ if *status >= 500 => ErrorClass::Retry,
                 _ => ErrorClass::Permanent,
             },
@@ -81,9 +85,17 @@ struct ErrorBody {
     error_subcode: i64,
 }
 
+/// A Send API answer (`message_id`), or the Cloud API's (`messages[0].id`, a `wamid.`).
 #[derive(Deserialize)]
 struct SendOk {
     message_id: Option<String>,
+    #[serde(default)]
+    messages: Vec<SentMessage>,
+}
+
+#[derive(Deserialize)]
+struct SentMessage {
+    id: String,
 }
 
 /// What the User Profile API told us.
@@ -105,6 +117,19 @@ pub struct CreatedTemplate {
     /// Its review so far (`APPROVED`, `PENDING`, `REJECTED`).
     #[serde(default)]
     pub status: Option<String>,
+}
+
+/// A WhatsApp Business Account's phone number, as `GET /{waba-id}/phone_numbers` lists it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct WhatsappNumber {
+    /// The phone number's id (what webhooks call `phone_number_id`).
+    pub id: String,
+    /// The number as shown (`+1 631-555-5555`).
+    #[serde(default)]
+    pub display_phone_number: Option<String>,
+    /// The business name WhatsApp shows.
+    #[serde(default)]
+    pub verified_name: Option<String>,
 }
 
 /// Who an access token speaks for, as `GET /me` answers: a Page access token answers its Page.
@@ -206,7 +231,9 @@ impl GraphClient {
             .json()
             .await
             .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
-        Ok(ok.message_id)
+        Ok(ok
+            .message_id
+            .or_else(|| ok.messages.into_iter().next().map(|m| m.id)))
     }
 
     /// Posts Conversions API events (a JSON body of `data`) to the dataset, the token as `access_token`.
@@ -331,6 +358,29 @@ impl GraphClient {
             .get_fields(page_id, "instagram_business_account", token)
             .await?;
         Ok(linked.instagram_business_account.map(|a| a.id))
+    }
+
+    /// The phone numbers of the WhatsApp Business Account `waba_id` the token can see: `GET
+    /// /{waba-id}/phone_numbers` (whatsapp.md §5), first page (the newest numbers).
+    #[tracing::instrument(skip_all, fields(waba.id = %waba_id))]
+    pub async fn whatsapp_numbers(
+        &self,
+        waba_id: &str,
+        token: &str,
+    ) -> Result<Vec<WhatsappNumber>, GraphError> {
+        #[derive(Deserialize)]
+        struct Numbers {
+            #[serde(default)]
+            data: Vec<WhatsappNumber>,
+        }
+        let numbers: Numbers = self
+            .get_fields(
+                &format!("{waba_id}/phone_numbers"),
+                "id,display_phone_number,verified_name",
+                token,
+            )
+            .await?;
+        Ok(numbers.data)
     }
 
     /// The shopper's first name, locale and timezone.

@@ -2,10 +2,10 @@
 //! account's, or anyone could connect an unclaimed Page id with any token and read its shoppers'
 //! messages. A Messenger Page is checked with `GET /me` and the Page access token (it answers its
 //! Page); an Instagram professional account with `GET /{page-id}?fields=instagram_business_account` and
-//! the same token (it answers the account linked to the Page). A WhatsApp number will get its own check
-//! beside them, answering the same [`OwnershipError`].
+//! the same token (it answers the account linked to the Page); a WhatsApp number with `GET
+//! /{waba-id}/phone_numbers` and the number's token (the number must be among them).
 
-use super::graph::{GraphClient, GraphError, TokenOwner};
+use super::graph::{GraphClient, GraphError, TokenOwner, WhatsappNumber};
 use crate::kernel::PageId;
 
 /// Why Meta did not confirm a token as the account's.
@@ -58,6 +58,27 @@ pub async fn confirm_instagram(
         });
     }
     Ok(())
+}
+
+/// Asks Meta for the WhatsApp Business Account's numbers that `token` can see and accepts
+/// `phone_number_id` only when it is among them; answers that number as Meta describes it.
+#[tracing::instrument(skip_all, fields(waba.id = %waba_id, phone_number.id = %phone_number_id))]
+pub async fn confirm_whatsapp(
+    graph: &GraphClient,
+    waba_id: &str,
+    phone_number_id: &str,
+    token: &str,
+) -> Result<WhatsappNumber, OwnershipError> {
+    let numbers = graph.whatsapp_numbers(waba_id, token).await.map_err(refused)?;
+    numbers
+        .into_iter()
+        .find(|n| n.id == phone_number_id)
+        .ok_or_else(|| {
+            tracing::warn!("a WhatsApp number not on the account was refused");
+            OwnershipError::Mismatch {
+                account: format!("WhatsApp Business Account {waba_id}'s number {phone_number_id}"),
+            }
+        })
 }
 
 /// Asks Meta who `token` speaks for and accepts it only when that is Page `page_id`.

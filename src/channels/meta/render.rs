@@ -887,7 +887,7 @@ impl Limits {
                 measure: Measure::Bytes,
                 receipt: false,
             },
-            Channel::Messenger | Channel::Webchat => Limits {
+            Channel::Messenger | Channel::Webchat | Channel::Whatsapp => Limits {
                 max_text: MAX_TEXT_CHARS,
                 measure: Measure::Chars,
                 receipt: true,

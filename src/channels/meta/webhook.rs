@@ -224,6 +224,7 @@ pub fn event(
         timestamp_ms,
         passive: standby,
         kind,
+        profile_name: None,
         raw: m.clone(),
     })
 }
@@ -240,9 +241,11 @@ pub fn parse(body: &[u8]) -> Result<Vec<Inbound>, ParseError> {
     let channel = match envelope.get("object").and_then(Value::as_str) {
         Some("page") => Channel::Messenger,
         Some("instagram") => Channel::Instagram,
+        // WhatsApp's Cloud API comes on the same endpoint, signed with the same app secret.
+        Some("whatsapp_business_account") => return Ok(crate::channels::whatsapp::webhook::parse(&envelope)),
         other => {
             return Err(ParseError::NotMessenger(format!(
-                "object is {other:?}, expected \"page\" or \"instagram\""
+                "object is {other:?}, expected \"page\", \"instagram\" or \"whatsapp_business_account\""
             )));
         }
     };
@@ -387,11 +390,16 @@ mod tests {
     }
 
     #[test]
-    fn a_delivery_that_is_neither_a_page_nor_an_instagram_object_is_refused() {
+    fn a_delivery_that_is_neither_a_page_an_instagram_nor_a_whatsapp_object_is_refused() {
         assert!(matches!(
-            parse(br#"{"object":"whatsapp_business_account","entry":[]}"#),
+            parse(br#"{"object":"user","entry":[]}"#),
             Err(ParseError::NotMessenger(_))
         ));
+        assert!(
+            parse(br#"{"object":"whatsapp_business_account","entry":[]}"#)
+                .unwrap()
+                .is_empty()
+        );
         assert!(parse(br#"{"object":"instagram","entry":[]}"#).unwrap().is_empty());
         assert!(matches!(parse(b"not json"), Err(ParseError::NotJson(_))));
     }

@@ -357,6 +357,7 @@ pub struct Opened {
 
 fn event(webchat: Uuid, visitor: Uuid, dedup: String, kind: EventKind, raw: serde_json::Value) -> Inbound {
     Inbound {
+        profile_name: None,
         channel: Channel::Webchat,
         account: webchat.to_string().into(),
         user: visitor.to_string().into(),

@@ -1,0 +1,457 @@
+//! WhatsApp on the conversation core: a merchant connects a Cloud API number Meta confirms, shoppers'
+//! messages arrive on the signed webhook as `whatsapp_business_account` deliveries, and the bot answers
+//! through `POST /{phone-number-id}/messages` within WhatsApp's limits. Through real HTTP, against the
+//! local Graph server answering as the Cloud API does.
+
+use serde_json::{Value, json};
+use threadcart::dev::clock;
+
+use crate::helpers::{MessengerApp, assert_problem, eventually, spawn_messenger_app};
+
+const WABA: &str = "102290129340398";
+const NUMBER: &str = "106540352242922";
+const TOKEN: &str = "EAAG-whatsapp-system-user-1234";
+
+/// Connects the shop's WhatsApp number (Meta lists it on the account for the token); answers its body.
+async fn connect_number(m: &MessengerApp) -> Value {
+    m.graph
+        .knows_whatsapp_number(WABA, NUMBER, "+1 555-078-3881", TOKEN);
+    let res = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": NUMBER, "waba_id": WABA, "access_token": TOKEN,
+                   "catalog_id": "194836987003835"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "connecting the number");
+    res.json().await.unwrap()
+}
+
+/// A Cloud API delivery of `value` for the shop's number.
+fn delivery(value: Value) -> String {
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] = json!({"display_phone_number": "15550783881", "phone_number_id": NUMBER});
+    json!({"object": "whatsapp_business_account",
+           "entry": [{"id": WABA, "changes": [{"field": "messages", "value": value}]}]})
+    .to_string()
+}
+
+/// A delivery of one message from `wa_id` (named Sheena).
+fn from_shopper(wa_id: &str, message: Value) -> String {
+    let mut message = message;
+    message["from"] = json!(wa_id);
+    message["timestamp"] = json!(chrono::Utc::now().timestamp().to_string());
+    delivery(json!({"contacts": [{"profile": {"name": "Sheena"}, "wa_id": wa_id}], "messages": [message]}))
+}
+
+fn tap(id: &str, button_id: &str, title: &str) -> Value {
+    json!({"id": id, "type": "interactive",
+           "interactive": {"type": "button_reply", "button_reply": {"id": button_id, "title": title}}})
+}
+
+/// Every limit WhatsApp sets on what we sent (whatsapp.md §2): panics naming the first broken.
+fn within_whatsapps_limits(body: &Value) {
+    let count = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    assert_eq!(body["messaging_product"], "whatsapp");
+    match body["type"].as_str().unwrap() {
+        "text" => assert!(count(&body["text"]["body"]) <= 4096, "{body}"),
+        "image" => assert!(body["image"]["link"].is_string(), "{body}"),
+        "interactive" => {
+            let i = &body["interactive"];
+            match i["type"].as_str().unwrap() {
+                "button" => {
+                    let buttons = i["action"]["buttons"].as_array().unwrap();
+                    assert!((1..=3).contains(&buttons.len()), "{body}");
+                    let titles: Vec<&str> = buttons
+                        .iter()
+                        .map(|b| b["reply"]["title"].as_str().unwrap())
+                        .collect();
+                    assert!(titles.iter().all(|t| t.chars().count() <= 20), "{body}");
+                    let mut unique = titles.clone();
+                    unique.sort_unstable();
+                    unique.dedup();
+                    assert_eq!(unique.len(), titles.len(), "unique titles: {body}");
+                    assert!(count(&i["body"]["text"]) <= 1024, "{body}");
+                }
+                "list" => {
+                    let rows: Vec<&Value> = i["action"]["sections"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|s| s["rows"].as_array().unwrap())
+                        .collect();
+                    assert!((1..=10).contains(&rows.len()), "{body}");
+                    assert!(rows.iter().all(|r| count(&r["title"]) <= 24), "{body}");
+                    assert!(count(&i["action"]["button"]) <= 20, "{body}");
+                }
+                "cta_url" => assert!(count(&i["action"]["parameters"]["display_text"]) <= 20, "{body}"),
+                other => panic!("unexpected interactive type {other}: {body}"),
+            }
+        }
+        other => panic!("unexpected message type {other}: {body}"),
+    }
+}
+
+/// The id of the reply button titled `title` among the messages sent to `wa_id`, waiting for it.
+async fn button_id(m: &MessengerApp, wa_id: &str, title: &str) -> String {
+    let find = || {
+        m.graph.whatsapp_to(wa_id).into_iter().rev().find_map(|b| {
+            b["interactive"]["action"]["buttons"]
+                .as_array()?
+                .iter()
+                .find(|x| x["reply"]["title"] == title)
+                .map(|x| x["reply"]["id"].as_str().unwrap().to_owned())
+        })
+    };
+    eventually(&format!("a button {title}"), || async { find().is_some() }).await;
+    find().unwrap()
+}
+
+async fn thread_of(m: &MessengerApp, wa_id: &str) -> String {
+    let wa = wa_id.to_owned();
+    let mut found = None;
+    for _ in 0..200 {
+        let wa = wa.clone();
+        found = m
+            .app
+            .db
+            .query_blocking(move |conn| clock::thread_of(conn, NUMBER, &wa))
+            .unwrap();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    found.expect("the shopper's thread").to_string()
+}
+
+#[tokio::test]
+async fn a_merchant_connects_a_number_meta_lists_on_its_account_and_the_token_is_never_shown_again() {
+    let m = spawn_messenger_app().await;
+
+    let number = connect_number(&m).await;
+
+    assert_eq!(number["phone_number_id"], NUMBER);
+    assert_eq!(number["waba_id"], WABA);
+    assert_eq!(number["display_phone_number"], "+1 555-078-3881");
+    assert_eq!(number["verified_name"], "Comfy Shoes");
+    assert_eq!(number["token_last4"], "1234");
+    assert!(!number.to_string().contains(TOKEN), "the token is not answered");
+    let listed: Value = m
+        .app
+        .get("/v1/whatsapp/numbers", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"][0]["id"], number["id"]);
+    let pages: Value = m
+        .app
+        .get("/v1/pages", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        pages["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["page_id"] != NUMBER),
+        "a number is no Page"
+    );
+    let again = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": NUMBER, "waba_id": WABA, "access_token": TOKEN}),
+        )
+        .await;
+    assert_problem(again, 409, "page_already_connected").await;
+    let not_on_the_account = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": "999", "waba_id": WABA, "access_token": TOKEN}),
+        )
+        .await;
+    assert_problem(not_on_the_account, 422, "page_token_mismatch").await;
+    let bad_token = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": NUMBER, "waba_id": WABA, "access_token": "EAAG-not-a-real-one"}),
+        )
+        .await;
+    assert_problem(bad_token, 422, "page_token_invalid").await;
+    let bad_ids = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": "+1 555", "waba_id": "x", "access_token": TOKEN}),
+        )
+        .await;
+    assert_problem(bad_ids, 422, "validation_failed").await;
+    let id = number["id"].as_str().unwrap();
+    let path = format!("/v1/whatsapp/numbers/{id}");
+    assert_eq!(m.app.get(&path, &m.merchant.token).await.status(), 200);
+    assert_eq!(m.app.delete(&path, &m.merchant.token).await.status(), 204);
+    assert_eq!(m.app.get(&path, &m.merchant.token).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_shopper_asking_about_a_catalog_item_gets_its_card_and_taps_through_to_the_cart_within_whatsapps_limits()
+ {
+    let m = spawn_messenger_app().await;
+    connect_number(&m).await;
+    let question = json!({"id": "wamid.Q1", "type": "text", "text": {"body": "Is it warm?"},
+        "context": {"from": "15550783881", "id": "wamid.CTX",
+                    "referred_product": {"catalog_id": "194836987003835", "product_retailer_id": "SLIP-01"}}});
+
+    assert_eq!(
+        m.app.post_webhook(&from_shopper("W1", question)).await.status(),
+        200
+    );
+    let choose = button_id(&m, "W1", "Choose size").await;
+    assert_eq!(
+        m.app
+            .post_webhook(&from_shopper("W1", tap("wamid.T1", &choose, "Choose size")))
+            .await
+            .status(),
+        200
+    );
+    let size = button_id(&m, "W1", "42").await;
+    m.app
+        .post_webhook(&from_shopper("W1", tap("wamid.T2", &size, "42")))
+        .await;
+    button_id(&m, "W1", "Checkout").await;
+
+    let sent = m.graph.whatsapp_to("W1");
+    sent.iter().for_each(within_whatsapps_limits);
+    let card = sent
+        .iter()
+        .find(|b| b["interactive"]["header"]["type"] == "image")
+        .expect("the product's card, its picture as the header");
+    assert!(
+        card["interactive"]["body"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Comfy slippers")
+    );
+    let calls = m.graph.whatsapp_messages();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.path.ends_with(&format!("/{NUMBER}/messages")))
+    );
+    assert_eq!(calls[0].param("access_token").as_deref(), Some(TOKEN));
+    let thread = thread_of(&m, "W1").await;
+    let context: Value = m
+        .app
+        .get(&format!("/v1/threads/{thread}/context"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(context["customer"]["channel"], "whatsapp");
+    assert_eq!(context["customer"]["first_name"], "Sheena");
+    assert_eq!(context["cart"]["lines"][0]["variant_name"], "42");
+}
+
+#[tokio::test]
+async fn a_click_to_whatsapp_ad_becomes_the_threads_touch_and_a_redelivery_is_answered_once() {
+    let m = spawn_messenger_app().await;
+    connect_number(&m).await;
+    let from_ad = from_shopper(
+        "W2",
+        json!({"id": "wamid.A1", "type": "text", "text": {"body": "Can I get more info about this?"},
+               "referral": {"source_url": "https://fb.me/3cr4Wqqkv", "source_id": "120226305854810726",
+                            "source_type": "ad", "headline": "Warm slippers", "body": "Winter is here",
+                            "media_type": "image", "ctwa_clid": "Aff-n8ZTODiE79d22"}}),
+    );
+
+    m.app.post_webhook(&from_ad).await;
+    eventually("the bot answers", || async {
+        !m.graph.whatsapp_to("W2").is_empty()
+    })
+    .await;
+    let thread = thread_of(&m, "W2").await;
+    let answered = m.graph.whatsapp_to("W2").len();
+    m.app.post_webhook(&from_ad).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    assert_eq!(
+        m.graph.whatsapp_to("W2").len(),
+        answered,
+        "the redelivery has no effect"
+    );
+    let context: Value = m
+        .app
+        .get(&format!("/v1/threads/{thread}/context"), &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let touch = &context["touches"][0];
+    assert_eq!(touch["ad_id"], "120226305854810726");
+    assert_eq!(touch["ad_title"], "Warm slippers");
+    assert_eq!(touch["source"], "ADS");
+    assert_eq!(touch["channel"], "whatsapp");
+    assert_eq!(touch["ads_context_data"]["ctwa_clid"], "Aff-n8ZTODiE79d22");
+}
+
+#[tokio::test]
+async fn a_failed_status_marks_the_message_and_a_person_cannot_write_after_the_24_hours() {
+    let m = spawn_messenger_app().await;
+    connect_number(&m).await;
+    m.app
+        .post_webhook(&from_shopper(
+            "W3",
+            json!({"id": "wamid.H1", "type": "text", "text": {"body": "hello"}}),
+        ))
+        .await;
+    eventually("the bot answers", || async {
+        !m.graph.whatsapp_to("W3").is_empty()
+    })
+    .await;
+    let thread = thread_of(&m, "W3").await;
+    let messages_path = format!("/v1/threads/{thread}/messages?order=oldest");
+    let sent_id = || async {
+        let messages: Value = m
+            .app
+            .get(&messages_path, &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        messages["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["direction"] == "out")
+            .find_map(|x| x["mid"].as_str().map(str::to_owned))
+    };
+    eventually("the answer is sent", || async { sent_id().await.is_some() }).await;
+    let wamid = sent_id().await.unwrap();
+    assert!(wamid.starts_with("wamid."), "{wamid}");
+
+    let failed = delivery(
+        json!({"statuses": [{"id": wamid, "status": "failed", "timestamp": "1751142888",
+        "recipient_id": "W3", "errors": [{"code": 131026, "title": "Message Undeliverable",
+        "message": "Message Undeliverable", "error_data": {"details": "Message Undeliverable."}}]}]}),
+    );
+    m.app.post_webhook(&failed).await;
+
+    eventually("the message is marked failed", || async {
+        let messages: Value = m
+            .app
+            .get(&messages_path, &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        messages["data"].as_array().unwrap().iter().any(|x| {
+            x["mid"] == wamid.as_str()
+                && x["delivery"] == "failed"
+                && x["delivery_error"].as_str().is_some_and(|e| e.contains("131026"))
+        })
+    })
+    .await;
+    let t = uuid::Uuid::parse_str(&thread).unwrap();
+    m.app
+        .db
+        .query_blocking(move |conn| {
+            clock::advance(conn, threadcart::kernel::ThreadId(t), chrono::Duration::hours(25))
+        })
+        .unwrap();
+    let late = m
+        .app
+        .post(
+            &format!("/v1/threads/{thread}/messages"),
+            &m.merchant.token,
+            json!({"text": "Are you still there?"}),
+        )
+        .await;
+    assert_problem(late, 409, "messaging_window_closed").await;
+}
+
+#[tokio::test]
+async fn a_whatsapp_cart_becomes_the_threads_cart_at_our_prices_and_stock_and_pays_through_a_link_button() {
+    let (m, _stripe) = crate::checkout::shop_with_stripe().await;
+    connect_number(&m).await;
+    // SLIP-01 sizes: 41 sold out, 42 five in stock, 43 two; 49.90 EUR each.
+    let order = json!({"id": "wamid.O1", "type": "order", "order": {
+        "catalog_id": "194836987003835", "text": "For the family",
+        "product_items": [
+            {"product_retailer_id": "SLIP-01-42", "quantity": 2, "item_price": 45.00, "currency": "EUR"},
+            {"product_retailer_id": "SLIP-01-43", "quantity": 5, "item_price": 49.90, "currency": "EUR"},
+            {"product_retailer_id": "SLIP-01-41", "quantity": 1, "item_price": 49.90, "currency": "EUR"},
+            {"product_retailer_id": "GONE-1", "quantity": 1, "item_price": 10, "currency": "EUR"}]}});
+
+    assert_eq!(m.app.post_webhook(&from_shopper("W4", order)).await.status(), 200);
+    let checkout = button_id(&m, "W4", "Checkout").await;
+    m.app
+        .post_webhook(&from_shopper("W4", tap("wamid.T9", &checkout, "Checkout")))
+        .await;
+    let pay = || {
+        m.graph
+            .whatsapp_to("W4")
+            .into_iter()
+            .find(|b| b["interactive"]["type"] == "cta_url")
+    };
+    eventually("the pay link", || async { pay().is_some() }).await;
+
+    let told: Vec<String> = m
+        .graph
+        .whatsapp_to("W4")
+        .iter()
+        .filter_map(|b| b["text"]["body"].as_str().map(str::to_owned))
+        .collect();
+    let notes = told.join("\n");
+    assert!(notes.contains("Comfy slippers (42) is 49.90 EUR now."), "{notes}");
+    assert!(notes.contains("Only 2 left of Comfy slippers (43)"), "{notes}");
+    assert!(notes.contains("Comfy slippers (41) is sold out."), "{notes}");
+    assert!(notes.contains("We do not sell “GONE-1” any more."), "{notes}");
+    let pay = pay().unwrap();
+    within_whatsapps_limits(&pay);
+    assert_eq!(
+        pay["interactive"]["action"]["parameters"]["display_text"],
+        "Pay 199.60 EUR"
+    );
+    assert!(
+        pay["interactive"]["action"]["parameters"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http")
+    );
+    let orders: Value = m
+        .app
+        .get("/v1/orders", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lines: Vec<(String, i64)> = orders["data"][0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["sku"].as_str().unwrap().to_owned(),
+                l["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [("SLIP-01-42".to_owned(), 2), ("SLIP-01-43".to_owned(), 2)]
+    );
+    assert_eq!(orders["data"][0]["channel"], "whatsapp");
+}
