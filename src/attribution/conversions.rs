@@ -4,8 +4,10 @@
 //!
 //! Only Meta's channels report: a Messenger purchase names the Page and the shopper's page-scoped id, an
 //! Instagram one the Instagram account and the shopper's Instagram-scoped id (`messaging_channel:
-//! instagram`), through the dataset of the Page the account is connected to. A web chat purchase is in
-//! our own funnel only.
+//! instagram`), through the dataset of the Page the account is connected to; a WhatsApp one the
+//! WhatsApp Business Account and the Click-to-WhatsApp ad's click id (`ctwa_clid`, `messaging_channel:
+//! whatsapp`; a purchase no ad click led to has nothing to attribute and is not sent), through the
+//! number's dataset. A web chat purchase is in our own funnel only.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -70,8 +72,12 @@ pub struct ConversionEvent {
     pub created_at: NaiveDateTime,
     /// When Meta took it.
     pub sent_at: Option<NaiveDateTime>,
-    /// `messenger` or `instagram`.
+    /// `messenger`, `instagram` or `whatsapp`.
     pub channel: Channel,
+    /// WhatsApp: the WhatsApp Business Account.
+    pub account_id: Option<String>,
+    /// WhatsApp: the ad click's id (`ctwa_clid`).
+    pub click_id: Option<String>,
 }
 
 impl ConversionEvent {
@@ -168,9 +174,23 @@ pub fn queue(
             threads::channel,
         ))
         .first(conn)?;
-    if !Channel::parse(&channel).is_some_and(Channel::is_meta) || stored_dataset(conn, &page_id)?.is_none() {
+    let channel_of = Channel::parse(&channel);
+    if !channel_of.is_some_and(Channel::via_graph) || stored_dataset(conn, &page_id)?.is_none() {
         return Ok(false);
     }
+    let (account_id, click_id) = if channel_of == Some(Channel::Whatsapp) {
+        let Some(click) = whatsapp_click(conn, thread_id)? else {
+            return Ok(false);
+        };
+        let waba: Option<Option<String>> = pages::table
+            .filter(pages::page_id.eq(&page_id))
+            .select(pages::waba_id)
+            .first(conn)
+            .optional()?;
+        (waba.flatten(), Some(click))
+    } else {
+        (None, None)
+    };
     let insert = diesel::insert_into(conversion_events::table)
         .values((
             conversion_events::id.eq(DbUuid(Uuid::now_v7())),
@@ -188,11 +208,33 @@ pub fn queue(
             conversion_events::next_attempt_at.eq(now()),
             conversion_events::created_at.eq(now()),
             conversion_events::channel.eq(&channel),
+            conversion_events::account_id.eq(&account_id),
+            conversion_events::click_id.eq(&click_id),
         ))
         .on_conflict(conversion_events::event_id)
         .do_nothing();
     let n = crate::per_backend!(conn, |c| insert.execute(c))?;
     Ok(n > 0)
+}
+
+/// The click id (`ctwa_clid`) of the thread's latest Click-to-WhatsApp ad, kept whole in its touch's
+/// referral.
+fn whatsapp_click(conn: &mut DbConnection, thread_id: ThreadId) -> QueryResult<Option<String>> {
+    use crate::db::schema::touches;
+    let referrals: Vec<Option<String>> = touches::table
+        .filter(touches::thread_id.eq(thread_id))
+        .filter(touches::source.eq("ADS"))
+        .order(touches::id.desc())
+        .limit(20)
+        .select(touches::ads_context_data)
+        .load(conn)?;
+    Ok(referrals.into_iter().flatten().find_map(|r| {
+        serde_json::from_str::<serde_json::Value>(&r)
+            .ok()?
+            .get("ctwa_clid")?
+            .as_str()
+            .map(str::to_owned)
+    }))
 }
 
 /// Takes up to `limit` due events for `lease` (their next try moves to its end, so no other worker
@@ -323,6 +365,10 @@ pub fn payload(e: &ConversionEvent) -> QueryResult<String> {
             instagram_business_account_id: &'a str,
             ig_sid: &'a str,
         },
+        Whatsapp {
+            whatsapp_business_account_id: &'a str,
+            ctwa_clid: &'a str,
+        },
     }
     #[derive(serde::Serialize)]
     struct CustomData<'a> {
@@ -332,6 +378,13 @@ pub fn payload(e: &ConversionEvent) -> QueryResult<String> {
     let corrupt = |e: serde_json::Error| diesel::result::Error::SerializationError(Box::new(e));
     let value = serde_json::value::RawValue::from_string(e.value()?.amount_string()).map_err(corrupt)?;
     let (messaging_channel, user_data) = match e.channel {
+        Channel::Whatsapp => (
+            "whatsapp",
+            UserData::Whatsapp {
+                whatsapp_business_account_id: e.account_id.as_deref().unwrap_or_default(),
+                ctwa_clid: e.click_id.as_deref().unwrap_or_default(),
+            },
+        ),
         Channel::Instagram => (
             "instagram",
             UserData::Instagram {

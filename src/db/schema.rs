@@ -392,6 +392,8 @@ diesel::table! {
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
         channel -> Text,
+        account_id -> Nullable<Text>,
+        click_id -> Nullable<Text>,
     }
 }
 

@@ -355,7 +355,7 @@ async fn ad(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConversionsSettings {
+pub(super) struct ConversionsSettings {
     dataset_id: String,
     access_token: String,
 }
@@ -374,10 +374,29 @@ async fn set_conversions(
     body: web::Json<ConversionsSettings>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManagePages)?;
+    set_dataset(
+        &state,
+        caller.merchant_id,
+        path.into_inner(),
+        body.into_inner(),
+        "Page",
+    )
+    .await
+}
+
+/// Sets the Conversions API dataset of the merchant's channel account `page_id` (a Page, or a WhatsApp
+/// number's id); 404 naming `what` when the merchant has none.
+pub(super) async fn set_dataset(
+    state: &web::Data<AppState>,
+    merchant_id: crate::kernel::MerchantId,
+    page_id: PageId,
+    settings: ConversionsSettings,
+    what: &str,
+) -> Result<HttpResponse, ApiError> {
     let ConversionsSettings {
         dataset_id,
         access_token,
-    } = body.into_inner();
+    } = settings;
     let mut errors = Vec::new();
     let dataset_id = dataset_id.trim().to_owned();
     if dataset_id.is_empty() || dataset_id.len() > 64 || !dataset_id.chars().all(|c| c.is_ascii_digit()) {
@@ -393,8 +412,7 @@ async fn set_conversions(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page_id = path.into_inner();
-    let (merchant_id, page, dataset) = (caller.merchant_id, page_id.clone(), dataset_id.clone());
+    let (page, dataset) = (page_id.clone(), dataset_id.clone());
     let secrets = state.secrets.clone();
     let found = state
         .db
@@ -403,7 +421,7 @@ async fn set_conversions(
         })
         .await?;
     if !found {
-        return Err(ApiError::not_found("Page"));
+        return Err(ApiError::not_found(what));
     }
     tracing::info!(merchant.id = %merchant_id, page.id = %page_id, "Conversions API dataset set");
     Ok(HttpResponse::Ok().json(ConversionsSettingsBody {

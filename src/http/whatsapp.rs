@@ -18,7 +18,12 @@ pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/whatsapp/numbers", connect)
         .route(Method::GET, "/v1/whatsapp/numbers", list)
         .route(Method::GET, "/v1/whatsapp/numbers/{number_id}", get)
-        .route(Method::DELETE, "/v1/whatsapp/numbers/{number_id}", disconnect);
+        .route(Method::DELETE, "/v1/whatsapp/numbers/{number_id}", disconnect)
+        .route(
+            Method::PUT,
+            "/v1/whatsapp/numbers/{number_id}/conversions",
+            set_conversions,
+        );
 }
 
 #[derive(Deserialize)]
@@ -163,6 +168,31 @@ async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found("WhatsApp number"))?;
     Ok(HttpResponse::Ok().json(NumberBody::from(number)))
+}
+
+/// Sets the number's Conversions API dataset (and its token): WhatsApp purchases that followed a
+/// Click-to-WhatsApp ad are then told to Meta with the ad click's `ctwa_clid`.
+async fn set_conversions(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    body: web::Json<super::reports::ConversionsSettings>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let id = path.into_inner();
+    let number = state
+        .db
+        .query(move |conn| whatsapp::get(conn, caller.merchant_id, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("WhatsApp number"))?;
+    super::reports::set_dataset(
+        &state,
+        caller.merchant_id,
+        number.phone_number_id,
+        body.into_inner(),
+        "WhatsApp number",
+    )
+    .await
 }
 
 /// Disconnects the number: nothing more is received or sent through it (its threads stay).

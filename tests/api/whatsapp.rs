@@ -455,3 +455,111 @@ async fn a_whatsapp_cart_becomes_the_threads_cart_at_our_prices_and_stock_and_pa
     );
     assert_eq!(orders["data"][0]["channel"], "whatsapp");
 }
+
+#[tokio::test]
+async fn a_purchase_after_a_click_to_whatsapp_ad_reaches_the_conversions_api_with_its_click_id() {
+    let (m, stripe) = crate::checkout::shop_with_stripe().await;
+    let number = connect_number(&m).await;
+    let res = m
+        .app
+        .request(
+            reqwest::Method::PUT,
+            &format!(
+                "/v1/whatsapp/numbers/{}/conversions",
+                number["id"].as_str().unwrap()
+            ),
+            &m.merchant.token,
+            Some(json!({"dataset_id": "1234567890", "access_token": "EAAG-capi-token-5678"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    m.app
+        .post_webhook(&from_shopper(
+            "W5",
+            json!({"id": "wamid.AD5", "type": "text", "text": {"body": "Hello!"},
+                   "referral": {"source_url": "https://fb.me/x", "source_id": "AD-WA-5", "source_type": "ad",
+                                "headline": "Warm slippers", "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a"}}),
+        ))
+        .await;
+    eventually("the bot answers", || async {
+        !m.graph.whatsapp_to("W5").is_empty()
+    })
+    .await;
+    m.app
+        .post_webhook(&from_shopper(
+            "W5",
+            json!({"id": "wamid.O5", "type": "order", "order": {"catalog_id": "194836987003835",
+                "product_items": [{"product_retailer_id": "SLIP-01-42", "quantity": 1, "item_price": 49.90, "currency": "EUR"}]}}),
+        ))
+        .await;
+    let checkout = button_id(&m, "W5", "Checkout").await;
+    m.app
+        .post_webhook(&from_shopper("W5", tap("wamid.T5", &checkout, "Checkout")))
+        .await;
+    eventually("the order is open for payment", || async {
+        let orders: Value = m
+            .app
+            .get("/v1/orders", &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        orders["data"][0]["stripe_session_id"].is_string()
+    })
+    .await;
+    let orders: Value = m
+        .app
+        .get("/v1/orders", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let session = orders["data"][0]["stripe_session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    stripe.complete_session(&session);
+    crate::checkout::post_stripe_event(&m, "checkout.session.completed", &session).await;
+    eventually("the purchase is told to Meta", || async {
+        !m.graph.events().is_empty()
+    })
+    .await;
+
+    let event = &m.graph.events()[0];
+    assert!(event.path.ends_with("/1234567890/events"), "{}", event.path);
+    let data = &event.body["data"][0];
+    assert_eq!(data["event_name"], "Purchase");
+    assert_eq!(data["action_source"], "business_messaging");
+    assert_eq!(data["messaging_channel"], "whatsapp");
+    assert_eq!(data["user_data"]["whatsapp_business_account_id"], WABA);
+    assert!(
+        data["user_data"]["ctwa_clid"]
+            .as_str()
+            .unwrap()
+            .starts_with("ARAkLkA8rmlF")
+    );
+    assert_eq!(data["custom_data"], json!({"value": 49.90, "currency": "EUR"}));
+    let today = chrono::Utc::now().date_naive();
+    let funnel: Value = m
+        .app
+        .get(
+            &format!(
+                "/v1/reports/funnel?group_by=ad&from={}&to={}",
+                today - chrono::Days::new(1),
+                today + chrono::Days::new(1)
+            ),
+            &m.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row = funnel["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "AD-WA-5")
+        .unwrap_or_else(|| panic!("the ad's row: {funnel}"));
+    assert_eq!(row["purchases"], 1);
+}
