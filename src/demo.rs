@@ -34,6 +34,8 @@ struct DemoMerchant {
     timezone: String,
     api_key: String,
     page: DemoPage,
+    #[serde(default)]
+    whatsapp: Option<DemoWhatsapp>,
     webchat: DemoWebchat,
     products: Vec<ProductCreate>,
     #[serde(default)]
@@ -117,6 +119,16 @@ struct DemoWebchat {
     allowed_origins: Vec<String>,
 }
 
+/// The demo merchant's WhatsApp number (made up: dev mode's Graph API stands in for the Cloud API).
+#[derive(Deserialize)]
+struct DemoWhatsapp {
+    phone_number_id: String,
+    waba_id: String,
+    display_phone_number: String,
+    access_token: String,
+    catalog_id: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct DemoPage {
     page_id: PageId,
@@ -138,6 +150,9 @@ pub struct Loaded {
     pub page_id: PageId,
     /// The Instagram professional account connected with the Page.
     pub instagram_account_id: Option<String>,
+    /// Its WhatsApp number's id (`phone_number_id`), when it has one.
+    #[serde(default)]
+    pub whatsapp_number_id: Option<String>,
     /// Its public owner API key.
     pub api_key: String,
     /// Its web chat's public key (the widget's `data-key`).
@@ -299,6 +314,12 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
     for offer in &m.offers {
         load_offer(conn, merchant.id, &m.slug, offer)?;
     }
+    if let Some(w) = &m.whatsapp {
+        load_whatsapp(conn, secrets, merchant.id, w).map_err(|e| match e {
+            DemoError::Fixture(detail) => DemoError::Fixture(format!("{}: {detail}", m.slug)),
+            other => other,
+        })?;
+    }
     for agent in &m.agents {
         let raw = crate::agents::RawAgent {
             name: Some(agent.name.clone()),
@@ -316,6 +337,7 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
         merchant_id: merchant.id,
         page_id: m.page.page_id.clone(),
         instagram_account_id: m.page.instagram_account_id.clone(),
+        whatsapp_number_id: m.whatsapp.as_ref().map(|w| w.phone_number_id.clone()),
         webchat_key: m.webchat.public_key.clone(),
         api_key: m.api_key.clone(),
         products: m.products.len(),
@@ -328,6 +350,48 @@ fn load_one(conn: &mut DbConnection, secrets: &Secrets, m: &DemoMerchant) -> Res
                 api_key: a.api_key.clone(),
             })
             .collect(),
+    })
+}
+
+/// Connects the demo's WhatsApp number unless it is (without asking Meta: its token is no real one).
+fn load_whatsapp(
+    conn: &mut DbConnection,
+    secrets: &Secrets,
+    merchant_id: MerchantId,
+    w: &DemoWhatsapp,
+) -> Result<(), DemoError> {
+    use crate::merchants::whatsapp::{self, NewNumber};
+    if whatsapp::find(conn, merchant_id, &w.phone_number_id)?.is_some() {
+        return Ok(());
+    }
+    let new = NewNumber::parse(
+        &w.phone_number_id,
+        &w.waba_id,
+        &w.access_token,
+        w.catalog_id.as_deref(),
+    )
+    .map_err(|e| DemoError::Fixture(format!("whatsapp: {e:?}")))?;
+    let described = crate::channels::meta::graph::WhatsappNumber {
+        id: w.phone_number_id.clone(),
+        display_phone_number: Some(w.display_phone_number.clone()),
+        verified_name: merchants::get(conn, merchant_id).ok().map(|m| m.name),
+    };
+    whatsapp::connect(conn, secrets, merchant_id, &new, &described).map_err(|e| match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            DemoError::PageTaken(w.phone_number_id.as_str().into())
+        }
+        other => other.into(),
+    })?;
+    Ok(())
+}
+
+/// The demo merchant whose WhatsApp number is `phone_number_id`'s token `token`, for dev mode's Graph
+/// API (`GET /{waba-id}/phone_numbers`): the number with its display number.
+pub fn whatsapp_of_token(token: &str) -> Option<(String, String, String)> {
+    let fixture: Fixture = serde_json::from_str(DEMO_JSON).ok()?;
+    fixture.merchants.into_iter().find_map(|m| {
+        let w = m.whatsapp?;
+        (w.access_token == token).then_some((w.waba_id, w.phone_number_id, w.display_phone_number))
     })
 }
 

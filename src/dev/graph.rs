@@ -4,6 +4,9 @@
 //! token is its Page's, `dev-page-token-<Page id>` is that Page's, so any Page can be connected in dev
 //! mode, and any other token is refused as Meta refuses one it does not know), and a Page's linked
 //! Instagram account (a demo Page's from the fixture; any other Page `<Page id>`'s is `9<Page id>`).
+//! For WhatsApp: the Cloud API's `POST /{phone-number-id}/messages` (recorded under the number and the
+//! shopper's WhatsApp id, answering a `wamid.`), and a WhatsApp Business Account's numbers (the demo
+//! number for its token; `dev-whatsapp-token-<number id>` sees that number on any account).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -21,6 +24,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(create_template),
     )
     .route("/dev/graph/{version}/me", web::get().to(me))
+    .route(
+        "/dev/graph/{version}/{waba_id}/phone_numbers",
+        web::get().to(phone_numbers),
+    )
     .route("/dev/graph/{version}/{psid}", web::get().to(profile));
 }
 
@@ -81,6 +88,35 @@ async fn create_template(req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(json!({"id": id.to_string(), "status": "APPROVED", "category": "UTILITY"}))
 }
 
+/// The prefix of the tokens dev mode takes as seeing the WhatsApp number named after it.
+const DEV_WHATSAPP_TOKEN_PREFIX: &str = "dev-whatsapp-token-";
+
+/// A WhatsApp Business Account's numbers the token sees.
+async fn phone_numbers(req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let Some(token) = token_of(&req) else {
+        return oauth_error(400, 104, "An access token is required to request this resource.");
+    };
+    let (_, waba_id) = path.into_inner();
+    let named = token
+        .strip_prefix(DEV_WHATSAPP_TOKEN_PREFIX)
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .map(|id| {
+            (
+                id.to_owned(),
+                format!("+1 555-{}", &id[id.len().saturating_sub(7)..]),
+            )
+        });
+    let demo = crate::demo::whatsapp_of_token(&token)
+        .filter(|(waba, ..)| *waba == waba_id)
+        .map(|(_, id, shown)| (id, shown));
+    match named.or(demo) {
+        Some((id, shown)) => HttpResponse::Ok().json(json!({"data": [
+            {"id": id, "display_phone_number": shown, "verified_name": "Dev shop", "quality_rating": "GREEN"}
+        ]})),
+        None => oauth_error(400, 190, "Invalid OAuth access token - Cannot parse access token"),
+    }
+}
+
 async fn send(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -94,6 +130,18 @@ async fn send(
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return oauth_error(400, 100, "(#100) The parameter recipient is required");
     };
+    if body["messaging_product"] == "whatsapp" {
+        // The Cloud API: the message is the body itself, addressed `to` the shopper.
+        let Some(to) = body["to"].as_str() else {
+            return oauth_error(400, 100, "(#100) The parameter to is required.");
+        };
+        let seq = dev.record(&page_id, to, "page", body.clone());
+        return HttpResponse::Ok().json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": format!("wamid.dev{seq}")}],
+        }));
+    }
     let Some(psid) = body["recipient"]["id"].as_str() else {
         return oauth_error(400, 100, "(#100) The parameter recipient is required");
     };

@@ -1,8 +1,9 @@
 //! The thread simulator: one page (`/dev/simulator`, HTML, CSS and JS embedded in the binary) and the
 //! three calls it makes: the Pages to choose from, a shopper's action (built into the delivery Meta
-//! would send, on Messenger or Instagram Direct, signed with the app secret and posted to the server's
-//! own `/webhooks/messenger`), and the thread's messages as the dev Graph API received them
-//! (long-polled; an Instagram shopper's replies go through the Page too).
+//! would send, on Messenger, Instagram Direct or WhatsApp, signed with the app secret and posted to the
+//! server's own `/webhooks/messenger`), and the thread's messages as the dev Graph API received them
+//! (long-polled; an Instagram shopper's replies go through the Page too, a WhatsApp shopper's through
+//! the merchant's number, which the page polls by its id).
 
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ struct Advertised {
     #[serde(rename = "ref")]
     reference: String,
     title: String,
+    /// A SKU in stock, for a WhatsApp cart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sku: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -53,6 +57,8 @@ struct PageChoice {
     name: String,
     /// The Instagram account connected with the Page, whose shoppers can be played too.
     instagram_account_id: Option<String>,
+    /// The merchant's WhatsApp number (its `phone_number_id`), whose shoppers can be played too.
+    whatsapp_number_id: Option<String>,
     advertised: Vec<Advertised>,
 }
 
@@ -68,6 +74,7 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                     .into_iter()
                     .map(|p| Advertised {
                         reference: format!("p={}", p.fields.retailer_id),
+                        sku: p.variants.iter().find(|v| v.stock > 0).map(|v| v.sku.clone()),
                         product_id: p.fields.retailer_id.0,
                         title: p.fields.title,
                     })
@@ -85,8 +92,15 @@ async fn pages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                     reference: format!("b={}", b.id.simple()),
                     product_id: b.id.to_string(),
                     title: b.spec.name,
+                    sku: None,
                 }));
+                let whatsapp =
+                    crate::merchants::whatsapp::list(conn, merchant.id, crate::db::Keyset::OLDEST_FIRST, 1)?
+                        .into_iter()
+                        .next()
+                        .map(|n| n.phone_number_id.0);
                 out.push(PageChoice {
+                    whatsapp_number_id: whatsapp,
                     name: page.name.unwrap_or_else(|| merchant.name.clone()),
                     page_id: page.page_id.0,
                     instagram_account_id: page.instagram_account_id,
@@ -123,6 +137,16 @@ enum Action {
     QuickReply { title: String, payload: String },
     /// Taps a postback button.
     Postback { title: String, payload: String },
+    /// Sends their WhatsApp cart (an `order` message) of catalog items.
+    Order { items: Vec<OrderLine> },
+}
+
+/// One item of a simulated WhatsApp cart.
+#[derive(Debug, Deserialize)]
+struct OrderLine {
+    /// The catalog item's retailer id (a SKU).
+    retailer_id: String,
+    quantity: u32,
 }
 
 /// The channel a simulated shopper is on.
@@ -134,6 +158,8 @@ enum Channel {
     Messenger,
     /// The Instagram account connected with the Page.
     Instagram,
+    /// The merchant's WhatsApp number.
+    Whatsapp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +192,18 @@ fn check(body: &SendBody) -> Result<(), ApiError> {
     let text_ok = |t: &str| !t.trim().is_empty() && t.len() <= 2000;
     match &body.action {
         Action::Text { text } if !text_ok(text) => Err(invalid("action.text", "1 to 2000 characters")),
+        Action::Order { items }
+            if items.is_empty()
+                || items.len() > 30
+                || items
+                    .iter()
+                    .any(|i| i.retailer_id.is_empty() || !(1..=99).contains(&i.quantity)) =>
+        {
+            Err(invalid(
+                "action.items",
+                "1 to 30 items, each a retailer id and 1 to 99 units",
+            ))
+        }
         Action::Link { reference }
             if reference.is_empty()
                 || !reference
@@ -226,12 +264,73 @@ fn event(body: &SendBody, account_id: &str, now_ms: i64) -> (Value, Value) {
             json!({"postback": {"title": title, "payload": payload, "mid": mid}}),
             json!({"text": title}),
         ),
+        Action::Order { .. } => (
+            json!({"message": {"mid": mid, "text": "(a WhatsApp cart)"}}),
+            json!({"text": "(a WhatsApp cart)"}),
+        ),
     };
     let mut event = event;
     event["sender"] = json!({"id": body.psid});
     event["recipient"] = json!({"id": account_id});
     event["timestamp"] = json!(now_ms);
     (event, shown)
+}
+
+/// The WhatsApp message the Cloud API would deliver for the shopper's action (the ad arrival a
+/// Click-to-WhatsApp message asking about the advertised item), and what the shopper sees of it.
+fn whatsapp_message(body: &SendBody, now_ms: i64) -> (Value, Value) {
+    let id = format!("wamid.sim{}", uuid::Uuid::new_v4().simple());
+    let tap = |title: &str, payload: &str| {
+        json!({"type": "interactive", "interactive": {"type": "button_reply",
+            "button_reply": {"id": payload, "title": title}}})
+    };
+    let (message, shown) = match &body.action {
+        Action::Ad {
+            ad_id,
+            ad_title,
+            product_id,
+            ..
+        } => (
+            json!({"type": "text", "text": {"body": "Hi! Can I get more info about this?"},
+                "referral": {"source_url": format!("https://fb.me/{ad_id}"), "source_id": ad_id,
+                    "source_type": "ad", "headline": ad_title, "media_type": "image",
+                    "ctwa_clid": format!("sim-clid-{}", uuid::Uuid::new_v4().simple())},
+                "context": {"referred_product": {"catalog_id": "0", "product_retailer_id": product_id}}}),
+            json!({"text": "Hi! Can I get more info about this?",
+                   "note": format!("from the Click-to-WhatsApp ad “{ad_title}” ({ad_id})")}),
+        ),
+        Action::Link { reference } => (
+            json!({"type": "text", "text": {"body": format!("Hi! ({reference})")}}),
+            json!({"text": format!("Hi! ({reference})"), "note": "from a wa.me link"}),
+        ),
+        Action::Text { text } => (
+            json!({"type": "text", "text": {"body": text}}),
+            json!({"text": text}),
+        ),
+        Action::QuickReply { title, payload } | Action::Postback { title, payload } => {
+            (tap(title, payload), json!({"text": title}))
+        }
+        Action::Order { items } => {
+            let lines: Vec<Value> = items
+                .iter()
+                .map(|i| json!({"product_retailer_id": i.retailer_id, "quantity": i.quantity}))
+                .collect();
+            let said = items
+                .iter()
+                .map(|i| format!("{} × {}", i.quantity, i.retailer_id))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                json!({"type": "order", "order": {"catalog_id": "0", "product_items": lines}}),
+                json!({"text": format!("🛒 {said}"), "note": "a WhatsApp cart"}),
+            )
+        }
+    };
+    let mut message = message;
+    message["from"] = json!(body.psid);
+    message["id"] = json!(id);
+    message["timestamp"] = json!((now_ms / 1000).to_string());
+    (message, shown)
 }
 
 /// Posts the shopper's action to `/webhooks/messenger`, signed as Meta signs it.
@@ -249,6 +348,30 @@ async fn send(
     // An Instagram shopper writes to the Instagram account connected with the Page.
     let (object, account_id) = match body.channel {
         Channel::Messenger => ("page", body.page_id.clone()),
+        Channel::Whatsapp => {
+            let page_id = body.page_id.clone();
+            let number = state
+                .db
+                .query(move |conn| {
+                    let page = crate::merchants::pages::list_all(conn, 200)?
+                        .into_iter()
+                        .find(|p| p.page_id.as_str() == page_id);
+                    match page {
+                        Some(p) => Ok(crate::merchants::whatsapp::list(
+                            conn,
+                            p.merchant_id,
+                            crate::db::Keyset::OLDEST_FIRST,
+                            1,
+                        )?
+                        .into_iter()
+                        .next()),
+                        None => Ok(None),
+                    }
+                })
+                .await?
+                .ok_or_else(|| invalid("channel", "this Page's merchant has no WhatsApp number connected"))?;
+            ("whatsapp_business_account", number.phone_number_id.0)
+        }
         Channel::Instagram => {
             let page_id = body.page_id.clone();
             let account = state
@@ -267,17 +390,29 @@ async fn send(
             ("instagram", account)
         }
     };
-    let (event, shown) = event(&body, &account_id, now_ms);
-    let delivery =
-        json!({"object": object, "entry": [{"id": account_id, "time": now_ms, "messaging": [event]}]})
-            .to_string();
+    let (delivery, shown, recorded_under) = if body.channel == Channel::Whatsapp {
+        let (message, shown) = whatsapp_message(&body, now_ms);
+        let name = dev.name(&body.psid).unwrap_or_else(|| "Shopper".to_owned());
+        let value = json!({"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "0", "phone_number_id": account_id},
+            "contacts": [{"profile": {"name": name}, "wa_id": body.psid}],
+            "messages": [message]});
+        let delivery = json!({"object": object, "entry": [{"id": "0",
+            "changes": [{"field": "messages", "value": value}]}]});
+        (delivery.to_string(), shown, account_id.clone())
+    } else {
+        let (event, shown) = event(&body, &account_id, now_ms);
+        let delivery =
+            json!({"object": object, "entry": [{"id": account_id, "time": now_ms, "messaging": [event]}]});
+        (delivery.to_string(), shown, body.page_id.clone())
+    };
     let signature = state
         .config
         .messenger_app_secret
         .as_ref()
         .and_then(|secret| hmac_hex(secret, delivery.as_bytes()))
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("dev mode has no Messenger app secret")))?;
-    dev.record(&body.page_id, &body.psid, "shopper", shown);
+    dev.record(&recorded_under, &body.psid, "shopper", shown);
     let status = dev
         .post_to_self(
             "/webhooks/messenger",
@@ -421,6 +556,40 @@ mod tests {
         assert_eq!(e["message"]["referral"]["ref"], "p=SLIP-01");
         assert_eq!(e["message"]["referral"]["source"], "ADS");
         assert_eq!(e["recipient"]["id"], "17841400000000001");
+    }
+
+    #[test]
+    fn a_whatsapp_ad_arrival_is_a_message_asking_about_the_product_with_the_ads_click_id() {
+        let mut b = body(Action::Ad {
+            ad_id: "AD-WA".into(),
+            ad_title: "Comfy slippers".into(),
+            product_id: "SLIP-01".into(),
+            reference: None,
+        });
+        b.channel = Channel::Whatsapp;
+        let (m, shown) = whatsapp_message(&b, 1_750_000_000_123);
+        assert_eq!(m["from"], "SIM-1");
+        assert_eq!(m["timestamp"], "1750000000");
+        assert_eq!(m["referral"]["source_id"], "AD-WA");
+        assert!(
+            m["referral"]["ctwa_clid"]
+                .as_str()
+                .unwrap()
+                .starts_with("sim-clid-")
+        );
+        assert_eq!(m["context"]["referred_product"]["product_retailer_id"], "SLIP-01");
+        assert!(shown["note"].as_str().unwrap().contains("Click-to-WhatsApp"));
+        let mut cart = body(Action::Order {
+            items: vec![OrderLine {
+                retailer_id: "SLIP-01-42".into(),
+                quantity: 2,
+            }],
+        });
+        cart.channel = Channel::Whatsapp;
+        let (m, _) = whatsapp_message(&cart, 1);
+        assert_eq!(m["order"]["product_items"][0]["quantity"], 2);
+        let empty = body(Action::Order { items: Vec::new() });
+        assert!(check(&empty).is_err());
     }
 
     #[test]

@@ -152,6 +152,19 @@ pub fn get(conn: &mut DbConnection, merchant_id: MerchantId, id: Uuid) -> QueryR
         .optional()
 }
 
+/// The merchant's number whose Meta id is `phone_number_id`.
+pub fn find(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    phone_number_id: &str,
+) -> QueryResult<Option<Number>> {
+    mine(merchant_id)
+        .filter(pages::page_id.eq(phone_number_id))
+        .select(Number::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// The merchant's numbers, newest connected first (see [`Keyset`]).
 pub fn list(
     conn: &mut DbConnection,

@@ -1857,3 +1857,79 @@ async fn an_agent_sees_a_shopper_arrive_live_in_the_inbox_answers_and_the_answer
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_shopper_buys_the_demo_slippers_over_whatsapp_from_a_click_to_whatsapp_ad_in_the_simulator() {
+    let Some(browser) = browser_or_skip(
+        "a_shopper_buys_the_demo_slippers_over_whatsapp_from_a_click_to_whatsapp_ad_in_the_simulator",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = spawn_dev_app().await;
+
+    browser.open(&format!("{}/dev/simulator", app.address)).await;
+    browser
+        .click("//select[@id='channel']/option[@value='whatsapp']")
+        .await;
+    browser
+        .click("//select[@id='product']/option[@value='SLIP-01']")
+        .await;
+    browser.clear("//input[@id='ad-id']").await;
+    browser.type_into("//input[@id='ad-id']", "AD-WA-SIM").await;
+    browser.click("//button[@id='start']").await;
+    // The product's message: its picture as the header, its buttons beneath.
+    let card = browser
+        .wait_for("//li[@class='page']/div[@class='template'][.//div[@class='bubble' and contains(., 'Comfy slippers')]]")
+        .await;
+    assert!(browser.text(&card).await.contains("Choose size"));
+    browser.click("(//button[.='Choose size'])[last()]").await;
+    browser.click("(//button[.='42'])[last()]").await;
+    browser.click("(//button[.='Checkout'])[last()]").await;
+    browser.click("(//button[starts-with(., 'Pay ')])[last()]").await;
+    let frame = browser.wait_for("//iframe[@id='webview-frame']").await;
+    browser.frame(Some(&frame)).await;
+    browser.click("//button[@id='pay']").await;
+    browser.wait_for("//h1[@id='paid']").await;
+    browser.frame(None).await;
+    browser.click("//button[@id='close-webview']").await;
+    let receipt = browser
+        .wait_for("//li[@class='page']/div[@class='bubble' and contains(., 'Comfy slippers') and contains(., 'Total')]")
+        .await;
+    let receipt_text = browser.text(&receipt).await;
+
+    assert!(receipt_text.contains("49.90"), "{receipt_text}");
+    let token = app.token(DEMO_KEY).await;
+    let orders: Value = app
+        .get("/v1/orders?channel=whatsapp", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders["data"][0]["status"], "paid");
+    assert_eq!(orders["data"][0]["ad_id"], "AD-WA-SIM");
+    let today = chrono::Utc::now().date_naive();
+    let funnel: Value = app
+        .get(
+            &format!(
+                "/v1/reports/funnel?group_by=ad&from={}&to={}",
+                today - chrono::Days::new(1),
+                today + chrono::Days::new(1)
+            ),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row = funnel["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "AD-WA-SIM")
+        .unwrap_or_else(|| panic!("the ad's row: {funnel}"));
+    assert_eq!(row["purchases"], 1);
+    let shot = browser.screenshot(None).await;
+    check_screenshot(&shot, "simulator-whatsapp.png");
+}
