@@ -500,19 +500,37 @@ pub fn seen(
 /// [`PRESENCE_TIMEOUT`] go offline, their threads back to the queue; answers how many.
 pub fn expire_presence(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
     let cutoff = at - PRESENCE_TIMEOUT;
-    let gone: Vec<(DbUuid, MerchantId)> = agents::table
-        .filter(agents::presence.ne(Presence::Offline))
-        .filter(agents::deleted_at.is_null())
-        .filter(agents::presence_at.is_null().or(agents::presence_at.lt(cutoff)))
-        .filter(agents::seen_at.is_null().or(agents::seen_at.lt(cutoff)))
-        .select((agents::id, agents::merchant_id))
-        .limit(1000)
-        .load(conn)?;
-    for (id, merchant_id) in &gone {
-        set_presence(conn, *merchant_id, id.0, Presence::Offline)?;
-        tracing::info!(agent.id = %id.0, "the agent's live connection is gone: offline");
+    let silent = || {
+        agents::table
+            .filter(agents::presence.ne(Presence::Offline))
+            .filter(agents::deleted_at.is_null())
+            .filter(agents::presence_at.is_null().or(agents::presence_at.lt(cutoff)))
+            .filter(agents::seen_at.is_null().or(agents::seen_at.lt(cutoff)))
+    };
+    let gone: Vec<DbUuid> = silent().select(agents::id).limit(1000).load(conn)?;
+    let mut expired = 0;
+    for id in gone {
+        // Only if still silent (a heartbeat since the read keeps the agent on), with their threads
+        // given back in the same transaction.
+        let changed = write_or_nested_transaction(conn, |conn| {
+            let changed = diesel::update(silent().filter(agents::id.eq(id)))
+                .set((
+                    agents::presence.eq(Presence::Offline),
+                    agents::presence_at.eq(at),
+                    agents::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            if changed == 1 {
+                crate::routing::release_agent(conn, id.0, at)?;
+            }
+            Ok::<_, diesel::result::Error>(changed)
+        })?;
+        if changed == 1 {
+            tracing::info!(agent.id = %id.0, "the agent's live connection is gone: offline");
+            expired += 1;
+        }
     }
-    Ok(gone.len())
+    Ok(expired)
 }
 
 /// The role every agent's key has.

@@ -236,6 +236,26 @@ pub fn parse_csv(body: &[u8], currency: Currency) -> Result<Parsed, ImportError>
     Ok(parsed)
 }
 
+/// A label from a feed's free text: folded (case, accents), anything but letters, digits, `-` and `_`
+/// a dash, at most 40 characters (`Été -50% Kids'` becomes `ete-50-kids`); `None` when nothing is
+/// left.
+fn feed_label(value: &str) -> Option<String> {
+    let mut label = String::new();
+    for c in crate::catalog::search::fold(value).chars() {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && (label.is_empty() || label.ends_with('-'))) {
+            label.push(c);
+        }
+    }
+    let label: String = label.trim_end_matches('-').chars().take(40).collect();
+    let label = label.trim_end_matches('-').to_owned();
+    crate::kernel::is_label(&label).then_some(label)
+}
+
 /// One feed row: the product it belongs to and the variant it describes.
 fn csv_row(
     rec: &Record<'_>,
@@ -246,11 +266,10 @@ fn csv_row(
     let sku = rec.get("id").unwrap_or_default();
     let title = rec.get("title").unwrap_or_default();
     let retailer_id = rec.get("item_group_id").unwrap_or(sku);
-    // Meta's feed carries up to five free labels per item.
+    // Meta's feed carries up to five free labels per item: made labels, never a reason to refuse a row.
     let labels: Vec<String> = (0..5)
         .filter_map(|i| rec.get(&format!("custom_label_{i}")))
-        .map(crate::kernel::Labels::feed_word)
-        .filter(|l| !l.is_empty())
+        .filter_map(feed_label)
         .collect();
     let fields = ProductFields::parse(
         &ProductInput {
@@ -357,6 +376,17 @@ mod tests {
 
     fn skus(product: &ImportProduct) -> Vec<&str> {
         product.variants.iter().map(|v| v.fields.sku.as_str()).collect()
+    }
+
+    #[test]
+    fn a_feeds_free_labels_become_labels_and_never_refuse_the_row() {
+        assert_eq!(
+            feed_label(" Winter  Slippers ").as_deref(),
+            Some("winter-slippers")
+        );
+        assert_eq!(feed_label("Été -50% Kids'").as_deref(), Some("ete-50-kids"));
+        assert_eq!(feed_label("%%%"), None);
+        assert_eq!(feed_label(&"x".repeat(60)).map(|l| l.len()), Some(40));
     }
 
     #[test]

@@ -228,6 +228,23 @@ pub fn get_product(
         .ok_or(CatalogError::NotFound("product"))
 }
 
+/// The product a catalog item id names: a product's retailer id (a feed's `item_group_id`), else the
+/// product of the variant with that SKU (a feed's `id`: Meta's catalog items are variants, so a
+/// product message or a shopper's question names one).
+pub fn find_by_item_id(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    item_id: &str,
+) -> Result<Option<Product>, CatalogError> {
+    if let Some(product) = find_by_retailer_id(conn, merchant_id, &RetailerId::from(item_id))? {
+        return Ok(Some(product));
+    }
+    match variant_id_by_sku(conn, merchant_id, item_id)? {
+        Some(variant) => Ok(variant_with_product(conn, merchant_id, variant)?.map(|(product, _)| product)),
+        None => Ok(None),
+    }
+}
+
 /// The merchant's product with `retailer_id`, if any.
 pub fn find_by_retailer_id(
     conn: &mut DbConnection,

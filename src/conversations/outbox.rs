@@ -291,6 +291,8 @@ pub struct SendingPage {
     pub page_id: PageId,
     /// Its access token.
     pub token: String,
+    /// The Meta catalog linked to it (a WhatsApp number's), for product messages.
+    pub catalog_id: Option<String>,
 }
 
 /// The thread's queued sends, in order, with the Page they go through while its token works, in one
@@ -301,7 +303,7 @@ pub fn queued_with_token(
     thread_id: ThreadId,
 ) -> QueryResult<(Vec<Queued>, Option<SendingPage>)> {
     use crate::db::schema::pages;
-    type Row = (Queued, Option<PageId>, Option<String>);
+    type Row = (Queued, Option<PageId>, Option<String>, Option<String>);
     let rows: Vec<Row> = outbox::table
         .left_join(
             pages::table.on(pages::page_id
@@ -316,12 +318,14 @@ pub fn queued_with_token(
             Queued::as_select(),
             pages::page_id.nullable(),
             pages::access_token.nullable(),
+            pages::catalog_id.nullable(),
         ))
         .load(conn)?;
     let page = match rows.first() {
-        Some((_, Some(page_id), Some(sealed))) => Some(SendingPage {
+        Some((_, Some(page_id), Some(sealed), catalog_id)) => Some(SendingPage {
             page_id: page_id.clone(),
             token: crate::secrets::open_stored(secrets, sealed.clone())?,
+            catalog_id: catalog_id.clone(),
         }),
         _ => None,
     };

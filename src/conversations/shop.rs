@@ -35,10 +35,11 @@ impl Shop for DbShop<'_> {
     }
 
     fn product_by_retailer_id(&mut self, retailer_id: &RetailerId) -> engine::Result<Option<Product>> {
-        read(catalog::find_by_retailer_id(
+        // An ad's or a shopper's item may name a variant by its SKU (Meta's catalog items are variants).
+        read(catalog::find_by_item_id(
             self.conn,
             self.merchant_id,
-            retailer_id,
+            retailer_id.as_str(),
         ))
     }
 

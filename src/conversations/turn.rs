@@ -234,12 +234,17 @@ pub fn take(
     }
     let sends = if let EventKind::Order { items, .. } = &event.kind
         && !event.passive
-        && thread.bot_may_answer(reply_at)
         && thread.window_open(reply_at)
     {
+        // The shopper's cart is theirs whoever answers; the bot says so only when it may answer (a
+        // person sees the cart change live and in the thread's context).
         let replies = super::native_cart::apply(conn, customer, &thread, items, reply_at)?;
-        outbox::enqueue_replies(conn, &thread, &customer.psid, mark_seen, &replies)?;
-        Some(thread.id)
+        if thread.bot_may_answer(reply_at) {
+            outbox::enqueue_replies(conn, &thread, &customer.psid, mark_seen, &replies)?;
+            Some(thread.id)
+        } else {
+            None
+        }
     } else if let Some(input) = input
         && !event.passive
         && thread.bot_may_answer(reply_at)
@@ -289,6 +294,12 @@ fn live_event(conn: &mut DbConnection, thread: &Thread, kind: &EventKind) -> Tur
         EventKind::Postback { title, .. } => (
             Live::MessageIn,
             serde_json::json!({"thread_id": thread.id, "text": title}),
+        ),
+        EventKind::Order { mid, text, items } => (
+            Live::MessageIn,
+            serde_json::json!({"thread_id": thread.id, "mid": mid,
+                               "text": text.clone().unwrap_or_else(|| "(a WhatsApp cart)".into()),
+                               "order": items}),
         ),
         EventKind::Read { .. } => (Live::MessageRead, serde_json::json!({"thread_id": thread.id})),
         _ => return Ok(()),

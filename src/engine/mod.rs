@@ -451,6 +451,10 @@ fn card(product: &Product, with_details_button: bool) -> Card {
         card = card.default_url(url);
     }
     let available: Vec<&Variant> = product.variants.iter().filter(|v| in_stock(v)).collect();
+    // The catalog item: the first size in stock, else the first (Meta's catalog holds variants).
+    if let Some(item) = available.first().copied().or_else(|| product.variants.first()) {
+        card = card.catalog_item(&item.sku);
+    }
     match available.as_slice() {
         [] => {}
         [only] if product.variants.len() == 1 => {

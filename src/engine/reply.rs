@@ -117,6 +117,10 @@ pub struct Card {
     /// The buttons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<Action>,
+    /// The catalog item it shows (a product's variant's SKU, the retailer id of Meta's catalog), for
+    /// channels that show the merchant's catalog themselves (WhatsApp's product messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_item: Option<String>,
 }
 
 /// An order confirmation.
@@ -300,6 +304,7 @@ impl Card {
             image_url: None,
             default_url: None,
             buttons: Vec::new(),
+            catalog_item: None,
         }
     }
 
@@ -323,6 +328,14 @@ impl Card {
     pub fn default_url(self, url: &str) -> Card {
         Card {
             default_url: Some(url.to_owned()),
+            ..self
+        }
+    }
+
+    /// Names the catalog item it shows.
+    pub fn catalog_item(self, retailer_id: &str) -> Card {
+        Card {
+            catalog_item: Some(retailer_id.to_owned()),
             ..self
         }
     }

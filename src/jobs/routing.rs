@@ -25,12 +25,11 @@ pub(super) async fn routing_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Re
     loop {
         if last_expiry.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
             last_expiry = Some(std::time::Instant::now());
+            // Each agent taken offline in its own statement, guarded by its silence: no write
+            // transaction held when nobody is due.
             let expired = ctx
                 .db
-                .run(|conn| {
-                    write_transaction(conn, |conn| crate::agents::expire_presence(conn, now()))
-                        .map_err(crate::db::DbError::from)
-                })
+                .query(|conn| crate::agents::expire_presence(conn, now()))
                 .await;
             if let Err(e) = expired {
                 tracing::error!(error = %e, "taking absent agents offline failed");

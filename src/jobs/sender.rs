@@ -194,7 +194,10 @@ async fn send_thread(
             messaging_type: q.messaging_type.as_deref(),
         };
         let bodies = match thread.channel {
-            Channel::Whatsapp => crate::channels::whatsapp::send_bodies(queued).map_err(|e| e.to_string()),
+            Channel::Whatsapp => {
+                crate::channels::whatsapp::send_bodies(queued, sending.catalog_id.as_deref())
+                    .map_err(|e| e.to_string())
+            }
             channel => meta::send_bodies(channel, queued).map_err(|e| e.to_string()),
         };
         let bodies = match bodies {

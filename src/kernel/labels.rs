@@ -37,12 +37,6 @@ impl Labels {
         Labels::dedup(labels)
     }
 
-    /// A label from a feed's free text (a Meta catalog feed's `custom_label_0` to `custom_label_4`):
-    /// `Winter Slippers` becomes `winter-slippers`, to be checked by [`Labels::parse`].
-    pub fn feed_word(value: &str) -> String {
-        value.split_whitespace().collect::<Vec<_>>().join("-")
-    }
-
     fn dedup(mut labels: Vec<String>) -> Labels {
         let mut seen = std::collections::HashSet::new();
         labels.retain(|l| seen.insert(l.clone()));
@@ -104,14 +98,5 @@ mod tests {
         Labels::parse("products[0].labels", &many, &mut errors);
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["labels", "products[0].labels"]);
-    }
-
-    #[test]
-    fn a_feed_label_becomes_words_joined_by_dashes() {
-        let mut errors = Vec::new();
-        let words = vec![Labels::feed_word(" Winter  Slippers ")];
-        let labels = Labels::parse("labels", &words, &mut errors);
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(labels.as_slice(), ["winter-slippers"]);
     }
 }

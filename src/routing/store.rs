@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use crate::carts::CartStatus;
 use crate::db::schema::{
     bookables, bookings, cart_lines, carts, customers, merchants, messages, orders, products, threads,
-    touches,
+    touches, variants,
 };
 use crate::db::{DbConnection, DbUuid};
 use crate::events::{self, Audience, EventKind};
@@ -152,7 +152,7 @@ pub fn release_silent(
 }
 
 /// A waiting thread as read: its id, since when, the agent passed over, the shopper's locale, the
-/// rules' priority and skill.
+/// rules' priority, skill and labels.
 type WaitingRow = (
     ThreadId,
     Option<NaiveDateTime>,
@@ -160,6 +160,7 @@ type WaitingRow = (
     Option<String>,
     i32,
     Option<String>,
+    String,
 );
 
 /// The merchant's threads waiting for a person, as routing sees them.
@@ -178,6 +179,7 @@ fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<
             customers::locale,
             threads::priority,
             threads::skill,
+            threads::labels,
         ))
         .load(conn)?;
     let vip_from: i32 = merchants::table
@@ -200,18 +202,25 @@ fn waiting(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<Vec<
     };
     Ok(rows
         .into_iter()
-        .filter_map(|(thread, queued_at, passed_over, locale, priority, skill)| {
-            Some(Waiting {
-                thread,
-                language: locale.as_deref().and_then(language_of),
-                labels: about.remove(&thread).unwrap_or_default(),
-                skill,
-                priority,
-                vip: vips.contains(&thread),
-                queued_at: queued_at?,
-                passed_over: passed_over.map(|a| a.0),
-            })
-        })
+        .filter_map(
+            |(thread, queued_at, passed_over, locale, priority, skill, tagged)| {
+                // What the thread is about, and the labels rules put on it.
+                let labels = Labels::from_stored(&tagged)
+                    .unwrap_or_default()
+                    .union(&about.remove(&thread).unwrap_or_default())
+                    .into_vec();
+                Some(Waiting {
+                    thread,
+                    language: locale.as_deref().and_then(language_of),
+                    labels,
+                    skill,
+                    priority,
+                    vip: vips.contains(&thread),
+                    queued_at: queued_at?,
+                    passed_over: passed_over.map(|a| a.0),
+                })
+            },
+        )
         .collect())
 }
 
@@ -238,7 +247,18 @@ pub fn about(
         .select((carts::thread_id, cart_lines::product_id, cart_lines::booking_id))
         .load(conn)?;
     let retailer_ids: Vec<&String> = heads.iter().filter_map(|h| h.1.as_ref()).collect();
-    let product_ids: Vec<DbUuid> = lines.iter().filter_map(|l| l.1).collect();
+    // An ad's item may be a variant's SKU: its product is meant.
+    let by_sku: Vec<(String, DbUuid)> = if retailer_ids.is_empty() {
+        Vec::new()
+    } else {
+        variants::table
+            .filter(variants::merchant_id.eq(merchant_id))
+            .filter(variants::sku.eq_any(&retailer_ids))
+            .select((variants::sku, variants::product_id))
+            .load(conn)?
+    };
+    let mut product_ids: Vec<DbUuid> = lines.iter().filter_map(|l| l.1).collect();
+    product_ids.extend(by_sku.iter().map(|(_, p)| *p));
     let products: Vec<(DbUuid, String, String)> = if retailer_ids.is_empty() && product_ids.is_empty() {
         Vec::new()
     } else {
@@ -289,7 +309,14 @@ pub fn about(
         *entry = entry.union(&more);
     };
     for (thread, retailer_id, room) in &heads {
-        if let Some(p) = products.iter().find(|p| Some(&p.1) == retailer_id.as_ref()) {
+        let via_sku = by_sku
+            .iter()
+            .find(|(sku, _)| Some(sku) == retailer_id.as_ref())
+            .map(|(_, p)| *p);
+        if let Some(p) = products
+            .iter()
+            .find(|p| Some(&p.1) == retailer_id.as_ref() || Some(p.0) == via_sku)
+        {
             add(*thread, labels_of(&p.2));
         }
         if let Some(room) = room {

@@ -1879,11 +1879,14 @@ async fn a_shopper_buys_the_demo_slippers_over_whatsapp_from_a_click_to_whatsapp
     browser.clear("//input[@id='ad-id']").await;
     browser.type_into("//input[@id='ad-id']", "AD-WA-SIM").await;
     browser.click("//button[@id='start']").await;
-    // The product's message: its picture as the header, its buttons beneath.
-    let card = browser
-        .wait_for("//li[@class='page']/div[@class='template'][.//div[@class='bubble' and contains(., 'Comfy slippers')]]")
+    // The product from the number's catalog (it could go into WhatsApp's own cart), then its buttons.
+    let item = browser
+        .wait_for("//ul[@class='catalog']/li[starts-with(@data-item, 'SLIP-01-')]")
         .await;
-    assert!(browser.text(&card).await.contains("Choose size"));
+    assert!(browser.text(&item).await.contains("Comfy slippers"));
+    browser
+        .wait_for("//li[@class='page']/div[@class='template'][.//div[@class='bubble' and contains(., 'Comfy slippers')]]//button[.='Choose size']")
+        .await;
     browser.click("(//button[.='Choose size'])[last()]").await;
     browser.click("(//button[.='42'])[last()]").await;
     browser.click("(//button[.='Checkout'])[last()]").await;

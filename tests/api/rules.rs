@@ -317,3 +317,34 @@ async fn labels_come_with_a_feeds_custom_labels_and_on_room_types() {
     let room: Value = res.json().await.unwrap();
     assert_eq!(room["labels"], json!(["stays"]));
 }
+
+#[tokio::test]
+async fn a_label_a_rule_puts_on_the_thread_routes_it_to_the_agent_with_that_skill() {
+    let m = spawn_messenger_app().await;
+    add_rule(
+        &m,
+        json!({"name": "Slippers talk", "when": {"words": ["pantoufles"]},
+               "then": {"label": "slippers", "hand_over": true}}),
+    )
+    .await;
+    let ben = add_skilled_agent(&m, "Ben", "ben@example.com", &["fr"], &["boots"], 3).await;
+    let lea = add_skilled_agent(&m, "Léa", "lea@example.com", &["fr"], &["slippers"], 3).await;
+    go_online(&m, &ben).await;
+    go_online(&m, &lea).await;
+
+    m.app
+        .post_webhook(&delivery(
+            PAGE_ID,
+            vec![text_message("P1", now_ms(), "m-p1", "Vous avez des pantoufles ?")],
+        ))
+        .await;
+    let thread = asks_for_a_person(&m, "P1").await;
+    eventually("the thread is assigned", || async {
+        assigned_to(&m, &thread).await.is_some()
+    })
+    .await;
+
+    let t = thread_of(&m, &thread).await;
+    assert_eq!(t["assigned_agent_id"], lea.id.as_str());
+    assert_eq!(t["routing_reason"], "language_and_skills");
+}

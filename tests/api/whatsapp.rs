@@ -88,6 +88,17 @@ fn within_whatsapps_limits(body: &Value) {
                     assert!(count(&i["action"]["button"]) <= 20, "{body}");
                 }
                 "cta_url" => assert!(count(&i["action"]["parameters"]["display_text"]) <= 20, "{body}"),
+                "product" => assert!(i["action"]["product_retailer_id"].is_string(), "{body}"),
+                "product_list" => {
+                    let sections = i["action"]["sections"].as_array().unwrap();
+                    assert!((1..=10).contains(&sections.len()), "{body}");
+                    let items: usize = sections
+                        .iter()
+                        .map(|s| s["product_items"].as_array().unwrap().len())
+                        .sum();
+                    assert!((1..=30).contains(&items), "{body}");
+                    assert!(count(&i["header"]["text"]) <= 60, "{body}");
+                }
                 other => panic!("unexpected interactive type {other}: {body}"),
             }
         }
@@ -213,7 +224,7 @@ async fn a_shopper_asking_about_a_catalog_item_gets_its_card_and_taps_through_to
     connect_number(&m).await;
     let question = json!({"id": "wamid.Q1", "type": "text", "text": {"body": "Is it warm?"},
         "context": {"from": "15550783881", "id": "wamid.CTX",
-                    "referred_product": {"catalog_id": "194836987003835", "product_retailer_id": "SLIP-01"}}});
+                    "referred_product": {"catalog_id": "194836987003835", "product_retailer_id": "SLIP-01-42"}}});
 
     assert_eq!(
         m.app.post_webhook(&from_shopper("W1", question)).await.status(),
@@ -235,15 +246,14 @@ async fn a_shopper_asking_about_a_catalog_item_gets_its_card_and_taps_through_to
 
     let sent = m.graph.whatsapp_to("W1");
     sent.iter().for_each(within_whatsapps_limits);
-    let card = sent
+    let product = sent
         .iter()
-        .find(|b| b["interactive"]["header"]["type"] == "image")
-        .expect("the product's card, its picture as the header");
-    assert!(
-        card["interactive"]["body"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Comfy slippers")
+        .find(|b| b["interactive"]["type"] == "product")
+        .expect("the product, shown from the number's catalog");
+    assert_eq!(product["interactive"]["action"]["catalog_id"], "194836987003835");
+    assert_eq!(
+        product["interactive"]["action"]["product_retailer_id"], "SLIP-01-42",
+        "the first size in stock"
     );
     let calls = m.graph.whatsapp_messages();
     assert!(
@@ -562,4 +572,56 @@ async fn a_purchase_after_a_click_to_whatsapp_ad_reaches_the_conversions_api_wit
         .find(|r| r["key"] == "AD-WA-5")
         .unwrap_or_else(|| panic!("the ad's row: {funnel}"));
     assert_eq!(row["purchases"], 1);
+}
+
+#[tokio::test]
+async fn a_whatsapp_cart_sent_while_a_person_has_the_thread_becomes_the_cart_without_the_bot_answering() {
+    let m = spawn_messenger_app().await;
+    connect_number(&m).await;
+    m.app
+        .post_webhook(&from_shopper(
+            "W6",
+            json!({"id": "wamid.H6", "type": "text", "text": {"body": "human"}}),
+        ))
+        .await;
+    let thread = thread_of(&m, "W6").await;
+    eventually("the thread is with a person", || async {
+        let t: Value = m
+            .app
+            .get(&format!("/v1/threads/{thread}"), &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        t["mode"] == "agent"
+    })
+    .await;
+    let said = m.graph.whatsapp_to("W6").len();
+
+    m.app
+        .post_webhook(&from_shopper(
+            "W6",
+            json!({"id": "wamid.O6", "type": "order", "order": {"catalog_id": "194836987003835",
+                "product_items": [{"product_retailer_id": "SLIP-01-43", "quantity": 1, "item_price": 49.90, "currency": "EUR"}]}}),
+        ))
+        .await;
+
+    let context_path = format!("/v1/threads/{thread}/context");
+    eventually("the cart holds the order", || async {
+        let c: Value = m
+            .app
+            .get(&context_path, &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        c["cart"]["lines"][0]["variant_name"] == "43"
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        m.graph.whatsapp_to("W6").len(),
+        said,
+        "the bot stays quiet while a person answers"
+    );
 }

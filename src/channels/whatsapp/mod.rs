@@ -10,14 +10,15 @@ use crate::channels::meta::Queued;
 use crate::engine::reply::Reply;
 pub use render::RenderError;
 
-/// The Cloud API bodies that carry a queued send, in order (a reply may take several). Sender actions
-/// (Messenger's typing and read marks) have none on WhatsApp.
-pub fn send_bodies(q: Queued<'_>) -> Result<Vec<String>, RenderError> {
+/// The Cloud API bodies that carry a queued send, in order (a reply may take several), products shown
+/// from the number's `catalog` when it has one. Sender actions (Messenger's typing and read marks) have
+/// none on WhatsApp.
+pub fn send_bodies(q: Queued<'_>, catalog: Option<&str>) -> Result<Vec<String>, RenderError> {
     if q.kind == "sender_action" {
         return Ok(Vec::new());
     }
     let reply = Reply::from_json(q.body).ok_or(RenderError::Empty)?;
-    Ok(render::render(&reply)?
+    Ok(render::render(&reply, catalog)?
         .iter()
         .map(|m| m.to(q.psid).to_string())
         .collect())

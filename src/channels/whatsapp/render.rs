@@ -2,8 +2,11 @@
 //! built (`fixtures/reference/whatsapp.md` §2): text of at most 4,096 characters (longer text goes in
 //! several), reply buttons (at most 3, titles of 20 characters, unique, a body of 1,024), a list (one
 //! button of 20 characters, at most 10 rows with titles of 24 and descriptions of 72), a call-to-action
-//! URL button (its label 20 characters) for links and the payment page. WhatsApp has no carousel: each
-//! card is a message with its picture as the header. A receipt goes as text.
+//! URL button (its label 20 characters) for links and the payment page. WhatsApp has no carousel: with
+//! the number's catalog linked, products are shown from it (one as a single-product message, several
+//! as a multi-product message of at most 30 items in at most 10 sections), so the shopper can put them
+//! in WhatsApp's own cart; without it each card is a message with its picture as the header. A receipt
+//! goes as text.
 
 use serde_json::{Value, json};
 
@@ -14,8 +17,10 @@ use crate::engine::reply::{Action, Card, Choice, Reply};
 pub const MAX_TEXT: usize = 4096;
 /// The longest body of a message with reply buttons.
 pub const MAX_BUTTONS_BODY: usize = 1024;
-/// The longest body of a list or a call-to-action message.
+/// The longest body of a list.
 pub const MAX_LIST_BODY: usize = 4096;
+/// The longest body of a call-to-action URL message, of a product message, and of an image's caption.
+pub const MAX_CTA_BODY: usize = 1024;
 /// Most reply buttons on one message.
 pub const MAX_REPLY_BUTTONS: usize = 3;
 /// The longest reply button title (and list button label, and call-to-action label).
@@ -30,6 +35,14 @@ pub const MAX_ROW_TITLE: usize = 24;
 pub const MAX_ROW_DESCRIPTION: usize = 72;
 /// The longest row id.
 pub const MAX_ROW_ID: usize = 200;
+/// Most items in one multi-product message.
+pub const MAX_PRODUCT_ITEMS: usize = 30;
+/// Most sections in one multi-product message.
+pub const MAX_PRODUCT_SECTIONS: usize = 10;
+/// The longest section title (lists and multi-product messages).
+pub const MAX_SECTION_TITLE: usize = 24;
+/// The longest text header.
+pub const MAX_HEADER: usize = 60;
 
 /// Why a reply cannot be rendered for WhatsApp.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,7 +187,7 @@ fn list(text: &str, choices: &[Choice]) -> Result<Vec<Message>, RenderError> {
 fn cta_url(text: &str, title: &str, url: &str) -> Message {
     Message(json!({"type": "interactive", "interactive": {
         "type": "cta_url",
-        "body": {"text": cut(text, MAX_LIST_BODY)},
+        "body": {"text": cut(text, MAX_CTA_BODY)},
         "action": {"name": "cta_url", "parameters": {"display_text": cut(title, MAX_BUTTON_TITLE), "url": url}}
     }}))
 }
@@ -218,7 +231,7 @@ fn text_and_actions(
     if messages.is_empty() {
         messages.extend(match header_image {
             Some(url) => vec![Message(
-                json!({"type": "image", "image": {"link": url, "caption": cut(text, 1024)}}),
+                json!({"type": "image", "image": {"link": url, "caption": cut(text, MAX_CTA_BODY)}}),
             )],
             None => texts(text),
         });
@@ -246,8 +259,59 @@ fn card(c: &Card) -> Result<Vec<Message>, RenderError> {
     text_and_actions(&body, c.image_url.as_deref(), &actions)
 }
 
-/// The Cloud API messages of one reply, in order.
-pub fn render(reply: &Reply) -> Result<Vec<Message>, RenderError> {
+/// Cards shown from the merchant's Meta catalog `catalog`: the cards naming a catalog item as one
+/// single-product message (with the card's buttons after it) or multi-product messages; the others
+/// (a "More" card) as cards.
+fn catalog_cards(catalog: &str, cards: &[Card]) -> Result<Vec<Message>, RenderError> {
+    let (items, others): (Vec<&Card>, Vec<&Card>) = cards.iter().partition(|c| c.catalog_item.is_some());
+    let mut messages = Vec::new();
+    match items.as_slice() {
+        [] => {}
+        [one] => {
+            let item = one.catalog_item.as_deref().unwrap_or_default();
+            messages.push(Message(json!({"type": "interactive", "interactive": {
+                "type": "product",
+                "body": {"text": cut(&one.title, MAX_CTA_BODY)},
+                "action": {"catalog_id": catalog, "product_retailer_id": item}
+            }})));
+            let postbacks: Vec<Action> = one
+                .buttons
+                .iter()
+                .filter(|a| matches!(a, Action::Postback { .. }))
+                .cloned()
+                .collect();
+            if !postbacks.is_empty() {
+                messages.extend(text_and_actions(&format!("*{}*", one.title), None, &postbacks)?);
+            }
+        }
+        several => {
+            for chunk in several.chunks(MAX_PRODUCT_ITEMS) {
+                let product_items: Vec<Value> = chunk
+                    .iter()
+                    .filter_map(|c| c.catalog_item.as_deref())
+                    .map(|id| json!({"product_retailer_id": id}))
+                    .collect();
+                // One section holds a message's (at most 30) items: within the 10 sections allowed.
+                let sections =
+                    [json!({"title": cut("Products", MAX_SECTION_TITLE), "product_items": product_items})];
+                debug_assert!(sections.len() <= MAX_PRODUCT_SECTIONS);
+                messages.push(Message(json!({"type": "interactive", "interactive": {
+                    "type": "product_list",
+                    "header": {"type": "text", "text": cut("Our products", MAX_HEADER)},
+                    "body": {"text": "Tap a product to see it and add it to your cart."},
+                    "action": {"catalog_id": catalog, "sections": sections}
+                }})));
+            }
+        }
+    }
+    for other in others {
+        messages.extend(card(other)?);
+    }
+    Ok(messages)
+}
+
+/// The Cloud API messages of one reply, in order; `catalog` is the number's linked Meta catalog.
+pub fn render(reply: &Reply, catalog: Option<&str>) -> Result<Vec<Message>, RenderError> {
     let messages = match reply {
         Reply::Text { text, quick_replies } if quick_replies.is_empty() => texts(text),
         Reply::Text { text, quick_replies } if quick_replies.len() <= MAX_REPLY_BUTTONS => {
@@ -258,13 +322,16 @@ pub fn render(reply: &Reply) -> Result<Vec<Message>, RenderError> {
             reply_buttons(text, None, &choices)?
         }
         Reply::Text { text, quick_replies } => list(text, quick_replies)?,
-        Reply::Cards(cards) => cards
-            .iter()
-            .map(card)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect(),
+        Reply::Cards(cards) => match catalog {
+            Some(catalog) if cards.iter().any(|c| c.catalog_item.is_some()) => catalog_cards(catalog, cards)?,
+            _ => cards
+                .iter()
+                .map(card)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect(),
+        },
         Reply::Buttons { text, buttons } => text_and_actions(text, None, buttons)?,
         Reply::Receipt(receipt) => texts(&receipt.to_plain_text()),
         // Inside the window the filled body goes as text; after it only an approved WhatsApp template
@@ -296,7 +363,7 @@ mod tests {
     #[test]
     fn a_long_text_goes_in_messages_of_4096_characters() {
         let text = "é".repeat(MAX_TEXT + 10);
-        let out = render(&Reply::text(&text)[0]).unwrap();
+        let out = render(&Reply::text(&text)[0], None).unwrap();
         let lengths: Vec<usize> = out
             .iter()
             .map(|m| m.content()["text"]["body"].as_str().unwrap().chars().count())
@@ -314,7 +381,7 @@ mod tests {
                 choice("42", "C"),
             ],
         };
-        let out = render(&reply).unwrap();
+        let out = render(&reply, None).unwrap();
         assert_eq!(out.len(), 1);
         let i = interactive(&out[0]);
         assert_eq!(i["type"], "button");
@@ -347,7 +414,7 @@ mod tests {
             text: "Pick one".into(),
             quick_replies: choices,
         };
-        let out = render(&reply).unwrap();
+        let out = render(&reply, None).unwrap();
         let rows: Vec<usize> = out
             .iter()
             .map(|m| {
@@ -372,7 +439,7 @@ mod tests {
             quick_replies: vec![choice("Yes", &long)],
         };
         assert_eq!(
-            render(&reply),
+            render(&reply, None),
             Err(RenderError::PayloadTooLong {
                 len: MAX_BUTTON_ID + 1,
                 max: MAX_BUTTON_ID
@@ -390,7 +457,7 @@ mod tests {
                 pay: true,
             }],
         };
-        let out = render(&reply).unwrap();
+        let out = render(&reply, None).unwrap();
         assert_eq!(out.len(), 1);
         let i = interactive(&out[0]);
         assert_eq!(i["type"], "cta_url");
@@ -413,8 +480,9 @@ mod tests {
                 title: "Choose size".into(),
                 payload: "SIZE".into(),
             }],
+            catalog_item: None,
         }]);
-        let out = render(&reply).unwrap();
+        let out = render(&reply, None).unwrap();
         assert_eq!(out.len(), 1);
         let i = interactive(&out[0]);
         assert_eq!(i["header"]["image"]["link"], "https://example.com/slip.jpg");
@@ -426,6 +494,61 @@ mod tests {
         assert_eq!(body["type"], "interactive");
     }
 
+    fn product(n: usize) -> Card {
+        Card::new(&format!("Slippers {n}"))
+            .subtitle("49.90 EUR")
+            .catalog_item(&format!("SLIP-{n}-42"))
+            .button(Action::Postback {
+                title: "Choose size".into(),
+                payload: format!("SIZE-{n}"),
+            })
+    }
+
+    #[test]
+    fn with_a_catalog_one_product_is_a_single_product_message_then_its_buttons() {
+        let out = render(&Reply::Cards(vec![product(1)]), Some("194836987003835")).unwrap();
+        let i = interactive(&out[0]);
+        assert_eq!(i["type"], "product");
+        assert_eq!(i["action"]["catalog_id"], "194836987003835");
+        assert_eq!(i["action"]["product_retailer_id"], "SLIP-1-42");
+        assert_eq!(
+            interactive(&out[1])["action"]["buttons"][0]["reply"]["id"],
+            "SIZE-1"
+        );
+    }
+
+    #[test]
+    fn with_a_catalog_several_products_are_multi_product_messages_of_at_most_30_items() {
+        let mut cards: Vec<Card> = (0..35).map(product).collect();
+        cards.push(Card::new("More products").button(Action::Postback {
+            title: "More".into(),
+            payload: "MORE".into(),
+        }));
+        let out = render(&Reply::Cards(cards), Some("1")).unwrap();
+        let counts: Vec<usize> = out
+            .iter()
+            .filter(|m| interactive(m)["type"] == "product_list")
+            .map(|m| {
+                let sections = interactive(m)["action"]["sections"].as_array().unwrap();
+                assert!(sections.len() <= MAX_PRODUCT_SECTIONS);
+                assert!(sections[0]["title"].as_str().unwrap().chars().count() <= MAX_SECTION_TITLE);
+                sections
+                    .iter()
+                    .map(|s| s["product_items"].as_array().unwrap().len())
+                    .sum()
+            })
+            .collect();
+        assert_eq!(counts, [30, 5]);
+        let more = out.last().unwrap();
+        assert_eq!(interactive(more)["action"]["buttons"][0]["reply"]["id"], "MORE");
+        let without = render(&Reply::Cards(vec![product(1)]), None).unwrap();
+        assert_eq!(
+            interactive(&without[0])["type"],
+            "button",
+            "no catalog: a card message"
+        );
+    }
+
     #[test]
     fn a_body_too_long_for_buttons_goes_first_as_text() {
         let text = "a".repeat(MAX_BUTTONS_BODY + 1);
@@ -433,7 +556,7 @@ mod tests {
             text: text.clone(),
             quick_replies: vec![choice("OK", "OK")],
         };
-        let out = render(&reply).unwrap();
+        let out = render(&reply, None).unwrap();
         assert_eq!(out[0].content()["text"]["body"], text.as_str());
         assert!(
             interactive(&out[1])["body"]["text"]

@@ -131,7 +131,15 @@ fn message(number: &str, m: &Value, names: &[(String, String)]) -> Option<Inboun
             vec![other.to_owned()],
         ),
     };
-    let profile_name = names.iter().find(|(id, _)| *id == from).map(|(_, n)| n.clone());
+    // `from` is the shopper's phone number and may differ from their WhatsApp id (whatsapp.md §1.1),
+    // which statuses name and sends go to: the change's one contact's id when there is one.
+    let (from, profile_name) = match names {
+        [(wa_id, name)] => (wa_id.clone(), Some(name.clone())),
+        _ => {
+            let name = names.iter().find(|(id, _)| *id == from).map(|(_, n)| n.clone());
+            (from, name)
+        }
+    };
     if kind == "order" {
         let order = m.get("order");
         let items = order
@@ -281,6 +289,18 @@ mod tests {
         assert_eq!(r.ad_id.as_deref(), Some("120226305854810726"));
         assert_eq!(r.ad_title.as_deref(), Some("Chat with us"));
         assert!(r.ads_context_data.as_deref().unwrap().contains("Aff-n8ZTOD"));
+    }
+
+    #[test]
+    fn the_shopper_is_their_whatsapp_id_when_it_differs_from_the_number_they_write_from() {
+        let body = delivery(serde_json::json!({
+            "metadata": {"phone_number_id": "PN"},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5511987654321"}],
+            "messages": [{"from": "551187654321", "id": "wamid.x", "timestamp": "1", "type": "text",
+                          "text": {"body": "oi"}}]}));
+        let e = &parse(&body)[0];
+        assert_eq!(e.user, "5511987654321");
+        assert_eq!(e.profile_name.as_deref(), Some("Ana"));
     }
 
     #[test]
