@@ -238,8 +238,11 @@ pub fn take(
     {
         // The shopper's cart is theirs whoever answers; the bot says so only when it may answer (a
         // person sees the cart change live and in the thread's context).
-        let replies = super::native_cart::apply(conn, customer, &thread, items, reply_at)?;
+        let mut replies = super::native_cart::apply(conn, customer, &thread, items, reply_at)?;
         if thread.bot_may_answer(reply_at) {
+            if disclose(conn, customer, (&stored, at), &mut replies)? {
+                thread.disclosed_at = Some(at);
+            }
             outbox::enqueue_replies(conn, &thread, &customer.psid, mark_seen, &replies)?;
             Some(thread.id)
         } else {
@@ -264,13 +267,11 @@ pub fn take(
         }
         Some(thread.id)
     } else if handed_over && thread.window_open(reply_at) {
-        outbox::enqueue_replies(
-            conn,
-            &thread,
-            &customer.psid,
-            mark_seen,
-            &Reply::text(engine::HANDED_OVER),
-        )?;
+        let mut replies = Reply::text(engine::HANDED_OVER);
+        if disclose(conn, customer, (&stored, at), &mut replies)? {
+            thread.disclosed_at = Some(at);
+        }
+        outbox::enqueue_replies(conn, &thread, &customer.psid, mark_seen, &replies)?;
         Some(thread.id)
     } else if mark_seen && thread.channel.is_meta() {
         outbox::enqueue_action(conn, &thread, &customer.psid, SenderAction::MarkSeen)?;
@@ -281,6 +282,39 @@ pub fn take(
     // Last, so the thread's row stays locked only until the commit that follows.
     conversations::save_progress(conn, &stored, &thread)?;
     Ok(sends)
+}
+
+/// Puts the sentence saying an automated assistant answers before the automated `replies` when it is
+/// due (see [`super::disclosure`]); `(before, at)` is the thread before the event and its instant. True
+/// when it did.
+fn disclosed(
+    merchant: &crate::merchants::Merchant,
+    customer: &Customer,
+    (before, at): (&Thread, NaiveDateTime),
+    replies: &mut Vec<Reply>,
+) -> bool {
+    let due = !replies.is_empty() && super::disclosure::due(before, at, merchant.bot_disclosure.after_hours);
+    if due {
+        let sentence = super::disclosure::sentence(
+            &merchant.name,
+            &merchant.bot_disclosure.wording,
+            customer.locale.as_deref(),
+        );
+        replies.splice(0..0, Reply::text(&sentence));
+    }
+    due
+}
+
+/// [`disclosed`] for the automated replies a turn sends without the engine (a WhatsApp cart's, a rule's
+/// hand-over), reading the merchant.
+fn disclose(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    before: (&Thread, NaiveDateTime),
+    replies: &mut Vec<Reply>,
+) -> TurnResult<bool> {
+    let merchant = crate::merchants::get(conn, customer.merchant_id)?;
+    Ok(disclosed(&merchant, customer, before, replies))
 }
 
 /// Tells the live feed (`crate::events`) what the shopper did in a thread with a person.
@@ -644,16 +678,7 @@ pub fn answer(
             }
         }
     }
-    let told =
-        !replies.is_empty() && super::disclosure::due(before, event_at, merchant.bot_disclosure.after_hours);
-    if told {
-        let sentence = super::disclosure::sentence(
-            &merchant.name,
-            &merchant.bot_disclosure.wording,
-            customer.locale.as_deref(),
-        );
-        replies.splice(0..0, Reply::text(&sentence));
-    }
+    let told = disclosed(&merchant, customer, (before, event_at), &mut replies);
     outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, &replies)?;
     funnel.flush_rollup(conn)?;
     Ok(told)

@@ -88,6 +88,10 @@ async fn a_shopper_who_asks_to_be_refunded_is_handed_to_the_refunds_specialist_a
         1,
         "told once, and the bot did not answer the message as well: {answers:?}"
     );
+    assert!(
+        answers.first().is_some_and(|t| crate::graph::is_disclosure(t)),
+        "the automated hand-over says first that an assistant answers: {answers:?}"
+    );
 }
 
 #[tokio::test]
