@@ -69,8 +69,9 @@ enum WhatsappCommand {
         /// The WhatsApp Business Account's id.
         #[arg(long)]
         waba_id: String,
-        /// A system user's access token with `whatsapp_business_messaging`.
-        #[arg(long)]
+        /// A system user's access token with `whatsapp_business_messaging` (better given in the
+        /// environment than on the command line, where `ps` and the shell's history keep it).
+        #[arg(long, env = "WHATSAPP_ACCESS_TOKEN", hide_env_values = true)]
         access_token: String,
         /// The Meta catalog linked to the number.
         #[arg(long)]

@@ -219,6 +219,9 @@ fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(Merch
 fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryResult<Option<CustomerId>> {
     let (merchant, customer) = match account_of(conn, e)? {
         Some((merchant, Some(customer))) => (Some(merchant), Some(customer)),
+        // What became of a message sent to someone who is no customer (WhatsApp's statuses name the
+        // recipient): nothing to record it on.
+        Some((_, None)) if e.channel == Channel::Whatsapp && !e.kind.is_shopper_action() => return Ok(None),
         Some((merchant, None)) => {
             let customer = super::ensure_customer(conn, merchant, e.channel, &e.account, &e.user)?;
             // WhatsApp has no profile API: the delivery names the shopper.

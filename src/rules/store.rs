@@ -290,9 +290,11 @@ pub struct Routed {
 
 /// What rules decided for the thread `thread_id`.
 pub fn routed(conn: &mut DbConnection, thread_id: crate::kernel::ThreadId) -> QueryResult<Routed> {
-    let (priority, labels, skill, rule): (i32, String, Option<String>, Option<DbUuid>) = threads::table
+    type Row = (MerchantId, i32, String, Option<String>, Option<DbUuid>);
+    let (merchant_id, priority, labels, skill, rule): Row = threads::table
         .find(thread_id)
         .select((
+            threads::merchant_id,
             threads::priority,
             threads::labels,
             threads::skill,
@@ -301,7 +303,12 @@ pub fn routed(conn: &mut DbConnection, thread_id: crate::kernel::ThreadId) -> Qu
         .first(conn)?;
     let rule = match rule {
         Some(id) => {
-            let name: Option<String> = rules::table.find(id).select(rules::name).first(conn).optional()?;
+            let name: Option<String> = rules::table
+                .filter(rules::merchant_id.eq(merchant_id))
+                .filter(rules::id.eq(id))
+                .select(rules::name)
+                .first(conn)
+                .optional()?;
             Some((id.0, name))
         }
         None => None,

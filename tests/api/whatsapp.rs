@@ -625,3 +625,31 @@ async fn a_whatsapp_cart_sent_while_a_person_has_the_thread_becomes_the_cart_wit
         "the bot stays quiet while a person answers"
     );
 }
+
+#[tokio::test]
+async fn a_status_about_someone_who_is_no_customer_makes_no_thread() {
+    let m = spawn_messenger_app().await;
+    connect_number(&m).await;
+    let status = delivery(json!({"statuses": [{"id": "wamid.UNKNOWN", "status": "delivered",
+        "timestamp": "1751142888", "recipient_id": "W-NOBODY"}]}));
+
+    assert_eq!(m.app.post_webhook(&status).await.status(), 200);
+    // A shopper's message after it is applied: the status before it was handled too.
+    m.app
+        .post_webhook(&from_shopper(
+            "W7",
+            json!({"id": "wamid.H7", "type": "text", "text": {"body": "hello"}}),
+        ))
+        .await;
+    eventually("the shopper is answered", || async {
+        !m.graph.whatsapp_to("W7").is_empty()
+    })
+    .await;
+
+    let nobody = m
+        .app
+        .db
+        .query_blocking(|conn| clock::thread_of(conn, NUMBER, "W-NOBODY"))
+        .unwrap();
+    assert!(nobody.is_none(), "no customer, no thread for a status");
+}
