@@ -158,6 +158,7 @@ fn bench(c: &mut Criterion) {
                     stays: &[],
                     stay_room: None,
                     has_rooms: false,
+                    missed_before: false,
                     input: *input,
                 };
                 let outcome = respond(&turn, &mut shop);

@@ -101,6 +101,7 @@ mod tests {
             queued_at: None,
             assigned_agent_id: None,
             routing_reason: None,
+            bot_missed: false,
         }
     }
 

@@ -114,6 +114,8 @@ pub struct Thread {
     pub assigned_agent_id: Option<DbUuid>,
     /// Why that agent (`crate::routing::Reason`).
     pub routing_reason: Option<String>,
+    /// The bot's last answer could not help (a second in a row hands the thread to a person).
+    pub bot_missed: bool,
 }
 
 impl Thread {
@@ -397,6 +399,14 @@ pub fn set_away_sent_on(conn: &mut DbConnection, thread_id: ThreadId, day: &str)
     Ok(())
 }
 
+/// Remembers whether the bot's last answer in the thread could not help.
+pub fn set_bot_missed(conn: &mut DbConnection, thread_id: ThreadId, missed: bool) -> QueryResult<()> {
+    diesel::update(threads::table.find(thread_id))
+        .set(threads::bot_missed.eq(missed))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Remembers (or forgets) the room whose arrival date the thread was asked.
 pub fn set_stay_room(conn: &mut DbConnection, thread_id: ThreadId, room: Option<Uuid>) -> QueryResult<()> {
     diesel::update(threads::table.find(thread_id))
@@ -424,6 +434,8 @@ pub fn set_mode(conn: &mut DbConnection, thread_id: ThreadId, mode: Mode) -> Que
         .set((
             threads::mode.eq(mode),
             threads::human_active_until.eq(human_active_until),
+            // A new start: the bot's misses before the handover do not count after it.
+            threads::bot_missed.eq(false),
             threads::updated_at.eq(at),
         ))
         .execute(conn)?;

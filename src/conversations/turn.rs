@@ -367,6 +367,7 @@ pub fn answer(
         stays: &stays,
         stay_room,
         has_rooms,
+        missed_before: thread.bot_missed,
         input,
     };
     let outcome = engine::respond(
@@ -376,6 +377,9 @@ pub fn answer(
             merchant_id: merchant.id,
         },
     )?;
+    if outcome.missed != thread.bot_missed {
+        conversations::set_bot_missed(conn, thread.id, outcome.missed)?;
+    }
     let mut replies = outcome.replies;
     // The cart as the commands leave it, when they say; `None` when a change leaves it to be read again.
     let mut changed_cart: Option<Option<carts::Cart>> = Some(cart.clone());

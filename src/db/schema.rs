@@ -203,6 +203,7 @@ diesel::table! {
         skill -> Nullable<Text>,
         rule_id -> Nullable<PortableUuid>,
         place_told_at -> Nullable<Timestamp>,
+        bot_missed -> Bool,
     }
 }
 

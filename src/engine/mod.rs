@@ -188,6 +188,8 @@ pub struct Turn<'a> {
     pub stay_room: Option<Uuid>,
     /// Whether the merchant has rooms to book (the menu offers "Book a stay").
     pub has_rooms: bool,
+    /// The bot's last answer in the thread could not help: a second in a row hands the thread over.
+    pub missed_before: bool,
     /// What happened.
     pub input: Input<'a>,
 }
@@ -285,6 +287,8 @@ pub struct Outcome {
     pub then_offer_for: Option<Uuid>,
     /// After the commands, show the cart's held stay with its price and next offer ([`stay_replies`]).
     pub then_show_stay: bool,
+    /// The bot could not help (nothing found for the words, a picture it cannot look at).
+    pub missed: bool,
 }
 
 impl Outcome {
@@ -306,13 +310,28 @@ pub fn respond(turn: &Turn<'_>, shop: &mut dyn Shop) -> Result<Outcome> {
         },
         Input::Referral(r) => entry(turn, r, shop)?,
         Input::Text(t) => typed(turn, t, shop)?,
-        Input::Attachment => Outcome::reply(with_menu(
-            turn,
-            "Thanks! I can't look at pictures, but I can help you shop:",
-        )),
+        Input::Attachment => Outcome {
+            missed: true,
+            ..Outcome::reply(with_menu(
+                turn,
+                "Thanks! I can't look at pictures, but I can help you shop:",
+            ))
+        },
     };
+    // Twice in a row the bot could not help: a person takes over.
+    if outcome.missed && turn.missed_before {
+        return Ok(Outcome {
+            commands: vec![Command::HandToAgent],
+            replies: Reply::text(MISSED_TWICE),
+            ..Outcome::default()
+        });
+    }
     Ok(outcome)
 }
+
+/// What the shopper is told when the bot could not help twice in a row.
+pub const MISSED_TWICE: &str =
+    "Sorry, I can't help with that: a person from our team will answer you here shortly.";
 
 /// The quick replies every dead end offers: "Book a stay" too when the merchant has rooms.
 fn menu(has_rooms: bool) -> Vec<Choice> {
@@ -974,13 +993,16 @@ fn search(turn: &Turn<'_>, words: &[String], query: &str, page: u16, shop: &mut 
         shop.search(words, BROWSE_LIMIT)?
     };
     match found.as_slice() {
-        [] => Ok(Outcome::reply(with_menu(
-            turn,
-            &format!(
-                "I found nothing for “{}”. Try other words, or browse the shop:",
-                query.trim()
-            ),
-        ))),
+        [] => Ok(Outcome {
+            missed: true,
+            ..Outcome::reply(with_menu(
+                turn,
+                &format!(
+                    "I found nothing for “{}”. Try other words, or browse the shop:",
+                    query.trim()
+                ),
+            ))
+        }),
         [only] => product_card(only),
         _ => {
             // The payload carries the search words, which find the same products again.
@@ -1070,6 +1092,7 @@ mod tests {
             stays: &[],
             stay_room: None,
             has_rooms: false,
+            missed_before: false,
             input,
         }
     }
@@ -1336,6 +1359,39 @@ mod tests {
         }
         let out = respond(&turn(Input::Text("I want to talk to a human"), None), &mut shop).unwrap();
         assert_eq!(out.commands, [Command::HandToAgent]);
+    }
+
+    #[test]
+    fn when_the_bot_cannot_help_twice_in_a_row_a_person_takes_over() {
+        let mut shop = shop();
+        let first = respond(&turn(Input::Text("umbrella"), None), &mut shop).unwrap();
+        let again = Turn {
+            missed_before: true,
+            ..turn(Input::Text("parasol"), None)
+        };
+        let second = respond(&again, &mut shop).unwrap();
+        let picture = Turn {
+            missed_before: true,
+            ..turn(Input::Attachment, None)
+        };
+        let found_after_a_miss = Turn {
+            missed_before: true,
+            ..turn(Input::Text("wool socks"), None)
+        };
+
+        assert!(first.missed && first.commands.is_empty());
+        assert_eq!(second.commands, [Command::HandToAgent]);
+        assert_eq!(second.replies[0].text_of(), Some(MISSED_TWICE));
+        assert!(!second.missed);
+        assert_eq!(
+            respond(&picture, &mut shop).unwrap().commands,
+            [Command::HandToAgent]
+        );
+        let found = respond(&found_after_a_miss, &mut shop).unwrap();
+        assert!(
+            !found.missed && !found.commands.contains(&Command::HandToAgent),
+            "a hit in between resets it"
+        );
     }
 
     #[test]

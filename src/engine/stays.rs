@@ -723,6 +723,7 @@ mod tests {
             stays,
             stay_room,
             has_rooms: true,
+            missed_before: false,
             input,
         }
     }

@@ -642,3 +642,33 @@ async fn live_events_older_than_a_week_are_forgotten_and_newer_ones_kept() {
     assert_eq!(today, 0, "a fresh event is kept");
     assert_eq!(later, 1, "the thread's queued event, eight days on");
 }
+
+#[tokio::test]
+async fn when_the_bot_cannot_help_twice_in_a_row_the_thread_goes_to_a_person() {
+    let m = spawn_messenger_app().await;
+    for (i, text) in ["umbrella", "parasol"].into_iter().enumerate() {
+        m.app
+            .post_webhook(&delivery(
+                PAGE_ID,
+                vec![text_message("M1", now_ms(), &format!("m-miss-{i}"), text)],
+            ))
+            .await;
+    }
+
+    eventually("the shopper is told a person will answer", || async {
+        m.graph
+            .texts_to("M1")
+            .iter()
+            .any(|t| t == threadcart::engine::MISSED_TWICE)
+    })
+    .await;
+    let thread = m
+        .app
+        .db
+        .query_blocking(|conn| clock::thread_of(conn, PAGE_ID, "M1"))
+        .unwrap()
+        .unwrap();
+    let t = thread_of(&m, &thread.to_string()).await;
+    assert_eq!(t["mode"], "agent");
+    assert!(t["queued_at"].is_string());
+}
