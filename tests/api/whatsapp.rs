@@ -653,3 +653,53 @@ async fn a_status_about_someone_who_is_no_customer_makes_no_thread() {
         .unwrap();
     assert!(nobody.is_none(), "no customer, no thread for a status");
 }
+
+#[tokio::test]
+async fn a_send_whatsapp_refuses_as_outside_the_window_is_failed_and_never_retried() {
+    let m = spawn_messenger_app().await;
+    connect_number(&m).await;
+    m.graph.fail_next_sends(vec![(
+        400,
+        crate::graph::graph_error(
+            131047,
+            2494010,
+            "(#131047) Re-engagement message: more than 24 hours have passed since the customer last replied",
+        ),
+    )]);
+
+    m.app
+        .post_webhook(&from_shopper(
+            "W8",
+            json!({"id": "wamid.H8", "type": "text", "text": {"body": "hello"}}),
+        ))
+        .await;
+    let thread = thread_of(&m, "W8").await;
+    let path = format!("/v1/threads/{thread}/messages?order=oldest");
+    eventually("the refused message is failed", || async {
+        let messages: Value = m.app.get(&path, &m.merchant.token).await.json().await.unwrap();
+        messages["data"].as_array().unwrap().iter().any(|x| {
+            x["delivery"] == "failed" && x["delivery_error"].as_str().is_some_and(|e| e.contains("131047"))
+        })
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let messages: Value = m.app.get(&path, &m.merchant.token).await.json().await.unwrap();
+    let outgoing: Vec<&Value> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["direction"] == "out")
+        .collect();
+    assert!(
+        outgoing.iter().all(|x| x["delivery"] != "queued"),
+        "nothing waits for a retry"
+    );
+    let calls = m.graph.whatsapp_messages();
+    let refused = &calls[0].body;
+    assert_eq!(
+        calls.iter().filter(|c| c.body == *refused).count(),
+        1,
+        "the refused message was tried once: {refused}"
+    );
+}
