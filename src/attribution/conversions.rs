@@ -94,14 +94,15 @@ pub fn configure(
     conn: &mut DbConnection,
     secrets: &Secrets,
     merchant_id: MerchantId,
-    page_id: &PageId,
+    (page_id, kind): (&PageId, &str),
     dataset_id: &str,
     access_token: &str,
 ) -> QueryResult<bool> {
     let n = diesel::update(
         pages::table
             .filter(pages::merchant_id.eq(merchant_id))
-            .filter(pages::page_id.eq(page_id)),
+            .filter(pages::page_id.eq(page_id))
+            .filter(pages::kind.eq(kind)),
     )
     .set((
         pages::capi_dataset_id.eq(dataset_id),

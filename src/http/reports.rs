@@ -377,7 +377,7 @@ async fn set_conversions(
     set_dataset(
         &state,
         caller.merchant_id,
-        path.into_inner(),
+        (path.into_inner(), crate::merchants::pages::MESSENGER),
         body.into_inner(),
         "Page",
     )
@@ -389,7 +389,7 @@ async fn set_conversions(
 pub(super) async fn set_dataset(
     state: &web::Data<AppState>,
     merchant_id: crate::kernel::MerchantId,
-    page_id: PageId,
+    (page_id, kind): (PageId, &'static str),
     settings: ConversionsSettings,
     what: &str,
 ) -> Result<HttpResponse, ApiError> {
@@ -417,7 +417,14 @@ pub(super) async fn set_dataset(
     let found = state
         .db
         .query(move |conn| {
-            conversions::configure(conn, &secrets, merchant_id, &page, &dataset, &access_token)
+            conversions::configure(
+                conn,
+                &secrets,
+                merchant_id,
+                (&page, kind),
+                &dataset,
+                &access_token,
+            )
         })
         .await?;
     if !found {

@@ -188,7 +188,7 @@ async fn set_conversions(
     super::reports::set_dataset(
         &state,
         caller.merchant_id,
-        number.phone_number_id,
+        (number.phone_number_id, crate::merchants::pages::WHATSAPP),
         body.into_inner(),
         "WhatsApp number",
     )

@@ -483,6 +483,16 @@ async fn a_purchase_after_a_click_to_whatsapp_ad_reaches_the_conversions_api_wit
         )
         .await;
     assert_eq!(res.status(), 200);
+    let as_a_page = m
+        .app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/pages/{NUMBER}/conversions"),
+            &m.merchant.token,
+            Some(json!({"dataset_id": "1234567890", "access_token": "EAAG-capi-token-5678"})),
+        )
+        .await;
+    assert_eq!(as_a_page.status(), 404, "a number is no Page");
     m.app
         .post_webhook(&from_shopper(
             "W5",
