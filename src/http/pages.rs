@@ -192,12 +192,18 @@ fn refused_instagram(e: OwnershipError) -> ApiError {
 
 /// Why a Page's token was not accepted, for the caller.
 fn refused(e: OwnershipError) -> ApiError {
+    ownership_refused(e, "give the Page's own Page access token", "the token")
+}
+
+/// Why Meta did not confirm an account (a Page, a WhatsApp number) as the token's, for the caller:
+/// `hint` says what to give on a mismatch, `what` names what Meta was asked to confirm.
+pub(super) fn ownership_refused(e: OwnershipError, hint: &str, what: &str) -> ApiError {
     use actix_web::http::StatusCode;
     match e {
         OwnershipError::Mismatch { .. } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::PageTokenMismatch,
-            format!("{e}: give the Page's own Page access token"),
+            format!("{e}: {hint}"),
         ),
         OwnershipError::TokenRefused(_) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -207,13 +213,13 @@ fn refused(e: OwnershipError) -> ApiError {
         OwnershipError::MetaError(cause) => ApiError::upstream(
             StatusCode::BAD_GATEWAY,
             ErrorCode::MetaError,
-            "Meta's Graph API failed to confirm the token; try again",
+            format!("Meta's Graph API failed to confirm {what}; try again"),
             Some(cause.into()),
         ),
         OwnershipError::Unreachable(cause) => ApiError::upstream(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::MetaUnreachable,
-            "Meta's Graph API could not be reached to confirm the token; try again",
+            format!("Meta's Graph API could not be reached to confirm {what}; try again"),
             Some(cause.into()),
         ),
     }

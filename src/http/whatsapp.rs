@@ -66,31 +66,11 @@ impl From<Number> for NumberBody {
 }
 
 fn refused(e: OwnershipError) -> ApiError {
-    use actix_web::http::StatusCode;
-    match e {
-        OwnershipError::Mismatch { .. } => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::PageTokenMismatch,
-            format!("{e}: give the id of a number on that account, and a token of the account's system user"),
-        ),
-        OwnershipError::TokenRefused(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::PageTokenInvalid,
-            e.to_string(),
-        ),
-        OwnershipError::MetaError(cause) => ApiError::upstream(
-            StatusCode::BAD_GATEWAY,
-            ErrorCode::MetaError,
-            "Meta's Graph API failed to confirm the number; try again",
-            Some(cause.into()),
-        ),
-        OwnershipError::Unreachable(cause) => ApiError::upstream(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::MetaUnreachable,
-            "Meta's Graph API could not be reached to confirm the number; try again",
-            Some(cause.into()),
-        ),
-    }
+    super::pages::ownership_refused(
+        e,
+        "give the id of a number on that account, and a token of the account's system user",
+        "the number",
+    )
 }
 
 /// Connects a number: Meta must list it among the WhatsApp Business Account's numbers for the token.
