@@ -362,7 +362,7 @@ fn load_whatsapp(
 ) -> Result<(), DemoError> {
     use crate::merchants::whatsapp::{self, NewNumber};
     if whatsapp::find(conn, merchant_id, &w.phone_number_id)?.is_some() {
-        return Ok(());
+        return ensure_templates(conn, merchant_id, &PageId::from(w.phone_number_id.as_str()));
     }
     let new = NewNumber::parse(
         &w.phone_number_id,
@@ -382,6 +382,7 @@ fn load_whatsapp(
         }
         other => other.into(),
     })?;
+    ensure_templates(conn, merchant_id, &PageId::from(w.phone_number_id.as_str()))?;
     Ok(())
 }
 
@@ -540,8 +541,8 @@ fn load_bookable(
     Ok(())
 }
 
-/// The demo Page's utility templates, in English and French, approved (as the local Graph server
-/// approves them): what is sent after a Meta channel's window closed.
+/// The demo Page's (or WhatsApp number's) utility templates, in English and French, approved (as the
+/// local Graph server approves them): what is sent after a Meta channel's window closed.
 fn ensure_templates(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
@@ -550,7 +551,7 @@ fn ensure_templates(
     use crate::followups::templates::{self, NewTemplate, Purpose, TemplateStatus, example_body};
     for purpose in Purpose::ALL {
         for language in ["en", "fr"] {
-            if templates::exists(conn, page_id, purpose, language)? {
+            if templates::existing(conn, page_id, purpose, language)?.is_some() {
                 continue;
             }
             let body = example_body(purpose, language).unwrap_or_default();

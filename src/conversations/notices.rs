@@ -2,9 +2,9 @@
 //! Stripe has a page for it, the receipt once paid, a word when the payment failed. On a Meta channel
 //! they go out inside the messaging window (no tag may carry them). The updates the business owes the
 //! shopper whatever the window ([`Update`]: the receipt, a late payment's refund, a stay's reminder) go
-//! after it through the Page's approved utility template (`crate::followups::templates`, Messenger),
-//! or are held until the shopper writes again (`crate::followups::schedule`); the web chat has no
-//! window.
+//! after it through the approved utility template (`crate::followups::templates`: the Page's on
+//! Messenger, the WhatsApp Business Account's on WhatsApp), or are held until the shopper writes again
+//! (`crate::followups::schedule`; Instagram has no templates); the web chat has no window.
 
 use diesel::prelude::*;
 
@@ -87,7 +87,7 @@ pub struct Stay {
 
 /// An update the business owes the shopper, whatever the state of the messaging window: inside it, it
 /// goes as an ordinary message; after it, through the approved utility template for its purpose (on
-/// Messenger); else it is held until the shopper writes again (see [`owe`]).
+/// Messenger and WhatsApp); else it is held until the shopper writes again (see [`owe`]).
 #[derive(Debug, Clone)]
 pub enum Update {
     /// The receipt of a paid order.
@@ -199,8 +199,8 @@ impl Update {
 }
 
 /// Tells the shopper `update` now if the channel allows it: inside the window as messages, after it
-/// through the Page's approved template for the update's purpose (Messenger: a `UTILITY` message, never
-/// a tag). When neither is possible the update is held, planned as a job due when the shopper writes
+/// through the approved template for the update's purpose (Messenger: a `UTILITY` message, never a
+/// tag; WhatsApp: a `template` message). When neither is possible the update is held, planned as a job due when the shopper writes
 /// again ([`schedule::release_held`]). Answers how it went.
 pub fn owe(conn: &mut DbConnection, update: &Update) -> QueryResult<Told> {
     let Some(thread_id) = update.thread_id() else {
@@ -285,8 +285,8 @@ pub fn told_of(
         .load(conn)
 }
 
-/// The update as messages inside the window, or (when `template` and the thread is on Messenger)
-/// through the approved template after it; `None` when neither is possible now.
+/// The update as messages inside the window, or (when `template` and the thread is on Messenger or
+/// WhatsApp) through the approved template after it; `None` when neither is possible now.
 fn tell_now(
     conn: &mut DbConnection,
     thread: &conversations::Thread,
@@ -305,7 +305,7 @@ fn tell_now(
         }
         return Ok(Some(Told::Sent));
     }
-    if !template || thread.channel != Channel::Messenger {
+    if !template || !matches!(thread.channel, Channel::Messenger | Channel::Whatsapp) {
         return Ok(None);
     }
     // A paid stay is confirmed through the Page's `booking_confirmed` template (room and dates) when
@@ -418,7 +418,7 @@ pub fn late_payment_refunded(conn: &mut DbConnection, order: &Order) -> QueryRes
     Ok(())
 }
 
-/// Money went back on a paid order: the shopper is told the amount (after Messenger's window, through
+/// Money went back on a paid order: the shopper is told the amount (after the window, through
 /// the Page's approved `order_refunded` template; see [`owe`]).
 pub fn refunded(conn: &mut DbConnection, order: &Order, amount: Money) -> QueryResult<Told> {
     owe(

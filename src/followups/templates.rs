@@ -1,14 +1,15 @@
-//! Utility message templates: the messages a business may send a shopper on Messenger after the
-//! messaging window closed (order and booking updates, reminders; never promotion). Meta approves each
-//! template per Page, purpose and language; its status follows Meta's answer and then Meta's template
-//! status webhook. The merchant writes the body with named placeholders (`{first_name}`); Meta gets
-//! them as `{{1}}`, `{{2}}` ... with example values.
+//! Utility message templates: the messages a business may send a shopper on Messenger or WhatsApp
+//! after the messaging window closed (order and booking updates, reminders; never promotion). Meta
+//! approves each template per Page (on Messenger) or per WhatsApp Business Account (on WhatsApp, where
+//! one account's templates serve each of its numbers), purpose and language; its status follows Meta's
+//! answer and then Meta's template status webhook. The merchant writes the body with named placeholders
+//! (`{first_name}`); Meta gets them as `{{1}}`, `{{2}}` ... with example values.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use crate::db::schema::message_templates;
+use crate::db::schema::{message_templates, pages};
 use crate::db::{DbConnection, DbUuid, now};
 use crate::kernel::{FieldError, MerchantId, PageId};
 
@@ -265,7 +266,8 @@ impl NewTemplate {
         )
     }
 
-    /// The body of `POST /{page-id}/message_templates`: a UTILITY template whose body has Meta's
+    /// The body of `POST /{page-id}/message_templates` (Messenger) and of `POST /{waba-id}/
+    /// message_templates` (WhatsApp, the same shape): a UTILITY template whose body has Meta's
     /// positional placeholders and one example value for each.
     pub fn meta_request(&self) -> Value {
         let (text, slots) = positional(&self.body, self.purpose);
@@ -460,20 +462,41 @@ pub fn insert(
         .first(conn)
 }
 
-/// Whether the Page already has a template for `purpose` in `language`.
-pub fn exists(
+/// The Pages whose templates `page_id` may send: itself, and for a WhatsApp number every number of the
+/// same merchant on its WhatsApp Business Account (Meta keeps WhatsApp templates per account).
+pub fn sharing(conn: &mut DbConnection, page_id: &PageId) -> QueryResult<Vec<PageId>> {
+    let row: Option<(MerchantId, String, Option<String>)> = pages::table
+        .filter(pages::page_id.eq(page_id))
+        .select((pages::merchant_id, pages::kind, pages::waba_id))
+        .first(conn)
+        .optional()?;
+    match row {
+        Some((merchant_id, kind, Some(waba))) if kind == crate::merchants::pages::WHATSAPP => pages::table
+            .filter(pages::merchant_id.eq(merchant_id))
+            .filter(pages::kind.eq(kind))
+            .filter(pages::waba_id.eq(waba))
+            .select(pages::page_id)
+            .load(conn),
+        _ => Ok(vec![page_id.clone()]),
+    }
+}
+
+/// The template for `purpose` in `language` that `page_id` already has (its own, or for a WhatsApp
+/// number, one of its account's): the Page it was submitted for.
+pub fn existing(
     conn: &mut DbConnection,
     page_id: &PageId,
     purpose: Purpose,
     language: &str,
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        message_templates::table
-            .filter(message_templates::page_id.eq(page_id))
-            .filter(message_templates::purpose.eq(purpose))
-            .filter(message_templates::language.eq(language)),
-    ))
-    .get_result(conn)
+) -> QueryResult<Option<PageId>> {
+    let holders = sharing(conn, page_id)?;
+    message_templates::table
+        .filter(message_templates::page_id.eq_any(holders))
+        .filter(message_templates::purpose.eq(purpose))
+        .filter(message_templates::language.eq(language))
+        .select(message_templates::page_id)
+        .first(conn)
+        .optional()
 }
 
 /// A page of the merchant's templates (newest first unless the keyset says otherwise).
@@ -517,16 +540,17 @@ pub fn delete(conn: &mut DbConnection, merchant_id: MerchantId, id: uuid::Uuid) 
     Ok(gone > 0)
 }
 
-/// The approved template of the Page for `purpose`, in the shopper's language when there is one, else
-/// in English, else in any language.
+/// The approved template `page_id` may send for `purpose` (see [`sharing`]), in the shopper's language
+/// when there is one, else in English, else in any language.
 pub fn approved_for(
     conn: &mut DbConnection,
     page_id: &PageId,
     purpose: Purpose,
     locale: Option<&str>,
 ) -> QueryResult<Option<Template>> {
+    let holders = sharing(conn, page_id)?;
     let all: Vec<Template> = message_templates::table
-        .filter(message_templates::page_id.eq(page_id))
+        .filter(message_templates::page_id.eq_any(holders))
         .filter(message_templates::purpose.eq(purpose))
         .filter(message_templates::status.eq(TemplateStatus::Approved))
         .order(message_templates::id.asc())
@@ -543,12 +567,21 @@ pub fn approved_for(
     Ok(pick.cloned())
 }
 
-/// A review Meta sent on the Page's webhook (`message_template_status_update`, also spelled
-/// `messenger_template_status_update`).
+/// Whose templates a review is about: the entry's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reviewed {
+    /// A Page's (`"object": "page"`).
+    Page(PageId),
+    /// A WhatsApp Business Account's (`"object": "whatsapp_business_account"`): its numbers'.
+    WhatsappAccount(String),
+}
+
+/// A review Meta sent on the webhook (`message_template_status_update`, also spelled
+/// `messenger_template_status_update` on Messenger).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
-    /// The Page (the entry's id).
-    pub page_id: PageId,
+    /// The Page or WhatsApp Business Account (the entry's id).
+    pub owner: Reviewed,
     /// Meta's template id.
     pub meta_template_id: Option<String>,
     /// The template's name and language, when the id is missing.
@@ -562,6 +595,7 @@ pub struct StatusChange {
 /// The template reviews in a webhook body (`entry[].changes[]` of either field name).
 pub fn status_changes(body: &Value) -> Vec<StatusChange> {
     let mut out = Vec::new();
+    let whatsapp = body["object"] == "whatsapp_business_account";
     for entry in body["entry"].as_array().into_iter().flatten() {
         let Some(page) = entry["id"]
             .as_str()
@@ -588,7 +622,11 @@ pub fn status_changes(body: &Value) -> Vec<StatusChange> {
                 .or_else(|| v["reason"].as_str())
                 .map(str::to_owned);
             out.push(StatusChange {
-                page_id: PageId::from(page.as_str()),
+                owner: if whatsapp {
+                    Reviewed::WhatsappAccount(page.clone())
+                } else {
+                    Reviewed::Page(PageId::from(page.as_str()))
+                },
                 meta_template_id: id,
                 name: v["message_template_name"].as_str().map(str::to_owned),
                 event: event.to_owned(),
@@ -599,8 +637,9 @@ pub fn status_changes(body: &Value) -> Vec<StatusChange> {
     out
 }
 
-/// Applies reviews to the stored templates (by Meta's id, else by the Page and the name); applying one
-/// twice changes nothing more. Answers how many templates changed.
+/// Applies reviews to the stored templates (by Meta's id, else by the name) of the reviewed Page or of
+/// the reviewed WhatsApp Business Account's numbers; applying one twice changes nothing more. Answers
+/// how many templates changed.
 pub fn apply_status_changes(conn: &mut DbConnection, changes: &[StatusChange]) -> QueryResult<usize> {
     let mut changed = 0;
     for c in changes {
@@ -610,17 +649,26 @@ pub fn apply_status_changes(conn: &mut DbConnection, changes: &[StatusChange]) -
             message_templates::reason.eq(reason),
             message_templates::updated_at.eq(now()),
         );
+        let holders: Vec<PageId> = match &c.owner {
+            Reviewed::Page(page) => vec![page.clone()],
+            Reviewed::WhatsappAccount(waba) => pages::table
+                .filter(pages::kind.eq(crate::merchants::pages::WHATSAPP))
+                .filter(pages::waba_id.eq(waba))
+                .select(pages::page_id)
+                .load(conn)?,
+        };
+        let theirs = message_templates::page_id.eq_any(holders);
         changed += match (&c.meta_template_id, &c.name) {
             (Some(id), _) => diesel::update(
                 message_templates::table
-                    .filter(message_templates::page_id.eq(&c.page_id))
+                    .filter(theirs)
                     .filter(message_templates::meta_template_id.eq(id)),
             )
             .set(set)
             .execute(conn)?,
             (None, Some(name)) => diesel::update(
                 message_templates::table
-                    .filter(message_templates::page_id.eq(&c.page_id))
+                    .filter(theirs)
                     .filter(message_templates::name.eq(name)),
             )
             .set(set)
@@ -777,5 +825,28 @@ mod tests {
         assert_eq!(changes[0].meta_template_id.as_deref(), Some("1689556908129832"));
         assert_eq!(changes[1].event, "REJECTED");
         assert_eq!(changes[1].reason.as_deref(), Some("Parameters side by side."));
+        assert_eq!(changes[0].owner, Reviewed::Page(PageId::from("1000000001")));
+    }
+
+    #[test]
+    fn a_whatsapp_review_is_about_the_business_accounts_templates() {
+        // whatsapp.md §3.1: the entry is the WhatsApp Business Account.
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+            "time": 1_765_000_000, "changes": [{"field": "message_template_status_update",
+            "value": {"event": "PAUSED", "message_template_id": 806312974732579_i64,
+                      "message_template_name": "threadcart_order_paid_en",
+                      "message_template_language": "en", "reason": null,
+                      "message_template_category": "UTILITY"}}]}]});
+        let changes = status_changes(&body);
+        assert_eq!(
+            changes,
+            [StatusChange {
+                owner: Reviewed::WhatsappAccount("102290129340398".into()),
+                meta_template_id: Some("806312974732579".into()),
+                name: Some("threadcart_order_paid_en".into()),
+                event: "PAUSED".into(),
+                reason: None,
+            }]
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Utility message templates: submitted to Meta for one of the merchant's Pages, listed with Meta's
-//! review, forgotten. (What they are for: `crate::followups::templates`.)
+//! Utility message templates: submitted to Meta for one of the merchant's Pages or WhatsApp numbers (a
+//! number's go to its WhatsApp Business Account), listed with Meta's review, forgotten. (What they are
+//! for: `crate::followups::templates`.)
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, web};
@@ -65,7 +66,9 @@ struct TemplateCreate {
     body: String,
 }
 
-/// Submits the template to Meta with the Page's token, then stores it with Meta's review.
+/// Submits the template to Meta with the Page's token (`POST /{page-id}/message_templates`; for a
+/// WhatsApp number `POST /{waba-id}/message_templates` with the number's), then stores it with Meta's
+/// review.
 async fn create(
     caller: Caller,
     state: web::Data<AppState>,
@@ -82,23 +85,32 @@ async fn create(
     .map_err(ApiError::validation)?;
     let merchant_id = caller.merchant_id;
     let (page, lang, purpose) = (new.page_id.clone(), new.language.clone(), new.purpose);
-    let (owned, taken) = state
+    let (node, taken) = state
         .db
         .query(move |conn| {
             use diesel::OptionalExtension;
-            let owned = crate::merchants::pages::get(conn, merchant_id, &page).optional()?;
-            let taken = templates::exists(conn, &page, purpose, &lang)?;
-            Ok((owned, taken))
+            // Meta keeps a Page's templates on the Page and a number's on its WhatsApp Business Account.
+            let node = match crate::merchants::pages::get(conn, merchant_id, &page).optional()? {
+                Some(p) => Some(p.page_id.0),
+                None => crate::merchants::whatsapp::find(conn, merchant_id, &page)?.and_then(|n| n.waba_id),
+            };
+            let taken = templates::existing(conn, &page, purpose, &lang)?;
+            Ok((node, taken))
         })
         .await?;
-    if owned.is_none() {
-        return Err(ApiError::not_found("Page"));
-    }
-    if taken {
+    let Some(node) = node else {
+        return Err(ApiError::not_found("Page or WhatsApp number"));
+    };
+    if let Some(holder) = taken {
+        let whose = if holder == new.page_id {
+            "the Page has".to_owned()
+        } else {
+            format!("the number's WhatsApp Business Account has (submitted for number {holder})")
+        };
         return Err(ApiError::conflict(
             ErrorCode::TemplateTaken,
             format!(
-                "the Page has a {} template in `{}` already: delete it to submit another",
+                "{whose} a {} template in `{}` already: delete it to submit another",
                 new.purpose.as_str(),
                 new.language
             ),
@@ -107,7 +119,7 @@ async fn create(
     let token = super::pages::stored_token(&state, &new.page_id).await?;
     let answer = state
         .graph
-        .create_template(&new.page_id, &token, &new.meta_request())
+        .create_template(&node, &token, &new.meta_request())
         .await
         .map_err(refused)?;
     let review = templates::status_of(answer.status.as_deref().unwrap_or("PENDING"), None);

@@ -293,8 +293,16 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body);
         }
         s.sent += 1;
+        // A WhatsApp Business Account's template waits for review (its approval comes on the
+        // webhook, `message_template_status_update`).
+        let node = req.path().rsplit('/').nth(1).unwrap_or_default();
+        let status = if s.waba_numbers.keys().any(|(waba, _)| waba == node) {
+            "PENDING"
+        } else {
+            "APPROVED"
+        };
         return HttpResponse::Ok().json(json!({
-            "id": format!("10459512934{:04}", s.sent), "status": "APPROVED", "category": "UTILITY"
+            "id": format!("10459512934{:04}", s.sent), "status": status, "category": "UTILITY"
         }));
     }
     if req.method() == "POST" && req.path().ends_with("/events") {

@@ -466,6 +466,40 @@ async fn a_whatsapp_cart_becomes_the_threads_cart_at_our_prices_and_stock_and_pa
     assert_eq!(orders["data"][0]["channel"], "whatsapp");
 }
 
+/// `wa_id` sends a WhatsApp cart of one pair of slippers (42) and taps Checkout: answers the order's
+/// Stripe session once it is open.
+async fn order_and_check_out(m: &MessengerApp, wa_id: &str) -> String {
+    m.app
+        .post_webhook(&from_shopper(
+            wa_id,
+            json!({"id": format!("wamid.O-{wa_id}"), "type": "order", "order": {"catalog_id": "194836987003835",
+                "product_items": [{"product_retailer_id": "SLIP-01-42", "quantity": 1, "item_price": 49.90, "currency": "EUR"}]}}),
+        ))
+        .await;
+    let checkout = button_id(m, wa_id, "Checkout").await;
+    m.app
+        .post_webhook(&from_shopper(
+            wa_id,
+            tap(&format!("wamid.T-{wa_id}"), &checkout, "Checkout"),
+        ))
+        .await;
+    let session = || async {
+        let orders: Value = m
+            .app
+            .get("/v1/orders", &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        orders["data"][0]["stripe_session_id"].as_str().map(str::to_owned)
+    };
+    eventually("the order is open for payment", || async {
+        session().await.is_some()
+    })
+    .await;
+    session().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_purchase_after_a_click_to_whatsapp_ad_reaches_the_conversions_api_with_its_click_id() {
     let (m, stripe) = crate::checkout::shop_with_stripe().await;
@@ -505,40 +539,7 @@ async fn a_purchase_after_a_click_to_whatsapp_ad_reaches_the_conversions_api_wit
         !m.graph.whatsapp_to("W5").is_empty()
     })
     .await;
-    m.app
-        .post_webhook(&from_shopper(
-            "W5",
-            json!({"id": "wamid.O5", "type": "order", "order": {"catalog_id": "194836987003835",
-                "product_items": [{"product_retailer_id": "SLIP-01-42", "quantity": 1, "item_price": 49.90, "currency": "EUR"}]}}),
-        ))
-        .await;
-    let checkout = button_id(&m, "W5", "Checkout").await;
-    m.app
-        .post_webhook(&from_shopper("W5", tap("wamid.T5", &checkout, "Checkout")))
-        .await;
-    eventually("the order is open for payment", || async {
-        let orders: Value = m
-            .app
-            .get("/v1/orders", &m.merchant.token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        orders["data"][0]["stripe_session_id"].is_string()
-    })
-    .await;
-    let orders: Value = m
-        .app
-        .get("/v1/orders", &m.merchant.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let session = orders["data"][0]["stripe_session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
+    let session = order_and_check_out(&m, "W5").await;
     stripe.complete_session(&session);
     crate::checkout::post_stripe_event(&m, "checkout.session.completed", &session).await;
     eventually("the purchase is told to Meta", || async {
@@ -712,4 +713,142 @@ async fn a_send_whatsapp_refuses_as_outside_the_window_is_failed_and_never_retri
         1,
         "the refused message was tried once: {refused}"
     );
+}
+
+/// WhatsApp's review of a template, on the account's webhook (whatsapp.md §3.1).
+fn template_review(meta_id: &str, event: &str) -> String {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": 1_765_000_000,
+        "changes": [{"field": "message_template_status_update", "value": {"event": event,
+            "message_template_id": meta_id.parse::<i64>().unwrap(),
+            "message_template_name": "threadcart_order_paid_en", "message_template_language": "en",
+            "reason": "NONE", "message_template_category": "UTILITY"}}]}]})
+    .to_string()
+}
+
+#[tokio::test]
+async fn after_the_24_hours_the_receipt_goes_as_the_accounts_approved_utility_template() {
+    let (m, stripe) = crate::checkout::shop_with_stripe().await;
+    connect_number(&m).await;
+    let receipt_template = |number: &str| {
+        json!({"page_id": number, "purpose": "order_paid", "language": "en",
+               "body": "Hi {first_name}, your order {order_number} of {amount} is paid. Thank you!"})
+    };
+
+    let res = m
+        .app
+        .post("/v1/templates", &m.merchant.token, receipt_template(NUMBER))
+        .await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["status"], "pending", "WhatsApp reviews it first");
+    let submitted = m.graph.templates();
+    assert!(
+        submitted[0].path.ends_with(&format!("/{WABA}/message_templates")),
+        "submitted to the WhatsApp Business Account: {}",
+        submitted[0].path
+    );
+    assert_eq!(submitted[0].param("access_token").as_deref(), Some(TOKEN));
+    assert_eq!(submitted[0].body["category"], "UTILITY");
+
+    // A second number on the same account shares its templates: the same one is refused here.
+    m.graph
+        .knows_whatsapp_number(WABA, "106540352242923", "+1 555-078-3882", TOKEN);
+    let second = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": "106540352242923", "waba_id": WABA, "access_token": TOKEN}),
+        )
+        .await;
+    assert_eq!(second.status(), 201);
+    let again = m
+        .app
+        .post(
+            "/v1/templates",
+            &m.merchant.token,
+            receipt_template("106540352242923"),
+        )
+        .await;
+    let problem = assert_problem(again, 409, "template_taken").await;
+    assert!(problem["detail"].as_str().unwrap().contains(NUMBER), "{problem}");
+
+    let id = created["id"].as_str().unwrap();
+    let meta_id = created["meta_template_id"].as_str().unwrap();
+    let status = || async {
+        let t: Value = m
+            .app
+            .get(&format!("/v1/templates/{id}"), &m.merchant.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        t["status"].as_str().unwrap().to_owned()
+    };
+    for (event, expected) in [("PAUSED", "unavailable"), ("APPROVED", "approved")] {
+        let res = m.app.post_webhook(&template_review(meta_id, event)).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(status().await, expected, "after {event}");
+    }
+
+    let session = order_and_check_out(&m, "W7").await;
+    let thread = uuid::Uuid::parse_str(&thread_of(&m, "W7").await).unwrap();
+    m.app
+        .db
+        .query_blocking(move |conn| {
+            clock::advance(
+                conn,
+                threadcart::kernel::ThreadId(thread),
+                chrono::Duration::hours(25),
+            )
+        })
+        .unwrap();
+    let texts_before = m.graph.whatsapp_to("W7").len();
+    stripe.complete_session(&session);
+    crate::checkout::post_stripe_event(&m, "checkout.session.completed", &session).await;
+    let template = || {
+        m.graph
+            .whatsapp_to("W7")
+            .into_iter()
+            .find(|b| b["type"] == "template")
+    };
+    eventually("the receipt goes as the template", || async {
+        template().is_some()
+    })
+    .await;
+
+    let sent = template().unwrap();
+    assert_eq!(sent["template"]["name"], "threadcart_order_paid_en");
+    assert_eq!(sent["template"]["language"], json!({"code": "en"}));
+    let orders: Value = m
+        .app
+        .get("/v1/orders", &m.merchant.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let number = orders["data"][0]["number"].as_str().unwrap();
+    let parameters: Vec<&str> = sent["template"]["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(parameters, ["Sheena", number, "49.90 EUR"]);
+    assert_eq!(
+        m.graph.whatsapp_to("W7").len(),
+        texts_before + 1,
+        "nothing but the template after the 24 hours"
+    );
+    let order: Value = m
+        .app
+        .get(
+            &format!("/v1/orders/{}", orders["data"][0]["id"].as_str().unwrap()),
+            &m.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["notices"][0]["told"], "template", "{order}");
 }

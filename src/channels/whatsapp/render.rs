@@ -6,12 +6,12 @@
 //! the number's catalog linked, products are shown from it (one as a single-product message, several
 //! as a multi-product message of at most 30 items in at most 10 sections), so the shopper can put them
 //! in WhatsApp's own cart; without it each card is a message with its picture as the header. A receipt
-//! goes as text.
+//! goes as text. An update after the 24 hours goes as the approved utility template.
 
 use serde_json::{Value, json};
 
 use crate::channels::meta::render::cut;
-use crate::engine::reply::{Action, Card, Choice, Reply};
+use crate::engine::reply::{Action, Card, Choice, Reply, Utility};
 
 /// The longest text message.
 pub const MAX_TEXT: usize = 4096;
@@ -310,6 +310,22 @@ fn catalog_cards(catalog: &str, cards: &[Card]) -> Result<Vec<Message>, RenderEr
     Ok(messages)
 }
 
+/// An approved utility template (whatsapp.md §2.7): its name, language and the body's positional
+/// parameters in order. Each parameter is one line: runs of blanks (new lines, tabs) become one space,
+/// as WhatsApp wants parameter text on one line.
+fn template(u: &Utility) -> Message {
+    let parameters: Vec<Value> = u
+        .parameters
+        .iter()
+        .map(|p| json!({"type": "text", "text": p.split_whitespace().collect::<Vec<_>>().join(" ")}))
+        .collect();
+    let mut template = json!({"name": u.template, "language": {"code": u.language}});
+    if !parameters.is_empty() {
+        template["components"] = json!([{"type": "body", "parameters": parameters}]);
+    }
+    Message(json!({"type": "template", "template": template}))
+}
+
 /// The Cloud API messages of one reply, in order; `catalog` is the number's linked Meta catalog.
 pub fn render(reply: &Reply, catalog: Option<&str>) -> Result<Vec<Message>, RenderError> {
     let messages = match reply {
@@ -334,9 +350,7 @@ pub fn render(reply: &Reply, catalog: Option<&str>) -> Result<Vec<Message>, Rend
         },
         Reply::Buttons { text, buttons } => text_and_actions(text, None, buttons)?,
         Reply::Receipt(receipt) => texts(&receipt.to_plain_text()),
-        // Inside the window the filled body goes as text; after it only an approved WhatsApp template
-        // may go, which the follow-ups do not send on WhatsApp yet (they hold the update).
-        Reply::Utility(u) => texts(&u.text),
+        Reply::Utility(u) => vec![template(u)],
     };
     if messages.is_empty() {
         return Err(RenderError::Empty);
@@ -358,6 +372,33 @@ mod tests {
 
     fn interactive(m: &Message) -> &Value {
         &m.content()["interactive"]
+    }
+
+    #[test]
+    fn an_update_after_the_window_is_the_approved_template_with_its_parameters_in_order() {
+        let utility = Reply::Utility(Box::new(Utility {
+            template: "threadcart_order_paid_en".into(),
+            language: "en".into(),
+            parameters: vec!["Sheena".into(), "CS-1042".into(), "Sea\nview\t room".into()],
+            text: "Hi Sheena, your order CS-1042 of 49.90 EUR is paid.".into(),
+        }));
+        let out = render(&utility, None).unwrap();
+        assert_eq!(
+            out[0].to("16505551234"),
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234",
+                   "type": "template", "template": {"name": "threadcart_order_paid_en",
+                   "language": {"code": "en"}, "components": [{"type": "body", "parameters": [
+                       {"type": "text", "text": "Sheena"}, {"type": "text", "text": "CS-1042"},
+                       {"type": "text", "text": "Sea view room"}]}]}})
+        );
+        let bare = Reply::Utility(Box::new(Utility {
+            template: "threadcart_booking_reminder_fr".into(),
+            language: "fr".into(),
+            parameters: Vec::new(),
+            text: "À demain !".into(),
+        }));
+        let out = render(&bare, None).unwrap();
+        assert!(out[0].content()["template"].get("components").is_none());
     }
 
     #[test]
