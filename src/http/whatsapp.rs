@@ -12,12 +12,13 @@ use crate::channels::meta::ownership::{self, OwnershipError};
 use crate::db::is_unique_violation_on;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
-use crate::merchants::whatsapp::{self, NewNumber, Number};
+use crate::merchants::whatsapp::{self, NewNumber, Number, NumberChange};
 
 pub(super) fn routes(api: &mut Api<'_>) {
     api.route(Method::POST, "/v1/whatsapp/numbers", connect)
         .route(Method::GET, "/v1/whatsapp/numbers", list)
         .route(Method::GET, "/v1/whatsapp/numbers/{number_id}", get)
+        .route(Method::PATCH, "/v1/whatsapp/numbers/{number_id}", update)
         .route(Method::DELETE, "/v1/whatsapp/numbers/{number_id}", disconnect)
         .route(
             Method::PUT,
@@ -34,6 +35,15 @@ struct ConnectRequest {
     access_token: String,
     #[serde(default)]
     catalog_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default, deserialize_with = "crate::catalog::wire::double_option")]
+    catalog_id: Option<Option<String>>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +158,61 @@ async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found("WhatsApp number"))?;
     Ok(HttpResponse::Ok().json(NumberBody::from(number)))
+}
+
+/// Gives the number a new token (Meta must still list the number on its account for it: the token is
+/// then sealed and the number marked working again) or links another catalog (`null` unlinks it), in
+/// place: its threads, templates and Conversions API dataset stay.
+async fn update(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    body: web::Json<UpdateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ManagePages)?;
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let change = NumberChange::parse(
+        body.access_token.as_deref(),
+        body.catalog_id.as_ref().map(|c| c.as_deref()),
+    )
+    .map_err(ApiError::validation)?;
+    let number = state
+        .db
+        .query(move |conn| whatsapp::get(conn, caller.merchant_id, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("WhatsApp number"))?;
+    // A new token is stored only once Meta lists the number on its account for it.
+    let described = match &body.access_token {
+        Some(token) => {
+            let waba = number.waba_id.as_deref().unwrap_or_default();
+            let confirmed =
+                ownership::confirm_whatsapp(&state.graph, waba, number.phone_number_id.as_str(), token)
+                    .await
+                    .map_err(refused)?;
+            Some(confirmed)
+        }
+        None => None,
+    };
+    let updated = state
+        .db
+        .query({
+            let state = state.clone();
+            move |conn| {
+                whatsapp::update(
+                    conn,
+                    &state.secrets,
+                    caller.merchant_id,
+                    id,
+                    &change,
+                    described.as_ref(),
+                )
+            }
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("WhatsApp number"))?;
+    tracing::info!(merchant.id = %caller.merchant_id, number.id = %id, token = body.access_token.is_some(), "WhatsApp number changed");
+    Ok(HttpResponse::Ok().json(NumberBody::from(updated)))
 }
 
 /// Sets the number's Conversions API dataset (and its token): WhatsApp purchases that followed a

@@ -158,7 +158,7 @@ impl NewPage {
 }
 
 /// The last four characters of a token, to recognise it.
-fn last4(token: &SecretString) -> String {
+pub(crate) fn last4(token: &SecretString) -> String {
     use secrecy::ExposeSecret;
     let chars: Vec<char> = token.expose_secret().chars().collect();
     chars.iter().skip(chars.len().saturating_sub(4)).collect()

@@ -112,10 +112,6 @@ pub fn connect(
     use secrecy::ExposeSecret;
     let id = Uuid::now_v7();
     let token = new.access_token.expose_secret();
-    let last4: String = token
-        .chars()
-        .skip(token.chars().count().saturating_sub(4))
-        .collect();
     diesel::insert_into(pages::table)
         .values((
             pages::id.eq(DbUuid(id)),
@@ -127,13 +123,93 @@ pub fn connect(
             pages::waba_id.eq(&new.waba_id),
             pages::catalog_id.eq(&new.catalog_id),
             pages::access_token.eq(secrets.seal(token).as_str()),
-            pages::token_last4.eq(last4),
+            pages::token_last4.eq(super::pages::last4(&new.access_token)),
             pages::connected_at.eq(now()),
             // WhatsApp has no Messenger profile to set.
             pages::profile_status.eq("none"),
         ))
         .execute(conn)?;
     get(conn, merchant_id, id)?.ok_or(diesel::result::Error::NotFound)
+}
+
+/// A change to a connected number, checked: a new token, a new catalog (or none).
+#[derive(Debug, Clone, Default)]
+pub struct NumberChange {
+    /// The new token (to be confirmed with Meta before it is stored).
+    pub access_token: Option<SecretString>,
+    /// The new catalog; `Some(None)` unlinks it.
+    pub catalog_id: Option<Option<String>>,
+}
+
+impl NumberChange {
+    /// Checks the fields given; at least one is.
+    pub fn parse(
+        access_token: Option<&str>,
+        catalog_id: Option<Option<&str>>,
+    ) -> Result<NumberChange, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if access_token.is_none() && catalog_id.is_none() {
+            errors.push(FieldError::new(
+                "body",
+                "nothing_to_change",
+                "give access_token, catalog_id or both",
+            ));
+        }
+        if let Some(token) = access_token
+            && let Err(mut e) = NewPage::parse_token(token)
+        {
+            e.detail = "an access token is 8 to 1000 characters without blanks".into();
+            errors.push(e);
+        }
+        let catalog_id = catalog_id.map(|c| c.map(|c| digits("catalog_id", "a catalog id", c, &mut errors)));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(NumberChange {
+            access_token: access_token.map(|t| SecretString::from(t.to_owned())),
+            catalog_id,
+        })
+    }
+}
+
+/// Applies `change` to the merchant's number `id` (a new token only once Meta confirmed it sees the
+/// number, with what Meta said of it: `described`); its token is sealed again and marked working.
+/// `None` when the merchant has no such number.
+pub fn update(
+    conn: &mut DbConnection,
+    secrets: &Secrets,
+    merchant_id: MerchantId,
+    id: Uuid,
+    change: &NumberChange,
+    described: Option<&crate::channels::meta::graph::WhatsappNumber>,
+) -> QueryResult<Option<Number>> {
+    use secrecy::ExposeSecret;
+    let token = change.access_token.as_ref().map(|t| {
+        (
+            pages::access_token.eq(secrets.seal(t.expose_secret()).as_str().to_owned()),
+            pages::token_last4.eq(super::pages::last4(t)),
+            pages::token_status.eq(TokenStatus::Ok),
+        )
+    });
+    let described = described.map(|d| {
+        (
+            pages::name.eq(d.verified_name.clone()),
+            pages::display_phone_number.eq(d.display_phone_number.clone()),
+        )
+    });
+    let catalog = change.catalog_id.clone().map(|c| pages::catalog_id.eq(c));
+    let n = diesel::update(
+        pages::table
+            .filter(pages::merchant_id.eq(merchant_id))
+            .filter(pages::kind.eq(WHATSAPP))
+            .filter(pages::id.eq(DbUuid(id))),
+    )
+    .set((token, described, catalog))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    get(conn, merchant_id, id)
 }
 
 fn mine(merchant_id: MerchantId) -> pages::BoxedQuery<'static, crate::db::MultiBackend> {

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
+/// The most numbers one page of `GET /{waba-id}/phone_numbers` holds here.
+const NUMBERS_PER_PAGE: usize = 2;
+
 /// One request the fake Graph API received.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -338,14 +341,38 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
     if req.method() == "GET" && req.path().ends_with("/phone_numbers") {
         // A WhatsApp Business Account's numbers, as the token sees them (whatsapp.md §5).
         let waba = req.path().rsplit('/').nth(1).unwrap_or_default().to_owned();
-        let token = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("access_token").cloned())
+        let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .map(|q| q.into_inner())
             .unwrap_or_default();
+        let token = query.get("access_token").cloned().unwrap_or_default();
+        // Cursor paging as the Graph API pages: at most `limit` (and never more than
+        // NUMBERS_PER_PAGE here, as Meta may answer fewer than asked), `paging.cursors.after` and
+        // `paging.next` while more remain.
+        let limit = query
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(25)
+            .min(NUMBERS_PER_PAGE);
+        let from = query
+            .get("after")
+            .and_then(|c| c.strip_prefix("QVFIU")?.parse::<usize>().ok())
+            .unwrap_or(0);
         return match s.waba_numbers.get(&(waba, token.clone())) {
-            Some(numbers) => HttpResponse::Ok().json(json!({"data": numbers.iter().map(|(id, shown)| json!({
-                "id": id, "display_phone_number": shown, "verified_name": "Comfy Shoes", "quality_rating": "GREEN"
-            })).collect::<Vec<_>>()})),
+            Some(numbers) => {
+                let page: Vec<Value> = numbers.iter().skip(from).take(limit).map(|(id, shown)| json!({
+                    "id": id, "display_phone_number": shown, "verified_name": "Comfy Shoes", "quality_rating": "GREEN"
+                })).collect();
+                let mut body = json!({"data": page, "paging": {"cursors": {
+                    "before": format!("QVFIU{from}"), "after": format!("QVFIU{}", from + limit)}}});
+                if from + limit < numbers.len() {
+                    body["paging"]["next"] = json!(format!(
+                        "https://graph.facebook.com/v23.0{}?limit={limit}&after=QVFIU{}",
+                        req.path(),
+                        from + limit
+                    ));
+                }
+                HttpResponse::Ok().json(body)
+            }
             None if s.waba_numbers.keys().any(|(_, t)| *t == token) => HttpResponse::BadRequest().json(
                 graph_error(100, 33, "Unsupported get request. Object with ID does not exist"),
             ),

@@ -852,3 +852,103 @@ async fn after_the_24_hours_the_receipt_goes_as_the_accounts_approved_utility_te
         .unwrap();
     assert_eq!(order["notices"][0]["told"], "template", "{order}");
 }
+
+#[tokio::test]
+async fn a_number_on_a_later_page_of_the_accounts_numbers_is_found() {
+    let m = spawn_messenger_app().await;
+    for n in 0..4 {
+        m.graph.knows_whatsapp_number(
+            WABA,
+            &format!("10654035224290{n}"),
+            &format!("+1 555-078-390{n}"),
+            TOKEN,
+        );
+    }
+    m.graph
+        .knows_whatsapp_number(WABA, NUMBER, "+1 555-078-3881", TOKEN);
+
+    let res = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": NUMBER, "waba_id": WABA, "access_token": TOKEN}),
+        )
+        .await;
+
+    assert_eq!(res.status(), 201);
+    let asked: Vec<Option<String>> = m
+        .graph
+        .received()
+        .iter()
+        .filter(|r| r.path.ends_with("/phone_numbers"))
+        .map(|r| r.param("after"))
+        .collect();
+    assert_eq!(asked.len(), 3, "three pages of two: {asked:?}");
+    assert_eq!(asked[0], None);
+    let missing = m
+        .app
+        .post(
+            "/v1/whatsapp/numbers",
+            &m.merchant.token,
+            json!({"phone_number_id": "999", "waba_id": WABA, "access_token": TOKEN}),
+        )
+        .await;
+    assert_problem(missing, 422, "page_token_mismatch").await;
+}
+
+#[tokio::test]
+async fn a_number_whose_token_broke_takes_a_new_one_meta_confirms_and_answers_with_it() {
+    let m = spawn_messenger_app().await;
+    let number = connect_number(&m).await;
+    let path = format!("/v1/whatsapp/numbers/{}", number["id"].as_str().unwrap());
+    m.app
+        .db
+        .query_blocking(|conn| {
+            threadcart::merchants::pages::mark_token_broken(conn, &threadcart::kernel::PageId::from(NUMBER))
+        })
+        .unwrap();
+    let patch = |body: Value| m.app.patch(&path, &m.merchant.token, body);
+
+    let unknown = patch(json!({"access_token": "EAAG-nobody-knows-this"})).await;
+    assert_problem(unknown, 422, "page_token_invalid").await;
+    let still: Value = m.app.get(&path, &m.merchant.token).await.json().await.unwrap();
+    assert_eq!(still["token_status"], "broken", "a refused token changes nothing");
+    let nothing = patch(json!({})).await;
+    let problem = assert_problem(nothing, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["code"], "nothing_to_change");
+    let other = m.app.merchant("Other shop").await;
+    let theirs = m
+        .app
+        .patch(&path, &other.token, json!({"catalog_id": null}))
+        .await;
+    assert_eq!(theirs.status(), 404, "another merchant's number is not found");
+
+    const NEW_TOKEN: &str = "EAAG-whatsapp-system-user-5678";
+    m.graph
+        .knows_whatsapp_number(WABA, NUMBER, "+1 555-078-3881", NEW_TOKEN);
+    let res = patch(json!({"access_token": NEW_TOKEN, "catalog_id": null})).await;
+
+    assert_eq!(res.status(), 200);
+    let changed: Value = res.json().await.unwrap();
+    assert_eq!(changed["token_status"], "ok");
+    assert_eq!(changed["token_last4"], "5678");
+    assert_eq!(changed["catalog_id"], Value::Null);
+    assert!(
+        !changed.to_string().contains(NEW_TOKEN),
+        "the token is not answered"
+    );
+    m.app
+        .post_webhook(&from_shopper(
+            "W8",
+            json!({"id": "wamid.H8", "type": "text", "text": {"body": "hello"}}),
+        ))
+        .await;
+    eventually("the bot answers with the new token", || async {
+        m.graph
+            .whatsapp_messages()
+            .iter()
+            .any(|r| r.body["to"] == "W8" && r.param("access_token").as_deref() == Some(NEW_TOKEN))
+    })
+    .await;
+}

@@ -119,6 +119,11 @@ pub struct CreatedTemplate {
     pub status: Option<String>,
 }
 
+/// The numbers asked for per page of a WhatsApp Business Account's numbers.
+pub const NUMBERS_PER_PAGE: usize = 100;
+/// The most pages of an account's numbers read when looking for one.
+pub const MAX_NUMBER_PAGES: usize = 20;
+
 /// A WhatsApp Business Account's phone number, as `GET /{waba-id}/phone_numbers` lists it.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct WhatsappNumber {
@@ -315,9 +320,20 @@ impl GraphClient {
         fields: &str,
         token: &str,
     ) -> Result<T, GraphError> {
+        self.get_with(node, vec![("fields", fields.to_owned())], token)
+            .await
+    }
+
+    /// `GET /{node}` with `params` and the token (and `appsecret_proof`).
+    async fn get_with<T: serde::de::DeserializeOwned>(
+        &self,
+        node: &str,
+        params: Vec<(&'static str, String)>,
+        token: &str,
+    ) -> Result<T, GraphError> {
         let url = format!("{}/{}/{}", self.base, self.version, node);
         let mut query = self.auth_query(token);
-        query.push(("fields", fields.to_owned()));
+        query.extend(params);
         let res = self
             .http
             .get(url)
@@ -361,27 +377,58 @@ impl GraphClient {
         Ok(linked.instagram_business_account.map(|a| a.id))
     }
 
-    /// The phone numbers of the WhatsApp Business Account `waba_id` the token can see: `GET
-    /// /{waba-id}/phone_numbers` (whatsapp.md §5), first page (the newest numbers).
+    /// The number `phone_number_id` among the phone numbers of the WhatsApp Business Account
+    /// `waba_id` the token can see: `GET /{waba-id}/phone_numbers` (whatsapp.md §5), page after page
+    /// (Graph API cursors: `paging.cursors.after` while `paging.next` is there), at most
+    /// [`MAX_NUMBER_PAGES`] pages of [`NUMBERS_PER_PAGE`]. `None` when the account does not list it.
     #[tracing::instrument(skip_all, fields(waba.id = %waba_id))]
-    pub async fn whatsapp_numbers(
+    pub async fn whatsapp_number(
         &self,
         waba_id: &str,
+        phone_number_id: &str,
         token: &str,
-    ) -> Result<Vec<WhatsappNumber>, GraphError> {
+    ) -> Result<Option<WhatsappNumber>, GraphError> {
         #[derive(Deserialize)]
         struct Numbers {
             #[serde(default)]
             data: Vec<WhatsappNumber>,
+            #[serde(default)]
+            paging: Option<Paging>,
         }
-        let numbers: Numbers = self
-            .get_fields(
-                &format!("{waba_id}/phone_numbers"),
-                "id,display_phone_number,verified_name",
-                token,
-            )
-            .await?;
-        Ok(numbers.data)
+        #[derive(Deserialize)]
+        struct Paging {
+            next: Option<String>,
+            cursors: Option<Cursors>,
+        }
+        #[derive(Deserialize)]
+        struct Cursors {
+            after: Option<String>,
+        }
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_NUMBER_PAGES {
+            let mut params = vec![
+                ("fields", "id,display_phone_number,verified_name".to_owned()),
+                ("limit", NUMBERS_PER_PAGE.to_string()),
+            ];
+            if let Some(cursor) = after.take() {
+                params.push(("after", cursor));
+            }
+            let page: Numbers = self
+                .get_with(&format!("{waba_id}/phone_numbers"), params, token)
+                .await?;
+            if let Some(found) = page.data.into_iter().find(|n| n.id == phone_number_id) {
+                return Ok(Some(found));
+            }
+            after = page
+                .paging
+                .filter(|p| p.next.is_some())
+                .and_then(|p| p.cursors)
+                .and_then(|c| c.after);
+            if after.is_none() {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// The shopper's first name, locale and timezone.

@@ -60,8 +60,8 @@ pub async fn confirm_instagram(
     Ok(())
 }
 
-/// Asks Meta for the WhatsApp Business Account's numbers that `token` can see and accepts
-/// `phone_number_id` only when it is among them; answers that number as Meta describes it.
+/// Asks Meta for the WhatsApp Business Account's numbers that `token` can see (every page) and
+/// accepts `phone_number_id` only when it is among them; answers that number as Meta describes it.
 #[tracing::instrument(skip_all, fields(waba.id = %waba_id, phone_number.id = %phone_number_id))]
 pub async fn confirm_whatsapp(
     graph: &GraphClient,
@@ -69,10 +69,10 @@ pub async fn confirm_whatsapp(
     phone_number_id: &str,
     token: &str,
 ) -> Result<WhatsappNumber, OwnershipError> {
-    let numbers = graph.whatsapp_numbers(waba_id, token).await.map_err(refused)?;
-    numbers
-        .into_iter()
-        .find(|n| n.id == phone_number_id)
+    graph
+        .whatsapp_number(waba_id, phone_number_id, token)
+        .await
+        .map_err(refused)?
         .ok_or_else(|| {
             tracing::warn!("a WhatsApp number not on the account was refused");
             OwnershipError::Mismatch {
