@@ -88,7 +88,11 @@ impl Application {
             ),
             None => None,
         };
+        // Delivery writers: each holds a pooled connection only while it writes a group.
+        let writers = (config.db_max_connections as usize / 4).clamp(2, 8);
+        let ingest = crate::conversations::ingest::Ingest::start(db.clone(), writers);
         let state = web::Data::new(AppState {
+            ingest,
             stripe: stripe.clone(),
             graph: graph.clone(),
             secrets: secrets.clone(),

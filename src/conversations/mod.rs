@@ -13,6 +13,7 @@ pub mod agent;
 pub mod disclosure;
 pub mod event;
 pub mod inbox;
+pub mod ingest;
 pub mod native_cart;
 pub mod notices;
 pub mod outbox;

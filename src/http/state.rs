@@ -28,4 +28,6 @@ pub struct AppState {
     pub secrets: Secrets,
     /// Stripe, when `STRIPE_SECRET_KEY` is set (refunds).
     pub stripe: Option<crate::checkout::stripe::StripeClient>,
+    /// Stores Meta's deliveries in groups, one commit per group.
+    pub ingest: crate::conversations::ingest::Ingest,
 }

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use super::Api;
 use crate::channels::meta::webhook;
 use crate::checkout::webhook::{self as stripe_webhook, StripeEvent};
-use crate::conversations::inbox;
+use crate::conversations::ingest::{Delivery, IngestError};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::AppState;
 use crate::rate_limit::{self, Verdict};
@@ -122,8 +122,8 @@ async fn receive(
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "the delivery is not UTF-8"))?;
     let parsed = webhook::parse(text.as_bytes()).map_err(|e| e.to_string());
-    // Meta's reviews of utility templates come on the Page's webhook too: applied before the 200 (a
-    // retry applies them again, to the same effect).
+    // Meta's reviews of utility templates come on the same webhook: applied with the delivery, before
+    // the 200 (a retry applies them again, to the same effect).
     let reviews = if text.contains("template_status_update") {
         serde_json::from_str(&text)
             .map(|v| crate::followups::templates::status_changes(&v))
@@ -131,16 +131,20 @@ async fn receive(
     } else {
         Vec::new()
     };
+    // Answered once the delivery's group has committed (see `conversations::ingest`).
     let (id, split) = state
-        .db
-        .query(move |conn| {
-            if !reviews.is_empty() {
-                let changed = crate::followups::templates::apply_status_changes(conn, &reviews)?;
-                tracing::info!(reviews = reviews.len(), changed, "template reviews applied");
-            }
-            inbox::receive_delivery(conn, "messenger", &text, &parsed)
+        .ingest
+        .store(Delivery {
+            source: "messenger",
+            body: text,
+            parsed,
+            reviews,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            IngestError::Db(e) => ApiError::from(e),
+            other => ApiError::unavailable(other),
+        })?;
     let unsplit = split.is_none();
     match split {
         Some(customers) => customers

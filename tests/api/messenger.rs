@@ -209,6 +209,55 @@ async fn the_same_delivery_twice_has_one_effect() {
 }
 
 #[tokio::test]
+async fn sixty_deliveries_at_once_some_sent_twice_are_each_acknowledged_stored_and_applied_once() {
+    let m = spawn_messenger_app().await;
+    let ts = now_ms();
+    // Thirty shoppers, each delivery sent twice, all at once: the writers store them in groups.
+    let bodies: Vec<String> = (0..30)
+        .map(|i| {
+            delivery(
+                PAGE_ID,
+                vec![ad_postback(
+                    &format!("G{i}"),
+                    ts + i,
+                    &format!("pb-g{i}"),
+                    "AD-G",
+                    "Slippers",
+                    "SLIP-01",
+                )],
+            )
+        })
+        .collect();
+    let posts = bodies
+        .iter()
+        .chain(bodies.iter())
+        .map(|body| m.app.post_webhook(body));
+
+    let statuses: Vec<u16> = futures_util::future::join_all(posts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(inbox_count(&m).await, 60, "every delivery stored before its 200");
+    eventually("every shopper is greeted", || async {
+        (0..30).all(|i| !m.graph.answers_to(&format!("G{i}")).is_empty())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for i in 0..30 {
+        let answers = m.graph.answers_to(&format!("G{i}"));
+        assert_eq!(
+            answers.iter().filter(|a| a.starts_with("Hi Anna!")).count(),
+            1,
+            "G{i} is greeted once: {answers:?}"
+        );
+    }
+    assert_eq!(threads(&m.app, &m.merchant.token).await.len(), 30);
+}
+
+#[tokio::test]
 async fn a_delivery_is_stored_split_into_its_events_before_it_is_acknowledged() {
     let m = spawn_messenger_app().await;
     let ts = now_ms();
