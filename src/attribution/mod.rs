@@ -131,17 +131,6 @@ pub struct ThreadFunnel {
     settings: Option<(chrono_tz::Tz, i32)>,
     latest: Option<Option<Touch>>,
     acted: bool,
-    /// Daily rollup additions kept for [`ThreadFunnel::flush_rollup`], when held.
-    held: Option<Vec<Rollup>>,
-}
-
-/// One addition to the daily rollup.
-#[derive(Debug)]
-struct Rollup {
-    day: NaiveDate,
-    kind: &'static str,
-    dims: Dims,
-    value: Option<Money>,
 }
 
 impl ThreadFunnel {
@@ -152,31 +141,7 @@ impl ThreadFunnel {
             settings: None,
             latest: None,
             acted: false,
-            held: None,
         }
-    }
-
-    /// Keeps the daily rollup's additions until [`ThreadFunnel::flush_rollup`] (the events themselves
-    /// are written at once). A rollup row is shared by every shopper of an ad on a day: updated at the
-    /// end of a shopper's transaction, it stays locked only until the commit, not through the rest of
-    /// the shopper's action.
-    pub fn hold_rollup(mut self) -> Self {
-        self.held = Some(Vec::new());
-        self
-    }
-
-    /// Adds what was held to the daily rollup, in one order for every transaction (so two of them
-    /// never wait for each other's rows crosswise). Call it last in the transaction.
-    pub fn flush_rollup(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
-        let Some(held) = self.held.as_mut() else {
-            return Ok(());
-        };
-        let mut held = std::mem::take(held);
-        held.sort_by(|a, b| (a.day, a.kind, &a.dims).cmp(&(b.day, b.kind, &b.dims)));
-        for r in held {
-            roll_up(conn, self.thread.merchant_id, r.day, r.kind, &r.dims, r.value, 1)?;
-        }
-        Ok(())
     }
 
     /// The thread's funnel under settings the caller has read already (the merchant's timezone and
@@ -272,7 +237,6 @@ impl ThreadFunnel {
     }
 
     fn insert(&mut self, conn: &mut DbConnection, what: Step) -> QueryResult<()> {
-        let (tz, _) = self.settings(conn)?;
         let touch = self.attributed_touch(conn, what.at)?;
         let dims = touch
             .as_ref()
@@ -303,29 +267,13 @@ impl ThreadFunnel {
                 .optional()?
                 .is_some();
             if !acted_before {
-                self.write(conn, &event(FunnelStep::Engaged, None), tz)?;
+                insert_event(conn, &event(FunnelStep::Engaged, None))?;
             }
         }
-        self.write(conn, &event(what.step, what.value), tz)?;
+        insert_event(conn, &event(what.step, what.value))?;
         // The thread has an event now: the next step needs no look.
         self.acted = true;
         Ok(())
-    }
-
-    fn write(&mut self, conn: &mut DbConnection, e: &Event, tz: chrono_tz::Tz) -> QueryResult<()> {
-        match &mut self.held {
-            None => write(conn, e, tz),
-            Some(held) => {
-                insert_event(conn, e)?;
-                held.push(Rollup {
-                    day: local_day(tz, e.at),
-                    kind: e.kind,
-                    dims: e.dims.clone(),
-                    value: e.value,
-                });
-                Ok(())
-            }
-        }
     }
 }
 
@@ -362,7 +310,6 @@ pub fn record_refund(
     let Some(p) = purchase else {
         return Ok(());
     };
-    let (tz, _) = settings(conn, p.merchant_id)?;
     let event = Event {
         merchant_id: p.merchant_id,
         thread_id: p.thread_id,
@@ -384,7 +331,7 @@ pub fn record_refund(
         value: Some(delta),
         at,
     };
-    write(conn, &event, tz)
+    insert_event(conn, &event)
 }
 
 #[derive(Queryable, Selectable)]
@@ -487,19 +434,9 @@ pub fn local_day(tz: chrono_tz::Tz, at: NaiveDateTime) -> NaiveDate {
     tz.from_utc_datetime(&at).date_naive()
 }
 
-fn write(conn: &mut DbConnection, e: &Event, tz: chrono_tz::Tz) -> QueryResult<()> {
-    insert_event(conn, e)?;
-    roll_up(
-        conn,
-        e.merchant_id,
-        local_day(tz, e.at),
-        e.kind,
-        &e.dims,
-        e.value,
-        1,
-    )
-}
-
+/// Records a funnel event, not yet counted in the daily rollup: [`fold_pending`] adds it there, in a
+/// batch (a rollup row is shared by every shopper of an ad on a day, and adding to it here would keep
+/// it locked until the shopper's commit, making each shopper of the ad wait for the previous one's).
 fn insert_event(conn: &mut DbConnection, e: &Event) -> QueryResult<()> {
     diesel::insert_into(funnel_events::table)
         .values((
@@ -522,9 +459,74 @@ fn insert_event(conn: &mut DbConnection, e: &Event) -> QueryResult<()> {
             funnel_events::value_minor.eq(e.value.map(|v| v.minor())),
             funnel_events::currency.eq(e.value.map(|v| v.currency().code())),
             funnel_events::occurred_at.eq(e.at),
+            funnel_events::rolled_up.eq(false),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// The most events one fold adds to the rollup.
+pub const FOLD_BATCH: i64 = 2000;
+
+/// Adds up to `limit` events not yet in the daily rollup to it, oldest first, and marks them counted,
+/// in one transaction: one addition per day, step and group rather than one per event. On PostgreSQL
+/// the events taken are locked and those another process is folding are skipped, so two processes never
+/// count one twice. Answers how many events were folded.
+pub fn fold_pending(conn: &mut DbConnection, limit: i64) -> QueryResult<usize> {
+    crate::db::write_transaction(conn, |conn| {
+        let pending = funnel_events::table
+            .filter(funnel_events::rolled_up.eq(false))
+            .order(funnel_events::id.asc())
+            .limit(limit)
+            .select((funnel_events::id, funnel_events::merchant_id));
+        let taken: Vec<(DbUuid, MerchantId)> = match conn {
+            DbConnection::Sqlite(c) => pending.load(c)?,
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(c) => pending.for_update().skip_locked().load(c)?,
+        };
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let mut merchants: Vec<MerchantId> = taken.iter().map(|(_, m)| *m).collect();
+        merchants.sort_unstable_by_key(|m| m.0);
+        merchants.dedup();
+        let ids: Vec<DbUuid> = taken.iter().map(|(id, _)| *id).collect();
+        let mut additions = Vec::new();
+        for merchant in merchants {
+            let (tz, _) = settings(conn, merchant)?;
+            for cell in report::cells_of_events(conn, merchant, tz, &ids)? {
+                additions.push((merchant, cell));
+            }
+        }
+        // One order for every fold, so two of them never wait for each other's rows crosswise.
+        additions.sort_by(|a, b| {
+            (a.0.0, a.1.day, &a.1.kind, &a.1.dims, &a.1.currency).cmp(&(
+                b.0.0,
+                b.1.day,
+                &b.1.kind,
+                &b.1.dims,
+                &b.1.currency,
+            ))
+        });
+        for (merchant, cell) in &additions {
+            let value = cell.value()?;
+            roll_up(
+                conn,
+                *merchant,
+                cell.day,
+                &cell.kind,
+                &cell.dims,
+                value,
+                cell.events,
+            )?;
+        }
+        for chunk in ids.chunks(500) {
+            diesel::update(funnel_events::table.filter(funnel_events::id.eq_any(chunk.to_vec())))
+                .set(funnel_events::rolled_up.eq(true))
+                .execute(conn)?;
+        }
+        Ok(ids.len())
+    })
 }
 
 /// Adds `events` events worth `value` to the merchant's day.
@@ -581,8 +583,17 @@ fn roll_up(
 pub fn rebuild_rollup(conn: &mut DbConnection, merchant_id: MerchantId) -> QueryResult<()> {
     let id = merchant_id;
     let (tz, _) = settings(conn, id)?;
+    // Every event recorded so far is counted by the rebuild (waiting for a fold that holds some);
+    // later ones are left to the fold.
+    diesel::update(
+        funnel_events::table
+            .filter(funnel_events::merchant_id.eq(id))
+            .filter(funnel_events::rolled_up.eq(false)),
+    )
+    .set(funnel_events::rolled_up.eq(true))
+    .execute(conn)?;
     diesel::delete(funnel_daily::table.filter(funnel_daily::merchant_id.eq(id))).execute(conn)?;
-    let rows = report::raw_cells(conn, merchant_id, tz, None, None)?;
+    let rows = report::rolled_cells(conn, merchant_id, tz)?;
     for c in rows {
         let value = c.value()?;
         roll_up(conn, id, c.day, &c.kind, &c.dims, value, c.events)?;

@@ -217,6 +217,19 @@ fn rollup_cells(
 /// Day, step, touch dimensions, organic, currency.
 type CellKey = (NaiveDate, String, Vec<Option<String>>, bool, String);
 
+/// Which of a merchant's events to count.
+#[derive(Clone, Copy)]
+enum Counted<'a> {
+    /// Every event.
+    All,
+    /// Those the daily rollup counts.
+    Rolled,
+    /// Those it does not count yet (see [`super::fold_pending`]).
+    Pending,
+    /// These.
+    Ids(&'a [DbUuid]),
+}
+
 /// Cells computed from the events themselves, days in `tz` (optionally between two instants).
 pub(crate) fn raw_cells(
     conn: &mut DbConnection,
@@ -224,6 +237,55 @@ pub(crate) fn raw_cells(
     tz: chrono_tz::Tz,
     range: Option<(NaiveDateTime, NaiveDateTime)>,
     ad_id: Option<&str>,
+) -> QueryResult<Vec<Cell>> {
+    events_cells(conn, merchant_id, tz, range, ad_id, Counted::All)
+}
+
+/// Cells of the events the daily rollup counts, days in `tz` (to rebuild it).
+pub(crate) fn rolled_cells(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    tz: chrono_tz::Tz,
+) -> QueryResult<Vec<Cell>> {
+    events_cells(conn, merchant_id, tz, None, None, Counted::Rolled)
+}
+
+/// Cells of the merchant's events among `ids`, days in `tz` (to add them to the rollup).
+pub(crate) fn cells_of_events(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    tz: chrono_tz::Tz,
+    ids: &[DbUuid],
+) -> QueryResult<Vec<Cell>> {
+    events_cells(conn, merchant_id, tz, None, None, Counted::Ids(ids))
+}
+
+/// Cells of the events the rollup does not count yet, between two instants, days in the merchant's
+/// timezone `tz`: what a report adds to the rollup's.
+fn pending_cells(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    tz: chrono_tz::Tz,
+    p: &Period,
+    ad_id: Option<&str>,
+) -> QueryResult<Vec<Cell>> {
+    events_cells(
+        conn,
+        merchant_id,
+        tz,
+        Some((p.start(), p.end())),
+        ad_id,
+        Counted::Pending,
+    )
+}
+
+fn events_cells(
+    conn: &mut DbConnection,
+    merchant_id: MerchantId,
+    tz: chrono_tz::Tz,
+    range: Option<(NaiveDateTime, NaiveDateTime)>,
+    ad_id: Option<&str>,
+    counted: Counted<'_>,
 ) -> QueryResult<Vec<Cell>> {
     type Row = (
         NaiveDateTime,
@@ -249,6 +311,12 @@ pub(crate) fn raw_cells(
     if let Some(ad) = ad_id {
         q = q.filter(funnel_events::ad_id.eq(ad.to_owned()));
     }
+    q = match counted {
+        Counted::All => q,
+        Counted::Rolled => q.filter(funnel_events::rolled_up.eq(true)),
+        Counted::Pending => q.filter(funnel_events::rolled_up.eq(false)),
+        Counted::Ids(ids) => q.filter(funnel_events::id.eq_any(ids.to_vec())),
+    };
     let rows: Vec<Row> = q
         .select((
             funnel_events::occurred_at,
@@ -367,7 +435,8 @@ fn rollup_groups(
         .collect())
 }
 
-/// The period's cells: from the rollup in the merchant's timezone, from the events in another.
+/// The period's cells: from the rollup (and the events it does not count yet) in the merchant's
+/// timezone, from the events in another.
 fn cells(
     conn: &mut DbConnection,
     merchant_id: MerchantId,
@@ -375,7 +444,9 @@ fn cells(
     ad_id: Option<&str>,
 ) -> QueryResult<Vec<Cell>> {
     if merchant_tz(conn, merchant_id)? == p.tz {
-        rollup_cells(conn, merchant_id, p.from, p.to, ad_id)
+        let mut cells = rollup_cells(conn, merchant_id, p.from, p.to, ad_id)?;
+        cells.extend(pending_cells(conn, merchant_id, p.tz, p, ad_id)?);
+        Ok(cells)
     } else {
         raw_cells(conn, merchant_id, p.tz, Some((p.start(), p.end())), ad_id)
     }
@@ -533,7 +604,9 @@ pub fn funnel(
     }
 
     let cells = if merchant_tz(conn, merchant_id)? == p.tz {
-        rollup_groups(conn, merchant_id, p, group_by)?
+        let mut cells = rollup_groups(conn, merchant_id, p, group_by)?;
+        cells.extend(pending_cells(conn, merchant_id, p.tz, p, None)?);
+        cells
     } else {
         raw_cells(conn, merchant_id, p.tz, Some((p.start(), p.end())), None)?
     };

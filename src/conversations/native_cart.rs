@@ -70,8 +70,7 @@ pub fn apply(
         thread.funnel_view(),
         merchant.timezone,
         merchant.attribution_window_days,
-    )
-    .hold_rollup();
+    );
     let mut notes: Vec<String> = Vec::new();
     for wanted in items.iter().take(carts::MAX_LINES) {
         let Some((product, variant)) = item(conn, merchant.id, &wanted.retailer_id)? else {
@@ -115,7 +114,6 @@ pub fn apply(
             Err(CartError::Db(e)) => return Err(e.into()),
         }
     }
-    funnel.flush_rollup(conn)?;
     let after = carts::open_cart(conn, thread.id)?;
     super::turn::cart_changed(conn, thread, before.as_ref(), after.as_ref())?;
     if let Some(cart) = &after {

@@ -388,8 +388,7 @@ pub fn answer(
         thread.funnel_view(),
         merchant.timezone,
         merchant.attribution_window_days,
-    )
-    .hold_rollup();
+    );
     let mut offer_for = outcome.then_offer_for;
     let mut show_stay = outcome.then_show_stay;
     // Outside business hours the first message of the (local) day gets the away text; shopping goes on.
@@ -684,7 +683,6 @@ pub fn answer(
     }
     let told = disclosed(&merchant, customer, (before, event_at), &mut replies);
     outbox::enqueue_replies(conn, thread, &customer.psid, mark_seen, &replies)?;
-    funnel.flush_rollup(conn)?;
     Ok(told)
 }
 

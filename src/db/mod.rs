@@ -192,6 +192,37 @@ where
         #[cfg(feature = "postgres")]
         DbConnection::Postgres(_) => return conn.transaction(f),
     }
+    finish_transaction(conn, f)
+}
+
+/// Runs `f`'s reads on one snapshot of the database, so that several statements see the same moment
+/// (a report reading the daily rollup, then the events not folded into it yet, must not see a fold
+/// commit in between): `REPEATABLE READ READ ONLY` on PostgreSQL, a deferred transaction on SQLite
+/// (whose snapshot is taken at the first read and kept until the end).
+pub fn snapshot<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
+    match conn {
+        DbConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?,
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+    }
+    finish_transaction(conn, f)
+}
+
+/// Runs `f` in the transaction just begun on the inner connection, and commits it, or rolls it back
+/// when `f` fails.
+fn finish_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
     // The multi-backend transaction manager delegates to the inner one begun above.
     type Tm = <DbConnection as Connection>::TransactionManager;
     match f(conn) {

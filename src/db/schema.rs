@@ -346,6 +346,7 @@ diesel::table! {
         order_id -> Nullable<PortableUuid>,
         organic -> Bool,
         channel -> Text,
+        rolled_up -> Bool,
     }
 }
 

@@ -257,7 +257,8 @@ async fn funnel(
     let (rows, titles) = state
         .db
         .query(move |conn| {
-            let rows = report::funnel(conn, merchant_id, &p, group_by)?;
+            // The rollup and the events not folded into it yet, read at one moment.
+            let rows = crate::db::snapshot(conn, |conn| report::funnel(conn, merchant_id, &p, group_by))?;
             let titles = if group_by == GroupBy::Ad && !csv_wanted {
                 report::ad_titles(
                     conn,
@@ -334,7 +335,7 @@ async fn ad(
     let (days, mut titles) = state
         .db
         .query(move |conn| {
-            let days = report::ad_series(conn, merchant_id, &id, &p)?;
+            let days = crate::db::snapshot(conn, |conn| report::ad_series(conn, merchant_id, &id, &p))?;
             let titles = report::ad_titles(conn, merchant_id, vec![id])?;
             Ok((days, titles))
         })

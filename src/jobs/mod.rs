@@ -8,6 +8,7 @@ mod conversions;
 mod holds;
 mod inbox;
 mod payments;
+mod rollup;
 mod routing;
 mod scheduled;
 mod sender;
@@ -185,6 +186,7 @@ impl Workers {
             tokio::spawn(conversions::conversions_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(scheduled::scheduled_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(routing::routing_loop(ctx.clone(), stopped.clone())),
+            tokio::spawn(rollup::rollup_loop(ctx.clone(), stopped.clone())),
             tokio::spawn(payments::payments_loop(ctx, stopped)),
         ];
         Workers { stop, handles }

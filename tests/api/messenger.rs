@@ -825,17 +825,23 @@ async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restar
     );
 }
 
-#[tokio::test]
-async fn two_server_processes_on_one_database_do_nothing_twice() {
-    let first = spawn_messenger_app().await;
+/// A second server process on the first one's database; answers its address.
+async fn second_process(first: &MessengerApp) -> String {
     let env = crate::helpers::messenger_env(&first.graph);
     let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     extra.push(("THREADCART_JWT_SECRET", crate::helpers::JWT_SECRET));
     let config = crate::helpers::test_config(&first.app.database.url, &extra);
     let db = threadcart::db::Db::connect(config.database_url(), 4).unwrap();
     let second = threadcart::startup::Application::build(config, db).unwrap();
-    let second_address = format!("http://127.0.0.1:{}", second.port());
+    let address = format!("http://127.0.0.1:{}", second.port());
     tokio::spawn(second.run_until_stopped());
+    address
+}
+
+#[tokio::test]
+async fn two_server_processes_on_one_database_do_nothing_twice() {
+    let first = spawn_messenger_app().await;
+    let second_address = second_process(&first).await;
     let ts = now_ms();
 
     for i in 0..30 {
@@ -1119,4 +1125,102 @@ async fn a_shopper_who_cannot_be_reached_is_not_retried_and_the_message_says_why
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(m.graph.answers_to("U1").len(), 1, "never retried");
+}
+
+#[tokio::test]
+async fn two_processes_folding_funnel_events_into_the_daily_rollup_count_each_once() {
+    let first = spawn_messenger_app().await;
+    first
+        .app
+        .create_product(
+            &first.merchant.token,
+            crate::helpers::product_body("S", "Slippers", &[("S-42", "42", "49.90", 5)]),
+        )
+        .await;
+    let second_address = second_process(&first).await;
+    let ts = now_ms();
+    // Forty shoppers arrive from the ad, through either process: each is shown the slippers.
+    for i in 0..40 {
+        let body = delivery(
+            PAGE_ID,
+            vec![ad_postback(
+                &format!("F{i}"),
+                ts + i,
+                &format!("pb-f{i}"),
+                "AD-F",
+                "Slippers",
+                "S",
+            )],
+        );
+        let address = if i % 2 == 0 {
+            &first.app.address
+        } else {
+            &second_address
+        };
+        let res = first
+            .app
+            .client
+            .post(format!("{address}/webhooks/messenger"))
+            .header("x-hub-signature-256", sign(body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let counts = || {
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        use threadcart::db::schema::{funnel_daily, funnel_events};
+        first
+            .app
+            .db
+            .query_blocking(|conn| {
+                let events: i64 = funnel_events::table.count().get_result(conn)?;
+                let pending: i64 = funnel_events::table
+                    .filter(funnel_events::rolled_up.eq(false))
+                    .count()
+                    .get_result(conn)?;
+                let rolled: i64 = funnel_daily::table
+                    .select(funnel_daily::events)
+                    .load::<i64>(conn)?
+                    .iter()
+                    .sum();
+                diesel::QueryResult::Ok((events, pending, rolled))
+            })
+            .unwrap()
+    };
+
+    eventually(
+        "the forty shoppers' product views are recorded and folded",
+        || async {
+            let (events, pending, _) = counts();
+            events >= 80 && pending == 0
+        },
+    )
+    .await;
+
+    let (events, _, rolled) = counts();
+    assert_eq!(rolled, events, "each funnel event counted once in the rollup");
+    let today = chrono::Utc::now().date_naive();
+    let funnel: Value = first
+        .app
+        .get(
+            &format!(
+                "/v1/reports/funnel?group_by=ad&from={}&to={}",
+                today - chrono::Days::new(1),
+                today + chrono::Days::new(1)
+            ),
+            &first.merchant.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row = funnel["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "AD-F")
+        .unwrap_or_else(|| panic!("the ad's row: {funnel}"));
+    assert_eq!(row["product_views"], 40, "{row}");
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PAGE_ID, ad_postback, button, delivery, next_message, now_ms, sent_to, spawn_messenger_app, tap_postback,
-    tap_quick_reply, template, threads,
+    PAGE_ID, ad_postback, button, delivery, eventually, next_message, now_ms, sent_to, spawn_messenger_app,
+    tap_postback, tap_quick_reply, template, threads,
 };
 
 fn is_total(message: &Value, text: &str) -> bool {
@@ -138,9 +138,9 @@ async fn a_shopper_from_a_slippers_ad_picks_size_42_and_sees_the_right_total() {
             .iter()
             .any(|(k, ad)| k == "add_to_cart" && ad.as_deref() == Some("AD-42"))
     );
-    // The daily rollup the reports read (added to at the end of each shopper transaction) counts
+    // The daily rollup the reports read (the events are added to it in batches, moments later) counts
     // every one of those events, and their value, under the ad.
-    let (events, rolled_up) = {
+    let read = || {
         use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
         use threadcart::db::schema::{funnel_daily, funnel_events};
         m.app
@@ -163,12 +163,24 @@ async fn a_shopper_from_a_slippers_ad_picks_size_42_and_sees_the_right_total() {
             })
             .unwrap()
     };
-    let mut by_kind = std::collections::BTreeMap::<String, (i64, i64)>::new();
-    for (kind, value) in events {
-        let entry = by_kind.entry(kind).or_default();
-        *entry = (entry.0 + 1, entry.1 + value.unwrap_or(0));
-    }
-    let events: Vec<(String, i64, i64)> = by_kind.into_iter().map(|(k, (n, v))| (k, n, v)).collect();
+    let counted = |events: Vec<(String, Option<i64>)>| {
+        let mut by_kind = std::collections::BTreeMap::<String, (i64, i64)>::new();
+        for (kind, value) in events {
+            let entry = by_kind.entry(kind).or_default();
+            *entry = (entry.0 + 1, entry.1 + value.unwrap_or(0));
+        }
+        by_kind
+            .into_iter()
+            .map(|(k, (n, v))| (k, n, v))
+            .collect::<Vec<(String, i64, i64)>>()
+    };
+    eventually("the rollup counts every event", || async {
+        let (events, rolled_up) = read();
+        rolled_up == counted(events)
+    })
+    .await;
+    let (events, rolled_up) = read();
+    let events = counted(events);
     assert!(events.iter().any(|(kind, ..)| kind == "engaged"), "{events:?}");
     assert_eq!(rolled_up, events);
 
