@@ -473,6 +473,16 @@ pub const FOLD_BATCH: i64 = 2000;
 /// the events taken are locked and those another process is folding are skipped, so two processes never
 /// count one twice. Answers how many events were folded.
 pub fn fold_pending(conn: &mut DbConnection, limit: i64) -> QueryResult<usize> {
+    // A look first, outside any transaction: most of the time nothing waits, and no write lock is
+    // taken for nothing.
+    let waiting = funnel_events::table
+        .filter(funnel_events::rolled_up.eq(false))
+        .select(funnel_events::id)
+        .first::<DbUuid>(conn)
+        .optional()?;
+    if waiting.is_none() {
+        return Ok(0);
+    }
     crate::db::write_transaction(conn, |conn| {
         let pending = funnel_events::table
             .filter(funnel_events::rolled_up.eq(false))
