@@ -702,7 +702,8 @@ impl DbMeter {
             row(
                 "database",
                 "NOTE",
-                "pg_stat_statements is not loaded (shared_preload_libraries, then CREATE EXTENSION                  pg_stat_statements): statements per action are not counted",
+                "pg_stat_statements is not loaded (shared_preload_libraries, then CREATE EXTENSION \
+                 pg_stat_statements): statements per action are not counted",
             );
         }
         Ok(DbMeter { statements, ..meter })
@@ -916,45 +917,20 @@ async fn phase_ack(ctx: &mut Ctx) -> Result<()> {
     ctx.rss.phase("ack");
     let db = ctx.db_start()?;
     let (events, batch) = (ctx.args.events, ctx.args.batch);
-    let batches = events.div_ceil(batch);
-    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let until = start + ACK_PHASE_LIMIT;
-    let mut tasks = Vec::with_capacity(ctx.args.concurrency);
-    for _ in 0..ctx.args.concurrency {
-        let (target, next) = (ctx.target.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut acked: Vec<String> = Vec::new();
-            let mut errors = BTreeMap::<ErrorKey, u64>::new();
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= batches || Instant::now() >= until {
-                    break;
-                }
-                let psids: Vec<String> = (b * batch..((b + 1) * batch).min(events))
-                    .map(|n| target.psid("a", n))
-                    .collect();
-                let page = target.page(b);
-                let body = target.delivery(page, psids.iter().map(|p| target.ad_postback(page, p)).collect());
-                let sent = Instant::now();
-                let outcome = target.post_delivery(body).await;
-                latencies.push(sent.elapsed());
-                match outcome {
-                    Ok(()) => acked.extend(psids),
-                    Err(e) => *errors.entry(e).or_default() += 1,
-                }
-            }
-            (latencies, acked, errors)
-        }));
-    }
-    let (mut latencies, mut acked, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
-    for t in tasks {
-        let (l, a, e) = t.await.context("an ack task failed")?;
-        latencies.extend(l);
-        acked.extend(a);
-        merge(&mut errors, e);
-    }
+    let sent = closed_loop(
+        &ctx.target,
+        ctx.args.concurrency,
+        events.div_ceil(batch),
+        start + ACK_PHASE_LIMIT,
+        Arc::new(move |target: &Target, b: usize| {
+            (b * batch..((b + 1) * batch).min(events))
+                .map(|n| target.psid("a", n))
+                .collect()
+        }),
+    )
+    .await?;
+    let (latencies, acked, errors) = (sent.latencies, sent.acked, sent.errors);
     let elapsed = start.elapsed();
     let eps = acked.len() as f64 / elapsed.as_secs_f64();
     let lat = Latencies::of(latencies);
@@ -1006,6 +982,64 @@ async fn phase_ack(ctx: &mut Ctx) -> Result<()> {
     row("ack", "max server RSS draining", ctx.rss.show("ack drain"));
     ctx.db_report("ack", db, acked.len(), "event, stored and greeted")?;
     Ok(())
+}
+
+/// What closed-loop senders measured.
+#[derive(Default)]
+struct ClosedLoop {
+    /// Each POST's latency.
+    latencies: Vec<Duration>,
+    /// The shoppers of the acknowledged deliveries.
+    acked: Vec<String>,
+    errors: BTreeMap<ErrorKey, u64>,
+}
+
+/// The shoppers whose Get Started ad postbacks delivery `n` carries.
+type Shoppers = Arc<dyn Fn(&Target, usize) -> Vec<String> + Send + Sync>;
+
+/// `connections` senders, each posting the next signed delivery as soon as its last one is answered,
+/// until `deliveries` were sent or `until`: delivery `n` carries `shoppers(n)`' postbacks to Page
+/// `target.page(n)`.
+async fn closed_loop(
+    target: &Arc<Target>,
+    connections: usize,
+    deliveries: usize,
+    until: Instant,
+    shoppers: Shoppers,
+) -> Result<ClosedLoop> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (target, next, shoppers) = (target.clone(), next.clone(), shoppers.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sent = ClosedLoop::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= deliveries || Instant::now() >= until {
+                    break;
+                }
+                let psids = shoppers(&target, n);
+                let page = target.page(n);
+                let body = target.delivery(page, psids.iter().map(|p| target.ad_postback(page, p)).collect());
+                let at = Instant::now();
+                let outcome = target.post_delivery(body).await;
+                sent.latencies.push(at.elapsed());
+                match outcome {
+                    Ok(()) => sent.acked.extend(psids),
+                    Err(e) => *sent.errors.entry(e).or_default() += 1,
+                }
+            }
+            sent
+        }));
+    }
+    let mut all = ClosedLoop::default();
+    for t in tasks {
+        let sent = t.await.context("a sender task failed")?;
+        all.latencies.extend(sent.latencies);
+        all.acked.extend(sent.acked);
+        merge(&mut all.errors, sent.errors);
+    }
+    Ok(all)
 }
 
 /// How fast the server turned the phase's events into greetings.
@@ -1582,41 +1616,16 @@ async fn phase_ingest(ctx: &mut Ctx) -> Result<()> {
     let db = ctx.db_start()?;
     let seconds = Duration::from_secs(ctx.args.seconds);
     let start = Instant::now();
-    let until = start + seconds;
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::with_capacity(ctx.args.ingest_connections);
-    for _ in 0..ctx.args.ingest_connections {
-        let (target, next) = (ctx.target.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut latencies, mut acked) = (Vec::new(), Vec::new());
-            let mut errors = BTreeMap::<ErrorKey, u64>::new();
-            // Bounded by time, and by count in case the clock misbehaves.
-            for _ in 0..10_000_000_u64 {
-                if Instant::now() >= until {
-                    break;
-                }
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let psid = target.psid("i", n);
-                let page = target.page(n);
-                let body = target.delivery(page, vec![target.ad_postback(page, &psid)]);
-                let sent = Instant::now();
-                let outcome = target.post_delivery(body).await;
-                latencies.push(sent.elapsed());
-                match outcome {
-                    Ok(()) => acked.push(psid),
-                    Err(e) => *errors.entry(e).or_default() += 1,
-                }
-            }
-            (latencies, acked, errors)
-        }));
-    }
-    let (mut latencies, mut acked, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
-    for t in tasks {
-        let (l, a, e) = t.await.context("an ingest task failed")?;
-        latencies.extend(l);
-        acked.extend(a);
-        merge(&mut errors, e);
-    }
+    // Bounded by time, and by count in case the clock misbehaves.
+    let sent = closed_loop(
+        &ctx.target,
+        ctx.args.ingest_connections,
+        10_000_000,
+        start + seconds,
+        Arc::new(|target: &Target, n: usize| vec![target.psid("i", n)]),
+    )
+    .await?;
+    let (latencies, acked, errors) = (sent.latencies, sent.acked, sent.errors);
     let elapsed = start.elapsed().as_secs_f64();
     let eps = acked.len() as f64 / elapsed;
     let lat = Latencies::of(latencies);

@@ -65,12 +65,6 @@ pub struct Ingest {
     queue: mpsc::Sender<Job>,
 }
 
-impl std::fmt::Debug for Ingest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ingest").finish_non_exhaustive()
-    }
-}
-
 impl Ingest {
     /// Starts `writers` group writers on the current Tokio runtime.
     pub fn start(db: Db, writers: usize) -> Ingest {

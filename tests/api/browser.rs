@@ -1912,26 +1912,7 @@ async fn a_shopper_buys_the_demo_slippers_over_whatsapp_from_a_click_to_whatsapp
         .unwrap();
     assert_eq!(orders["data"][0]["status"], "paid");
     assert_eq!(orders["data"][0]["ad_id"], "AD-WA-SIM");
-    let today = chrono::Utc::now().date_naive();
-    let funnel: Value = app
-        .get(
-            &format!(
-                "/v1/reports/funnel?group_by=ad&from={}&to={}",
-                today - chrono::Days::new(1),
-                today + chrono::Days::new(1)
-            ),
-            &token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let row = funnel["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "AD-WA-SIM")
-        .unwrap_or_else(|| panic!("the ad's row: {funnel}"));
+    let row = app.funnel_row_of_ad(&token, "AD-WA-SIM").await;
     assert_eq!(row["purchases"], 1);
     let shot = browser.screenshot(None).await;
     check_screenshot(&shot, "simulator-whatsapp.png");

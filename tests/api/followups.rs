@@ -215,28 +215,7 @@ async fn a_reminded_cart_paid_afterwards_counts_as_a_recovered_purchase() {
             .any(|v| template(v)["template_type"] == "receipt")
     })
     .await;
-    let today = chrono::Utc::now().date_naive();
-    let report: Value = m
-        .app
-        .get(
-            &format!(
-                "/v1/reports/funnel?group_by=ad&from={}&to={}",
-                today - Days::new(1),
-                today + Days::new(1)
-            ),
-            &m.merchant.token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-
-    let row = report["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "AD-7")
-        .unwrap();
+    let row = m.app.funnel_row_of_ad(&m.merchant.token, "AD-7").await;
     assert_eq!(row["cart_reminders"], 1);
     assert_eq!(row["purchases"], 1);
     assert_eq!(row["recovered_purchases"], 1);

@@ -299,6 +299,32 @@ impl TestApp {
         assert_eq!(res.status(), 201, "creating a product");
         res.json().await.unwrap()
     }
+
+    /// The row of ad `ad_id` in the funnel grouped by ad, from yesterday to tomorrow (today in any
+    /// timezone); panics, showing the report, when the ad has none.
+    pub async fn funnel_row_of_ad(&self, token: &str, ad_id: &str) -> Value {
+        let today = chrono::Utc::now().date_naive();
+        let funnel: Value = self
+            .get(
+                &format!(
+                    "/v1/reports/funnel?group_by=ad&from={}&to={}",
+                    today - chrono::Days::new(1),
+                    today + chrono::Days::new(1)
+                ),
+                token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        funnel["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == ad_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("the ad's row: {funnel}"))
+    }
 }
 
 /// A product body with one variant per `(sku, name, price, stock)`.

@@ -1201,26 +1201,6 @@ async fn two_processes_folding_funnel_events_into_the_daily_rollup_count_each_on
 
     let (events, _, rolled) = counts();
     assert_eq!(rolled, events, "each funnel event counted once in the rollup");
-    let today = chrono::Utc::now().date_naive();
-    let funnel: Value = first
-        .app
-        .get(
-            &format!(
-                "/v1/reports/funnel?group_by=ad&from={}&to={}",
-                today - chrono::Days::new(1),
-                today + chrono::Days::new(1)
-            ),
-            &first.merchant.token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let row = funnel["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "AD-F")
-        .unwrap_or_else(|| panic!("the ad's row: {funnel}"));
+    let row = first.app.funnel_row_of_ad(&first.merchant.token, "AD-F").await;
     assert_eq!(row["product_views"], 40, "{row}");
 }

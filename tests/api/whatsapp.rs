@@ -47,6 +47,24 @@ fn from_shopper(wa_id: &str, message: Value) -> String {
     delivery(json!({"contacts": [{"profile": {"name": "Sheena"}, "wa_id": wa_id}], "messages": [message]}))
 }
 
+/// `wa_id` writes "hello".
+async fn says_hello(m: &MessengerApp, wa_id: &str) {
+    let hello = json!({"id": format!("wamid.H-{wa_id}"), "type": "text", "text": {"body": "hello"}});
+    assert_eq!(
+        m.app.post_webhook(&from_shopper(wa_id, hello)).await.status(),
+        200
+    );
+}
+
+/// `wa_id` writes "hello" and the bot answers.
+async fn hello_answered(m: &MessengerApp, wa_id: &str) {
+    says_hello(m, wa_id).await;
+    eventually("the bot answers", || async {
+        !m.graph.whatsapp_to(wa_id).is_empty()
+    })
+    .await;
+}
+
 fn tap(id: &str, button_id: &str, title: &str) -> Value {
     json!({"id": id, "type": "interactive",
            "interactive": {"type": "button_reply", "button_reply": {"id": button_id, "title": title}}})
@@ -119,6 +137,15 @@ async fn button_id(m: &MessengerApp, wa_id: &str, title: &str) -> String {
     };
     eventually(&format!("a button {title}"), || async { find().is_some() }).await;
     find().unwrap()
+}
+
+/// Moves the thread `thread` (its window, its shopper's last message) `hours` into the past.
+fn hours_pass(m: &MessengerApp, thread: &str, hours: i64) {
+    let thread = threadcart::kernel::ThreadId(uuid::Uuid::parse_str(thread).unwrap());
+    m.app
+        .db
+        .query_blocking(move |conn| clock::advance(conn, thread, chrono::Duration::hours(hours)))
+        .unwrap();
 }
 
 async fn thread_of(m: &MessengerApp, wa_id: &str) -> String {
@@ -321,16 +348,7 @@ async fn a_click_to_whatsapp_ad_becomes_the_threads_touch_and_a_redelivery_is_an
 async fn a_failed_status_marks_the_message_and_a_person_cannot_write_after_the_24_hours() {
     let m = spawn_messenger_app().await;
     connect_number(&m).await;
-    m.app
-        .post_webhook(&from_shopper(
-            "W3",
-            json!({"id": "wamid.H1", "type": "text", "text": {"body": "hello"}}),
-        ))
-        .await;
-    eventually("the bot answers", || async {
-        !m.graph.whatsapp_to("W3").is_empty()
-    })
-    .await;
+    hello_answered(&m, "W3").await;
     let thread = thread_of(&m, "W3").await;
     let messages_path = format!("/v1/threads/{thread}/messages?order=oldest");
     let sent_id = || async {
@@ -374,13 +392,7 @@ async fn a_failed_status_marks_the_message_and_a_person_cannot_write_after_the_2
         })
     })
     .await;
-    let t = uuid::Uuid::parse_str(&thread).unwrap();
-    m.app
-        .db
-        .query_blocking(move |conn| {
-            clock::advance(conn, threadcart::kernel::ThreadId(t), chrono::Duration::hours(25))
-        })
-        .unwrap();
+    hours_pass(&m, &thread, 25);
     let late = m
         .app
         .post(
@@ -561,27 +573,7 @@ async fn a_purchase_after_a_click_to_whatsapp_ad_reaches_the_conversions_api_wit
             .starts_with("ARAkLkA8rmlF")
     );
     assert_eq!(data["custom_data"], json!({"value": 49.90, "currency": "EUR"}));
-    let today = chrono::Utc::now().date_naive();
-    let funnel: Value = m
-        .app
-        .get(
-            &format!(
-                "/v1/reports/funnel?group_by=ad&from={}&to={}",
-                today - chrono::Days::new(1),
-                today + chrono::Days::new(1)
-            ),
-            &m.merchant.token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let row = funnel["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "AD-WA-5")
-        .unwrap_or_else(|| panic!("the ad's row: {funnel}"));
+    let row = m.app.funnel_row_of_ad(&m.merchant.token, "AD-WA-5").await;
     assert_eq!(row["purchases"], 1);
 }
 
@@ -646,16 +638,7 @@ async fn a_status_about_someone_who_is_no_customer_makes_no_thread() {
 
     assert_eq!(m.app.post_webhook(&status).await.status(), 200);
     // A shopper's message after it is applied: the status before it was handled too.
-    m.app
-        .post_webhook(&from_shopper(
-            "W7",
-            json!({"id": "wamid.H7", "type": "text", "text": {"body": "hello"}}),
-        ))
-        .await;
-    eventually("the shopper is answered", || async {
-        !m.graph.whatsapp_to("W7").is_empty()
-    })
-    .await;
+    hello_answered(&m, "W7").await;
 
     let nobody = m
         .app
@@ -678,12 +661,7 @@ async fn a_send_whatsapp_refuses_as_outside_the_window_is_failed_and_never_retri
         ),
     )]);
 
-    m.app
-        .post_webhook(&from_shopper(
-            "W8",
-            json!({"id": "wamid.H8", "type": "text", "text": {"body": "hello"}}),
-        ))
-        .await;
+    says_hello(&m, "W8").await;
     let thread = thread_of(&m, "W8").await;
     let path = format!("/v1/threads/{thread}/messages?order=oldest");
     eventually("the refused message is failed", || async {
@@ -792,17 +770,7 @@ async fn after_the_24_hours_the_receipt_goes_as_the_accounts_approved_utility_te
     }
 
     let session = order_and_check_out(&m, "W7").await;
-    let thread = uuid::Uuid::parse_str(&thread_of(&m, "W7").await).unwrap();
-    m.app
-        .db
-        .query_blocking(move |conn| {
-            clock::advance(
-                conn,
-                threadcart::kernel::ThreadId(thread),
-                chrono::Duration::hours(25),
-            )
-        })
-        .unwrap();
+    hours_pass(&m, &thread_of(&m, "W7").await, 25);
     let texts_before = m.graph.whatsapp_to("W7").len();
     stripe.complete_session(&session);
     crate::checkout::post_stripe_event(&m, "checkout.session.completed", &session).await;
@@ -938,12 +906,7 @@ async fn a_number_whose_token_broke_takes_a_new_one_meta_confirms_and_answers_wi
         !changed.to_string().contains(NEW_TOKEN),
         "the token is not answered"
     );
-    m.app
-        .post_webhook(&from_shopper(
-            "W8",
-            json!({"id": "wamid.H8", "type": "text", "text": {"body": "hello"}}),
-        ))
-        .await;
+    says_hello(&m, "W8").await;
     eventually("the bot answers with the new token", || async {
         m.graph
             .whatsapp_messages()
