@@ -244,14 +244,14 @@ pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> Qu
         .load(conn)
 }
 
-/// Takes the thread's send lease (one sender per thread, across processes) and reads the thread in the
-/// same statement; `None` when another sender holds it.
+/// Takes the send lease of those of `threads` no other sender holds (one sender per thread, across
+/// processes) and reads them, in one statement.
 pub fn lease(
     conn: &mut DbConnection,
-    thread_id: ThreadId,
+    threads: &[ThreadId],
     owner: &str,
     until: NaiveDateTime,
-) -> QueryResult<Option<Thread>> {
+) -> QueryResult<Vec<Thread>> {
     let at = now();
     prepared::update(
         threads::table,
@@ -259,7 +259,7 @@ pub fn lease(
             threads::send_lease_owner.eq(owner),
             threads::send_lease_until.eq(until),
         ),
-        threads::id.eq(thread_id).and(
+        threads::id.eq_any(threads).and(
             threads::send_lease_until
                 .is_null()
                 .or(threads::send_lease_until.lt(at))
@@ -267,17 +267,18 @@ pub fn lease(
         ),
     )
     .returning(Thread::as_returning())
-    .get_result(conn)
-    .optional()
+    .get_results(conn)
 }
 
-/// Gives the lease back.
-pub fn release(conn: &mut DbConnection, thread_id: ThreadId, owner: &str) -> QueryResult<()> {
+/// Gives the leases of `threads` back, in one statement.
+pub fn release(conn: &mut DbConnection, threads: &[ThreadId], owner: &str) -> QueryResult<()> {
     let none: Option<NaiveDateTime> = None;
     prepared::update(
         threads::table,
         threads::send_lease_until.eq(none),
-        threads::id.eq(thread_id).and(threads::send_lease_owner.eq(owner)),
+        threads::id
+            .eq_any(threads)
+            .and(threads::send_lease_owner.eq(owner)),
     )
     .execute(conn)?;
     Ok(())
@@ -295,14 +296,18 @@ pub struct SendingPage {
     pub catalog_id: Option<String>,
 }
 
-/// The thread's queued sends, in order, with the Page they go through while its token works, in one
-/// round trip.
-pub fn queued_with_token(
+/// A thread's queued sends, in order, with the Page they go through while its token works.
+pub type Queue = (Vec<Queued>, Option<SendingPage>);
+
+/// The queued sends of each of `threads`, in order, with the Page they go through while its token works,
+/// in one statement: one entry per thread, in the order of `threads`.
+pub fn queues(
     conn: &mut DbConnection,
     secrets: &crate::secrets::Secrets,
-    thread_id: ThreadId,
-) -> QueryResult<(Vec<Queued>, Option<SendingPage>)> {
+    threads: &[ThreadId],
+) -> QueryResult<Vec<Queue>> {
     use crate::db::schema::pages;
+    use std::collections::HashMap;
     type Row = (Queued, Option<PageId>, Option<String>, Option<String>);
     let rows: Vec<Row> = outbox::table
         .left_join(
@@ -311,7 +316,7 @@ pub fn queued_with_token(
                 .or(pages::instagram_account_id.eq(outbox::page_id.nullable()))
                 .and(pages::token_status.eq(crate::merchants::pages::TokenStatus::Ok))),
         )
-        .filter(outbox::thread_id.eq(thread_id))
+        .filter(outbox::thread_id.eq_any(threads))
         .filter(outbox::status.eq(OutboxStatus::Queued))
         .order(outbox::id.asc())
         .select((
@@ -321,68 +326,125 @@ pub fn queued_with_token(
             pages::catalog_id.nullable(),
         ))
         .load(conn)?;
-    let page = match rows.first() {
-        Some((_, Some(page_id), Some(sealed), catalog_id)) => Some(SendingPage {
-            page_id: page_id.clone(),
-            token: crate::secrets::open_stored(secrets, sealed.clone())?,
-            catalog_id: catalog_id.clone(),
-        }),
-        _ => None,
-    };
-    Ok((rows.into_iter().map(|(queued, ..)| queued).collect(), page))
+    let mut by_thread: HashMap<ThreadId, Vec<Row>> = HashMap::new();
+    for row in rows {
+        by_thread.entry(row.0.thread_id).or_default().push(row);
+    }
+    // A token is opened once per Page, however many of its threads are in the group.
+    let mut opened: HashMap<PageId, String> = HashMap::new();
+    threads
+        .iter()
+        .map(|thread| {
+            let rows = by_thread.remove(thread).unwrap_or_default();
+            let page = match rows.first() {
+                Some((_, Some(page_id), Some(sealed), catalog_id)) => {
+                    let token = match opened.get(page_id) {
+                        Some(token) => token.clone(),
+                        None => {
+                            let token = crate::secrets::open_stored(secrets, sealed.clone())?;
+                            opened.insert(page_id.clone(), token.clone());
+                            token
+                        }
+                    };
+                    Some(SendingPage {
+                        page_id: page_id.clone(),
+                        token,
+                        catalog_id: catalog_id.clone(),
+                    })
+                }
+                _ => None,
+            };
+            Ok((rows.into_iter().map(|(queued, ..)| queued).collect(), page))
+        })
+        .collect()
 }
 
-/// Records Meta's answer to a successful send, with Meta's message id (which the thread's message list
-/// reads from here).
-pub fn mark_sent(conn: &mut DbConnection, q: &Queued, provider_id: Option<&str>) -> QueryResult<()> {
-    prepared::update(
-        outbox::table,
-        (
-            outbox::status.eq(OutboxStatus::Sent),
-            outbox::provider_message_id.eq(provider_id),
-            outbox::sent_at.eq(now()),
-            outbox::attempts.eq(q.attempts + 1),
-        ),
-        outbox::id.eq(q.id),
-    )
-    .execute(conn)?;
+/// What became of one try of a send.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The channel took it, with its message id (for messages).
+    Sent(Option<String>),
+    /// Try again at the given time, after this error.
+    Retry(String, NaiveDateTime),
+    /// It will never reach the shopper: `failed`, `expired` or `dead`, and why.
+    Final(OutboxStatus, String),
+}
+
+/// A try of a send, to record on its row.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    /// The outbox row.
+    pub id: DbUuid,
+    /// Its tries, this one included.
+    pub attempts: i32,
+    /// What the try came to.
+    pub outcome: Outcome,
+}
+
+/// The most rows one `record` statement marks (its bound values stay far below SQLite's limit).
+const MARKS_PER_STATEMENT: usize = 500;
+
+/// Records the tries `marks` on their rows, in one statement per 500 rows (`UPDATE ... FROM (VALUES
+/// ...)`, which both backends speak): a sent row becomes `sent` with the channel's message id (which the
+/// thread's message list reads from here), a retried one waits until its next time, a final one takes
+/// its status; each keeps its tries and its last error.
+pub fn record(conn: &mut DbConnection, marks: &[Marked]) -> QueryResult<()> {
+    use crate::db::PortableUuid;
+    use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+    const COLUMNS: usize = 7;
+    // Numbered parameters: `?1` on SQLite, `$1` on PostgreSQL.
+    let sign = match conn {
+        DbConnection::Sqlite(_) => '?',
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(_) => '$',
+    };
+    let at = now();
+    for chunk in marks.chunks(MARKS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let params: Vec<String> = (1..=COLUMNS)
+                    .map(|column| format!("{sign}{}", row * COLUMNS + column))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE outbox SET status = v.column2, \
+             provider_message_id = COALESCE(v.column3, outbox.provider_message_id), \
+             sent_at = COALESCE(v.column4, outbox.sent_at), attempts = v.column5, \
+             last_error = COALESCE(v.column6, outbox.last_error), \
+             next_attempt_at = COALESCE(v.column7, outbox.next_attempt_at) \
+             FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+            values.join(", ")
+        );
+        crate::per_backend!(&mut *conn, |c| {
+            let mut query = diesel::sql_query(sql.as_str()).into_boxed();
+            for mark in chunk {
+                let (status, provider_id, sent_at, error, next) = match &mark.outcome {
+                    Outcome::Sent(id) => (OutboxStatus::Sent, id.clone(), Some(at), None, None),
+                    Outcome::Retry(error, next) => {
+                        (OutboxStatus::Queued, None, None, Some(error.clone()), Some(*next))
+                    }
+                    Outcome::Final(status, error) => (*status, None, None, Some(error.clone()), None),
+                };
+                query = query
+                    .bind::<PortableUuid, _>(mark.id)
+                    .bind::<Text, _>(status.as_str())
+                    .bind::<Nullable<Text>, _>(provider_id)
+                    .bind::<Nullable<Timestamp>, _>(sent_at)
+                    .bind::<Integer, _>(mark.attempts)
+                    .bind::<Nullable<Text>, _>(error)
+                    .bind::<Nullable<Timestamp>, _>(next);
+            }
+            query.execute(c)
+        })?;
+    }
     Ok(())
 }
 
 /// Records that the first `parts` Send API messages of a reply sent in several went out.
 pub fn mark_parts_sent(conn: &mut DbConnection, q: &Queued, parts: i32) -> QueryResult<()> {
     prepared::update(outbox::table, outbox::parts_sent.eq(parts), outbox::id.eq(q.id)).execute(conn)?;
-    Ok(())
-}
-
-/// Schedules another try.
-pub fn mark_retry(conn: &mut DbConnection, q: &Queued, error: &str, next: NaiveDateTime) -> QueryResult<()> {
-    prepared::update(
-        outbox::table,
-        (
-            outbox::attempts.eq(q.attempts + 1),
-            outbox::last_error.eq(error),
-            outbox::next_attempt_at.eq(next),
-        ),
-        outbox::id.eq(q.id),
-    )
-    .execute(conn)?;
-    Ok(())
-}
-
-/// Ends a send without it reaching the shopper: `failed`, `expired` (window closed) or `dead` (retries
-/// exhausted), with the reason.
-pub fn mark_final(conn: &mut DbConnection, q: &Queued, status: OutboxStatus, error: &str) -> QueryResult<()> {
-    prepared::update(
-        outbox::table,
-        (
-            outbox::status.eq(status),
-            outbox::attempts.eq(q.attempts + 1),
-            outbox::last_error.eq(error),
-        ),
-        outbox::id.eq(q.id),
-    )
-    .execute(conn)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! The backend is chosen from the `DATABASE_URL` scheme, never by trial: a wrong PostgreSQL password must
 //! surface as that error, not silently become an SQLite file. Everything backend-specific lives here.
 
+pub mod groups;
 pub mod prepared;
 pub mod schema;
 pub mod types;
@@ -99,6 +100,9 @@ pub enum DbError {
     /// The blocking task running the query was cancelled.
     #[error("database task was cancelled")]
     Cancelled,
+    /// The call that served a group of callers together failed (see [`groups`]), or its writers stopped.
+    #[error("{0}")]
+    Group(String),
 }
 
 /// Turns a `sqlite://` URL into the path SQLite expects.

@@ -12,6 +12,7 @@ use super::{WorkerContext, backoff};
 use crate::channels::meta::{self, graph::ErrorClass};
 use crate::conversations::outbox::{self, Queued};
 use crate::conversations::{MessagingType, OutboxStatus, Thread};
+use crate::db::groups::{GroupError, Groups};
 use crate::db::{DbConnection, DbError, now};
 use crate::kernel::{Channel, PageId, ThreadId};
 
@@ -54,10 +55,142 @@ impl PageLimiter {
     }
 }
 
-/// Sends what is due, `worker_concurrency` threads at a time (each under its lease, so one thread's
-/// messages go in order across every process).
+/// The most threads one lease or one record statement serves.
+const MAX_GROUP: usize = 64;
+
+/// The sender's database work, grouped across the threads being sent to at the same moment: one
+/// statement leases and one reads the queues of every thread that asks while the last group is written,
+/// and one transaction records their outcomes and gives their leases back.
+#[derive(Clone)]
+struct Books {
+    leases: Groups<ThreadId, Option<Leased>>,
+    records: Groups<Record, ()>,
+}
+
+/// A leased thread, its queue and the Page it goes through.
+struct Leased {
+    thread: Thread,
+    queue: outbox::Queue,
+}
+
+/// Outcomes to record, and the thread whose lease to give back after them.
+struct Record {
+    marks: Vec<outbox::Marked>,
+    release: Option<ThreadId>,
+}
+
+impl Books {
+    fn start(ctx: &WorkerContext) -> Books {
+        let (owner, secrets) = (ctx.owner.clone(), ctx.secrets.clone());
+        let leases = Groups::start(
+            ctx.db.clone(),
+            2,
+            MAX_GROUP,
+            "send leases",
+            move |conn, threads| {
+                match lease_all(conn, &secrets, threads, &owner) {
+                    Ok(leased) => leased.into_iter().map(Ok).collect(),
+                    // Each alone, so one thread's failure is its own.
+                    Err(_) if threads.len() > 1 => threads
+                        .iter()
+                        .map(|t| {
+                            lease_all(conn, &secrets, std::slice::from_ref(t), &owner)
+                                .map(|mut l| l.remove(0))
+                        })
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                }
+            },
+        );
+        let owner = ctx.owner.clone();
+        let records = Groups::start(
+            ctx.db.clone(),
+            2,
+            MAX_GROUP,
+            "send records",
+            move |conn, records| record_all(conn, records, &owner),
+        );
+        Books { leases, records }
+    }
+
+    /// Records `marks` (and gives `release` back after them); answers once they are committed.
+    async fn record(&self, marks: Vec<outbox::Marked>, release: Option<ThreadId>) -> Result<(), DbError> {
+        if marks.is_empty() && release.is_none() {
+            return Ok(());
+        }
+        self.records
+            .submit(Record { marks, release })
+            .await
+            .map_err(group_error)
+    }
+}
+
+/// A group's failure as the caller's.
+fn group_error(e: GroupError) -> DbError {
+    match e {
+        GroupError::Db(e) => e,
+        other => DbError::Group(other.to_string()),
+    }
+}
+
+/// Leases those of `threads` no other sender holds and reads their queues: two statements for the
+/// group; `None` for a thread another sender holds.
+fn lease_all(
+    conn: &mut DbConnection,
+    secrets: &crate::secrets::Secrets,
+    threads: &[ThreadId],
+    owner: &str,
+) -> diesel::QueryResult<Vec<Option<Leased>>> {
+    let leased = outbox::lease(conn, threads, owner, now() + LEASE)?;
+    let ids: Vec<ThreadId> = leased.iter().map(|t| t.id).collect();
+    let queues = outbox::queues(conn, secrets, &ids)?;
+    let mut leased: HashMap<ThreadId, Leased> = leased
+        .into_iter()
+        .zip(queues)
+        .map(|(thread, queue)| (thread.id, Leased { thread, queue }))
+        .collect();
+    Ok(threads.iter().map(|id| leased.remove(id)).collect())
+}
+
+/// Records a group's outcomes in one statement (or, when that fails, each record's alone), then gives
+/// back, in one more, the leases of the threads whose outcomes are recorded: a lease is never given back
+/// before its thread's outcomes are committed, so no other sender can send a message again. (No
+/// transaction is needed for that order, and none would save a commit: it would add two round trips.)
+fn record_all(conn: &mut DbConnection, records: &[Record], owner: &str) -> Vec<diesel::QueryResult<()>> {
+    let marks: Vec<outbox::Marked> = records.iter().flat_map(|r| r.marks.iter().cloned()).collect();
+    let results: Vec<diesel::QueryResult<()>> = match outbox::record(conn, &marks) {
+        Ok(()) => records.iter().map(|_| Ok(())).collect(),
+        Err(e) if records.len() > 1 => {
+            tracing::debug!(error = %e, records = records.len(), "a group of send records failed together: each is written alone");
+            records.iter().map(|r| outbox::record(conn, &r.marks)).collect()
+        }
+        Err(e) => vec![Err(e)],
+    };
+    let released: Vec<ThreadId> = records
+        .iter()
+        .zip(&results)
+        .filter(|(_, recorded)| recorded.is_ok())
+        .filter_map(|(r, _)| r.release)
+        .collect();
+    if !released.is_empty()
+        && let Err(e) = outbox::release(conn, &released, owner)
+    {
+        // The outcomes are recorded: the leases run out on their own.
+        tracing::warn!(error = %e, threads = released.len(), "send leases not given back");
+    }
+    results
+}
+
+/// How many threads the sender works on at once, per `THREADCART_WORKER_CONCURRENCY`: a send mostly
+/// waits for Meta's answer, and its database work is grouped with the others', so many in flight cost no
+/// more connections.
+const SENDS_PER_WORKER: usize = 8;
+
+/// Sends what is due, [`SENDS_PER_WORKER`] × `worker_concurrency` threads at a time (each under its
+/// lease, so one thread's messages go in order across every process).
 pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
     let limiter = Arc::new(PageLimiter::default());
+    let books = Books::start(&ctx);
     let due = |limit: usize| {
         let ctx = ctx.clone();
         async move {
@@ -67,8 +200,8 @@ pub(super) async fn send_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Recei
                 .await
         }
     };
-    let work = |thread_id: ThreadId| leased_send(ctx.clone(), limiter.clone(), thread_id);
-    let concurrency = ctx.config.worker_concurrency;
+    let work = |thread_id: ThreadId| leased_send(ctx.clone(), books.clone(), limiter.clone(), thread_id);
+    let concurrency = ctx.config.worker_concurrency * SENDS_PER_WORKER;
     super::pipeline(
         &ctx.wakers.outbox,
         super::POLL,
@@ -92,58 +225,52 @@ enum Mark {
 }
 
 impl Mark {
-    fn record(&self, conn: &mut DbConnection) -> diesel::QueryResult<()> {
-        match self {
-            Mark::Sent(q, id) => outbox::mark_sent(conn, q, id.as_deref()),
-            Mark::Retry(q, error, next) => outbox::mark_retry(conn, q, error, *next),
-            Mark::Final(q, status, error) => outbox::mark_final(conn, q, *status, error),
+    fn queued(&self) -> &Queued {
+        let (Mark::Sent(q, _) | Mark::Retry(q, ..) | Mark::Final(q, ..)) = self;
+        q
+    }
+
+    /// The row to record.
+    fn marked(self) -> outbox::Marked {
+        let (q, outcome) = match self {
+            Mark::Sent(q, id) => (q, outbox::Outcome::Sent(id)),
+            Mark::Retry(q, error, next) => (q, outbox::Outcome::Retry(error, next)),
+            Mark::Final(q, status, error) => (q, outbox::Outcome::Final(status, error)),
+        };
+        outbox::Marked {
+            id: q.id,
+            attempts: q.attempts + 1,
+            outcome,
         }
     }
 
     /// A message's outcome (not a sender action's, which may be recorded late: sending one twice after a
     /// crash does no harm).
     fn of_message(&self) -> bool {
-        let (Mark::Sent(q, _) | Mark::Retry(q, ..) | Mark::Final(q, ..)) = self;
-        q.kind == "message"
+        self.queued().kind == "message"
     }
 }
 
-/// Records outcomes, each on its own (a transaction would cost two more round trips than it saves).
-fn record_all(conn: &mut DbConnection, marks: &[Mark]) -> diesel::QueryResult<()> {
-    marks.iter().try_for_each(|mark| mark.record(conn))
-}
-
-/// Leases the thread and reads its queue and its Page's token in one visit to the database, sends what
-/// is due, and records the last outcomes together with giving the lease back.
+/// Leases the thread and reads its queue and its Page's token (with the other threads asking at the same
+/// moment), sends what is due, and records the last outcomes together with giving the lease back.
 async fn leased_send(
     ctx: Arc<WorkerContext>,
+    books: Books,
     limiter: Arc<PageLimiter>,
     thread_id: ThreadId,
 ) -> Result<usize, DbError> {
-    let (owner, secrets) = (ctx.owner.clone(), ctx.secrets.clone());
-    let leased = ctx
-        .db
-        .query(move |conn| {
-            let Some(thread) = outbox::lease(conn, thread_id, &owner, now() + LEASE)? else {
-                return Ok(None);
-            };
-            let (queued, page) = outbox::queued_with_token(conn, &secrets, thread_id)?;
-            Ok(Some((thread, queued, page)))
-        })
-        .await?;
-    let Some((thread, queued, page)) = leased else {
+    let leased = books.leases.submit(thread_id).await.map_err(group_error)?;
+    let Some(Leased {
+        thread,
+        queue: (queued, page),
+    }) = leased
+    else {
         return Ok(0);
     };
     let mut marks = Vec::new();
-    let result = send_thread(&ctx, &limiter, &thread, queued, page, &mut marks).await;
-    let owner = ctx.owner.clone();
-    ctx.db
-        .query(move |conn| {
-            let recorded = record_all(conn, &marks);
-            let released = outbox::release(conn, thread_id, &owner);
-            recorded.and(released)
-        })
-        .await?;
+    let result = send_thread(&ctx, &books, &limiter, &thread, queued, page, &mut marks).await;
+    let marks = marks.into_iter().map(Mark::marked).collect();
+    books.record(marks, Some(thread_id)).await?;
     result
 }
 
@@ -152,6 +279,7 @@ async fn leased_send(
 /// actions', the last message's) are left for the caller to record with the lease's release.
 async fn send_thread(
     ctx: &WorkerContext,
+    books: &Books,
     limiter: &PageLimiter,
     thread: &Thread,
     queued: Vec<Queued>,
@@ -164,8 +292,8 @@ async fn send_thread(
             break;
         }
         if marks.iter().any(Mark::of_message) {
-            let done = std::mem::take(marks);
-            ctx.db.query(move |conn| record_all(conn, &done)).await?;
+            let done = std::mem::take(marks).into_iter().map(Mark::marked).collect();
+            books.record(done, None).await?;
         }
         handled += 1;
         // The window is checked again at sending time: it may have closed while the message waited.
