@@ -253,34 +253,44 @@ pub fn lease(
     until: NaiveDateTime,
 ) -> QueryResult<Vec<Thread>> {
     let at = now();
-    prepared::update(
-        threads::table,
-        (
-            threads::send_lease_owner.eq(owner),
-            threads::send_lease_until.eq(until),
-        ),
-        threads::id.eq_any(threads).and(
-            threads::send_lease_until
-                .is_null()
-                .or(threads::send_lease_until.lt(at))
-                .or(threads::send_lease_owner.eq(owner)),
-        ),
-    )
-    .returning(Thread::as_returning())
-    .get_results(conn)
+    let changes = (
+        threads::send_lease_owner.eq(owner),
+        threads::send_lease_until.eq(until),
+    );
+    let free = threads::send_lease_until
+        .is_null()
+        .or(threads::send_lease_until.lt(at))
+        .or(threads::send_lease_owner.eq(owner));
+    // One thread is keyed on the primary key, whose prepared plan never scans the table.
+    match threads {
+        [one] => prepared::update(threads::table, changes, threads::id.eq(one).and(free))
+            .returning(Thread::as_returning())
+            .get_results(conn),
+        many => prepared::update(threads::table, changes, threads::id.eq_any(many).and(free))
+            .returning(Thread::as_returning())
+            .get_results(conn),
+    }
 }
 
-/// Gives the leases of `threads` back, in one statement.
+/// Gives the leases of `threads` back, in one statement (keyed on the primary key for one thread, whose
+/// prepared plan never scans the table).
 pub fn release(conn: &mut DbConnection, threads: &[ThreadId], owner: &str) -> QueryResult<()> {
     let none: Option<NaiveDateTime> = None;
-    prepared::update(
-        threads::table,
-        threads::send_lease_until.eq(none),
-        threads::id
-            .eq_any(threads)
-            .and(threads::send_lease_owner.eq(owner)),
-    )
-    .execute(conn)?;
+    let mine = threads::send_lease_owner.eq(owner);
+    match threads {
+        [one] => prepared::update(
+            threads::table,
+            threads::send_lease_until.eq(none),
+            threads::id.eq(one).and(mine),
+        )
+        .execute(conn)?,
+        many => prepared::update(
+            threads::table,
+            threads::send_lease_until.eq(none),
+            threads::id.eq_any(many).and(mine),
+        )
+        .execute(conn)?,
+    };
     Ok(())
 }
 
@@ -381,66 +391,211 @@ pub struct Marked {
     pub outcome: Outcome,
 }
 
-/// The most rows one `record` statement marks (its bound values stay far below SQLite's limit).
-const MARKS_PER_STATEMENT: usize = 500;
+/// How [`record`] marks rows: from a relation `v` whose columns are, in order, the row's id, status,
+/// channel message id, sending time, tries, last error and next try.
+const SET_MARKS: &str = "UPDATE outbox SET status = v.column2, \
+     provider_message_id = COALESCE(v.column3, outbox.provider_message_id), \
+     sent_at = COALESCE(v.column4, outbox.sent_at), attempts = v.column5, \
+     last_error = COALESCE(v.column6, outbox.last_error), \
+     next_attempt_at = COALESCE(v.column7, outbox.next_attempt_at) FROM ";
+const WHERE_MARKS: &str = " WHERE outbox.id = v.column1";
 
-/// Records the tries `marks` on their rows, in one statement per 500 rows (`UPDATE ... FROM (VALUES
-/// ...)`, which both backends speak): a sent row becomes `sent` with the channel's message id (which the
-/// thread's message list reads from here), a retried one waits until its next time, a final one takes
-/// its status; each keeps its tries and its last error.
-pub fn record(conn: &mut DbConnection, marks: &[Marked]) -> QueryResult<()> {
-    use crate::db::PortableUuid;
-    use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
-    const COLUMNS: usize = 7;
-    // Numbered parameters: `?1` on SQLite, `$1` on PostgreSQL.
-    let sign = match conn {
-        DbConnection::Sqlite(_) => '?',
+/// The values [`record`] writes, column by column.
+#[derive(Default)]
+struct MarkColumns {
+    ids: Vec<DbUuid>,
+    statuses: Vec<&'static str>,
+    provider_ids: Vec<Option<String>>,
+    sent_at: Vec<Option<NaiveDateTime>>,
+    attempts: Vec<i32>,
+    errors: Vec<Option<String>>,
+    next: Vec<Option<NaiveDateTime>>,
+}
+
+impl MarkColumns {
+    fn of(marks: &[Marked], at: NaiveDateTime) -> MarkColumns {
+        let mut columns = MarkColumns::default();
+        for mark in marks {
+            let (status, provider_id, sent_at, error, next) = match &mark.outcome {
+                Outcome::Sent(id) => (OutboxStatus::Sent, id.clone(), Some(at), None, None),
+                Outcome::Retry(error, next) => {
+                    (OutboxStatus::Queued, None, None, Some(error.clone()), Some(*next))
+                }
+                Outcome::Final(status, error) => (*status, None, None, Some(error.clone()), None),
+            };
+            columns.ids.push(mark.id);
+            columns.statuses.push(status.as_str());
+            columns.provider_ids.push(provider_id);
+            columns.sent_at.push(sent_at);
+            columns.attempts.push(mark.attempts);
+            columns.errors.push(error);
+            columns.next.push(next);
+        }
+        columns
+    }
+}
+
+/// The most rows one SQLite `record` statement marks (its bound values stay far below SQLite's limit).
+const MARKS_PER_SQLITE_STATEMENT: usize = 500;
+
+/// Records the tries `marks` on their rows (a sent row becomes `sent` with the channel's message id,
+/// which the thread's message list reads from here; a retried one waits until its next time; a final one
+/// takes its status; each keeps its tries and its last error), then gives back the send leases `owner`
+/// holds on `release`: never before the outcomes are committed, so no other sender sends a message
+/// again.
+///
+/// One row and one lease (a thread sent to alone) take one prepared `UPDATE` each, keyed on the primary
+/// key. More rows take one statement for the group: on PostgreSQL the rows come as arrays (`UPDATE ...
+/// FROM unnest(...)`) and the release runs in the same statement (a data-modifying `WITH`), its text
+/// the same whatever the number of rows; on SQLite (in-process, where preparing costs little) the rows
+/// come as `VALUES`, and the release is a statement of its own, after. (PostgreSQL plans the array
+/// statement at each call: with an array of unknown length its one-for-all plan would scan `threads`.
+/// For one row the prepared key lookups cost less.)
+pub fn record(
+    conn: &mut DbConnection,
+    marks: &[Marked],
+    release: &[ThreadId],
+    owner: &str,
+) -> QueryResult<()> {
+    if marks.len() <= 1 {
+        if let Some(mark) = marks.first() {
+            mark_one(conn, mark)?;
+        }
+        if !release.is_empty() {
+            self::release(conn, release, owner)?;
+        }
+        return Ok(());
+    }
+    let columns = MarkColumns::of(marks, now());
+    match conn {
         #[cfg(feature = "postgres")]
-        DbConnection::Postgres(_) => '$',
-    };
-    let at = now();
-    for chunk in marks.chunks(MARKS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let params: Vec<String> = (1..=COLUMNS)
-                    .map(|column| format!("{sign}{}", row * COLUMNS + column))
-                    .collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "UPDATE outbox SET status = v.column2, \
-             provider_message_id = COALESCE(v.column3, outbox.provider_message_id), \
-             sent_at = COALESCE(v.column4, outbox.sent_at), attempts = v.column5, \
-             last_error = COALESCE(v.column6, outbox.last_error), \
-             next_attempt_at = COALESCE(v.column7, outbox.next_attempt_at) \
-             FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
-            values.join(", ")
-        );
-        crate::per_backend!(&mut *conn, |c| {
-            let mut query = diesel::sql_query(sql.as_str()).into_boxed();
-            for mark in chunk {
-                let (status, provider_id, sent_at, error, next) = match &mark.outcome {
-                    Outcome::Sent(id) => (OutboxStatus::Sent, id.clone(), Some(at), None, None),
-                    Outcome::Retry(error, next) => {
-                        (OutboxStatus::Queued, None, None, Some(error.clone()), Some(*next))
-                    }
-                    Outcome::Final(status, error) => (*status, None, None, Some(error.clone()), None),
-                };
-                query = query
-                    .bind::<PortableUuid, _>(mark.id)
-                    .bind::<Text, _>(status.as_str())
-                    .bind::<Nullable<Text>, _>(provider_id)
-                    .bind::<Nullable<Timestamp>, _>(sent_at)
-                    .bind::<Integer, _>(mark.attempts)
-                    .bind::<Nullable<Text>, _>(error)
-                    .bind::<Nullable<Timestamp>, _>(next);
+        DbConnection::Postgres(c) => {
+            RecordOnPostgres {
+                columns,
+                release,
+                owner,
             }
-            query.execute(c)
-        })?;
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+            for start in (0..marks.len()).step_by(MARKS_PER_SQLITE_STATEMENT) {
+                let rows = start..(start + MARKS_PER_SQLITE_STATEMENT).min(marks.len());
+                let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+                let sql = format!("{SET_MARKS}(VALUES {values}) AS v{WHERE_MARKS}");
+                let mut query = diesel::sql_query(sql).into_boxed();
+                for i in rows {
+                    query = query
+                        .bind::<crate::db::PortableUuid, _>(columns.ids[i])
+                        .bind::<Text, _>(columns.statuses[i])
+                        .bind::<Nullable<Text>, _>(columns.provider_ids[i].clone())
+                        .bind::<Nullable<Timestamp>, _>(columns.sent_at[i])
+                        .bind::<Integer, _>(columns.attempts[i])
+                        .bind::<Nullable<Text>, _>(columns.errors[i].clone())
+                        .bind::<Nullable<Timestamp>, _>(columns.next[i]);
+                }
+                query.execute(c)?;
+            }
+            if !release.is_empty() {
+                self::release(conn, release, owner)?;
+            }
+        }
     }
     Ok(())
 }
+
+/// Records one try, in the prepared statement of its outcome.
+fn mark_one(conn: &mut DbConnection, mark: &Marked) -> QueryResult<()> {
+    let row = outbox::id.eq(mark.id);
+    match &mark.outcome {
+        Outcome::Sent(provider_id) => prepared::update(
+            outbox::table,
+            (
+                outbox::status.eq(OutboxStatus::Sent),
+                outbox::provider_message_id.eq(provider_id.as_deref()),
+                outbox::sent_at.eq(now()),
+                outbox::attempts.eq(mark.attempts),
+            ),
+            row,
+        )
+        .execute(conn)?,
+        Outcome::Retry(error, next) => prepared::update(
+            outbox::table,
+            (
+                outbox::attempts.eq(mark.attempts),
+                outbox::last_error.eq(error),
+                outbox::next_attempt_at.eq(next),
+            ),
+            row,
+        )
+        .execute(conn)?,
+        Outcome::Final(status, error) => prepared::update(
+            outbox::table,
+            (
+                outbox::status.eq(status),
+                outbox::attempts.eq(mark.attempts),
+                outbox::last_error.eq(error),
+            ),
+            row,
+        )
+        .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// [`record`]'s PostgreSQL statement: `WITH marked AS (UPDATE outbox ... FROM unnest($1, ..., $7) AS
+/// v(column1, ..., column7) ...) UPDATE threads SET send_lease_until = NULL WHERE id = ANY($8) AND
+/// send_lease_owner = $9`. Its text never changes, so the connection prepares it once.
+#[cfg(feature = "postgres")]
+struct RecordOnPostgres<'a> {
+    columns: MarkColumns,
+    release: &'a [ThreadId],
+    owner: &'a str,
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordOnPostgres<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamp};
+        let c = &self.columns;
+        out.push_sql("WITH marked AS (");
+        out.push_sql(SET_MARKS);
+        out.push_sql("unnest(");
+        out.push_bind_param::<Array<crate::db::PortableUuid>, _>(&c.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&c.statuses)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&c.provider_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&c.sent_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Integer>, _>(&c.attempts)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&c.errors)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&c.next)?;
+        out.push_sql(") AS v(column1, column2, column3, column4, column5, column6, column7)");
+        out.push_sql(WHERE_MARKS);
+        out.push_sql(") UPDATE threads SET send_lease_until = NULL WHERE id = ANY(");
+        out.push_bind_param::<Array<crate::db::PortableUuid>, _>(&self.release)?;
+        out.push_sql(") AND send_lease_owner = ");
+        out.push_bind_param::<Text, _>(&self.owner)?;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::QueryId for RecordOnPostgres<'_> {
+    type QueryId = ();
+    // Cached under its SQL text, which never changes.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+#[cfg(feature = "postgres")]
+impl<Conn> RunQueryDsl<Conn> for RecordOnPostgres<'_> {}
 
 /// Records that the first `parts` Send API messages of a reply sent in several went out.
 pub fn mark_parts_sent(conn: &mut DbConnection, q: &Queued, parts: i32) -> QueryResult<()> {

@@ -152,33 +152,25 @@ fn lease_all(
     Ok(threads.iter().map(|id| leased.remove(id)).collect())
 }
 
-/// Records a group's outcomes in one statement (or, when that fails, each record's alone), then gives
-/// back, in one more, the leases of the threads whose outcomes are recorded: a lease is never given back
-/// before its thread's outcomes are committed, so no other sender can send a message again. (No
-/// transaction is needed for that order, and none would save a commit: it would add two round trips.)
+/// Records a group's outcomes and gives back the leases of the threads done (see [`outbox::record`]);
+/// when that fails, each record alone.
 fn record_all(conn: &mut DbConnection, records: &[Record], owner: &str) -> Vec<diesel::QueryResult<()>> {
-    let marks: Vec<outbox::Marked> = records.iter().flat_map(|r| r.marks.iter().cloned()).collect();
-    let results: Vec<diesel::QueryResult<()>> = match outbox::record(conn, &marks) {
+    let write = |conn: &mut DbConnection, records: &[Record]| {
+        let marks: Vec<outbox::Marked> = records.iter().flat_map(|r| r.marks.iter().cloned()).collect();
+        let released: Vec<ThreadId> = records.iter().filter_map(|r| r.release).collect();
+        outbox::record(conn, &marks, &released, owner)
+    };
+    match write(conn, records) {
         Ok(()) => records.iter().map(|_| Ok(())).collect(),
         Err(e) if records.len() > 1 => {
             tracing::debug!(error = %e, records = records.len(), "a group of send records failed together: each is written alone");
-            records.iter().map(|r| outbox::record(conn, &r.marks)).collect()
+            records
+                .iter()
+                .map(|r| write(conn, std::slice::from_ref(r)))
+                .collect()
         }
         Err(e) => vec![Err(e)],
-    };
-    let released: Vec<ThreadId> = records
-        .iter()
-        .zip(&results)
-        .filter(|(_, recorded)| recorded.is_ok())
-        .filter_map(|(r, _)| r.release)
-        .collect();
-    if !released.is_empty()
-        && let Err(e) = outbox::release(conn, &released, owner)
-    {
-        // The outcomes are recorded: the leases run out on their own.
-        tracing::warn!(error = %e, threads = released.len(), "send leases not given back");
     }
-    results
 }
 
 /// How many threads the sender works on at once, per `THREADCART_WORKER_CONCURRENCY`: a send mostly
