@@ -31,6 +31,15 @@ pub enum GroupError {
     Stopped,
 }
 
+impl From<GroupError> for DbError {
+    fn from(e: GroupError) -> DbError {
+        match e {
+            GroupError::Db(e) => e,
+            other => DbError::Group(other.to_string()),
+        }
+    }
+}
+
 struct Job<J, R> {
     job: J,
     done: oneshot::Sender<Result<R, GroupError>>,

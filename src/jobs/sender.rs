@@ -12,7 +12,7 @@ use super::{WorkerContext, backoff};
 use crate::channels::meta::{self, graph::ErrorClass};
 use crate::conversations::outbox::{self, Queued};
 use crate::conversations::{MessagingType, OutboxStatus, Thread};
-use crate::db::groups::{GroupError, Groups};
+use crate::db::groups::Groups;
 use crate::db::{DbConnection, DbError, now};
 use crate::kernel::{Channel, PageId, ThreadId};
 
@@ -121,15 +121,7 @@ impl Books {
         self.records
             .submit(Record { marks, release })
             .await
-            .map_err(group_error)
-    }
-}
-
-/// A group's failure as the caller's.
-fn group_error(e: GroupError) -> DbError {
-    match e {
-        GroupError::Db(e) => e,
-        other => DbError::Group(other.to_string()),
+            .map_err(DbError::from)
     }
 }
 
@@ -251,7 +243,7 @@ async fn leased_send(
     limiter: Arc<PageLimiter>,
     thread_id: ThreadId,
 ) -> Result<usize, DbError> {
-    let leased = books.leases.submit(thread_id).await.map_err(group_error)?;
+    let leased = books.leases.submit(thread_id).await?;
     let Some(Leased {
         thread,
         queue: (queued, page),

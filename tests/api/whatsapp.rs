@@ -599,6 +599,25 @@ async fn a_whatsapp_cart_sent_while_a_person_has_the_thread_becomes_the_cart_wit
         t["mode"] == "agent"
     })
     .await;
+    eventually(
+        "what the bot said before the person took over is sent",
+        || async {
+            let body: Value = m
+                .app
+                .get(&format!("/v1/threads/{thread}/messages"), &m.merchant.token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|msg| msg["direction"] == "out")
+                .all(|msg| msg["delivery"] == "sent")
+        },
+    )
+    .await;
     let said = m.graph.whatsapp_to("W6").len();
 
     m.app
