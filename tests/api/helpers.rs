@@ -579,3 +579,36 @@ pub async fn tap_quick_reply(m: &MessengerApp, psid: &str, title: &str, payload:
         200
     );
 }
+
+/// A database with the merchant "Comfy Shoes" and Page [`PAGE_ID`] connected, made before any server runs
+/// on it (as a process that stopped would leave it); answers a connection pool to read it.
+pub fn comfy_shoes_with_page(database: &TestDatabase) -> Db {
+    let db = Db::connect(&database.url, 2).unwrap();
+    let new = NewMerchant::parse("Comfy Shoes", "EUR", "Europe/Paris").unwrap();
+    let merchant = db
+        .query_blocking(|conn| merchants::create(conn, &new, None))
+        .unwrap();
+    let page = merchants::pages::NewPage::parse(PAGE_ID, None, "EAAG-page-token-1234").unwrap();
+    let secrets = test_config(&database.url, &[]).secrets().unwrap();
+    db.query_blocking(|conn| merchants::pages::connect(conn, &secrets, merchant.id, &page))
+        .unwrap();
+    db
+}
+
+/// The thread's outgoing messages, as `GET /v1/threads/{id}/messages` lists them (each with its
+/// `delivery`).
+pub async fn outgoing_messages(app: &TestApp, token: &str, thread: &str) -> Vec<Value> {
+    let body: Value = app
+        .get(&format!("/v1/threads/{thread}/messages"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|msg| msg["direction"] == "out")
+        .cloned()
+        .collect()
+}

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use crate::graph::graph_error;
 use crate::helpers::{
-    MessengerApp, PAGE_ID, VERIFY_TOKEN, ad_postback, assert_problem, delivery, eventually, now_ms, sign,
-    spawn_messenger_app, text_message, threads,
+    MessengerApp, PAGE_ID, VERIFY_TOKEN, ad_postback, assert_problem, delivery, eventually, now_ms,
+    outgoing_messages, sign, spawn_messenger_app, text_message, threads,
 };
 
 async fn inbox_count(m: &MessengerApp) -> i64 {
@@ -300,18 +300,9 @@ async fn a_sent_message_shows_metas_message_id_in_the_thread() {
     let thread = thread_with_greeting(&m, "U1").await;
 
     eventually("the sent greeting has Meta's id", || async {
-        let body: Value = m
-            .app
-            .get(&format!("/v1/threads/{thread}/messages"), &m.merchant.token)
+        outgoing_messages(&m.app, &m.merchant.token, &thread)
             .await
-            .json()
-            .await
-            .unwrap();
-        body["data"]
-            .as_array()
-            .unwrap()
             .iter()
-            .filter(|msg| msg["direction"] == "out")
             .any(|msg| {
                 msg["delivery"] == "sent" && msg["mid"].as_str().is_some_and(|mid| mid.starts_with("m_"))
             })
@@ -786,18 +777,8 @@ async fn the_first_message_after_an_ad_opens_a_seven_day_window() {
 #[tokio::test]
 async fn a_delivery_stored_before_a_crash_is_processed_exactly_once_after_restart() {
     let database = crate::helpers::TestDatabase::new();
-    let db = threadcart::db::Db::connect(&database.url, 2).unwrap();
     // The first process stored and acknowledged the delivery, then died before processing it.
-    let merchant = {
-        let new = threadcart::merchants::NewMerchant::parse("Comfy Shoes", "EUR", "Europe/Paris").unwrap();
-        db.query_blocking(|conn| threadcart::merchants::create(conn, &new, None))
-            .unwrap()
-    };
-    let page = threadcart::merchants::pages::NewPage::parse(PAGE_ID, None, "EAAG-page-token-1234").unwrap();
-    let config = crate::helpers::test_config(&database.url, &[]);
-    let secrets = config.secrets().unwrap();
-    db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, &secrets, merchant.id, &page))
-        .unwrap();
+    let db = crate::helpers::comfy_shoes_with_page(&database);
     let body = delivery(
         PAGE_ID,
         vec![ad_postback("U1", now_ms(), "pb-1", "AD-1", "Slippers", "S")],
@@ -1252,18 +1233,7 @@ async fn a_server_killed_while_acknowledging_and_sending_in_groups_loses_nothing
     use threadcart::db::schema::{inbound_events, outbox, threads};
 
     let database = crate::helpers::TestDatabase::new();
-    let db = threadcart::db::Db::connect(&database.url, 2).unwrap();
-    {
-        let new = threadcart::merchants::NewMerchant::parse("Comfy Shoes", "EUR", "Europe/Paris").unwrap();
-        let merchant = db
-            .query_blocking(|conn| threadcart::merchants::create(conn, &new, None))
-            .unwrap();
-        let page =
-            threadcart::merchants::pages::NewPage::parse(PAGE_ID, None, "EAAG-page-token-1234").unwrap();
-        let secrets = crate::helpers::test_config(&database.url, &[]).secrets().unwrap();
-        db.query_blocking(|conn| threadcart::merchants::pages::connect(conn, &secrets, merchant.id, &page))
-            .unwrap();
-    }
+    let db = crate::helpers::comfy_shoes_with_page(&database);
     let graph = crate::graph::FakeGraph::start().await;
     let (mut first, address) = serve_process(&database.url, &graph).await;
     let shoppers: usize = 120;

@@ -602,18 +602,9 @@ async fn a_whatsapp_cart_sent_while_a_person_has_the_thread_becomes_the_cart_wit
     eventually(
         "what the bot said before the person took over is sent",
         || async {
-            let body: Value = m
-                .app
-                .get(&format!("/v1/threads/{thread}/messages"), &m.merchant.token)
+            crate::helpers::outgoing_messages(&m.app, &m.merchant.token, &thread)
                 .await
-                .json()
-                .await
-                .unwrap();
-            body["data"]
-                .as_array()
-                .unwrap()
                 .iter()
-                .filter(|msg| msg["direction"] == "out")
                 .all(|msg| msg["delivery"] == "sent")
         },
     )
