@@ -91,6 +91,30 @@ impl<J: Send + 'static, R: Send + 'static> Groups<J, R> {
     }
 }
 
+/// Does a group's jobs with `write` all together, or, when that fails, each alone (so one bad job
+/// never holds the others back): a result per job, in order. `write` answers one value per job given.
+pub fn together_or_each_alone<J, R>(
+    conn: &mut DbConnection,
+    jobs: &[J],
+    what: &'static str,
+    write: impl Fn(&mut DbConnection, &[J]) -> diesel::QueryResult<Vec<R>>,
+) -> Vec<diesel::QueryResult<R>> {
+    match write(conn, jobs) {
+        Ok(each) => each.into_iter().map(Ok).collect(),
+        Err(e) if jobs.len() > 1 => {
+            tracing::debug!(error = %e, jobs = jobs.len(), group = what, "a group failed together: each job is done alone");
+            jobs.iter()
+                .map(|job| {
+                    write(conn, std::slice::from_ref(job))?
+                        .pop()
+                        .ok_or(diesel::result::Error::NotFound)
+                })
+                .collect()
+        }
+        Err(e) => vec![Err(e)],
+    }
+}
+
 /// One writer: takes the jobs waiting (one writer at a time takes), writes them, answers each.
 async fn write_groups<J, R, F>(
     db: Db,

@@ -12,7 +12,7 @@ use super::{WorkerContext, backoff};
 use crate::channels::meta::{self, graph::ErrorClass};
 use crate::conversations::outbox::{self, Queued};
 use crate::conversations::{MessagingType, OutboxStatus, Thread};
-use crate::db::groups::Groups;
+use crate::db::groups::{Groups, together_or_each_alone};
 use crate::db::{DbConnection, DbError, now};
 use crate::kernel::{Channel, PageId, ThreadId};
 
@@ -60,7 +60,8 @@ const MAX_GROUP: usize = 64;
 
 /// The sender's database work, grouped across the threads being sent to at the same moment: one
 /// statement leases and one reads the queues of every thread that asks while the last group is written,
-/// and one transaction records their outcomes and gives their leases back.
+/// and one statement records their outcomes and gives their leases back (two on SQLite; see
+/// [`outbox::record`]).
 #[derive(Clone)]
 struct Books {
     leases: Groups<ThreadId, Option<Leased>>,
@@ -88,18 +89,9 @@ impl Books {
             MAX_GROUP,
             "send leases",
             move |conn, threads| {
-                match lease_all(conn, &secrets, threads, &owner) {
-                    Ok(leased) => leased.into_iter().map(Ok).collect(),
-                    // Each alone, so one thread's failure is its own.
-                    Err(_) if threads.len() > 1 => threads
-                        .iter()
-                        .map(|t| {
-                            lease_all(conn, &secrets, std::slice::from_ref(t), &owner)
-                                .map(|mut l| l.remove(0))
-                        })
-                        .collect(),
-                    Err(e) => vec![Err(e)],
-                }
+                together_or_each_alone(conn, threads, "send leases", |conn, threads| {
+                    lease_all(conn, &secrets, threads, &owner)
+                })
             },
         );
         let owner = ctx.owner.clone();
@@ -108,7 +100,11 @@ impl Books {
             2,
             MAX_GROUP,
             "send records",
-            move |conn, records| record_all(conn, records, &owner),
+            move |conn, records| {
+                together_or_each_alone(conn, records, "send records", |conn, records| {
+                    record_all(conn, records, &owner)
+                })
+            },
         );
         Books { leases, records }
     }
@@ -144,25 +140,12 @@ fn lease_all(
     Ok(threads.iter().map(|id| leased.remove(id)).collect())
 }
 
-/// Records a group's outcomes and gives back the leases of the threads done (see [`outbox::record`]);
-/// when that fails, each record alone.
-fn record_all(conn: &mut DbConnection, records: &[Record], owner: &str) -> Vec<diesel::QueryResult<()>> {
-    let write = |conn: &mut DbConnection, records: &[Record]| {
-        let marks: Vec<outbox::Marked> = records.iter().flat_map(|r| r.marks.iter().cloned()).collect();
-        let released: Vec<ThreadId> = records.iter().filter_map(|r| r.release).collect();
-        outbox::record(conn, &marks, &released, owner)
-    };
-    match write(conn, records) {
-        Ok(()) => records.iter().map(|_| Ok(())).collect(),
-        Err(e) if records.len() > 1 => {
-            tracing::debug!(error = %e, records = records.len(), "a group of send records failed together: each is written alone");
-            records
-                .iter()
-                .map(|r| write(conn, std::slice::from_ref(r)))
-                .collect()
-        }
-        Err(e) => vec![Err(e)],
-    }
+/// Records a group's outcomes and gives back the leases of the threads done (see [`outbox::record`]).
+fn record_all(conn: &mut DbConnection, records: &[Record], owner: &str) -> diesel::QueryResult<Vec<()>> {
+    let marks: Vec<outbox::Marked> = records.iter().flat_map(|r| r.marks.iter().cloned()).collect();
+    let released: Vec<ThreadId> = records.iter().filter_map(|r| r.release).collect();
+    outbox::record(conn, &marks, &released, owner)?;
+    Ok(vec![(); records.len()])
 }
 
 /// How many threads the sender works on at once, per `THREADCART_WORKER_CONCURRENCY`: a send mostly
