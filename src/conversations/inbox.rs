@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::event::Inbound;
 use super::{Customer, DeliveryStatus, EventStatus, ProfileStatus, turn};
 use crate::db::schema::{customers, inbound_events, pages, webchats, webhook_inbox};
-use crate::db::{DbConnection, DbUuid, now, prepared, write_transaction};
+use crate::db::{DbConnection, DbUuid, now, prepared, write_or_nested_transaction, write_transaction};
 use crate::kernel::{Channel, CustomerId, MerchantId, PageId, Psid, ThreadId};
 
 /// Retries of an event before it is dead-lettered.
@@ -388,12 +388,12 @@ impl From<diesel::result::Error> for Abort {
     }
 }
 
-/// Applies the customer's due events in timestamp order, and marks them done, in one transaction that
-/// holds the customer's row: one worker per shopper across every process (PostgreSQL's `FOR UPDATE SKIP
+/// Applies the customer's due events in timestamp order, and marks them done, in one transaction (or a
+/// savepoint of the caller's, which takes several shoppers' turns in one) that holds the customer's row: one worker per shopper across every process (PostgreSQL's `FOR UPDATE SKIP
 /// LOCKED`; SQLite's `BEGIN IMMEDIATE` admits one writer), each event's effects (messages, touches,
 /// window, queued replies) exactly once. A later event waits for an earlier one being retried.
 pub fn apply_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Policy) -> QueryResult<Applied> {
-    let outcome = write_transaction(conn, |conn| {
+    let outcome = write_or_nested_transaction(conn, |conn| {
         let Some(customer) = lock_customer(conn, customer_id)? else {
             return Ok(Applied::Busy);
         };

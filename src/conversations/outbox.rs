@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::window::MessagingType;
 use crate::conversations::{Direction, OutboxStatus, Thread};
-use crate::db::schema::{outbox, threads};
+use crate::db::schema::{outbox, send_leases, threads};
 use crate::db::{DbConnection, DbUuid, now, prepared};
 use crate::engine::reply::Reply;
 use crate::kernel::{PageId, Psid, ThreadId};
@@ -245,49 +245,121 @@ pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> Qu
 }
 
 /// Takes the send lease of those of `threads` no other sender holds (one sender per thread, across
-/// processes) and reads them, in one statement.
+/// processes), in one statement (an upsert into `send_leases`, whose rows only the sender touches: a
+/// shopper's turn holding the thread's row never waits for it, nor it for the turn); answers the threads
+/// leased.
 pub fn lease(
     conn: &mut DbConnection,
     threads: &[ThreadId],
     owner: &str,
     until: NaiveDateTime,
-) -> QueryResult<Vec<Thread>> {
+) -> QueryResult<Vec<ThreadId>> {
+    if threads.is_empty() {
+        return Ok(Vec::new());
+    }
     let at = now();
-    let changes = (
-        threads::send_lease_owner.eq(owner),
-        threads::send_lease_until.eq(until),
-    );
-    let free = threads::send_lease_until
-        .is_null()
-        .or(threads::send_lease_until.lt(at))
-        .or(threads::send_lease_owner.eq(owner));
-    // One thread is keyed on the primary key, whose prepared plan never scans the table.
-    match threads {
-        [one] => prepared::update(threads::table, changes, threads::id.eq(one).and(free))
-            .returning(Thread::as_returning())
-            .get_results(conn),
-        many => prepared::update(threads::table, changes, threads::id.eq_any(many).and(free))
-            .returning(Thread::as_returning())
-            .get_results(conn),
+    match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => LeaseOnPostgres {
+            threads,
+            owner,
+            until,
+            at,
+        }
+        .load(c),
+        DbConnection::Sqlite(c) => {
+            use diesel::sql_types::{Text, Timestamp};
+            let values = vec!["(?, ?, ?)"; threads.len()].join(", ");
+            let sql = format!("{LEASE_INTO}VALUES {values}{LEASE_WHEN_FREE}?{LEASE_RETURNING}");
+            let mut query = diesel::sql_query(sql).into_boxed();
+            for thread in threads {
+                query = query
+                    .bind::<crate::db::PortableUuid, _>(*thread)
+                    .bind::<Text, _>(owner)
+                    .bind::<Timestamp, _>(until);
+            }
+            let leased: Vec<LeasedRow> = query.bind::<Timestamp, _>(at).load(c)?;
+            Ok(leased.into_iter().map(|row| row.thread_id).collect())
+        }
     }
 }
+
+/// [`lease`]'s statement, around the rows to insert and the time leases run out before.
+const LEASE_INTO: &str = "INSERT INTO send_leases (thread_id, owner, lease_until) ";
+const LEASE_WHEN_FREE: &str = " ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner, \
+     lease_until = excluded.lease_until WHERE send_leases.lease_until IS NULL \
+     OR send_leases.owner = excluded.owner OR send_leases.lease_until < ";
+const LEASE_RETURNING: &str = " RETURNING thread_id";
+
+/// A thread [`lease`] leased (on SQLite, whose statement is untyped text).
+#[derive(QueryableByName)]
+struct LeasedRow {
+    #[diesel(sql_type = crate::db::PortableUuid)]
+    thread_id: ThreadId,
+}
+
+/// [`lease`]'s PostgreSQL statement: the threads come as an array (`SELECT unnest($1), $2, $3`), so its
+/// text never changes and the connection prepares it once.
+#[cfg(feature = "postgres")]
+struct LeaseOnPostgres<'a> {
+    threads: &'a [ThreadId],
+    owner: &'a str,
+    until: NaiveDateTime,
+    at: NaiveDateTime,
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for LeaseOnPostgres<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Text, Timestamp};
+        out.push_sql(LEASE_INTO);
+        out.push_sql("SELECT unnest(");
+        out.push_bind_param::<Array<crate::db::PortableUuid>, _>(&self.threads)?;
+        out.push_sql("), ");
+        out.push_bind_param::<Text, _>(&self.owner)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.until)?;
+        out.push_sql(LEASE_WHEN_FREE);
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(LEASE_RETURNING);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::Query for LeaseOnPostgres<'_> {
+    type SqlType = crate::db::PortableUuid;
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::QueryId for LeaseOnPostgres<'_> {
+    type QueryId = ();
+    // Cached under its SQL text, which never changes.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+#[cfg(feature = "postgres")]
+impl<Conn> RunQueryDsl<Conn> for LeaseOnPostgres<'_> {}
 
 /// Gives the leases of `threads` back, in one statement (keyed on the primary key for one thread, whose
 /// prepared plan never scans the table).
 pub fn release(conn: &mut DbConnection, threads: &[ThreadId], owner: &str) -> QueryResult<()> {
     let none: Option<NaiveDateTime> = None;
-    let mine = threads::send_lease_owner.eq(owner);
+    let mine = send_leases::owner.eq(owner);
     match threads {
         [one] => prepared::update(
-            threads::table,
-            threads::send_lease_until.eq(none),
-            threads::id.eq(one).and(mine),
+            send_leases::table,
+            send_leases::lease_until.eq(none),
+            send_leases::thread_id.eq(one).and(mine),
         )
         .execute(conn)?,
         many => prepared::update(
-            threads::table,
-            threads::send_lease_until.eq(none),
-            threads::id.eq_any(many).and(mine),
+            send_leases::table,
+            send_leases::lease_until.eq(none),
+            send_leases::thread_id.eq_any(many).and(mine),
         )
         .execute(conn)?,
     };
@@ -307,19 +379,29 @@ pub struct SendingPage {
 }
 
 /// A thread's queued sends, in order, with the Page they go through while its token works.
-pub type Queue = (Vec<Queued>, Option<SendingPage>);
+#[derive(Debug)]
+pub struct Queue {
+    /// The thread.
+    pub thread: Thread,
+    /// Its queued sends, in order.
+    pub queued: Vec<Queued>,
+    /// The Page they go through, while its token works.
+    pub page: Option<SendingPage>,
+}
 
-/// The queued sends of each of `threads`, in order, with the Page they go through while its token works,
-/// in one statement: one entry per thread, in the order of `threads`.
+/// The queued sends of each of `threads`, in order, with the thread and the Page they go through while
+/// its token works, in one statement: one entry per thread, in the order of `threads` (`None` when
+/// nothing is queued on it).
 pub fn queues(
     conn: &mut DbConnection,
     secrets: &crate::secrets::Secrets,
     threads: &[ThreadId],
-) -> QueryResult<Vec<Queue>> {
+) -> QueryResult<Vec<Option<Queue>>> {
     use crate::db::schema::pages;
     use std::collections::HashMap;
-    type Row = (Queued, Option<PageId>, Option<String>, Option<String>);
+    type Row = (Queued, Thread, Option<PageId>, Option<String>, Option<String>);
     let rows: Vec<Row> = outbox::table
+        .inner_join(threads::table)
         .left_join(
             pages::table.on(pages::page_id
                 .eq(outbox::page_id)
@@ -331,6 +413,7 @@ pub fn queues(
         .order(outbox::id.asc())
         .select((
             Queued::as_select(),
+            Thread::as_select(),
             pages::page_id.nullable(),
             pages::access_token.nullable(),
             pages::catalog_id.nullable(),
@@ -344,27 +427,33 @@ pub fn queues(
     let mut opened: HashMap<PageId, String> = HashMap::new();
     threads
         .iter()
-        .map(|thread| {
-            let rows = by_thread.remove(thread).unwrap_or_default();
-            let page = match rows.first() {
-                Some((_, Some(page_id), Some(sealed), catalog_id)) => {
-                    let token = match opened.get(page_id) {
+        .map(|id| {
+            let mut rows = by_thread.remove(id).unwrap_or_default().into_iter();
+            let Some((first, thread, page_id, sealed, catalog_id)) = rows.next() else {
+                return Ok(None);
+            };
+            let page = match (page_id, sealed) {
+                (Some(page_id), Some(sealed)) => {
+                    let token = match opened.get(&page_id) {
                         Some(token) => token.clone(),
                         None => {
-                            let token = crate::secrets::open_stored(secrets, sealed.clone())?;
+                            let token = crate::secrets::open_stored(secrets, sealed)?;
                             opened.insert(page_id.clone(), token.clone());
                             token
                         }
                     };
                     Some(SendingPage {
-                        page_id: page_id.clone(),
+                        page_id,
                         token,
-                        catalog_id: catalog_id.clone(),
+                        catalog_id,
                     })
                 }
                 _ => None,
             };
-            Ok((rows.into_iter().map(|(queued, ..)| queued).collect(), page))
+            let queued = std::iter::once(first)
+                .chain(rows.map(|(queued, ..)| queued))
+                .collect();
+            Ok(Some(Queue { thread, queued, page }))
         })
         .collect()
 }
@@ -544,8 +633,8 @@ fn mark_one(conn: &mut DbConnection, mark: &Marked) -> QueryResult<()> {
 }
 
 /// [`record`]'s PostgreSQL statement: `WITH marked AS (UPDATE outbox ... FROM unnest($1, ..., $7) AS
-/// v(column1, ..., column7) ...) UPDATE threads SET send_lease_until = NULL WHERE id = ANY($8) AND
-/// send_lease_owner = $9`. Its text never changes, so the connection prepares it once.
+/// v(column1, ..., column7) ...) UPDATE send_leases SET lease_until = NULL WHERE thread_id = ANY($8)
+/// AND owner = $9`. Its text never changes, so the connection prepares it once.
 #[cfg(feature = "postgres")]
 struct RecordOnPostgres<'a> {
     columns: MarkColumns,
@@ -579,9 +668,9 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordOnPostgres<'
         out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&c.next)?;
         out.push_sql(") AS v(column1, column2, column3, column4, column5, column6, column7)");
         out.push_sql(WHERE_MARKS);
-        out.push_sql(") UPDATE threads SET send_lease_until = NULL WHERE id = ANY(");
+        out.push_sql(") UPDATE send_leases SET lease_until = NULL WHERE thread_id = ANY(");
         out.push_bind_param::<Array<crate::db::PortableUuid>, _>(&self.release)?;
-        out.push_sql(") AND send_lease_owner = ");
+        out.push_sql(") AND owner = ");
         out.push_bind_param::<Text, _>(&self.owner)?;
         Ok(())
     }

@@ -184,8 +184,6 @@ diesel::table! {
         first_touch_id -> Nullable<PortableUuid>,
         latest_touch_id -> Nullable<PortableUuid>,
         latest_ad_id -> Nullable<Text>,
-        send_lease_owner -> Nullable<Text>,
-        send_lease_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
         away_sent_on -> Nullable<Text>,
@@ -625,6 +623,19 @@ diesel::table! {
 
 diesel::joinable!(webchat_visitors -> customers (customer_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::PortableUuid;
+
+    send_leases (thread_id) {
+        thread_id -> PortableUuid,
+        owner -> Text,
+        lease_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(send_leases -> threads (thread_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     merchants,
     api_keys,
@@ -654,6 +665,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     refunds,
     webchats,
     webchat_visitors,
+    send_leases,
 );
 
 diesel::table! {

@@ -9,7 +9,8 @@ use super::{WorkerContext, backoff, idle};
 use crate::channels::meta::webhook;
 use crate::conversations;
 use crate::conversations::inbox::{self as inbound, Applied, Policy};
-use crate::db::{DbError, DbUuid, now};
+use crate::db::groups::{Groups, together_or_each_alone};
+use crate::db::{DbConnection, DbError, DbUuid, now, write_transaction};
 use crate::kernel::{CustomerId, PageId, Psid};
 
 /// Splits stored deliveries into events.
@@ -121,8 +122,18 @@ async fn split_chain(ctx: &WorkerContext, chain: Vec<(DbUuid, String)>) -> Resul
     Ok(())
 }
 
-/// Applies each shopper's events, `worker_concurrency` shoppers at a time (each in one transaction
-/// holding the shopper's row, so one shopper's events stay in order across every process).
+/// The most shoppers whose turns one transaction takes.
+const TURNS_PER_GROUP: usize = 16;
+
+/// Shoppers in work per `THREADCART_WORKER_CONCURRENCY`: their turns wait together for a group writer, so
+/// more in hand make bigger groups (fewer commits) without more connections.
+const TURNS_IN_HAND_PER_WORKER: usize = 4;
+
+/// Applies each shopper's events: the shoppers due are handed to `worker_concurrency` group writers,
+/// which take the turns of every shopper waiting (up to [`TURNS_PER_GROUP`]) in one transaction, each
+/// shopper's in a savepoint of it holding the shopper's row (so one shopper's events stay in order
+/// across every process, and one shopper's failed event undoes only that shopper's turn). When the
+/// group's commit fails, each shopper's turn is taken again alone.
 pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
     let due = |limit: usize| {
         let ctx = ctx.clone();
@@ -133,8 +144,23 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
                 .await
         }
     };
-    let work = |customer_id: CustomerId| apply_customer(ctx.clone(), customer_id);
-    let concurrency = ctx.config.worker_concurrency;
+    let (policy, retry_base) = (policy(&ctx), ctx.config.retry_base);
+    let turns: Groups<Turn, Applied> = Groups::start(
+        ctx.db.clone(),
+        ctx.config.worker_concurrency,
+        TURNS_PER_GROUP,
+        "turns",
+        move |conn, turns| {
+            together_or_each_alone(conn, turns, "turns", |conn, turns| {
+                settle_all(conn, turns, policy, retry_base)
+            })
+            .into_iter()
+            .map(|settled| settled.and_then(|applied| applied))
+            .collect()
+        },
+    );
+    let work = |customer_id: CustomerId| apply_customer(ctx.clone(), turns.clone(), customer_id);
+    let concurrency = ctx.config.worker_concurrency * TURNS_IN_HAND_PER_WORKER;
     super::pipeline(
         &ctx.wakers.events,
         super::POLL,
@@ -147,23 +173,43 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
     .await;
 }
 
-/// Applies the customer's due events in one visit to the database (one blocking task, one pooled
-/// connection, one transaction), after asking for their profile when it is not known yet.
-async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: CustomerId) -> Result<usize, DbError> {
-    let (policy, retry_base) = (policy(&ctx), ctx.config.retry_base);
-    let mut applied = ctx
-        .db
-        .query(move |conn| settle(conn, customer_id, policy, retry_base))
-        .await?;
+/// What the User Profile API said of a shopper (name, locale, UTC offset), or `None` when it said nothing.
+type Profile = Option<(Option<String>, Option<String>, Option<i32>)>;
+
+/// A shopper's turn to take: their due events, after storing their profile when it was just asked for.
+type Turn = (CustomerId, Option<Profile>);
+
+/// Takes `turns` in one transaction, each in a savepoint (a shopper's failure is its answer, and the
+/// others' turns are kept); one turn alone in a transaction of its own.
+fn settle_all(
+    conn: &mut DbConnection,
+    turns: &[Turn],
+    policy: Policy,
+    retry_base: std::time::Duration,
+) -> diesel::QueryResult<Vec<diesel::QueryResult<Applied>>> {
+    let settle_each = |conn: &mut DbConnection| {
+        turns
+            .iter()
+            .map(|(customer_id, profile)| settle(conn, *customer_id, profile.clone(), policy, retry_base))
+            .collect()
+    };
+    match turns {
+        [_] => Ok(settle_each(conn)),
+        _ => write_transaction(conn, |conn| Ok(settle_each(conn))),
+    }
+}
+
+/// Applies the customer's due events with the other shoppers' waiting (one group writer, one
+/// transaction), after asking for their profile when it is not known yet.
+async fn apply_customer(
+    ctx: Arc<WorkerContext>,
+    turns: Groups<Turn, Applied>,
+    customer_id: CustomerId,
+) -> Result<usize, DbError> {
+    let mut applied = turns.submit((customer_id, None)).await?;
     if let Applied::NeedsProfile(customer, token) = applied {
         let profile = fetch_profile(&ctx, &customer, token).await;
-        applied = ctx
-            .db
-            .query(move |conn| {
-                conversations::set_profile(conn, customer_id, profile)?;
-                settle(conn, customer_id, policy, retry_base)
-            })
-            .await?;
+        applied = turns.submit((customer_id, Some(profile))).await?;
     }
     match applied {
         Applied::Done { applied, sends } => {
@@ -176,14 +222,18 @@ async fn apply_customer(ctx: Arc<WorkerContext>, customer_id: CustomerId) -> Res
     }
 }
 
-/// Applies the customer's due events; a failed one is scheduled for a retry with backoff (and
-/// dead-lettered after too many).
+/// Applies the customer's due events, after storing their `profile` when one was asked for; a failed
+/// event is scheduled for a retry with backoff (and dead-lettered after too many).
 fn settle(
-    conn: &mut crate::db::DbConnection,
+    conn: &mut DbConnection,
     customer_id: CustomerId,
+    profile: Option<Profile>,
     policy: Policy,
     retry_base: std::time::Duration,
 ) -> diesel::QueryResult<Applied> {
+    if let Some(profile) = profile {
+        conversations::set_profile(conn, customer_id, profile)?;
+    }
     let applied = inbound::apply_due(conn, customer_id, policy)?;
     if let Applied::Failed { event, error } = &applied {
         let next = now() + backoff(retry_base, event.attempts);
@@ -208,7 +258,7 @@ async fn fetch_profile(
     ctx: &WorkerContext,
     customer: &conversations::Customer,
     token: Option<crate::secrets::Sealed>,
-) -> Option<(Option<String>, Option<String>, Option<i32>)> {
+) -> Profile {
     let token = match ctx.secrets.open(&token?) {
         Ok(token) => token,
         Err(e) => {

@@ -64,14 +64,8 @@ const MAX_GROUP: usize = 64;
 /// [`outbox::record`]).
 #[derive(Clone)]
 struct Books {
-    leases: Groups<ThreadId, Option<Leased>>,
+    leases: Groups<ThreadId, Option<outbox::Queue>>,
     records: Groups<Record, ()>,
-}
-
-/// A leased thread, its queue and the Page it goes through.
-struct Leased {
-    thread: Thread,
-    queue: outbox::Queue,
 }
 
 /// Outcomes to record, and the thread whose lease to give back after them.
@@ -122,22 +116,31 @@ impl Books {
 }
 
 /// Leases those of `threads` no other sender holds and reads their queues: two statements for the
-/// group; `None` for a thread another sender holds.
+/// group; `None` for a thread another sender holds, or with nothing queued any more (its lease given
+/// back at once, a third statement).
 fn lease_all(
     conn: &mut DbConnection,
     secrets: &crate::secrets::Secrets,
     threads: &[ThreadId],
     owner: &str,
-) -> diesel::QueryResult<Vec<Option<Leased>>> {
+) -> diesel::QueryResult<Vec<Option<outbox::Queue>>> {
     let leased = outbox::lease(conn, threads, owner, now() + LEASE)?;
-    let ids: Vec<ThreadId> = leased.iter().map(|t| t.id).collect();
-    let queues = outbox::queues(conn, secrets, &ids)?;
-    let mut leased: HashMap<ThreadId, Leased> = leased
+    let queues = outbox::queues(conn, secrets, &leased)?;
+    let idle: Vec<ThreadId> = leased
+        .iter()
+        .zip(&queues)
+        .filter(|(_, queue)| queue.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if !idle.is_empty() {
+        outbox::release(conn, &idle, owner)?;
+    }
+    let mut queues: HashMap<ThreadId, outbox::Queue> = leased
         .into_iter()
         .zip(queues)
-        .map(|(thread, queue)| (thread.id, Leased { thread, queue }))
+        .filter_map(|(id, queue)| Some((id, queue?)))
         .collect();
-    Ok(threads.iter().map(|id| leased.remove(id)).collect())
+    Ok(threads.iter().map(|id| queues.remove(id)).collect())
 }
 
 /// Records a group's outcomes and gives back the leases of the threads done (see [`outbox::record`]).
@@ -226,12 +229,7 @@ async fn leased_send(
     limiter: Arc<PageLimiter>,
     thread_id: ThreadId,
 ) -> Result<usize, DbError> {
-    let leased = books.leases.submit(thread_id).await?;
-    let Some(Leased {
-        thread,
-        queue: (queued, page),
-    }) = leased
-    else {
+    let Some(outbox::Queue { thread, queued, page }) = books.leases.submit(thread_id).await? else {
         return Ok(0);
     };
     let mut marks = Vec::new();

@@ -1373,3 +1373,98 @@ async fn a_server_killed_while_acknowledging_and_sending_in_groups_loses_nothing
     );
     assert_eq!(unsent, 0, "every queued send went");
 }
+
+#[tokio::test]
+async fn shoppers_due_at_once_are_greeted_together_and_one_unreadable_event_holds_none_of_them_back() {
+    use diesel::prelude::*;
+    use threadcart::channels::meta::webhook;
+    use threadcart::conversations::inbox;
+    use threadcart::db::schema::inbound_events;
+
+    // Twelve shoppers' first messages wait when the server starts (a backlog): their turns are taken
+    // in groups, one transaction each. One shopper's event cannot be read.
+    let database = crate::helpers::TestDatabase::new();
+    let db = crate::helpers::comfy_shoes_with_page(&database);
+    let ts = now_ms();
+    let shoppers: Vec<String> = (0..12).map(|i| format!("G{i}")).collect();
+    for (i, psid) in shoppers.iter().enumerate() {
+        let body = delivery(
+            PAGE_ID,
+            vec![ad_postback(
+                psid,
+                ts + i64::try_from(i).unwrap(),
+                &format!("pb-{psid}"),
+                "AD-G",
+                "Slippers",
+                "SLIP-01",
+            )],
+        );
+        let parsed = webhook::parse(body.as_bytes()).map_err(|e| e.to_string());
+        db.query_blocking(move |conn| inbox::receive_delivery(conn, "messenger", &body, &parsed))
+            .unwrap();
+    }
+    db.query_blocking(|conn| {
+        diesel::update(inbound_events::table.filter(inbound_events::psid.eq("G5")))
+            .set(inbound_events::event.eq("{"))
+            .execute(conn)
+    })
+    .unwrap();
+    let graph = crate::graph::FakeGraph::start().await;
+
+    let (mut server, _) = serve_process(&database.url, &graph).await;
+    let readable: Vec<&String> = shoppers.iter().filter(|p| *p != "G5").collect();
+    eventually("the eleven readable shoppers are greeted", || async {
+        readable.iter().all(|p| graph.answers_to(p).len() >= 2)
+    })
+    .await;
+    let failed = || {
+        db.query_blocking(|conn| {
+            inbound_events::table
+                .filter(inbound_events::psid.eq("G5"))
+                .select((
+                    inbound_events::status,
+                    inbound_events::attempts,
+                    inbound_events::last_error,
+                ))
+                .first::<(String, i32, Option<String>)>(conn)
+        })
+        .unwrap()
+    };
+    eventually("the unreadable event's failure is recorded", || async {
+        failed().1 >= 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    for psid in &readable {
+        let answers = graph.answers_to(psid);
+        let mut distinct = answers.clone();
+        distinct.dedup();
+        assert_eq!(answers, distinct, "{psid} is greeted once");
+        assert!(answers[0].starts_with("Hi Anna!"), "{answers:?}");
+    }
+    assert!(
+        graph.answers_to("G5").is_empty(),
+        "nothing is said for an unreadable event"
+    );
+    let (status, attempts, error) = failed();
+    assert_eq!(status, "pending", "the unreadable event waits for its retry");
+    assert!(attempts >= 1);
+    assert!(error.is_some_and(|e| !e.is_empty()), "with why it failed");
+    let applied_once: Vec<i32> = db
+        .query_blocking(|conn| {
+            inbound_events::table
+                .filter(inbound_events::psid.ne("G5"))
+                .filter(inbound_events::status.eq("done"))
+                .select(inbound_events::attempts)
+                .load(conn)
+        })
+        .unwrap();
+    assert_eq!(
+        applied_once,
+        vec![1; 11],
+        "each readable event applied once, at the first try"
+    );
+}
