@@ -507,14 +507,19 @@ macro_rules! keyset {
 }
 
 /// The one row `query` selects, held for the rest of the write transaction; `None` when another
-/// transaction holds it. The only locking that differs between the backends: PostgreSQL's `FOR UPDATE
-/// SKIP LOCKED`, while on SQLite the write transaction (`BEGIN IMMEDIATE`) is the only writer already.
+/// transaction holds it. The only locking that differs between the backends: PostgreSQL's `FOR NO KEY
+/// UPDATE SKIP LOCKED`, while on SQLite the write transaction (`BEGIN IMMEDIATE`) is the only writer
+/// already. `NO KEY`: two holders still exclude each other, but rows referring to the held one can be
+/// inserted meanwhile (their foreign key takes a key-share lock, which `FOR UPDATE` would refuse: a
+/// shopper's new events, acknowledged to Meta, would wait for the shopper's turn to commit).
 #[macro_export]
 macro_rules! first_skip_locked {
     ($conn:expr, $query:expr) => {
         match $conn {
             #[cfg(feature = "postgres")]
-            $crate::db::DbConnection::Postgres(c) => $query.for_update().skip_locked().first(c).optional(),
+            $crate::db::DbConnection::Postgres(c) => {
+                $query.for_no_key_update().skip_locked().first(c).optional()
+            }
             $crate::db::DbConnection::Sqlite(c) => $query.first(c).optional(),
         }
     };
