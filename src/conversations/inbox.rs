@@ -389,9 +389,10 @@ impl From<diesel::result::Error> for Abort {
 }
 
 /// Applies the customer's due events in timestamp order, and marks them done, in one transaction (or a
-/// savepoint of the caller's, which takes several shoppers' turns in one) that holds the customer's row: one worker per shopper across every process (PostgreSQL's `FOR NO KEY UPDATE
-/// SKIP LOCKED`; SQLite's `BEGIN IMMEDIATE` admits one writer), each event's effects (messages, touches,
-/// window, queued replies) exactly once. A later event waits for an earlier one being retried.
+/// savepoint of the caller's, which takes several shoppers' turns in one) that holds the customer's
+/// row: one worker per shopper across every process (PostgreSQL's `FOR NO KEY UPDATE SKIP LOCKED`;
+/// SQLite's `BEGIN IMMEDIATE` admits one writer), each event's effects (messages, touches, window,
+/// queued replies) exactly once. A later event waits for an earlier one being retried.
 pub fn apply_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Policy) -> QueryResult<Applied> {
     let outcome = write_or_nested_transaction(conn, |conn| {
         let Some(customer) = lock_customer(conn, customer_id)? else {

@@ -2,9 +2,9 @@
 //! server process: a cart's reminder, a stay's reminder, an update held until the shopper writes.
 //!
 //! A job is one row of `scheduled_jobs`, unique per kind, subject and purpose (a cart is reminded once).
-//! [`run_next_due`] takes the next due row with `FOR NO KEY UPDATE SKIP LOCKED` on PostgreSQL (on SQLite its
-//! `BEGIN IMMEDIATE` transaction is the only writer), does the work and marks the row done in that same
-//! transaction: a crash before the commit leaves the job due, and no two processes do it.
+//! [`run_next_due`] takes the next due row with `FOR NO KEY UPDATE SKIP LOCKED` on PostgreSQL (on SQLite
+//! its `BEGIN IMMEDIATE` transaction is the only writer), does the work and marks the row done in that
+//! same transaction: a crash before the commit leaves the job due, and no two processes do it.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

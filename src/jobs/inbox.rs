@@ -133,7 +133,7 @@ const TURNS_IN_HAND_PER_WORKER: usize = 4;
 /// which take the turns of every shopper waiting (up to [`TURNS_PER_GROUP`]) in one transaction, each
 /// shopper's in a savepoint of it holding the shopper's row (so one shopper's events stay in order
 /// across every process, and one shopper's failed event undoes only that shopper's turn). When the
-/// group's commit fails, each shopper's turn is taken again alone.
+/// database refuses the group, each shopper's turn is taken again alone.
 pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
     let due = |limit: usize| {
         let ctx = ctx.clone();
@@ -154,9 +154,6 @@ pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Rece
             together_or_each_alone(conn, turns, "turns", |conn, turns| {
                 settle_all(conn, turns, policy, retry_base)
             })
-            .into_iter()
-            .map(|settled| settled.and_then(|applied| applied))
-            .collect()
         },
     );
     let work = |customer_id: CustomerId| apply_customer(ctx.clone(), turns.clone(), customer_id);
@@ -179,14 +176,16 @@ type Profile = Option<(Option<String>, Option<String>, Option<i32>)>;
 /// A shopper's turn to take: their due events, after storing their profile when it was just asked for.
 type Turn = (CustomerId, Option<Profile>);
 
-/// Takes `turns` in one transaction, each in a savepoint (a shopper's failure is its answer, and the
-/// others' turns are kept); one turn alone in a transaction of its own.
+/// Takes `turns` in one transaction, each in a savepoint (a shopper's failing event is that shopper's
+/// answer, and the others' turns are kept); one turn alone in a transaction of its own. A refusal of
+/// the database (which on PostgreSQL may leave the transaction unusable: a deadlock, say) undoes the
+/// whole group, whose turns the caller then takes one by one.
 fn settle_all(
     conn: &mut DbConnection,
     turns: &[Turn],
     policy: Policy,
     retry_base: std::time::Duration,
-) -> diesel::QueryResult<Vec<diesel::QueryResult<Applied>>> {
+) -> diesel::QueryResult<Vec<Applied>> {
     let settle_each = |conn: &mut DbConnection| {
         turns
             .iter()
@@ -194,8 +193,8 @@ fn settle_all(
             .collect()
     };
     match turns {
-        [_] => Ok(settle_each(conn)),
-        _ => write_transaction(conn, |conn| Ok(settle_each(conn))),
+        [_] => settle_each(conn),
+        _ => write_transaction(conn, settle_each),
     }
 }
 
@@ -238,7 +237,10 @@ fn settle(
     if let Applied::Failed { event, error } = &applied {
         let next = now() + backoff(retry_base, event.attempts);
         let message = error.to_string();
-        tracing::warn!(event.id = %event.id.0, attempt = event.attempts + 1, error = %message, "event failed; will retry");
+        tracing::warn!(
+            event.id = %event.id.0, attempt = event.attempts + 1, error = %message,
+            "event failed; will retry"
+        );
         inbound::event_failed(conn, event, &message, next)?;
     }
     Ok(applied)
