@@ -374,8 +374,8 @@ pub fn release(conn: &mut DbConnection, threads: &[ThreadId], owner: &str) -> Qu
 }
 
 /// The Page a thread's sends go through: a Messenger thread's own Page, or the Page an Instagram
-/// account is connected to; with its access token while it works.
-#[derive(Debug, Clone)]
+/// account is connected to; with its access token while it works (never shown by `Debug`).
+#[derive(Clone)]
 pub struct SendingPage {
     /// The Page's id (the Send API's `/{page-id}/messages`).
     pub page_id: PageId,
@@ -385,8 +385,17 @@ pub struct SendingPage {
     pub catalog_id: Option<String>,
 }
 
+impl std::fmt::Debug for SendingPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendingPage")
+            .field("page_id", &self.page_id)
+            .field("token", &"[redacted]")
+            .field("catalog_id", &self.catalog_id)
+            .finish()
+    }
+}
+
 /// A thread's queued sends, in order, with the Page they go through while its token works.
-#[derive(Debug)]
 pub struct Queue {
     /// The thread.
     pub thread: Thread,
