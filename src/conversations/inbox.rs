@@ -389,34 +389,12 @@ impl From<diesel::result::Error> for Abort {
 }
 
 /// Applies the customer's due events in timestamp order, and marks them done, in one transaction (or a
-/// savepoint of the caller's, which takes several shoppers' turns in one) that holds the customer's
-/// row: one worker per shopper across every process (PostgreSQL's `FOR NO KEY UPDATE SKIP LOCKED`;
-/// SQLite's `BEGIN IMMEDIATE` admits one writer), each event's effects (messages, touches, window,
-/// queued replies) exactly once. A later event waits for an earlier one being retried.
+/// savepoint of the caller's) that holds the customer's row: one worker per shopper across every
+/// process (PostgreSQL's `FOR NO KEY UPDATE SKIP LOCKED`; SQLite's `BEGIN IMMEDIATE` admits one
+/// writer), each event's effects (messages, touches, window, queued replies) exactly once. A later
+/// event waits for an earlier one being retried.
 pub fn apply_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Policy) -> QueryResult<Applied> {
-    let outcome = write_or_nested_transaction(conn, |conn| {
-        let Some(customer) = lock_customer(conn, customer_id)? else {
-            return Ok(Applied::Busy);
-        };
-        if customer.profile_status == ProfileStatus::Pending {
-            let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
-            return Ok(Applied::NeedsProfile(customer, token));
-        }
-        let (mut applied, mut sends) = (0, None);
-        for event in pending_events(conn, customer_id)? {
-            if event.next_attempt_at > now() {
-                break;
-            }
-            match apply(conn, &customer, &event, policy) {
-                Ok(queued) => {
-                    applied += 1;
-                    sends = sends.or(queued);
-                }
-                Err(e) => return Err(Abort::Event(Box::new((event, e)))),
-            }
-        }
-        Ok(Applied::Done { applied, sends })
-    });
+    let outcome = write_or_nested_transaction(conn, |conn| take_due(conn, customer_id, policy));
     match outcome {
         Ok(applied) => Ok(applied),
         Err(Abort::Event(failed)) => {
@@ -425,6 +403,47 @@ pub fn apply_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Polic
         }
         Err(Abort::Db(e)) => Err(e),
     }
+}
+
+/// [`apply_due`] in the caller's transaction without a savepoint of its own, for a caller that takes
+/// several shoppers' turns in one transaction: `Ok(None)` when an event failed, after which the caller
+/// must undo its whole transaction (what the events before it did is in it) and take the turn again
+/// with [`apply_due`].
+pub fn apply_due_in_caller_transaction(
+    conn: &mut DbConnection,
+    customer_id: CustomerId,
+    policy: Policy,
+) -> QueryResult<Option<Applied>> {
+    match take_due(conn, customer_id, policy) {
+        Ok(applied) => Ok(Some(applied)),
+        Err(Abort::Event(_)) => Ok(None),
+        Err(Abort::Db(e)) => Err(e),
+    }
+}
+
+/// [`apply_due`]'s body, in the caller's transaction.
+fn take_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Policy) -> Result<Applied, Abort> {
+    let Some(customer) = lock_customer(conn, customer_id)? else {
+        return Ok(Applied::Busy);
+    };
+    if customer.profile_status == ProfileStatus::Pending {
+        let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
+        return Ok(Applied::NeedsProfile(customer, token));
+    }
+    let (mut applied, mut sends) = (0, None);
+    for event in pending_events(conn, customer_id)? {
+        if event.next_attempt_at > now() {
+            break;
+        }
+        match apply(conn, &customer, &event, policy) {
+            Ok(queued) => {
+                applied += 1;
+                sends = sends.or(queued);
+            }
+            Err(e) => return Err(Abort::Event(Box::new((event, e)))),
+        }
+    }
+    Ok(Applied::Done { applied, sends })
 }
 
 /// The customer, its row locked for the rest of the transaction; `None` when another transaction holds

@@ -131,9 +131,9 @@ const TURNS_IN_HAND_PER_WORKER: usize = 4;
 
 /// Applies each shopper's events: the shoppers due are handed to `worker_concurrency` group writers,
 /// which take the turns of every shopper waiting (up to [`TURNS_PER_GROUP`]) in one transaction, each
-/// shopper's in a savepoint of it holding the shopper's row (so one shopper's events stay in order
-/// across every process, and one shopper's failed event undoes only that shopper's turn). When the
-/// database refuses the group, each shopper's turn is taken again alone.
+/// turn holding the shopper's row (so one shopper's events stay in order across every process). When
+/// one shopper's event fails or the database refuses the group, the group is undone and each shopper's
+/// turn is taken again alone (so a failed event undoes only that shopper's turn).
 pub(super) async fn event_loop(ctx: Arc<WorkerContext>, mut stopped: watch::Receiver<bool>) {
     let due = |limit: usize| {
         let ctx = ctx.clone();
@@ -176,25 +176,36 @@ type Profile = Option<(Option<String>, Option<String>, Option<i32>)>;
 /// A shopper's turn to take: their due events, after storing their profile when it was just asked for.
 type Turn = (CustomerId, Option<Profile>);
 
-/// Takes `turns` in one transaction, each in a savepoint (a shopper's failing event is that shopper's
-/// answer, and the others' turns are kept); one turn alone in a transaction of its own. A refusal of
-/// the database (which on PostgreSQL may leave the transaction unusable: a deadlock, say) undoes the
-/// whole group, whose turns the caller then takes one by one.
+/// Takes `turns` in one transaction; one turn alone in a transaction of its own, where a failing event
+/// is that shopper's answer (scheduled for a retry). A failing event in a group, or a refusal of the
+/// database (which on PostgreSQL may leave the transaction unusable: a deadlock, say), undoes the whole
+/// group, whose turns the caller then takes one by one: the shoppers' turns need no savepoint each.
 fn settle_all(
     conn: &mut DbConnection,
     turns: &[Turn],
     policy: Policy,
     retry_base: std::time::Duration,
 ) -> diesel::QueryResult<Vec<Applied>> {
-    let settle_each = |conn: &mut DbConnection| {
-        turns
-            .iter()
-            .map(|(customer_id, profile)| settle(conn, *customer_id, profile.clone(), policy, retry_base))
-            .collect()
-    };
     match turns {
-        [_] => settle_each(conn),
-        _ => write_transaction(conn, settle_each),
+        [(customer_id, profile)] => Ok(vec![settle(
+            conn,
+            *customer_id,
+            profile.clone(),
+            policy,
+            retry_base,
+        )?]),
+        _ => write_transaction(conn, |conn| {
+            turns
+                .iter()
+                .map(|(customer_id, profile)| {
+                    if let Some(profile) = profile {
+                        conversations::set_profile(conn, *customer_id, profile.clone())?;
+                    }
+                    inbound::apply_due_in_caller_transaction(conn, *customer_id, policy)?
+                        .ok_or(diesel::result::Error::RollbackTransaction)
+                })
+                .collect()
+        }),
     }
 }
 

@@ -14,7 +14,7 @@ mod scheduled;
 mod sender;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -81,7 +81,8 @@ impl Bulletin {
 /// Wakes a worker that works key by key (shoppers, threads) when work is queued in this process, naming
 /// the key when the producer knows it: the worker then starts on that key without asking the database
 /// what is due. Work of keys not named (queued by a producer that does not say, or by another process)
-/// is found by asking, on an unnamed wake-up or at the next poll.
+/// is found by asking, on an unnamed wake-up or at the next poll. A name carries the instant it was
+/// given (after the work was committed): work on the key started later has seen that work.
 #[derive(Debug)]
 pub struct Hints<K> {
     notify: Notify,
@@ -102,7 +103,7 @@ impl<K> Default for Hints<K> {
 
 #[derive(Debug)]
 struct Named<K> {
-    keys: Vec<K>,
+    keys: Vec<(K, Instant)>,
     /// Work of keys not named is due too (or too many were named).
     unnamed: bool,
 }
@@ -116,7 +117,7 @@ impl<K> Hints<K> {
         {
             let mut named = self.named();
             if named.keys.len() < MAX_NAMED {
-                named.keys.push(key);
+                named.keys.push((key, Instant::now()));
             } else {
                 named.unnamed = true;
             }
@@ -137,8 +138,9 @@ impl<K> Hints<K> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The keys named since the last call, and whether work of other keys is due too.
-    fn take(&self) -> (Vec<K>, bool) {
+    /// The keys named since the last call with the instant of each naming, and whether work of other
+    /// keys is due too.
+    fn take(&self) -> (Vec<(K, Instant)>, bool) {
         let mut named = self.named();
         (
             std::mem::take(&mut named.keys),
@@ -216,8 +218,10 @@ async fn idle(notify: &Notify, stopped: &mut watch::Receiver<bool>) -> bool {
 /// the others up. Keys named by a wake-up are worked on directly. Due keys are asked for (`due(limit)`)
 /// after an unnamed wake-up or at a poll (work queued by other processes), but only when every key of
 /// the last answer has been started and a task is free: under load one question serves many keys. A
-/// key named while it was being worked on is worked on again once done; one found due by asking makes
-/// the question be asked again then. On stop, the tasks in flight finish.
+/// key named while it was being worked on is worked on again once done, unless it was named before that
+/// work started (the work has seen what the naming announced: a key found by asking is often named
+/// too); one found due by asking makes the question be asked again then. On stop, the tasks in flight
+/// finish.
 async fn pipeline<K, Q, QF, W, WF>(
     hints: &Hints<K>,
     poll_every: Duration,
@@ -236,8 +240,10 @@ async fn pipeline<K, Q, QF, W, WF>(
     use std::collections::{HashMap, HashSet, VecDeque};
     let limit = concurrency * 8;
     let mut tasks = tokio::task::JoinSet::new();
-    // The key each running task works on.
-    let mut working: HashMap<tokio::task::Id, K> = HashMap::new();
+    // The key each running task works on, and when it started.
+    let mut working: HashMap<tokio::task::Id, (K, Instant)> = HashMap::new();
+    // When the last work on each key done lately started: a naming before it is stale.
+    let mut started: HashMap<K, Instant> = HashMap::new();
     // Keys found due (by asking) or named while in work.
     let mut again: HashSet<K> = HashSet::new();
     let mut named_again: HashSet<K> = HashSet::new();
@@ -254,7 +260,7 @@ async fn pipeline<K, Q, QF, W, WF>(
                 Ok(keys) => {
                     maybe_due = keys.len() >= limit;
                     for key in keys {
-                        if working.values().any(|k| *k == key) {
+                        if working.values().any(|(k, _)| *k == key) {
                             again.insert(key);
                         } else if queued.insert(key) {
                             queue.push_back(key);
@@ -268,7 +274,7 @@ async fn pipeline<K, Q, QF, W, WF>(
             let Some(key) = queue.pop_front() else { break };
             queued.remove(&key);
             let task = tasks.spawn(work(key));
-            working.insert(task.id(), key);
+            working.insert(task.id(), (key, Instant::now()));
         }
         tokio::select! {
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
@@ -285,23 +291,34 @@ async fn pipeline<K, Q, QF, W, WF>(
                 };
                 // A key found due while in work may have had its work done meanwhile: ask again
                 // rather than redo it blindly.
-                if let Some(key) = working.remove(&id) {
+                if let Some((key, at)) = working.remove(&id) {
                     if named_again.remove(&key) && queued.insert(key) {
                         queue.push_back(key);
                     }
                     if again.remove(&key) {
                         maybe_due = true;
                     }
+                    if started.len() >= MAX_NAMED {
+                        started.retain(|_, at| at.elapsed() < STALE_NAMING);
+                    }
+                    started.insert(key, at);
                 }
             }
             _ = hints.notify.notified() => {
                 let (keys, unnamed) = hints.take();
                 maybe_due |= unnamed;
-                for key in keys {
-                    if working.values().any(|k| *k == key) {
-                        named_again.insert(key);
-                    } else if queued.insert(key) {
-                        queue.push_back(key);
+                for (key, named) in keys {
+                    let in_work = working.values().find(|(k, _)| *k == key).map(|(_, at)| *at);
+                    match in_work.or_else(|| started.get(&key).copied()) {
+                        Some(start) if named < start => {}
+                        _ if in_work.is_some() => {
+                            named_again.insert(key);
+                        }
+                        _ => {
+                            if queued.insert(key) {
+                                queue.push_back(key);
+                            }
+                        }
                     }
                 }
             }
@@ -311,6 +328,10 @@ async fn pipeline<K, Q, QF, W, WF>(
     }
     while tasks.join_next().await.is_some() {}
 }
+
+/// How long the pipeline remembers when the work on a key started, to recognise a stale naming of it
+/// (names are taken within moments; one older than this is simply worked on).
+const STALE_NAMING: Duration = Duration::from_secs(10);
 
 /// Exponential backoff with jitter: about `base` times 2^attempt, at most 5 minutes.
 fn backoff(base: Duration, attempt: i32) -> chrono::Duration {
@@ -437,6 +458,51 @@ mod tests {
         })
         .await;
         assert_eq!(h.worked(), [key(7), key(7)], "worked twice, one after the other");
+    }
+
+    #[tokio::test]
+    async fn a_key_named_before_its_work_started_is_worked_on_once() {
+        // The question finds key 7 due while its naming (for the same work) waits to be taken.
+        let hints: Hints<ThreadId> = Hints::default();
+        let worked: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+        let asked = AtomicUsize::new(0);
+        let (stop, mut stopped) = watch::channel(false);
+        let due = |_limit: usize| {
+            let first = asked.fetch_add(1, Ordering::SeqCst) == 0;
+            let hints = &hints;
+            async move {
+                if first {
+                    hints.wake_for(key(7));
+                    Ok(vec![key(7)])
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+        };
+        let work = |k: ThreadId| {
+            let worked = worked.clone();
+            async move {
+                worked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(k);
+                Ok(1)
+            }
+        };
+        let hour = Duration::from_secs(3600);
+        let driver = pipeline(&hints, hour, &mut stopped, 2, "test", due, work);
+        let steps = async {
+            // Long enough for the naming to be taken after the work is done.
+            for _ in 0..200 {
+                tokio::task::yield_now().await;
+            }
+            let _ = stop.send(true);
+        };
+        tokio::join!(driver, steps);
+        assert_eq!(
+            *worked.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            [key(7)]
+        );
     }
 
     #[tokio::test]
