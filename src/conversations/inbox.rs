@@ -217,12 +217,10 @@ fn account_of(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Option<(Merch
 /// Stores one event unless its account already has one with the same key (a redelivery); returns its
 /// shopper when it was stored for a connected account (to be applied).
 fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryResult<Option<CustomerId>> {
-    let (merchant, customer) = match account_of(conn, e)? {
-        Some((merchant, Some(customer))) => (Some(merchant), Some(customer)),
-        // What became of a message sent to someone who is no customer (WhatsApp's statuses name the
-        // recipient): nothing to record it on.
-        Some((_, None)) if e.channel == Channel::Whatsapp && !e.kind.is_shopper_action() => return Ok(None),
-        Some((merchant, None)) => {
+    let (merchant, customer) = match resolve(conn, e)? {
+        Resolved::Skip => return Ok(None),
+        Resolved::Known(merchant, customer) => (merchant, customer),
+        Resolved::NewCustomer(merchant) => {
             let customer = super::ensure_customer(conn, merchant, e.channel, &e.account, &e.user)?;
             // WhatsApp has no profile API: the delivery names the shopper.
             if e.channel == Channel::Whatsapp {
@@ -230,46 +228,108 @@ fn store_event(conn: &mut DbConnection, inbox_id: DbUuid, e: &Inbound) -> QueryR
             }
             (Some(merchant), Some(customer))
         }
-        None => (None, None),
     };
-    let neutral =
-        serde_json::to_string(e).map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
-    let at = now();
+    let row = EventRow::of(inbox_id, e, merchant, customer, now())?;
     let insert = diesel::insert_into(inbound_events::table)
         .values((
-            inbound_events::id.eq(DbUuid(Uuid::now_v7())),
-            inbound_events::inbox_id.eq(inbox_id),
-            inbound_events::merchant_id.eq(merchant),
-            inbound_events::customer_id.eq(customer),
+            inbound_events::id.eq(row.id),
+            inbound_events::inbox_id.eq(row.inbox_id),
+            inbound_events::merchant_id.eq(row.merchant_id),
+            inbound_events::customer_id.eq(row.customer_id),
             inbound_events::page_id.eq(&e.account),
             inbound_events::psid.eq(&e.user),
             inbound_events::dedup_key.eq(&e.dedup_key),
             inbound_events::kind.eq(e.kind.name()),
-            inbound_events::occurred_at.eq(millis_to_utc(e.timestamp_ms)),
-            inbound_events::payload.eq(e.raw.to_string()),
-            // Unknown accounts are recorded and skipped, never retried.
-            inbound_events::status.eq(if customer.is_some() {
-                EventStatus::Pending
-            } else {
-                EventStatus::UnknownPage
-            }),
+            inbound_events::occurred_at.eq(row.occurred_at),
+            inbound_events::payload.eq(&row.payload),
+            inbound_events::status.eq(row.status),
             inbound_events::attempts.eq(0),
-            inbound_events::next_attempt_at.eq(at),
-            inbound_events::created_at.eq(at),
+            inbound_events::next_attempt_at.eq(row.at),
+            inbound_events::created_at.eq(row.at),
             inbound_events::channel.eq(e.channel.as_str()),
-            inbound_events::event.eq(neutral),
+            inbound_events::event.eq(&row.neutral),
         ))
         .on_conflict((inbound_events::page_id, inbound_events::dedup_key))
         .do_nothing();
     let stored = crate::per_backend!(conn, |c| insert.execute(c))? == 1;
     if stored && customer.is_none() {
-        tracing::warn!(
-            channel = %e.channel,
-            account.id = %e.account,
-            "event for an account no merchant connected: recorded and skipped"
-        );
+        unknown_account(e);
     }
     Ok(customer.filter(|_| stored))
+}
+
+/// Says that an event came for an account no merchant connected.
+pub(super) fn unknown_account(e: &Inbound) {
+    tracing::warn!(
+        channel = %e.channel,
+        account.id = %e.account,
+        "event for an account no merchant connected: recorded and skipped"
+    );
+}
+
+/// Whose an event is, as far as the database knows before it is stored.
+pub(super) enum Resolved {
+    /// Nothing to store it on (what became of a message sent to someone who is no customer:
+    /// WhatsApp's statuses name the recipient).
+    Skip,
+    /// The merchant and the customer (both `None`: an account no merchant connected).
+    Known(Option<MerchantId>, Option<CustomerId>),
+    /// The merchant's new shopper: the customer is to be created first.
+    NewCustomer(MerchantId),
+}
+
+/// Reads whose `e` is (one statement).
+pub(super) fn resolve(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Resolved> {
+    Ok(match account_of(conn, e)? {
+        Some((merchant, Some(customer))) => Resolved::Known(Some(merchant), Some(customer)),
+        Some((_, None)) if e.channel == Channel::Whatsapp && !e.kind.is_shopper_action() => Resolved::Skip,
+        Some((merchant, None)) => Resolved::NewCustomer(merchant),
+        None => Resolved::Known(None, None),
+    })
+}
+
+/// The values of an event's row that are not the event's own fields.
+pub(super) struct EventRow {
+    pub id: DbUuid,
+    pub inbox_id: DbUuid,
+    pub merchant_id: Option<MerchantId>,
+    pub customer_id: Option<CustomerId>,
+    pub occurred_at: NaiveDateTime,
+    pub payload: String,
+    /// Unknown accounts are recorded and skipped, never retried.
+    pub status: EventStatus,
+    /// The event's neutral form, as JSON.
+    pub neutral: String,
+    /// Stored at, and due at.
+    pub at: NaiveDateTime,
+}
+
+impl EventRow {
+    pub(super) fn of(
+        inbox_id: DbUuid,
+        e: &Inbound,
+        merchant_id: Option<MerchantId>,
+        customer_id: Option<CustomerId>,
+        at: NaiveDateTime,
+    ) -> QueryResult<EventRow> {
+        let neutral = serde_json::to_string(e)
+            .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+        Ok(EventRow {
+            id: DbUuid(Uuid::now_v7()),
+            inbox_id,
+            merchant_id,
+            customer_id,
+            occurred_at: millis_to_utc(e.timestamp_ms),
+            payload: e.raw.to_string(),
+            status: if customer_id.is_some() {
+                EventStatus::Pending
+            } else {
+                EventStatus::UnknownPage
+            },
+            neutral,
+            at,
+        })
+    }
 }
 
 /// Gives every pending event stored without its neutral form (by a version before the neutral inbox)

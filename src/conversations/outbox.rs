@@ -244,20 +244,6 @@ pub fn threads_due(conn: &mut DbConnection, at: NaiveDateTime, limit: i64) -> Qu
         .load(conn)
 }
 
-/// Makes a PostgreSQL statement built by hand runnable, cached by the connection under its SQL text (which
-/// never changes, whatever the number of rows), so it is prepared once per connection.
-#[cfg(feature = "postgres")]
-macro_rules! fixed_text_statement {
-    ($ty:ident) => {
-        impl diesel::query_builder::QueryId for $ty<'_> {
-            type QueryId = ();
-            const HAS_STATIC_QUERY_ID: bool = false;
-        }
-
-        impl<Conn> RunQueryDsl<Conn> for $ty<'_> {}
-    };
-}
-
 /// Takes the send lease of those of `threads` no other sender holds (one sender per thread, across
 /// processes), in one statement (an upsert into `send_leases`, whose rows only the sender touches: a
 /// shopper's turn holding the thread's row never waits for it, nor it for the turn); answers the threads
@@ -349,7 +335,7 @@ impl diesel::query_builder::Query for LeaseOnPostgres<'_> {
 }
 
 #[cfg(feature = "postgres")]
-fixed_text_statement!(LeaseOnPostgres);
+crate::fixed_text_statement!(LeaseOnPostgres);
 
 /// Gives the leases of `threads` back, in one statement (keyed on the primary key for one thread, whose
 /// prepared plan never scans the table).
@@ -693,7 +679,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordOnPostgres<'
 }
 
 #[cfg(feature = "postgres")]
-fixed_text_statement!(RecordOnPostgres);
+crate::fixed_text_statement!(RecordOnPostgres);
 
 /// Records that the first `parts` Send API messages of a reply sent in several went out.
 pub fn mark_parts_sent(conn: &mut DbConnection, q: &Queued, parts: i32) -> QueryResult<()> {

@@ -438,6 +438,21 @@ impl Db {
     }
 }
 
+/// Makes a PostgreSQL statement built by hand runnable, cached by the connection under its SQL text (which
+/// never changes, whatever the number of rows), so it is prepared once per connection.
+#[cfg(feature = "postgres")]
+#[macro_export]
+macro_rules! fixed_text_statement {
+    ($ty:ident) => {
+        impl diesel::query_builder::QueryId for $ty<'_> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl<Conn> diesel::RunQueryDsl<Conn> for $ty<'_> {}
+    };
+}
+
 /// Runs a statement that diesel builds for each backend but not for the MultiConnection (upserts with
 /// `ON CONFLICT`, which both SQLite and PostgreSQL speak alike): the same DSL, dispatched per backend.
 #[macro_export]
