@@ -280,12 +280,21 @@ pub(super) enum Resolved {
 
 /// Reads whose `e` is (one statement).
 pub(super) fn resolve(conn: &mut DbConnection, e: &Inbound) -> QueryResult<Resolved> {
-    Ok(match account_of(conn, e)? {
-        Some((merchant, Some(customer))) => Resolved::Known(Some(merchant), Some(customer)),
-        Some((_, None)) if e.channel == Channel::Whatsapp && !e.kind.is_shopper_action() => Resolved::Skip,
-        Some((merchant, None)) => Resolved::NewCustomer(merchant),
-        None => Resolved::Known(None, None),
-    })
+    Ok(Resolved::of(e, account_of(conn, e)?))
+}
+
+impl Resolved {
+    /// What `e` is to store as, given its account's merchant and its shopper's row when they exist.
+    pub(super) fn of(e: &Inbound, account: Option<(MerchantId, Option<CustomerId>)>) -> Resolved {
+        match account {
+            Some((merchant, Some(customer))) => Resolved::Known(Some(merchant), Some(customer)),
+            Some((_, None)) if e.channel == Channel::Whatsapp && !e.kind.is_shopper_action() => {
+                Resolved::Skip
+            }
+            Some((merchant, None)) => Resolved::NewCustomer(merchant),
+            None => Resolved::Known(None, None),
+        }
+    }
 }
 
 /// The values of an event's row that are not the event's own fields.
@@ -465,20 +474,39 @@ pub fn apply_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Polic
     }
 }
 
-/// [`apply_due`] in the caller's transaction without a savepoint of its own, for a caller that takes
-/// several shoppers' turns in one transaction: `Ok(None)` when an event failed, after which the caller
-/// must undo its whole transaction (what the events before it did is in it) and take the turn again
-/// with [`apply_due`].
-pub fn apply_due_in_caller_transaction(
+/// The turns of several shoppers in the caller's transaction, without a savepoint each: their rows
+/// held by one statement (those another transaction holds are `Busy`), the due events of them all read
+/// by another, then each shopper's applied as [`apply_due`] does, one answer per shopper in order.
+/// `Ok(None)` when an event failed, after which the caller must undo its whole transaction (what the
+/// events before it did is in it) and take the turns again one by one with [`apply_due`].
+pub fn apply_due_together(
     conn: &mut DbConnection,
-    customer_id: CustomerId,
+    customer_ids: &[CustomerId],
     policy: Policy,
-) -> QueryResult<Option<Applied>> {
-    match take_due(conn, customer_id, policy) {
-        Ok(applied) => Ok(Some(applied)),
-        Err(Abort::Event(_)) => Ok(None),
-        Err(Abort::Db(e)) => Err(e),
+) -> QueryResult<Option<Vec<Applied>>> {
+    let held = lock_customers(conn, customer_ids)?;
+    let ready: Vec<CustomerId> = held
+        .iter()
+        .filter(|c| c.profile_status != ProfileStatus::Pending)
+        .map(|c| c.id)
+        .collect();
+    let mut events = pending_events_of(conn, &ready)?;
+    let mut answers = Vec::with_capacity(customer_ids.len());
+    for id in customer_ids {
+        let answer = match held.iter().find(|c| c.id == *id) {
+            None => Ok(Applied::Busy),
+            Some(customer) if customer.profile_status == ProfileStatus::Pending => {
+                needs_profile(conn, customer.clone())
+            }
+            Some(customer) => apply_events(conn, customer, events.remove(id).unwrap_or_default(), policy),
+        };
+        match answer {
+            Ok(applied) => answers.push(applied),
+            Err(Abort::Event(_)) => return Ok(None),
+            Err(Abort::Db(e)) => return Err(e),
+        }
     }
+    Ok(Some(answers))
 }
 
 /// [`apply_due`]'s body, in the caller's transaction.
@@ -487,15 +515,31 @@ fn take_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Policy) ->
         return Ok(Applied::Busy);
     };
     if customer.profile_status == ProfileStatus::Pending {
-        let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
-        return Ok(Applied::NeedsProfile(customer, token));
+        return needs_profile(conn, customer);
     }
+    let events = pending_events(conn, customer_id)?;
+    apply_events(conn, &customer, events, policy)
+}
+
+/// The shopper's profile is to be asked for first, with the Page's token.
+fn needs_profile(conn: &mut DbConnection, customer: Customer) -> Result<Applied, Abort> {
+    let token = crate::merchants::pages::access_token(conn, &customer.page_id)?;
+    Ok(Applied::NeedsProfile(customer, token))
+}
+
+/// Applies the held customer's pending `events` (in timestamp order) up to the first not due yet.
+fn apply_events(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    events: Vec<PendingEvent>,
+    policy: Policy,
+) -> Result<Applied, Abort> {
     let (mut applied, mut sends) = (0, None);
-    for event in pending_events(conn, customer_id)? {
+    for event in events {
         if event.next_attempt_at > now() {
             break;
         }
-        match apply(conn, &customer, &event, policy) {
+        match apply(conn, customer, &event, policy) {
             Ok(queued) => {
                 applied += 1;
                 sends = sends.or(queued);
@@ -504,6 +548,48 @@ fn take_due(conn: &mut DbConnection, customer_id: CustomerId, policy: Policy) ->
         }
     }
     Ok(Applied::Done { applied, sends })
+}
+
+/// The customers of `ids` no other transaction holds, their rows held for the rest of the transaction
+/// (see [`lock_customer`]).
+fn lock_customers(conn: &mut DbConnection, ids: &[CustomerId]) -> QueryResult<Vec<Customer>> {
+    let of_ids = customers::table.filter(customers::id.eq_any(ids));
+    match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => of_ids
+            .select(Customer::as_select())
+            .for_no_key_update()
+            .skip_locked()
+            .load(c),
+        DbConnection::Sqlite(c) => of_ids.select(Customer::as_select()).load(c),
+    }
+}
+
+/// The pending events of each of `customers`, each shopper's in timestamp order (one statement).
+fn pending_events_of(
+    conn: &mut DbConnection,
+    customers: &[CustomerId],
+) -> QueryResult<std::collections::HashMap<CustomerId, Vec<PendingEvent>>> {
+    let mut of = std::collections::HashMap::new();
+    if customers.is_empty() {
+        return Ok(of);
+    }
+    let rows: Vec<(Option<CustomerId>, PendingEvent)> = inbound_events::table
+        .filter(inbound_events::customer_id.eq_any(customers))
+        .filter(inbound_events::status.eq(EventStatus::Pending))
+        .order((
+            inbound_events::customer_id.asc(),
+            inbound_events::occurred_at.asc(),
+            inbound_events::id.asc(),
+        ))
+        .select((inbound_events::customer_id, PendingEvent::as_select()))
+        .load(conn)?;
+    for (customer, event) in rows {
+        if let Some(customer) = customer {
+            of.entry(customer).or_insert_with(Vec::new).push(event);
+        }
+    }
+    Ok(of)
 }
 
 /// The customer, its row locked for the rest of the transaction; `None` when another transaction holds

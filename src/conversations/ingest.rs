@@ -132,11 +132,15 @@ fn in_one_statement(
     let mut events: HashMap<DbUuid, Place<'_>> = HashMap::new();
     let mut new_customers: HashMap<(&str, &str), CustomerId> = HashMap::new();
     let mut ids = Vec::with_capacity(deliveries.len());
+    let mut resolved = resolve_all(conn, deliveries)?.into_iter();
     for (index, d) in deliveries.iter().enumerate() {
         let id = Uuid::now_v7();
         rows.delivery(id, d);
         for (place, e) in d.parsed.as_deref().unwrap_or_default().iter().enumerate() {
-            let (merchant, customer) = match inbox::resolve(conn, e)? {
+            let Some(whose) = resolved.next() else {
+                return Err(diesel::result::Error::NotFound);
+            };
+            let (merchant, customer) = match whose {
                 Resolved::Skip => continue,
                 Resolved::Known(merchant, customer) => (merchant, customer),
                 // Its profile comes with the delivery: stored by the transaction's path.
@@ -180,6 +184,87 @@ fn in_one_statement(
             .collect(),
     ))
 }
+
+/// Whose each event of `deliveries` is, in order: one statement on PostgreSQL for the events of Meta's
+/// channels (a web chat's event, which never comes in a webhook's delivery, is read alone).
+#[cfg(feature = "postgres")]
+fn resolve_all(
+    conn: &mut DbConnection,
+    deliveries: &[Delivery],
+) -> diesel::QueryResult<Vec<inbox::Resolved>> {
+    use diesel::RunQueryDsl;
+
+    use crate::kernel::{Channel, MerchantId};
+
+    let events: Vec<&Inbound> = deliveries
+        .iter()
+        .flat_map(|d| d.parsed.as_deref().unwrap_or_default())
+        .collect();
+    let pg = match conn {
+        DbConnection::Postgres(pg) if events.iter().all(|e| e.channel != Channel::Webchat) => pg,
+        _ => return events.iter().map(|e| inbox::resolve(conn, e)).collect(),
+    };
+    let accounts = AccountsOnPostgres {
+        channels: events.iter().map(|e| e.channel.as_str()).collect(),
+        accounts: events.iter().map(|e| e.account.as_str()).collect(),
+        shoppers: events.iter().map(|e| e.user.as_str()).collect(),
+    };
+    let found: Vec<(Option<MerchantId>, Option<CustomerId>)> = accounts.load(pg)?;
+    if found.len() != events.len() {
+        return Err(diesel::result::Error::NotFound);
+    }
+    Ok(events
+        .iter()
+        .zip(found)
+        .map(|(e, (merchant, customer))| inbox::Resolved::of(e, merchant.map(|m| (m, customer))))
+        .collect())
+}
+
+/// [`resolve_all`]'s statement: for each event (its channel, account and shopper, as arrays), the
+/// merchant of the account (a Messenger or WhatsApp number's Page by its id and kind, an Instagram
+/// account by its id) and the shopper's row when the account is connected, in the events' order.
+#[cfg(feature = "postgres")]
+struct AccountsOnPostgres<'a> {
+    channels: Vec<&'static str>,
+    accounts: Vec<&'a str>,
+    shoppers: Vec<&'a str>,
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AccountsOnPostgres<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{Array, Text};
+        out.push_sql("SELECT a.merchant_id, c.id FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.channels)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.accounts)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.shoppers)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS k(channel, account, shopper, n) \
+             LEFT JOIN pages p ON k.channel <> 'instagram' AND p.page_id = k.account AND p.kind = k.channel \
+             LEFT JOIN pages i ON k.channel = 'instagram' AND i.instagram_account_id = k.account \
+             CROSS JOIN LATERAL (SELECT COALESCE(p.merchant_id, i.merchant_id) AS merchant_id) a \
+             LEFT JOIN customers c ON a.merchant_id IS NOT NULL AND c.page_id = k.account \
+             AND c.psid = k.shopper ORDER BY k.n",
+        );
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::Query for AccountsOnPostgres<'_> {
+    type SqlType = (
+        diesel::sql_types::Nullable<crate::db::PortableUuid>,
+        diesel::sql_types::Nullable<crate::db::PortableUuid>,
+    );
+}
+
+#[cfg(feature = "postgres")]
+crate::fixed_text_statement!(AccountsOnPostgres);
 
 /// The rows [`in_one_statement`] inserts, column by column.
 #[cfg(feature = "postgres")]

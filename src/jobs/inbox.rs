@@ -176,10 +176,12 @@ type Profile = Option<(Option<String>, Option<String>, Option<i32>)>;
 /// A shopper's turn to take: their due events, after storing their profile when it was just asked for.
 type Turn = (CustomerId, Option<Profile>);
 
-/// Takes `turns` in one transaction; one turn alone in a transaction of its own, where a failing event
-/// is that shopper's answer (scheduled for a retry). A failing event in a group, or a refusal of the
-/// database (which on PostgreSQL may leave the transaction unusable: a deadlock, say), undoes the whole
-/// group, whose turns the caller then takes one by one: the shoppers' turns need no savepoint each.
+/// Takes `turns` in one transaction (the shoppers' rows held by one statement and their events read by
+/// another, see [`inbound::apply_due_together`]); one turn alone in a transaction of its own, where a
+/// failing event is that shopper's answer (scheduled for a retry). A failing event in a group, or a
+/// refusal of the database (which on PostgreSQL may leave the transaction unusable: a deadlock, say),
+/// undoes the whole group, whose turns the caller then takes one by one: the shoppers' turns need no
+/// savepoint each.
 fn settle_all(
     conn: &mut DbConnection,
     turns: &[Turn],
@@ -195,16 +197,14 @@ fn settle_all(
             retry_base,
         )?]),
         _ => write_transaction(conn, |conn| {
-            turns
-                .iter()
-                .map(|(customer_id, profile)| {
-                    if let Some(profile) = profile {
-                        conversations::set_profile(conn, *customer_id, profile.clone())?;
-                    }
-                    inbound::apply_due_in_caller_transaction(conn, *customer_id, policy)?
-                        .ok_or(diesel::result::Error::RollbackTransaction)
-                })
-                .collect()
+            for (customer_id, profile) in turns {
+                if let Some(profile) = profile {
+                    conversations::set_profile(conn, *customer_id, profile.clone())?;
+                }
+            }
+            let customers: Vec<CustomerId> = turns.iter().map(|(customer_id, _)| *customer_id).collect();
+            inbound::apply_due_together(conn, &customers, policy)?
+                .ok_or(diesel::result::Error::RollbackTransaction)
         }),
     }
 }
