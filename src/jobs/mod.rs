@@ -352,14 +352,16 @@ mod tests {
         ThreadId(uuid::Uuid::from_u128(n))
     }
 
-    /// A pipeline that never polls within a test, whose due query answers nothing and counts how often
-    /// it is asked, and whose work records each key (waiting for `gate` when it is set).
+    /// A pipeline that never polls within a test, whose due query answers nothing (but `found_first` the
+    /// first time, naming those keys too while it is asked) and counts how often it is asked, and whose
+    /// work records each key (waiting for `gate` when it is set).
     struct Harness {
         hints: Hints<ThreadId>,
         asked: Arc<AtomicUsize>,
         worked: Arc<Mutex<Vec<ThreadId>>>,
         gate: Arc<Notify>,
         gated: bool,
+        found_first: Vec<ThreadId>,
     }
 
     impl Harness {
@@ -370,6 +372,7 @@ mod tests {
                 worked: Arc::default(),
                 gate: Arc::default(),
                 gated,
+                found_first: Vec::new(),
             }
         }
 
@@ -377,8 +380,16 @@ mod tests {
         async fn run(&self, steps: impl std::future::Future<Output = ()>) {
             let (stop, mut stopped) = watch::channel(false);
             let due = |_limit: usize| {
-                self.asked.fetch_add(1, Ordering::SeqCst);
-                async { Ok(Vec::new()) }
+                let first = self.asked.fetch_add(1, Ordering::SeqCst) == 0;
+                let found = if first {
+                    self.found_first.clone()
+                } else {
+                    Vec::new()
+                };
+                for key in &found {
+                    self.hints.wake_for(*key);
+                }
+                async { Ok(found) }
             };
             let work = |k: ThreadId| {
                 let (worked, gate, gated) = (self.worked.clone(), self.gate.clone(), self.gated);
@@ -463,46 +474,19 @@ mod tests {
     #[tokio::test]
     async fn a_key_named_before_its_work_started_is_worked_on_once() {
         // The question finds key 7 due while its naming (for the same work) waits to be taken.
-        let hints: Hints<ThreadId> = Hints::default();
-        let worked: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
-        let asked = AtomicUsize::new(0);
-        let (stop, mut stopped) = watch::channel(false);
-        let due = |_limit: usize| {
-            let first = asked.fetch_add(1, Ordering::SeqCst) == 0;
-            let hints = &hints;
-            async move {
-                if first {
-                    hints.wake_for(key(7));
-                    Ok(vec![key(7)])
-                } else {
-                    Ok(Vec::new())
-                }
-            }
+        let h = Harness {
+            found_first: vec![key(7)],
+            ..Harness::new(false)
         };
-        let work = |k: ThreadId| {
-            let worked = worked.clone();
-            async move {
-                worked
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(k);
-                Ok(1)
-            }
-        };
-        let hour = Duration::from_secs(3600);
-        let driver = pipeline(&hints, hour, &mut stopped, 2, "test", due, work);
-        let steps = async {
+        h.run(async {
+            h.until_worked(1).await;
             // Long enough for the naming to be taken after the work is done.
-            for _ in 0..200 {
-                tokio::task::yield_now().await;
+            for _ in 0..10 {
+                Harness::settle().await;
             }
-            let _ = stop.send(true);
-        };
-        tokio::join!(driver, steps);
-        assert_eq!(
-            *worked.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-            [key(7)]
-        );
+        })
+        .await;
+        assert_eq!(h.worked(), [key(7)]);
     }
 
     #[tokio::test]
